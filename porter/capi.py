@@ -1,0 +1,159 @@
+"""Facts about CPython's C API, kept as data: struct field orders, slot ids, version gates."""
+
+from __future__ import annotations
+
+# The configuration porter reads `#if` blocks for. Ports must still compile on 3.11 to 3.13.
+ANALYSIS_TARGET = {
+    "PY_MAJOR_VERSION": 3,
+    "PY_MINOR_VERSION": 12,
+    "PY_MICRO_VERSION": 0,
+    "PY_VERSION_HEX": 0x030C00F0,
+    "PY_RELEASE_LEVEL": 0xF,
+    "PY_RELEASE_SERIAL": 0,
+}
+
+# Macros <Python.h> defines, so `#ifndef Py_TYPE` compatibility blocks read as false.
+PYTHON_H_MACROS = frozenset({
+    "Py_TYPE", "Py_SIZE", "Py_REFCNT", "Py_SET_TYPE", "Py_SET_SIZE", "Py_SET_REFCNT",
+    "Py_IS_TYPE", "PyVarObject_HEAD_INIT", "PyObject_HEAD_INIT", "PyObject_HEAD",
+    "PyObject_VAR_HEAD", "Py_RETURN_NONE", "Py_RETURN_TRUE", "Py_RETURN_FALSE",
+    "Py_RETURN_NOTIMPLEMENTED", "PyMODINIT_FUNC", "PyDoc_STRVAR", "PyDoc_STR", "Py_UNUSED",
+    "Py_VISIT", "Py_CLEAR", "Py_SETREF", "Py_XSETREF", "Py_NewRef", "Py_XNewRef",
+    "Py_TPFLAGS_DEFAULT", "Py_TPFLAGS_HAVE_GC", "Py_TPFLAGS_BASETYPE",
+    "Py_TPFLAGS_HAVE_VERSION_TAG", "Py_TPFLAGS_IMMUTABLETYPE",
+    "Py_TPFLAGS_DISALLOW_INSTANTIATION", "Py_TPFLAGS_METHOD_DESCRIPTOR", "Py_TPFLAGS_HAVE_VECTORCALL",
+    "Py_TPFLAGS_MAPPING", "Py_TPFLAGS_SEQUENCE", "Py_TPFLAGS_MANAGED_DICT", "Py_TPFLAGS_MANAGED_WEAKREF",
+    "Py_mod_exec", "Py_mod_create", "Py_mod_multiple_interpreters", "METH_FASTCALL",
+    "METH_METHOD", "PY_SSIZE_T_MAX", "PY_SSIZE_T_MIN", "Py_hash_t", "PyModuleDef_HEAD_INIT",
+    "Py_BEGIN_ALLOW_THREADS", "Py_END_ALLOW_THREADS", "Py_ssize_t", "PY_VERSION_HEX",
+    "Py_MIN", "Py_MAX", "Py_ABS", "Py_ARRAY_LENGTH", "Py_STRINGIFY", "Py_UNREACHABLE",
+    "PyStructSequence_UnnamedField", "Py_T_OBJECT_EX", "Py_READONLY", "T_OBJECT",
+})
+
+# PyTypeObject, in declaration order (3.11 to 3.13 agree up to tp_vectorcall).
+# `ob_base` is the PyVarObject_HEAD_INIT position.
+TYPE_FIELDS = (
+    "ob_base", "tp_name", "tp_basicsize", "tp_itemsize", "tp_dealloc", "tp_vectorcall_offset",
+    "tp_getattr", "tp_setattr", "tp_as_async", "tp_repr", "tp_as_number", "tp_as_sequence",
+    "tp_as_mapping", "tp_hash", "tp_call", "tp_str", "tp_getattro", "tp_setattro",
+    "tp_as_buffer", "tp_flags", "tp_doc", "tp_traverse", "tp_clear", "tp_richcompare",
+    "tp_weaklistoffset", "tp_iter", "tp_iternext", "tp_methods", "tp_members", "tp_getset",
+    "tp_base", "tp_dict", "tp_descr_get", "tp_descr_set", "tp_dictoffset", "tp_init",
+    "tp_alloc", "tp_new", "tp_free", "tp_is_gc", "tp_bases", "tp_mro", "tp_cache",
+    "tp_subclasses", "tp_weaklist", "tp_del", "tp_version_tag", "tp_finalize", "tp_vectorcall",
+)
+# Old names for the same positions, seen in designated and commented initialisers.
+TYPE_FIELD_ALIASES = {"tp_print": "tp_vectorcall_offset", "tp_compare": "tp_as_async",
+                      "tp_reserved": "tp_as_async"}
+
+# Sub-structs and their fields, in declaration order; each becomes Py_<prefix>_* slots.
+SUBSTRUCT_FIELDS = {
+    "PyAsyncMethods": ("am_await", "am_aiter", "am_anext", "am_send"),
+    "PyNumberMethods": (
+        "nb_add", "nb_subtract", "nb_multiply", "nb_remainder", "nb_divmod", "nb_power",
+        "nb_negative", "nb_positive", "nb_absolute", "nb_bool", "nb_invert", "nb_lshift",
+        "nb_rshift", "nb_and", "nb_xor", "nb_or", "nb_int", "nb_reserved", "nb_float",
+        "nb_inplace_add", "nb_inplace_subtract", "nb_inplace_multiply", "nb_inplace_remainder",
+        "nb_inplace_power", "nb_inplace_lshift", "nb_inplace_rshift", "nb_inplace_and",
+        "nb_inplace_xor", "nb_inplace_or", "nb_floor_divide", "nb_true_divide",
+        "nb_inplace_floor_divide", "nb_inplace_true_divide", "nb_index", "nb_matrix_multiply",
+        "nb_inplace_matrix_multiply",
+    ),
+    "PySequenceMethods": (
+        "sq_length", "sq_concat", "sq_repeat", "sq_item", "was_sq_slice", "sq_ass_item",
+        "was_sq_ass_slice", "sq_contains", "sq_inplace_concat", "sq_inplace_repeat",
+    ),
+    "PyMappingMethods": ("mp_length", "mp_subscript", "mp_ass_subscript"),
+    "PyBufferProcs": ("bf_getbuffer", "bf_releasebuffer"),
+}
+SUBSTRUCT_OF_FIELD = {
+    "tp_as_async": "PyAsyncMethods",
+    "tp_as_number": "PyNumberMethods",
+    "tp_as_sequence": "PySequenceMethods",
+    "tp_as_mapping": "PyMappingMethods",
+    "tp_as_buffer": "PyBufferProcs",
+}
+SUBSTRUCT_ALIASES = {"nb_nonzero": "nb_bool", "nb_long": "nb_reserved", "nb_divide": None,
+                     "nb_inplace_divide": None, "nb_coerce": None, "nb_oct": None,
+                     "nb_hex": None, "am_send": "am_send"}
+
+# PyModuleDef fields after m_base, in declaration order.
+MODULEDEF_FIELDS = ("m_base", "m_name", "m_doc", "m_size", "m_methods", "m_slots",
+                    "m_traverse", "m_clear", "m_free")
+
+# Types whose static definitions are tables that need no port (data, not state).
+DEFINITION_TABLE_TYPES = {
+    "PyMethodDef": "method-table",
+    "PyMemberDef": "member-table",
+    "PyGetSetDef": "getset-table",
+    "PyType_Slot": "type-slots",
+    "PyType_Spec": "type-spec",
+    "PyModuleDef": "module-def",
+    "PyModuleDef_Slot": "module-slots",
+    "PyStructSequence_Desc": "structseq-desc",
+    "PyStructSequence_Field": "structseq-fields",
+    "PyNumberMethods": "type-substruct",
+    "PySequenceMethods": "type-substruct",
+    "PyMappingMethods": "type-substruct",
+    "PyAsyncMethods": "type-substruct",
+    "PyBufferProcs": "type-substruct",
+}
+
+# Calls that create the exception objects modules keep in globals.
+EXCEPTION_FACTORIES = frozenset({"PyErr_NewException", "PyErr_NewExceptionWithDoc"})
+# Calls whose results are cached objects: interned names, imported attributes, constants.
+CACHE_FACTORIES = frozenset({
+    "PyUnicode_InternFromString", "PyUnicode_FromString", "PyUnicode_FromStringAndSize",
+    "PyBytes_FromString", "PyLong_FromLong", "PyLong_FromSsize_t", "PyFloat_FromDouble",
+    "PyTuple_New", "PyTuple_Pack", "Py_BuildValue", "PyDict_New", "PyList_New",
+    "PyObject_GetAttrString", "PyObject_GetAttr", "PyImport_ImportModule",
+    "PyImport_ImportModuleLevel", "PyImport_Import", "PyObject_CallObject",
+    "PyObject_CallFunction", "PyObject_CallNoArgs", "PyUnicode_InternInPlace",
+    "PyUnicode_DecodeASCII", "PyCapsule_Import", "_PyUnicode_FromId", "PyFrozenSet_New",
+    "PySet_New", "PyObject_Call", "PyObject_CallMethod", "PyMemoryView_FromMemory",
+    "PyStructSequence_NewType",
+})
+
+# Process-wide resources: a module that touches them cannot claim per-interpreter isolation
+# without a person deciding how the resource is shared.
+PROCESS_GLOBAL_CALLS = {
+    "signal": "installs a process-wide signal handler",
+    "sigaction": "installs a process-wide signal handler",
+    "PyOS_setsig": "installs a process-wide signal handler",
+    "atexit": "registers a process-wide exit handler",
+    "Py_AtExit": "registers a process-wide exit handler",
+    "pthread_once": "one-time process-wide initialisation",
+    "setlocale": "changes the process-wide locale",
+    "PyEval_SetTrace": "installs a trace function (per thread state, not per module)",
+    "PyEval_SetProfile": "installs a profile function (per thread state, not per module)",
+    "PyMem_SetAllocator": "replaces a process-wide allocator",
+    "PyOS_InputHook": "sets a process-wide input hook",
+}
+BLOCKER_CALLS = {
+    "PyState_FindModule": "finds the module through the interpreter's single-phase registry",
+    "PyState_AddModule": "registers the module in the single-phase registry",
+    "PyState_RemoveModule": "unregisters the module from the single-phase registry",
+    "PyCapsule_New": "exports a C API through a capsule: other modules may hold its pointers",
+    "PyCapsule_Import": "imports another module's C API through a capsule",
+    "PyGILState_Ensure": "PyGILState_* assumes one interpreter per thread",
+    "PyGILState_Release": "PyGILState_* assumes one interpreter per thread",
+    "PyGILState_GetThisThreadState": "PyGILState_* assumes one interpreter per thread",
+    "PyGILState_Check": "PyGILState_* assumes one interpreter per thread",
+}
+
+# When C-API names appeared; newer ones need a PY_VERSION_HEX guard in generated code.
+ADDED_IN = {
+    "Py_mod_multiple_interpreters": (3, 12),
+    "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED": (3, 12),
+    "Py_mod_gil": (3, 13),
+    "Py_MOD_GIL_USED": (3, 13),
+    "PyModule_Add": (3, 13),
+    "PyModule_AddObjectRef": (3, 10),
+    "PyModule_AddType": (3, 10),
+    "PyType_GetModuleByDef": (3, 11),
+    "PyType_FromModuleAndSpec": (3, 10),
+    "Py_TPFLAGS_IMMUTABLETYPE": (3, 10),
+    "Py_TPFLAGS_DISALLOW_INSTANTIATION": (3, 10),
+    "Py_NewRef": (3, 10),
+    "PyStructSequence_NewType": (3, 3),
+}

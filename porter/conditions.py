@@ -1,0 +1,240 @@
+"""Evaluates `#if` conditions for porter's analysis target: CPython 3.12 on Linux with GCC.
+
+Three-valued: True, False, or None when the answer depends on something porter cannot know
+(a configure-time HAVE_ macro, a build flag). Only the parser's choice of a branch to read and
+the choice among macro definitions depend on it; an unknown never becomes an edit.
+"""
+
+from __future__ import annotations
+
+import re
+
+from porter.capi import ANALYSIS_TARGET, PYTHON_H_MACROS
+
+# Names known for the target platform; anything else is unknown unless the file defines it.
+KNOWN_TRUE = {"__linux__": 1, "__GNUC__": 12, "__STDC__": 1, "__STDC_VERSION__": 201710, "linux": 1,
+              "__unix__": 1, "unix": 1}
+KNOWN_FALSE = {
+    "_WIN32", "WIN32", "_WIN64", "MS_WINDOWS", "MS_WIN32", "MS_WIN64", "_MSC_VER", "__APPLE__",
+    "__MACH__", "__FreeBSD__", "__NetBSD__", "__OpenBSD__", "__sun", "__CYGWIN__", "_AIX",
+    "__clang__", "__cplusplus", "PYPY_VERSION", "Py_LIMITED_API", "Py_DEBUG", "Py_BUILD_CORE",
+    "Py_BUILD_CORE_BUILTIN", "Py_BUILD_CORE_MODULE", "Py_GIL_DISABLED", "__MINGW32__",
+    "__EMSCRIPTEN__", "__wasi__", "__VMS", "__hpux",
+}
+
+
+class Defines:
+    """Object-like macros seen so far in a file, for `defined()` and values."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.undefined: set[str] = set()
+
+    def apply(self, word: str, rest: bytes) -> None:
+        text = rest.decode("utf-8", "replace").strip()
+        m = re.match(r"([A-Za-z_]\w*)(\(?)\s*(.*)", text, re.DOTALL)
+        if not m:
+            return
+        name = m.group(1)
+        if word == "define":
+            self.values[name] = "" if m.group(2) else m.group(3).strip()
+            self.undefined.discard(name)
+        else:
+            self.values.pop(name, None)
+            self.undefined.add(name)
+
+    def is_defined(self, name: str) -> bool | None:
+        if name in self.values:
+            return True
+        if name in self.undefined:
+            return False
+        if name in KNOWN_TRUE or name in ANALYSIS_TARGET or name in PYTHON_H_MACROS:
+            return True
+        if name in KNOWN_FALSE:
+            return False
+        return None
+
+    def value(self, name: str) -> int | None:
+        if name in ANALYSIS_TARGET:
+            return ANALYSIS_TARGET[name]
+        if name in KNOWN_TRUE:
+            return KNOWN_TRUE[name]
+        if name in KNOWN_FALSE:
+            return 0
+        raw = self.values.get(name)
+        if raw is None:
+            return None
+        try:
+            return _literal(raw)
+        except ValueError:
+            return None
+
+
+class Unknown(Exception):
+    pass
+
+
+def _literal(text: str) -> int:
+    text = text.strip().rstrip("uUlL")
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip().rstrip("uUlL")
+    return int(text, 0)
+
+
+_TOKENS = re.compile(r"\s*(defined|0[xX][0-9a-fA-F]+[uUlL]*|\d+[uUlL]*|[A-Za-z_]\w*|&&|\|\||==|!=|<=|>=|<<|>>|[-+*/%<>!()~?:])")
+
+
+def evaluate(kind: str, condition: bytes, defines: Defines) -> bool | None:
+    text = condition.decode("utf-8", "replace").strip()
+    if kind in ("ifdef", "ifndef"):
+        name = text.split()[0] if text.split() else ""
+        known = defines.is_defined(name)
+        if known is None:
+            return None
+        return known if kind == "ifdef" else not known
+    if kind == "else":
+        return None
+    try:
+        tokens = _tokenize(text)
+        value = _Expr(tokens, defines).parse()
+    except (Unknown, ValueError, IndexError, ZeroDivisionError):
+        return None
+    return bool(value)
+
+
+def _tokenize(text: str) -> list[str]:
+    tokens, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKENS.match(text, pos)
+        if not m:
+            raise ValueError(text[pos:])
+        tokens.append(m.group(1))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return tokens
+
+
+class _Expr:
+    """Precedence climbing over the C preprocessor's integer expressions, with unknowns."""
+
+    BINARY = [("||",), ("&&",), ("==", "!="), ("<", ">", "<=", ">="), ("<<", ">>"), ("+", "-"),
+              ("*", "/", "%")]
+
+    def __init__(self, tokens: list[str], defines: Defines):
+        self.tokens = tokens
+        self.pos = 0
+        self.defines = defines
+
+    def parse(self) -> int:
+        value = self.ternary()
+        if self.pos != len(self.tokens):
+            raise ValueError("trailing tokens")
+        return value
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> str:
+        tok = self.tokens[self.pos]
+        self.pos += 1
+        return tok
+
+    def ternary(self):
+        cond = self.binary(0)
+        if self.peek() == "?":
+            self.take()
+            a = self.ternary()
+            if self.take() != ":":
+                raise ValueError("expected :")
+            b = self.ternary()
+            if cond is None:
+                if a == b and a is not None:
+                    return a
+                raise Unknown()
+            return a if cond else b
+        if cond is None:
+            raise Unknown()
+        return cond
+
+    def binary(self, level: int):
+        if level == len(self.BINARY):
+            return self.unary()
+        left = self.binary(level + 1)
+        while self.peek() in self.BINARY[level]:
+            op = self.take()
+            right = self.binary(level + 1)
+            left = _apply(op, left, right)
+        return left
+
+    def unary(self):
+        tok = self.take()
+        if tok == "!":
+            v = self.unary()
+            return None if v is None else int(not v)
+        if tok == "-":
+            v = self.unary()
+            return None if v is None else -v
+        if tok == "~":
+            v = self.unary()
+            return None if v is None else ~v
+        if tok == "+":
+            return self.unary()
+        if tok == "(":
+            v = self.ternary_or_none()
+            if self.take() != ")":
+                raise ValueError("expected )")
+            return v
+        if tok == "defined":
+            if self.peek() == "(":
+                self.take()
+                name = self.take()
+                if self.take() != ")":
+                    raise ValueError("expected )")
+            else:
+                name = self.take()
+            known = self.defines.is_defined(name)
+            return None if known is None else int(known)
+        if tok[0].isdigit():
+            return _literal(tok)
+        if tok[0].isalpha() or tok[0] == "_":
+            if self.peek() == "(":
+                raise Unknown()  # a function-like macro in a condition
+            return self.defines.value(tok)
+        raise ValueError(tok)
+
+    def ternary_or_none(self):
+        try:
+            return self.ternary()
+        except Unknown:
+            # Skip to the matching parenthesis: the group is unknown, the rest may decide.
+            depth = 0
+            while self.peek() is not None:
+                if self.peek() == "(":
+                    depth += 1
+                elif self.peek() == ")":
+                    if depth == 0:
+                        break
+                    depth -= 1
+                self.take()
+            return None
+
+
+def _apply(op: str, a, b):
+    if op == "||":
+        if a or b:
+            return 1 if (a or b) else 0
+        return None if a is None or b is None else 0
+    if op == "&&":
+        if a == 0 or b == 0:
+            return 0
+        return None if a is None or b is None else 1
+    if a is None or b is None:
+        return None
+    return {
+        "==": lambda: int(a == b), "!=": lambda: int(a != b), "<": lambda: int(a < b),
+        ">": lambda: int(a > b), "<=": lambda: int(a <= b), ">=": lambda: int(a >= b),
+        "<<": lambda: a << b, ">>": lambda: a >> b, "+": lambda: a + b, "-": lambda: a - b,
+        "*": lambda: a * b, "/": lambda: a // b, "%": lambda: a % b,
+    }[op]()

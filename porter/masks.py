@@ -1,0 +1,399 @@
+"""Same-length stand-ins for macros tree-sitter cannot read, so offsets stay those of the file.
+
+CPython's own macros come from a fixed table. A project's macros are read from its `#define`s
+and masked by what their active definition is: an attribute or empty expansion is blanked, a
+statement written without its semicolon gets one in the whitespace after it, a use whose
+arguments are statements is blanked. Every mask is recorded; uses of globals inside blanked
+text are found lexically by the analysis.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from porter.lexer import Token, matching_paren, tokenize, top_level_commas
+from porter.model import Macro, Span
+
+
+@dataclass(frozen=True)
+class MacroMask:
+    """A macro use replaced by a stand-in of the same length."""
+
+    name: str
+    span: Span
+    blanked: bool = False  # the tree does not see this text at all
+
+
+
+
+def _blank(buf: bytearray, start: int, end: int) -> None:
+    """Replace bytes with spaces, keeping newlines so that lines stay where they were."""
+    for i in range(start, end):
+        if buf[i] not in (0x0A, 0x0D):
+            buf[i] = 0x20
+
+
+def _put(buf: bytearray, at: int, text: bytes) -> None:
+    buf[at:at + len(text)] = text
+
+
+def _next_significant(text: bytes, pos: int) -> bytes:
+    for tok in tokenize(text, pos):
+        if tok.kind not in ("comment", "newline"):
+            return tok.text
+    return b""
+
+
+def _mask_head(buf, text, tok):
+    # PyObject_HEAD -> "PyObject ob;" padded: a real field, so the struct parses.
+    stand_in = b"PyObject ob" if tok.text == b"PyObject_HEAD" else b"PyVarObject ob"
+    if _next_significant(text, tok.end) != b";":
+        stand_in += b";"
+    _blank(buf, tok.start, tok.end)
+    _put(buf, tok.start, stand_in)
+    return tok.end
+
+
+def _mask_head_init(buf, text, tok):
+    # PyVarObject_HEAD_INIT(type, size) expands to "{ ... },": one element that carries its
+    # own comma. The stand-in "{       0}," covers the whole use; the arguments are read from
+    # the original text through the recorded mask span.
+    open_at = _paren_after(text, tok.end)
+    close = None if open_at is None else matching_paren(text, open_at)
+    if close is None:
+        return None
+    _blank(buf, tok.start, close + 1)
+    buf[tok.start] = ord("{")
+    _put(buf, close - 2, b"0},")
+    return close + 1
+
+
+def _paren_after(text: bytes, pos: int) -> int | None:
+    for tok in tokenize(text, pos):
+        if tok.kind in ("comment", "newline"):
+            continue
+        return tok.start if tok.text == b"(" else None
+    return None
+
+
+def _mask_block(opening: bytes):
+    def mask(buf, text, tok):
+        _blank(buf, tok.start, tok.end)
+        buf[tok.start] = opening[0]
+        return tok.end
+
+    return mask
+
+
+def _mask_as_declaration(type_text: bytes):
+    # NAME(var, "string") -> "type var = "string" ": a declaration that parses.
+    def mask(buf, text, tok):
+        open_at = _paren_after(text, tok.end)
+        close = None if open_at is None else matching_paren(text, open_at)
+        if close is None:
+            return None
+        commas = top_level_commas(text, open_at, close + 1)
+        _blank(buf, tok.start, open_at + 1)
+        _put(buf, tok.start, type_text[: open_at + 1 - tok.start])
+        if commas:
+            buf[commas[0]] = ord("=")
+        buf[close] = 0x20
+        return close + 1
+
+    return mask
+
+
+def _mask_specifier(replacement: bytes):
+    # NAME(type) in a function header -> "static inline type ".
+    def mask(buf, text, tok):
+        open_at = _paren_after(text, tok.end)
+        close = None if open_at is None else matching_paren(text, open_at)
+        if close is None:
+            return None
+        _blank(buf, tok.start, open_at + 1)
+        _put(buf, tok.start, replacement[: open_at + 1 - tok.start])
+        buf[close] = 0x20
+        return close + 1
+
+    return mask
+
+
+def _mask_block_call(opening: bytes):
+    # Py_TRASHCAN_BEGIN(op, dealloc) opens a block: "{" and blanks.
+    def mask(buf, text, tok):
+        stop = _mask_blank_call(buf, text, tok)
+        if stop is not None:
+            buf[tok.start] = opening[0]
+        return stop
+
+    return mask
+
+
+def _mask_blank_call(buf, text, tok):
+    open_at = _paren_after(text, tok.end)
+    close = None if open_at is None else matching_paren(text, open_at)
+    if close is None:
+        return None
+    _blank(buf, tok.start, close + 1)
+    return close + 1
+
+
+def _mask_blank(buf, text, tok):
+    _blank(buf, tok.start, tok.end)
+    return tok.end
+
+
+def _mask_methoddef(buf, text, tok):
+    # Argument Clinic's FOO_METHODDEF expands to "{...},": "{FOO_METHOD}," is the same length.
+    if _next_significant(text, tok.end) in (b",", b"(", b"="):
+        return None
+    name = tok.text
+    _put(buf, tok.start, b"{" + name[:-3] + b"},")
+    return tok.end
+
+
+# Known macros and their stand-ins. Each entry: why tree-sitter needs help, and how.
+MACRO_MASKS: dict[bytes, object] = {
+    # A struct field without a semicolon.
+    b"PyObject_HEAD": _mask_head,
+    b"PyObject_VAR_HEAD": _mask_head,
+    # An initialiser element that carries its own trailing comma.
+    b"PyVarObject_HEAD_INIT": _mask_head_init,
+    b"PyObject_HEAD_INIT": _mask_head_init,
+    # Open and close a block without braces.
+    b"Py_BEGIN_ALLOW_THREADS": _mask_block(b"{"),
+    b"Py_END_ALLOW_THREADS": _mask_block(b"}"),
+    b"Py_BLOCK_THREADS": _mask_block(b";"),
+    b"Py_UNBLOCK_THREADS": _mask_block(b";"),
+    b"Py_BEGIN_CRITICAL_SECTION": _mask_blank_call,
+    b"Py_END_CRITICAL_SECTION": _mask_blank_call,
+    # Declarations written as calls.
+    b"PyDoc_STRVAR": _mask_as_declaration(b"char              "),
+    b"_Py_IDENTIFIER": _mask_as_declaration(b"_Py_Identifier  "),
+    b"_Py_static_string": _mask_as_declaration(b"_Py_Identifier     "),
+    # Function-header specifiers written as calls.
+    b"Py_LOCAL_INLINE": _mask_specifier(b"static inline     "),
+    b"Py_LOCAL": _mask_specifier(b"static     "),
+    b"PyAPI_FUNC": _mask_specifier(b"extern       "),
+    b"PyAPI_DATA": _mask_specifier(b"extern       "),
+    b"Py_DEPRECATED": _mask_blank_call,
+    b"Py_GCC_ATTRIBUTE": _mask_blank_call,
+    b"_Py_NO_RETURN": _mask_blank,
+    b"Py_NO_INLINE": _mask_blank,
+    b"Py_ALWAYS_INLINE": _mask_blank,
+    b"_Py_NO_SANITIZE_UNDEFINED": _mask_blank,
+    b"Py_EXPORTED_SYMBOL": _mask_blank,
+    b"Py_LOCAL_SYMBOL": _mask_blank,
+}
+
+# Also masked: _PyObject_EXTRA_INIT, empty outside debug builds, and trashcan and FPE blocks.
+MACRO_MASKS.update({
+    b"_PyObject_EXTRA_INIT": _mask_blank,
+    b"Py_TRASHCAN_BEGIN": _mask_block_call(b"{"),
+    b"Py_TRASHCAN_END": _mask_block(b"}"),
+    b"Py_TRASHCAN_SAFE_BEGIN": _mask_block_call(b"{"),
+    b"Py_TRASHCAN_SAFE_END": _mask_block_call(b"}"),
+    b"PyFPE_START_PROTECT": _mask_blank_call,
+    b"PyFPE_END_PROTECT": _mask_blank_call,
+})
+# Blanking maskers: the tree does not see the arguments of these uses.
+_BLANKING = {b"Py_BEGIN_CRITICAL_SECTION", b"Py_END_CRITICAL_SECTION", b"Py_DEPRECATED",
+             b"Py_GCC_ATTRIBUTE", b"PyFPE_START_PROTECT", b"PyFPE_END_PROTECT",
+             b"Py_TRASHCAN_BEGIN", b"Py_TRASHCAN_SAFE_BEGIN", b"Py_TRASHCAN_SAFE_END"}
+
+# PyMODINIT_FUNC needs no stand-in: tree-sitter reads it as a type name, which is what it is.
+KNOWN_UNMASKED = (b"PyMODINIT_FUNC", b"PyDoc_STR", b"Py_UNUSED")
+
+# <iso646.h> spells operators as words.
+ISO646 = {b"and": b"&&", b"or": b"||", b"not": b"!", b"not_eq": b"!=", b"and_eq": b"&=",
+          b"or_eq": b"|=", b"xor": b"^", b"xor_eq": b"^=", b"bitand": b"&", b"bitor": b"|",
+          b"compl": b"~"}
+
+# Words an attribute-like macro may expand to; such a macro is blanked (keeping the storage class).
+_SPECIFIER_WORDS = {"inline", "__inline", "__inline__", "__forceinline", "static", "extern",
+                    "__attribute__", "__attribute", "__declspec", "always_inline", "noinline",
+                    "unused", "__unused__", "maybe_unused", "__always_inline__", "__noinline__",
+                    "dllexport", "dllimport", "visibility", "default", "hidden", "cold", "hot",
+                    "noreturn", "__noreturn__", "__restrict", "__restrict__", "restrict",
+                    "_Noreturn", "__extension__", "const", "pure", "__const__", "deprecated",
+                    "warn_unused_result", "nonnull", "format", "printf", "fallthrough", "register"}
+_STATEMENT_END = {b";", b"}"}
+_STATEMENT_START = {b";", b"{", b"}", b":", b")"}
+
+
+def _classify(macro: Macro) -> str | None:
+    """How to mask uses of a project macro: blank, specifier, cast, statement, or None."""
+    body = re.sub(r"/\*.*?\*/|//[^\n]*|\\\r?\n", " ", macro.body_text, flags=re.DOTALL).strip()
+    words = re.findall(r"[A-Za-z_]\w*|\S", body)
+    if macro.params is None:
+        if not body:
+            return "blank"
+        names = [w for w in words if re.match(r"[A-Za-z_]", w)]
+        if names and set(names) <= _SPECIFIER_WORDS and "__attribute__" in names or (
+                names and set(names) <= {"inline", "__inline", "__inline__", "__forceinline",
+                                         "static", "extern"} and len(words) == len(names)):
+            return "specifier"
+        if re.fullmatch(r"\(\s*(const\s+)?[A-Za-z_]\w*(\s+[A-Za-z_]\w*)*\s*\**\s*\)", body):
+            return "cast"
+        return "statement" if _statement_like(body) else None
+    if not body:
+        return "blank-call"
+    return "statement" if _statement_like(body) else "call"
+
+
+def _statement_like(body: str) -> bool:
+    """An expansion that is a whole statement: `if (...) {...}`, `do {...} while (0);`, `f(x);`."""
+    return body.endswith((";", "}")) or bool(
+        re.match(r"(if|do|while|for|switch|return|goto|break|continue)\b|\{", body))
+
+
+def _prev_significant(tokens: list[Token], i: int) -> Token | None:
+    j = i - 1
+    while j >= 0 and tokens[j].kind in ("comment", "newline"):
+        j -= 1
+    return tokens[j] if j >= 0 else None
+
+
+def _next_index(tokens: list[Token], i: int) -> int:
+    j = i
+    while j < len(tokens) and tokens[j].kind in ("comment", "newline"):
+        j += 1
+    return j
+
+
+def _at_statement_start(prev: Token | None) -> bool:
+    return prev is None or prev.kind == "directive" or prev.text in _STATEMENT_START
+
+
+def _needs_semicolon(nxt: Token | None) -> bool:
+    if nxt is None:
+        return True
+    return nxt.kind in ("ident", "directive") or nxt.text in (b"{", b"}")
+
+
+def _place_semicolon(buf: bytearray, text: bytes, at: int) -> bool:
+    """Put the missing ';' in the whitespace right after `at`; False if there is none to use."""
+    if at < len(text) and text[at] in (0x20, 0x09):
+        buf[at] = ord(";")
+        return True
+    if at < len(text) and text[at] in (0x0A, 0x0D):
+        rest = text[at + 1:at + 200].lstrip(b" \t\r\n")
+        if not rest.startswith(b"#"):
+            buf[at] = ord(";")
+            return True
+    return False
+
+
+def mask_macros(
+    text: bytes, project: dict[str, Macro] | None = None, iso646: bool = False
+) -> tuple[bytes, tuple[MacroMask, ...]]:
+    """Replace macro uses outside comments, strings and directives with stand-ins."""
+    buf = bytearray(text)
+    masks: list[MacroMask] = []
+    project = project or {}
+    kinds = {name.encode(): _classify(m) for name, m in project.items()}
+    tokens = list(tokenize(text))
+    depths = _brace_depths(tokens)
+    skip_until = 0
+    for i, tok in enumerate(tokens):
+        if tok.start < skip_until or tok.kind != "ident":
+            continue
+        masker = MACRO_MASKS.get(tok.text)
+        if masker is None and tok.text.endswith(b"_METHODDEF") and len(tok.text) > 10:
+            masker = _mask_methoddef
+        if masker is not None:
+            stop = masker(buf, text, tok)
+            if stop is not None:
+                masks.append(MacroMask(tok.text.decode(), Span(tok.start, stop),
+                                       tok.text in _BLANKING))
+                skip_until = stop
+            continue
+        if iso646 and tok.text in ISO646:
+            _blank(buf, tok.start, tok.end)
+            _put(buf, tok.start, ISO646[tok.text])
+            masks.append(MacroMask(tok.text.decode(), Span(tok.start, tok.end)))
+            continue
+        kind = kinds.get(tok.text)
+        if kind is None:
+            continue
+        result = _mask_project(buf, text, tokens, i, project[tok.text.decode()], kind, depths[i])
+        if result is not None:
+            stop, blanked = result
+            masks.append(MacroMask(tok.text.decode(), Span(tok.start, stop), blanked))
+            skip_until = stop
+    assert len(buf) == len(text)
+    return bytes(buf), tuple(masks)
+
+
+def _brace_depths(tokens: list[Token]) -> list[int]:
+    depths, depth = [], 0
+    for t in tokens:
+        depths.append(depth)
+        if t.kind == "punct":
+            if t.text == b"{":
+                depth += 1
+            elif t.text == b"}":
+                depth = max(0, depth - 1)
+    return depths
+
+
+def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
+    tok = tokens[i]
+    if kind == "blank" or kind == "cast":
+        _blank(buf, tok.start, tok.end)
+        return tok.end, False
+    if kind == "specifier":
+        words = [w for w in ("static", "inline", "extern") if re.search(rf"\b{w}\b", macro.body_text)]
+        stand_in = b" ".join(w.encode() for w in words)
+        while len(stand_in) > tok.end - tok.start and b" " in stand_in:
+            stand_in = stand_in.rsplit(b" ", 1)[0]
+        _blank(buf, tok.start, tok.end)
+        if len(stand_in) <= tok.end - tok.start:
+            _put(buf, tok.start, stand_in)
+        return tok.end, False
+    prev = _prev_significant(tokens, i)
+    if macro.params is None:
+        end, j = tok.end, i + 1
+    else:
+        j = _next_index(tokens, i + 1)
+        if j >= len(tokens) or tokens[j].text != b"(":
+            return None
+        close = matching_paren(text, tokens[j].start)
+        if close is None:
+            return None
+        if kind == "blank-call":
+            if _at_statement_start(prev):
+                _blank(buf, tok.start, close + 1)
+                return close + 1, True
+            return None
+        if b";" in _depth_one_punct(text, tokens[j].start, close):
+            _blank(buf, tok.start, close + 1)
+            return close + 1, True
+        end = close + 1
+        while j < len(tokens) and tokens[j].start < end:
+            j += 1
+    nxt_i = _next_index(tokens, j)
+    nxt = tokens[nxt_i] if nxt_i < len(tokens) else None
+    if kind != "statement" or not _at_statement_start(prev) or not _needs_semicolon(nxt):
+        return None
+    if nxt is not None and nxt.text == b"else":
+        return None
+    if _place_semicolon(buf, text, end):
+        return end, False
+    _blank(buf, tok.start, end)
+    return end, True
+
+
+def _depth_one_punct(text: bytes, open_at: int, close: int) -> list[bytes]:
+    out, depth = [], 0
+    for t in tokenize(text, open_at, close + 1):
+        if t.kind != "punct":
+            continue
+        if t.text in (b"(", b"[", b"{"):
+            depth += 1
+        elif t.text in (b")", b"]", b"}"):
+            depth -= 1
+        elif depth == 1:
+            out.append(t.text)
+    return out

@@ -1,0 +1,273 @@
+"""Facts about C extension sources, as frozen dataclasses with byte spans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    start: int
+    end: int
+
+    def contains(self, other: "Span") -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+    def overlaps(self, other: "Span") -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A span in one file."""
+
+    file: str
+    span: Span
+
+
+class InitStyle(StrEnum):
+    SINGLE_PHASE = "single-phase"
+    MULTI_PHASE = "multi-phase"
+    UNKNOWN = "unknown"
+
+
+class GlobalKind(StrEnum):
+    """How a global is used, which decides what a port does with it."""
+
+    STATIC_TYPE = "static-type"  # a PyTypeObject definition
+    EXCEPTION = "exception"  # an exception object made in init
+    CACHED_OBJECT = "cached-object"  # an object (interned string, import) filled in init
+    LAZY_CACHE = "lazy-cache"  # an object filled on first use, outside init
+    OBJECT = "object"  # any other object pointer
+    TYPE_POINTER = "type-pointer"  # a PyTypeObject * filled at run time
+    IDENTIFIER = "identifier"  # _Py_IDENTIFIER: interpreter-aware already
+    MUTABLE_DATA = "mutable-data"  # C data written after initialisation
+    INIT_DATA = "init-data"  # C data written only while the module initialises
+    READONLY_DATA = "readonly-data"  # non-const C data that is never written
+    CONST_DATA = "const-data"  # const-qualified data
+    STRING = "string"  # a string literal or docstring
+    KWLIST = "kwlist"  # a keyword-name list for PyArg_ParseTupleAndKeywords
+    METHOD_TABLE = "method-table"
+    MEMBER_TABLE = "member-table"
+    GETSET_TABLE = "getset-table"
+    TYPE_SLOTS = "type-slots"
+    TYPE_SPEC = "type-spec"
+    MODULE_DEF = "module-def"
+    MODULE_SLOTS = "module-slots"
+    STRUCTSEQ_DESC = "structseq-desc"
+    STRUCTSEQ_FIELDS = "structseq-fields"
+    TYPE_SUBSTRUCT = "type-substruct"  # PyNumberMethods and friends
+    CAPSULE_API = "capsule-api"  # a pointer table exported through a capsule
+    FUNCTION_POINTER = "function-pointer"  # a pointer to a C function, set once
+
+    @property
+    def needs_port(self) -> bool:
+        return self in _PER_MODULE
+
+    @property
+    def is_definition(self) -> bool:
+        return self in _DEFINITIONS
+
+
+_PER_MODULE = frozenset({
+    GlobalKind.STATIC_TYPE, GlobalKind.EXCEPTION, GlobalKind.CACHED_OBJECT,
+    GlobalKind.LAZY_CACHE, GlobalKind.OBJECT, GlobalKind.TYPE_POINTER,
+    GlobalKind.MUTABLE_DATA, GlobalKind.INIT_DATA,
+})
+_DEFINITIONS = frozenset({
+    GlobalKind.METHOD_TABLE, GlobalKind.MEMBER_TABLE, GlobalKind.GETSET_TABLE,
+    GlobalKind.TYPE_SLOTS, GlobalKind.TYPE_SPEC, GlobalKind.MODULE_DEF, GlobalKind.MODULE_SLOTS,
+    GlobalKind.STRUCTSEQ_DESC, GlobalKind.STRUCTSEQ_FIELDS, GlobalKind.TYPE_SUBSTRUCT,
+    GlobalKind.KWLIST, GlobalKind.STRING, GlobalKind.CONST_DATA,
+})
+
+
+@dataclass(frozen=True)
+class Use:
+    """One place a global is named."""
+
+    file: str
+    span: Span  # the identifier
+    function: str | None  # enclosing function, None at file scope
+    access: str  # read, write, address, init (its own initialiser), macro
+    macro: str | None = None  # the macro whose body names it, for access == "macro"
+
+
+@dataclass(frozen=True)
+class Global:
+    name: str
+    function: str | None  # the function a function-local static lives in
+    kind: GlobalKind
+    file: str
+    span: Span  # the declarator
+    declaration: Span  # the whole declaration statement
+    type_text: str  # the declared type, with the declarator's pointer/array parts
+    c_type: str  # the base type name (PyObject, int, PyTypeObject, ...)
+    is_static: bool
+    is_const: bool
+    initializer: Span | None
+    declarator_count: int  # how many variables the declaration declares
+    uses: tuple[Use, ...] = ()
+    extern_declarations: tuple[Location, ...] = ()
+    reason: str = ""  # why it was given this kind
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        return (self.function, self.name)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str | None
+    type_text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    callee: str
+    span: Span  # the whole call expression
+    args: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    file: str
+    span: Span  # the whole definition
+    header: Span  # from the first specifier to the end of the declarator
+    body: Span  # the compound statement
+    return_type: str
+    params: tuple[Param, ...]
+    is_static: bool
+    roles: tuple[str, ...]  # see analyze.functions.ROLE_DOCS
+    calls: tuple[Call, ...]
+    address_taken: tuple[Location, ...]  # uses of its name other than calls and known tables
+    prototypes: tuple[Location, ...] = ()  # forward declarations
+
+
+@dataclass(frozen=True)
+class Initializer:
+    """A field of a struct initialiser (PyTypeObject, PyModuleDef, sub-structs)."""
+
+    name: str  # the field it initialises
+    span: Span  # the value expression
+    text: str
+    designated: bool
+    conditional: bool = False  # inside a masked #if branch
+
+
+@dataclass(frozen=True)
+class ModuleDef:
+    name: str  # the C variable
+    file: str
+    span: Span  # the whole declaration
+    initializer: Span | None
+    fields: tuple[Initializer, ...]
+    function: str | None  # when declared inside a function
+    is_static: bool
+    macro: str | None = None  # declared through a project macro (MOD_DEF)
+
+    def field(self, name: str) -> Initializer | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class StaticType:
+    name: str  # the C variable
+    file: str
+    span: Span  # the whole declaration
+    initializer: Span | None
+    slots: tuple[Initializer, ...]
+    positional: bool
+    forward_declarations: tuple[Location, ...]
+    substructs: tuple[tuple[str, str], ...]  # (tp_as_number, variable name)
+    substruct_slots: tuple[Initializer, ...]  # nb_add=..., resolved through the variables
+    tables: tuple[tuple[str, str], ...]  # (tp_methods, variable name)
+    conditional: bool  # a masked #if inside its initialiser
+    structseq: bool = False  # filled by PyStructSequence_InitType
+    metatype: str | None = None  # the PyVarObject_HEAD_INIT argument when not NULL
+    is_static: bool = True
+
+    def slot(self, name: str) -> Initializer | None:
+        return next((s for s in self.slots if s.name == name), None)
+
+
+class Severity(StrEnum):
+    BLOCKER = "blocker"
+    RISK = "risk"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a person must look at: a blocker, a risk or a note."""
+
+    code: str  # stable id, e.g. state-find-module
+    severity: Severity
+    file: str
+    span: Span
+    message: str
+    function: str | None = None
+
+
+@dataclass(frozen=True)
+class InitFunction:
+    name: str  # PyInit_<module>
+    file: str
+    span: Span
+    header: Span
+    body: Span
+    create_calls: tuple[Call, ...]  # PyModule_Create / PyModule_Create2 (through macros too)
+    def_name: str | None  # the PyModuleDef the create call names
+    macro_header: str | None = None  # MOD_INIT(name)-style header macro
+    c_name: str | None = None  # the name as written when a macro spells PyInit_<module>
+    worker: str | None = None  # `return moduleinit();`: the function that creates the module
+    worker_span: Span | None = None
+
+
+@dataclass(frozen=True)
+class ExtensionModule:
+    name: str
+    files: tuple[str, ...]
+    init: InitFunction
+    init_style: InitStyle
+    definition: ModuleDef | None
+    static_types: tuple[StaticType, ...]
+    globals: tuple[Global, ...]
+    functions: tuple[Function, ...]
+    findings: tuple[Finding, ...]
+    macros: tuple["Macro", ...] = ()
+
+    def function(self, name: str) -> Function | None:
+        return next((f for f in self.functions if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class Macro:
+    name: str
+    file: str
+    span: Span  # the #define line
+    params: tuple[str, ...] | None  # None for an object-like macro
+    body: Span
+    body_text: str
+    active: bool | None  # whether the analysis target compiles this definition
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What one file contributes, before files are grouped into modules."""
+
+    path: str
+    error_spans: tuple[Span, ...]
+    masked_conditionals: int
+    macro_masks: int
+    lines: int
+    includes: tuple[str, ...] = field(default=())

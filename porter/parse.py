@@ -1,0 +1,274 @@
+"""Source bytes to a tree-sitter tree that survives CPython's macros and `#if` blocks.
+
+This is the only module that imports tree_sitter. Known macros are replaced with same-length
+stand-ins before parsing, so every byte offset in the tree is an offset into the original file.
+Preprocessor conditionals that break the parse (inside an initialiser, splitting a function
+header) are masked down to one branch and recorded. Whatever still fails to parse is kept as an
+ERROR span, inside which nothing is ever edited.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+import tree_sitter_c
+from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
+
+from porter.masks import MacroMask, mask_macros
+from porter.model import Macro, Span
+from porter.preproc import Conditional, Preprocessed, preprocess
+
+LANGUAGE = Language(tree_sitter_c.language())
+MAX_MASK_ROUNDS = 8
+
+__all__ = ["LANGUAGE", "Node", "Source", "parse_source", "query", "captures", "matches"]
+
+
+@dataclass(frozen=True)
+class MaskedConditional:
+    """A conditional that broke the parse and was masked down to one branch."""
+
+    conditional: Conditional
+    kept: int | None  # index of the kept branch; None if every branch was dropped
+    dropped: tuple[Span, ...]  # branch bodies that the tree does not see
+
+
+@dataclass
+class Source:
+    """One file: its original bytes, the masked bytes tree-sitter saw, and the tree."""
+
+    path: str
+    text: bytes
+    masked: bytes
+    tree: Tree
+    macro_masks: tuple[MacroMask, ...]
+    pre: Preprocessed
+    masked_conditionals: tuple[MaskedConditional, ...]
+    error_spans: tuple[Span, ...]
+    _line_starts: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def root(self) -> Node:
+        return self.tree.root_node
+
+    def text_of(self, node_or_span: Node | Span) -> str:
+        start, end = _bounds(node_or_span)
+        return self.text[start:end].decode("utf-8", "replace")
+
+    def bytes_of(self, node_or_span: Node | Span) -> bytes:
+        start, end = _bounds(node_or_span)
+        return self.text[start:end]
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        """1-based line and column of a byte offset."""
+        if not self._line_starts:
+            starts = [0]
+            starts.extend(m.end() for m in re.finditer(rb"\r\n|\n|\r", self.text))
+            self._line_starts = starts
+        line = bisect_right(self._line_starts, offset)
+        return line, offset - self._line_starts[line - 1] + 1
+
+    def line(self, offset: int) -> int:
+        return self.line_col(offset)[0]
+
+    def in_error(self, span: Span) -> bool:
+        """Whether `span` touches a region the parser could not read."""
+        return any(e.start < span.end and span.start < e.end for e in self.error_spans)
+
+    def in_dropped_branch(self, span: Span) -> bool:
+        return any(
+            d.start < span.end and span.start < d.end
+            for mc in self.masked_conditionals
+            for d in mc.dropped
+        )
+
+    def dropped_text(self) -> list[tuple[Span, bytes]]:
+        return [(d, self.text[d.start:d.end]) for mc in self.masked_conditionals for d in mc.dropped]
+
+    @property
+    def conditionals(self) -> tuple[Conditional, ...]:
+        return self.pre.conditionals
+
+    def enclosing_conditionals(self, offset: int) -> list[Conditional]:
+        return self.pre.enclosing(offset)
+
+    def blanked_masks(self) -> list[MacroMask]:
+        """Macro uses the tree does not see: their text is read lexically."""
+        return [m for m in self.macro_masks if m.blanked]
+
+
+def _bounds(node_or_span: Node | Span) -> tuple[int, int]:
+    if isinstance(node_or_span, Span):
+        return node_or_span.start, node_or_span.end
+    return node_or_span.start_byte, node_or_span.end_byte
+
+
+# --------------------------------------------------------------------------- conditionals
+
+
+def _blank(buf: bytearray, start: int, end: int) -> None:
+    for i in range(start, end):
+        if buf[i] not in (0x0A, 0x0D):
+            buf[i] = 0x20
+
+
+def _mask_conditional(buf: bytearray, cond: Conditional) -> MaskedConditional:
+    kept = cond.chosen()
+    dropped = []
+    for span in cond.directive_spans():
+        _blank(buf, span.start, span.end)
+    for i, b in enumerate(cond.branches):
+        if i != kept:
+            _blank(buf, b.body.start, b.body.end)
+            if b.body.end > b.body.start:
+                dropped.append(b.body)
+    return MaskedConditional(cond, kept, tuple(dropped))
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@cache
+def _parser() -> Parser:
+    return Parser(LANGUAGE)
+
+
+def error_nodes(tree: Tree) -> list[Node]:
+    """ERROR and MISSING nodes, outermost first."""
+    found: list[Node] = []
+    if not tree.root_node.has_error:
+        return found
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            found.append(node)
+            continue
+        if node.has_error:
+            stack.extend(reversed(node.children))
+    return found
+
+
+def _groups_to_mask(tree: Tree, conds: tuple[Conditional, ...], done: set[int]) -> set[int]:
+    wanted: set[int] = set()
+    for err in error_nodes(tree):
+        es, ee = err.start_byte, max(err.end_byte, err.start_byte + 1)
+        innermost = None
+        for i, c in enumerate(conds):
+            if i in done:
+                continue
+            if any(d.start < ee and es < d.end for d in c.directive_spans()):
+                wanted.add(i)
+            if c.span.start <= es < c.span.end:
+                if innermost is None or c.span.start >= conds[innermost].span.start:
+                    innermost = i
+        if innermost is not None and not _inside_branch_block(err, conds[innermost]):
+            wanted.add(innermost)
+    return wanted
+
+
+def _inside_branch_block(err: Node, cond: Conditional) -> bool:
+    """Whether the error sits in a block that lies wholly inside one branch (not our fault)."""
+    node = err.parent
+    while node is not None:
+        if node.type == "compound_statement":
+            for b in cond.branches:
+                if b.body.start <= node.start_byte and node.end_byte <= b.body.end:
+                    return True
+            return False
+        node = node.parent
+    return False
+
+
+def parse_source(
+    path: str,
+    text: bytes,
+    pre: Preprocessed | None = None,
+    project_macros: dict[str, Macro] | None = None,
+    iso646: bool = False,
+) -> Source:
+    """Parse one file: mask macros, mask conditionals that break the parse, record errors.
+
+    `project_macros` are the active `#define`s visible to this file (its own and its headers').
+    """
+    pre = pre or preprocess(path, text)
+    if project_macros is None:
+        project_macros = {}
+        for m in pre.macros:
+            if m.active is not False:
+                project_macros.setdefault(m.name, m)
+    masked, macro_masks = mask_macros(text, project_macros, iso646)
+    conds = pre.conditionals
+    buf = bytearray(masked)
+    masked_conds: list[MaskedConditional] = []
+    done: set[int] = set()
+    # Groups whose branches split a statement or a header cannot parse as written.
+    for i, cond in enumerate(conds):
+        if cond.splits_code and not _in_dropped(cond, masked_conds):
+            masked_conds.append(_mask_conditional(buf, cond))
+            done.add(i)
+    tree = _parser().parse(bytes(buf))
+    for _ in range(MAX_MASK_ROUNDS):
+        wanted = _groups_to_mask(tree, conds, done)
+        # A group inside a branch that an outer masked group dropped needs nothing more.
+        wanted = {i for i in wanted if not _in_dropped(conds[i], masked_conds)}
+        if not wanted:
+            break
+        for i in sorted(wanted, key=lambda i: conds[i].span.start):
+            if _in_dropped(conds[i], masked_conds):
+                continue
+            masked_conds.append(_mask_conditional(buf, conds[i]))
+            done.add(i)
+        tree = _parser().parse(bytes(buf))
+    errors = tuple(
+        Span(n.start_byte, max(n.end_byte, n.start_byte + 1)) for n in error_nodes(tree)
+    )
+    masked_conds.sort(key=lambda mc: mc.conditional.span.start)
+    return Source(path, text, bytes(buf), tree, macro_masks, pre, tuple(masked_conds), errors)
+
+
+def _in_dropped(cond: Conditional, masked: list[MaskedConditional]) -> bool:
+    return any(d.start <= cond.span.start < d.end for mc in masked for d in mc.dropped)
+
+
+# --------------------------------------------------------------------------- queries
+
+
+@cache
+def query(name: str) -> Query:
+    """A query from porter/queries/<name>.scm, compiled once."""
+    text = resources.files("porter.queries").joinpath(f"{name}.scm").read_text()
+    return Query(LANGUAGE, text)
+
+
+def captures(node: Node, name: str) -> dict[str, list[Node]]:
+    return QueryCursor(query(name)).captures(node)
+
+
+def matches(node: Node, name: str) -> list[dict[str, list[Node]]]:
+    return [m for _, m in QueryCursor(query(name)).matches(node)]
+
+
+def walk(node: Node):
+    """Every node below `node`, in document order."""
+    cursor = node.walk()
+    reached_root = False
+    while not reached_root:
+        yield cursor.node
+        if cursor.goto_first_child():
+            continue
+        if cursor.goto_next_sibling():
+            continue
+        while True:
+            if not cursor.goto_parent():
+                reached_root = True
+                break
+            if cursor.node == node:
+                reached_root = True
+                break
+            if cursor.goto_next_sibling():
+                break

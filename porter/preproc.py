@@ -1,0 +1,207 @@
+"""What the preprocessor sees, read with the lexer before any parsing: conditionals, macros, includes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from porter import conditions
+from porter.lexer import tokenize
+from porter.model import Macro, Span
+
+_DIRECTIVE = re.compile(rb"#\s*(if|ifdef|ifndef|elif|else|endif|define|undef)\b(.*)", re.DOTALL)
+_DEFINE = re.compile(rb"#\s*define\s+([A-Za-z_]\w*)(\([^)]*\))?[ \t]*(.*)", re.DOTALL)
+_INCLUDE = re.compile(rb'#\s*include\s*([<"])([^">]+)[">]')
+
+
+@dataclass(frozen=True)
+class Branch:
+    kind: str  # if, ifdef, ifndef, elif, else
+    directive: Span  # the directive line itself
+    body: Span  # from the end of the directive line to the next directive of the group
+    condition: str
+    value: bool | None  # evaluated for the analysis target; None when unknown
+    balanced: bool  # braces and parentheses balance, and it does not start with `else`
+
+
+@dataclass(frozen=True)
+class Conditional:
+    """One `#if` ... `#endif` group."""
+
+    span: Span
+    branches: tuple[Branch, ...]
+    endif: Span
+
+    def directive_spans(self) -> list[Span]:
+        return [b.directive for b in self.branches] + [self.endif]
+
+    def branch_at(self, offset: int) -> int | None:
+        for i, b in enumerate(self.branches):
+            if b.body.start <= offset < b.body.end:
+                return i
+        return None
+
+    @property
+    def splits_code(self) -> bool:
+        """A branch that cannot stand alone: it splits a statement, header or block."""
+        return any(not b.balanced for b in self.branches)
+
+    def chosen(self) -> int | None:
+        """The branch the analysis target compiles; the first not known false if unknown."""
+        for i, b in enumerate(self.branches):
+            if b.value is True or b.value is None:
+                return i
+        return None
+
+
+@dataclass(frozen=True)
+class Include:
+    name: str
+    system: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    path: str
+    conditionals: tuple[Conditional, ...]
+    macros: tuple[Macro, ...]
+    includes: tuple[Include, ...]
+
+    def enclosing(self, offset: int) -> list[Conditional]:
+        return [c for c in self.conditionals if c.span.start <= offset < c.span.end]
+
+    def activity(self, offset: int) -> bool | None:
+        """Whether the analysis target compiles the code at `offset` (None: cannot tell)."""
+        result: bool | None = True
+        for cond in self.enclosing(offset):
+            branch = cond.branch_at(offset)
+            if branch is None:
+                continue
+            value = cond.branches[branch].value
+            if value is False:
+                return False
+            if value is None:
+                result = None
+        return result
+
+
+def preprocess(path: str, text: bytes) -> Preprocessed:
+    tokens = list(tokenize(text))
+    conds = _conditionals(text, tokens)
+    macros, includes = [], []
+    for tok in tokens:
+        if tok.kind != "directive":
+            continue
+        inc = _INCLUDE.match(tok.text)
+        if inc:
+            includes.append(Include(inc.group(2).decode("utf-8", "replace"),
+                                    inc.group(1) == b"<", Span(tok.start, tok.end)))
+            continue
+        m = _DEFINE.match(tok.text)
+        if m:
+            macros.append(_macro(path, tok, m))
+    pre = Preprocessed(path, conds, (), tuple(includes))
+    macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text,
+                    pre.activity(m.span.start)) for m in macros]
+    return Preprocessed(path, conds, tuple(macros), tuple(includes))
+
+
+def _macro(path: str, tok, m) -> Macro:
+    params = None
+    if m.group(2):
+        params = tuple(p.strip() for p in m.group(2)[1:-1].decode().split(",") if p.strip())
+    return Macro(
+        name=m.group(1).decode(), file=path, span=Span(tok.start, tok.end), params=params,
+        body=Span(tok.start + m.start(3), tok.end), body_text=m.group(3).decode("utf-8", "replace"),
+        active=None,
+    )
+
+
+def _conditionals(text: bytes, tokens) -> tuple[Conditional, ...]:
+    defines = conditions.Defines()
+    stack: list[dict] = []
+    done: list[Conditional] = []
+    for tok in tokens:
+        if tok.kind != "directive":
+            if stack and tok.kind == "punct":
+                _count(stack[-1], tok.text)
+            elif stack and tok.kind == "ident" and stack[-1]["first"] is None:
+                stack[-1]["first"] = tok.text
+            if stack and tok.kind not in ("comment", "newline") and stack[-1]["first"] is None:
+                stack[-1]["first"] = tok.text
+            continue
+        m = _DIRECTIVE.match(tok.text)
+        if not m:
+            continue
+        word, rest = m.group(1).decode(), _strip_comments(m.group(2))
+        span = Span(tok.start, tok.end)
+        if word in ("define", "undef"):
+            if all(frame["live"] for frame in stack):
+                defines.apply(word, rest)
+            continue
+        if word in ("if", "ifdef", "ifndef"):
+            value = conditions.evaluate(word, rest, defines)
+            stack.append({"start": tok.start, "branches": [], "live": value is not False,
+                          "taken": value is True})
+            _open_branch(stack[-1], word, span, rest, value)
+            continue
+        if not stack:
+            continue  # unbalanced: the parser will say so
+        frame = stack[-1]
+        if word in ("elif", "else"):
+            _close_branch(frame)
+            if frame["taken"]:
+                value = False
+            elif word == "else":
+                prior = [b[3] for b in frame["branches"]]
+                value = None if None in prior else True
+            else:
+                value = conditions.evaluate(word, rest, defines)
+            frame["taken"] = frame["taken"] or value is True
+            frame["live"] = value is not False
+            _open_branch(frame, word, span, rest, value)
+            continue
+        _close_branch(frame)
+        stack.pop()
+        raw = frame["branches"]
+        branches = []
+        for i, (kind, dspan, cond, value, balanced) in enumerate(raw):
+            body_end = raw[i + 1][1].start if i + 1 < len(raw) else tok.start
+            branches.append(Branch(kind, dspan, Span(dspan.end, body_end),
+                                   cond.decode("utf-8", "replace").strip(), value, balanced))
+        done.append(Conditional(Span(frame["start"], tok.end), tuple(branches), span))
+    done.sort(key=lambda c: (c.span.start, -c.span.end))
+    return tuple(done)
+
+
+def _open_branch(frame, word, span, rest, value) -> None:
+    frame["current"] = [word, span, rest, value]
+    frame["depth"] = {"{": 0, "(": 0}
+    frame["first"] = None
+    frame["unbalanced"] = False
+
+
+def _count(frame, punct: bytes) -> None:
+    depth = frame["depth"]
+    if punct in (b"{", b"("):
+        depth[punct.decode()] += 1
+    elif punct in (b"}", b")"):
+        key = "{" if punct == b"}" else "("
+        depth[key] -= 1
+        if depth[key] < 0:
+            frame["unbalanced"] = True
+
+
+def _close_branch(frame) -> None:
+    word, span, rest, value = frame["current"]
+    balanced = (not frame["unbalanced"] and frame["depth"]["{"] == 0
+                and frame["depth"]["("] == 0 and frame["first"] != b"else")
+    frame["branches"].append((word, span, rest, value, balanced))
+    # The enclosing branch sees a nested group as one balanced unit.
+
+
+def _strip_comments(text: bytes) -> bytes:
+    text = re.sub(rb"/\*.*?\*/", b" ", text, flags=re.DOTALL)
+    text = re.sub(rb"//.*", b"", text)
+    return re.sub(rb"\\\r?\n", b" ", text).strip()

@@ -1,0 +1,2 @@
+; Every plain identifier: candidate uses of globals and references to functions.
+(identifier) @id
