@@ -1,0 +1,193 @@
+"""Small readers over tree-sitter C nodes: declarators, declarations, scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from porter.model import Span
+from porter.parse import Node, Source
+
+FUNCTION_LIKE = ("function_definition",)
+
+
+def span(node: Node) -> Span:
+    return Span(node.start_byte, node.end_byte)
+
+
+def text(src: Source, node: Node | None) -> str:
+    return "" if node is None else src.text_of(node)
+
+
+@dataclass(frozen=True)
+class Declarator:
+    name: str | None
+    name_node: Node | None
+    node: Node  # the declarator without its initialiser
+    value: Node | None  # the initialiser
+    is_function: bool  # a function prototype, not a variable
+    is_pointer: bool
+    is_array: bool
+    is_function_pointer: bool
+
+
+def read_declarator(node: Node) -> Declarator:
+    value = None
+    if node.type == "init_declarator":
+        value = node.child_by_field_name("value")
+        node = node.child_by_field_name("declarator") or node
+    decl = node
+    is_pointer = is_array = is_function = is_fp = False
+    through_parens = False
+    current = node
+    while current is not None:
+        kind = current.type
+        if kind in ("identifier", "field_identifier", "type_identifier"):
+            return Declarator(current.text.decode("utf-8", "replace"), current, decl, value,
+                              is_function, is_pointer, is_array, is_fp)
+        if kind == "pointer_declarator":
+            if through_parens and is_function:
+                is_fp = True
+                is_function = False
+            is_pointer = True
+            current = current.child_by_field_name("declarator")
+        elif kind == "array_declarator":
+            is_array = True
+            current = current.child_by_field_name("declarator")
+        elif kind == "function_declarator":
+            inner = current.child_by_field_name("declarator")
+            if inner is not None and inner.type == "identifier" and inner.text == b"Py_UNUSED":
+                return Declarator(None, None, decl, value, False, is_pointer, is_array, is_fp)
+            is_function = True
+            current = inner
+        elif kind == "parenthesized_declarator":
+            through_parens = True
+            current = next((c for c in current.named_children if c.type != "comment"), None)
+        elif kind == "attributed_declarator":
+            current = current.named_children[0] if current.named_children else None
+        else:
+            return Declarator(None, None, decl, value, is_function, is_pointer, is_array, is_fp)
+    return Declarator(None, None, decl, value, is_function, is_pointer, is_array, is_fp)
+
+
+def declarators(decl: Node) -> list[Node]:
+    """The declarator children of a declaration (several for `int a, b;`)."""
+    return decl.children_by_field_name("declarator")
+
+
+def storage(decl: Node) -> set[str]:
+    return {c.text.decode() for c in decl.children if c.type == "storage_class_specifier"}
+
+
+def qualifiers(decl: Node) -> set[str]:
+    return {c.text.decode() for c in decl.children if c.type == "type_qualifier"}
+
+
+def base_type_text(src: Source, decl: Node) -> str:
+    """The declaration's type with qualifiers, without storage class: `const char`."""
+    parts = []
+    for c in decl.children:
+        if c.type in ("type_qualifier",):
+            parts.append(src.text_of(c))
+        elif decl.child_by_field_name("type") is not None and c == decl.child_by_field_name("type"):
+            parts.append(src.text_of(c))
+    return " ".join(parts)
+
+
+def type_name(decl: Node) -> str:
+    """The bare type name: PyObject for `static PyObject *x`, struct PyModuleDef -> PyModuleDef."""
+    t = decl.child_by_field_name("type")
+    if t is None:
+        return ""
+    if t.type in ("struct_specifier", "union_specifier", "enum_specifier"):
+        name = t.child_by_field_name("name")
+        return name.text.decode() if name is not None else ""
+    if t.type == "sized_type_specifier":
+        return t.text.decode()
+    return t.text.decode()
+
+
+def function_name(fn: Node) -> tuple[str | None, Node | None, Node | None]:
+    """(name, name node, function_declarator) of a function definition."""
+    node = fn.child_by_field_name("declarator")
+    while node is not None:
+        if node.type == "function_declarator":
+            inner = node.child_by_field_name("declarator")
+            while inner is not None and inner.type == "parenthesized_declarator":
+                inner = inner.named_children[0] if inner.named_children else None
+            if inner is not None and inner.type == "identifier":
+                return inner.text.decode(), inner, node
+            return None, None, node
+        if node.type in ("pointer_declarator", "attributed_declarator"):
+            node = node.child_by_field_name("declarator") or (
+                node.named_children[-1] if node.named_children else None)
+            continue
+        return None, None, None
+    return None, None, None
+
+
+def enclosing_function(node: Node) -> Node | None:
+    current = node.parent
+    while current is not None:
+        if current.type == "function_definition":
+            return current
+        current = current.parent
+    return None
+
+
+def is_declared_locally(name: str, ident: Node) -> bool:
+    """Whether `ident` refers to a local or parameter named `name` rather than a global."""
+    current = ident.parent
+    child = ident
+    while current is not None:
+        kind = current.type
+        if kind in ("compound_statement", "for_statement"):
+            for c in current.children:
+                if c.start_byte >= child.start_byte and kind == "compound_statement":
+                    break
+                if c.type == "declaration" and _declares(c, name):
+                    return True
+        elif kind == "function_definition":
+            _, _, fdecl = function_name(current)
+            params = fdecl.child_by_field_name("parameters") if fdecl is not None else None
+            if params is not None:
+                for p in params.named_children:
+                    if p.type == "parameter_declaration":
+                        d = p.child_by_field_name("declarator")
+                        if d is not None and read_declarator(d).name == name:
+                            return True
+            return False
+        child = current
+        current = current.parent
+    return False
+
+
+def _declares(decl: Node, name: str) -> bool:
+    return any(read_declarator(d).name == name for d in declarators(decl))
+
+
+def unwrap_parens(node: Node | None) -> Node | None:
+    while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
+        if node.type == "cast_expression":
+            node = node.child_by_field_name("value")
+        else:
+            node = node.named_children[0] if node.named_children else None
+    return node
+
+
+def call_name(call: Node) -> str | None:
+    fn = call.child_by_field_name("function")
+    if fn is not None and fn.type == "identifier":
+        return fn.text.decode()
+    return None
+
+
+def call_args(call: Node) -> list[Node]:
+    args = call.child_by_field_name("arguments")
+    if args is None:
+        return []
+    return [a for a in args.named_children if a.type != "comment"]
+
+
+def initializer_elements(init: Node) -> list[Node]:
+    """Elements of an initializer_list, without comments."""
+    return [c for c in init.named_children if c.type != "comment"]

@@ -1,0 +1,88 @@
+"""Blockers and risks: what stands between a module and isolation besides its globals."""
+
+from __future__ import annotations
+
+from porter import capi
+from porter.analyze.index import FileIndex
+from porter.lexer import identifiers
+from porter.model import Finding, Function, Global, Severity, Span, StaticType
+
+_BLOCKER_CODES = {
+    "PyState_FindModule": ("state-find-module", Severity.BLOCKER),
+    "PyState_AddModule": ("state-add-module", Severity.BLOCKER),
+    "PyState_RemoveModule": ("state-add-module", Severity.BLOCKER),
+    "PyCapsule_New": ("capsule-export", Severity.RISK),
+    "PyCapsule_Import": ("capsule-import", Severity.INFO),
+}
+
+
+def collect_findings(
+    indexes: list[FileIndex], functions: list[Function], globals_: list[Global],
+    types: list[StaticType],
+) -> list[Finding]:
+    out: list[Finding] = []
+    fn_at = _function_locator(functions)
+    for index in indexes:
+        for name, call in index.calls:
+            span = Span(call.start_byte, call.end_byte)
+            where = fn_at(index.path, call.start_byte)
+            if name in capi.BLOCKER_CALLS:
+                code, severity = _BLOCKER_CODES.get(name, ("gilstate", Severity.RISK))
+                out.append(Finding(code, severity, index.path, span,
+                                   f"{name}(): {capi.BLOCKER_CALLS[name]}", where))
+            elif name in capi.PROCESS_GLOBAL_CALLS:
+                out.append(Finding("process-global", Severity.RISK, index.path, span,
+                                   f"{name}(): {capi.PROCESS_GLOBAL_CALLS[name]}", where))
+        for span in index.src.error_spans:
+            out.append(Finding("unparsed", Severity.INFO, index.path, span,
+                               "tree-sitter could not parse this region; porter edits nothing in it",
+                               fn_at(index.path, span.start)))
+        out.extend(_dropped_branch_uses(index, globals_))
+    for g in globals_:
+        if not g.kind.needs_port:
+            continue
+        headers = [loc for loc in g.extern_declarations if loc.file.endswith((".h", ".hpp"))]
+        if headers and not g.is_static:
+            out.append(Finding(
+                "exported-global", Severity.RISK, headers[0].file, headers[0].span,
+                f"{g.name} is declared extern in a header: other code may use it directly"))
+    for t in types:
+        headers = [loc for loc in t.forward_declarations if loc.file.endswith((".h", ".hpp"))]
+        if headers and not t.is_static:
+            out.append(Finding(
+                "exported-type", Severity.RISK, headers[0].file, headers[0].span,
+                f"{t.name} is declared in a header: other files or modules may use the static type"))
+        if t.metatype:
+            out.append(Finding(
+                "metaclass", Severity.RISK, t.file, t.span,
+                f"{t.name} has metatype {t.metatype}: heap types with a custom metaclass need "
+                "PyType_FromMetaclass (3.12+)"))
+    out.sort(key=lambda f: (f.file, f.span.start, f.code))
+    return out
+
+
+def _dropped_branch_uses(index: FileIndex, globals_: list[Global]) -> list[Finding]:
+    names = {g.name for g in globals_ if g.kind.needs_port and g.function is None}
+    out = []
+    for span, _ in index.src.dropped_text():
+        for tok in identifiers(index.src.text, span.start, span.end):
+            name = tok.text.decode("utf-8", "replace")
+            if name in names:
+                out.append(Finding(
+                    "global-in-unread-branch", Severity.RISK, index.path, Span(tok.start, tok.end),
+                    f"{name} is used in an #if branch porter did not read: check it by hand"))
+    return out
+
+
+def _function_locator(functions: list[Function]):
+    by_file: dict[str, list[Function]] = {}
+    for f in functions:
+        by_file.setdefault(f.file, []).append(f)
+
+    def locate(path: str, offset: int) -> str | None:
+        for f in by_file.get(path, []):
+            if f.span.start <= offset < f.span.end:
+                return f.name
+        return None
+
+    return locate

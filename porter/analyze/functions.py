@@ -1,0 +1,303 @@
+"""Functions of a module: parameters, calls, and the role each plays for CPython."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from porter.analyze import ctree
+from porter.analyze.index import FileIndex
+from porter.analyze.initializers import is_null, referenced_name
+from porter.analyze.macros import MacroTable, expand
+from porter.model import Call, Function, Location, ModuleDef, Param, Span, StaticType
+from porter.parse import Node, parse_source
+
+# What each role means for reaching module state (the report and `porter explain` reuse these).
+ROLE_DOCS = {
+    "module-init": "the PyInit_ function",
+    "module-method": "in the module's method table: its first parameter is the module",
+    "type-method": "in a type's tp_methods: its first parameter is an instance of the type",
+    "getter": "a PyGetSetDef getter: its first parameter is an instance",
+    "setter": "a PyGetSetDef setter: its first parameter is an instance",
+    "slot": "a type slot (slot:tp_repr, slot:nb_add, ...): reaches state through the type",
+    "module-slot": "a multi-phase module slot or m_traverse/m_clear/m_free",
+    "method": "in a method table porter could not tie to the module or a type",
+    "callback": "its address is passed somewhere: its signature is fixed by the caller",
+    "helper": "called directly by other functions of the module",
+}
+
+_FLAG = re.compile(r"\bMETH_\w+")
+
+
+@dataclass
+class MethodEntry:
+    table: str
+    function: str
+    flags: tuple[str, ...]
+    location: Location
+
+
+@dataclass
+class Tables:
+    """Definition tables found in the module's files, by variable name."""
+
+    methods: dict[str, list[MethodEntry]] = field(default_factory=dict)
+    getsets: dict[str, list[tuple[str | None, str | None, Location]]] = field(default_factory=dict)
+    spans: list[Location] = field(default_factory=list)  # every table initialiser
+    slot_tables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # PyType_Slot / PyModuleDef_Slot
+
+
+def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
+    tables = Tables()
+    for index in indexes:
+        src = index.src
+        for decl in index.file_declarations + [d for d, _ in index.local_declarations]:
+            tname = ctree.type_name(decl)
+            if tname not in ("PyMethodDef", "PyGetSetDef", "PyType_Slot", "PyModuleDef_Slot"):
+                continue
+            for d in ctree.declarators(decl):
+                info = ctree.read_declarator(d)
+                if info.name is None or info.value is None or info.value.type != "initializer_list":
+                    continue
+                tables.spans.append(Location(index.path, ctree.span(info.value)))
+                rows = ctree.initializer_elements(info.value)
+                if tname == "PyMethodDef":
+                    tables.methods[info.name] = _method_rows(src, index, macros, info.name, rows)
+                elif tname == "PyGetSetDef":
+                    tables.getsets[info.name] = _getset_rows(src, index, rows)
+                else:
+                    tables.slot_tables[info.name] = _slot_rows(src, rows)
+    return tables
+
+
+def _row_values(src, row: Node) -> list[str]:
+    if row.type != "initializer_list":
+        return []
+    values = []
+    for el in ctree.initializer_elements(row):
+        if el.type == "initializer_pair":
+            el = el.child_by_field_name("value") or el
+        values.append(src.text_of(el))
+    return values
+
+
+def _method_rows(src, index, macros, table, rows) -> list[MethodEntry]:
+    out = []
+    for row in rows:
+        values = _row_values(src, row)
+        if len(values) == 1 and values[0].endswith("_METHOD"):
+            # Argument Clinic: {FOO_METHOD} stands for FOO_METHODDEF.
+            text = expand(macros, values[0] + "DEF", None) or ""
+            values = _split_braced(text)
+        if len(values) < 2 or is_null(values[1]):
+            continue
+        fn = referenced_name(values[1])
+        if fn is None:
+            continue
+        flags = tuple(_FLAG.findall(values[2])) if len(values) > 2 else ()
+        out.append(MethodEntry(table, fn, flags, Location(index.path, ctree.span(row))))
+    return out
+
+
+def _split_braced(text: str) -> list[str]:
+    text = text.strip().rstrip(",").strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        return []
+    src = parse_source("<macro>", f"static PyMethodDef x[] = {{{text}}};".encode())
+    for decl in src.root.children:
+        for d in ctree.declarators(decl) if decl.type == "declaration" else []:
+            info = ctree.read_declarator(d)
+            if info.value is not None:
+                rows = ctree.initializer_elements(info.value)
+                if rows:
+                    return _row_values(src, rows[0])
+    return []
+
+
+def _getset_rows(src, index, rows):
+    out = []
+    for row in rows:
+        values = _row_values(src, row)
+        if len(values) < 2:
+            continue
+        getter = None if is_null(values[1]) else referenced_name(values[1])
+        setter = None if len(values) < 3 or is_null(values[2]) else referenced_name(values[2])
+        out.append((getter, setter, Location(index.path, ctree.span(row))))
+    return out
+
+
+def _slot_rows(src, rows):
+    out = []
+    for row in rows:
+        values = _row_values(src, row)
+        if len(values) >= 2 and not is_null(values[1]):
+            name = referenced_name(values[1])
+            if name:
+                out.append((values[0].strip(), name))
+    return out
+
+
+def assign_roles(
+    init_name: str | None,
+    module_def: ModuleDef | None,
+    types: list[StaticType],
+    tables: Tables,
+) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:
+    """Roles by function name, and METH_ flags of each method."""
+    roles: dict[str, list[str]] = {}
+    flags: dict[str, tuple[str, ...]] = {}
+
+    def add(fn: str | None, role: str) -> None:
+        if fn and role not in roles.setdefault(fn, []):
+            roles[fn].append(role)
+
+    if init_name:
+        add(init_name, "module-init")
+    claimed: set[str] = set()
+    if module_def is not None:
+        m_methods = module_def.field("m_methods")
+        table = referenced_name(m_methods.text) if m_methods and not is_null(m_methods.text) else None
+        if table in tables.methods:
+            claimed.add(table)
+            for entry in tables.methods[table]:
+                add(entry.function, "module-method")
+                flags[entry.function] = entry.flags
+        for fname, role in (("m_traverse", "module-slot"), ("m_clear", "module-slot"),
+                            ("m_free", "module-slot")):
+            f = module_def.field(fname)
+            if f is not None and not is_null(f.text):
+                add(referenced_name(f.text), role)
+        m_slots = module_def.field("m_slots")
+        if m_slots is not None and not is_null(m_slots.text):
+            for _, fn in tables.slot_tables.get(referenced_name(m_slots.text) or "", []):
+                add(fn, "module-slot")
+    for t in types:
+        for slot_name, table in t.tables:
+            if slot_name == "tp_methods" and table in tables.methods:
+                claimed.add(table)
+                for entry in tables.methods[table]:
+                    add(entry.function, "type-method")
+                    flags[entry.function] = entry.flags
+            if slot_name == "tp_getset" and table in tables.getsets:
+                claimed.add(table)
+                for getter, setter, _ in tables.getsets[table]:
+                    add(getter, "getter")
+                    add(setter, "setter")
+        for slot in t.slots + t.substruct_slots:
+            if slot.name.startswith(("tp_", "nb_", "sq_", "mp_", "am_", "bf_")) and not is_null(slot.text):
+                if slot.name in ("tp_name", "tp_doc", "tp_flags", "tp_basicsize", "tp_itemsize",
+                                 "tp_methods", "tp_members", "tp_getset", "tp_base",
+                                 "tp_dictoffset", "tp_weaklistoffset", "tp_vectorcall_offset",
+                                 "tp_as_number", "tp_as_sequence", "tp_as_mapping",
+                                 "tp_as_async", "tp_as_buffer", "tp_dict", "tp_bases"):
+                    continue
+                add(referenced_name(slot.text), f"slot:{slot.name}")
+    # Slot tables of already-converted heap types.
+    for rows in tables.slot_tables.values():
+        for slot_id, fn in rows:
+            if slot_id.startswith("Py_tp_methods") and fn in tables.methods:
+                claimed.add(fn)
+                for entry in tables.methods[fn]:
+                    add(entry.function, "type-method")
+                    flags[entry.function] = entry.flags
+            elif slot_id.startswith(("Py_tp_", "Py_nb_", "Py_sq_", "Py_mp_", "Py_am_", "Py_bf_")):
+                add(fn, "slot:" + slot_id[3:])
+            elif slot_id.startswith("Py_mod_"):
+                add(fn, "module-slot")
+    for table, entries in tables.methods.items():
+        if table in claimed:
+            continue
+        for entry in entries:
+            add(entry.function, "method")
+            flags.setdefault(entry.function, entry.flags)
+    return roles, flags
+
+
+def collect_functions(
+    indexes: list[FileIndex], roles: dict[str, list[str]], tables: Tables,
+    type_spans: list[Location], def_spans: list[Location],
+) -> list[Function]:
+    """Function facts for every definition in the module's files."""
+    defined: dict[str, tuple[FileIndex, Node]] = {}
+    for index in indexes:
+        for name, nodes in index.functions.items():
+            defined.setdefault(name, (index, nodes[0]))
+    known_tables = tables.spans + type_spans + def_spans
+    out = []
+    for name, (index, fn) in sorted(defined.items(), key=lambda kv: (kv[1][0].path, kv[1][1].start_byte)):
+        src = index.src
+        body = fn.child_by_field_name("body")
+        _, _, fdecl = ctree.function_name(fn)
+        params = _params(src, fdecl)
+        calls = tuple(
+            Call(c, ctree.span(node), tuple(ctree.span(a) for a in ctree.call_args(node)))
+            for c, node in index.calls
+            if fn.start_byte <= node.start_byte < fn.end_byte
+        )
+        taken = []
+        prototypes = []
+        for other in indexes:
+            for decl in other.prototypes.get(name, []):
+                prototypes.append(Location(other.path, ctree.span(decl)))
+            for ident in other.identifiers.get(name, []):
+                if _is_reference(ident, fn) and not _inside(other.path, ident, known_tables):
+                    taken.append(Location(other.path, ctree.span(ident)))
+        fn_roles = list(roles.get(name, []))
+        if taken and "callback" not in fn_roles:
+            fn_roles.append("callback")
+        if not fn_roles:
+            fn_roles.append("helper")
+        ret = fn.child_by_field_name("type")
+        out.append(Function(
+            name=name, file=index.path, span=ctree.span(fn),
+            header=Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
+            body=ctree.span(body) if body is not None else ctree.span(fn),
+            return_type=src.text_of(ret) if ret is not None else "",
+            params=params, is_static="static" in ctree.storage(fn), roles=tuple(fn_roles),
+            calls=calls, address_taken=tuple(taken), prototypes=tuple(prototypes),
+        ))
+    return out
+
+
+def _params(src, fdecl: Node | None) -> tuple[Param, ...]:
+    if fdecl is None:
+        return ()
+    plist = fdecl.child_by_field_name("parameters")
+    if plist is None:
+        return ()
+    out = []
+    for p in plist.named_children:
+        if p.type not in ("parameter_declaration", "variadic_parameter"):
+            continue
+        d = p.child_by_field_name("declarator")
+        name = ctree.read_declarator(d).name if d is not None else None
+        out.append(Param(name, src.text_of(p), ctree.span(p)))
+    return tuple(out)
+
+
+def _is_reference(ident: Node, own_definition: Node) -> bool:
+    """A use of a function's name that is neither a call nor a declaration."""
+    parent = ident.parent
+    if parent is None:
+        return False
+    if parent.type == "call_expression" and parent.child_by_field_name("function") == ident:
+        return False
+    if parent.type in ("function_declarator", "preproc_def", "preproc_function_def"):
+        return False
+    return True
+
+
+def _inside(path: str, node: Node, known: list[Location]) -> bool:
+    return any(loc.file == path and loc.span.start <= node.start_byte < loc.span.end for loc in known)
+
+
+def has_flag(flags: tuple[str, ...], flag: str) -> bool:
+    return flag in flags
+
+
+def first_param_is(fn: Function, role_prefix: str) -> bool:
+    return any(r.startswith(role_prefix) for r in fn.roles)
+
+
+def null_or_name(text: str) -> str | None:
+    return None if is_null(text) else referenced_name(text)

@@ -1,0 +1,284 @@
+"""Globals and function-local statics: where each is used, and which kind it is."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from porter import capi
+from porter.analyze import ctree
+from porter.analyze.index import FileIndex
+from porter.analyze.macros import MacroTable
+from porter.lexer import tokenize
+from porter.model import Function, Global, GlobalKind, Location, Span, Use
+from porter.parse import Node
+
+# Macros that assign to their first argument.
+WRITING_MACROS = frozenset({"Py_CLEAR", "Py_SETREF", "Py_XSETREF"})
+# Object types a module keeps in globals besides PyObject itself.
+OBJECT_TYPES = frozenset({"PyObject", "PyTypeObject", "PyLongObject", "PyUnicodeObject",
+                          "PyTupleObject", "PyDictObject", "PyListObject", "PyBytesObject",
+                          "PyFloatObject", "PySetObject", "PyCodeObject", "PyFrameObject"})
+
+
+def collect_globals(
+    indexes: list[FileIndex], functions: list[Function], macros: MacroTable,
+    init_functions: set[str], object_structs: set[str],
+) -> list[Global]:
+    """Every file-scope variable and function-local static, with uses and a kind."""
+    raw: list[Global] = []
+    externs: dict[str, list[Location]] = {}
+    for index in indexes:
+        src = index.src
+        for decl in index.file_declarations:
+            st = ctree.storage(decl)
+            for d in ctree.declarators(decl):
+                info = ctree.read_declarator(d)
+                if info.name is None or info.is_function:
+                    continue
+                if "extern" in st:
+                    externs.setdefault(info.name, []).append(Location(index.path, ctree.span(decl)))
+                    continue
+                if "typedef" in st:
+                    continue
+                raw.append(_global(src, decl, d, info, None))
+        for decl, owner in index.local_declarations:
+            owner_name = ctree.function_name(owner)[0]
+            for d in ctree.declarators(decl):
+                info = ctree.read_declarator(d)
+                if info.name is None or info.is_function:
+                    continue
+                raw.append(_global(src, decl, d, info, owner_name))
+    # A tentative definition and the real one name the same variable: keep the one with a value.
+    by_key: dict[tuple[str | None, str], Global] = {}
+    for g in raw:
+        prev = by_key.get(g.key)
+        if prev is None or (prev.initializer is None and g.initializer is not None):
+            by_key[g.key] = g
+    fn_by_name = {f.name: f for f in functions}
+    init_phase = _init_phase_functions(functions, init_functions)
+    out = []
+    for g in by_key.values():
+        uses = _uses(indexes, g, macros, fn_by_name)
+        g = replace(g, uses=tuple(uses), extern_declarations=tuple(externs.get(g.name, ())))
+        kind, reason = classify(g, indexes, init_phase, object_structs)
+        out.append(replace(g, kind=kind, reason=reason))
+    out.sort(key=lambda g: (g.file, g.span.start))
+    return out
+
+
+def _global(src, decl: Node, d: Node, info, function: str | None) -> Global:
+    quals = ctree.qualifiers(decl)
+    return Global(
+        name=info.name, function=function, kind=GlobalKind.OBJECT, file=src.path,
+        span=ctree.span(info.node), declaration=ctree.span(decl),
+        type_text=f"{ctree.base_type_text(src, decl)} {src.text_of(info.node)}".strip(),
+        c_type=ctree.type_name(decl), is_static="static" in ctree.storage(decl),
+        is_const=_is_const(src, decl, info, quals),
+        initializer=ctree.span(info.value) if info.value is not None else None,
+        declarator_count=len(ctree.declarators(decl)),
+    )
+
+
+def _is_const(src, decl, info, quals: set[str]) -> bool:
+    """Whether the variable itself cannot be written: `const int x`, `char *const p`."""
+    declarator_text = src.text_of(info.node)
+    if info.is_pointer:
+        # Only a const after the last '*' binds to the variable.
+        after = declarator_text.rsplit("*", 1)[-1]
+        return "const" in after.split()
+    return "const" in quals
+
+
+def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
+    uses = []
+    for index in indexes:
+        if g.function is not None and index.path != g.file:
+            continue
+        for ident in index.identifiers.get(g.name, []):
+            if g.span.start <= ident.start_byte < g.span.end and index.path == g.file:
+                continue  # its own declarator
+            owner = ctree.enclosing_function(ident)
+            owner_name = ctree.function_name(owner)[0] if owner is not None else None
+            if g.function is not None and owner_name != g.function:
+                continue
+            if not _refers_to(ident, g):
+                continue
+            uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident)))
+        if g.function is None:
+            for m in index.macros:
+                for tok in tokenize(index.src.text, m.body.start, m.body.end, directives=False):
+                    if tok.kind == "ident" and tok.text.decode() == g.name:
+                        uses.append(Use(index.path, Span(tok.start, tok.end), None, "macro", m.name))
+    uses.sort(key=lambda u: (u.file, u.span.start))
+    return uses
+
+
+def _refers_to(ident: Node, g: Global) -> bool:
+    """Whether an identifier names `g` and not a local, a parameter or a struct field."""
+    parent = ident.parent
+    if parent is not None and parent.type in ("preproc_def", "preproc_function_def", "preproc_params"):
+        return False
+    if g.function is None:
+        return not ctree.is_declared_locally(g.name, ident)
+    # A function-local static: the innermost declaration in scope must be the static one.
+    return True
+
+
+def _access(ident: Node) -> str:
+    parent = ident.parent
+    child = ident
+    # Walk out of parentheses, casts and subscripts: (x)[i] = ... writes x's storage.
+    while parent is not None and parent.type in ("parenthesized_expression",):
+        child, parent = parent, parent.parent
+    if parent is None:
+        return "read"
+    kind = parent.type
+    if kind == "assignment_expression" and parent.child_by_field_name("left") == child:
+        return "write"
+    if kind == "update_expression":
+        return "write"
+    if kind == "pointer_expression" and parent.children and parent.children[0].type == "&":
+        return "address"
+    if kind in ("subscript_expression", "field_expression"):
+        # x[i] = v or x.f = v: writes the global's storage
+        outer = parent.parent
+        while outer is not None and outer.type in ("subscript_expression", "field_expression",
+                                                    "parenthesized_expression"):
+            parent, outer = outer, outer.parent
+        if outer is not None and outer.type == "assignment_expression" and outer.child_by_field_name("left") == parent:
+            return "write"
+        if outer is not None and outer.type == "update_expression":
+            return "write"
+        if outer is not None and outer.type == "pointer_expression" and outer.children[0].type == "&":
+            return "address"
+        if parent.type == "subscript_expression":
+            return "address" if _passed_to_call(parent) else "read"
+        return "read"
+    if kind == "argument_list":
+        call = parent.parent
+        name = ctree.call_name(call) if call is not None else None
+        args = ctree.call_args(call) if call is not None else []
+        if name in WRITING_MACROS and args and args[0] == child:
+            return "write"
+        if name and name.startswith(("str", "mem", "snprintf", "sprintf", "PyOS_snprintf")):
+            return "address"
+    return "read"
+
+
+def _passed_to_call(node: Node) -> bool:
+    return node.parent is not None and node.parent.type == "argument_list"
+
+
+def _init_phase_functions(functions: list[Function], init_functions: set[str]) -> set[str]:
+    """The init functions and the helpers only they call (transitively)."""
+    callers: dict[str, set[str]] = {}
+    names = {f.name for f in functions}
+    for f in functions:
+        for c in f.calls:
+            if c.callee in names:
+                callers.setdefault(c.callee, set()).add(f.name)
+    phase = set(init_functions)
+    changed = True
+    while changed:
+        changed = False
+        for f in functions:
+            if f.name in phase or f.address_taken or f.roles != ("helper",):
+                continue
+            cs = callers.get(f.name, set())
+            if cs and cs <= phase:
+                phase.add(f.name)
+                changed = True
+    return phase
+
+
+def classify(g: Global, indexes, init_phase: set[str], object_structs: set[str]) -> tuple[GlobalKind, str]:
+    decl_type = g.c_type
+    declarator = g.type_text
+    is_pointer = "*" in declarator.split(g.name)[0] or declarator.rstrip().startswith("*")
+    pointer_decl = "*" in declarator
+    writes = [u for u in g.uses if u.access in ("write", "address")]
+    late_writes = [u for u in writes if u.function not in init_phase and u.function is not None]
+    if decl_type in capi.DEFINITION_TABLE_TYPES and not pointer_decl:
+        return GlobalKind(capi.DEFINITION_TABLE_TYPES[decl_type]), f"a {decl_type} table"
+    if decl_type in ("PyTypeObject", "_typeobject") and not pointer_decl:
+        return GlobalKind.STATIC_TYPE, "a static PyTypeObject"
+    if decl_type == "_Py_Identifier":
+        return GlobalKind.IDENTIFIER, "_Py_IDENTIFIER"
+    if _is_capsule_table(g, indexes):
+        return GlobalKind.CAPSULE_API, "passed to PyCapsule_New"
+    if pointer_decl and (decl_type in OBJECT_TYPES or decl_type in object_structs) and "(" not in declarator:
+        if decl_type == "PyTypeObject":
+            return GlobalKind.TYPE_POINTER, "a PyTypeObject pointer filled at run time"
+        if _assigned_from(g, indexes, capi.EXCEPTION_FACTORIES):
+            return GlobalKind.EXCEPTION, "assigned PyErr_NewException()"
+        if late_writes:
+            fn = late_writes[0].function
+            return GlobalKind.LAZY_CACHE, f"filled on first use in {fn}()"
+        if writes:
+            return GlobalKind.CACHED_OBJECT, "filled while the module initialises"
+        return GlobalKind.OBJECT, "an object pointer"
+    if g.is_const:
+        return GlobalKind.CONST_DATA, "const"
+    if decl_type in ("char",) and _is_kwlist(g, indexes):
+        return GlobalKind.KWLIST, "a keyword list"
+    if decl_type == "char" and not writes and _initialized_with_string(g, indexes):
+        return GlobalKind.STRING, "a string constant"
+    if late_writes:
+        fn = late_writes[0].function
+        return GlobalKind.MUTABLE_DATA, f"written in {fn}()"
+    if writes:
+        if all(u.function is None for u in writes):
+            return GlobalKind.READONLY_DATA, "written only by static initialisers"
+        return GlobalKind.INIT_DATA, "written while the module initialises"
+    if "(" in declarator and "*" in declarator:
+        return GlobalKind.READONLY_DATA, "a function pointer that is never reassigned"
+    return GlobalKind.READONLY_DATA, "never written after its initialiser"
+
+
+def _source_of(indexes, g: Global):
+    return next(i.src for i in indexes if i.path == g.file)
+
+
+def _assigned_from(g: Global, indexes, factories) -> bool:
+    for u in g.uses:
+        if u.access != "write":
+            continue
+        index = next(i for i in indexes if i.path == u.file)
+        node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end)
+        assign = node.parent if node is not None else None
+        while assign is not None and assign.type == "parenthesized_expression":
+            assign = assign.parent
+        if assign is None or assign.type != "assignment_expression":
+            continue
+        value = ctree.unwrap_parens(assign.child_by_field_name("right"))
+        if value is not None and value.type == "call_expression" and ctree.call_name(value) in factories:
+            return True
+    return False
+
+
+def _is_capsule_table(g: Global, indexes) -> bool:
+    for u in g.uses:
+        index = next(i for i in indexes if i.path == u.file)
+        node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end)
+        current = node
+        for _ in range(4):
+            if current is None:
+                break
+            if current.type == "call_expression" and ctree.call_name(current) == "PyCapsule_New":
+                return True
+            current = current.parent
+    return False
+
+
+def _is_kwlist(g: Global, indexes) -> bool:
+    if "[" not in g.type_text or "*" not in g.type_text or g.initializer is None:
+        return False
+    src = _source_of(indexes, g)
+    return b"NULL" in src.text[g.initializer.start:g.initializer.end] or b"0" in src.text[g.initializer.start:g.initializer.end]
+
+
+def _initialized_with_string(g: Global, indexes) -> bool:
+    if g.initializer is None:
+        return False
+    src = _source_of(indexes, g)
+    return src.text[g.initializer.start:g.initializer.end].lstrip().startswith((b'"', b"PyDoc_STR"))

@@ -1,0 +1,63 @@
+"""One pass over a parsed file that every collector reads from: definitions, names, macros."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from porter.analyze import ctree
+from porter.model import Macro, Span
+from porter.parse import Node, Source, captures
+
+
+
+@dataclass
+class FileIndex:
+    src: Source
+    functions: dict[str, list[Node]] = field(default_factory=lambda: defaultdict(list))
+    prototypes: dict[str, list[Node]] = field(default_factory=lambda: defaultdict(list))
+    file_declarations: list[Node] = field(default_factory=list)
+    local_declarations: list[tuple[Node, Node]] = field(default_factory=list)  # (decl, function)
+    identifiers: dict[str, list[Node]] = field(default_factory=lambda: defaultdict(list))
+    calls: list[tuple[str, Node]] = field(default_factory=list)
+    macros: list[Macro] = field(default_factory=list)
+    includes: list[tuple[str, Span]] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return self.src.path
+
+
+def build_index(src: Source) -> FileIndex:
+    index = FileIndex(src)
+    found = captures(src.root, "definitions")
+    for fn in found.get("function", []):
+        name, _, _ = ctree.function_name(fn)
+        if name is not None and ctree.enclosing_function(fn) is None:
+            index.functions[name].append(fn)
+    for decl in found.get("declaration", []):
+        owner = ctree.enclosing_function(decl)
+        if owner is None:
+            if decl.parent is not None and decl.parent.type in (
+                "translation_unit", "preproc_if", "preproc_ifdef", "preproc_else",
+                "preproc_elif", "preproc_elifdef", "linkage_specification", "declaration_list",
+            ):
+                index.file_declarations.append(decl)
+                for d in ctree.declarators(decl):
+                    info = ctree.read_declarator(d)
+                    if info.is_function and info.name:
+                        index.prototypes[info.name].append(decl)
+        elif "static" in ctree.storage(decl):
+            index.local_declarations.append((decl, owner))
+    for ident in captures(src.root, "identifiers").get("id", []):
+        index.identifiers[ident.text.decode("utf-8", "replace")].append(ident)
+    for call in captures(src.root, "calls").get("call", []):
+        name = ctree.call_name(call)
+        if name:
+            index.calls.append((name, call))
+    index.calls.sort(key=lambda c: c[1].start_byte)
+    for ids in index.identifiers.values():
+        ids.sort(key=lambda n: n.start_byte)
+    index.macros = list(src.pre.macros)
+    index.includes = [(inc.name, inc.span) for inc in src.pre.includes if not inc.system]
+    return index

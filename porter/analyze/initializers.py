@@ -1,0 +1,90 @@
+"""Reading struct initialisers, positional or designated, into named fields."""
+
+from __future__ import annotations
+
+from porter.analyze import ctree
+from porter.model import Initializer, Span
+from porter.parse import Node, Source
+
+
+def read_initializer(
+    src: Source, init: Node, fields: tuple[str, ...], aliases: dict[str, str | None] | None = None
+) -> tuple[list[Initializer], bool]:
+    """Fields of an initializer_list by name; also whether a masked `#if` lies inside it."""
+    aliases = aliases or {}
+    out: list[Initializer] = []
+    position = 0
+    conditional = any(
+        init.start_byte <= mc.conditional.span.start < init.end_byte
+        for mc in src.masked_conditionals
+    )
+    elements = ctree.initializer_elements(init)
+    skip_ob_size = False
+    for element in elements:
+        if element.type == "initializer_pair":
+            designator = element.child_by_field_name("designator")
+            value = element.child_by_field_name("value")
+            if designator is None or value is None:
+                position += 1
+                continue
+            name = designator.text.decode().lstrip(".").strip()
+            name = aliases.get(name, name) if name in aliases else name
+            if name is None:
+                continue
+            if name in fields:
+                position = fields.index(name) + 1
+            out.append(_field(src, name, value, True, conditional))
+            continue
+        if position == 0 and skip_ob_size is False and _is_head_init(src, element, "PyObject_HEAD_INIT"):
+            # Python 2 style: PyObject_HEAD_INIT(type) followed by a separate ob_size element.
+            skip_ob_size = True
+            out.append(_field(src, fields[0], element, False, conditional))
+            position = 1
+            continue
+        if skip_ob_size:
+            skip_ob_size = False
+            continue
+        if position < len(fields):
+            out.append(_field(src, fields[position], element, False, conditional))
+        position += 1
+    return out, conditional
+
+
+def _is_head_init(src: Source, node: Node, macro: str) -> bool:
+    return any(m.name == macro and m.span.start == node.start_byte for m in src.macro_masks)
+
+
+def _field(src: Source, name: str, value: Node, designated: bool, conditional: bool) -> Initializer:
+    return Initializer(
+        name=name,
+        span=Span(value.start_byte, value.end_byte),
+        text=src.text_of(value),
+        designated=designated,
+        conditional=conditional and src.in_dropped_branch(Span(value.start_byte, value.end_byte)),
+    )
+
+
+def referenced_name(text: str) -> str | None:
+    """The variable an initialiser value names: `&Foo_as_number` -> Foo_as_number."""
+    t = text.strip()
+    while t.startswith("(") and ")" in t:
+        close = t.index(")")
+        inner = t[1:close].strip()
+        rest = t[close + 1:].strip()
+        if rest and (inner.endswith("*") or inner.replace("_", "").isalnum()):
+            t = rest  # a cast
+        elif not rest:
+            t = inner
+        else:
+            break
+    t = t.lstrip("&").strip()
+    if t.replace("_", "a").isalnum() and not t[0].isdigit():
+        return t
+    return None
+
+
+def is_null(text: str) -> bool:
+    t = text.strip()
+    while t.startswith("(") and t.endswith(")"):
+        t = t[1:-1].strip()
+    return t in ("0", "NULL", "0L", "((void*)0)", "(void *)0", "nullptr") or t.endswith(")0")

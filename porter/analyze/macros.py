@@ -1,0 +1,143 @@
+"""Project macros: choosing the definition the target compiles, and expanding one use."""
+
+from __future__ import annotations
+
+import re
+
+from porter.lexer import tokenize
+from porter.model import Macro
+
+
+class MacroTable:
+    """The `#define`s of a module's files, by name, preferring active definitions."""
+
+    def __init__(self, macros: list[Macro]):
+        self.by_name: dict[str, list[Macro]] = {}
+        for m in macros:
+            self.by_name.setdefault(m.name, []).append(m)
+
+    def get(self, name: str) -> Macro | None:
+        found = self.by_name.get(name)
+        if not found:
+            return None
+        for wanted in (True, None):
+            for m in found:
+                if m.active is wanted:
+                    return m
+        return None
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def all(self) -> list[Macro]:
+        return [m for ms in self.by_name.values() for m in ms]
+
+
+def _clean_body(text: str) -> str:
+    text = re.sub(r"\\\r?\n", " ", text)
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.DOTALL)
+    text = re.sub(r"//[^\n]*", "", text)
+    return text.strip()
+
+
+def expand(table: MacroTable, name: str, args: list[str] | None, depth: int = 0) -> str | None:
+    """Expand one use of a project macro, then project macros inside it (a few levels deep).
+
+    Good enough to recognise `obj = PyModule_Create(&moduledef)` behind `MOD_CREATE(obj)`;
+    never used to produce code.
+    """
+    macro = table.get(name)
+    if macro is None or depth > 4:
+        return None
+    body = _clean_body(macro.body_text)
+    if macro.params is not None:
+        if args is None:
+            return None
+        params = list(macro.params)
+        variadic = params and params[-1] == "..."
+        values = dict(zip(params, args))
+        if variadic:
+            values["__VA_ARGS__"] = ", ".join(args[len(params) - 1:])
+        body = _substitute(body, values)
+    return _expand_nested(table, body, depth + 1)
+
+
+def _substitute(body: str, values: dict[str, str]) -> str:
+    out = []
+    raw = body.encode()
+    pos = 0
+    for tok in tokenize(raw, directives=False):
+        out.append(raw[pos:tok.start].decode())
+        word = tok.text.decode("utf-8", "replace")
+        out.append(values.get(word, word) if tok.kind == "ident" else word)
+        pos = tok.end
+    out.append(raw[pos:].decode())
+    text = "".join(out)
+    text = re.sub(r"\s*##\s*", "", text)  # token pasting: PyInit_ ## name
+    text = re.sub(r'#\s*("[^"]*")', r"\1", text)
+    return text
+
+
+def _expand_nested(table: MacroTable, body: str, depth: int) -> str:
+    raw = body.encode()
+    out = []
+    pos = 0
+    toks = list(tokenize(raw, directives=False))
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        name = tok.text.decode("utf-8", "replace")
+        macro = table.get(name) if tok.kind == "ident" else None
+        if macro is None:
+            i += 1
+            continue
+        if macro.params is None:
+            replacement = expand(table, name, None, depth)
+            end = tok.end
+        else:
+            if i + 1 >= len(toks) or toks[i + 1].text != b"(":
+                i += 1
+                continue
+            args, end = split_args(raw, toks[i + 1].start)
+            if args is None:
+                i += 1
+                continue
+            replacement = expand(table, name, args, depth)
+        if replacement is None:
+            i += 1
+            continue
+        out.append(raw[pos:tok.start].decode())
+        out.append(replacement)
+        pos = end
+        while i < len(toks) and toks[i].start < end:
+            i += 1
+    out.append(raw[pos:].decode())
+    return "".join(out)
+
+
+def split_args(raw: bytes, open_at: int) -> tuple[list[str] | None, int]:
+    """Split the arguments of the parenthesised list at `open_at`; return them and the end."""
+    depth = 0
+    args = []
+    start = open_at + 1
+    for tok in tokenize(raw, open_at, directives=False):
+        if tok.kind != "punct":
+            continue
+        if tok.text in (b"(", b"[", b"{"):
+            depth += 1
+        elif tok.text in (b")", b"]", b"}"):
+            depth -= 1
+            if depth == 0:
+                last = raw[start:tok.start].decode("utf-8", "replace").strip()
+                if last or args:
+                    args.append(last)
+                return args, tok.end
+        elif tok.text == b"," and depth == 1:
+            args.append(raw[start:tok.start].decode("utf-8", "replace").strip())
+            start = tok.end
+    return None, len(raw)
+
+
+def names_in(text: str) -> set[str]:
+    return {t.text.decode("utf-8", "replace") for t in tokenize(text.encode(), directives=False)
+            if t.kind == "ident"}

@@ -1,0 +1,239 @@
+"""From parsed files to extension modules: grouping files and running every collector."""
+
+from __future__ import annotations
+
+import posixpath
+import traceback
+from dataclasses import dataclass
+
+from porter.analyze import ctree
+from porter.analyze.findings import collect_findings
+from porter.analyze.functions import assign_roles, collect_functions, collect_tables
+from porter.analyze.globals import collect_globals
+from porter.analyze.index import FileIndex, build_index
+from porter.analyze.macros import MacroTable
+from porter.analyze.modules import find_init_functions, find_module_defs, init_style
+from porter.analyze.types import collect_static_types
+from porter.model import ExtensionModule, FileFacts, FileProblem, InitFunction, Location
+from porter.parse import Source
+
+
+def internal_error(what: str, error: Exception) -> str:
+    """A one-line description of a porter bug, for a problem row instead of a traceback."""
+    tb = traceback.extract_tb(error.__traceback__) if error.__traceback__ else []
+    at = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+    return f"internal error {what} ({type(error).__name__}: {error}{at}); please report it"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    modules: tuple[ExtensionModule, ...]
+    files: tuple[FileFacts, ...]
+    problems: tuple[FileProblem, ...]
+    sources: dict[str, Source]
+
+
+def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = ()) -> Analysis:
+    indexes = {s.path: build_index(s) for s in sources}
+    includes = {path: _resolve_includes(path, idx, indexes) for path, idx in indexes.items()}
+    closures = {path: _closure(path, includes) for path in indexes}
+    tu_macros = {path: MacroTable([m for p in closures[path] for m in indexes[p].macros])
+                 for path in indexes}
+    inits = {path: find_init_functions(idx, tu_macros[path]) for path, idx in indexes.items()}
+    roots = [path for path in indexes if inits[path]]
+    linked = _link_files(indexes, closures, roots)
+    modules = []
+    problems = list(problems)
+    for root in roots:
+        files = _module_files(root, closures, linked)
+        module_indexes = [indexes[p] for p in files]
+        macros = MacroTable([m for idx in module_indexes for m in idx.macros])
+        for init in inits[root]:
+            try:
+                modules.append(_module(init, module_indexes, macros))
+            except Exception as e:  # one module porter cannot read must not stop the run
+                problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
+    modules.sort(key=lambda m: (m.init.file, m.init.span.start))
+    facts = tuple(
+        FileFacts(
+            path=path, error_spans=idx.src.error_spans,
+            masked_conditionals=len(idx.src.masked_conditionals),
+            macro_masks=len(idx.src.macro_masks), lines=idx.src.text.count(b"\n") + 1,
+            includes=tuple(includes[path]),
+        )
+        for path, idx in sorted(indexes.items())
+    )
+    return Analysis(tuple(modules), facts, tuple(problems), {s.path: s for s in sources})
+
+
+def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) -> ExtensionModule:
+    defs = [d for idx in indexes for d in find_module_defs(idx, macros)]
+    definition = next((d for d in defs if d.name == init.def_name), None)
+    if definition is None and len(defs) == 1 and init.def_name is None:
+        definition = defs[0]
+    types = collect_static_types(indexes)
+    tables = collect_tables(indexes, macros)
+    roles, _ = assign_roles(init.name, definition, types, tables)
+    type_spans = [Location(t.file, t.initializer) for t in types if t.initializer]
+    def_spans = [Location(d.file, d.initializer) for d in defs if d.initializer]
+    functions = collect_functions(indexes, roles, tables, type_spans, def_spans)
+    object_structs = _object_structs(indexes)
+    init_names = {init.name} | ({init.worker} if init.worker else set())
+    globals_ = collect_globals(indexes, functions, macros, init_names, object_structs)
+    findings = collect_findings(indexes, functions, globals_, types)
+    return ExtensionModule(
+        name=init.name[len("PyInit_"):], files=tuple(idx.path for idx in indexes), init=init,
+        init_style=init_style(init), definition=definition, static_types=tuple(types),
+        globals=tuple(globals_), functions=tuple(functions), findings=tuple(findings),
+        macros=tuple(m for idx in indexes for m in idx.macros),
+    )
+
+
+def _object_structs(indexes: list[FileIndex]) -> set[str]:
+    """Struct typedefs that start with PyObject_HEAD: their pointers are objects too."""
+    names = set()
+    for idx in indexes:
+        heads = [m.span.start for m in idx.src.macro_masks if m.name in ("PyObject_HEAD", "PyObject_VAR_HEAD")]
+        if not heads:
+            continue
+        for node in idx.src.root.children:
+            if node.type != "type_definition":
+                continue
+            if any(node.start_byte <= h < node.end_byte for h in heads):
+                for d in node.children_by_field_name("declarator"):
+                    names.add(d.text.decode())
+                t = node.child_by_field_name("type")
+                name = t.child_by_field_name("name") if t is not None else None
+                if name is not None:
+                    names.add(name.text.decode())
+    return names
+
+
+def _resolve_includes(path: str, idx: FileIndex, indexes: dict[str, FileIndex]) -> list[str]:
+    out = []
+    base = posixpath.dirname(path)
+    by_name: dict[str, list[str]] = {}
+    for p in indexes:
+        by_name.setdefault(posixpath.basename(p), []).append(p)
+    for name, _ in idx.includes:
+        candidate = posixpath.normpath(posixpath.join(base, name))
+        if candidate in indexes:
+            out.append(candidate)
+            continue
+        matches = [p for p in indexes if p.endswith("/" + name) or p == name]
+        if len(matches) == 1:
+            out.append(matches[0])
+        elif not matches and len(by_name.get(posixpath.basename(name), [])) == 1:
+            out.append(by_name[posixpath.basename(name)][0])
+    return out
+
+
+def _closure(path: str, includes: dict[str, list[str]]) -> list[str]:
+    seen = [path]
+    stack = [path]
+    while stack:
+        for inc in includes.get(stack.pop(), []):
+            if inc not in seen:
+                seen.append(inc)
+                stack.append(inc)
+    return seen
+
+
+def _link_files(indexes, closures, roots) -> dict[str, list[str]]:
+    """Files without an init function that a module's files link with, by external symbol."""
+    exported: dict[str, set[str]] = {}
+    referenced: dict[str, set[str]] = {}
+    for path, idx in indexes.items():
+        names = set()
+        for name, nodes in idx.functions.items():
+            if not any("static" in ctree.storage(n) for n in nodes):
+                names.add(name)
+        for decl in idx.file_declarations:
+            st = ctree.storage(decl)
+            if "static" in st or "extern" in st or "typedef" in st:
+                continue
+            for d in ctree.declarators(decl):
+                info = ctree.read_declarator(d)
+                if info.name and not info.is_function:
+                    names.add(info.name)
+        exported[path] = names
+        referenced[path] = set(idx.identifiers)
+    linked: dict[str, list[str]] = {}
+    root_set = set(roots)
+    included_anywhere = {p for c in closures.values() for p in c[1:]}
+    candidates = [p for p in indexes if p not in root_set and p.endswith(".c")
+                  and p not in included_anywhere]
+    for root in roots:
+        members = list(closures[root])
+        changed = True
+        while changed:
+            changed = False
+            mem_exports = set().union(*(exported[p] for p in members))
+            mem_refs = set().union(*(referenced[p] for p in members))
+            for cand in candidates:
+                if cand in members:
+                    continue
+                if (exported[cand] & mem_refs) or (mem_exports & referenced[cand] and exported[cand]):
+                    for p in closures[cand]:
+                        if p not in members:
+                            members.append(p)
+                    changed = True
+        linked[root] = [p for p in members if p not in closures[root]]
+    return linked
+
+
+def _module_files(root: str, closures, linked) -> list[str]:
+    files = list(closures[root])
+    for p in linked.get(root, []):
+        if p not in files:
+            files.append(p)
+    return files
+
+
+def load_sources(items: list[tuple[str, bytes]], problems: list[FileProblem] | None = None) -> list[Source]:
+    """Parse files together: each sees the macros of the headers it includes.
+
+    A file porter fails on is left out and, when `problems` is given, reported there.
+    """
+    from porter.parse import parse_source
+    from porter.preproc import preprocess
+
+    pres = {}
+    for path, data in items:
+        try:
+            pres[path] = preprocess(path, data)
+        except Exception as e:
+            if problems is None:
+                raise
+            problems.append(FileProblem(path, internal_error("reading directives of", e)))
+    items = [(path, data) for path, data in items if path in pres]
+    fake = {path: _IncludesOnly(pre) for path, pre in pres.items()}
+    includes = {path: _resolve_includes(path, fake[path], fake) for path in pres}
+    closures = {path: _closure(path, includes) for path in pres}
+    out = []
+    for path, data in items:
+        # A file sees its own headers and, in a unity build, what its includers saw.
+        closure = list(closures[path])
+        for other, other_closure in closures.items():
+            if other != path and path in other_closure:
+                closure.extend(p for p in other_closure if p not in closure)
+        macros: dict = {}
+        for p in closure:
+            for m in pres[p].macros:
+                if m.active is not False:
+                    macros.setdefault(m.name, m)
+        iso646 = any(inc.name == "iso646.h" for p in closure for inc in pres[p].includes)
+        try:
+            out.append(parse_source(path, data, pres[path], macros, iso646))
+        except Exception as e:
+            if problems is None:
+                raise
+            problems.append(FileProblem(path, internal_error("parsing", e)))
+    return out
+
+
+class _IncludesOnly:
+    """The include list of a file before it is parsed, shaped like a FileIndex for resolving."""
+
+    def __init__(self, pre):
+        self.includes = [(inc.name, inc.span) for inc in pre.includes if not inc.system]

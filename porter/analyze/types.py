@@ -1,0 +1,123 @@
+"""Static `PyTypeObject`s: slots by name, sub-structs resolved, tables, forward declarations."""
+
+from __future__ import annotations
+
+from porter import capi
+from porter.analyze import ctree
+from porter.analyze.index import FileIndex
+from porter.analyze.initializers import is_null, read_initializer, referenced_name
+from porter.analyze.macros import split_args
+from porter.model import Initializer, Location, StaticType
+from porter.parse import Node
+
+STRUCTSEQ_INIT = ("PyStructSequence_InitType", "PyStructSequence_InitType2")
+TABLE_SLOTS = ("tp_methods", "tp_members", "tp_getset")
+
+
+def collect_static_types(indexes: list[FileIndex]) -> list[StaticType]:
+    definitions: list[tuple[FileIndex, Node, Node, Node | None]] = []
+    forwards: dict[str, list[Location]] = {}
+    substruct_vars: dict[str, tuple[FileIndex, Node]] = {}
+    structseq: set[str] = set()
+    for index in indexes:
+        for decl in index.file_declarations:
+            tname = ctree.type_name(decl)
+            if tname in capi.SUBSTRUCT_FIELDS:
+                for d in ctree.declarators(decl):
+                    info = ctree.read_declarator(d)
+                    if info.name and info.value is not None and info.value.type == "initializer_list":
+                        substruct_vars[info.name] = (index, info.value)
+            if tname not in ("PyTypeObject", "_typeobject"):
+                continue
+            for d in ctree.declarators(decl):
+                info = ctree.read_declarator(d)
+                if info.name is None or info.is_pointer or info.is_function or info.is_array:
+                    continue
+                if info.value is not None and info.value.type == "initializer_list":
+                    definitions.append((index, decl, d, info.value))
+                else:
+                    forwards.setdefault(info.name, []).append(
+                        Location(index.path, ctree.span(decl)))
+        for name, call in index.calls:
+            if name in STRUCTSEQ_INIT:
+                args = ctree.call_args(call)
+                if args:
+                    target = referenced_name(index.src.text_of(args[0]))
+                    if target:
+                        structseq.add(target)
+    types = []
+    defined = set()
+    for index, decl, d, value in definitions:
+        info = ctree.read_declarator(d)
+        defined.add(info.name)
+        types.append(_static_type(index, decl, info.name, value, forwards, substruct_vars))
+    # Types that only have a tentative definition and are filled at run time.
+    for name in sorted(structseq - defined):
+        locs = forwards.get(name, [])
+        if not locs:
+            continue
+        first = locs[0]
+        index = next(i for i in indexes if i.path == first.file)
+        types.append(StaticType(
+            name=name, file=first.file, span=first.span, initializer=None, slots=(),
+            positional=False, forward_declarations=tuple(locs[1:]), substructs=(),
+            substruct_slots=(), tables=(), conditional=False, structseq=True,
+            is_static=_is_static_at(index, first),
+        ))
+    types.sort(key=lambda t: (t.file, t.span.start))
+    return types
+
+
+def _is_static_at(index: FileIndex, loc: Location) -> bool:
+    for decl in index.file_declarations:
+        if decl.start_byte == loc.span.start:
+            return "static" in ctree.storage(decl)
+    return True
+
+
+def _static_type(index, decl, name, value, forwards, substruct_vars) -> StaticType:
+    src = index.src
+    slots, conditional = read_initializer(src, value, capi.TYPE_FIELDS, capi.TYPE_FIELD_ALIASES)
+    positional = any(not s.designated for s in slots[1:]) or (
+        bool(slots) and all(not s.designated for s in slots))
+    substructs, sub_slots = [], []
+    for slot in slots:
+        if slot.name in capi.SUBSTRUCT_OF_FIELD and not is_null(slot.text):
+            var = referenced_name(slot.text)
+            if var is None:
+                continue
+            substructs.append((slot.name, var))
+            found = substruct_vars.get(var)
+            if found is not None:
+                sub_index, init = found
+                fields = capi.SUBSTRUCT_FIELDS[capi.SUBSTRUCT_OF_FIELD[slot.name]]
+                read, cond = read_initializer(sub_index.src, init, fields, capi.SUBSTRUCT_ALIASES)
+                conditional = conditional or cond
+                sub_slots.extend(s for s in read if not is_null(s.text))
+    tables = []
+    for slot in slots:
+        if slot.name in TABLE_SLOTS and not is_null(slot.text):
+            var = referenced_name(slot.text)
+            if var:
+                tables.append((slot.name, var))
+    metatype = _metatype(src, slots)
+    locs = [loc for loc in forwards.get(name, []) if loc.span.start != decl.start_byte]
+    return StaticType(
+        name=name, file=index.path, span=ctree.span(decl), initializer=ctree.span(value),
+        slots=tuple(slots), positional=positional, forward_declarations=tuple(locs),
+        substructs=tuple(substructs), substruct_slots=tuple(sub_slots), tables=tuple(tables),
+        conditional=conditional, metatype=metatype, is_static="static" in ctree.storage(decl),
+    )
+
+
+def _metatype(src, slots: list[Initializer]) -> str | None:
+    head = next((s for s in slots if s.name == "ob_base"), None)
+    if head is None:
+        return None
+    for mask in src.macro_masks:
+        if mask.span.start == head.span.start and mask.name.endswith("HEAD_INIT"):
+            raw = src.text[mask.span.start:mask.span.end]
+            args, _ = split_args(raw, raw.index(b"("))
+            if args and not is_null(args[0]):
+                return args[0]
+    return None
