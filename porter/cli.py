@@ -1,0 +1,209 @@
+"""The command line: the only place that reads or writes files and prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from porter import __version__
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Port CPython C extension modules to multi-phase init with per-module state.",
+    pretty_exceptions_enable=False,
+)
+debug_app = typer.Typer(no_args_is_help=True, help="Look at what porter's parser sees.")
+app.add_typer(debug_app, name="debug")
+
+err = Console(stderr=True, highlight=False)
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_INTERNAL = 3
+PROGRESS_THRESHOLD = 40  # files; below this a progress bar is noise
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err.print(f"porter: error: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def _read_inputs(paths: list[Path], follow_includes: bool = True):
+    from porter.inputs import collect_inputs
+
+    inputs = collect_inputs([str(p) for p in paths], follow_includes=follow_includes)
+    if not inputs.files:
+        reasons = "; ".join(f"{p.file}: {p.reason}" for p in inputs.problems) or "no .c or .h files"
+        raise fail(f"nothing to read ({reasons})")
+    return inputs
+
+
+def _scan(inputs):
+    from porter.pipeline import scan
+
+    files = [(f.path, f.data) for f in inputs.files]
+    if len(files) >= PROGRESS_THRESHOLD and err.is_terminal:
+        from rich.progress import Progress
+
+        with Progress(console=err, transient=True) as progress:
+            progress.add_task(f"scanning {len(files)} files", total=None)
+            return scan(files, inputs.problems)
+    return scan(files, inputs.problems)
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", help="Print porter's version.")] = False,
+) -> None:
+    if version:
+        print(f"porter {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="C files or directories (searched for .c and .h).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Every fact as JSON (schema porter-scan/1).")] = False,
+) -> None:
+    """Find single-phase modules, their static types, globals and blockers."""
+    from porter.facts_json import analysis_to_json
+    from porter.report import scan_rows
+
+    inputs = _read_inputs(paths)
+    analysis = _scan(inputs)
+    if as_json:
+        json.dump(analysis_to_json(analysis), sys.stdout, indent=2, sort_keys=False)
+        sys.stdout.write("\n")
+        return
+    table = Table(show_lines=False, pad_edge=False)
+    for column in ("file", "module", "init", "static types", "globals to port", "blockers", "unparsed"):
+        table.add_column(column, overflow="fold")
+    for row in scan_rows(analysis):
+        table.add_row(*row)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@app.command()
+def verify(
+    target: Annotated[Path, typer.Argument(help="A fixture folder (fixture.toml) or a C file.")],
+    more: Annotated[Optional[list[Path]], typer.Argument(help="More C files of the same module.")] = None,
+    module: Annotated[Optional[str], typer.Option(help="Module name, when not a fixture folder.")] = None,
+    smoke: Annotated[Optional[Path], typer.Option(help="Smoke script, when not a fixture folder.")] = None,
+    python: Annotated[Optional[list[str]], typer.Option(help="Only this version (e.g. 3.13).")] = None,
+    port: Annotated[bool, typer.Option("--port", help="Port the sources first and verify the port.")] = False,
+) -> None:
+    """Build with each CPython >= 3.12 and import in isolated subinterpreters."""
+    from porter import verify as oracle
+
+    isolation = None
+    if target.is_dir():
+        try:
+            fixture = oracle.load_fixture(target)
+        except (oracle.FixtureError, OSError) as e:
+            raise fail(str(e))
+        sources, name, smoke_text, isolation = list(fixture.sources), fixture.module, fixture.smoke, fixture.isolation
+    else:
+        if module is None or smoke is None:
+            raise fail("give --module and --smoke with C files (or a fixture folder)")
+        sources = [target, *(more or [])]
+        missing = [str(s) for s in sources if not s.is_file()]
+        if missing:
+            raise fail(f"no such file: {', '.join(missing)}")
+        name, smoke_text = module, smoke.read_text()
+    interpreters = oracle.find_interpreters()
+    if python:
+        interpreters = [i for i in interpreters if i.version in python]
+    if not interpreters:
+        raise fail("no CPython >= 3.12 found (pyenv versions, or PORTER_PYTHON312=/path/to/python)", EXIT_FAILED)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="porter-verify-") as tmp:
+        if port:
+            sources = _ported_copy(sources, Path(tmp) / "src")
+        result = oracle.verify(sources, name, smoke_text, interpreters, isolation=isolation,
+                               workdir=Path(tmp) / "build")
+    print(oracle.format_verification(result))
+    raise typer.Exit(0 if result.ok else EXIT_FAILED)
+
+
+def _ported_copy(sources: list[Path], dest: Path) -> list[Path]:
+    """Port `sources` in memory and write the results (and sibling headers) under `dest`."""
+    from porter.inputs import collect_inputs
+    from porter.pipeline import port_files
+
+    inputs = collect_inputs([str(s) for s in sources])
+    result = port_files([(f.path, f.data) for f in inputs.files], unsafe=False)
+    if result.failed:
+        raise fail("; ".join(f"{p.file}: {p.reason}" for p in result.problems), EXIT_FAILED)
+    dest.mkdir(parents=True)
+    base = Path(__import__("os").path.commonpath([str(s.resolve().parent) for s in sources]))
+    written = {}
+    for f in inputs.files:
+        rel = Path(f.path).resolve().relative_to(base) if Path(f.path).resolve().is_relative_to(base) else Path(Path(f.path).name)
+        out = dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(result.new_text.get(f.path, f.data))
+        written[Path(f.path).resolve()] = out
+    for folder in {s.resolve().parent for s in sources}:
+        for h in folder.glob("*.h"):
+            target = dest / h.relative_to(base)
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(h.read_bytes())
+    return [written[s.resolve()] for s in sources]
+
+
+@debug_app.command("tree")
+def debug_tree(
+    file: Annotated[Path, typer.Argument(help="A C file.")],
+    masked: Annotated[bool, typer.Option("--masked", help="Also print the text tree-sitter saw.")] = False,
+) -> None:
+    """Print the syntax tree, with ERROR spans, masks and masked #if groups."""
+    from porter.debug import render_tree
+
+    inputs = _read_inputs([file])
+    print(render_tree(_source_of(inputs, file), masked=masked))
+
+
+@debug_app.command("query")
+def debug_query(
+    file: Annotated[Path, typer.Argument(help="A C file.")],
+    query: Annotated[str, typer.Argument(help="A tree-sitter query, a .scm file, or a built-in query name.")],
+) -> None:
+    """Print the captures of a tree-sitter query on a file."""
+    from porter.debug import QueryError, render_captures
+
+    inputs = _read_inputs([file])
+    text = Path(query).read_text() if query.endswith(".scm") and Path(query).is_file() else query
+    try:
+        print(render_captures(_source_of(inputs, file), text))
+    except QueryError as e:
+        raise fail(str(e))
+
+
+def _source_of(inputs, file: Path):
+    from porter.analyze.project import load_sources
+    from porter.inputs import display_path
+
+    sources = load_sources([(f.path, f.data) for f in inputs.files])
+    wanted = display_path(file, Path.cwd())
+    return next(s for s in sources if s.path == wanted)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("porter: interrupted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # a bug: one line, not a traceback
+        err.print(f"porter: internal error: {type(e).__name__}: {e} (please report it)", markup=False)
+        sys.exit(EXIT_INTERNAL)

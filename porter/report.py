@@ -1,0 +1,41 @@
+"""Human-readable views of facts: the scan table, and (later) the porting checklist."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from porter.analyze.project import Analysis
+from porter.model import GlobalKind, Severity
+
+# Short names for the kinds a port moves, in the order the table shows them.
+_SHORT = {
+    GlobalKind.EXCEPTION: "exception",
+    GlobalKind.CACHED_OBJECT: "cached",
+    GlobalKind.LAZY_CACHE: "lazy",
+    GlobalKind.OBJECT: "object",
+    GlobalKind.TYPE_POINTER: "type-ptr",
+    GlobalKind.MUTABLE_DATA: "mutable",
+    GlobalKind.INIT_DATA: "init-data",
+}
+
+
+def scan_rows(analysis: Analysis) -> list[tuple[str, ...]]:
+    rows = []
+    unparsed = {f.path: len(f.error_spans) for f in analysis.files}
+    for m in analysis.modules:
+        kinds = Counter(g.kind for g in m.globals)
+        per_kind = ", ".join(f"{_SHORT[k]} {kinds[k]}" for k in _SHORT if kinds[k]) or "-"
+        blockers = sum(1 for f in m.findings if f.severity is Severity.BLOCKER)
+        risks = sum(1 for f in m.findings if f.severity is Severity.RISK)
+        errors = sum(unparsed.get(p, 0) for p in m.files)
+        rows.append((
+            m.init.file, m.name, m.init_style.value, str(len(m.static_types)), per_kind,
+            f"{blockers}" + (f" (+{risks} risks)" if risks else ""), str(errors),
+        ))
+    in_modules = {p for m in analysis.modules for p in m.files}
+    for p in analysis.problems:
+        rows.append((p.file, "-", "not read", "-", "-", "-", p.reason))
+    for f in analysis.files:
+        if f.path not in in_modules and f.path.endswith(".c"):
+            rows.append((f.path, "-", "no extension module", "-", "-", "-", str(len(f.error_spans))))
+    return rows
