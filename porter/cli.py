@@ -90,6 +90,79 @@ def scan(
 
 
 @app.command()
+def port(
+    paths: Annotated[list[Path], typer.Argument(help="C files or directories of the module(s).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the patch here instead of stdout.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the Markdown checklist here.")] = None,
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="Also apply edits marked unsafe.")] = False,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Emit the patch for the modules that ported even if others failed.")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="Rewrite the source files in place (atomically) instead of printing a patch.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output or --report file.")] = False,
+) -> None:
+    """Port single-phase modules to multi-phase init with module state: a unified diff."""
+    from porter.diff import unified_diff
+    from porter.pipeline import port_files
+    from porter.report import checklist
+
+    for target in (output, report):
+        if target is not None and target.exists() and not force:
+            raise fail(f"{target} exists; pass --force to overwrite it")
+    inputs = _read_inputs(paths)
+    given = {f.path for f in inputs.files}
+    if output is not None and str(output.resolve()) in {str(Path(p).resolve()) for p in given}:
+        raise fail("--output names one of the sources")
+    result = port_files([(f.path, f.data) for f in inputs.files], unsafe=unsafe,
+                        problems=list(inputs.problems))
+    analysis_sources = {}
+    for mp in result.modules:
+        analysis_sources.update(mp.sources)
+    for mp in result.modules:
+        label = {"ported": "ported", "nothing-to-do": "nothing to do", "failed": "FAILED"}[mp.status]
+        err.print(f"porter: {mp.module.name}: {label}{': ' + mp.reason if mp.reason else ''}", markup=False)
+    for p in result.problems:
+        err.print(f"porter: {p.file}: {p.reason}", markup=False)
+    if not result.modules:
+        err.print("porter: no extension module found", markup=False)
+    failed = [mp for mp in result.modules if mp.status == "failed"]
+    if report is not None:
+        _write_atomic(report, checklist(result, analysis_sources).encode())
+    if failed and not keep_going:
+        raise typer.Exit(EXIT_FAILED)
+    if apply:
+        for f in inputs.files:
+            if f.path in result.new_text:
+                _write_atomic(Path(f.path), result.new_text[f.path])
+        raise typer.Exit(EXIT_FAILED if failed else 0)
+    patch = b"".join(unified_diff(f.path, f.data, result.new_text[f.path])
+                     for f in inputs.files if f.path in result.new_text)
+    if output is not None:
+        _write_atomic(output, patch)
+    else:
+        sys.stdout.buffer.write(patch)
+        sys.stdout.flush()
+    raise typer.Exit(EXIT_FAILED if failed else 0)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder, then rename over the target."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@app.command()
 def verify(
     target: Annotated[Path, typer.Argument(help="A fixture folder (fixture.toml) or a C file.")],
     more: Annotated[Optional[list[Path]], typer.Argument(help="More C files of the same module.")] = None,

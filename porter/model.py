@@ -69,11 +69,20 @@ class GlobalKind(StrEnum):
     def is_definition(self) -> bool:
         return self in _DEFINITIONS
 
+    @property
+    def is_object_kind(self) -> bool:
+        """Its value is a reference the module state owns: visited and cleared."""
+        return self in _OBJECTS
+
 
 _PER_MODULE = frozenset({
     GlobalKind.STATIC_TYPE, GlobalKind.EXCEPTION, GlobalKind.CACHED_OBJECT,
     GlobalKind.LAZY_CACHE, GlobalKind.OBJECT, GlobalKind.TYPE_POINTER,
     GlobalKind.MUTABLE_DATA, GlobalKind.INIT_DATA,
+})
+_OBJECTS = frozenset({
+    GlobalKind.STATIC_TYPE, GlobalKind.EXCEPTION, GlobalKind.CACHED_OBJECT,
+    GlobalKind.LAZY_CACHE, GlobalKind.OBJECT, GlobalKind.TYPE_POINTER,
 })
 _DEFINITIONS = frozenset({
     GlobalKind.METHOD_TABLE, GlobalKind.MEMBER_TABLE, GlobalKind.GETSET_TABLE,
@@ -90,8 +99,11 @@ class Use:
     file: str
     span: Span  # the identifier
     function: str | None  # enclosing function, None at file scope
-    access: str  # read, write, address, init (its own initialiser), macro
+    access: str  # read, write, address, macro (in a #define body), macro-arg (in a blanked macro use)
     macro: str | None = None  # the macro whose body names it, for access == "macro"
+    shape: str = "plain"  # plain, address-of (&x), member (x.field)
+    shape_span: Span | None = None  # the expression `&x` or `x.` that a rewrite replaces
+    unparsed: bool = False  # inside an ERROR span: never edited
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,7 @@ class Global:
     is_const: bool
     initializer: Span | None
     declarator_count: int  # how many variables the declaration declares
+    initializer_text: str = ""
     uses: tuple[Use, ...] = ()
     extern_declarations: tuple[Location, ...] = ()
     reason: str = ""  # why it was given this kind
@@ -145,6 +158,10 @@ class Function:
     calls: tuple[Call, ...]
     address_taken: tuple[Location, ...]  # uses of its name other than calls and known tables
     prototypes: tuple[Location, ...] = ()  # forward declarations
+    types: tuple[str, ...] = ()  # static types whose slots or tables name it
+    param_list: Span | None = None  # the parenthesised parameter list
+    prototype_param_lists: tuple[Location, ...] = ()
+    flags: tuple[str, ...] = ()  # METH_ flags when it is a method
 
 
 @dataclass(frozen=True)
@@ -226,6 +243,11 @@ class InitFunction:
     worker: str | None = None  # `return moduleinit();`: the function that creates the module
     worker_span: Span | None = None
 
+    @property
+    def function(self) -> str:
+        """The name its Function fact has: as written, or `MOD_INIT(x)` for a macro header."""
+        return self.c_name or self.name
+
 
 @dataclass(frozen=True)
 class ExtensionModule:
@@ -239,6 +261,9 @@ class ExtensionModule:
     functions: tuple[Function, ...]
     findings: tuple[Finding, ...]
     macros: tuple["Macro", ...] = ()
+    init_body: "InitBody | None" = None
+    macro_uses: tuple["MacroUse", ...] = ()
+    names_in_use: frozenset[str] = frozenset()  # every identifier, for choosing new names
 
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)
@@ -271,3 +296,75 @@ class FileFacts:
     macro_masks: int
     lines: int
     includes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ReturnSite:
+    span: Span  # the whole statement (or the macro use standing for one)
+    value: str  # null, module, zero, other
+    text: str
+
+
+@dataclass(frozen=True)
+class AddObjectCall:
+    """PyModule_AddObject(module, "name", value): steals `value` only on success."""
+
+    call: Span
+    callee: Span  # the function name, to rename
+    value: Span
+    value_name: str | None  # when the value is a plain identifier (or &Type / cast of one)
+    incref: Span | None  # a `Py_INCREF(value);` statement right before it
+    failure_decrefs: tuple[Span, ...]  # Py_DECREF(value) statements on its failure branch
+
+
+@dataclass(frozen=True)
+class TypeReady:
+    """PyType_Ready(&Type) in the init function: where a heap type gets created."""
+
+    type_name: str
+    statement: Span  # the whole statement (an `if` that checks it, or the call statement)
+    call: Span
+    checked: bool
+
+
+@dataclass(frozen=True)
+class FieldAssignment:
+    """`Type.tp_field = value;` or `substruct.field = value;` while the module initialises."""
+
+    target: str  # the variable
+    field: str
+    value: str
+    statement: Span
+
+
+@dataclass(frozen=True)
+class InitBody:
+    """What turning the init function into an exec function must touch."""
+
+    function: str  # the function whose body becomes the exec body
+    file: str
+    header: Span  # from the start of the definition to the end of its declarator
+    body: Span
+    module_var: str | None
+    module_var_decls: tuple[Span, ...]  # text to delete: a declaration or one declarator
+    create_statements: tuple[Span, ...]  # `m = PyModule_Create(&def);` and friends
+    create_kind: str  # assign, declare, return, macro
+    null_checks: tuple[Span, ...]  # `if (m == NULL) ...` right after the create
+    returns: tuple[ReturnSite, ...]
+    module_decrefs: tuple[Span, ...]  # Py_DECREF(m) / Py_XDECREF(m) / Py_CLEAR(m)
+    add_module: tuple[Span, ...]  # PyState_AddModule statements
+    add_objects: tuple[AddObjectCall, ...]
+    type_readies: tuple[TypeReady, ...]
+    field_assignments: tuple[FieldAssignment, ...]
+    problems: tuple[str, ...]  # what porter could not read in this function
+
+
+@dataclass(frozen=True)
+class MacroUse:
+    """A use of a project macro in code (not inside another macro's body)."""
+
+    name: str
+    file: str
+    span: Span
+    function: str | None
+    blanked: bool  # the parser did not see it: its arguments are read lexically

@@ -11,3 +11,11 @@ def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = No
     problems = list(problems or [])
     sources = load_sources(files, problems)
     return analyze(sources, tuple(problems))
+
+
+def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,
+               problems: list[FileProblem] | None = None):
+    """Scan, plan and apply: the new text of every file a ported module changed."""
+    from porter.rewrite.port import port
+
+    return port(scan(files, problems), unsafe=unsafe)

@@ -39,3 +39,37 @@ def scan_rows(analysis: Analysis) -> list[tuple[str, ...]]:
         if f.path not in in_modules and f.path.endswith(".c"):
             rows.append((f.path, "-", "no extension module", "-", "-", "-", str(len(f.error_spans))))
     return rows
+
+
+def checklist(result, sources) -> str:
+    """The Markdown checklist of a port: what porter did and what is left, with file:line."""
+    from porter.render import render
+
+    def where(file, span):
+        src = sources.get(file)
+        if span is None or src is None:
+            return file
+        return f"{file}:{src.line(span.start)}"
+
+    modules = []
+    for mp in result.modules:
+        m = mp.module
+        items = sorted(mp.items, key=lambda i: (i.file, i.span.start if i.span else 0, i.step))
+        modules.append({
+            "name": m.name,
+            "files": list(m.files),
+            "status": mp.status,
+            "reason": mp.reason,
+            "posture": mp.posture if mp.status == "ported" else "",
+            "posture_reasons": mp.posture_reasons,
+            "done": [{"where": where(i.file, i.span), "step": i.step, "message": i.message}
+                     for i in items if i.done and mp.status == "ported"],
+            "todo": [{"where": where(i.file, i.span), "step": i.step, "message": i.message,
+                      "applicability": i.applicability.value}
+                     for i in items if not i.done],
+            "findings": [{"where": where(f.file, f.span), "code": f.code,
+                          "severity": f.severity.value, "message": f.message}
+                         for f in m.findings if f.code != "unparsed"],
+        })
+    return render("report/checklist.md.jinja", modules=modules,
+                  problems=[{"file": p.file, "reason": p.reason} for p in result.problems])

@@ -107,8 +107,15 @@ def type_name(decl: Node) -> str:
 
 
 def function_name(fn: Node) -> tuple[str | None, Node | None, Node | None]:
-    """(name, name node, function_declarator) of a function definition."""
+    """(name, name node, function_declarator) of a function definition.
+
+    `MOD_INIT(name) { ... }`, a project macro in the header position, is named as written.
+    """
     node = fn.child_by_field_name("declarator")
+    type_node = fn.child_by_field_name("type")
+    if node is not None and node.type == "parenthesized_declarator" and type_node is not None \
+            and type_node.type == "type_identifier":
+        return f"{type_node.text.decode()}{node.text.decode()}".replace(" ", ""), None, None
     while node is not None:
         if node.type == "function_declarator":
             inner = node.child_by_field_name("declarator")

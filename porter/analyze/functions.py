@@ -24,6 +24,7 @@ ROLE_DOCS = {
     "method": "in a method table porter could not tie to the module or a type",
     "callback": "its address is passed somewhere: its signature is fixed by the caller",
     "helper": "called directly by other functions of the module",
+    "referenced": "named in a table porter could not tie to the module or a type",
 }
 
 _FLAG = re.compile(r"\bMETH_\w+")
@@ -142,14 +143,18 @@ def assign_roles(
     module_def: ModuleDef | None,
     types: list[StaticType],
     tables: Tables,
-) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:
-    """Roles by function name, and METH_ flags of each method."""
+) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
+    """Roles by function name, METH_ flags of each method, and the types naming each."""
     roles: dict[str, list[str]] = {}
     flags: dict[str, tuple[str, ...]] = {}
+    owners: dict[str, list[str]] = {}
+    current_type: list[str] = []
 
     def add(fn: str | None, role: str) -> None:
         if fn and role not in roles.setdefault(fn, []):
             roles[fn].append(role)
+        if fn and current_type and current_type[0] not in owners.setdefault(fn, []):
+            owners[fn].append(current_type[0])
 
     if init_name:
         add(init_name, "module-init")
@@ -172,6 +177,7 @@ def assign_roles(
             for _, fn in tables.slot_tables.get(referenced_name(m_slots.text) or "", []):
                 add(fn, "module-slot")
     for t in types:
+        current_type[:] = [t.name]
         for slot_name, table in t.tables:
             if slot_name == "tp_methods" and table in tables.methods:
                 claimed.add(table)
@@ -192,6 +198,7 @@ def assign_roles(
                                  "tp_as_async", "tp_as_buffer", "tp_dict", "tp_bases"):
                     continue
                 add(referenced_name(slot.text), f"slot:{slot.name}")
+    current_type.clear()
     # Slot tables of already-converted heap types.
     for rows in tables.slot_tables.values():
         for slot_id, fn in rows:
@@ -210,12 +217,13 @@ def assign_roles(
         for entry in entries:
             add(entry.function, "method")
             flags.setdefault(entry.function, entry.flags)
-    return roles, flags
+    return roles, flags, owners
 
 
 def collect_functions(
     indexes: list[FileIndex], roles: dict[str, list[str]], tables: Tables,
     type_spans: list[Location], def_spans: list[Location],
+    owners: dict[str, list[str]] | None = None, flags: dict[str, tuple[str, ...]] | None = None,
 ) -> list[Function]:
     """Function facts for every definition in the module's files."""
     defined: dict[str, tuple[FileIndex, Node]] = {}
@@ -235,18 +243,26 @@ def collect_functions(
             if fn.start_byte <= node.start_byte < fn.end_byte
         )
         taken = []
+        referenced = False
         prototypes = []
+        proto_params = []
         for other in indexes:
             for decl in other.prototypes.get(name, []):
                 prototypes.append(Location(other.path, ctree.span(decl)))
+                plist = _prototype_params(decl, name)
+                if plist is not None:
+                    proto_params.append(Location(other.path, ctree.span(plist)))
             for ident in other.identifiers.get(name, []):
-                if _is_reference(ident, fn) and not _inside(other.path, ident, known_tables):
-                    taken.append(Location(other.path, ctree.span(ident)))
+                if _is_reference(ident, fn):
+                    referenced = True
+                    if not _inside(other.path, ident, known_tables):
+                        taken.append(Location(other.path, ctree.span(ident)))
         fn_roles = list(roles.get(name, []))
         if taken and "callback" not in fn_roles:
             fn_roles.append("callback")
         if not fn_roles:
-            fn_roles.append("helper")
+            # Named in a table porter could not tie to anything: never treat it as a helper.
+            fn_roles.append("referenced" if referenced else "helper")
         ret = fn.child_by_field_name("type")
         out.append(Function(
             name=name, file=index.path, span=ctree.span(fn),
@@ -255,8 +271,29 @@ def collect_functions(
             return_type=src.text_of(ret) if ret is not None else "",
             params=params, is_static="static" in ctree.storage(fn), roles=tuple(fn_roles),
             calls=calls, address_taken=tuple(taken), prototypes=tuple(prototypes),
+            types=tuple((owners or {}).get(name, ())),
+            param_list=ctree.span(fdecl.child_by_field_name("parameters"))
+            if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
+            prototype_param_lists=tuple(proto_params), flags=tuple((flags or {}).get(name, ())),
         ))
     return out
+
+
+def _prototype_params(decl: Node, name: str) -> Node | None:
+    for d in ctree.declarators(decl):
+        node = d
+        while node is not None:
+            if node.type == "function_declarator":
+                inner = node.child_by_field_name("declarator")
+                if inner is not None and inner.text.decode() == name:
+                    return node.child_by_field_name("parameters")
+                node = inner
+            elif node.type in ("pointer_declarator", "init_declarator", "parenthesized_declarator"):
+                node = node.child_by_field_name("declarator") or (
+                    node.named_children[0] if node.named_children else None)
+            else:
+                break
+    return None
 
 
 def _params(src, fdecl: Node | None) -> tuple[Param, ...]:

@@ -76,6 +76,7 @@ def _global(src, decl: Node, d: Node, info, function: str | None) -> Global:
         is_const=_is_const(src, decl, info, quals),
         initializer=ctree.span(info.value) if info.value is not None else None,
         declarator_count=len(ctree.declarators(decl)),
+        initializer_text=src.text_of(info.value) if info.value is not None else "",
     )
 
 
@@ -101,16 +102,58 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
             owner_name = ctree.function_name(owner)[0] if owner is not None else None
             if g.function is not None and owner_name != g.function:
                 continue
-            if not _refers_to(ident, g):
+            if not _refers_to(ident, g) or _declares_itself(ident):
                 continue
-            uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident)))
+            shape, shape_span = _shape(ident)
+            uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident),
+                            shape=shape, shape_span=shape_span,
+                            unparsed=index.src.in_error(ctree.span(ident))))
         if g.function is None:
+            for mask in index.src.blanked_masks():
+                for tok in tokenize(index.src.text, mask.span.start, mask.span.end):
+                    if tok.kind == "ident" and tok.text.decode() == g.name:
+                        node = index.src.root.descendant_for_byte_range(tok.start, tok.start)
+                        owner = ctree.enclosing_function(node) if node is not None else None
+                        uses.append(Use(index.path, Span(tok.start, tok.end),
+                                        ctree.function_name(owner)[0] if owner is not None else None,
+                                        "macro-arg", mask.name))
             for m in index.macros:
                 for tok in tokenize(index.src.text, m.body.start, m.body.end, directives=False):
                     if tok.kind == "ident" and tok.text.decode() == g.name:
                         uses.append(Use(index.path, Span(tok.start, tok.end), None, "macro", m.name))
     uses.sort(key=lambda u: (u.file, u.span.start))
     return uses
+
+
+def _declares_itself(ident: Node) -> bool:
+    """The name in another declaration of the same variable (`extern PyObject *x;`)."""
+    node = ident.parent
+    while node is not None and node.type in ("pointer_declarator", "array_declarator",
+                                              "init_declarator", "parenthesized_declarator"):
+        if node.type == "init_declarator" and node.child_by_field_name("declarator") is not None \
+                and not (node.child_by_field_name("declarator").start_byte <= ident.start_byte
+                         < node.child_by_field_name("declarator").end_byte):
+            return False
+        node = node.parent
+    return node is not None and node.type == "declaration" and ident in ctree.declarators(node) \
+        or (node is not None and node.type == "declaration"
+            and any(d.start_byte <= ident.start_byte < d.end_byte and
+                    (d.type != "init_declarator" or d.child_by_field_name("declarator").end_byte > ident.start_byte)
+                    for d in ctree.declarators(node)))
+
+
+def _shape(ident: Node) -> tuple[str, Span | None]:
+    """`&x` and `x.field` need more than the name replaced when `x` becomes a pointer."""
+    parent = ident.parent
+    if parent is None:
+        return "plain", None
+    if parent.type == "pointer_expression" and parent.children and parent.children[0].type == "&":
+        return "address-of", ctree.span(parent)
+    if parent.type == "field_expression" and parent.child_by_field_name("argument") == ident:
+        op = parent.children[1] if len(parent.children) > 1 else None
+        if op is not None and op.type == ".":
+            return "member", Span(ident.start_byte, op.end_byte)
+    return "plain", None
 
 
 def _refers_to(ident: Node, g: Global) -> bool:

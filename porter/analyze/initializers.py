@@ -65,21 +65,35 @@ def _field(src: Source, name: str, value: Node, designated: bool, conditional: b
 
 
 def referenced_name(text: str) -> str | None:
-    """The variable an initialiser value names: `&Foo_as_number` -> Foo_as_number."""
+    """The variable an initialiser value names: `&Foo_as_number` -> Foo_as_number.
+
+    Casts in front are skipped, however many: `(PyCFunction)(void(*)(void))f` -> f.
+    """
     t = text.strip()
-    while t.startswith("(") and ")" in t:
-        close = t.index(")")
-        inner = t[1:close].strip()
+    while t.startswith("("):
+        close = _matching(t, 0)
+        if close is None:
+            return None
         rest = t[close + 1:].strip()
-        if rest and (inner.endswith("*") or inner.replace("_", "").isalnum()):
-            t = rest  # a cast
-        elif not rest:
-            t = inner
+        if rest:
+            t = rest  # the parenthesised part was a cast
         else:
-            break
+            t = t[1:close].strip()  # redundant parentheses
     t = t.lstrip("&").strip()
-    if t.replace("_", "a").isalnum() and not t[0].isdigit():
+    if t and t.replace("_", "a").isalnum() and not t[0].isdigit():
         return t
+    return None
+
+
+def _matching(text: str, open_at: int) -> int | None:
+    depth = 0
+    for i in range(open_at, len(text)):
+        if text[i] == "(":
+            depth += 1
+        elif text[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i
     return None
 
 

@@ -21,6 +21,8 @@ _PYINIT_IN_TEXT = re.compile(r"\bPyInit_(\w*)")
 def find_init_functions(index: FileIndex, macros: MacroTable) -> list[InitFunction]:
     found = []
     for name, nodes in index.functions.items():
+        if "(" in name:
+            continue  # macro headers are read below
         spelled = name
         macro = macros.get(name)
         if macro is not None and macro.params is None:
@@ -59,7 +61,8 @@ def _macro_header_functions(index: FileIndex, macros: MacroTable) -> list[InitFu
         m = _PYINIT_IN_TEXT.search(expansion)
         if not m:
             continue
-        init = _init_function(index, macros, "PyInit_" + m.group(1), fn, macro_name)
+        written = ctree.function_name(fn)[0]
+        init = _init_function(index, macros, "PyInit_" + m.group(1), fn, macro_name, c_name=written)
         out.append(init)
     return out
 

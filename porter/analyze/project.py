@@ -11,10 +11,11 @@ from porter.analyze.findings import collect_findings
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables
 from porter.analyze.globals import collect_globals
 from porter.analyze.index import FileIndex, build_index
+from porter.analyze.init_body import read_init_body
 from porter.analyze.macros import MacroTable
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
-from porter.model import ExtensionModule, FileFacts, FileProblem, InitFunction, Location
+from porter.model import ExtensionModule, FileFacts, FileProblem, InitFunction, Location, MacroUse
 from porter.parse import Source
 
 
@@ -73,20 +74,46 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         definition = defs[0]
     types = collect_static_types(indexes)
     tables = collect_tables(indexes, macros)
-    roles, _ = assign_roles(init.name, definition, types, tables)
+    roles, flags, owners = assign_roles(init.function, definition, types, tables)
     type_spans = [Location(t.file, t.initializer) for t in types if t.initializer]
     def_spans = [Location(d.file, d.initializer) for d in defs if d.initializer]
-    functions = collect_functions(indexes, roles, tables, type_spans, def_spans)
+    functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags)
     object_structs = _object_structs(indexes)
-    init_names = {init.name} | ({init.worker} if init.worker else set())
+    init_names = {init.function} | ({init.worker} if init.worker else set())
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs)
     findings = collect_findings(indexes, functions, globals_, types)
+    init_index = next(idx for idx in indexes if idx.path == init.file)
+    init_body = read_init_body(init_index, init, macros)
     return ExtensionModule(
         name=init.name[len("PyInit_"):], files=tuple(idx.path for idx in indexes), init=init,
         init_style=init_style(init), definition=definition, static_types=tuple(types),
         globals=tuple(globals_), functions=tuple(functions), findings=tuple(findings),
-        macros=tuple(m for idx in indexes for m in idx.macros),
+        macros=tuple(m for idx in indexes for m in idx.macros), init_body=init_body,
+        macro_uses=tuple(_macro_uses(indexes, macros)),
+        names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
+        | frozenset(m.name for idx in indexes for m in idx.macros),
     )
+
+
+def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
+    out = []
+    for idx in indexes:
+        for name in macros.by_name:
+            for node in idx.identifiers.get(name, []):
+                if node.parent is not None and node.parent.type in ("preproc_def", "preproc_function_def"):
+                    continue
+                owner = ctree.enclosing_function(node)
+                out.append(MacroUse(name, idx.path, ctree.span(node),
+                                    ctree.function_name(owner)[0] if owner is not None else None, False))
+        for mask in idx.src.macro_masks:
+            if mask.name in macros.by_name:
+                node = idx.src.root.descendant_for_byte_range(mask.span.start, mask.span.start)
+                owner = ctree.enclosing_function(node) if node is not None else None
+                out.append(MacroUse(mask.name, idx.path, mask.span,
+                                    ctree.function_name(owner)[0] if owner is not None else None,
+                                    mask.blanked))
+    out.sort(key=lambda u: (u.file, u.span.start))
+    return out
 
 
 def _object_structs(indexes: list[FileIndex]) -> set[str]:

@@ -1,0 +1,335 @@
+"""The init function's body: what becomes of each statement when it turns into an exec slot."""
+
+from __future__ import annotations
+
+import re
+
+from porter.analyze import ctree
+from porter.analyze.index import FileIndex
+from porter.analyze.initializers import referenced_name
+from porter.analyze.macros import MacroTable, expand
+from porter.model import (AddObjectCall, FieldAssignment, InitBody, InitFunction, ReturnSite,
+                          Span, TypeReady)
+from porter.parse import Node, walk
+
+MODULE_DECREFS = ("Py_DECREF", "Py_XDECREF", "Py_CLEAR")
+_NULLISH = re.compile(r"^\(?\s*(NULL|0|\(\s*PyObject\s*\*\s*\)\s*NULL)\s*\)?$")
+
+
+def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable) -> InitBody | None:
+    name = init.worker or init.function
+    if init.worker:
+        fn = index.functions.get(init.worker, [None])[0]
+    else:
+        fn = _node_at(index, init.span)
+    if fn is None:
+        return None
+    body = fn.child_by_field_name("body")
+    if body is None:
+        return None
+    src = index.src
+    problems: list[str] = []
+    create_statements, module_var, kind, create_nodes = _create_sites(index, init, body, problems, macros)
+    decls = _module_var_decls(body, module_var) if module_var else []
+    null_checks = _null_checks(src, body, module_var, create_nodes)
+    returns = _returns(src, body, module_var, macros, problems)
+    decrefs, add_module, add_objects, readies, assigns = [], [], [], [], []
+    for node in walk(body):
+        if node.type != "call_expression":
+            continue
+        callee = ctree.call_name(node)
+        args = ctree.call_args(node)
+        if callee in MODULE_DECREFS and module_var and len(args) == 1 and _is_name(args[0], module_var):
+            stmt = _statement_of(node)
+            if stmt is not None:
+                decrefs.append(ctree.span(stmt))
+        elif callee == "PyState_AddModule":
+            stmt = _enclosing_if_or_statement(node)
+            if stmt is not None:
+                add_module.append(ctree.span(stmt))
+        elif callee == "PyModule_AddObject" and len(args) == 3:
+            add_objects.append(_add_object(src, node, args))
+        elif callee == "PyType_Ready" and len(args) == 1:
+            type_name = referenced_name(src.text_of(args[0]))
+            stmt = _enclosing_if_or_statement(node)
+            if type_name and stmt is not None:
+                readies.append(TypeReady(type_name, ctree.span(stmt), ctree.span(node),
+                                         stmt.type == "if_statement"))
+    for node in walk(body):
+        if node.type == "assignment_expression":
+            left = node.child_by_field_name("left")
+            if left is not None and left.type == "field_expression" and left.children[1].type == ".":
+                target = left.child_by_field_name("argument")
+                field = left.child_by_field_name("field")
+                stmt = node.parent
+                if (target is not None and target.type == "identifier" and field is not None
+                        and stmt is not None and stmt.type == "expression_statement"):
+                    assigns.append(FieldAssignment(
+                        target.text.decode(), field.text.decode(),
+                        src.text_of(node.child_by_field_name("right")), ctree.span(stmt)))
+    _, decl_node, _ = ctree.function_name(fn)
+    header_end = _header_end(fn)
+    return InitBody(
+        function=name, file=index.path, header=Span(fn.start_byte, header_end),
+        body=ctree.span(body), module_var=module_var, module_var_decls=tuple(decls),
+        create_statements=tuple(create_statements), create_kind=kind,
+        null_checks=tuple(null_checks), returns=tuple(returns), module_decrefs=tuple(decrefs),
+        add_module=tuple(add_module), add_objects=tuple(add_objects),
+        type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
+    )
+
+
+def _node_at(index: FileIndex, span: Span) -> Node | None:
+    node = index.src.root.descendant_for_byte_range(span.start, span.end)
+    while node is not None and node.type != "function_definition":
+        node = node.parent
+    return node
+
+
+def _header_end(fn: Node) -> int:
+    decl = fn.child_by_field_name("declarator")
+    if decl is not None:
+        return decl.end_byte
+    body = fn.child_by_field_name("body")
+    return body.start_byte if body is not None else fn.end_byte
+
+
+def _is_name(node: Node, name: str) -> bool:
+    node = ctree.unwrap_parens(node)
+    return node is not None and node.type == "identifier" and node.text.decode() == name
+
+
+def _statement_of(node: Node) -> Node | None:
+    current = node
+    while current is not None and current.type not in ("expression_statement", "declaration",
+                                                        "return_statement"):
+        if current.type in ("compound_statement", "function_definition"):
+            return None
+        current = current.parent
+    return current
+
+
+def _enclosing_if_or_statement(node: Node) -> Node | None:
+    """The statement a call stands in, or the `if` whose condition it is."""
+    current = node
+    while current is not None:
+        parent = current.parent
+        if parent is None:
+            return None
+        if parent.type == "if_statement" and parent.child_by_field_name("condition") is not None and \
+                parent.child_by_field_name("condition").start_byte <= node.start_byte < \
+                parent.child_by_field_name("condition").end_byte:
+            return parent
+        if current.type == "expression_statement":
+            return current
+        if parent.type in ("compound_statement", "function_definition"):
+            return None
+        current = parent
+    return None
+
+
+def _create_sites(index, init: InitFunction, body: Node, problems: list[str], macros: MacroTable):
+    src = index.src
+    statements, nodes = [], []
+    module_var = None
+    kind = "none"
+    for call in init.create_calls:
+        node = src.root.descendant_for_byte_range(call.span.start, call.span.end)
+        while node is not None and ctree.span(node) != call.span:
+            node = node.parent
+        if node is None or not (body.start_byte <= node.start_byte < body.end_byte):
+            continue
+        parent = node.parent
+        while parent is not None and parent.type in ("parenthesized_expression", "cast_expression"):
+            parent = parent.parent
+        if parent is not None and parent.type == "assignment_expression":
+            left = parent.child_by_field_name("left")
+            module_var = left.text.decode() if left is not None and left.type == "identifier" else None
+            stmt = parent.parent
+            kind = "assign"
+        elif parent is not None and parent.type == "init_declarator":
+            module_var = ctree.read_declarator(parent).name
+            stmt = parent.parent
+            kind = "declare"
+        elif parent is not None and parent.type == "return_statement":
+            stmt = parent
+            kind = "return"
+        elif node.type == "identifier" or (parent is not None and parent.type == "expression_statement"):
+            # A project macro standing for the whole create statement.
+            stmt = parent if parent is not None and parent.type == "expression_statement" else node
+            kind = "macro"
+            args = ctree.call_args(node) if node.type == "call_expression" else []
+            expansion = expand_use(index, node, macros)
+            m = re.search(r"([A-Za-z_]\w*)\s*=\s*PyModule_Create", expansion or "")
+            if m:
+                module_var = m.group(1)
+                for a in args:
+                    if src.text_of(a).strip() == module_var:
+                        break
+            if module_var is None and args:
+                module_var = src.text_of(args[0]).strip()
+        else:
+            problems.append(f"unrecognised module creation at line {src.line(node.start_byte)}")
+            continue
+        if stmt is None:
+            continue
+        if stmt.type == "declaration" and len(ctree.declarators(stmt)) > 1:
+            problems.append(f"module created inside a multi-variable declaration at line {src.line(stmt.start_byte)}")
+            continue
+        statements.append(ctree.span(stmt))
+        nodes.append(stmt)
+    return statements, module_var, kind, nodes
+
+
+def expand_use(index, node: Node, table: MacroTable) -> str | None:
+    name = ctree.call_name(node) if node.type == "call_expression" else node.text.decode()
+    args = [index.src.text_of(a) for a in ctree.call_args(node)] if node.type == "call_expression" else None
+    return expand(table, name or "", args)
+
+
+def _module_var_decls(body: Node, module_var: str) -> list[Span]:
+    out = []
+    for stmt in body.named_children:
+        if stmt.type != "declaration":
+            continue
+        decls = ctree.declarators(stmt)
+        for d in decls:
+            info = ctree.read_declarator(d)
+            if info.name != module_var:
+                continue
+            if info.value is not None and info.value.type == "call_expression":
+                continue  # `PyObject *m = PyModule_Create(...)`: a create statement
+            if len(decls) == 1:
+                out.append(ctree.span(stmt))
+            else:
+                out.append(_declarator_with_comma(stmt, d))
+    return out
+
+
+def _declarator_with_comma(stmt: Node, d: Node) -> Span:
+    """The span of one declarator and one adjacent comma, so that deleting it leaves valid C."""
+    children = stmt.children
+    i = next(k for k, c in enumerate(children) if c == d)
+    if i + 1 < len(children) and children[i + 1].type == ",":
+        nxt = children[i + 2] if i + 2 < len(children) else children[i + 1]
+        return Span(d.start_byte, nxt.start_byte)
+    prev = children[i - 1]
+    if prev.type == ",":
+        return Span(prev.start_byte, d.end_byte)
+    return ctree.span(d)
+
+
+def _null_checks(src, body: Node, module_var: str | None, create_nodes: list[Node]) -> list[Span]:
+    """`if (m == NULL) ...` right after a create statement: dead once the module is given."""
+    out = []
+    if module_var is None:
+        return out
+    for stmt in create_nodes:
+        nxt = stmt.next_named_sibling
+        while nxt is not None and nxt.type == "comment":
+            nxt = nxt.next_named_sibling
+        if nxt is None or nxt.type != "if_statement":
+            continue
+        cond = nxt.child_by_field_name("condition")
+        text = re.sub(r"\s+", "", src.text_of(cond)) if cond is not None else ""
+        v = re.escape(module_var)
+        if re.fullmatch(rf"\((!{v}|{v}==NULL|NULL=={v}|{v}==0|!\({v}\)|\({v}\)==NULL)\)", text) \
+                and nxt.child_by_field_name("alternative") is None:
+            out.append(ctree.span(nxt))
+    return out
+
+
+def _returns(src, body: Node, module_var: str | None, macros: MacroTable, problems: list[str]) -> list[ReturnSite]:
+    out = []
+    for node in walk(body):
+        if node.type == "return_statement":
+            value = node.named_children[0] if node.named_children else None
+            out.append(ReturnSite(ctree.span(node), _classify_value(src, value, module_var, macros),
+                                  src.text_of(node)))
+        elif node.type == "expression_statement":
+            # MODULE_RETURN(m); / INITERROR; : a project macro that returns.
+            inner = node.named_children[0] if node.named_children else None
+            if inner is None:
+                continue
+            name = None
+            args = None
+            if inner.type == "call_expression":
+                name = ctree.call_name(inner)
+                args = [src.text_of(a) for a in ctree.call_args(inner)]
+            elif inner.type == "identifier":
+                name = inner.text.decode()
+            if not name or name not in macros:
+                continue
+            expansion = expand(macros, name, args) or ""
+            m = re.match(r"\s*return\b\s*(.*?);?\s*$", expansion, re.DOTALL)
+            if m:
+                out.append(ReturnSite(ctree.span(node), _classify_text(m.group(1), module_var),
+                                      src.text_of(node)))
+    return out
+
+
+def _classify_value(src, value: Node | None, module_var: str | None, macros: MacroTable) -> str:
+    if value is None:
+        return "other"
+    text = src.text_of(value)
+    kind = _classify_text(text, module_var)
+    if kind == "other":
+        inner = ctree.unwrap_parens(value)
+        if inner is not None and inner.type == "identifier" and inner.text.decode() in macros:
+            kind = _classify_text(expand(macros, inner.text.decode(), None) or "", module_var)
+        elif inner is not None and inner.type == "call_expression" and ctree.call_name(inner) in macros:
+            args = [src.text_of(a) for a in ctree.call_args(inner)]
+            kind = _classify_text(expand(macros, ctree.call_name(inner), args) or "", module_var)
+        elif inner is not None and inner.type == "call_expression" and ctree.call_name(inner) in (
+                "PyModule_Create", "PyModule_Create2"):
+            kind = "create"
+    return kind
+
+
+def _classify_text(text: str, module_var: str | None) -> str:
+    t = re.sub(r"\s+", " ", text).strip()
+    while t.startswith("(") and t.endswith(")"):
+        t = t[1:-1].strip()
+    if _NULLISH.match(t) or t == "NULL":
+        return "null"
+    if module_var and t == module_var:
+        return "module"
+    if re.match(r"PyModule_Create2?\s*\(", t):
+        return "create"
+    return "other"
+
+
+def _add_object(src, call: Node, args: list[Node]) -> AddObjectCall:
+    value = args[2]
+    inner = ctree.unwrap_parens(value)
+    name = None
+    if inner is not None and inner.type == "identifier":
+        name = inner.text.decode()
+    elif inner is not None and inner.type == "pointer_expression":
+        arg = inner.child_by_field_name("argument")
+        if arg is not None and arg.type == "identifier":
+            name = arg.text.decode()
+    incref = None
+    stmt = _enclosing_if_or_statement(call)
+    if stmt is not None and name:
+        prev = stmt.prev_named_sibling
+        while prev is not None and prev.type == "comment":
+            prev = prev.prev_named_sibling
+        if prev is not None and prev.type == "expression_statement":
+            pcall = prev.named_children[0] if prev.named_children else None
+            if pcall is not None and pcall.type == "call_expression" and ctree.call_name(pcall) in ("Py_INCREF", "Py_XINCREF"):
+                pargs = ctree.call_args(pcall)
+                if pargs and referenced_name(src.text_of(pargs[0])) == name:
+                    incref = ctree.span(prev)
+    failure = []
+    if stmt is not None and stmt.type == "if_statement" and incref is not None:
+        consequence = stmt.child_by_field_name("consequence")
+        for node in walk(consequence) if consequence is not None else []:
+            if node.type == "call_expression" and ctree.call_name(node) in ("Py_DECREF", "Py_XDECREF"):
+                a = ctree.call_args(node)
+                if a and referenced_name(src.text_of(a[0])) == name:
+                    s = _statement_of(node)
+                    if s is not None:
+                        failure.append(ctree.span(s))
+    fn = call.child_by_field_name("function")
+    return AddObjectCall(ctree.span(call), ctree.span(fn), ctree.span(value), name, incref, tuple(failure))

@@ -1,0 +1,31 @@
+"""Patience unified diffs on bytes, in the shape `git apply` and `patch -p1` accept."""
+
+from __future__ import annotations
+
+import patiencediff
+
+NO_NEWLINE = b"\\ No newline at end of file\n"
+
+
+def unified_diff(path: str, old: bytes, new: bytes, context: int = 3) -> bytes:
+    """A diff of one file with a/ and b/ prefixes; empty when nothing changed."""
+    if old == new:
+        return b""
+    # Split on bytes (str.splitlines would also split on form feeds); the surrogateescape
+    # round trip keeps every byte as it was.
+    a = [x.decode("utf-8", "surrogateescape") for x in old.splitlines(keepends=True)]
+    b = [x.decode("utf-8", "surrogateescape") for x in new.splitlines(keepends=True)]
+    lines = patiencediff.unified_diff(
+        a, b, fromfile=f"a/{path}", tofile=f"b/{path}", n=context,
+        sequencematcher=patiencediff.PatienceSequenceMatcher,
+    )
+    out = []
+    for text_line in lines:
+        line = text_line.encode("utf-8", "surrogateescape")
+        if line.startswith((b"---", b"+++")):
+            line = line.rstrip(b"\r\n \t") + b"\n"
+        elif not line.endswith((b"\n", b"\r")):
+            # The file's last line has no newline: the marker goes on a line of its own.
+            line = line + b"\n" + NO_NEWLINE
+        out.append(line)
+    return b"".join(out)

@@ -1,0 +1,164 @@
+"""What the rewrite steps share: the facts, the decisions, the names, and the growing plan."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from porter.model import ExtensionModule, Span
+from porter.parse import Source
+from porter.rewrite.decide import Decisions
+from porter.rewrite.edits import Applicability, Edit
+
+
+@dataclass(frozen=True)
+class Item:
+    """A checklist line: a porting step, who did it, where, and why."""
+
+    step: str
+    applicability: Applicability
+    file: str
+    span: Span | None
+    message: str
+    done: bool  # applied in the patch (False: left to a person, or unsafe and not requested)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every identifier porter adds, computed once so that templates only print them."""
+
+    base: str
+    state_type: str
+    get_state: str
+    get_state_by_type: str
+    get_state_by_operands: str
+    exec: str
+    traverse: str
+    clear: str
+    free: str
+    slots: str
+    def_name: str
+    state_var: str
+    new_struct: bool  # False when the module already had a state struct (m_size = sizeof(X))
+
+
+def make_names(module: ExtensionModule, state_var: str, existing_state: str | None) -> Names:
+    base = re.sub(r"\W", "_", module.name.lstrip("_")) or module.name
+    taken = set(module.names_in_use)
+
+    def fresh(name: str) -> str:
+        candidate = name
+        n = 2
+        while candidate in taken:
+            candidate = f"{name}{n}"
+            n += 1
+        taken.add(candidate)
+        return candidate
+
+    state_type = existing_state or fresh(f"{base}_state")
+    def_name = module.definition.name if module.definition else fresh(f"{base}module")
+    return Names(
+        base=base,
+        state_type=state_type,
+        get_state=fresh(f"get_{base}_state"),
+        get_state_by_type=fresh(f"get_{base}_state_by_type"),
+        get_state_by_operands=fresh(f"get_{base}_state_by_operands"),
+        exec=fresh(f"{base}_exec"),
+        traverse=fresh(f"{base}_traverse"),
+        clear=fresh(f"{base}_clear"),
+        free=fresh(f"{base}_free"),
+        slots=fresh(f"{base}_slots"),
+        def_name=def_name,
+        state_var=state_var,
+        new_struct=existing_state is None,
+    )
+
+
+@dataclass
+class PortContext:
+    module: ExtensionModule
+    sources: dict[str, Source]
+    decisions: Decisions
+    names: Names
+    unsafe: bool
+    edits: list[Edit] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    failure: str | None = None  # the module cannot be ported: nothing is emitted for it
+    # Filled by steps for later steps (never re-read from text).
+    fields: list["StateField"] = field(default_factory=list)
+    exec_prologue: list[str] = field(default_factory=list)  # statements at the top of exec
+    needs_by_type: bool = False
+    needs_by_operands: bool = False
+    posture: str = "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    posture_reasons: list[str] = field(default_factory=list)
+    type_creations: dict[str, str] = field(default_factory=dict)
+
+    def edit(self, file: str, span: Span, text: str, step: str, order: int = 0) -> None:
+        self.edits.append(Edit(file, span, text, step, order))
+
+    def insert(self, file: str, at: int, text: str, step: str, order: int = 0) -> None:
+        self.edits.append(Edit(file, Span(at, at), text, step, order))
+
+    def item(self, step: str, applicability: Applicability, file: str, span: Span | None,
+             message: str, done: bool = True) -> None:
+        self.items.append(Item(step, applicability, file, span, message, done))
+
+    def fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+
+    def text(self, file: str) -> bytes:
+        return self.sources[file].text
+
+    def line_indent(self, file: str, offset: int) -> str:
+        """The indentation of the line containing `offset`."""
+        text = self.text(file)
+        start = text.rfind(b"\n", 0, offset) + 1
+        m = re.match(rb"[ \t]*", text[start:])
+        return m.group().decode() if m else ""
+
+    def body_indent(self, file: str, body: Span) -> str:
+        """Indentation of the first statement inside a `{ ... }` body (4 spaces if empty)."""
+        text = self.text(file)
+        m = re.compile(rb"\{[ \t]*\r?\n((?:[ \t]*\r?\n)*)([ \t]*)\S").match(text, body.start)
+        if m:
+            return m.group(2).decode()
+        return self.line_indent(file, body.start) + "    "
+
+    def newline(self, file: str) -> str:
+        text = self.text(file)
+        return "\r\n" if b"\r\n" in text[:4096] else "\n"
+
+    def statement_span_with_line(self, file: str, span: Span) -> Span:
+        """A statement's span grown to its whole lines when nothing else is on them.
+
+        When the lines around it are both blank, one of them goes too, so that deleting a
+        statement does not leave a double blank line.
+        """
+        text = self.text(file)
+        start = text.rfind(b"\n", 0, span.start) + 1
+        end = text.find(b"\n", span.end)
+        end = len(text) if end < 0 else end + 1
+        before = text[start:span.start]
+        after = text[span.end:end].strip()
+        if before.strip() != b"" or not (after == b"" or (after.startswith(b"/*") and after.endswith(b"*/"))
+                                        or after.startswith(b"//")):
+            return span
+        prev_start = text.rfind(b"\n", 0, max(start - 1, 0)) + 1
+        prev_blank = start > 0 and text[prev_start:start].strip() == b""
+        next_end = text.find(b"\n", end)
+        next_end = len(text) if next_end < 0 else next_end + 1
+        next_blank = end < len(text) and text[end:next_end].strip() == b""
+        if prev_blank and next_blank:
+            end = next_end
+        return Span(start, end)
+
+
+@dataclass(frozen=True)
+class StateField:
+    key: tuple[str | None, str]
+    name: str  # the field name in the state struct
+    decl: str  # `PyObject *markup`
+    is_object: bool  # visited and cleared by the GC functions
+    initial: str | None  # a value exec must assign (C data with a non-zero initialiser)
+    is_type: bool = False

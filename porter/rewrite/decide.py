@@ -1,0 +1,239 @@
+"""Decisions before edits: which globals move into module state, and how each function reaches it.
+
+Everything here reads facts only. The result says, for every global and static type, whether it
+moves (and why not, when it cannot), and for every function how it gets `state`: from its module
+argument, from its type, from a new parameter threaded from its callers, or not at all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from porter.lexer import tokenize
+from porter.model import ExtensionModule, Function, Global, GlobalKind, Macro, StaticType, Use
+
+# Slots whose first argument may be an instance of another type (binary_op1 calls the
+# right operand's slot with the left operand first).
+BINARY_SLOTS = frozenset({
+    "nb_add", "nb_subtract", "nb_multiply", "nb_remainder", "nb_divmod", "nb_power", "nb_lshift",
+    "nb_rshift", "nb_and", "nb_xor", "nb_or", "nb_floor_divide", "nb_true_divide",
+    "nb_matrix_multiply", "nb_inplace_add", "nb_inplace_subtract", "nb_inplace_multiply",
+    "nb_inplace_remainder", "nb_inplace_power", "nb_inplace_lshift", "nb_inplace_rshift",
+    "nb_inplace_and", "nb_inplace_xor", "nb_inplace_or", "nb_inplace_floor_divide",
+    "nb_inplace_true_divide", "nb_inplace_matrix_multiply",
+})
+# Slots that run per element or per operation: a state lookup there costs on every call.
+HOT_SLOTS = frozenset({"tp_iternext", "tp_richcompare", "tp_hash", "tp_call", "sq_item",
+                       "sq_length", "sq_contains", "mp_subscript", "mp_length", "tp_getattro",
+                       "tp_descr_get", "tp_iter"}) | BINARY_SLOTS | frozenset({
+                       "nb_negative", "nb_positive", "nb_absolute", "nb_bool", "nb_invert",
+                       "nb_int", "nb_float", "nb_index"})
+STATE_VAR_CANDIDATES = ("state", "st", "mstate", "module_state")
+
+GlobalKey = tuple[str | None, str]
+
+
+@dataclass
+class Access:
+    """How a function reaches module state."""
+
+    kind: str  # exec, module, type, new, binary, helper, none
+    params: tuple[str, ...] = ()  # the parameters it uses (module, self, type, a/b)
+    reason: str = ""
+    types: tuple[str, ...] = ()  # static types it belongs to (type, new, binary)
+
+
+@dataclass
+class Decisions:
+    module: ExtensionModule
+    movable: dict[GlobalKey, Global]
+    kept: dict[GlobalKey, str]  # needs a port but stays global: why
+    access: dict[str, Access]
+    needs: dict[str, set[GlobalKey]]  # function -> moved globals it reaches (also through helpers)
+    helpers: set[str]  # functions that get a state parameter
+    state_macros: dict[str, set[GlobalKey]]  # macros whose body reaches moved globals
+    state_var: str
+    findmodule_uses: list[tuple[str | None, str, object]] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # reasons the whole module cannot be ported
+
+
+def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) -> Decisions:
+    """Iterate to a fixed point: a global moves only if every function using it can reach state.
+
+    `convertible_types` maps each static type to None when it can become a heap type, or to the
+    reason it cannot.
+    """
+    fns = {f.name: f for f in module.functions}
+    globals_by_key = {g.key: g for g in module.globals}
+    kept: dict[GlobalKey, str] = {}
+    movable: dict[GlobalKey, Global] = {}
+    for g in module.globals:
+        if not g.kind.needs_port:
+            continue
+        reason = _unmovable(g, module, convertible_types)
+        if reason:
+            kept[g.key] = reason
+        else:
+            movable[g.key] = g
+    macro_bodies = _macro_globals(module, globals_by_key)
+    state_var = _state_var(module)
+    while True:
+        type_ok = {k[1] for k, g in movable.items() if g.kind is GlobalKind.STATIC_TYPE}
+        access = {name: _access(f, module, type_ok) for name, f in fns.items()}
+        direct = _direct_needs(module, movable, macro_bodies)
+        needs, helpers = _thread_helpers(fns, access, direct)
+        bad: dict[GlobalKey, str] = {}
+        for name, keys in needs.items():
+            if not keys:
+                continue
+            acc = access.get(name)
+            if acc is None or acc.kind == "none":
+                why = acc.reason if acc else "not a function of this module"
+                for k in keys:
+                    bad.setdefault(k, f"used in {name}(), which cannot reach module state ({why})")
+        for k, g in movable.items():
+            for u in g.uses:
+                if u.access == "macro" and not _macro_used_only_in_functions(module, u.macro, macro_bodies):
+                    bad.setdefault(k, f"named by macro {u.macro}, which is used outside functions")
+        # A type's methods reach state through the type: if the type stays static they cannot.
+        if not bad:
+            break
+        for k, why in bad.items():
+            if k in movable:
+                del movable[k]
+                kept[k] = why
+    state_macros = {m: keys & set(movable) for m, keys in macro_bodies.items() if keys & set(movable)}
+    return Decisions(module, movable, kept, access, needs, helpers, state_macros, state_var)
+
+
+def _unmovable(g: Global, module: ExtensionModule, convertible_types: dict[str, str | None]) -> str | None:
+    if g.kind is GlobalKind.STATIC_TYPE:
+        return convertible_types.get(g.name, "not a type porter read")
+    for u in g.uses:
+        if u.function is None and u.access not in ("macro",):
+            return f"used outside any function at {u.file} (a static initialiser)"
+        if u.unparsed:
+            return f"used inside code porter could not parse in {u.file}"
+    if g.kind.is_object_kind and g.initializer is not None and not _null_text(module, g):
+        return "an object pointer with a static initialiser"
+    if any(f.code == "global-in-unread-branch" and g.name in f.message for f in module.findings):
+        return "used in an #if branch porter did not read"
+    if not g.is_static and g.function is None:
+        # External linkage: another translation unit may name it.
+        outside = [loc for loc in g.extern_declarations if loc.file not in module.files]
+        if outside:
+            return "declared extern outside the module's files"
+    if "[" in g.type_text and g.initializer is not None and g.kind is not GlobalKind.STATIC_TYPE:
+        return "an array with an initialiser: porter does not copy initial array contents"
+    return None
+
+
+def _null_text(module: ExtensionModule, g: Global) -> bool:
+    return g.initializer_text.strip() in ("NULL", "0", "((void*)0)", "(PyObject *)NULL", "(PyObject*)NULL")
+
+
+def _state_var(module: ExtensionModule) -> str:
+    """A name for the state pointer that no function of the module already uses."""
+    for candidate in STATE_VAR_CANDIDATES:
+        if candidate not in module.names_in_use:
+            return candidate
+    return f"{module.name.strip('_')}_st"
+
+
+def _access(f: Function, module: ExtensionModule, type_ok: set[str]) -> Access:
+    roles = f.roles
+    first = f.params[0].name if f.params else None
+    if "module-init" in roles or f.name == (module.init.worker or module.init.function):
+        return Access("exec")
+    if "callback" in roles:
+        return Access("none", reason="its address is passed elsewhere, so its signature is fixed")
+    if "module-method" in roles:
+        if first is None:
+            return Access("none", reason="its module parameter has no usable name")
+        return Access("module", (first,))
+    owner_types = list(f.types)
+    if any(r in ("type-method", "getter", "setter") or r.startswith("slot:") for r in roles):
+        missing = [t for t in owner_types if t not in type_ok]
+        if not owner_types or missing:
+            return Access("none", types=tuple(owner_types),
+                          reason=f"type {', '.join(missing or ['?'])} stays a static type")
+        slots = {r[5:] for r in roles if r.startswith("slot:")}
+        if slots & BINARY_SLOTS:
+            if len(f.params) < 2 or not f.params[1].name or not first:
+                return Access("none", reason="binary slot without named operands")
+            return Access("binary", (first, f.params[1].name), types=tuple(owner_types))
+        if "tp_new" in slots:
+            if first is None:
+                return Access("none", reason="tp_new without a named type parameter")
+            return Access("new", (first,), types=tuple(owner_types))
+        if first is None:
+            return Access("none", reason="no named self parameter")
+        return Access("type", (first,), types=tuple(owner_types))
+    if "module-slot" in roles or "method" in roles:
+        return Access("none", reason="a function porter cannot tie to the module object")
+    if roles == ("helper",):
+        return Access("helper")
+    return Access("none", reason="role " + ", ".join(roles))
+
+
+def _direct_needs(module, movable, macro_bodies) -> dict[str, set[GlobalKey]]:
+    needs: dict[str, set[GlobalKey]] = {}
+    for k, g in movable.items():
+        for u in g.uses:
+            if u.function is not None and u.access != "macro":
+                needs.setdefault(u.function, set()).add(k)
+    # Uses of macros whose bodies name moved globals.
+    for use in module.macro_uses:
+        keys = macro_bodies.get(use.name, set()) & set(movable)
+        if keys and use.function is not None:
+            needs.setdefault(use.function, set()).update(keys)
+    return needs
+
+
+def _thread_helpers(fns, access, direct):
+    """Propagate needs through calls to helpers; a helper that needs state gets a parameter."""
+    needs = {name: set(keys) for name, keys in direct.items()}
+    changed = True
+    while changed:
+        changed = False
+        for name, f in fns.items():
+            for c in f.calls:
+                callee = fns.get(c.callee)
+                if callee is None or access.get(c.callee, Access("none")).kind != "helper":
+                    continue
+                got = needs.get(c.callee)
+                if got and not got <= needs.get(name, set()):
+                    needs.setdefault(name, set()).update(got)
+                    changed = True
+    helpers = {name for name, keys in needs.items() if keys and access.get(name, Access("none")).kind == "helper"}
+    return needs, helpers
+
+
+def _macro_globals(module: ExtensionModule, globals_by_key) -> dict[str, set[GlobalKey]]:
+    """Macro name -> file-scope globals its body names, directly or through other macros."""
+    direct: dict[str, set[GlobalKey]] = {}
+    mentions: dict[str, set[str]] = {}
+    names = {m.name for m in module.macros}
+    for m in module.macros:
+        idents = {t.text.decode() for t in tokenize(m.body_text.encode(), directives=False) if t.kind == "ident"}
+        direct.setdefault(m.name, set()).update(
+            (None, i) for i in idents if (None, i) in globals_by_key)
+        mentions.setdefault(m.name, set()).update(i for i in idents if i in names and i != m.name)
+    result = {k: set(v) for k, v in direct.items()}
+    changed = True
+    while changed:
+        changed = False
+        for name, others in mentions.items():
+            for o in others:
+                extra = result.get(o, set()) - result[name]
+                if extra:
+                    result[name] |= extra
+                    changed = True
+    return {k: v for k, v in result.items() if v}
+
+
+def _macro_used_only_in_functions(module: ExtensionModule, macro: str | None, macro_bodies) -> bool:
+    if macro is None:
+        return False
+    return not any(u.name == macro and u.function is None for u in module.macro_uses)

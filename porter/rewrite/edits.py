@@ -1,0 +1,59 @@
+"""Byte-range edits on a file's original text, applied in one sorted pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from porter.model import Span
+
+
+class Applicability(StrEnum):
+    SAFE = "safe"  # applied by default
+    UNSAFE = "unsafe"  # applied only with --unsafe
+    MANUAL = "manual"  # never applied: a checklist item
+
+
+@dataclass(frozen=True)
+class Edit:
+    file: str
+    span: Span  # replaced; an empty span inserts at span.start
+    text: str
+    step: str  # the id of the step that made it
+    order: int = 0  # for several insertions at one offset: lower first
+
+
+class OverlappingEdits(Exception):
+    """Two edits touch the same bytes: a bug in a step, never resolved by guessing."""
+
+
+def apply_edits(text: bytes, edits: list[Edit]) -> bytes:
+    ordered = sorted(edits, key=lambda e: (e.span.start, e.span.end, e.order))
+    out = []
+    pos = 0
+    last: Edit | None = None
+    for e in ordered:
+        if e.span.start < pos or (last is not None and e.span.start < last.span.end):
+            raise OverlappingEdits(f"{e.file}: {last.step} {last.span} and {e.step} {e.span}")
+        out.append(text[pos:e.span.start])
+        out.append(e.text.encode("utf-8"))
+        pos = e.span.end
+        last = e
+    out.append(text[pos:])
+    return b"".join(out)
+
+
+def drop_moot(edits: list[Edit]) -> list[Edit]:
+    """Edits inside a span another edit deletes change nothing: leave them out."""
+    deletions = sorted((e.span for e in edits if e.text == "" and e.span.end > e.span.start),
+                       key=lambda s: (s.start, -s.end))
+    out = []
+    for e in edits:
+        if e.span.start == e.span.end:  # an insertion survives at either edge of a deletion
+            inside = any(d.start < e.span.start < d.end for d in deletions)
+        else:
+            inside = any(d.start <= e.span.start and e.span.end <= d.end and d != e.span
+                         for d in deletions)
+        if not inside:
+            out.append(e)
+    return out

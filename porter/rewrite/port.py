@@ -1,0 +1,139 @@
+"""Facts to an edit plan: decisions, then each step in order, then one apply and a re-parse check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from porter.analyze.project import Analysis, load_sources
+from porter.model import ExtensionModule, FileProblem, InitStyle
+from porter.rewrite.context import Item, PortContext, make_names
+from porter.rewrite.decide import decide
+from porter.rewrite.edits import Applicability, Edit, OverlappingEdits, apply_edits, drop_moot
+from porter.rewrite.posture import choose_posture
+from porter.rewrite.steps.exec_slot import ExecSlot
+from porter.rewrite.steps.heap_types import HeapTypes, convertible_types
+from porter.rewrite.steps.module_def import ModuleDefinition
+from porter.rewrite.steps.state_access import StateAccess
+from porter.rewrite.steps.state_struct import StateStruct
+
+# The order matters: state-struct decides the fields every later step reads; heap-types
+# schedules type creation in exec before exec-slot writes exec's prologue; module-def
+# comes last because it renders the definition from everything before it.
+PASSES = (StateStruct(), HeapTypes(), StateAccess(), ExecSlot(), ModuleDefinition())
+
+
+@dataclass
+class ModulePort:
+    module: ExtensionModule
+    status: str  # ported, nothing-to-do, failed
+    reason: str = ""
+    edits: list[Edit] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    posture: str = ""
+    posture_reasons: list[str] = field(default_factory=list)
+    kept: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)  # for line numbers in reports
+
+
+@dataclass
+class PortResult:
+    modules: list[ModulePort]
+    new_text: dict[str, bytes]
+    problems: list[FileProblem]
+
+    @property
+    def failed(self) -> bool:
+        return any(m.status == "failed" for m in self.modules) or bool(self.problems)
+
+
+def plan_module(module: ExtensionModule, analysis: Analysis, unsafe: bool) -> ModulePort:
+    if module.init_style is InitStyle.MULTI_PHASE:
+        return ModulePort(module, "nothing-to-do", "already multi-phase")
+    if module.init_style is InitStyle.UNKNOWN:
+        return ModulePort(module, "failed", "porter cannot tell how this module is created")
+    blockers = [f for f in module.findings if f.code in ("state-find-module",)]
+    types = convertible_types(module, unsafe)
+    decisions = decide(module, types)
+    existing = _existing_state(module)
+    names = make_names(module, decisions.state_var, existing)
+    ctx = PortContext(module, analysis.sources, decisions, names, unsafe)
+    ctx.posture, ctx.posture_reasons = choose_posture(module, decisions)
+    if blockers:
+        ctx.fail("PyState_FindModule is used; porter does not rewrite it yet "
+                 f"({blockers[0].file}:{analysis.sources[blockers[0].file].line(blockers[0].span.start)})")
+    for step in PASSES:
+        if ctx.failure:
+            break
+        step.run(ctx)
+    for key, why in decisions.kept.items():
+        g = next(g for g in module.globals if g.key == key)
+        ctx.item("state-struct", Applicability.MANUAL, g.file, g.span,
+                 f"{g.name} stays global: {why}", done=False)
+    if ctx.failure:
+        return ModulePort(module, "failed", ctx.failure, [], ctx.items, ctx.posture,
+                          ctx.posture_reasons, decisions.kept)
+    return ModulePort(module, "ported", "", ctx.edits, ctx.items, ctx.posture,
+                      ctx.posture_reasons, decisions.kept)
+
+
+def _existing_state(module: ExtensionModule) -> str | None:
+    d = module.definition
+    size = d.field("m_size") if d else None
+    if size is None:
+        return None
+    text = size.text.replace(" ", "")
+    if text.startswith("sizeof(") and text.endswith(")"):
+        return text[len("sizeof("):-1].replace("struct", "struct ").strip()
+    return None
+
+
+def port(analysis: Analysis, unsafe: bool = False) -> PortResult:
+    modules = [plan_module(m, analysis, unsafe) for m in analysis.modules]
+    for mp in modules:
+        mp.sources = {f: analysis.sources[f] for f in mp.module.files if f in analysis.sources}
+    problems = list(analysis.problems)
+    by_file: dict[str, list[Edit]] = {}
+    owners: dict[str, list[ModulePort]] = {}
+    for mp in modules:
+        if mp.status != "ported":
+            continue
+        for e in mp.edits:
+            by_file.setdefault(e.file, []).append(e)
+            if mp not in owners.setdefault(e.file, []):
+                owners[e.file].append(mp)
+    new_text: dict[str, bytes] = {}
+    for file, edits in by_file.items():
+        try:
+            new_text[file] = apply_edits(analysis.sources[file].text, drop_moot(edits))
+        except OverlappingEdits as e:
+            for mp in owners[file]:
+                _fail(mp, f"internal error: overlapping edits ({e}); please report it")
+    _reparse_check(analysis, new_text, owners)
+    # A failed module contributes nothing, in any of its files.
+    failed_files = {f for mp in modules if mp.status == "failed" for f in mp.module.files}
+    for file in list(new_text):
+        if any(mp.status == "failed" for mp in owners.get(file, [])):
+            del new_text[file]
+    del failed_files
+    return PortResult(modules, new_text, problems)
+
+
+def _fail(mp: ModulePort, reason: str) -> None:
+    mp.status = "failed"
+    mp.reason = reason
+
+
+def _reparse_check(analysis: Analysis, new_text: dict[str, bytes], owners) -> None:
+    """A rewrite that adds an ERROR span is refused: the module is reported failed."""
+    if not new_text:
+        return
+    items = [(path, new_text.get(path, src.text)) for path, src in analysis.sources.items()]
+    reparsed = {s.path: s for s in load_sources(items)}
+    for path in new_text:
+        before = len(analysis.sources[path].error_spans)
+        after = reparsed[path]
+        if len(after.error_spans) > before:
+            first = after.error_spans[0]
+            line = after.line(first.start)
+            for mp in owners[path]:
+                _fail(mp, f"the rewritten {path} does not parse (line {line}); nothing was emitted")

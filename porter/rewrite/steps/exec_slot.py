@@ -1,0 +1,118 @@
+"""exec-slot: the init function becomes `<mod>_exec(PyObject *module)`, run by Py_mod_exec.
+
+What: the body of `PyInit_<mod>` (or of the function it delegates to) moves into an exec
+function: `PyModule_Create` and its NULL check go, `return NULL` becomes `return -1` and
+`return m` `return 0`, the module's own `Py_DECREF(m)`/`Py_XDECREF(m)` on error paths go
+(the import machinery owns the module now), `PyState_AddModule` goes, and
+`PyModule_AddObject` of a global that moved into state becomes `PyModule_AddObjectRef` (the
+state keeps its own reference, so the `Py_INCREF` before it goes too). Work done before
+`PyModule_Create` stays where it was: it now runs with the module already created.
+
+Why: multi-phase init (PEP 489) creates the module object for the extension and calls exec
+on it; it can run once per interpreter and per `importlib` load.
+
+Fix safety: safe. A return porter cannot classify, or a module creation it cannot read,
+fails the module instead of guessing.
+"""
+
+from __future__ import annotations
+
+from porter.model import Span
+from porter.rewrite.context import PortContext
+from porter.rewrite.edits import Applicability
+
+
+class ExecSlot:
+    id = "exec-slot"
+
+    def run(self, ctx: PortContext) -> None:
+        body = ctx.module.init_body
+        if body is None:
+            ctx.fail("porter could not read the init function's body")
+            return
+        if body.problems:
+            ctx.fail("; ".join(body.problems))
+            return
+        if not body.create_statements:
+            ctx.fail("no PyModule_Create call porter can remove")
+            return
+        file = body.file
+        mvar = body.module_var or "module"
+        nl = ctx.newline(file)
+        ctx.edit(file, body.header, f"static int{nl}{ctx.names.exec}(PyObject *{mvar})", self.id)
+        ctx.item(self.id, Applicability.SAFE, file, body.header,
+                 f"{body.function}() is now {ctx.names.exec}(PyObject *{mvar}), the Py_mod_exec slot")
+        for span in body.module_var_decls:
+            ctx.edit(file, ctx.statement_span_with_line(file, span), "", self.id)
+        for span in body.create_statements:
+            if body.create_kind == "return":
+                ctx.edit(file, span, "return 0;", self.id)
+            else:
+                ctx.edit(file, ctx.statement_span_with_line(file, span), "", self.id)
+        for span in body.null_checks:
+            ctx.edit(file, ctx.statement_span_with_line(file, span), "", self.id)
+        create_spans = set(body.create_statements)
+        for r in body.returns:
+            if r.span in create_spans:
+                continue
+            if r.value == "null":
+                ctx.edit(file, r.span, "return -1;", self.id)
+            elif r.value in ("module", "create"):
+                ctx.edit(file, r.span, "return 0;", self.id)
+            elif r.value == "zero" or not r.text.strip().startswith("return") and r.value == "other":
+                ctx.fail(f"unrecognised return in {body.function}(): {r.text.strip()}")
+                return
+            else:
+                ctx.fail(f"unrecognised return in {body.function}(): {r.text.strip()}")
+                return
+        for span in body.module_decrefs:
+            self._drop_statement(ctx, file, span)
+        for span in body.add_module:
+            self._drop_statement(ctx, file, span)
+            ctx.item(self.id, Applicability.SAFE, file, span,
+                     "PyState_AddModule removed: multi-phase modules are not registered there")
+        self._add_objects(ctx, body)
+        self._prologue(ctx, body, mvar)
+
+    def _drop_statement(self, ctx: PortContext, file: str, span: Span) -> None:
+        src = ctx.sources[file]
+        node = src.root.descendant_for_byte_range(span.start, span.end)
+        while node is not None and (node.start_byte, node.end_byte) != (span.start, span.end):
+            node = node.parent
+        if node is not None and node.parent is not None and node.parent.type != "compound_statement":
+            ctx.edit(file, span, "{}", self.id)  # the body of an if/else without braces
+        else:
+            ctx.edit(file, ctx.statement_span_with_line(file, span), "", self.id)
+
+    def _add_objects(self, ctx: PortContext, body) -> None:
+        moved = {key[1] for key in ctx.decisions.movable if key[0] is None}
+        for call in body.add_objects:
+            if call.value_name not in moved:
+                continue
+            ctx.edit(body.file, call.callee, "PyModule_AddObjectRef", self.id)
+            if call.incref is not None:
+                ctx.edit(body.file, ctx.statement_span_with_line(body.file, call.incref), "", self.id)
+            for span in call.failure_decrefs:
+                self._drop_statement(ctx, body.file, span)
+            ctx.item(self.id, Applicability.SAFE, body.file, call.call,
+                     f"PyModule_AddObject({call.value_name}) -> PyModule_AddObjectRef: the module "
+                     "state keeps its own reference")
+
+    def _prologue(self, ctx: PortContext, body, mvar: str) -> None:
+        lines = []
+        var = ctx.names.state_var
+        uses_state = bool(ctx.decisions.needs.get(body.function)) or any(f.initial for f in ctx.fields) \
+            or bool(ctx.type_creations)
+        if ctx.fields and uses_state:
+            lines.append(f"{ctx.names.state_type} *{var} = {ctx.names.get_state}({mvar});")
+            for f in ctx.fields:
+                if f.initial is not None:
+                    lines.append(f"{var}->{f.name} = {f.initial};")
+        lines.extend(ctx.exec_prologue)
+        if not lines:
+            return
+        indent = ctx.body_indent(body.file, body.body)
+        nl = ctx.newline(body.file)
+        text = "".join(f"{nl}{indent}{line}" if not line.startswith("#") else f"{nl}{line}"
+                       for block in lines for line in block.split("\n"))
+        ctx.insert(body.file, body.body.start + 1, text, self.id, order=-5)

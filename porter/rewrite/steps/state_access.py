@@ -1,0 +1,153 @@
+"""state-access: every use of a moved global becomes an access through module state.
+
+What: each function that uses a moved global gets a `state` pointer, chosen by its role:
+module-level functions from their module argument, type methods, getters, setters and slots
+from `PyType_GetModuleByDef(Py_TYPE(self), &def)`, `tp_new` from its type argument, binary
+number slots from whichever operand is the module's, and helpers from a new `state` parameter
+passed by their callers. Uses become `state->name`; macros that name a global use `state` too.
+
+Why: the global is gone (state-struct); its value now lives in the module object.
+
+Fix safety: safe. Where no safe access exists (a callback whose signature a C library fixes,
+a function porter cannot tie to the module), the global does not move and the report says why.
+
+Known problems: `PyType_GetModuleByDef` walks the MRO: a lookup added to a hot slot costs on
+every call; the report lists those places with cheaper alternatives.
+"""
+
+from __future__ import annotations
+
+from porter.lexer import tokenize
+from porter.model import GlobalKind, Span
+from porter.rewrite.context import PortContext
+from porter.rewrite.decide import HOT_SLOTS
+from porter.rewrite.edits import Applicability
+
+
+class StateAccess:
+    id = "state-access"
+
+    def run(self, ctx: PortContext) -> None:
+        d = ctx.decisions
+        fields = {f.key: f for f in ctx.fields}
+        if not fields:
+            return
+        var = ctx.names.state_var
+        fns = {f.name: f for f in ctx.module.functions}
+        exec_name = ctx.module.init_body.function if ctx.module.init_body else None
+        # 1. A `state` in every function that needs one.
+        for name, keys in sorted(d.needs.items()):
+            if not keys or name not in fns:
+                continue
+            f = fns[name]
+            acc = d.access[name]
+            if acc.kind == "helper":
+                self._add_parameter(ctx, f)
+                continue
+            if name == exec_name:
+                continue  # the exec step declares it at the top of exec
+            expr = self._state_expression(ctx, acc)
+            if expr is None:
+                continue
+            indent = ctx.body_indent(f.file, f.body)
+            nl = ctx.newline(f.file)
+            ctx.insert(f.file, f.body.start + 1,
+                       f"{nl}{indent}{ctx.names.state_type} *{var} = {expr};", self.id, order=-5)
+            hot = sorted({r[5:] for r in f.roles if r.startswith("slot:")} & HOT_SLOTS)
+            if acc.kind in ("type", "binary") and hot:
+                ctx.item("hot-path-lookup", Applicability.MANUAL, f.file, f.header,
+                         f"{name}() ({', '.join(hot)}) now looks module state up on every call "
+                         "with PyType_GetModuleByDef; if it is hot, store the state pointer in the "
+                         "instance when it is created, or use METH_METHOD's defining_class",
+                         done=False)
+        # 2. Helpers: callers pass their state.
+        for f in ctx.module.functions:
+            if not d.needs.get(f.name):
+                continue
+            for call in f.calls:
+                if call.callee in d.helpers:
+                    if call.args:
+                        ctx.insert(f.file, call.args[0].start, f"{var}, ", self.id)
+                    else:
+                        close = ctx.text(f.file).rfind(b")", call.span.start, call.span.end)
+                        ctx.insert(f.file, close, var, self.id)
+        # 3. Uses.
+        for key, g in d.movable.items():
+            field = fields[key]
+            for u in g.uses:
+                if u.access == "macro":
+                    continue
+                self._rewrite_use(ctx, u, field.name, g.kind is GlobalKind.STATIC_TYPE)
+        # 4. Macro bodies that name moved globals.
+        for m in ctx.module.macros:
+            keys = d.state_macros.get(m.name)
+            if not keys:
+                continue
+            self._rewrite_macro(ctx, m, {fields[k].name: fields[k] for k in keys if k in fields},
+                                {k[1]: fields[k] for k in keys if k in fields})
+            ctx.item(self.id, Applicability.SAFE, m.file, m.span,
+                     f"macro {m.name} now reads `{var}`: every function using it declares one")
+
+    def _state_expression(self, ctx: PortContext, acc) -> str | None:
+        n = ctx.names
+        if acc.kind == "module":
+            return f"{n.get_state}({acc.params[0]})"
+        if acc.kind == "type":
+            ctx.needs_by_type = True
+            return f"{n.get_state_by_type}(Py_TYPE({acc.params[0]}))"
+        if acc.kind == "new":
+            ctx.needs_by_type = True
+            return f"{n.get_state_by_type}({acc.params[0]})"
+        if acc.kind == "binary":
+            ctx.needs_by_operands = True
+            return f"{n.get_state_by_operands}((PyObject *){acc.params[0]}, (PyObject *){acc.params[1]})"
+        return None
+
+    def _add_parameter(self, ctx: PortContext, f) -> None:
+        param = f"{ctx.names.state_type} *{ctx.names.state_var}"
+        for file, plist in [(f.file, f.param_list)] + [(loc.file, loc.span) for loc in f.prototype_param_lists]:
+            if plist is None:
+                continue
+            inner = ctx.text(file)[plist.start + 1:plist.end - 1]
+            if inner.strip() in (b"", b"void"):
+                ctx.edit(file, Span(plist.start + 1, plist.end - 1), param, self.id)
+            else:
+                ctx.insert(file, plist.start + 1, param + ", ", self.id)
+        if not f.is_static:
+            ctx.item(self.id, Applicability.SAFE, f.file, f.header,
+                     f"{f.name}() has external linkage and now takes a state parameter: "
+                     "code outside these files that calls it must pass one")
+
+    def _rewrite_use(self, ctx: PortContext, u, field: str, is_type: bool) -> None:
+        var = ctx.names.state_var
+        if is_type:
+            if u.shape == "address-of":
+                ctx.edit(u.file, u.shape_span, f"{var}->{field}", self.id)
+            elif u.shape == "member":
+                ctx.edit(u.file, u.shape_span, f"{var}->{field}->", self.id)
+            else:
+                ctx.edit(u.file, u.span, f"(*{var}->{field})", self.id)
+            return
+        ctx.edit(u.file, u.span, f"{var}->{field}", self.id)
+
+    def _rewrite_macro(self, ctx: PortContext, m, fields_by_field, fields_by_global) -> None:
+        var = ctx.names.state_var
+        text = ctx.text(m.file)
+        toks = [t for t in tokenize(text, m.body.start, m.body.end, directives=False)
+                if t.kind not in ("comment", "newline")]
+        for i, tok in enumerate(toks):
+            if tok.kind != "ident":
+                continue
+            name = tok.text.decode()
+            field = fields_by_global.get(name)
+            if field is None:
+                continue
+            prev = toks[i - 1] if i > 0 else None
+            if prev is not None and prev.text in (b".", b"->"):
+                continue
+            if field.is_type and prev is not None and prev.text == b"&":
+                ctx.edit(m.file, Span(prev.start, tok.end), f"{var}->{field.name}", self.id)
+            elif field.is_type:
+                ctx.edit(m.file, Span(tok.start, tok.end), f"(*{var}->{field.name})", self.id)
+            else:
+                ctx.edit(m.file, Span(tok.start, tok.end), f"({var}->{field.name})", self.id)

@@ -1,0 +1,219 @@
+"""state-struct: moved globals become fields of `<mod>_state`, with accessors to reach it.
+
+What: every global that holds per-interpreter data (objects, exceptions, caches, mutable C data,
+function-local statics) becomes a field of a module state struct; the global's declaration goes.
+A `get_<mod>_state(module)` accessor (and, when types need it, `get_<mod>_state_by_type`) is
+emitted before the first function that uses state.
+
+Why: a global is shared by every interpreter and every module object; state allocated per
+module object (`m_size`) is not (PEP 489, PEP 630).
+
+Fix safety: safe. A global moves only if every use can be rewritten (see state-access);
+otherwise it stays and the report says why.
+
+Known problems: a field whose type is declared after the insertion point does not compile;
+the build check catches it.
+"""
+
+from __future__ import annotations
+
+from porter.analyze import ctree
+from porter.analyze.initializers import is_null
+from porter.model import GlobalKind, Span
+from porter.render import render
+from porter.rewrite.context import PortContext, StateField
+from porter.rewrite.edits import Applicability
+
+
+class StateStruct:
+    id = "state-struct"
+
+    def run(self, ctx: PortContext) -> None:
+        self._fields(ctx)
+        if not ctx.fields and not ctx.decisions.state_macros and not _needs_block(ctx):
+            return
+        self._remove_declarations(ctx)
+        self._insert_block(ctx)
+
+    def _fields(self, ctx: PortContext) -> None:
+        taken = set(ctx.module.names_in_use)
+        for key, g in sorted(ctx.decisions.movable.items(), key=lambda kv: (kv[1].file, kv[1].span.start)):
+            name = g.name if g.function is None else _fresh(f"{g.function}_{g.name}", taken)
+            if g.kind is GlobalKind.STATIC_TYPE:
+                decl = f"PyTypeObject *{name}"
+            else:
+                decl = _field_declaration(ctx, g, name)
+            initial = None
+            if not g.kind.is_object_kind and g.initializer is not None and not is_null(g.initializer_text):
+                initial = g.initializer_text
+            ctx.fields.append(StateField(key, name, decl, g.kind.is_object_kind, initial,
+                                         g.kind is GlobalKind.STATIC_TYPE))
+            ctx.item(self.id, Applicability.SAFE, g.file, g.span,
+                     f"{_label(g)} moved into {ctx.names.state_type}.{name} ({g.kind.value}: {g.reason})")
+
+    def _remove_declarations(self, ctx: PortContext) -> None:
+        moved = ctx.decisions.movable
+        by_declaration: dict[tuple[str, Span], list] = {}
+        for g in moved.values():
+            if g.kind is GlobalKind.STATIC_TYPE:
+                continue  # the heap-types step replaces the definition with a spec
+            by_declaration.setdefault((g.file, g.declaration), []).append(g)
+        for (file, decl_span), gs in sorted(by_declaration.items(), key=lambda kv: (kv[0][0], kv[0][1].start)):
+            if len(gs) == gs[0].declarator_count:
+                ctx.edit(file, ctx.statement_span_with_line(file, decl_span), "", self.id)
+                continue
+            src = ctx.sources[file]
+            decl = src.root.descendant_for_byte_range(decl_span.start, decl_span.end)
+            while decl is not None and decl.type != "declaration":
+                decl = decl.parent
+            names = {g.name for g in gs}
+            for span in _declarator_spans(decl, names):
+                ctx.edit(file, span, "", self.id)
+        for g in moved.values():
+            for loc in g.extern_declarations:
+                ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
+
+    def _insert_block(self, ctx: PortContext) -> None:
+        names = ctx.names
+        file, at = _insertion_point(ctx)
+        if file is None:
+            ctx.fail("module state is needed in several files that share no header to hold it")
+            return
+        shared_header = file.endswith(".h")
+        storage = "extern " if shared_header else ("static " if _def_is_static(ctx) else "")
+        def_decl = f"{storage}struct PyModuleDef {names.def_name}"
+        text = render(
+            "c/state.c.jinja",
+            struct_fields=[f.decl for f in ctx.fields] if names.new_struct else None,
+            state_type=names.state_type, def_declaration=def_decl, def_name=names.def_name,
+            get_state=names.get_state, get_state_by_type=names.get_state_by_type,
+            get_state_by_operands=names.get_state_by_operands,
+            by_type=ctx.needs_by_type, by_operands=ctx.needs_by_operands,
+        )
+        nl = ctx.newline(file)
+        block = text.strip("\n").replace("\n", nl) + nl + nl
+        ctx.insert(file, at, block, self.id, order=-10)
+        if not names.new_struct and ctx.fields:
+            ctx.fail("adding fields to an existing state struct is not supported yet")
+
+
+def _needs_block(ctx: PortContext) -> bool:
+    return any(ctx.decisions.needs.values()) or ctx.needs_by_type
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate = f"{name}{n}"
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+def _label(g) -> str:
+    return f"{g.function}(): static {g.name}" if g.function else g.name
+
+
+def _field_declaration(ctx: PortContext, g, name: str) -> str:
+    """`static PyObject *a, *b;` -> `PyObject *a`: the declared type with this declarator."""
+    text = g.type_text
+    if g.function is not None and name != g.name:
+        # Rename the declarator's identifier (the last occurrence is the declarator's own).
+        head, _, tail = text.rpartition(g.name)
+        text = head + name + tail
+    return text.replace("static ", "").strip()
+
+
+def _declarator_spans(decl, names: set[str]) -> list[Span]:
+    """Spans that delete some declarators of `int a, b, c;` and keep the others valid."""
+    children = [c for c in decl.children]
+    declarator_idx = [i for i, c in enumerate(children) if c in ctree.declarators(decl)]
+    doomed = [i for i in declarator_idx if ctree.read_declarator(children[i]).name in names]
+    spans = []
+    kept = [i for i in declarator_idx if i not in doomed]
+    for i in doomed:
+        # Delete the declarator with the comma after it; the last one takes the comma before.
+        if i + 1 < len(children) and children[i + 1].type == ",":
+            nxt = children[i + 2]
+            spans.append(Span(children[i].start_byte, nxt.start_byte))
+        else:
+            prev = children[i - 1]
+            if prev.type == "," and (i - 2) in kept:
+                spans.append(Span(children[i - 2].end_byte, children[i].end_byte))
+            else:
+                spans.append(Span(prev.start_byte if prev.type == "," else children[i].start_byte,
+                                  children[i].end_byte))
+    return _merge(spans)
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for s in sorted(spans):
+        if out and s.start <= out[-1].end:
+            out[-1] = Span(out[-1].start, max(out[-1].end, s.end))
+        else:
+            out.append(s)
+    return out
+
+
+def _def_is_static(ctx: PortContext) -> bool:
+    d = ctx.module.definition
+    return d is None or d.is_static or d.macro is not None
+
+
+def _insertion_point(ctx: PortContext) -> tuple[str | None, int]:
+    """Before the first function that uses state; in a shared header for multi-file modules."""
+    fns = {f.name: f for f in ctx.module.functions}
+    users = [fns[n] for n, keys in ctx.decisions.needs.items() if keys and n in fns]
+    users += [fns[n] for n in ctx.decisions.helpers if n in fns]
+    for name, acc in ctx.decisions.access.items():
+        if acc.kind in ("type", "new", "binary") and name in fns and name in ctx.decisions.needs:
+            users.append(fns[name])
+    exec_name = ctx.module.init_body.function if ctx.module.init_body else ctx.module.init.function
+    if exec_name in fns:
+        users.append(fns[exec_name])
+    for t in ctx.module.static_types:
+        if (None, t.name) in ctx.decisions.movable:
+            users.append(type("Spot", (), {"file": t.file, "span": t.span})())
+    files = {u.file for u in users}
+    macro_files = {m.file for m in ctx.module.macros if m.name in ctx.decisions.state_macros}
+    if len(files | macro_files) <= 1:
+        file = next(iter(files or macro_files or {ctx.module.init.file}))
+        starts = [u.span.start for u in users if u.file == file]
+        starts += [m.span.start for m in ctx.module.macros
+                   if m.name in ctx.decisions.state_macros and m.file == file]
+        at = min(starts) if starts else ctx.module.init.span.start
+        return file, _line_start(ctx, file, _before_leading_comment(ctx, file, at))
+    # Several files: a header that declares moved globals, included by all of them.
+    for g in ctx.decisions.movable.values():
+        for loc in g.extern_declarations:
+            if loc.file.endswith(".h"):
+                return loc.file, _line_start(ctx, loc.file, loc.span.start)
+    return None, 0
+
+
+def _line_start(ctx: PortContext, file: str, offset: int) -> int:
+    return ctx.text(file).rfind(b"\n", 0, offset) + 1
+
+
+def _before_leading_comment(ctx: PortContext, file: str, offset: int) -> int:
+    """Step back over a comment block that documents the function at `offset`."""
+    text = ctx.text(file)
+    start = text.rfind(b"\n", 0, offset) + 1
+    prev_end = start - 1
+    while prev_end > 0:
+        line_start = text.rfind(b"\n", 0, prev_end) + 1
+        line = text[line_start:prev_end].strip()
+        if line.endswith(b"*/") or line.startswith(b"//"):
+            if line.startswith((b"/*", b"//")):
+                start = line_start
+                prev_end = line_start - 1
+                continue
+            open_at = text.rfind(b"/*", 0, prev_end)
+            if open_at < 0:
+                break
+            start = text.rfind(b"\n", 0, open_at) + 1
+            prev_end = start - 1
+            continue
+        break
+    return start
