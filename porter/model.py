@@ -162,6 +162,8 @@ class Function:
     param_list: Span | None = None  # the parenthesised parameter list
     prototype_param_lists: tuple[Location, ...] = ()
     flags: tuple[str, ...] = ()  # METH_ flags when it is a method
+    frees: tuple[Span, ...] = ()  # statements that free the object: tp_free(...), PyObject_Del(...)
+    untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ class StaticType:
     structseq: bool = False  # filled by PyStructSequence_InitType
     metatype: str | None = None  # the PyVarObject_HEAD_INIT argument when not NULL
     is_static: bool = True
+    conditional_groups: tuple = ()  # (Conditional, kept branch, values per branch) of masked #ifs inside
 
     def slot(self, name: str) -> Initializer | None:
         return next((s for s in self.slots if s.name == name), None)
@@ -319,12 +322,14 @@ class AddObjectCall:
 
 @dataclass(frozen=True)
 class TypeReady:
-    """PyType_Ready(&Type) in the init function: where a heap type gets created."""
+    """PyType_Ready(&Type) (or PyStructSequence_InitType2) in the init function."""
 
     type_name: str
     statement: Span  # the whole statement (an `if` that checks it, or the call statement)
     call: Span
     checked: bool
+    alone: bool = True  # the statement does nothing but this call and its failure branch
+    structseq_desc: str | None = None  # the PyStructSequence_Desc argument
 
 
 @dataclass(frozen=True)

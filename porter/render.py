@@ -25,6 +25,6 @@ def environment() -> jinja2.Environment:
     )
 
 
-def render(name: str, **context) -> str:
+def render(template: str, **context) -> str:
     """Render templates/<name>; names and values are computed by the caller, not the template."""
-    return environment().get_template(name).render(**context)
+    return environment().get_template(template).render(**context)

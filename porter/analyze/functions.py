@@ -10,7 +10,7 @@ from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand
 from porter.model import Call, Function, Location, ModuleDef, Param, Span, StaticType
-from porter.parse import Node, parse_source
+from porter.parse import Node, parse_source, walk
 
 # What each role means for reaching module state (the report and `porter explain` reuse these).
 ROLE_DOCS = {
@@ -264,6 +264,7 @@ def collect_functions(
             # Named in a table porter could not tie to anything: never treat it as a helper.
             fn_roles.append("referenced" if referenced else "helper")
         ret = fn.child_by_field_name("type")
+        frees, untracks_first = _frees(src, body)
         out.append(Function(
             name=name, file=index.path, span=ctree.span(fn),
             header=Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
@@ -275,8 +276,34 @@ def collect_functions(
             param_list=ctree.span(fdecl.child_by_field_name("parameters"))
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
             prototype_param_lists=tuple(proto_params), flags=tuple((flags or {}).get(name, ())),
+            frees=tuple(frees), untracks_first=untracks_first,
         ))
     return out
+
+
+FREE_CALLS = ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del")
+
+
+def _frees(src, body: Node | None) -> tuple[list[Span], bool]:
+    """Statements that release an object's memory, and whether GC untracking comes first."""
+    if body is None:
+        return [], False
+    frees = []
+    for node in walk(body):
+        if node.type != "call_expression":
+            continue
+        fn = node.child_by_field_name("function")
+        is_free = (fn is not None and fn.type == "identifier" and fn.text.decode() in FREE_CALLS) or (
+            fn is not None and fn.type == "field_expression"
+            and (fn.child_by_field_name("field") is not None)
+            and fn.child_by_field_name("field").text == b"tp_free")
+        if is_free and node.parent is not None and node.parent.type == "expression_statement":
+            frees.append(ctree.span(node.parent))
+    statements = [c for c in body.named_children if c.type != "comment"]
+    first = statements[0] if statements else None
+    untracks = bool(first is not None and first.type == "expression_statement"
+                    and b"PyObject_GC_UnTrack" in first.text)
+    return frees, untracks
 
 
 def _prototype_params(decl: Node, name: str) -> Node | None:

@@ -49,12 +49,15 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable) -> 
                 add_module.append(ctree.span(stmt))
         elif callee == "PyModule_AddObject" and len(args) == 3:
             add_objects.append(_add_object(src, node, args))
-        elif callee == "PyType_Ready" and len(args) == 1:
+        elif (callee == "PyType_Ready" and len(args) == 1) or (
+                callee in ("PyStructSequence_InitType2", "PyStructSequence_InitType") and len(args) == 2):
             type_name = referenced_name(src.text_of(args[0]))
             stmt = _enclosing_if_or_statement(node)
             if type_name and stmt is not None:
-                readies.append(TypeReady(type_name, ctree.span(stmt), ctree.span(node),
-                                         stmt.type == "if_statement"))
+                readies.append(TypeReady(
+                    type_name, ctree.span(stmt), ctree.span(node), stmt.type == "if_statement",
+                    alone=_alone(stmt, node),
+                    structseq_desc=src.text_of(args[1]) if len(args) == 2 else None))
     for node in walk(body):
         if node.type == "assignment_expression":
             left = node.child_by_field_name("left")
@@ -77,6 +80,26 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable) -> 
         add_module=tuple(add_module), add_objects=tuple(add_objects),
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
     )
+
+
+def _alone(stmt: Node, call: Node) -> bool:
+    """`if (PyType_Ready(&T) < 0) ...` or `PyType_Ready(&T);`: the call is the whole test."""
+    if stmt.type == "expression_statement":
+        inner = stmt.named_children[0] if stmt.named_children else None
+        return inner == call
+    cond = stmt.child_by_field_name("condition")
+    inner = ctree.unwrap_parens(cond)
+    while inner is not None and inner.type in ("binary_expression", "unary_expression"):
+        operands = [c for c in inner.named_children]
+        if inner.type == "unary_expression":
+            inner = operands[0] if operands else None
+            continue
+        left, right = operands[0], operands[-1]
+        if right.type in ("number_literal", "unary_expression") and left.start_byte <= call.start_byte < left.end_byte:
+            inner = ctree.unwrap_parens(left)
+        else:
+            break
+    return inner == call and stmt.child_by_field_name("alternative") is None
 
 
 def _node_at(index: FileIndex, span: Span) -> Node | None:

@@ -76,6 +76,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     tables = collect_tables(indexes, macros)
     roles, flags, owners = assign_roles(init.function, definition, types, tables)
     type_spans = [Location(t.file, t.initializer) for t in types if t.initializer]
+    type_spans += _substruct_initializers(indexes)
     def_spans = [Location(d.file, d.initializer) for d in defs if d.initializer]
     functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags)
     object_structs = _object_structs(indexes)
@@ -113,6 +114,22 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
                                     ctree.function_name(owner)[0] if owner is not None else None,
                                     mask.blanked))
     out.sort(key=lambda u: (u.file, u.span.start))
+    return out
+
+
+def _substruct_initializers(indexes: list[FileIndex]) -> list[Location]:
+    """PyNumberMethods and friends: naming a function there is giving it a slot role."""
+    from porter import capi
+
+    out = []
+    for idx in indexes:
+        for decl in idx.file_declarations:
+            if ctree.type_name(decl) not in capi.SUBSTRUCT_FIELDS:
+                continue
+            for d in ctree.declarators(decl):
+                info = ctree.read_declarator(d)
+                if info.value is not None:
+                    out.append(Location(idx.path, ctree.span(info.value)))
     return out
 
 

@@ -7,6 +7,7 @@ from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, read_initializer, referenced_name
 from porter.analyze.macros import split_args
+from porter.lexer import tokenize
 from porter.model import Initializer, Location, StaticType
 from porter.parse import Node
 
@@ -101,13 +102,39 @@ def _static_type(index, decl, name, value, forwards, substruct_vars) -> StaticTy
             if var:
                 tables.append((slot.name, var))
     metatype = _metatype(src, slots)
+    groups = tuple(
+        (mc.conditional, mc.kept,
+         tuple(_value_count(src.text, b.body) for b in mc.conditional.branches)
+         + (() if mc.conditional.branches[-1].kind == "else" else (0,)))
+        for mc in src.masked_conditionals
+        if value.start_byte <= mc.conditional.span.start < value.end_byte
+    )
     locs = [loc for loc in forwards.get(name, []) if loc.span.start != decl.start_byte]
     return StaticType(
         name=name, file=index.path, span=ctree.span(decl), initializer=ctree.span(value),
         slots=tuple(slots), positional=positional, forward_declarations=tuple(locs),
         substructs=tuple(substructs), substruct_slots=tuple(sub_slots), tables=tuple(tables),
         conditional=conditional, metatype=metatype, is_static="static" in ctree.storage(decl),
+        conditional_groups=groups,
     )
+
+
+def _value_count(text: bytes, span) -> int:
+    """How many initialiser values a branch holds: pieces between top-level commas."""
+    pieces, depth, current = 0, 0, False
+    for tok in tokenize(text, span.start, span.end):
+        if tok.kind in ("comment", "newline", "directive"):
+            continue
+        if tok.kind == "punct" and tok.text in (b"(", b"[", b"{"):
+            depth += 1
+        elif tok.kind == "punct" and tok.text in (b")", b"]", b"}"):
+            depth -= 1
+        if tok.kind == "punct" and tok.text == b"," and depth == 0:
+            pieces += 1 if current else 0
+            current = False
+            continue
+        current = True
+    return pieces + (1 if current else 0)
 
 
 def _metatype(src, slots: list[Initializer]) -> str | None:

@@ -93,8 +93,9 @@ class PortContext:
     posture_reasons: list[str] = field(default_factory=list)
     type_creations: dict[str, str] = field(default_factory=dict)
 
-    def edit(self, file: str, span: Span, text: str, step: str, order: int = 0) -> None:
-        self.edits.append(Edit(file, span, text, step, order))
+    def edit(self, file: str, span: Span, text: str, step: str, order: int = 0,
+             supersedes: bool = False) -> None:
+        self.edits.append(Edit(file, span, text, step, order, supersedes))
 
     def insert(self, file: str, at: int, text: str, step: str, order: int = 0) -> None:
         self.edits.append(Edit(file, Span(at, at), text, step, order))

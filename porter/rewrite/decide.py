@@ -92,10 +92,21 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
                 why = acc.reason if acc else "not a function of this module"
                 for k in keys:
                     bad.setdefault(k, f"used in {name}(), which cannot reach module state ({why})")
+        for macro, keys in macro_bodies.items():
+            outside = next((u for u in module.macro_uses if u.name == macro and u.function is None), None)
+            if outside is not None:
+                for k in keys & set(movable):
+                    bad.setdefault(k, f"reached through macro {macro}, which is used outside "
+                                      f"functions (in {outside.file})")
         for k, g in movable.items():
             for u in g.uses:
-                if u.access == "macro" and not _macro_used_only_in_functions(module, u.macro, macro_bodies):
-                    bad.setdefault(k, f"named by macro {u.macro}, which is used outside functions")
+                if u.function is None and u.access != "macro":
+                    # Only another converted type's initialiser may name it: that goes too.
+                    owner = _initializer_owner(module, u)
+                    if owner is None or (None, owner) not in movable:
+                        bad.setdefault(k, f"used outside any function in {u.file} "
+                                          + (f"(the initialiser of {owner}, which stays static)"
+                                             if owner else "(a static initialiser)"))
         # A type's methods reach state through the type: if the type stays static they cannot.
         if not bad:
             break
@@ -111,7 +122,7 @@ def _unmovable(g: Global, module: ExtensionModule, convertible_types: dict[str, 
     if g.kind is GlobalKind.STATIC_TYPE:
         return convertible_types.get(g.name, "not a type porter read")
     for u in g.uses:
-        if u.function is None and u.access not in ("macro",):
+        if u.function is None and u.access not in ("macro",) and _initializer_owner(module, u) is None:
             return f"used outside any function at {u.file} (a static initialiser)"
         if u.unparsed:
             return f"used inside code porter could not parse in {u.file}"
@@ -126,6 +137,15 @@ def _unmovable(g: Global, module: ExtensionModule, convertible_types: dict[str, 
             return "declared extern outside the module's files"
     if "[" in g.type_text and g.initializer is not None and g.kind is not GlobalKind.STATIC_TYPE:
         return "an array with an initialiser: porter does not copy initial array contents"
+    return None
+
+
+def _initializer_owner(module: ExtensionModule, u: Use) -> str | None:
+    """The static type whose initialiser (or sub-struct) holds this use, if any."""
+    for t in module.static_types:
+        if t.file == u.file and t.initializer is not None and \
+                t.initializer.start <= u.span.start < t.initializer.end:
+            return t.name
     return None
 
 

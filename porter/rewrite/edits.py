@@ -21,6 +21,7 @@ class Edit:
     text: str
     step: str  # the id of the step that made it
     order: int = 0  # for several insertions at one offset: lower first
+    supersedes: bool = False  # rewrites a whole region: edits inside it are moot
 
 
 class OverlappingEdits(Exception):
@@ -45,8 +46,8 @@ def apply_edits(text: bytes, edits: list[Edit]) -> bytes:
 
 def drop_moot(edits: list[Edit]) -> list[Edit]:
     """Edits inside a span another edit deletes change nothing: leave them out."""
-    deletions = sorted((e.span for e in edits if e.text == "" and e.span.end > e.span.start),
-                       key=lambda s: (s.start, -s.end))
+    deletions = sorted((e.span for e in edits if (e.text == "" or e.supersedes)
+                        and e.span.end > e.span.start), key=lambda s: (s.start, -s.end))
     out = []
     for e in edits:
         if e.span.start == e.span.end:  # an insertion survives at either edge of a deletion

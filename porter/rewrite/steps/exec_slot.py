@@ -79,7 +79,8 @@ class ExecSlot:
         node = src.root.descendant_for_byte_range(span.start, span.end)
         while node is not None and (node.start_byte, node.end_byte) != (span.start, span.end):
             node = node.parent
-        if node is not None and node.parent is not None and node.parent.type != "compound_statement":
+        if node is not None and node.parent is not None and node.parent.type not in (
+                "compound_statement", "labeled_statement"):
             ctx.edit(file, span, "{}", self.id)  # the body of an if/else without braces
         else:
             ctx.edit(file, ctx.statement_span_with_line(file, span), "", self.id)

@@ -1,21 +1,418 @@
-"""heap-types: static PyTypeObjects become heap types created per module from a PyType_Spec.
+"""heap-types: each static PyTypeObject becomes a heap type created per module from a spec.
 
-(Placeholder until the conversion lands: every static type is reported and stays static.)
+What: the static initialiser (positional or designated, sub-structs included) becomes
+`<Type>_slots[]` and `<Type>_spec`; exec creates the type with
+`PyType_FromModuleAndSpec(module, &spec, bases)` (bases first) and keeps it in the module
+state; every `&Type` becomes `state->Type`. `Py_TPFLAGS_IMMUTABLETYPE` keeps the type
+immutable and `Py_TPFLAGS_DISALLOW_INSTANTIATION` keeps a type without `tp_new` impossible to
+instantiate from Python. `tp_base` (in the initialiser or assigned in init) becomes the
+bases argument; `tp_dictoffset`, `tp_weaklistoffset` and `tp_vectorcall_offset` become the
+`__dictoffset__`, `__weaklistoffset__`, `__vectorcalloffset__` members; defaults a heap type
+does not want (`PyObject_GenericGetAttr`, `PyType_GenericAlloc`, an explicit `tp_free`) go.
+Dealloc keeps `Py_TYPE(self)`, untracks GC objects first and releases the type after
+`tp_free`; GC traverse visits `Py_TYPE(self)` once (not when it delegates to a base's
+traverse). Struct sequences come from `PyStructSequence_NewType`.
+
+Why: static types are shared by every interpreter; a module is not isolated until each of
+its types is created per module (PEP 630).
+
+Fix safety: safe. A type with a metaclass, a `tp_vectorcall`, an initialiser porter could
+only partly read, or one exported to other files or modules stays static and is reported.
 """
 
 from __future__ import annotations
 
-from porter.model import ExtensionModule
+import re
+
+from porter import capi
+from porter.analyze.initializers import is_null, referenced_name
+from porter.lexer import tokenize
+from porter.model import ExtensionModule, GlobalKind, Span, StaticType
+from porter.render import render
 from porter.rewrite.context import PortContext
+from porter.rewrite.edits import Applicability
+
+# Slots a heap type gets right by default: writing them out only gets in the way.
+DROPPED_DEFAULTS = {
+    "tp_getattro": {"PyObject_GenericGetAttr"},
+    "tp_alloc": {"PyType_GenericAlloc"},
+    "tp_free": {"PyObject_Del", "PyObject_Free", "PyObject_GC_Del", "PyObject_DEL", "PyObject_FREE"},
+}
+# Spec fields rather than slots.
+SPEC_FIELDS = ("ob_base", "tp_name", "tp_basicsize", "tp_itemsize", "tp_flags", "tp_base",
+               "tp_as_async", "tp_as_number", "tp_as_sequence", "tp_as_mapping", "tp_as_buffer")
+OFFSET_MEMBERS = {"tp_dictoffset": "__dictoffset__", "tp_weaklistoffset": "__weaklistoffset__",
+                  "tp_vectorcall_offset": "__vectorcalloffset__"}
+# Fields a static type must leave empty for a heap type to be equivalent.
+MUST_BE_EMPTY = ("tp_dict", "tp_bases", "tp_mro", "tp_cache", "tp_subclasses", "tp_weaklist",
+                 "tp_version_tag")
+NOT_A_SLOT = ("tp_vectorcall",)  # Py_tp_vectorcall only exists from 3.14
+TARGET_VERSIONS = (0x030B00F0, 0x030C00F0, 0x030D00F0)
 
 
 def convertible_types(module: ExtensionModule, unsafe: bool) -> dict[str, str | None]:
-    return {t.name: "static types are converted by the heap-types step (not yet available)"
-            for t in module.static_types}
+    """For each static type: None if it can become a heap type, else why not."""
+    out: dict[str, str | None] = {}
+    exported = {f.message.split()[0] for f in module.findings if f.code == "exported-type"}
+    for t in module.static_types:
+        out[t.name] = _why_not(t, module, exported, unsafe)
+    return out
+
+
+def _why_not(t: StaticType, module: ExtensionModule, exported: set[str], unsafe: bool) -> str | None:
+    if t.name in exported:
+        return "declared in a header: other files or modules may use the static type"
+    if t.structseq:
+        return None
+    if t.initializer is None:
+        return "no initialiser porter could read"
+    if t.metatype and t.metatype.replace(" ", "") not in ("&PyType_Type",):
+        return (f"its metatype is {t.metatype}: a heap type with a custom metaclass needs "
+                "PyType_FromMetaclass (3.12+), and ports must build on 3.11")
+    for name in MUST_BE_EMPTY + NOT_A_SLOT:
+        s = t.slot(name)
+        if s is not None and not is_null(s.text):
+            return f"{name} is set; heap types cannot take it on every supported Python"
+    if t.conditional and not unsafe:
+        if _unreadable_conditionals(t, module):
+            return "an #if inside its initialiser hides slots porter cannot map (use --unsafe to convert the analysed branch)"
+    return None
+
+
+def _unreadable_conditionals(t: StaticType, module: ExtensionModule) -> bool:
+    """Whether a masked #if in the initialiser may change which slot a positional value fills.
+
+    Designated initialisers name their slots; a positional one is safe when every branch of
+    each masked #if holds the same number of values.
+    """
+    for cond, kept, counts in t.conditional_groups:
+        if kept is not None and _same_for_all_targets(cond, kept):
+            continue
+        if t.positional and len(set(counts)) != 1:
+            return True
+    return False
 
 
 class HeapTypes:
     id = "heap-types"
 
     def run(self, ctx: PortContext) -> None:
-        return
+        module = ctx.module
+        moved = ctx.decisions.movable
+        types = {t.name: t for t in module.static_types if (None, t.name) in moved}
+        if not types:
+            return
+        fields = {f.key[1]: f for f in ctx.fields if f.is_type}
+        fns = {f.name: f for f in module.functions}
+        body = module.init_body
+        assigns = [a for a in (body.field_assignments if body else ())]
+        substruct_of = {var: (t.name, field) for t in types.values() for field, var in t.substructs}
+        creations: dict[str, tuple[str, list[str]]] = {}
+        tp_var = next(n for n in ("tp", "self_type", "dealloc_type") if n not in module.names_in_use)
+        visited_fns: set[str] = set()
+        for t in types.values():
+            if t.structseq:
+                ready = next((r for r in body.type_readies if r.type_name == t.name and r.structseq_desc), None)
+                if ready is None:
+                    ctx.fail(f"{t.name}: no PyStructSequence_InitType2 call in the init function")
+                    return
+                creations[t.name] = (render("c/type_create.c.jinja", target=f"{ctx.names.state_var}->{fields[t.name].name}",
+                                            desc=ready.structseq_desc, module="", spec="", bases=""), [])
+                ctx.edit(t.file, ctx.statement_span_with_line(t.file, t.span), "", self.id)
+                self._drop_readies(ctx, body, t)
+                ctx.item(self.id, Applicability.SAFE, t.file, t.span,
+                         f"{t.name}: PyStructSequence_InitType2 -> PyStructSequence_NewType, kept in module state")
+                continue
+            slots = {s.name: s for s in t.slots}
+            values = {name: s.text.strip() for name, s in slots.items()}
+            guards = {name: self._guard(ctx, t, s) for name, s in slots.items()}
+            sub_values = {s.name: s.text.strip() for s in t.substruct_slots}
+            sub_guards = {s.name: self._guard(ctx, t, s) for s in t.substruct_slots}
+            for a in assigns:
+                if a.target == t.name:
+                    values[a.field] = a.value.strip()
+                    guards[a.field] = None
+                    ctx.edit(body.file, ctx.statement_span_with_line(body.file, a.statement), "", self.id)
+                elif a.target in substruct_of and substruct_of[a.target][0] == t.name:
+                    sub_values[a.field] = a.value.strip()
+                    ctx.edit(body.file, ctx.statement_span_with_line(body.file, a.statement), "", self.id)
+            base = values.get("tp_base")
+            bases = "NULL"
+            deps: list[str] = []
+            if base and not is_null(base):
+                base_name = referenced_name(base)
+                if base_name in types:
+                    bases = f"(PyObject *){ctx.names.state_var}->{fields[base_name].name}"
+                    deps.append(base_name)
+                else:
+                    bases = f"(PyObject *){base.strip()}" if not base.strip().startswith("(PyObject") else base
+            spec_slots, members = self._slots(t, values, guards, sub_values, sub_guards)
+            existing_members = referenced_name(values.get("tp_members", "")) if not is_null(values.get("tp_members", "0")) else None
+            members_name = None
+            if members:
+                if existing_members:
+                    self._extend_members(ctx, t, existing_members, members)
+                    members = []
+                else:
+                    members_name = f"{t.name}_members"
+                    spec_slots.append({"id": "Py_tp_members", "value": members_name, "guard": None})
+                self._ensure_structmember(ctx, t.file)
+            flags = self._flags(values, t)
+            spec = render(
+                "c/type_spec.c.jinja", members=members, members_name=members_name or "",
+                slots_name=f"{t.name}_slots", slots=spec_slots, spec_name=f"{t.name}_spec",
+                name=values.get("tp_name", f'"{module.name}.{t.name}"'),
+                basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
+                flags=flags,
+            )
+            nl = ctx.newline(t.file)
+            ctx.edit(t.file, t.span, spec.rstrip("\n").replace("\n", nl), self.id, supersedes=True)
+            creations[t.name] = (render(
+                "c/type_create.c.jinja", target=f"{ctx.names.state_var}->{fields[t.name].name}",
+                desc=None, module=body.module_var or "module", spec=f"{t.name}_spec", bases=bases), deps)
+            for var in {v for _, v in t.substructs}:
+                self._drop_substruct(ctx, var, types)
+            self._drop_readies(ctx, body, t)
+            self._fix_dealloc(ctx, t, values, fns, tp_var, visited_fns)
+            self._fix_traverse(ctx, t, values, fns, types, visited_fns)
+            ctx.item(self.id, Applicability.SAFE, t.file, t.span,
+                     f"{t.name} is a heap type: {t.name}_spec, created in {ctx.names.exec}() and kept in "
+                     f"{ctx.names.state_type}.{fields[t.name].name}; flags {flags}")
+            if "Py_TPFLAGS_HAVE_GC" not in flags:
+                ctx.item(self.id, Applicability.MANUAL, t.file, t.span,
+                         f"{t.name} has no GC support: its instances now keep their heap type alive; "
+                         "if they can hold objects that refer back to them, add Py_TPFLAGS_HAVE_GC "
+                         "with tp_traverse and tp_clear", done=False)
+        for t in types.values():
+            for loc in t.forward_declarations:
+                ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
+        for name in _dependency_order(creations):
+            ctx.exec_prologue.append(creations[name][0].rstrip("\n"))
+            ctx.type_creations[name] = creations[name][0]
+
+    def _guard(self, ctx: PortContext, t: StaticType, slot) -> str | None:
+        """The `#if` line that guarded this slot in the initialiser, when it was guarded."""
+        src = ctx.sources[t.file]
+        for mc in src.masked_conditionals:
+            cond = mc.conditional
+            if not (cond.span.start <= slot.span.start < cond.span.end) or mc.kept is None:
+                continue
+            branch = cond.branches[mc.kept]
+            if not (branch.body.start <= slot.span.start < branch.body.end):
+                continue
+            if _same_for_all_targets(cond, mc.kept):
+                return None
+            first = cond.branches[0]
+            if mc.kept == 0:
+                return src.text_of(first.directive).strip()
+            # A later branch: guard it with the negation of those before it.
+            return "#if " + " && ".join(f"!({_as_expression(b)})" for b in cond.branches[:mc.kept])
+        return None
+
+    def _slots(self, t, values, guards, sub_values, sub_guards):
+        slots, members = [], []
+        for name in capi.TYPE_FIELDS:
+            value = values.get(name)
+            if value is None or is_null(value) or name in SPEC_FIELDS:
+                continue
+            if name in OFFSET_MEMBERS:
+                members.append({"name": OFFSET_MEMBERS[name], "offset": value})
+                continue
+            if name in DROPPED_DEFAULTS and referenced_name(value) in DROPPED_DEFAULTS[name]:
+                continue
+            if name == "tp_doc":
+                pass
+            slots.append({"id": "Py_" + name, "value": value, "guard": guards.get(name)})
+        for struct, fields in capi.SUBSTRUCT_FIELDS.items():
+            for name in fields:
+                value = sub_values.get(name)
+                if value is None or is_null(value) or name.startswith("was_") or name == "nb_reserved":
+                    continue
+                slots.append({"id": "Py_" + name, "value": value, "guard": sub_guards.get(name)})
+        return slots, members
+
+    def _flags(self, values, t) -> str:
+        flags = values.get("tp_flags", "Py_TPFLAGS_DEFAULT").strip()
+        extra = ["Py_TPFLAGS_IMMUTABLETYPE"]
+        has_new = not is_null(values.get("tp_new", "0"))
+        has_base = not is_null(values.get("tp_base", "0"))
+        if not has_new and not has_base:
+            extra.append("Py_TPFLAGS_DISALLOW_INSTANTIATION")
+        if "tp_vectorcall_offset" in values and not is_null(values["tp_vectorcall_offset"]) \
+                and "Py_TPFLAGS_HAVE_VECTORCALL" not in flags:
+            extra.append("Py_TPFLAGS_HAVE_VECTORCALL")
+        for flag in extra:
+            if flag not in flags:
+                flags = f"{flags} | {flag}" if flags else flag
+        return flags
+
+    def _drop_readies(self, ctx: PortContext, body, t) -> None:
+        for r in body.type_readies:
+            if r.type_name == t.name and r.alone:
+                ctx.edit(body.file, ctx.statement_span_with_line(body.file, r.statement), "", self.id)
+
+    def _drop_substruct(self, ctx: PortContext, var: str, types) -> None:
+        g = next((g for g in ctx.module.globals if g.name == var and g.function is None
+                  and g.kind is GlobalKind.TYPE_SUBSTRUCT), None)
+        if g is None:
+            return
+        other = [u for u in g.uses if u.access != "macro"]
+        users = {u.function for u in other}
+        # Referenced only from type initialisers and the init function's assignments.
+        if all(u.function is None or u.function == ctx.module.init_body.function for u in other):
+            ctx.edit(g.file, ctx.statement_span_with_line(g.file, g.declaration), "", self.id)
+        del users
+
+    def _fix_dealloc(self, ctx: PortContext, t, values, fns, tp_var, done: set[str]) -> None:
+        name = referenced_name(values.get("tp_dealloc", "0") or "0")
+        if not name or is_null(values.get("tp_dealloc", "0")):
+            return  # the heap type's default dealloc releases the type itself
+        f = fns.get(name)
+        if f is None:
+            ctx.item(self.id, Applicability.MANUAL, t.file, t.span,
+                     f"{t.name}'s dealloc {name} is not a function porter can edit: it must "
+                     "Py_DECREF(Py_TYPE(self)) after freeing", done=False)
+            return
+        if name in done:
+            return
+        done.add(name)
+        self_name = f.params[0].name if f.params else None
+        if not self_name:
+            ctx.fail(f"{name}() has no named self parameter")
+            return
+        nl = ctx.newline(f.file)
+        indent = ctx.body_indent(f.file, f.body)
+        prologue = f"{nl}{indent}PyTypeObject *{tp_var} = Py_TYPE({self_name});"
+        gc = "Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", "")
+        if gc and not f.untracks_first:
+            prologue += f"{nl}{indent}PyObject_GC_UnTrack({self_name});"
+        ctx.insert(f.file, f.body.start + 1, prologue, self.id, order=-7)
+        if not f.frees:
+            ctx.item(self.id, Applicability.MANUAL, f.file, f.header,
+                     f"{name}() frees no object porter can see: after freeing it must "
+                     f"Py_DECREF({tp_var})", done=False)
+            return
+        for span in f.frees:
+            ctx.insert(f.file, span.end, f"{nl}{ctx.line_indent(f.file, span.start)}Py_DECREF({tp_var});",
+                       self.id)
+        ctx.item(self.id, Applicability.SAFE, f.file, f.header,
+                 f"{name}() releases the heap type after tp_free"
+                 + (" and untracks the object first" if gc and not f.untracks_first else ""))
+
+    def _fix_traverse(self, ctx: PortContext, t, values, fns, types, done: set[str]) -> None:
+        if "Py_TPFLAGS_HAVE_GC" not in values.get("tp_flags", ""):
+            return
+        name = referenced_name(values.get("tp_traverse", "0") or "0")
+        f = fns.get(name or "")
+        if f is None or name in done:
+            return
+        done.add(name)
+        traverses = {referenced_name(tt.slot("tp_traverse").text) for tt in types.values()
+                     if tt.slot("tp_traverse") is not None}
+        if any(c.callee in traverses and c.callee != name for c in f.calls):
+            return  # it delegates to a base's traverse, which visits the type
+        self_name = f.params[0].name if f.params else None
+        if not self_name:
+            return
+        nl = ctx.newline(f.file)
+        ctx.insert(f.file, f.body.start + 1,
+                   f"{nl}{ctx.body_indent(f.file, f.body)}Py_VISIT(Py_TYPE({self_name}));", self.id, order=-7)
+
+    def _extend_members(self, ctx: PortContext, t, table: str, members) -> None:
+        g = next((g for g in ctx.module.globals if g.name == table and g.function is None), None)
+        if g is None or g.initializer is None:
+            ctx.fail(f"{t.name}: cannot find its members table {table}")
+            return
+        src = ctx.sources[g.file]
+        init = src.root.descendant_for_byte_range(g.initializer.start, g.initializer.end)
+        while init is not None and init.type != "initializer_list":
+            init = init.parent
+        rows = [c for c in init.named_children if c.type != "comment"] if init is not None else []
+        if not rows:
+            ctx.fail(f"{t.name}: cannot read its members table {table}")
+            return
+        sentinel = rows[-1]
+        indent = ctx.line_indent(g.file, sentinel.start_byte)
+        nl = ctx.newline(g.file)
+        text = "".join(f'{{"{m["name"]}", T_PYSSIZET, {m["offset"]}, READONLY}},{nl}{indent}' for m in members)
+        ctx.insert(g.file, sentinel.start_byte, text, self.id)
+
+    def _ensure_structmember(self, ctx: PortContext, file: str) -> None:
+        text = ctx.text(file)
+        if b"structmember.h" in text:
+            return
+        m = re.search(rb'^[ \t]*#[ \t]*include[ \t]*[<"]Python\.h[">][^\n]*\n', text, re.MULTILINE)
+        if m is None:
+            ctx.fail(f"{file}: no #include <Python.h> to put structmember.h after")
+            return
+        if any(e.step == self.id and e.span.start == m.end() and "structmember" in e.text for e in ctx.edits):
+            return
+        ctx.insert(file, m.end(), '#include "structmember.h"   /* T_PYSSIZET, READONLY */' + ctx.newline(file), self.id)
+
+
+def _dependency_order(creations: dict[str, tuple[str, list[str]]]) -> list[str]:
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dep in creations.get(name, ("", []))[1]:
+            if dep in creations:
+                visit(dep)
+        order.append(name)
+
+    for name in creations:
+        visit(name)
+    return order
+
+
+def _same_for_all_targets(cond, kept: int) -> bool:
+    """Whether the kept branch is taken on every Python porter targets (3.11 to 3.13)."""
+    from porter import conditions
+
+    for hexversion in TARGET_VERSIONS:
+        defines = conditions.Defines()
+        defines.values["PY_VERSION_HEX"] = str(hexversion)
+        defines.values["PY_MINOR_VERSION"] = str((hexversion >> 16) & 0xFF)
+        taken = None
+        for i, b in enumerate(cond.branches):
+            if b.kind == "else":
+                taken = i
+                break
+            value = conditions.evaluate(b.kind, b.condition.encode(), _VersionDefines(hexversion))
+            if value is None:
+                return False
+            if value:
+                taken = i
+                break
+        if taken != kept:
+            return False
+    return True
+
+
+class _VersionDefines:
+    """Only the Python version is known: for checking a guard across target versions."""
+
+    def __init__(self, hexversion: int):
+        self.hexversion = hexversion
+
+    def is_defined(self, name: str) -> bool | None:
+        return True if name.startswith("PY_") else None
+
+    def value(self, name: str) -> int | None:
+        return {"PY_VERSION_HEX": self.hexversion, "PY_MAJOR_VERSION": 3,
+                "PY_MINOR_VERSION": (self.hexversion >> 16) & 0xFF}.get(name)
+
+
+def _as_expression(branch) -> str:
+    if branch.kind == "ifdef":
+        return f"defined({branch.condition})"
+    if branch.kind == "ifndef":
+        return f"!defined({branch.condition})"
+    return branch.condition
+
+
+def _tokens(text: str) -> list[str]:
+    return [t.text.decode() for t in tokenize(text.encode(), directives=False) if t.kind not in ("comment", "newline")]

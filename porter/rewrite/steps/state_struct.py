@@ -30,6 +30,11 @@ class StateStruct:
 
     def run(self, ctx: PortContext) -> None:
         self._fields(ctx)
+        for name, keys in ctx.decisions.needs.items():
+            acc = ctx.decisions.access.get(name)
+            if keys and acc is not None:
+                ctx.needs_by_type |= acc.kind in ("type", "new")
+                ctx.needs_by_operands |= acc.kind == "binary"
         if not ctx.fields and not ctx.decisions.state_macros and not _needs_block(ctx):
             return
         self._remove_declarations(ctx)
