@@ -157,3 +157,9 @@ ADDED_IN = {
     "Py_NewRef": (3, 10),
     "PyStructSequence_NewType": (3, 3),
 }
+
+# C library functions that call the function pointer they are given before they return, on
+# the calling thread: a callback passed to them can find module state in a thread-local set
+# around the call.
+SYNCHRONOUS_CALLBACK_CALLERS = frozenset({"qsort", "bsearch", "lfind", "lsearch", "tsearch",
+                                          "tfind", "tdelete", "twalk", "scandir"})

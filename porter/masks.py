@@ -217,7 +217,9 @@ _SPECIFIER_WORDS = {"inline", "__inline", "__inline__", "__forceinline", "static
                     "dllexport", "dllimport", "visibility", "default", "hidden", "cold", "hot",
                     "noreturn", "__noreturn__", "__restrict", "__restrict__", "restrict",
                     "_Noreturn", "__extension__", "const", "pure", "__const__", "deprecated",
-                    "warn_unused_result", "nonnull", "format", "printf", "fallthrough", "register"}
+                    "warn_unused_result", "nonnull", "format", "printf", "fallthrough", "register",
+                    "_Thread_local", "__thread", "thread", "thread_local"}
+_THREAD_WORDS = {"_Thread_local", "__thread", "thread_local"}
 _STATEMENT_END = {b";", b"}"}
 _STATEMENT_START = {b";", b"{", b"}", b":", b")"}
 
@@ -230,7 +232,8 @@ def _classify(macro: Macro) -> str | None:
         if not body:
             return "blank"
         names = [w for w in words if re.match(r"[A-Za-z_]", w)]
-        if names and set(names) <= _SPECIFIER_WORDS and "__attribute__" in names or (
+        if names and set(names) <= _SPECIFIER_WORDS and (
+                "__attribute__" in names or "__declspec" in names or set(names) & _THREAD_WORDS) or (
                 names and set(names) <= {"inline", "__inline", "__inline__", "__forceinline",
                                          "static", "extern"} and len(words) == len(names)):
             return "specifier"

@@ -163,6 +163,9 @@ class Function:
     prototype_param_lists: tuple[Location, ...] = ()
     flags: tuple[str, ...] = ()  # METH_ flags when it is a method
     frees: tuple[Span, ...] = ()  # statements that free the object: tp_free(...), PyObject_Del(...)
+    # Where its address goes to a C library function that calls it before returning (qsort):
+    # (the calling function, the statement making that call, the library function).
+    sync_callback_sites: tuple[tuple[str, Location, str], ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
 
 
@@ -267,6 +270,7 @@ class ExtensionModule:
     init_body: "InitBody | None" = None
     macro_uses: tuple["MacroUse", ...] = ()
     names_in_use: frozenset[str] = frozenset()  # every identifier, for choosing new names
+    find_module_uses: tuple["FindModuleUse", ...] = ()
 
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)
@@ -373,3 +377,14 @@ class MacroUse:
     span: Span
     function: str | None
     blanked: bool  # the parser did not see it: its arguments are read lexically
+
+
+@dataclass(frozen=True)
+class FindModuleUse:
+    """`PyState_FindModule(&def)`, which returns NULL for a multi-phase module."""
+
+    file: str
+    span: Span  # what a rewrite replaces: the call, or `PyModule_GetState(<the call>)`
+    function: str | None
+    wants: str  # "state" (wrapped in PyModule_GetState) or "module"
+    macro: str | None = None  # inside this macro's body

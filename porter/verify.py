@@ -75,6 +75,14 @@ class Fixture:
     summary: str
     smoke: str
     isolation: str | None
+    # What `porter port` must achieve: "isolated" (every oracle step passes after the port) or
+    # "partial" (porter reports what it cannot do; the port still builds and imports in the
+    # main interpreter, and isolated subinterpreters still refuse it).
+    port: str = "isolated"
+    unsafe: bool = False  # port with --unsafe
+
+
+PORT_EXPECTATIONS = ("isolated", "partial")
 
 
 class FixtureError(ValueError):
@@ -398,8 +406,13 @@ def load_fixture(folder: Path) -> Fixture:
     else:
         # An extension fixture without a smoke test would pass its smoke steps unchecked.
         raise FixtureError(f"{folder}: missing smoke.py")
+    port = data.get("port", "isolated")
+    if port not in PORT_EXPECTATIONS:
+        raise FixtureError(f"{folder / 'fixture.toml'}: port must be one of {', '.join(PORT_EXPECTATIONS)}")
     return Fixture(
         path=folder,
+        port=port,
+        unsafe=bool(data.get("unsafe", False)),
         module=data["module"],
         sources=tuple(folder / name for name in data["sources"]),
         expect=data["expect"],

@@ -265,6 +265,7 @@ def collect_functions(
             fn_roles.append("referenced" if referenced else "helper")
         ret = fn.child_by_field_name("type")
         frees, untracks_first = _frees(src, body)
+        sync_sites = _sync_sites(indexes, taken)
         out.append(Function(
             name=name, file=index.path, span=ctree.span(fn),
             header=Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
@@ -276,9 +277,33 @@ def collect_functions(
             param_list=ctree.span(fdecl.child_by_field_name("parameters"))
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
             prototype_param_lists=tuple(proto_params), flags=tuple((flags or {}).get(name, ())),
-            frees=tuple(frees), untracks_first=untracks_first,
+            frees=tuple(frees), untracks_first=untracks_first, sync_callback_sites=tuple(sync_sites),
         ))
     return out
+
+
+def _sync_sites(indexes: list[FileIndex], taken: list[Location]) -> list:
+    """Address-taken uses that are arguments of qsort() and friends, with their statements."""
+    from porter import capi
+
+    out = []
+    by_path = {idx.path: idx for idx in indexes}
+    for loc in taken:
+        idx = by_path[loc.file]
+        node = idx.src.root.descendant_for_byte_range(loc.span.start, loc.span.end)
+        arglist = node.parent if node is not None else None
+        while arglist is not None and arglist.type in ("cast_expression", "parenthesized_expression"):
+            arglist = arglist.parent
+        call = arglist.parent if arglist is not None and arglist.type == "argument_list" else None
+        name = ctree.call_name(call) if call is not None else None
+        if name not in capi.SYNCHRONOUS_CALLBACK_CALLERS:
+            continue
+        stmt = call.parent
+        owner = ctree.enclosing_function(call)
+        if stmt is None or stmt.type != "expression_statement" or owner is None:
+            continue
+        out.append((ctree.function_name(owner)[0], Location(loc.file, ctree.span(stmt)), name))
+    return out if len(out) == len(taken) else []
 
 
 FREE_CALLS = ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del")

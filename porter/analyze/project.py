@@ -10,6 +10,7 @@ from porter.analyze import ctree
 from porter.analyze.findings import collect_findings
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables
 from porter.analyze.globals import collect_globals
+from porter.analyze.find_module import collect_find_module_uses
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import read_init_body
 from porter.analyze.macros import MacroTable
@@ -69,7 +70,9 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = ()) -> An
 
 def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) -> ExtensionModule:
     defs = [d for idx in indexes for d in find_module_defs(idx, macros)]
-    definition = next((d for d in defs if d.name == init.def_name), None)
+    # A forward declaration names the definition too: prefer the one with an initialiser.
+    named = sorted((d for d in defs if d.name == init.def_name), key=lambda d: not d.fields)
+    definition = named[0] if named else None
     if definition is None and len(defs) == 1 and init.def_name is None:
         definition = defs[0]
     types = collect_static_types(indexes)
@@ -91,6 +94,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         globals=tuple(globals_), functions=tuple(functions), findings=tuple(findings),
         macros=tuple(m for idx in indexes for m in idx.macros), init_body=init_body,
         macro_uses=tuple(_macro_uses(indexes, macros)),
+        find_module_uses=tuple(collect_find_module_uses(indexes, definition.name if definition else None)),
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
     )

@@ -39,6 +39,7 @@ class Names:
     slots: str
     def_name: str
     state_var: str
+    callback_state: str  # the thread-local a qsort() callback reads its state from
     new_struct: bool  # False when the module already had a state struct (m_size = sizeof(X))
 
 
@@ -70,6 +71,7 @@ def make_names(module: ExtensionModule, state_var: str, existing_state: str | No
         slots=fresh(f"{base}_slots"),
         def_name=def_name,
         state_var=state_var,
+        callback_state=fresh(f"{base}_callback_state"),
         new_struct=existing_state is None,
     )
 
@@ -89,6 +91,7 @@ class PortContext:
     exec_prologue: list[str] = field(default_factory=list)  # statements at the top of exec
     needs_by_type: bool = False
     needs_by_operands: bool = False
+    needs_callback_state: bool = False
     posture: str = "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
     posture_reasons: list[str] = field(default_factory=list)
     type_creations: dict[str, str] = field(default_factory=dict)

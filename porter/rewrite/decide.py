@@ -32,6 +32,8 @@ HOT_SLOTS = frozenset({"tp_iternext", "tp_richcompare", "tp_hash", "tp_call", "s
 STATE_VAR_CANDIDATES = ("state", "st", "mstate", "module_state")
 
 GlobalKey = tuple[str | None, str]
+# What `PyModule_GetState(PyState_FindModule(&def))` gave: needs state like a moved global does.
+MODULE_STATE: GlobalKey = (None, "<module state>")
 
 
 @dataclass
@@ -77,11 +79,18 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
         else:
             movable[g.key] = g
     macro_bodies = _macro_globals(module, globals_by_key)
+    for use in module.find_module_uses:
+        if use.macro is not None and use.wants == "state":
+            macro_bodies.setdefault(use.macro, set()).add(MODULE_STATE)
+    _close_over_macros(module, macro_bodies)
     state_var = _state_var(module)
     while True:
         type_ok = {k[1] for k, g in movable.items() if g.kind is GlobalKind.STATIC_TYPE}
         access = {name: _access(f, module, type_ok) for name, f in fns.items()}
         direct = _direct_needs(module, movable, macro_bodies)
+        for use in module.find_module_uses:
+            if use.macro is None and use.wants == "state" and use.function:
+                direct.setdefault(use.function, set()).add(MODULE_STATE)
         needs, helpers = _thread_helpers(fns, access, direct)
         bad: dict[GlobalKey, str] = {}
         for name, keys in needs.items():
@@ -92,6 +101,7 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
                 why = acc.reason if acc else "not a function of this module"
                 for k in keys:
                     bad.setdefault(k, f"used in {name}(), which cannot reach module state ({why})")
+        blocked_state = bad.pop(MODULE_STATE, None)
         for macro, keys in macro_bodies.items():
             outside = next((u for u in module.macro_uses if u.name == macro and u.function is None), None)
             if outside is not None:
@@ -114,8 +124,20 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
             if k in movable:
                 del movable[k]
                 kept[k] = why
-    state_macros = {m: keys & set(movable) for m, keys in macro_bodies.items() if keys & set(movable)}
-    return Decisions(module, movable, kept, access, needs, helpers, state_macros, state_var)
+    wanted = set(movable) | {MODULE_STATE}
+    state_macros = {m: keys & wanted for m, keys in macro_bodies.items() if keys & wanted}
+    decisions = Decisions(module, movable, kept, access, needs, helpers, state_macros, state_var)
+    if blocked_state:
+        decisions.blocked.append("PyState_FindModule: " + blocked_state.replace("<module state>", "module state"))
+    for use in module.find_module_uses:
+        if use.wants == "module":
+            acc = access.get(use.function or "")
+            if use.macro is not None or acc is None or acc.kind not in ("module", "exec", "type", "new"):
+                where = f"macro {use.macro}" if use.macro else f"{use.function or 'file scope'}()"
+                decisions.blocked.append(
+                    f"PyState_FindModule() in {where} needs the module object, which porter "
+                    "cannot reach there")
+    return decisions
 
 
 def _unmovable(g: Global, module: ExtensionModule, convertible_types: dict[str, str | None]) -> str | None:
@@ -167,6 +189,9 @@ def _access(f: Function, module: ExtensionModule, type_ok: set[str]) -> Access:
     if "module-init" in roles or f.name == (module.init.worker or module.init.function):
         return Access("exec")
     if "callback" in roles:
+        if f.sync_callback_sites and set(roles) <= {"callback", "helper"}:
+            return Access("callback", reason="called back by " + ", ".join(
+                sorted({site[2] for site in f.sync_callback_sites})) + " on the caller's thread")
         return Access("none", reason="its address is passed elsewhere, so its signature is fixed")
     if "module-method" in roles:
         if first is None:
@@ -205,7 +230,7 @@ def _direct_needs(module, movable, macro_bodies) -> dict[str, set[GlobalKey]]:
                 needs.setdefault(u.function, set()).add(k)
     # Uses of macros whose bodies name moved globals.
     for use in module.macro_uses:
-        keys = macro_bodies.get(use.name, set()) & set(movable)
+        keys = macro_bodies.get(use.name, set()) & (set(movable) | {MODULE_STATE})
         if keys and use.function is not None:
             needs.setdefault(use.function, set()).update(keys)
     return needs
@@ -214,18 +239,19 @@ def _direct_needs(module, movable, macro_bodies) -> dict[str, set[GlobalKey]]:
 def _thread_helpers(fns, access, direct):
     """Propagate needs through calls to helpers; a helper that needs state gets a parameter."""
     needs = {name: set(keys) for name, keys in direct.items()}
+    # A function that hands a synchronous callback to qsort() must provide its state.
+    edges = [(name, c.callee) for name, f in fns.items() for c in f.calls
+             if access.get(c.callee, Access("none")).kind == "helper"]
+    edges += [(site[0], name) for name, f in fns.items()
+              if access.get(name, Access("none")).kind == "callback" for site in f.sync_callback_sites]
     changed = True
     while changed:
         changed = False
-        for name, f in fns.items():
-            for c in f.calls:
-                callee = fns.get(c.callee)
-                if callee is None or access.get(c.callee, Access("none")).kind != "helper":
-                    continue
-                got = needs.get(c.callee)
-                if got and not got <= needs.get(name, set()):
-                    needs.setdefault(name, set()).update(got)
-                    changed = True
+        for caller, callee in edges:
+            got = needs.get(callee)
+            if got and not got <= needs.get(caller, set()):
+                needs.setdefault(caller, set()).update(got)
+                changed = True
     helpers = {name for name, keys in needs.items() if keys and access.get(name, Access("none")).kind == "helper"}
     return needs, helpers
 
@@ -251,6 +277,21 @@ def _macro_globals(module: ExtensionModule, globals_by_key) -> dict[str, set[Glo
                     result[name] |= extra
                     changed = True
     return {k: v for k, v in result.items() if v}
+
+
+def _close_over_macros(module: ExtensionModule, bodies: dict[str, set[GlobalKey]]) -> None:
+    """A macro naming another macro reaches what that one reaches."""
+    mentions = {m.name: {t.text.decode() for t in tokenize(m.body_text.encode(), directives=False)
+                         if t.kind == "ident"} for m in module.macros}
+    changed = True
+    while changed:
+        changed = False
+        for name, others in mentions.items():
+            for o in others:
+                extra = bodies.get(o, set()) - bodies.get(name, set())
+                if o != name and extra:
+                    bodies.setdefault(name, set()).update(extra)
+                    changed = True
 
 
 def _macro_used_only_in_functions(module: ExtensionModule, macro: str | None, macro_bodies) -> bool:

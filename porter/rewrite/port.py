@@ -51,16 +51,14 @@ def plan_module(module: ExtensionModule, analysis: Analysis, unsafe: bool) -> Mo
         return ModulePort(module, "nothing-to-do", "already multi-phase")
     if module.init_style is InitStyle.UNKNOWN:
         return ModulePort(module, "failed", "porter cannot tell how this module is created")
-    blockers = [f for f in module.findings if f.code in ("state-find-module",)]
     types = convertible_types(module, unsafe)
     decisions = decide(module, types)
     existing = _existing_state(module)
     names = make_names(module, decisions.state_var, existing)
     ctx = PortContext(module, analysis.sources, decisions, names, unsafe)
     ctx.posture, ctx.posture_reasons = choose_posture(module, decisions)
-    if blockers:
-        ctx.fail("PyState_FindModule is used; porter does not rewrite it yet "
-                 f"({blockers[0].file}:{analysis.sources[blockers[0].file].line(blockers[0].span.start)})")
+    if decisions.blocked:
+        ctx.fail("; ".join(dict.fromkeys(decisions.blocked)))
     for step in PASSES:
         if ctx.failure:
             break

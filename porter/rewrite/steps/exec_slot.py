@@ -104,7 +104,7 @@ class ExecSlot:
         var = ctx.names.state_var
         uses_state = bool(ctx.decisions.needs.get(body.function)) or any(f.initial for f in ctx.fields) \
             or bool(ctx.type_creations)
-        if ctx.fields and uses_state:
+        if uses_state:
             lines.append(f"{ctx.names.state_type} *{var} = {ctx.names.get_state}({mvar});")
             for f in ctx.fields:
                 if f.initial is not None:

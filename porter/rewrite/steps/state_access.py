@@ -30,7 +30,7 @@ class StateAccess:
     def run(self, ctx: PortContext) -> None:
         d = ctx.decisions
         fields = {f.key: f for f in ctx.fields}
-        if not fields:
+        if not fields and not ctx.module.find_module_uses:
             return
         var = ctx.names.state_var
         fns = {f.name: f for f in ctx.module.functions}
@@ -60,6 +60,22 @@ class StateAccess:
                          "with PyType_GetModuleByDef; if it is hot, store the state pointer in the "
                          "instance when it is created, or use METH_METHOD's defining_class",
                          done=False)
+        # 2b. Callbacks made by qsort() and friends read the state their caller set.
+        for f in ctx.module.functions:
+            if d.access.get(f.name) is None or d.access[f.name].kind != "callback" or not d.needs.get(f.name):
+                continue
+            for n, (caller, loc, library) in enumerate(f.sync_callback_sites):
+                nl = ctx.newline(loc.file)
+                indent = ctx.line_indent(loc.file, loc.span.start)
+                saved = f"previous_{ctx.names.callback_state}" + (str(n + 1) if n else "")
+                cb = ctx.names.callback_state
+                ctx.insert(loc.file, loc.span.start,
+                           f"{ctx.names.state_type} *{saved} = {cb};{nl}{indent}{cb} = {var};{nl}{indent}",
+                           self.id)
+                ctx.insert(loc.file, loc.span.end, f"{nl}{indent}{cb} = {saved};", self.id)
+                ctx.item(self.id, Applicability.SAFE, loc.file, loc.span,
+                         f"{caller}() publishes its state in the thread-local {cb} while "
+                         f"{library}() calls {f.name}() back")
         # 2. Helpers: callers pass their state.
         for f in ctx.module.functions:
             if not d.needs.get(f.name):
@@ -78,15 +94,26 @@ class StateAccess:
                 if u.access == "macro":
                     continue
                 self._rewrite_use(ctx, u, field.name, g.kind is GlobalKind.STATIC_TYPE)
-        # 4. Macro bodies that name moved globals.
+        # 4. PyState_FindModule: the state, or the module object, of the function's access.
+        for use in ctx.module.find_module_uses:
+            if use.wants == "state":
+                ctx.edit(use.file, use.span, var, self.id)
+            else:
+                ctx.edit(use.file, use.span, self._module_expression(ctx, d.access[use.function]), self.id)
+            ctx.item(self.id, Applicability.SAFE, use.file, use.span,
+                     "PyState_FindModule() (NULL for multi-phase modules) replaced by the "
+                     + ("module state" if use.wants == "state" else "module object")
+                     + (f" in macro {use.macro}" if use.macro else f" in {use.function}()"))
+        # 5. Macro bodies that name moved globals.
         for m in ctx.module.macros:
             keys = d.state_macros.get(m.name)
             if not keys:
                 continue
-            self._rewrite_macro(ctx, m, {fields[k].name: fields[k] for k in keys if k in fields},
-                                {k[1]: fields[k] for k in keys if k in fields})
-            ctx.item(self.id, Applicability.SAFE, m.file, m.span,
-                     f"macro {m.name} now reads `{var}`: every function using it declares one")
+            direct = {k[1]: fields[k] for k in keys if k in fields}
+            self._rewrite_macro(ctx, m, {}, direct)
+            if direct or any(u.macro == m.name for u in ctx.module.find_module_uses):
+                ctx.item(self.id, Applicability.SAFE, m.file, m.span,
+                         f"macro {m.name} now reads `{var}`: every function using it declares one")
 
     def _state_expression(self, ctx: PortContext, acc) -> str | None:
         n = ctx.names
@@ -101,7 +128,19 @@ class StateAccess:
         if acc.kind == "binary":
             ctx.needs_by_operands = True
             return f"{n.get_state_by_operands}((PyObject *){acc.params[0]}, (PyObject *){acc.params[1]})"
+        if acc.kind == "callback":
+            return n.callback_state
         return None
+
+    def _module_expression(self, ctx: PortContext, acc) -> str:
+        if acc.kind == "exec":
+            body = ctx.module.init_body
+            return (body.module_var if body and body.module_var else "module")
+        if acc.kind == "module":
+            return acc.params[0]
+        if acc.kind == "type":
+            return f"PyType_GetModuleByDef(Py_TYPE({acc.params[0]}), &{ctx.names.def_name})"
+        return f"PyType_GetModuleByDef({acc.params[0]}, &{ctx.names.def_name})"
 
     def _add_parameter(self, ctx: PortContext, f) -> None:
         param = f"{ctx.names.state_type} *{ctx.names.state_var}"

@@ -35,6 +35,7 @@ class StateStruct:
             if keys and acc is not None:
                 ctx.needs_by_type |= acc.kind in ("type", "new")
                 ctx.needs_by_operands |= acc.kind == "binary"
+                ctx.needs_callback_state |= acc.kind == "callback"
         if not ctx.fields and not ctx.decisions.state_macros and not _needs_block(ctx):
             return
         self._remove_declarations(ctx)
@@ -94,6 +95,8 @@ class StateStruct:
             get_state=names.get_state, get_state_by_type=names.get_state_by_type,
             get_state_by_operands=names.get_state_by_operands,
             by_type=ctx.needs_by_type, by_operands=ctx.needs_by_operands,
+            callback_state=names.callback_state if ctx.needs_callback_state else None,
+            thread_local=f"{names.base.upper()}_THREAD_LOCAL",
         )
         nl = ctx.newline(file)
         block = text.strip("\n").replace("\n", nl) + nl + nl
