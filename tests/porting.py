@@ -1,0 +1,36 @@
+"""Running porter the way the CLI does, from the repository root, for the tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import ROOT
+from porter.diff import unified_diff
+from porter.facts_json import analysis_to_json
+from porter.inputs import collect_inputs
+from porter.pipeline import port_files, scan
+from porter.report import checklist
+
+
+def read(paths: list[Path]):
+    return collect_inputs([str(p) for p in paths], cwd=ROOT)
+
+
+def scan_json(folder: Path) -> bytes:
+    inputs = read([folder.relative_to(ROOT)])
+    analysis = scan([(f.path, f.data) for f in inputs.files])
+    return (json.dumps(analysis_to_json(analysis), indent=2) + "\n").encode()
+
+
+def port_folder(folder: Path, unsafe: bool = False, files: dict[str, bytes] | None = None):
+    """(patch bytes, report text, result) for the sources of a fixture folder."""
+    inputs = read([folder.relative_to(ROOT)])
+    items = [(f.path, files.get(f.path, f.data) if files else f.data) for f in inputs.files]
+    result = port_files(items, unsafe=unsafe)
+    sources = {}
+    for mp in result.modules:
+        sources.update(mp.sources)
+    patch = b"".join(unified_diff(path, data, result.new_text[path])
+                     for path, data in items if path in result.new_text)
+    return patch, checklist(result, sources), result, dict(items)

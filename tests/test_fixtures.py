@@ -1,0 +1,82 @@
+"""Every fixture, through scan and port: snapshots, patch shape, idempotence, determinism."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, fixture_dirs
+from porting import port_folder, scan_json
+from porter.verify import load_fixture
+from snapshots import check_snapshot
+
+FIXTURES = fixture_dirs()
+IDS = [p.name for p in FIXTURES]
+SINGLE_PHASE = [p for p in FIXTURES if load_fixture(p).expect == "single-phase"]
+
+
+@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+def test_scan_json_matches_snapshot(folder, update_snapshots):
+    check_snapshot(folder / "expected.scan.json", scan_json(folder), update_snapshots)
+
+
+@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+def test_port_patch_and_report_match_snapshots(folder, update_snapshots):
+    fixture = load_fixture(folder)
+    patch, report, result, _ = port_folder(folder, unsafe=fixture.unsafe)
+    check_snapshot(folder / "expected.patch", patch, update_snapshots)
+    check_snapshot(folder / "expected.report.md", report.encode(), update_snapshots)
+
+
+@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+def test_every_single_phase_fixture_ports_and_nothing_else_changes(folder):
+    fixture = load_fixture(folder)
+    patch, _, result, _ = port_folder(folder, unsafe=fixture.unsafe)
+    statuses = {mp.module.name: mp.status for mp in result.modules}
+    if fixture.expect == "single-phase":
+        assert statuses == {fixture.module: "ported"}
+        assert patch
+    elif fixture.expect == "multi-phase":
+        assert statuses == {fixture.module: "nothing-to-do"}
+        assert patch == b""
+    else:
+        assert statuses == {}
+        assert patch == b""
+
+
+@pytest.mark.parametrize("folder", SINGLE_PHASE, ids=[p.name for p in SINGLE_PHASE])
+def test_patch_applies_with_git_apply_and_patch(folder, tmp_path):
+    fixture = load_fixture(folder)
+    patch, _, _, _ = port_folder(folder, unsafe=fixture.unsafe)
+    for tool in (["git", "apply", "--check", "-"], ["patch", "-p1", "--dry-run", "--quiet"]):
+        work = tmp_path / tool[0]
+        shutil.copytree(folder, work / "fixtures" / folder.name)
+        done = subprocess.run(tool, input=patch, cwd=work, capture_output=True)
+        assert done.returncode == 0, done.stderr.decode() + done.stdout.decode()
+
+
+@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+def test_porting_the_port_again_changes_nothing(folder):
+    fixture = load_fixture(folder)
+    _, _, first, items = port_folder(folder, unsafe=fixture.unsafe)
+    ported = {path: first.new_text.get(path, data) for path, data in items.items()}
+    patch, _, second, _ = port_folder(folder, unsafe=fixture.unsafe, files=ported)
+    assert patch == b""
+    assert all(mp.status == "nothing-to-do" for mp in second.modules)
+
+
+@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+def test_output_is_deterministic(folder):
+    fixture = load_fixture(folder)
+    first = port_folder(folder, unsafe=fixture.unsafe)
+    second = port_folder(folder, unsafe=fixture.unsafe)
+    assert first[0] == second[0] and first[1] == second[1]
+    assert scan_json(folder) == scan_json(folder)
+
+
+def test_the_repository_has_enough_fixtures():
+    kinds = {load_fixture(p).expect for p in FIXTURES}
+    assert len(FIXTURES) >= 14 and kinds == {"single-phase", "multi-phase", "none"}
+    assert (ROOT / "fixtures").is_dir()

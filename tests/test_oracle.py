@@ -1,0 +1,88 @@
+"""The oracle on every fixture: originals are refused by isolated subinterpreters, ports pass.
+
+These build each fixture with every CPython >= 3.12 that pyenv has (3.12 and 3.13 here; a
+missing one fails test_verify's interpreter test) and import it in isolated subinterpreters.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import fixture_dirs
+from porting import port_folder
+from porter.verify import find_interpreters, load_fixture, verify
+
+REFUSED = "does not support loading in subinterpreters"
+EXTENSIONS = [p for p in fixture_dirs() if load_fixture(p).expect != "none"]
+IDS = [p.name for p in EXTENSIONS]
+
+
+@pytest.fixture(scope="module")
+def interpreters():
+    found = find_interpreters()
+    assert {i.version for i in found} >= {"3.12", "3.13"}, f"need CPython 3.12 and 3.13, found {found}"
+    return found
+
+
+def ported_copy(folder, tmp_path, unsafe: bool):
+    """The fixture folder with porter's port applied, as files under tmp_path."""
+    _, _, result, items = port_folder(folder, unsafe=unsafe)
+    dest = tmp_path / folder.name
+    shutil.copytree(folder, dest)
+    for path, data in items.items():
+        if path in result.new_text:
+            (dest / path.split("/")[-1]).write_bytes(result.new_text[path])
+    return dest, result
+
+
+def steps(verification, interpreter, *names):
+    return {name: verification.step(interpreter.version, name) for name in names}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("folder", EXTENSIONS, ids=IDS)
+def test_original_builds_runs_and_is_refused_when_single_phase(folder, interpreters, tmp_path):
+    fx = load_fixture(folder)
+    result = verify(fx.sources, fx.module, fx.smoke, interpreters, isolation=None,
+                    workdir=tmp_path / "build")
+    for i in interpreters:
+        got = steps(result, i, "build", "main-import", "main-smoke", "sub1-import", "sub2-import")
+        assert got["build"].ok and got["main-import"].ok and got["main-smoke"].ok, result
+        if fx.expect == "single-phase":
+            assert not got["sub1-import"].ok and REFUSED in got["sub1-import"].detail
+            assert not got["sub2-import"].ok and REFUSED in got["sub2-import"].detail
+        else:
+            assert result.ok, result
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("folder", [p for p in EXTENSIONS if load_fixture(p).expect == "single-phase"],
+                         ids=[p.name for p in EXTENSIONS if load_fixture(p).expect == "single-phase"])
+def test_port_builds_without_new_warnings_and_passes_the_oracle(folder, interpreters, tmp_path):
+    fx = load_fixture(folder)
+    ported, result = ported_copy(folder, tmp_path, fx.unsafe)
+    assert [mp.status for mp in result.modules] == ["ported"]
+    original = verify(fx.sources, fx.module, fx.smoke, interpreters, workdir=tmp_path / "orig")
+    after = verify([ported / s.name for s in fx.sources], fx.module, fx.smoke, interpreters,
+                   isolation=fx.isolation, workdir=tmp_path / "port")
+    from porter.verify import build_extension
+
+    for i in interpreters:
+        before_w = build_extension(fx.sources, fx.module, i, tmp_path / f"w0-{i.version}").warnings
+        after_w = build_extension([ported / s.name for s in fx.sources], fx.module, i,
+                                  tmp_path / f"w1-{i.version}").warnings
+        assert set(after_w) <= set(before_w), f"new warnings on {i.version}: {set(after_w) - set(before_w)}"
+    if fx.port == "isolated":
+        assert after.ok, after
+    else:
+        # porter said it could not do everything: the port still works in the main
+        # interpreter, and the module does not claim what it cannot keep.
+        for i in interpreters:
+            got = steps(after, i, "build", "main-import", "main-smoke", "leak", "sub1-import")
+            assert got["build"].ok and got["main-import"].ok and got["main-smoke"].ok, after
+            assert got["leak"].ok, after
+            assert not got["sub1-import"].ok and REFUSED in got["sub1-import"].detail
+        assert any(not it.done for it in result.modules[0].items), "a partial port must say what is left"
+    del original
