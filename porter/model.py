@@ -167,6 +167,7 @@ class Function:
     # (the calling function, the statement making that call, the library function).
     sync_callback_sites: tuple[tuple[str, Location, str], ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
+    defined_by: str | None = None  # the project macro whose use defines it (BINOP(name, ...))
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,8 @@ class ExtensionModule:
     macro_uses: tuple["MacroUse", ...] = ()
     names_in_use: frozenset[str] = frozenset()  # every identifier, for choosing new names
     find_module_uses: tuple["FindModuleUse", ...] = ()
+    # Instance structs (they start with PyObject_HEAD): name -> whether they hold object pointers.
+    object_structs: tuple[tuple[str, bool], ...] = ()
 
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 import traceback
 from dataclasses import dataclass
 
@@ -11,12 +12,14 @@ from porter.analyze.findings import collect_findings
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables
 from porter.analyze.globals import collect_globals
 from porter.analyze.find_module import collect_find_module_uses
+from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import read_init_body
 from porter.analyze.macros import MacroTable
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
-from porter.model import ExtensionModule, FileFacts, FileProblem, InitFunction, Location, MacroUse
+from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Function, InitFunction,
+                          Location, MacroUse, Param)
 from porter.parse import Source
 
 
@@ -82,6 +85,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     type_spans += _substruct_initializers(indexes)
     def_spans = [Location(d.file, d.initializer) for d in defs if d.initializer]
     functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags)
+    functions += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in functions})
     object_structs = _object_structs(indexes)
     init_names = {init.function} | ({init.worker} if init.worker else set())
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs)
@@ -95,6 +99,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         macros=tuple(m for idx in indexes for m in idx.macros), init_body=init_body,
         macro_uses=tuple(_macro_uses(indexes, macros)),
         find_module_uses=tuple(collect_find_module_uses(indexes, definition.name if definition else None)),
+        object_structs=tuple(sorted(_instance_structs(indexes).items())),
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
     )
@@ -121,6 +126,24 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
     return out
 
 
+def _macro_defined(indexes, macros, roles, owners, flags, known: set[str]) -> list[Function]:
+    """Function facts for functions a project macro's use defines at file scope."""
+    out = []
+    for mf in collect_macro_functions(indexes, macros):
+        if mf.name in known:
+            continue
+        known.add(mf.name)
+        fn_roles = list(roles.get(mf.name, [])) or ["helper"]
+        out.append(Function(
+            name=mf.name, file=mf.file, span=mf.use, header=mf.use, body=mf.use, return_type="",
+            params=tuple(Param(p, "", mf.use) for p in mf.params), is_static=mf.is_static,
+            roles=tuple(fn_roles), calls=tuple(Call(c, mf.use, ()) for c in mf.calls),
+            address_taken=(), types=tuple(owners.get(mf.name, ())), flags=tuple(flags.get(mf.name, ())),
+            defined_by=mf.macro,
+        ))
+    return out
+
+
 def _substruct_initializers(indexes: list[FileIndex]) -> list[Location]:
     """PyNumberMethods and friends: naming a function there is giving it a slot role."""
     from porter import capi
@@ -139,22 +162,34 @@ def _substruct_initializers(indexes: list[FileIndex]) -> list[Location]:
 
 def _object_structs(indexes: list[FileIndex]) -> set[str]:
     """Struct typedefs that start with PyObject_HEAD: their pointers are objects too."""
-    names = set()
+    return set(_instance_structs(indexes))
+
+
+def _instance_structs(indexes: list[FileIndex]) -> dict[str, bool]:
+    """Instance struct names, and whether any field besides the head is an object pointer."""
+    found: dict[str, bool] = {}
     for idx in indexes:
         heads = [m.span.start for m in idx.src.macro_masks if m.name in ("PyObject_HEAD", "PyObject_VAR_HEAD")]
-        if not heads:
-            continue
         for node in idx.src.root.children:
-            if node.type != "type_definition":
+            if node.type != "type_definition" or not any(node.start_byte <= h < node.end_byte for h in heads):
                 continue
-            if any(node.start_byte <= h < node.end_byte for h in heads):
-                for d in node.children_by_field_name("declarator"):
-                    names.add(d.text.decode())
-                t = node.child_by_field_name("type")
-                name = t.child_by_field_name("name") if t is not None else None
-                if name is not None:
-                    names.add(name.text.decode())
-    return names
+            holds = bool(re.search(rb"\bPy\w*Object\s*\*", _without_head(idx, node, heads)))
+            for d in node.children_by_field_name("declarator"):
+                found[d.text.decode()] = holds
+            t = node.child_by_field_name("type")
+            name = t.child_by_field_name("name") if t is not None else None
+            if name is not None:
+                found[name.text.decode()] = holds
+    return found
+
+
+def _without_head(idx: FileIndex, node, heads: list[int]) -> bytes:
+    text = idx.src.text[node.start_byte:node.end_byte]
+    for h in heads:
+        if node.start_byte <= h < node.end_byte:
+            rel = h - node.start_byte
+            text = text[:rel] + text[rel:].replace(b"PyObject_HEAD", b"", 1).replace(b"PyObject_VAR_HEAD", b"", 1)
+    return text
 
 
 def _resolve_includes(path: str, idx: FileIndex, indexes: dict[str, FileIndex]) -> list[str]:

@@ -102,7 +102,10 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
                 for k in keys:
                     bad.setdefault(k, f"used in {name}(), which cannot reach module state ({why})")
         blocked_state = bad.pop(MODULE_STATE, None)
+        defining = {f.defined_by for f in module.functions if f.defined_by}
         for macro, keys in macro_bodies.items():
+            if macro in defining:
+                continue  # its uses outside functions are the functions it defines
             outside = next((u for u in module.macro_uses if u.name == macro and u.function is None), None)
             if outside is not None:
                 for k in keys & set(movable):
@@ -218,6 +221,8 @@ def _access(f: Function, module: ExtensionModule, type_ok: set[str]) -> Access:
     if "module-slot" in roles or "method" in roles:
         return Access("none", reason="a function porter cannot tie to the module object")
     if roles == ("helper",):
+        if f.defined_by:
+            return Access("none", reason=f"defined by macro {f.defined_by}: porter cannot add a parameter to it")
         return Access("helper")
     return Access("none", reason="role " + ", ".join(roles))
 
@@ -233,6 +238,11 @@ def _direct_needs(module, movable, macro_bodies) -> dict[str, set[GlobalKey]]:
         keys = macro_bodies.get(use.name, set()) & (set(movable) | {MODULE_STATE})
         if keys and use.function is not None:
             needs.setdefault(use.function, set()).update(keys)
+    for f in module.functions:
+        if f.defined_by:
+            keys = macro_bodies.get(f.defined_by, set()) & (set(movable) | {MODULE_STATE})
+            if keys:
+                needs.setdefault(f.name, set()).update(keys)
     return needs
 
 

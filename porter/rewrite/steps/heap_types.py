@@ -178,7 +178,8 @@ class HeapTypes:
             ctx.item(self.id, Applicability.SAFE, t.file, t.span,
                      f"{t.name} is a heap type: {t.name}_spec, created in {ctx.names.exec}() and kept in "
                      f"{ctx.names.state_type}.{fields[t.name].name}; flags {flags}")
-            if "Py_TPFLAGS_HAVE_GC" not in flags:
+            holds = dict(module.object_structs).get(_sizeof(values.get("tp_basicsize", "")), True)
+            if "Py_TPFLAGS_HAVE_GC" not in flags and holds:
                 ctx.item(self.id, Applicability.MANUAL, t.file, t.span,
                          f"{t.name} has no GC support: its instances now keep their heap type alive; "
                          "if they can hold objects that refer back to them, add Py_TPFLAGS_HAVE_GC "
@@ -348,6 +349,11 @@ class HeapTypes:
         if any(e.step == self.id and e.span.start == m.end() and "structmember" in e.text for e in ctx.edits):
             return
         ctx.insert(file, m.end(), '#include "structmember.h"   /* T_PYSSIZET, READONLY */' + ctx.newline(file), self.id)
+
+
+def _sizeof(text: str) -> str:
+    m = re.fullmatch(r"\s*sizeof\s*\(\s*(?:struct\s+)?(\w+)\s*\)\s*", text)
+    return m.group(1) if m else ""
 
 
 def _dependency_order(creations: dict[str, tuple[str, list[str]]]) -> list[str]:

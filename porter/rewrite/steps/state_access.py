@@ -36,11 +36,15 @@ class StateAccess:
         fns = {f.name: f for f in ctx.module.functions}
         exec_name = ctx.module.init_body.function if ctx.module.init_body else None
         # 1. A `state` in every function that needs one.
+        by_macro: dict[str, list] = {}
         for name, keys in sorted(d.needs.items()):
             if not keys or name not in fns:
                 continue
             f = fns[name]
             acc = d.access[name]
+            if f.defined_by:
+                by_macro.setdefault(f.defined_by, []).append((f, acc))
+                continue
             if acc.kind == "helper":
                 self._add_parameter(ctx, f)
                 continue
@@ -60,6 +64,8 @@ class StateAccess:
                          "with PyType_GetModuleByDef; if it is hot, store the state pointer in the "
                          "instance when it is created, or use METH_METHOD's defining_class",
                          done=False)
+        for macro, members in sorted(by_macro.items()):
+            self._macro_functions(ctx, macro, members)
         # 2b. Callbacks made by qsort() and friends read the state their caller set.
         for f in ctx.module.functions:
             if d.access.get(f.name) is None or d.access[f.name].kind != "callback" or not d.needs.get(f.name):
@@ -78,7 +84,7 @@ class StateAccess:
                          f"{library}() calls {f.name}() back")
         # 2. Helpers: callers pass their state.
         for f in ctx.module.functions:
-            if not d.needs.get(f.name):
+            if not d.needs.get(f.name) or f.defined_by:
                 continue
             for call in f.calls:
                 if call.callee in d.helpers:
@@ -131,6 +137,30 @@ class StateAccess:
         if acc.kind == "callback":
             return n.callback_state
         return None
+
+    def _macro_functions(self, ctx: PortContext, macro_name: str, members) -> None:
+        """Functions a macro defines share its body: one state declaration, in the macro."""
+        exprs = {self._state_expression(ctx, acc) for _, acc in members}
+        if len(exprs) != 1 or None in exprs:
+            ctx.fail(f"functions defined by macro {macro_name} reach module state in different ways")
+            return
+        m = next(m for m in ctx.module.macros if m.name == macro_name)
+        toks = [t for t in tokenize(ctx.text(m.file), m.body.start, m.body.end, directives=False)
+                if t.kind not in ("comment", "newline")]
+        brace = next((t for t in toks if t.text == b"{"), None)
+        if brace is None:
+            ctx.fail(f"cannot find the body of the functions macro {macro_name} defines")
+            return
+        var = ctx.names.state_var
+        ctx.insert(m.file, brace.end, f" {ctx.names.state_type} *{var} = {exprs.pop()};", self.id)
+        for i, tok in enumerate(toks[:-1]):
+            if tok.kind == "ident" and tok.text.decode() in ctx.decisions.helpers and toks[i + 1].text == b"(":
+                close = toks[i + 2] if i + 2 < len(toks) else None
+                text = var if close is not None and close.text == b")" else f"{var}, "
+                ctx.insert(m.file, toks[i + 1].end, text, self.id)
+        ctx.item(self.id, Applicability.SAFE, m.file, m.span,
+                 f"macro {macro_name} defines {', '.join(f.name for f, _ in members)}: "
+                 f"its body declares `{var}` for all of them")
 
     def _module_expression(self, ctx: PortContext, acc) -> str:
         if acc.kind == "exec":
