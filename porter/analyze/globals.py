@@ -105,7 +105,7 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
             if not _refers_to(ident, g) or _declares_itself(ident):
                 continue
             shape, shape_span = _shape(ident)
-            uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident),
+            uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident, "[" in g.type_text),
                             shape=shape, shape_span=shape_span,
                             unparsed=index.src.in_error(ctree.span(ident))))
         if g.function is None:
@@ -167,7 +167,17 @@ def _refers_to(ident: Node, g: Global) -> bool:
     return True
 
 
-def _access(ident: Node) -> str:
+# Calls that only read the buffers they are given.
+READING_CALLS = frozenset({
+    "Py_BuildValue", "PyUnicode_FromString", "PyUnicode_FromStringAndSize", "PyBytes_FromString",
+    "PyBytes_FromStringAndSize", "PyErr_SetString", "PyErr_Format", "PyUnicode_FromFormat",
+    "strlen", "strcmp", "strncmp", "strchr", "strrchr", "strstr", "memcmp", "printf", "fprintf",
+    "puts", "PyArg_ParseTuple", "PyArg_ParseTupleAndKeywords", "PyArg_UnpackTuple",
+    "PyLong_FromString", "PyObject_GetAttrString", "PyDict_GetItemString", "PyModule_AddStringConstant",
+})
+
+
+def _access(ident: Node, is_array: bool = False) -> str:
     parent = ident.parent
     child = ident
     # Walk out of parentheses, casts and subscripts: (x)[i] = ... writes x's storage.
@@ -194,8 +204,7 @@ def _access(ident: Node) -> str:
             return "write"
         if outer is not None and outer.type == "pointer_expression" and outer.children[0].type == "&":
             return "address"
-        if parent.type == "subscript_expression":
-            return "address" if _passed_to_call(parent) else "read"
+        # An element passed by value cannot write the array.
         return "read"
     if kind == "argument_list":
         call = parent.parent
@@ -203,7 +212,10 @@ def _access(ident: Node) -> str:
         args = ctree.call_args(call) if call is not None else []
         if name in WRITING_MACROS and args and args[0] == child:
             return "write"
-        if name and name.startswith(("str", "mem", "snprintf", "sprintf", "PyOS_snprintf")):
+        if is_array and name not in READING_CALLS:
+            return "address"  # an array decays to a pointer the callee may write through
+        if name and name.startswith(("strcpy", "strcat", "strncpy", "memcpy", "memset", "memmove",
+                                     "snprintf", "sprintf", "PyOS_snprintf")) and args and args[0] == child:
             return "address"
     return "read"
 
