@@ -51,7 +51,8 @@ def collect_findings(
         if headers and not t.is_static:
             out.append(Finding(
                 "exported-type", Severity.RISK, headers[0].file, headers[0].span,
-                f"{t.name} is declared in a header: other files or modules may use the static type"))
+                f"{t.name} is declared in a header: porter converts it and removes the header's "
+                "declaration; code outside these files that names it will not build"))
         if t.metatype:
             out.append(Finding(
                 "metaclass", Severity.RISK, t.file, t.span,

@@ -8,9 +8,14 @@ from porter.parse import Node, Source
 
 
 def read_initializer(
-    src: Source, init: Node, fields: tuple[str, ...], aliases: dict[str, str | None] | None = None
+    src: Source, init: Node, fields: tuple[str, ...], aliases: dict[str, str | None] | None = None,
+    expand_macro=None,
 ) -> tuple[list[Initializer], bool]:
-    """Fields of an initializer_list by name; also whether a masked `#if` lies inside it."""
+    """Fields of an initializer_list by name; also whether a masked `#if` lies inside it.
+
+    `expand_macro(name)` gives a project macro's expansion: an element that is such a macro
+    (`VIEW_TYPE_SHARED_SLOTS` standing for several `.tp_x = ...`) is read through it.
+    """
     aliases = aliases or {}
     out: list[Initializer] = []
     position = 0
@@ -18,9 +23,27 @@ def read_initializer(
         init.start_byte <= mc.conditional.span.start < init.end_byte
         for mc in src.masked_conditionals
     )
-    elements = ctree.initializer_elements(init)
+    elements = []
+    for element in ctree.initializer_elements(init):
+        expanded = _expanded_elements(src, element, expand_macro)
+        elements.extend(expanded if expanded is not None else [(src, element, None)])
     skip_ob_size = False
-    for element in elements:
+    for element_src, element, use in elements:
+        if use is not None:
+            # From a macro's expansion: only designated values are safe to place.
+            if element.type == "initializer_pair":
+                designator = element.child_by_field_name("designator")
+                value = element.child_by_field_name("value")
+                if designator is not None and value is not None:
+                    name = designator.text.decode().lstrip(".").strip()
+                    name = aliases.get(name, name) if name in aliases else name
+                    if name:
+                        out.append(Initializer(name, use, element_src.text_of(value), True))
+                        if name in fields:
+                            position = fields.index(name) + 1
+                        continue
+            position += 1
+            continue
         if element.type == "initializer_pair":
             designator = element.child_by_field_name("designator")
             value = element.child_by_field_name("value")
@@ -50,15 +73,41 @@ def read_initializer(
     return out, conditional
 
 
+def _expanded_elements(src: Source, element: Node, expand_macro):
+    """The elements a macro use in an initialiser stands for, parsed from its expansion."""
+    if expand_macro is None or element.type != "identifier":
+        return None
+    text = expand_macro(element.text.decode())
+    if not text or "." not in text:
+        return None
+    from porter.parse import parse_source
+
+    parsed = parse_source("<macro>", f"static T x = {{ {text} }};".encode())
+    for decl in parsed.root.children:
+        for d in ctree.declarators(decl) if decl.type == "declaration" else []:
+            info = ctree.read_declarator(d)
+            if info.value is not None and info.value.type == "initializer_list":
+                use = Span(element.start_byte, element.end_byte)
+                return [(parsed, e, use) for e in ctree.initializer_elements(info.value)]
+    return None
+
+
 def _is_head_init(src: Source, node: Node, macro: str) -> bool:
     return any(m.name == macro and m.span.start == node.start_byte for m in src.macro_masks)
 
 
 def _field(src: Source, name: str, value: Node, designated: bool, conditional: bool) -> Initializer:
+    # `Py_TPFLAGS_DEFAULT\n#ifdef X\n | X\n#endif`: a value that holds a whole #if group
+    # keeps the group, so its text still compiles on every configuration.
+    end = value.end_byte
+    for mc in src.masked_conditionals:
+        span = mc.conditional.span
+        if value.start_byte < span.start < value.end_byte and span.end > end:
+            end = span.end
     return Initializer(
         name=name,
-        span=Span(value.start_byte, value.end_byte),
-        text=src.text_of(value),
+        span=Span(value.start_byte, end),
+        text=src.text_of(Span(value.start_byte, end)),
         designated=designated,
         conditional=conditional and src.in_dropped_branch(Span(value.start_byte, value.end_byte)),
     )

@@ -15,7 +15,7 @@ from porter.analyze.find_module import collect_find_module_uses
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import read_init_body
-from porter.analyze.macros import MacroTable
+from porter.analyze.macros import MacroTable, expand
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
 from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Function, InitFunction,
@@ -78,7 +78,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     definition = named[0] if named else None
     if definition is None and len(defs) == 1 and init.def_name is None:
         definition = defs[0]
-    types = collect_static_types(indexes)
+    types = collect_static_types(indexes, lambda name: expand(macros, name, None))
     tables = collect_tables(indexes, macros)
     roles, flags, owners = assign_roles(init.function, definition, types, tables)
     type_spans = [Location(t.file, t.initializer) for t in types if t.initializer]

@@ -15,7 +15,7 @@ STRUCTSEQ_INIT = ("PyStructSequence_InitType", "PyStructSequence_InitType2")
 TABLE_SLOTS = ("tp_methods", "tp_members", "tp_getset")
 
 
-def collect_static_types(indexes: list[FileIndex]) -> list[StaticType]:
+def collect_static_types(indexes: list[FileIndex], expand_macro=None) -> list[StaticType]:
     definitions: list[tuple[FileIndex, Node, Node, Node | None]] = []
     forwards: dict[str, list[Location]] = {}
     substruct_vars: dict[str, tuple[FileIndex, Node]] = {}
@@ -51,7 +51,7 @@ def collect_static_types(indexes: list[FileIndex]) -> list[StaticType]:
     for index, decl, d, value in definitions:
         info = ctree.read_declarator(d)
         defined.add(info.name)
-        types.append(_static_type(index, decl, info.name, value, forwards, substruct_vars))
+        types.append(_static_type(index, decl, info.name, value, forwards, substruct_vars, expand_macro))
     # Types that only have a tentative definition and are filled at run time.
     for name in sorted(structseq - defined):
         locs = forwards.get(name, [])
@@ -76,9 +76,10 @@ def _is_static_at(index: FileIndex, loc: Location) -> bool:
     return True
 
 
-def _static_type(index, decl, name, value, forwards, substruct_vars) -> StaticType:
+def _static_type(index, decl, name, value, forwards, substruct_vars, expand_macro=None) -> StaticType:
     src = index.src
-    slots, conditional = read_initializer(src, value, capi.TYPE_FIELDS, capi.TYPE_FIELD_ALIASES)
+    slots, conditional = read_initializer(src, value, capi.TYPE_FIELDS, capi.TYPE_FIELD_ALIASES,
+                                          expand_macro)
     positional = any(not s.designated for s in slots[1:]) or (
         bool(slots) and all(not s.designated for s in slots))
     substructs, sub_slots = [], []

@@ -218,6 +218,9 @@ def _access(f: Function, module: ExtensionModule, type_ok: set[str]) -> Access:
         if first is None:
             return Access("none", reason="no named self parameter")
         return Access("type", (first,), types=tuple(owner_types))
+    if "module-slot" in roles and first is not None and "method" not in roles:
+        # m_traverse, m_clear and m_free are called with the module object.
+        return Access("module", (first,))
     if "module-slot" in roles or "method" in roles:
         return Access("none", reason="a function porter cannot tie to the module object")
     if roles == ("helper",):

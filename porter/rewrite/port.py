@@ -102,7 +102,9 @@ def port(analysis: Analysis, unsafe: bool = False) -> PortResult:
     new_text: dict[str, bytes] = {}
     for file, edits in by_file.items():
         try:
-            new_text[file] = apply_edits(analysis.sources[file].text, drop_moot(edits))
+            # The same edit asked for twice (a sub-struct shared by two types) is one edit.
+            unique = list({(e.span, e.text, e.order): e for e in edits}.values())
+            new_text[file] = apply_edits(analysis.sources[file].text, drop_moot(unique))
         except OverlappingEdits as e:
             for mp in owners[file]:
                 _fail(mp, f"internal error: overlapping edits ({e}); please report it")

@@ -52,16 +52,13 @@ TARGET_VERSIONS = (0x030B00F0, 0x030C00F0, 0x030D00F0)
 
 def convertible_types(module: ExtensionModule, unsafe: bool) -> dict[str, str | None]:
     """For each static type: None if it can become a heap type, else why not."""
-    out: dict[str, str | None] = {}
-    exported = {f.message.split()[0] for f in module.findings if f.code == "exported-type"}
-    for t in module.static_types:
-        out[t.name] = _why_not(t, module, exported, unsafe)
-    return out
+    # A type declared in the module's own header is still the module's: extension modules are
+    # loaded with RTLD_LOCAL, so other modules reach it only through a capsule, and a capsule
+    # table naming it is a use porter cannot rewrite (it keeps the type static).
+    return {t.name: _why_not(t, module, unsafe) for t in module.static_types}
 
 
-def _why_not(t: StaticType, module: ExtensionModule, exported: set[str], unsafe: bool) -> str | None:
-    if t.name in exported:
-        return "declared in a header: other files or modules may use the static type"
+def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None:
     if t.structseq:
         return None
     if t.initializer is None:
@@ -88,6 +85,8 @@ def _unreadable_conditionals(t: StaticType, module: ExtensionModule) -> bool:
     for cond, kept, counts in t.conditional_groups:
         if kept is not None and _same_for_all_targets(cond, kept):
             continue
+        if any(s.span.start < cond.span.start and cond.span.end <= s.span.end for s in t.slots):
+            continue  # inside one value: it does not move the values after it
         if t.positional and len(set(counts)) != 1:
             return True
     return False
@@ -97,6 +96,7 @@ class HeapTypes:
     id = "heap-types"
 
     def run(self, ctx: PortContext) -> None:
+        self._structmember_done: set[str] = set()
         module = ctx.module
         moved = ctx.decisions.movable
         types = {t.name: t for t in module.static_types if (None, t.name) in moved}
@@ -149,6 +149,7 @@ class HeapTypes:
             spec_slots, members = self._slots(t, values, guards, sub_values, sub_guards)
             existing_members = referenced_name(values.get("tp_members", "")) if not is_null(values.get("tp_members", "0")) else None
             members_name = None
+            include_structmember = False
             if members:
                 if existing_members:
                     self._extend_members(ctx, t, existing_members, members)
@@ -156,10 +157,11 @@ class HeapTypes:
                 else:
                     members_name = f"{t.name}_members"
                     spec_slots.append({"id": "Py_tp_members", "value": members_name, "guard": None})
-                self._ensure_structmember(ctx, t.file)
+                include_structmember = self._ensure_structmember(ctx, t.file)
             flags = self._flags(values, t)
             spec = render(
                 "c/type_spec.c.jinja", members=members, members_name=members_name or "",
+                include_structmember=include_structmember,
                 slots_name=f"{t.name}_slots", slots=spec_slots, spec_name=f"{t.name}_spec",
                 name=values.get("tp_name", f'"{module.name}.{t.name}"'),
                 basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
@@ -244,7 +246,9 @@ class HeapTypes:
             extra.append("Py_TPFLAGS_HAVE_VECTORCALL")
         for flag in extra:
             if flag not in flags:
-                flags = f"{flags} | {flag}" if flags else flag
+                # After a value ending in `#endif` the operator goes on a line of its own.
+                sep = "\n    | " if flags.rstrip().splitlines()[-1].lstrip().startswith("#") else " | "
+                flags = f"{flags}{sep}{flag}" if flags else flag
         return flags
 
     def _drop_readies(self, ctx: PortContext, body, t) -> None:
@@ -337,18 +341,16 @@ class HeapTypes:
         nl = ctx.newline(g.file)
         text = "".join(f'{{"{m["name"]}", T_PYSSIZET, {m["offset"]}, READONLY}},{nl}{indent}' for m in members)
         ctx.insert(g.file, sentinel.start_byte, text, self.id)
+        if self._ensure_structmember(ctx, g.file):
+            line = ctx.text(g.file).rfind(b"\n", 0, g.declaration.start) + 1
+            ctx.insert(g.file, line, f'#include "structmember.h"   /* T_PYSSIZET, READONLY */{nl}', self.id)
 
-    def _ensure_structmember(self, ctx: PortContext, file: str) -> None:
-        text = ctx.text(file)
-        if b"structmember.h" in text:
-            return
-        m = re.search(rb'^[ \t]*#[ \t]*include[ \t]*[<"]Python\.h[">][^\n]*\n', text, re.MULTILINE)
-        if m is None:
-            ctx.fail(f"{file}: no #include <Python.h> to put structmember.h after")
-            return
-        if any(e.step == self.id and e.span.start == m.end() and "structmember" in e.text for e in ctx.edits):
-            return
-        ctx.insert(file, m.end(), '#include "structmember.h"   /* T_PYSSIZET, READONLY */' + ctx.newline(file), self.id)
+    def _ensure_structmember(self, ctx: PortContext, file: str) -> bool:
+        """Whether the spec about to be written must bring structmember.h in itself."""
+        if b"structmember.h" in ctx.text(file) or file in self._structmember_done:
+            return False
+        self._structmember_done.add(file)
+        return True
 
 
 def _sizeof(text: str) -> str:

@@ -54,8 +54,11 @@ class ModuleDefinition:
         shared = any(f.endswith(".h") for f in {e.file for e in ctx.edits if e.step == "state-struct"})
         storage = "" if shared or (not d.is_static and d.macro is None) else "static "
         worker_is_init = module.init.worker is None
+        old = {name: (_value(d, name, "NULL") if objects else "NULL") for name in ("m_traverse", "m_clear", "m_free")}
+        old = {name: (None if value == "NULL" or value == "0" else value) for name, value in old.items()}
         text = render(
             "c/module_tail.c.jinja",
+            old_traverse=old["m_traverse"], old_clear=old["m_clear"], old_free=old["m_free"],
             object_fields=objects, state_type=names.state_type, state_var=names.state_var,
             get_state=names.get_state, traverse=names.traverse, clear=names.clear,
             free=names.free, slots=names.slots, exec=names.exec, posture=ctx.posture,

@@ -26,8 +26,13 @@ from porter.rewrite.edits import Applicability
 
 class StateAccess:
     id = "state-access"
+    _untyped: set[str] = set()
 
     def run(self, ctx: PortContext) -> None:
+        # m_free(void *module): its parameter needs a cast to PyObject *.
+        self._untyped = {f.params[0].name for f in ctx.module.functions
+                         if f.params and f.params[0].name and "void" in f.params[0].type_text
+                         and "module-slot" in f.roles}
         d = ctx.decisions
         fields = {f.key: f for f in ctx.fields}
         if not fields and not ctx.module.find_module_uses:
@@ -124,7 +129,8 @@ class StateAccess:
     def _state_expression(self, ctx: PortContext, acc) -> str | None:
         n = ctx.names
         if acc.kind == "module":
-            return f"{n.get_state}({acc.params[0]})"
+            return f"{n.get_state}((PyObject *){acc.params[0]})" if acc.params[0] in self._untyped \
+                else f"{n.get_state}({acc.params[0]})"
         if acc.kind == "type":
             ctx.needs_by_type = True
             return f"{n.get_state_by_type}(Py_TYPE({acc.params[0]}))"

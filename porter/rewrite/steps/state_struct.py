@@ -174,6 +174,9 @@ def _insertion_point(ctx: PortContext) -> tuple[str | None, int]:
     fns = {f.name: f for f in ctx.module.functions}
     users = [fns[n] for n, keys in ctx.decisions.needs.items() if keys and n in fns]
     users += [fns[n] for n in ctx.decisions.helpers if n in fns]
+    # A helper's prototype names the state type too.
+    users += [type("Spot", (), {"file": loc.file, "span": loc.span})()
+              for n in ctx.decisions.helpers if n in fns for loc in fns[n].prototypes]
     for name, acc in ctx.decisions.access.items():
         if acc.kind in ("type", "new", "binary") and name in fns and name in ctx.decisions.needs:
             users.append(fns[name])
@@ -183,13 +186,11 @@ def _insertion_point(ctx: PortContext) -> tuple[str | None, int]:
     for t in ctx.module.static_types:
         if (None, t.name) in ctx.decisions.movable:
             users.append(type("Spot", (), {"file": t.file, "span": t.span})())
+    # Macros that read `state` need it only where they expand, inside these functions.
     files = {u.file for u in users}
-    macro_files = {m.file for m in ctx.module.macros if m.name in ctx.decisions.state_macros}
-    if len(files | macro_files) <= 1:
-        file = next(iter(files or macro_files or {ctx.module.init.file}))
+    if len(files) <= 1:
+        file = next(iter(files or {ctx.module.init.file}))
         starts = [u.span.start for u in users if u.file == file]
-        starts += [m.span.start for m in ctx.module.macros
-                   if m.name in ctx.decisions.state_macros and m.file == file]
         at = min(starts) if starts else ctx.module.init.span.start
         return file, _line_start(ctx, file, _before_leading_comment(ctx, file, at))
     # Several files: a header that declares moved globals, included by all of them.
