@@ -104,6 +104,7 @@ class Use:
     shape: str = "plain"  # plain, address-of (&x), member (x.field)
     shape_span: Span | None = None  # the expression `&x` or `x.` that a rewrite replaces
     unparsed: bool = False  # inside an ERROR span: never edited
+    in_assert: bool = False  # inside assert(...): compiled only without NDEBUG
 
 
 @dataclass(frozen=True)
@@ -366,6 +367,7 @@ class InitBody:
     module_decrefs: tuple[Span, ...]  # Py_DECREF(m) / Py_XDECREF(m) / Py_CLEAR(m)
     add_module: tuple[Span, ...]  # PyState_AddModule statements
     add_objects: tuple[AddObjectCall, ...]
+    returning_macros: tuple[str, ...]  # project macros used here whose body returns
     type_readies: tuple[TypeReady, ...]
     field_assignments: tuple[FieldAssignment, ...]
     problems: tuple[str, ...]  # what porter could not read in this function
@@ -380,6 +382,8 @@ class MacroUse:
     span: Span
     function: str | None
     blanked: bool  # the parser did not see it: its arguments are read lexically
+    pasted: tuple[str, ...] = ()  # names its expansion builds with ## (str ## S -> str__dict__)
+    in_assert: bool = False
 
 
 @dataclass(frozen=True)

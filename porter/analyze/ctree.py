@@ -198,3 +198,13 @@ def call_args(call: Node) -> list[Node]:
 def initializer_elements(init: Node) -> list[Node]:
     """Elements of an initializer_list, without comments."""
     return [c for c in init.named_children if c.type != "comment"]
+
+
+def in_assert(node: Node) -> bool:
+    """Inside `assert(...)`, which release builds (NDEBUG) compile away."""
+    current = node.parent
+    while current is not None and current.type != "function_definition":
+        if current.type == "call_expression" and call_name(current) == "assert":
+            return True
+        current = current.parent
+    return False

@@ -224,7 +224,9 @@ def collect_functions(
     indexes: list[FileIndex], roles: dict[str, list[str]], tables: Tables,
     type_spans: list[Location], def_spans: list[Location],
     owners: dict[str, list[str]] | None = None, flags: dict[str, tuple[str, ...]] | None = None,
+    spelling_macros: frozenset[str] = frozenset(),
 ) -> list[Function]:
+    """`spelling_macros` paste or stringify their arguments: a name passed to one is text."""
     """Function facts for every definition in the module's files."""
     defined: dict[str, tuple[FileIndex, Node]] = {}
     for index in indexes:
@@ -253,7 +255,7 @@ def collect_functions(
                 if plist is not None:
                     proto_params.append(Location(other.path, ctree.span(plist)))
             for ident in other.identifiers.get(name, []):
-                if _is_reference(ident, fn):
+                if _is_reference(ident, fn) and not _spelled(ident, spelling_macros):
                     referenced = True
                     if not _inside(other.path, ident, known_tables):
                         taken.append(Location(other.path, ctree.span(ident)))
@@ -374,6 +376,12 @@ def _is_reference(ident: Node, own_definition: Node) -> bool:
     if parent.type in ("function_declarator", "preproc_def", "preproc_function_def"):
         return False
     return True
+
+
+def _spelled(ident: Node, macros: frozenset[str]) -> bool:
+    parent = ident.parent
+    call = parent.parent if parent is not None and parent.type == "argument_list" else None
+    return call is not None and ctree.call_name(call) in macros
 
 
 def _inside(path: str, node: Node, known: list[Location]) -> bool:

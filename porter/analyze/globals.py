@@ -22,7 +22,7 @@ OBJECT_TYPES = frozenset({"PyObject", "PyTypeObject", "PyLongObject", "PyUnicode
 
 def collect_globals(
     indexes: list[FileIndex], functions: list[Function], macros: MacroTable,
-    init_functions: set[str], object_structs: set[str],
+    init_functions: set[str], object_structs: set[str], macro_uses=(),
 ) -> list[Global]:
     """Every file-scope variable and function-local static, with uses and a kind."""
     raw: list[Global] = []
@@ -59,6 +59,10 @@ def collect_globals(
     out = []
     for g in by_key.values():
         uses = _uses(indexes, g, macros, fn_by_name)
+        if g.function is None:
+            # `DEFINE_STRING(__dict__)` with `str ## S` in the body names str__dict__.
+            uses += [Use(u.file, u.span, u.function, "macro-paste", u.name)
+                     for u in macro_uses if g.name in u.pasted]
         g = replace(g, uses=tuple(uses), extern_declarations=tuple(externs.get(g.name, ())))
         kind, reason = classify(g, indexes, init_phase, object_structs)
         out.append(replace(g, kind=kind, reason=reason))
@@ -107,7 +111,8 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
             shape, shape_span = _shape(ident)
             uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident, "[" in g.type_text),
                             shape=shape, shape_span=shape_span,
-                            unparsed=index.src.in_error(ctree.span(ident))))
+                            unparsed=index.src.in_error(ctree.span(ident)),
+                            in_assert=ctree.in_assert(ident)))
         if g.function is None:
             for mask in index.src.blanked_masks():
                 for tok in tokenize(index.src.text, mask.span.start, mask.span.end):
@@ -251,7 +256,7 @@ def classify(g: Global, indexes, init_phase: set[str], object_structs: set[str])
     declarator = g.type_text
     is_pointer = "*" in declarator.split(g.name)[0] or declarator.rstrip().startswith("*")
     pointer_decl = "*" in declarator
-    writes = [u for u in g.uses if u.access in ("write", "address")]
+    writes = [u for u in g.uses if u.access in ("write", "address", "macro-paste")]
     late_writes = [u for u in writes if u.function not in init_phase and u.function is not None]
     if decl_type in capi.DEFINITION_TABLE_TYPES and not pointer_decl:
         return GlobalKind(capi.DEFINITION_TABLE_TYPES[decl_type]), f"a {decl_type} table"

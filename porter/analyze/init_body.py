@@ -70,7 +70,14 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable) -> 
                     assigns.append(FieldAssignment(
                         target.text.decode(), field.text.decode(),
                         src.text_of(node.child_by_field_name("right")), ctree.span(stmt)))
-    _, decl_node, _ = ctree.function_name(fn)
+    returning = sorted({name for name, call in index.calls
+                        if body.start_byte <= call.start_byte < body.end_byte and name in macros
+                        and re.search(r"\breturn\b", macros.get(name).body_text)}
+                       | {n for n, nodes in index.identifiers.items() if n in macros
+                          and macros.get(n).params is None
+                          and re.search(r"\breturn\b", macros.get(n).body_text)
+                          and any(body.start_byte <= x.start_byte < body.end_byte for x in nodes)})
+    returning = [n for n in returning if n not in {r.text.split("(")[0].strip().rstrip(";") for r in returns}]
     header_end = _header_end(fn)
     return InitBody(
         function=name, file=index.path, header=Span(fn.start_byte, header_end),
@@ -78,6 +85,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable) -> 
         create_statements=tuple(create_statements), create_kind=kind,
         null_checks=tuple(null_checks), returns=tuple(returns), module_decrefs=tuple(decrefs),
         add_module=tuple(add_module), add_objects=tuple(add_objects),
+        returning_macros=tuple(returning),
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
     )
 

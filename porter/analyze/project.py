@@ -15,7 +15,7 @@ from porter.analyze.find_module import collect_find_module_uses
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import read_init_body
-from porter.analyze.macros import MacroTable, expand
+from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
 from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Function, InitFunction,
@@ -84,11 +84,13 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     type_spans = [Location(t.file, t.initializer) for t in types if t.initializer]
     type_spans += _substruct_initializers(indexes)
     def_spans = [Location(d.file, d.initializer) for d in defs if d.initializer]
-    functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags)
+    spelling = frozenset(m.name for m in macros.all() if m.params and re.search(r"#", m.body_text))
+    functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling)
     functions += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in functions})
     object_structs = _object_structs(indexes)
     init_names = {init.function} | ({init.worker} if init.worker else set())
-    globals_ = collect_globals(indexes, functions, macros, init_names, object_structs)
+    macro_uses = tuple(_macro_uses(indexes, macros))
+    globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses)
     findings = collect_findings(indexes, functions, globals_, types)
     init_index = next(idx for idx in indexes if idx.path == init.file)
     init_body = read_init_body(init_index, init, macros)
@@ -97,7 +99,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         init_style=init_style(init), definition=definition, static_types=tuple(types),
         globals=tuple(globals_), functions=tuple(functions), findings=tuple(findings),
         macros=tuple(m for idx in indexes for m in idx.macros), init_body=init_body,
-        macro_uses=tuple(_macro_uses(indexes, macros)),
+        macro_uses=macro_uses,
         find_module_uses=tuple(collect_find_module_uses(indexes, definition.name if definition else None)),
         object_structs=tuple(sorted(_instance_structs(indexes).items())),
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
@@ -114,7 +116,8 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
                     continue
                 owner = ctree.enclosing_function(node)
                 out.append(MacroUse(name, idx.path, ctree.span(node),
-                                    ctree.function_name(owner)[0] if owner is not None else None, False))
+                                    ctree.function_name(owner)[0] if owner is not None else None, False,
+                                    _pasted(idx, node, macros.get(name), macros), ctree.in_assert(node)))
         for mask in idx.src.macro_masks:
             if mask.name in macros.by_name:
                 node = idx.src.root.descendant_for_byte_range(mask.span.start, mask.span.start)
@@ -124,6 +127,24 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
                                     mask.blanked))
     out.sort(key=lambda u: (u.file, u.span.start))
     return out
+
+
+def _pasted(idx: FileIndex, node, macro, macros: MacroTable) -> tuple[str, ...]:
+    """Identifiers a use's expansion builds with ## that neither the body nor the arguments spell."""
+    if macro is None or "##" not in macro.body_text:
+        return ()
+    args = None
+    if macro.params is not None:
+        text = idx.src.text
+        open_at = text.find(b"(", node.end_byte)
+        if open_at < 0 or text[node.end_byte:open_at].strip():
+            return ()
+        args, _ = split_args(text, open_at)
+        if args is None:
+            return ()
+    expansion = expand(macros, macro.name, args) or ""
+    spelled = names_in(macro.body_text) | set().union(*(names_in(a) for a in (args or [])))
+    return tuple(sorted(names_in(expansion) - spelled))
 
 
 def _macro_defined(indexes, macros, roles, owners, flags, known: set[str]) -> list[Function]:

@@ -56,6 +56,7 @@ class Decisions:
     helpers: set[str]  # functions that get a state parameter
     state_macros: dict[str, set[GlobalKey]]  # macros whose body reaches moved globals
     state_var: str
+    debug_only: set[str] = field(default_factory=set)  # functions needing state only in assert()
     findmodule_uses: list[tuple[str | None, str, object]] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)  # reasons the whole module cannot be ported
 
@@ -84,9 +85,10 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
             macro_bodies.setdefault(use.macro, set()).add(MODULE_STATE)
     _close_over_macros(module, macro_bodies)
     state_var = _state_var(module)
+    called = {c.callee for f in module.functions for c in f.calls}
     while True:
         type_ok = {k[1] for k, g in movable.items() if g.kind is GlobalKind.STATIC_TYPE}
-        access = {name: _access(f, module, type_ok) for name, f in fns.items()}
+        access = {name: _access(f, module, type_ok, name in called) for name, f in fns.items()}
         direct = _direct_needs(module, movable, macro_bodies)
         for use in module.find_module_uses:
             if use.macro is None and use.wants == "state" and use.function:
@@ -111,6 +113,12 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
                 for k in keys & set(movable):
                     bad.setdefault(k, f"reached through macro {macro}, which is used outside "
                                       f"functions (in {outside.file})")
+        # A macro that pastes names together: all of them move, or none does.
+        for use in module.macro_uses:
+            pasted = {(None, n) for n in use.pasted if (None, n) in globals_by_key}
+            if pasted and not pasted <= set(movable):
+                for k in pasted & set(movable):
+                    bad.setdefault(k, f"built by macro {use.name} (##) together with names that stay global")
         for k, g in movable.items():
             for u in g.uses:
                 if u.function is None and u.access != "macro":
@@ -130,6 +138,7 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
     wanted = set(movable) | {MODULE_STATE}
     state_macros = {m: keys & wanted for m, keys in macro_bodies.items() if keys & wanted}
     decisions = Decisions(module, movable, kept, access, needs, helpers, state_macros, state_var)
+    decisions.debug_only = _debug_only(module, movable, macro_bodies, needs, fns)
     if blocked_state:
         decisions.blocked.append("PyState_FindModule: " + blocked_state.replace("<module state>", "module state"))
     for use in module.find_module_uses:
@@ -186,7 +195,7 @@ def _state_var(module: ExtensionModule) -> str:
     return f"{module.name.strip('_')}_st"
 
 
-def _access(f: Function, module: ExtensionModule, type_ok: set[str]) -> Access:
+def _access(f: Function, module: ExtensionModule, type_ok: set[str], called: bool = False) -> Access:
     roles = f.roles
     first = f.params[0].name if f.params else None
     if "module-init" in roles or f.name == (module.init.worker or module.init.function):
@@ -199,6 +208,10 @@ def _access(f: Function, module: ExtensionModule, type_ok: set[str]) -> Access:
     if "module-method" in roles:
         if first is None:
             return Access("none", reason="its module parameter has no usable name")
+        if called and roles == ("module-method",) and not f.defined_by:
+            # Also called directly (often with NULL for the module): split into an _impl that
+            # takes the state, and the method that finds it.
+            return Access("split", (first,))
         return Access("module", (first,))
     owner_types = list(f.types)
     if any(r in ("type-method", "getter", "setter") or r.startswith("slot:") for r in roles):
@@ -254,7 +267,7 @@ def _thread_helpers(fns, access, direct):
     needs = {name: set(keys) for name, keys in direct.items()}
     # A function that hands a synchronous callback to qsort() must provide its state.
     edges = [(name, c.callee) for name, f in fns.items() for c in f.calls
-             if access.get(c.callee, Access("none")).kind == "helper"]
+             if access.get(c.callee, Access("none")).kind in ("helper", "split")]
     edges += [(site[0], name) for name, f in fns.items()
               if access.get(name, Access("none")).kind == "callback" for site in f.sync_callback_sites]
     changed = True
@@ -265,7 +278,8 @@ def _thread_helpers(fns, access, direct):
             if got and not got <= needs.get(caller, set()):
                 needs.setdefault(caller, set()).update(got)
                 changed = True
-    helpers = {name for name, keys in needs.items() if keys and access.get(name, Access("none")).kind == "helper"}
+    helpers = {name for name, keys in needs.items()
+               if keys and access.get(name, Access("none")).kind in ("helper", "split")}
     return needs, helpers
 
 
@@ -290,6 +304,28 @@ def _macro_globals(module: ExtensionModule, globals_by_key) -> dict[str, set[Glo
                     result[name] |= extra
                     changed = True
     return {k: v for k, v in result.items() if v}
+
+
+def _debug_only(module, movable, macro_bodies, needs, fns) -> set[str]:
+    """Functions whose every use of state sits inside assert(): release builds need none."""
+    plain: set[str] = set()
+    asserted: set[str] = set()
+    for k, g in movable.items():
+        for u in g.uses:
+            if u.function and u.access not in ("macro",):
+                (asserted if u.in_assert else plain).add(u.function)
+    wanted = set(movable) | {MODULE_STATE}
+    for use in module.macro_uses:
+        if use.function and macro_bodies.get(use.name, set()) & wanted:
+            (asserted if use.in_assert else plain).add(use.function)
+    for use in module.find_module_uses:
+        if use.function:
+            plain.add(use.function)
+    # Calls that thread state to helpers count as plain uses.
+    for name, f in fns.items():
+        if any(needs.get(c.callee) for c in f.calls):
+            plain.add(name)
+    return {f for f in asserted - plain if needs.get(f)}
 
 
 def _close_over_macros(module: ExtensionModule, bodies: dict[str, set[GlobalKey]]) -> None:

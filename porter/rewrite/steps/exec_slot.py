@@ -17,6 +17,8 @@ fails the module instead of guessing.
 
 from __future__ import annotations
 
+import re
+
 from porter.model import Span
 from porter.rewrite.context import PortContext
 from porter.rewrite.edits import Applicability
@@ -72,7 +74,26 @@ class ExecSlot:
             ctx.item(self.id, Applicability.SAFE, file, span,
                      "PyState_AddModule removed: multi-phase modules are not registered there")
         self._add_objects(ctx, body)
+        self._returning_macros(ctx, body)
         self._prologue(ctx, body, mvar)
+
+    def _returning_macros(self, ctx: PortContext, body) -> None:
+        """`#define DEFINE_STRING(S) if (...) return NULL` used in init: its returns change too."""
+        for name in body.returning_macros:
+            m = next((m for m in ctx.module.macros if m.name == name and m.active is not False), None)
+            if m is None:
+                continue
+            elsewhere = [u for u in ctx.module.macro_uses if u.name == name and u.function != body.function]
+            if elsewhere:
+                ctx.fail(f"macro {name} returns from the init function but is also used in "
+                         f"{elsewhere[0].function or 'file scope'}; porter cannot change its returns")
+                return
+            text = ctx.text(m.file)
+            for match in re.finditer(rb"\breturn\s+(NULL|0|\(\s*NULL\s*\))\s*(?=;|\\|$)", text[m.body.start:m.body.end]):
+                start = m.body.start + match.start()
+                ctx.edit(m.file, Span(start, m.body.start + match.end()), "return -1", self.id)
+            ctx.item(self.id, Applicability.SAFE, m.file, m.span,
+                     f"macro {name} is used only in {ctx.names.exec}(): its `return NULL` is now `return -1`")
 
     def _drop_statement(self, ctx: PortContext, file: str, span: Span) -> None:
         src = ctx.sources[file]
@@ -88,15 +109,21 @@ class ExecSlot:
     def _add_objects(self, ctx: PortContext, body) -> None:
         moved = {key[1] for key in ctx.decisions.movable if key[0] is None}
         for call in body.add_objects:
-            if call.value_name not in moved:
-                continue
+            name = call.value_name
+            if name not in moved:
+                # OBJECT(&Type): a moved global named inside the value still loses its reference.
+                inside = {g.name for g in ctx.decisions.movable.values() for u in g.uses
+                          if u.file == body.file and call.value.start <= u.span.start < call.value.end}
+                if len(inside) != 1:
+                    continue
+                name = inside.pop()
             ctx.edit(body.file, call.callee, "PyModule_AddObjectRef", self.id)
             if call.incref is not None:
                 ctx.edit(body.file, ctx.statement_span_with_line(body.file, call.incref), "", self.id)
             for span in call.failure_decrefs:
                 self._drop_statement(ctx, body.file, span)
             ctx.item(self.id, Applicability.SAFE, body.file, call.call,
-                     f"PyModule_AddObject({call.value_name}) -> PyModule_AddObjectRef: the module "
+                     f"PyModule_AddObject({name}) -> PyModule_AddObjectRef: the module "
                      "state keeps its own reference")
 
     def _prologue(self, ctx: PortContext, body, mvar: str) -> None:

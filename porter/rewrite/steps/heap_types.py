@@ -70,10 +70,31 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         s = t.slot(name)
         if s is not None and not is_null(s.text):
             return f"{name} is set; heap types cannot take it on every supported Python"
+    for slot_name in ("tp_members", "tp_getset"):
+        table = referenced_name(t.slot(slot_name).text) if t.slot(slot_name) else None
+        g = next((g for g in module.globals if g.name == table and g.function is None), None)
+        if g is not None and '"__module__"' in g.initializer_text:
+            return (f"its {slot_name} define __module__: on a heap type, {t.name}.__module__ would "
+                    "read that descriptor from the type's dict instead of the module name")
+    for a in (module.init_body.field_assignments if module.init_body else ()):
+        if a.target == t.name and not _foldable(a.field, a.value):
+            return (f"init sets {t.name}.{a.field} = {a.value.strip()}, which is not a constant "
+                    "a PyType_Slot table can hold")
     if t.conditional and not unsafe:
         if _unreadable_conditionals(t, module):
             return "an #if inside its initialiser hides slots porter cannot map (use --unsafe to convert the analysed branch)"
     return None
+
+
+# `T.tp_new = PyBaseObject_Type.tp_new` before PyType_Ready: what a heap type inherits anyway.
+INHERITED = {("tp_new", "PyBaseObject_Type.tp_new")}
+
+
+def _foldable(field: str, value: str) -> bool:
+    v = value.strip()
+    if (field, v.replace(" ", "")) in INHERITED or is_null(v):
+        return True
+    return referenced_name(v) is not None
 
 
 def _unreadable_conditionals(t: StaticType, module: ExtensionModule) -> bool:
@@ -128,9 +149,14 @@ class HeapTypes:
             guards = {name: self._guard(ctx, t, s) for name, s in slots.items()}
             sub_values = {s.name: s.text.strip() for s in t.substruct_slots}
             sub_guards = {s.name: self._guard(ctx, t, s) for s in t.substruct_slots}
+            inherited: set[str] = set()
             for a in assigns:
                 if a.target == t.name:
-                    values[a.field] = a.value.strip()
+                    if (a.field, a.value.strip().replace(" ", "")) in INHERITED:
+                        values.pop(a.field, None)
+                        inherited.add(a.field)
+                    else:
+                        values[a.field] = a.value.strip()
                     guards[a.field] = None
                     ctx.edit(body.file, ctx.statement_span_with_line(body.file, a.statement), "", self.id)
                 elif a.target in substruct_of and substruct_of[a.target][0] == t.name:
@@ -158,7 +184,7 @@ class HeapTypes:
                     members_name = f"{t.name}_members"
                     spec_slots.append({"id": "Py_tp_members", "value": members_name, "guard": None})
                 include_structmember = self._ensure_structmember(ctx, t.file)
-            flags = self._flags(values, t)
+            flags = self._flags(values, t, inherited)
             spec = render(
                 "c/type_spec.c.jinja", members=members, members_name=members_name or "",
                 include_structmember=include_structmember,
@@ -234,10 +260,10 @@ class HeapTypes:
                 slots.append({"id": "Py_" + name, "value": value, "guard": sub_guards.get(name)})
         return slots, members
 
-    def _flags(self, values, t) -> str:
+    def _flags(self, values, t, inherited: set[str]) -> str:
         flags = values.get("tp_flags", "Py_TPFLAGS_DEFAULT").strip()
         extra = ["Py_TPFLAGS_IMMUTABLETYPE"]
-        has_new = not is_null(values.get("tp_new", "0"))
+        has_new = not is_null(values.get("tp_new", "0")) or "tp_new" in inherited
         has_base = not is_null(values.get("tp_base", "0"))
         if not has_new and not has_base:
             extra.append("Py_TPFLAGS_DISALLOW_INSTANTIATION")
@@ -287,15 +313,19 @@ class HeapTypes:
             return
         nl = ctx.newline(f.file)
         indent = ctx.body_indent(f.file, f.body)
-        prologue = f"{nl}{indent}PyTypeObject *{tp_var} = Py_TYPE({self_name});"
         gc = "Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", "")
+        prologue = f"{nl}{indent}PyTypeObject *{tp_var} = Py_TYPE({self_name});" if f.frees else ""
         if gc and not f.untracks_first:
             prologue += f"{nl}{indent}PyObject_GC_UnTrack({self_name});"
-        ctx.insert(f.file, f.body.start + 1, prologue, self.id, order=-7)
+        if prologue:
+            ctx.insert(f.file, f.body.start + 1, prologue, self.id, order=-7)
         if not f.frees:
-            ctx.item(self.id, Applicability.MANUAL, f.file, f.header,
-                     f"{name}() frees no object porter can see: after freeing it must "
-                     f"Py_DECREF({tp_var})", done=False)
+            deallocs = {referenced_name(tt.slot("tp_dealloc").text) for tt in ctx.module.static_types
+                        if tt.slot("tp_dealloc") is not None}
+            if not any(c.callee in deallocs for c in f.calls):
+                ctx.item(self.id, Applicability.MANUAL, f.file, f.header,
+                         f"{name}() frees no object porter can see: after freeing it must "
+                         "Py_DECREF(Py_TYPE(self))", done=False)
             return
         for span in f.frees:
             ctx.insert(f.file, span.end, f"{nl}{ctx.line_indent(f.file, span.start)}Py_DECREF({tp_var});",

@@ -29,6 +29,15 @@ class StateAccess:
     _untyped: set[str] = set()
 
     def run(self, ctx: PortContext) -> None:
+        self._impl_names: dict[str, str] = {}
+        taken = set(ctx.module.names_in_use)
+        for name, acc in sorted(ctx.decisions.access.items()):
+            if acc.kind == "split" and ctx.decisions.needs.get(name):
+                impl = f"{name}_impl"
+                while impl in taken:
+                    impl += "_"
+                taken.add(impl)
+                self._impl_names[name] = impl
         # m_free(void *module): its parameter needs a cast to PyObject *.
         self._untyped = {f.params[0].name for f in ctx.module.functions
                          if f.params and f.params[0].name and "void" in f.params[0].type_text
@@ -53,6 +62,9 @@ class StateAccess:
             if acc.kind == "helper":
                 self._add_parameter(ctx, f)
                 continue
+            if acc.kind == "split":
+                self._split(ctx, f, acc)
+                continue
             if name == exec_name:
                 continue  # the exec step declares it at the top of exec
             expr = self._state_expression(ctx, acc)
@@ -60,8 +72,18 @@ class StateAccess:
                 continue
             indent = ctx.body_indent(f.file, f.body)
             nl = ctx.newline(f.file)
-            ctx.insert(f.file, f.body.start + 1,
-                       f"{nl}{indent}{ctx.names.state_type} *{var} = {expr};", self.id, order=-5)
+            declaration = f"{nl}{indent}{ctx.names.state_type} *{var} = {expr};"
+            if name in d.debug_only:
+                # Only assert() reads it: no lookup (and no unused variable) in release builds.
+                declaration = f"{nl}#ifndef NDEBUG{declaration}{nl}#endif"
+            ctx.insert(f.file, f.body.start + 1, declaration, self.id, order=-5)
+            gc_slots = sorted({r[5:] for r in f.roles if r.startswith("slot:")}
+                              & {"tp_traverse", "tp_clear", "tp_dealloc", "tp_finalize"})
+            if gc_slots and name not in d.debug_only:
+                ctx.item("gc-slot-lookup", Applicability.MANUAL, f.file, f.header,
+                         f"{name}() ({', '.join(gc_slots)}) now looks module state up; at interpreter "
+                         "shutdown it can run after the module is gone: prefer data kept in the "
+                         "instance", done=False)
             hot = sorted({r[5:] for r in f.roles if r.startswith("slot:")} & HOT_SLOTS)
             if acc.kind in ("type", "binary") and hot:
                 ctx.item("hot-path-lookup", Applicability.MANUAL, f.file, f.header,
@@ -92,6 +114,9 @@ class StateAccess:
             if not d.needs.get(f.name) or f.defined_by:
                 continue
             for call in f.calls:
+                if call.callee in self._impl_names:
+                    ctx.edit(f.file, Span(call.span.start, call.span.start + len(call.callee)),
+                             self._impl_names[call.callee], self.id)
                 if call.callee in d.helpers:
                     if call.args:
                         ctx.insert(f.file, call.args[0].start, f"{var}, ", self.id)
@@ -102,9 +127,15 @@ class StateAccess:
         for key, g in d.movable.items():
             field = fields[key]
             for u in g.uses:
-                if u.access == "macro":
+                if u.access in ("macro", "macro-paste"):
                     continue
                 self._rewrite_use(ctx, u, field.name, g.kind is GlobalKind.STATIC_TYPE)
+        # 3b. Macros that paste moved names together: `str ## S` becomes `state->str ## S`.
+        pasting = {u.name for u in ctx.module.macro_uses
+                   if any((None, n) in fields for n in u.pasted)}
+        for m in ctx.module.macros:
+            if m.name in pasting:
+                self._prefix_paste_chains(ctx, m)
         # 4. PyState_FindModule: the state, or the module object, of the function's access.
         for use in ctx.module.find_module_uses:
             if use.wants == "state":
@@ -168,6 +199,41 @@ class StateAccess:
                  f"macro {macro_name} defines {', '.join(f.name for f, _ in members)}: "
                  f"its body declares `{var}` for all of them")
 
+    def _prefix_paste_chains(self, ctx: PortContext, m) -> None:
+        toks = [t for t in tokenize(ctx.text(m.file), m.body.start, m.body.end, directives=False)
+                if t.kind not in ("comment", "newline")]
+        for i, tok in enumerate(toks):
+            starts_chain = i + 1 < len(toks) and toks[i + 1].text == b"##" and (
+                i == 0 or toks[i - 1].text != b"##")
+            if starts_chain and tok.kind == "ident":
+                ctx.insert(m.file, tok.start, f"{ctx.names.state_var}->", self.id)
+        ctx.item(self.id, Applicability.SAFE, m.file, m.span,
+                 f"macro {m.name} builds global names with ##: they now name fields of "
+                 f"`{ctx.names.state_var}`")
+
+    def _split(self, ctx: PortContext, f, acc) -> None:
+        """A method also called directly: `f_impl(state, ...)` does the work, `f` finds the state."""
+        impl = self._impl_names[f.name]
+        src = ctx.sources[f.file]
+        name_at = src.text.find(f.name.encode(), f.header.start, f.header.end)
+        ctx.edit(f.file, Span(name_at, name_at + len(f.name)), impl, self.id)
+        self._add_parameter(ctx, f, prototypes=False)
+        nl = ctx.newline(f.file)
+        params = ", ".join(p.type_text for p in f.params)
+        args = ", ".join([f"{ctx.names.get_state}({acc.params[0]})"] + [p.name for p in f.params])
+        header = src.text_of(Span(f.header.start, name_at)).replace("\n", " ").strip()
+        wrapper = (f"{nl}{nl}{header}{nl}{f.name}({params}){nl}{{{nl}"
+                   f"    return {impl}({args});{nl}}}")
+        ctx.insert(f.file, f.span.end, wrapper, self.id)
+        for loc in f.prototypes:
+            text = src.text_of(loc.span) if loc.file == f.file else ctx.sources[loc.file].text_of(loc.span)
+            proto = text.replace(f.name, impl, 1)
+            proto = proto.replace("(", f"({ctx.names.state_type} *{ctx.names.state_var}, ", 1)
+            ctx.insert(loc.file, loc.span.end, f"{nl}{proto}", self.id)
+        ctx.item(self.id, Applicability.SAFE, f.file, f.header,
+                 f"{f.name}() is a module method that other functions also call directly: "
+                 f"{impl}(state, ...) does the work and {f.name}() finds the state for it")
+
     def _module_expression(self, ctx: PortContext, acc) -> str:
         if acc.kind == "exec":
             body = ctx.module.init_body
@@ -178,9 +244,12 @@ class StateAccess:
             return f"PyType_GetModuleByDef(Py_TYPE({acc.params[0]}), &{ctx.names.def_name})"
         return f"PyType_GetModuleByDef({acc.params[0]}, &{ctx.names.def_name})"
 
-    def _add_parameter(self, ctx: PortContext, f) -> None:
+    def _add_parameter(self, ctx: PortContext, f, prototypes: bool = True) -> None:
         param = f"{ctx.names.state_type} *{ctx.names.state_var}"
-        for file, plist in [(f.file, f.param_list)] + [(loc.file, loc.span) for loc in f.prototype_param_lists]:
+        lists = [(f.file, f.param_list)]
+        if prototypes:
+            lists += [(loc.file, loc.span) for loc in f.prototype_param_lists]
+        for file, plist in lists:
             if plist is None:
                 continue
             inner = ctx.text(file)[plist.start + 1:plist.end - 1]
