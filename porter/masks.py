@@ -231,6 +231,8 @@ def _classify(macro: Macro) -> str | None:
     if macro.params is None:
         if not body:
             return "blank"
+        if re.match(r"(PyVarObject_HEAD_INIT|PyObject_HEAD_INIT)\s*\(", body):
+            return "head-init"  # #define PY_OBJECT_HEAD_INIT PyVarObject_HEAD_INIT(NULL, 0)
         names = [w for w in words if re.match(r"[A-Za-z_]", w)]
         if names and set(names) <= _SPECIFIER_WORDS and (
                 "__attribute__" in names or "__declspec" in names or set(names) & _THREAD_WORDS) or (
@@ -346,6 +348,13 @@ def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
     if kind == "blank" or kind == "cast":
         _blank(buf, tok.start, tok.end)
         return tok.end, False
+    if kind == "head-init":
+        if tok.end - tok.start < 4:
+            return None
+        _blank(buf, tok.start, tok.end)
+        buf[tok.start] = ord("{")
+        _put(buf, tok.end - 3, b"0},")
+        return tok.end, True
     if kind == "specifier":
         words = [w for w in ("static", "inline", "extern") if re.search(rf"\b{w}\b", macro.body_text)]
         stand_in = b" ".join(w.encode() for w in words)

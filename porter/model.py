@@ -122,6 +122,9 @@ class Global:
     initializer: Span | None
     declarator_count: int  # how many variables the declaration declares
     initializer_text: str = ""
+    # When it is declared only under a preprocessor condition porter cannot evaluate
+    # (`#ifdef MEMORY_DEBUG`), that condition as a C expression.
+    condition: str | None = None
     uses: tuple[Use, ...] = ()
     extern_declarations: tuple[Location, ...] = ()
     reason: str = ""  # why it was given this kind
@@ -273,6 +276,8 @@ class ExtensionModule:
     macro_uses: tuple["MacroUse", ...] = ()
     names_in_use: frozenset[str] = frozenset()  # every identifier, for choosing new names
     find_module_uses: tuple["FindModuleUse", ...] = ()
+    # (including file, included file, the #include line) among the module's files.
+    includes: tuple[tuple[str, str, Span], ...] = ()
     # Instance structs (they start with PyObject_HEAD): name -> whether they hold object pointers.
     object_structs: tuple[tuple[str, bool], ...] = ()
 

@@ -205,3 +205,30 @@ def _strip_comments(text: bytes) -> bytes:
     text = re.sub(rb"/\*.*?\*/", b" ", text, flags=re.DOTALL)
     text = re.sub(rb"//.*", b"", text)
     return re.sub(rb"\\\r?\n", b" ", text).strip()
+
+
+def branch_expression(cond: Conditional, index: int) -> str:
+    """The C expression under which branch `index` of a group is compiled."""
+    def expr(b: Branch) -> str:
+        if b.kind == "ifdef":
+            return f"defined({b.condition})"
+        if b.kind == "ifndef":
+            return f"!defined({b.condition})"
+        return f"({b.condition})"
+
+    parts = [f"!{expr(b)}" for b in cond.branches[:index]]
+    if cond.branches[index].kind != "else":
+        parts.append(expr(cond.branches[index]))
+    return " && ".join(parts) if parts else "1"
+
+
+def unknown_condition(pre: Preprocessed, offset: int) -> str | None:
+    """The conditions porter could not evaluate that decide whether `offset` is compiled."""
+    parts = []
+    for cond in pre.enclosing(offset):
+        i = cond.branch_at(offset)
+        if i is None:
+            continue
+        if cond.branches[i].value is None:
+            parts.append(branch_expression(cond, i))
+    return " && ".join(parts) if parts else None

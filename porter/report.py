@@ -60,7 +60,9 @@ def checklist(result, sources) -> str:
             "files": list(m.files),
             "status": mp.status,
             "reason": mp.reason,
-            "posture": mp.posture if mp.status == "ported" else "",
+            "posture": (mp.posture if not mp.posture_condition else
+                        f"{mp.posture}` when `{mp.posture_condition}`, otherwise "
+                        "`Py_MOD_PER_INTERPRETER_GIL_SUPPORTED") if mp.status == "ported" else "",
             "posture_reasons": mp.posture_reasons,
             "done": [{"where": where(i.file, i.span), "step": i.step, "message": i.message}
                      for i in items if i.done and mp.status == "ported"],

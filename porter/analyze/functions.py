@@ -25,6 +25,7 @@ ROLE_DOCS = {
     "callback": "its address is passed somewhere: its signature is fixed by the caller",
     "helper": "called directly by other functions of the module",
     "referenced": "named in a table porter could not tie to the module or a type",
+    "unreferenced": "neither called nor named where porter can see it (perhaps through a macro)",
 }
 
 _FLAG = re.compile(r"\bMETH_\w+")
@@ -86,6 +87,11 @@ def _method_rows(src, index, macros, table, rows) -> list[MethodEntry]:
     out = []
     for row in rows:
         values = _row_values(src, row)
+        if row.type == "call_expression" and ctree.call_name(row) in macros:
+            # method(add_word, METH_VARARGS): a project macro that spells the row.
+            here = macros.at(index.path, row.start_byte)
+            text = expand(here, ctree.call_name(row), [src.text_of(a) for a in ctree.call_args(row)]) or ""
+            values = _split_braced(text)
         if len(values) == 1 and values[0].endswith("_METHOD"):
             # Argument Clinic: {FOO_METHOD} stands for FOO_METHODDEF.
             text = expand(macros, values[0] + "DEF", None) or ""
@@ -263,8 +269,13 @@ def collect_functions(
         if taken and "callback" not in fn_roles:
             fn_roles.append("callback")
         if not fn_roles:
-            # Named in a table porter could not tie to anything: never treat it as a helper.
-            fn_roles.append("referenced" if referenced else "helper")
+            # Named in a table porter could not tie to anything, or named nowhere porter can
+            # see (a macro may paste its name): never give it a new parameter.
+            called = any(c == name for other in indexes for c, _ in other.calls) or any(
+                re.search(rf"\b{re.escape(name)}\s*\(", m.body_text)
+                for other in indexes for m in other.macros)
+            fn_roles.append("helper" if called and not referenced else
+                            "referenced" if referenced else "unreferenced")
         ret = fn.child_by_field_name("type")
         frees, untracks_first = _frees(src, body)
         sync_sites = _sync_sites(indexes, taken)

@@ -9,6 +9,7 @@ from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.lexer import tokenize
+from porter.preproc import unknown_condition
 from porter.model import Function, Global, GlobalKind, Location, Span, Use
 from porter.parse import Node
 
@@ -23,6 +24,7 @@ OBJECT_TYPES = frozenset({"PyObject", "PyTypeObject", "PyLongObject", "PyUnicode
 def collect_globals(
     indexes: list[FileIndex], functions: list[Function], macros: MacroTable,
     init_functions: set[str], object_structs: set[str], macro_uses=(),
+    file_conditions: dict[str, str] | None = None,
 ) -> list[Global]:
     """Every file-scope variable and function-local static, with uses and a kind."""
     raw: list[Global] = []
@@ -64,6 +66,9 @@ def collect_globals(
             uses += [Use(u.file, u.span, u.function, "macro-paste", u.name)
                      for u in macro_uses if g.name in u.pasted]
         g = replace(g, uses=tuple(uses), extern_declarations=tuple(externs.get(g.name, ())))
+        inherited = (file_conditions or {}).get(g.file)
+        if inherited:
+            g = replace(g, condition=f"({inherited}) && ({g.condition})" if g.condition else inherited)
         kind, reason = classify(g, indexes, init_phase, object_structs)
         out.append(replace(g, kind=kind, reason=reason))
     out.sort(key=lambda g: (g.file, g.span.start))
@@ -81,6 +86,7 @@ def _global(src, decl: Node, d: Node, info, function: str | None) -> Global:
         initializer=ctree.span(info.value) if info.value is not None else None,
         declarator_count=len(ctree.declarators(decl)),
         initializer_text=src.text_of(info.value) if info.value is not None else "",
+        condition=unknown_condition(src.pre, decl.start_byte),
     )
 
 

@@ -20,6 +20,9 @@ class MacroTable:
         found = self.by_name.get(name)
         if not found:
             return None
+        here = self._in_effect(found)
+        if here is not None:
+            return here
         for wanted in (True, None):
             for m in found:
                 if m.active is wanted:
@@ -28,6 +31,23 @@ class MacroTable:
 
     def __contains__(self, name: str) -> bool:
         return self.get(name) is not None
+
+    def at(self, file: str, offset: int) -> "MacroTable":
+        """The definitions in effect at `offset` of `file`: a macro redefined further down a
+        unity build (`#define method(...)` in each included .c) means its latest definition."""
+        view = MacroTable([])
+        view.by_name = self.by_name
+        view._position = (file, offset)
+        return view
+
+    _position: tuple[str, int] | None = None
+
+    def _in_effect(self, found: list[Macro]) -> Macro | None:
+        if self._position is None:
+            return None
+        file, offset = self._position
+        before = [m for m in found if m.file == file and m.span.start < offset and m.active is not False]
+        return max(before, key=lambda m: m.span.start) if before else None
 
     def all(self) -> list[Macro]:
         return [m for ms in self.by_name.values() for m in ms]
@@ -66,10 +86,21 @@ def _substitute(body: str, values: dict[str, str]) -> str:
     out = []
     raw = body.encode()
     pos = 0
-    for tok in tokenize(raw, directives=False):
+    toks = list(tokenize(raw, directives=False))
+    skip = -1
+    for i, tok in enumerate(toks):
+        if i == skip:
+            pos = tok.end
+            continue
         out.append(raw[pos:tok.start].decode())
         word = tok.text.decode("utf-8", "replace")
-        out.append(values.get(word, word) if tok.kind == "ident" else word)
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if word == "#" and nxt is not None and nxt.kind == "ident" and nxt.text.decode() in values:
+            # #param: the argument as a string literal.
+            out.append('"' + values[nxt.text.decode()].replace("\\", "\\\\").replace('"', '\\"') + '"')
+            skip = i + 1
+        else:
+            out.append(values.get(word, word) if tok.kind == "ident" else word)
         pos = tok.end
     out.append(raw[pos:].decode())
     text = "".join(out)

@@ -19,7 +19,7 @@ from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
 from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Function, InitFunction,
-                          Location, MacroUse, Param)
+                          Location, MacroUse, Param, Span)
 from porter.parse import Source
 
 
@@ -90,7 +90,9 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     object_structs = _object_structs(indexes)
     init_names = {init.function} | ({init.worker} if init.worker else set())
     macro_uses = tuple(_macro_uses(indexes, macros))
-    globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses)
+    module_includes = _module_includes(indexes)
+    globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
+                               _file_conditions(indexes, module_includes))
     findings = collect_findings(indexes, functions, globals_, types)
     init_index = next(idx for idx in indexes if idx.path == init.file)
     init_body = read_init_body(init_index, init, macros)
@@ -102,6 +104,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         macro_uses=macro_uses,
         find_module_uses=tuple(collect_find_module_uses(indexes, definition.name if definition else None)),
         object_structs=tuple(sorted(_instance_structs(indexes).items())),
+        includes=tuple(module_includes),
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
     )
@@ -126,6 +129,36 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
                                     ctree.function_name(owner)[0] if owner is not None else None,
                                     mask.blanked))
     out.sort(key=lambda u: (u.file, u.span.start))
+    return out
+
+
+def _file_conditions(indexes: list[FileIndex], includes) -> dict[str, str]:
+    """Files included only under a condition porter cannot evaluate, with that condition."""
+    from porter.preproc import unknown_condition
+
+    by_path = {idx.path: idx for idx in indexes}
+    out: dict[str, str] = {}
+    for inc, target, span in includes:
+        cond = unknown_condition(by_path[inc].src.pre, span.start)
+        if cond and target not in out:
+            out[target] = cond
+    return out
+
+
+def _module_includes(indexes: list[FileIndex]) -> list[tuple[str, str, Span]]:
+    paths = {idx.path: idx for idx in indexes}
+    out = []
+    for idx in indexes:
+        resolved = _resolve_includes(idx.path, idx, paths)
+        by_name = {}
+        for name, span in idx.includes:
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(idx.path), name))
+            by_name.setdefault(name, (target, span))
+        for target in resolved:
+            for name, (t, span) in by_name.items():
+                if t == target or target.endswith("/" + name) or target == name:
+                    out.append((idx.path, target, span))
+                    break
     return out
 
 

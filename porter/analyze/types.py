@@ -143,8 +143,10 @@ def _metatype(src, slots: list[Initializer]) -> str | None:
     if head is None:
         return None
     for mask in src.macro_masks:
-        if mask.span.start == head.span.start and mask.name.endswith("HEAD_INIT"):
+        if mask.span.start == head.span.start and mask.blanked:
             raw = src.text[mask.span.start:mask.span.end]
+            if b"(" not in raw:
+                return None  # a project macro standing for PyVarObject_HEAD_INIT(NULL, 0)
             args, _ = split_args(raw, raw.index(b"("))
             if args and not is_null(args[0]):
                 return args[0]

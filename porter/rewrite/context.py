@@ -94,6 +94,7 @@ class PortContext:
     needs_callback_state: bool = False
     posture: str = "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
     posture_reasons: list[str] = field(default_factory=list)
+    posture_condition: str | None = None  # the weaker posture holds only when this is true
     type_creations: dict[str, str] = field(default_factory=dict)
 
     def edit(self, file: str, span: Span, text: str, step: str, order: int = 0,

@@ -201,6 +201,10 @@ def _access(f: Function, module: ExtensionModule, type_ok: set[str], called: boo
     if "module-init" in roles or f.name == (module.init.worker or module.init.function):
         return Access("exec")
     if "callback" in roles:
+        instance_of = _instance_param_type(f, module, type_ok)
+        if instance_of is not None and first is not None:
+            # A callback handed its own object (PyEval_SetTrace(func, self)): the type leads to state.
+            return Access("type", (first,), types=(instance_of,))
         if f.sync_callback_sites and set(roles) <= {"callback", "helper"}:
             return Access("callback", reason="called back by " + ", ".join(
                 sorted({site[2] for site in f.sync_callback_sites})) + " on the caller's thread")
@@ -304,6 +308,22 @@ def _macro_globals(module: ExtensionModule, globals_by_key) -> dict[str, set[Glo
                     result[name] |= extra
                     changed = True
     return {k: v for k, v in result.items() if v}
+
+
+def _instance_param_type(f: Function, module: ExtensionModule, type_ok: set[str]) -> str | None:
+    """The converted type whose instance struct the first parameter points to, if any."""
+    if not f.params:
+        return None
+    m = re.match(r"\s*(?:const\s+)?(?:struct\s+)?(\w+)\s*\*\s*\w*\s*$", f.params[0].type_text)
+    if not m:
+        return None
+    struct = m.group(1)
+    for t in module.static_types:
+        size = t.slot("tp_basicsize")
+        if t.name in type_ok and size is not None and re.fullmatch(
+                rf"\s*sizeof\s*\(\s*(?:struct\s+)?{re.escape(struct)}\s*\)\s*", size.text):
+            return t.name
+    return None
 
 
 def _debug_only(module, movable, macro_bodies, needs, fns) -> set[str]:

@@ -32,6 +32,7 @@ class ModulePort:
     posture: str = ""
     posture_reasons: list[str] = field(default_factory=list)
     kept: dict = field(default_factory=dict)
+    posture_condition: str | None = None
     sources: dict = field(default_factory=dict)  # for line numbers in reports
 
 
@@ -56,7 +57,7 @@ def plan_module(module: ExtensionModule, analysis: Analysis, unsafe: bool) -> Mo
     existing = _existing_state(module)
     names = make_names(module, decisions.state_var, existing)
     ctx = PortContext(module, analysis.sources, decisions, names, unsafe)
-    ctx.posture, ctx.posture_reasons = choose_posture(module, decisions)
+    ctx.posture, ctx.posture_reasons, ctx.posture_condition = choose_posture(module, decisions)
     if decisions.blocked:
         ctx.fail("; ".join(dict.fromkeys(decisions.blocked)))
     for step in PASSES:
@@ -69,9 +70,9 @@ def plan_module(module: ExtensionModule, analysis: Analysis, unsafe: bool) -> Mo
                  f"{g.name} stays global: {why}", done=False)
     if ctx.failure:
         return ModulePort(module, "failed", ctx.failure, [], ctx.items, ctx.posture,
-                          ctx.posture_reasons, decisions.kept)
+                          ctx.posture_reasons, decisions.kept, ctx.posture_condition)
     return ModulePort(module, "ported", "", ctx.edits, ctx.items, ctx.posture,
-                      ctx.posture_reasons, decisions.kept)
+                      ctx.posture_reasons, decisions.kept, ctx.posture_condition)
 
 
 def _existing_state(module: ExtensionModule) -> str | None:

@@ -10,13 +10,26 @@ SHARED_GIL_ONLY = "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
 NOT_SUPPORTED = "Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED"
 
 
-def choose_posture(module: ExtensionModule, decisions: Decisions) -> tuple[str, list[str]]:
-    """The strongest claim that is true, and the reasons it is not stronger."""
+def choose_posture(module: ExtensionModule, decisions: Decisions) -> tuple[str, list[str], str | None]:
+    """The strongest claim that is true, the reasons it is not stronger, and the build condition
+    the weaker claim depends on (None: it holds in every build).
+
+    Globals declared only under a condition porter cannot evaluate (`#ifdef MEMORY_DEBUG`) weaken
+    the claim only in builds where that condition holds.
+    """
     reasons = []
     objects_left = False
+    conditions: list[str] = []
+    unconditional = False
     for key, why in sorted(decisions.kept.items(), key=lambda kv: kv[0][1]):
         g = next(g for g in module.globals if g.key == key)
-        reasons.append(f"{g.name} ({g.kind.value}) stays process-global: {why}")
+        where = f" (only when {g.condition})" if g.condition else ""
+        reasons.append(f"{g.name} ({g.kind.value}) stays process-global{where}: {why}")
+        if g.condition:
+            if g.condition not in conditions:
+                conditions.append(g.condition)
+        else:
+            unconditional = True
         if g.kind.is_object_kind and g.kind is not GlobalKind.STATIC_TYPE:
             objects_left = True
     for f in module.findings:
@@ -24,8 +37,11 @@ def choose_posture(module: ExtensionModule, decisions: Decisions) -> tuple[str, 
             reasons.append(f"{f.message} ({f.file})")
         if f.severity is Severity.BLOCKER and f.code not in ("state-find-module", "state-add-module"):
             reasons.append(f.message)
+    process_global = any(f.code == "process-global" for f in module.findings)
     if not reasons:
-        return PER_INTERPRETER_GIL, []
-    if objects_left or any(f.code == "process-global" for f in module.findings):
-        return NOT_SUPPORTED, reasons
-    return SHARED_GIL_ONLY, reasons
+        return PER_INTERPRETER_GIL, [], None
+    weaker = NOT_SUPPORTED if objects_left or process_global else SHARED_GIL_ONLY
+    if conditions and not unconditional and not process_global and len(reasons) == len(
+            [k for k in decisions.kept]):
+        return weaker, reasons, " || ".join(f"({c})" for c in conditions)
+    return weaker, reasons, None

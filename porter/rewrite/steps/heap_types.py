@@ -128,6 +128,14 @@ class HeapTypes:
         body = module.init_body
         assigns = [a for a in (body.field_assignments if body else ())]
         substruct_of = {var: (t.name, field) for t in types.values() for field, var in t.substructs}
+        # `T.tp_as_sequence = &seq;` in init links a sub-struct too (its fields may be set there).
+        linked: dict[str, list[str]] = {}
+        for a in assigns:
+            if a.target in types and a.field in capi.SUBSTRUCT_OF_FIELD:
+                var = referenced_name(a.value)
+                if var:
+                    substruct_of[var] = (a.target, a.field)
+                    linked.setdefault(a.target, []).append(var)
         creations: dict[str, tuple[str, list[str]]] = {}
         tp_var = next(n for n in ("tp", "self_type", "dealloc_type") if n not in module.names_in_use)
         visited_fns: set[str] = set()
@@ -198,7 +206,7 @@ class HeapTypes:
             creations[t.name] = (render(
                 "c/type_create.c.jinja", target=f"{ctx.names.state_var}->{fields[t.name].name}",
                 desc=None, module=body.module_var or "module", spec=f"{t.name}_spec", bases=bases), deps)
-            for var in {v for _, v in t.substructs}:
+            for var in {v for _, v in t.substructs} | set(linked.get(t.name, ())):
                 self._drop_substruct(ctx, var, types)
             self._drop_readies(ctx, body, t)
             self._fix_dealloc(ctx, t, values, fns, tp_var, visited_fns)

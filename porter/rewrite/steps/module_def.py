@@ -62,6 +62,7 @@ class ModuleDefinition:
             object_fields=objects, state_type=names.state_type, state_var=names.state_var,
             get_state=names.get_state, traverse=names.traverse, clear=names.clear,
             free=names.free, slots=names.slots, exec=names.exec, posture=ctx.posture,
+            posture_condition=ctx.posture_condition,
             def_storage=storage, def_name=names.def_name, def_fields=fields,
             pyinit=module.init.name if worker_is_init else None,
         )

@@ -187,18 +187,74 @@ def _insertion_point(ctx: PortContext) -> tuple[str | None, int]:
         if (None, t.name) in ctx.decisions.movable:
             users.append(type("Spot", (), {"file": t.file, "span": t.span})())
     # Macros that read `state` need it only where they expand, inside these functions.
-    files = {u.file for u in users}
+    spots = [(u.file, u.span.start) for u in users]
+    files = {f for f, _ in spots}
     if len(files) <= 1:
         file = next(iter(files or {ctx.module.init.file}))
-        starts = [u.span.start for u in users if u.file == file]
+        starts = [at for f, at in spots if f == file]
         at = min(starts) if starts else ctx.module.init.span.start
         return file, _line_start(ctx, file, _before_leading_comment(ctx, file, at))
-    # Several files: a header that declares moved globals, included by all of them.
+    closures = _closures(ctx.module)
+    # A unity build: one file includes all the others that use state.
+    for root in [ctx.module.init.file] + [f for f in ctx.module.files if f != ctx.module.init.file]:
+        if files <= closures[root] | {root}:
+            # Right before the first use in the order the compiler reads the unit.
+            order = _unit_order(ctx.module, root)
+            file, at = min(spots, key=lambda s: order[s[0]] + (s[1],))
+            return file, _line_start(ctx, file, _before_leading_comment(ctx, file, at))
+    # Separate translation units: a header every one of them includes.
+    shared = set.intersection(*(closures[f] | {f} for f in files))
+    headers = [h for h in ctx.module.files if h in shared and h.endswith(".h")]
     for g in ctx.decisions.movable.values():
         for loc in g.extern_declarations:
-            if loc.file.endswith(".h"):
+            if loc.file in headers:
                 return loc.file, _line_start(ctx, loc.file, loc.span.start)
+    if headers:
+        # The deepest shared header: the one the others include.
+        header = min(headers, key=lambda h: len(closures[h]))
+        return header, _end_of_header(ctx, header)
     return None, 0
+
+
+def _unit_order(module, root: str) -> dict[str, tuple[int, ...]]:
+    """Each file's place in root's translation unit: the #include offsets that lead to it."""
+    order: dict[str, tuple[int, ...]] = {root: ()}
+    stack = [root]
+    while stack:
+        file = stack.pop()
+        for inc, target, span in sorted(module.includes, key=lambda i: i[2].start):
+            if inc == file and target not in order:
+                order[target] = order[file] + (span.start,)
+                stack.append(target)
+    return order
+
+
+def _closures(module) -> dict[str, set[str]]:
+    direct: dict[str, set[str]] = {f: set() for f in module.files}
+    for inc, target, _ in module.includes:
+        direct.setdefault(inc, set()).add(target)
+    out = {}
+    for f in direct:
+        seen: set[str] = set()
+        stack = [f]
+        while stack:
+            for t in direct.get(stack.pop(), ()):
+                if t not in seen:
+                    seen.add(t)
+                    stack.append(t)
+        out[f] = seen
+    return out
+
+
+def _end_of_header(ctx: PortContext, header: str) -> int:
+    """Before the include guard's closing #endif, or at the end of the header."""
+    import re
+
+    text = ctx.text(header)
+    m = list(re.finditer(rb"^[ \t]*#[ \t]*endif\b[^\n]*\n?\s*\Z", text, re.MULTILINE))
+    if m:
+        return m[-1].start()
+    return len(text)
 
 
 def _line_start(ctx: PortContext, file: str, offset: int) -> int:
