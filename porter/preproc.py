@@ -122,6 +122,8 @@ def _conditionals(text: bytes, tokens) -> tuple[Conditional, ...]:
     defines = conditions.Defines()
     stack: list[dict] = []
     done: list[Conditional] = []
+    directives = [t for t in tokens if t.kind == "directive"]
+    next_directive = {id(a): b for a, b in zip(directives, directives[1:])}
     for tok in tokens:
         if tok.kind != "directive":
             if stack and tok.kind == "punct":
@@ -142,6 +144,8 @@ def _conditionals(text: bytes, tokens) -> tuple[Conditional, ...]:
             continue
         if word in ("if", "ifdef", "ifndef"):
             value = conditions.evaluate(word, rest, defines)
+            if word == "ifndef" and value is None and _is_include_guard(rest, next_directive.get(id(tok))):
+                value = True
             stack.append({"start": tok.start, "branches": [], "live": value is not False,
                           "taken": value is True})
             _open_branch(stack[-1], word, span, rest, value)
@@ -173,6 +177,14 @@ def _conditionals(text: bytes, tokens) -> tuple[Conditional, ...]:
         done.append(Conditional(Span(frame["start"], tok.end), tuple(branches), span))
     done.sort(key=lambda c: (c.span.start, -c.span.end))
     return tuple(done)
+
+
+def _is_include_guard(name: bytes, following) -> bool:
+    """`#ifndef FOO_H` followed at once by `#define FOO_H`: the header's guard, true on entry."""
+    if following is None:
+        return False
+    m = _DIRECTIVE.match(following.text)
+    return bool(m and m.group(1) == b"define" and m.group(2).split()[:1] == name.split()[:1])
 
 
 def _open_branch(frame, word, span, rest, value) -> None:
