@@ -124,8 +124,6 @@ PROCESS_GLOBAL_CALLS = {
     "Py_AtExit": "registers a process-wide exit handler",
     "pthread_once": "one-time process-wide initialisation",
     "setlocale": "changes the process-wide locale",
-    "PyEval_SetTrace": "installs a trace function (per thread state, not per module)",
-    "PyEval_SetProfile": "installs a profile function (per thread state, not per module)",
     "PyMem_SetAllocator": "replaces a process-wide allocator",
     "PyOS_InputHook": "sets a process-wide input hook",
 }

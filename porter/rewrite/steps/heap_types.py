@@ -196,6 +196,8 @@ class HeapTypes:
             spec = render(
                 "c/type_spec.c.jinja", members=members, members_name=members_name or "",
                 include_structmember=include_structmember,
+                # exec in another file creates the type: the spec must be visible there.
+                spec_storage="" if t.file != body.file else "static ",
                 slots_name=f"{t.name}_slots", slots=spec_slots, spec_name=f"{t.name}_spec",
                 name=values.get("tp_name", f'"{module.name}.{t.name}"'),
                 basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
@@ -221,8 +223,17 @@ class HeapTypes:
                          "if they can hold objects that refer back to them, add Py_TPFLAGS_HAVE_GC "
                          "with tp_traverse and tp_clear", done=False)
         for t in types.values():
+            shared = False
             for loc in t.forward_declarations:
-                ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
+                if t.file != body.file and loc.file.endswith(".h") and not shared and not t.structseq:
+                    # The header that made the type visible to exec's file now shows its spec.
+                    ctx.edit(loc.file, loc.span, f"extern PyType_Spec {t.name}_spec;", self.id)
+                    shared = True
+                else:
+                    ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
+            if t.file != body.file and not shared and not t.structseq:
+                ctx.fail(f"{t.name} is defined in {t.file} but created in {body.file}, and no "
+                         "header declares it there")
         for name in _dependency_order(creations):
             ctx.exec_prologue.append(creations[name][0].rstrip("\n"))
             ctx.type_creations[name] = creations[name][0]

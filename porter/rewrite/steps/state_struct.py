@@ -76,6 +76,8 @@ class StateStruct:
             for span in _declarator_spans(decl, names):
                 ctx.edit(file, span, "", self.id)
         for g in moved.values():
+            if g.kind is GlobalKind.STATIC_TYPE:
+                continue  # heap-types decides what becomes of a type's declarations
             for loc in g.extern_declarations:
                 ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
 
