@@ -97,6 +97,8 @@ DEFINITION_TABLE_TYPES = {
     "PyMappingMethods": "type-substruct",
     "PyAsyncMethods": "type-substruct",
     "PyBufferProcs": "type-substruct",
+    # Argument Clinic's keyword parsers: CPython manages their caches itself.
+    "_PyArg_Parser": "const-data",
 }
 
 # Calls that create the exception objects modules keep in globals.

@@ -123,7 +123,7 @@ def port(
         err.print(f"porter: {p.file}: {p.reason}", markup=False)
     if not result.modules:
         err.print("porter: no extension module found", markup=False)
-    failed = [mp for mp in result.modules if mp.status == "failed"]
+    failed = [mp for mp in result.modules if mp.status == "failed"] + list(result.problems)
     if report is not None:
         _write_atomic(report, checklist(result, analysis_sources).encode())
     if failed and not keep_going:

@@ -343,6 +343,7 @@ class TypeReady:
     checked: bool
     alone: bool = True  # the statement does nothing but this call and its failure branch
     structseq_desc: str | None = None  # the PyStructSequence_Desc argument
+    file: str = ""  # when not the init function's file (a helper only init calls)
 
 
 @dataclass(frozen=True)
@@ -353,6 +354,7 @@ class FieldAssignment:
     field: str
     value: str
     statement: Span
+    file: str = ""  # when not the init function's file (a helper only init calls)
 
 
 @dataclass(frozen=True)
@@ -376,6 +378,9 @@ class InitBody:
     type_readies: tuple[TypeReady, ...]
     field_assignments: tuple[FieldAssignment, ...]
     problems: tuple[str, ...]  # what porter could not read in this function
+    # The module variable also serves as a temporary before the module is created
+    # (`module = PyImport_ImportModule(...)`): it must stay a variable that owns a reference.
+    module_var_reused: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ MODULE_DECREFS = ("Py_DECREF", "Py_XDECREF", "Py_CLEAR")
 _NULLISH = re.compile(r"^\(?\s*(NULL|0|\(\s*PyObject\s*\*\s*\)\s*NULL)\s*\)?$")
 
 
-def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable) -> InitBody | None:
+def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
+                   helpers: list[tuple[FileIndex, Node]] = ()) -> InitBody | None:
+    """`helpers` are functions only the init function calls: their type set-up belongs to it."""
     name = init.worker or init.function
     if init.worker:
         fn = index.functions.get(init.worker, [None])[0]
@@ -58,18 +60,31 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable) -> 
                     type_name, ctree.span(stmt), ctree.span(node), stmt.type == "if_statement",
                     alone=_alone(stmt, node),
                     structseq_desc=src.text_of(args[1]) if len(args) == 2 else None))
-    for node in walk(body):
-        if node.type == "assignment_expression":
-            left = node.child_by_field_name("left")
-            if left is not None and left.type == "field_expression" and left.children[1].type == ".":
-                target = left.child_by_field_name("argument")
-                field = left.child_by_field_name("field")
-                stmt = node.parent
-                if (target is not None and target.type == "identifier" and field is not None
-                        and stmt is not None and stmt.type == "expression_statement"):
-                    assigns.append(FieldAssignment(
-                        target.text.decode(), field.text.decode(),
-                        src.text_of(node.child_by_field_name("right")), ctree.span(stmt)))
+    for where, scope in [(index, body)] + [(i, h.child_by_field_name("body")) for i, h in helpers]:
+        if scope is None:
+            continue
+        for node in walk(scope):
+            if node.type == "assignment_expression":
+                left = node.child_by_field_name("left")
+                if left is not None and left.type == "field_expression" and left.children[1].type == ".":
+                    target = left.child_by_field_name("argument")
+                    field = left.child_by_field_name("field")
+                    stmt = node.parent
+                    if (target is not None and target.type == "identifier" and field is not None
+                            and stmt is not None and stmt.type == "expression_statement"):
+                        assigns.append(FieldAssignment(
+                            target.text.decode(), field.text.decode(),
+                            where.src.text_of(node.child_by_field_name("right")), ctree.span(stmt),
+                            where.path))
+            elif where is not index or scope is not body:
+                if node.type == "call_expression" and ctree.call_name(node) == "PyType_Ready":
+                    a = ctree.call_args(node)
+                    type_name = referenced_name(where.src.text_of(a[0])) if a else None
+                    stmt = _enclosing_if_or_statement(node)
+                    if type_name and stmt is not None:
+                        readies.append(TypeReady(type_name, ctree.span(stmt), ctree.span(node),
+                                                 stmt.type == "if_statement", _alone(stmt, node),
+                                                 file=where.path))
     returning = sorted({name for name, call in index.calls
                         if body.start_byte <= call.start_byte < body.end_byte and name in macros
                         and re.search(r"\breturn\b", macros.get(name).body_text)}
@@ -78,6 +93,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable) -> 
                           and re.search(r"\breturn\b", macros.get(n).body_text)
                           and any(body.start_byte <= x.start_byte < body.end_byte for x in nodes)})
     returning = [n for n in returning if n not in {r.text.split("(")[0].strip().rstrip(";") for r in returns}]
+    reused = _module_var_reused(index, body, module_var, create_nodes, macros)
     header_end = _header_end(fn)
     return InitBody(
         function=name, file=index.path, header=Span(fn.start_byte, header_end),
@@ -85,7 +101,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable) -> 
         create_statements=tuple(create_statements), create_kind=kind,
         null_checks=tuple(null_checks), returns=tuple(returns), module_decrefs=tuple(decrefs),
         add_module=tuple(add_module), add_objects=tuple(add_objects),
-        returning_macros=tuple(returning),
+        returning_macros=tuple(returning), module_var_reused=reused,
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
     )
 
@@ -108,6 +124,33 @@ def _alone(stmt: Node, call: Node) -> bool:
         else:
             break
     return inner == call and stmt.child_by_field_name("alternative") is None
+
+
+def _module_var_reused(index, body: Node, module_var: str | None, create_nodes, macros) -> bool:
+    """Whether the module's variable is used before the module exists (as a temporary)."""
+    if not module_var or not create_nodes:
+        return False
+    created_at = min(n.start_byte for n in create_nodes)
+    for node in index.identifiers.get(module_var, []):
+        if body.start_byte <= node.start_byte < created_at and not _is_declarator(node):
+            return True
+    for name, call in index.calls:
+        if body.start_byte <= call.start_byte < created_at and name in macros:
+            text = expand(macros, name, [index.src.text_of(a) for a in ctree.call_args(call)]) or ""
+            if re.search(rf"\b{re.escape(module_var)}\b", text):
+                return True
+    return False
+
+
+def _is_declarator(node: Node) -> bool:
+    parent = node.parent
+    while parent is not None and parent.type in ("pointer_declarator", "init_declarator"):
+        if parent.type == "init_declarator":
+            return parent.child_by_field_name("declarator") is not None and \
+                parent.child_by_field_name("declarator").start_byte <= node.start_byte < \
+                parent.child_by_field_name("declarator").end_byte
+        parent = parent.parent
+    return parent is not None and parent.type == "declaration"
 
 
 def _node_at(index: FileIndex, span: Span) -> Node | None:

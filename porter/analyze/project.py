@@ -95,7 +95,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
                                _file_conditions(indexes, module_includes))
     findings = collect_findings(indexes, functions, globals_, types)
     init_index = next(idx for idx in indexes if idx.path == init.file)
-    init_body = read_init_body(init_index, init, macros)
+    phase = _init_phase_nodes(indexes, functions, init_names)
+    init_body = read_init_body(init_index, init, macros, phase)
     return ExtensionModule(
         name=init.name[len("PyInit_"):], files=tuple(idx.path for idx in indexes), init=init,
         init_style=init_style(init), definition=definition, static_types=tuple(types),
@@ -129,6 +130,29 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
                                     ctree.function_name(owner)[0] if owner is not None else None,
                                     mask.blanked))
     out.sort(key=lambda u: (u.file, u.span.start))
+    return out
+
+
+def _init_phase_nodes(indexes: list[FileIndex], functions: list[Function], init_names: set[str]):
+    """Helpers only the init function calls (transitively), as (index, definition node)."""
+    callers: dict[str, set[str]] = {}
+    for f in functions:
+        for c in f.calls:
+            callers.setdefault(c.callee, set()).add(f.name)
+    phase = set(init_names)
+    changed = True
+    while changed:
+        changed = False
+        for f in functions:
+            if f.name not in phase and f.roles == ("helper",) and callers.get(f.name) and \
+                    callers[f.name] <= phase:
+                phase.add(f.name)
+                changed = True
+    out = []
+    for idx in indexes:
+        for name, nodes in idx.functions.items():
+            if name in phase - init_names:
+                out.append((idx, nodes[0]))
     return out
 
 

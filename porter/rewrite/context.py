@@ -95,6 +95,15 @@ class PortContext:
     posture: str = "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
     posture_reasons: list[str] = field(default_factory=list)
     posture_condition: str | None = None  # the weaker posture holds only when this is true
+
+    @property
+    def exec_param(self) -> str:
+        """The name of exec's module parameter."""
+        body = self.module.init_body
+        if body is not None and body.module_var_reused:
+            return next(n for n in ("module", "exec_module", "the_module")
+                        if n not in self.module.names_in_use)
+        return (body.module_var if body is not None else None) or "module"
     type_creations: dict[str, str] = field(default_factory=dict)
 
     def edit(self, file: str, span: Span, text: str, step: str, order: int = 0,
@@ -125,9 +134,12 @@ class PortContext:
     def body_indent(self, file: str, body: Span) -> str:
         """Indentation of the first statement inside a `{ ... }` body (4 spaces if empty)."""
         text = self.text(file)
-        m = re.compile(rb"\{[ \t]*\r?\n((?:[ \t]*\r?\n)*)([ \t]*)\S").match(text, body.start)
-        if m:
-            return m.group(2).decode()
+        end = text.find(b"}", body.start) if body.end <= body.start else body.end
+        for line in text[body.start + 1:end].splitlines():
+            stripped = line.strip()
+            if not stripped or stripped.startswith((b"#", b"/*", b"*", b"//")):
+                continue
+            return line[:len(line) - len(line.lstrip())].decode()
         return self.line_indent(file, body.start) + "    "
 
     def newline(self, file: str) -> str:

@@ -39,7 +39,10 @@ class ExecSlot:
             ctx.fail("no PyModule_Create call porter can remove")
             return
         file = body.file
-        mvar = body.module_var or "module"
+        if body.module_var_reused:
+            self._owning_variable(ctx, body)
+            return
+        mvar = ctx.exec_param
         nl = ctx.newline(file)
         ctx.edit(file, body.header, f"static int{nl}{ctx.names.exec}(PyObject *{mvar})", self.id)
         ctx.item(self.id, Applicability.SAFE, file, body.header,
@@ -76,6 +79,43 @@ class ExecSlot:
         self._add_objects(ctx, body)
         self._returning_macros(ctx, body)
         self._prologue(ctx, body, mvar)
+
+    def _owning_variable(self, ctx: PortContext, body) -> None:
+        """The module variable was a temporary before creation: keep it, owning a reference.
+
+        `m = PyModule_Create(&def)` becomes `m = Py_NewRef(<exec's module>)`, every Py_DECREF
+        of it stays, and `return m` releases it before returning 0: the same references as
+        before, with the module now made by the import system.
+        """
+        file, nl = body.file, ctx.newline(body.file)
+        mvar = body.module_var
+        param = ctx.exec_param
+        ctx.edit(file, body.header, f"static int{nl}{ctx.names.exec}(PyObject *{param})", self.id)
+        if body.create_kind not in ("assign",):
+            ctx.fail(f"{body.function}() reuses {mvar} before creating the module in a way porter "
+                     "cannot rewrite")
+            return
+        for span in body.create_statements:
+            ctx.edit(file, span, f"{mvar} = Py_NewRef({param});", self.id)
+        for span in body.null_checks:
+            ctx.edit(file, ctx.statement_span_with_line(file, span), "", self.id)
+        for r in body.returns:
+            if r.value == "null":
+                ctx.edit(file, r.span, "return -1;", self.id)
+            elif r.value == "module":
+                ctx.edit(file, r.span, f"Py_DECREF({mvar});{nl}{ctx.line_indent(file, r.span.start)}return 0;",
+                         self.id)
+            else:
+                ctx.fail(f"unrecognised return in {body.function}(): {r.text.strip()}")
+                return
+        for span in body.add_module:
+            self._drop_statement(ctx, file, span)
+        ctx.item(self.id, Applicability.SAFE, file, body.header,
+                 f"{body.function}() is now {ctx.names.exec}(PyObject *{param}); {mvar}, a temporary "
+                 "before the module existed, keeps owning a reference to it")
+        self._add_objects(ctx, body)
+        self._returning_macros(ctx, body)
+        self._prologue(ctx, body, param)
 
     def _returning_macros(self, ctx: PortContext, body) -> None:
         """`#define DEFINE_STRING(S) if (...) return NULL` used in init: its returns change too."""

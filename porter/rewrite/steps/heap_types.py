@@ -63,7 +63,7 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         return None
     if t.initializer is None:
         return "no initialiser porter could read"
-    if t.metatype and t.metatype.replace(" ", "") not in ("&PyType_Type",):
+    if t.metatype and t.metatype.replace(" ", "") not in ("&PyType_Type",) and not _deferred(t.metatype, module):
         return (f"its metatype is {t.metatype}: a heap type with a custom metaclass needs "
                 "PyType_FromMetaclass (3.12+), and ports must build on 3.11")
     for name in MUST_BE_EMPTY + NOT_A_SLOT:
@@ -84,6 +84,18 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         if _unreadable_conditionals(t, module):
             return "an #if inside its initialiser hides slots porter cannot map (use --unsafe to convert the analysed branch)"
     return None
+
+
+def _deferred(text: str, module: ExtensionModule) -> bool:
+    """`DEFERRED_ADDRESS(&PyType_Type)`: a project macro that expands to 0."""
+    from porter.analyze.macros import MacroTable, expand, split_args
+
+    m = re.match(r"\s*(\w+)\s*\(", text)
+    if not m:
+        return False
+    args, _ = split_args(text.encode(), text.index("("))
+    expansion = expand(MacroTable(list(module.macros)), m.group(1), args)
+    return expansion is not None and is_null(expansion)
 
 
 # `T.tp_new = PyBaseObject_Type.tp_new` before PyType_Ready: what a heap type inherits anyway.
@@ -152,7 +164,7 @@ class HeapTypes:
                 ctx.item(self.id, Applicability.SAFE, t.file, t.span,
                          f"{t.name}: PyStructSequence_InitType2 -> PyStructSequence_NewType, kept in module state")
                 continue
-            slots = {s.name: s for s in t.slots}
+            slots = {s.name: s for s in t.slots if not _deferred(s.text, module)}
             values = {name: s.text.strip() for name, s in slots.items()}
             guards = {name: self._guard(ctx, t, s) for name, s in slots.items()}
             sub_values = {s.name: s.text.strip() for s in t.substruct_slots}
@@ -166,10 +178,12 @@ class HeapTypes:
                     else:
                         values[a.field] = a.value.strip()
                     guards[a.field] = None
-                    ctx.edit(body.file, ctx.statement_span_with_line(body.file, a.statement), "", self.id)
+                    f = a.file or body.file
+                    ctx.edit(f, ctx.statement_span_with_line(f, a.statement), "", self.id)
                 elif a.target in substruct_of and substruct_of[a.target][0] == t.name:
                     sub_values[a.field] = a.value.strip()
-                    ctx.edit(body.file, ctx.statement_span_with_line(body.file, a.statement), "", self.id)
+                    f = a.file or body.file
+                    ctx.edit(f, ctx.statement_span_with_line(f, a.statement), "", self.id)
             base = values.get("tp_base")
             bases = "NULL"
             deps: list[str] = []
@@ -207,7 +221,7 @@ class HeapTypes:
             ctx.edit(t.file, t.span, spec.rstrip("\n").replace("\n", nl), self.id, supersedes=True)
             creations[t.name] = (render(
                 "c/type_create.c.jinja", target=f"{ctx.names.state_var}->{fields[t.name].name}",
-                desc=None, module=body.module_var or "module", spec=f"{t.name}_spec", bases=bases), deps)
+                desc=None, module=ctx.exec_param, spec=f"{t.name}_spec", bases=bases), deps)
             for var in {v for _, v in t.substructs} | set(linked.get(t.name, ())):
                 self._drop_substruct(ctx, var, types)
             self._drop_readies(ctx, body, t)
@@ -299,7 +313,8 @@ class HeapTypes:
     def _drop_readies(self, ctx: PortContext, body, t) -> None:
         for r in body.type_readies:
             if r.type_name == t.name and r.alone:
-                ctx.edit(body.file, ctx.statement_span_with_line(body.file, r.statement), "", self.id)
+                f = r.file or body.file
+                ctx.edit(f, ctx.statement_span_with_line(f, r.statement), "", self.id)
 
     def _drop_substruct(self, ctx: PortContext, var: str, types) -> None:
         g = next((g for g in ctx.module.globals if g.name == var and g.function is None

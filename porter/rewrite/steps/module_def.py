@@ -15,6 +15,7 @@ nothing mutable stays process-global (see the report's posture line).
 
 from __future__ import annotations
 
+from porter.analyze.initializers import is_null, referenced_name
 from porter.model import Span
 from porter.render import render
 from porter.rewrite.context import PortContext
@@ -55,7 +56,9 @@ class ModuleDefinition:
         storage = "" if shared or (not d.is_static and d.macro is None) else "static "
         worker_is_init = module.init.worker is None
         old = {name: (_value(d, name, "NULL") if objects else "NULL") for name in ("m_traverse", "m_clear", "m_free")}
-        old = {name: (None if value == "NULL" or value == "0" else value) for name, value in old.items()}
+        # The generated functions call the old ones by name: `(freefunc)module_free` -> module_free.
+        old = {name: (None if is_null(value) else (referenced_name(value) or value))
+               for name, value in old.items()}
         text = render(
             "c/module_tail.c.jinja",
             old_traverse=old["m_traverse"], old_clear=old["m_clear"], old_free=old["m_free"],

@@ -237,7 +237,7 @@ class StateAccess:
     def _module_expression(self, ctx: PortContext, acc) -> str:
         if acc.kind == "exec":
             body = ctx.module.init_body
-            return (body.module_var if body and body.module_var else "module")
+            return ctx.exec_param
         if acc.kind == "module":
             return acc.params[0]
         if acc.kind == "type":

@@ -52,6 +52,9 @@ class StateStruct:
             initial = None
             if not g.kind.is_object_kind and g.initializer is not None and not is_null(g.initializer_text):
                 initial = g.initializer_text
+                if initial.lstrip().startswith("{"):
+                    # A struct's initialiser: assign it as a compound literal.
+                    initial = f"({g.c_type}){initial.strip()}"
             ctx.fields.append(StateField(key, name, decl, g.kind.is_object_kind, initial,
                                          g.kind is GlobalKind.STATIC_TYPE))
             ctx.item(self.id, Applicability.SAFE, g.file, g.span,
