@@ -135,7 +135,10 @@ class PortContext:
         """Indentation of the first statement inside a `{ ... }` body (4 spaces if empty)."""
         text = self.text(file)
         end = text.find(b"}", body.start) if body.end <= body.start else body.end
-        for line in text[body.start + 1:end].splitlines():
+        first_newline = text.find(b"\n", body.start, end)
+        if first_newline < 0:  # a one-line body: `{ return x; }`
+            return self.line_indent(file, body.start) + "    "
+        for line in text[first_newline + 1:end].splitlines():
             stripped = line.strip()
             if not stripped or stripped.startswith((b"#", b"/*", b"*", b"//")):
                 continue
