@@ -149,8 +149,12 @@ def assign_roles(
     module_def: ModuleDef | None,
     types: list[StaticType],
     tables: Tables,
+    assigned: dict[str, list[tuple[str, str]]] | None = None,
 ) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
-    """Roles by function name, METH_ flags of each method, and the types naming each."""
+    """Roles by function name, METH_ flags of each method, and the types naming each.
+
+    `assigned` holds the slots init fills at run time (`Pattern_Type.tp_methods = ...`).
+    """
     roles: dict[str, list[str]] = {}
     flags: dict[str, tuple[str, ...]] = {}
     owners: dict[str, list[str]] = {}
@@ -184,7 +188,10 @@ def assign_roles(
                 add(fn, "module-slot")
     for t in types:
         current_type[:] = [t.name]
-        for slot_name, table in t.tables:
+        runtime = (assigned or {}).get(t.name, [])
+        tables_of_t = list(t.tables) + [(f, referenced_name(v)) for f, v in runtime
+                                         if f in ("tp_methods", "tp_getset") and referenced_name(v)]
+        for slot_name, table in tables_of_t:
             if slot_name == "tp_methods" and table in tables.methods:
                 claimed.add(table)
                 for entry in tables.methods[table]:
@@ -195,7 +202,8 @@ def assign_roles(
                 for getter, setter, _ in tables.getsets[table]:
                     add(getter, "getter")
                     add(setter, "setter")
-        for slot in t.slots + t.substruct_slots:
+        runtime_slots = [type("Slot", (), {"name": f, "text": v})() for f, v in runtime]
+        for slot in list(t.slots) + list(t.substruct_slots) + runtime_slots:
             if slot.name.startswith(("tp_", "nb_", "sq_", "mp_", "am_", "bf_")) and not is_null(slot.text):
                 if slot.name in ("tp_name", "tp_doc", "tp_flags", "tp_basicsize", "tp_itemsize",
                                  "tp_methods", "tp_members", "tp_getset", "tp_base",

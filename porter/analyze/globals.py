@@ -263,6 +263,9 @@ def classify(g: Global, indexes, init_phase: set[str], object_structs: set[str])
     is_pointer = "*" in declarator.split(g.name)[0] or declarator.rstrip().startswith("*")
     pointer_decl = "*" in declarator
     writes = [u for u in g.uses if u.access in ("write", "address", "macro-paste")]
+    if _function_table(g, indexes):
+        # A struct of function pointers: passing its address around does not write it.
+        writes = [u for u in writes if u.access == "write"]
     late_writes = [u for u in writes if u.function not in init_phase and u.function is not None]
     if decl_type in capi.DEFINITION_TABLE_TYPES and not pointer_decl:
         return GlobalKind(capi.DEFINITION_TABLE_TYPES[decl_type]), f"a {decl_type} table"
@@ -299,6 +302,16 @@ def classify(g: Global, indexes, init_phase: set[str], object_structs: set[str])
     if "(" in declarator and "*" in declarator:
         return GlobalKind.READONLY_DATA, "a function pointer that is never reassigned"
     return GlobalKind.READONLY_DATA, "never written after its initialiser"
+
+
+def _function_table(g: Global, indexes) -> bool:
+    """`static Table t = {f, g, NULL};`: only names of functions (and nulls) inside."""
+    text = g.initializer_text.strip()
+    if not text.startswith("{"):
+        return False
+    names = {t.text.decode() for t in tokenize(text.encode()) if t.kind == "ident"}
+    functions = {n for idx in indexes for n in idx.functions} | {n for idx in indexes for n in idx.prototypes}
+    return bool(names) and names <= functions | {"NULL"}
 
 
 def _source_of(indexes, g: Global):

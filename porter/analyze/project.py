@@ -80,9 +80,18 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         definition = defs[0]
     types = collect_static_types(indexes, lambda name: expand(macros, name, None))
     tables = collect_tables(indexes, macros)
-    roles, flags, owners = assign_roles(init.function, definition, types, tables)
+    init_index = next(idx for idx in indexes if idx.path == init.file)
+    early = read_init_body(init_index, init, macros)  # slots that init fills at run time
+    assigned: dict[str, list[tuple[str, str]]] = {}
+    for a in early.field_assignments if early else ():
+        assigned.setdefault(a.target, []).append((a.field, a.value))
+    roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned)
     type_spans = [Location(t.file, t.initializer) for t in types if t.initializer]
     type_spans += _substruct_initializers(indexes)
+    # `Type.tp_dealloc = f;` in init gives f a slot role, not a callback's.
+    type_names = {t.name for t in types}
+    type_spans += [Location(a.file or init.file, a.statement) for a in (early.field_assignments if early else ())
+                   if a.target in type_names]
     def_spans = [Location(d.file, d.initializer) for d in defs if d.initializer]
     spelling = frozenset(m.name for m in macros.all() if m.params and re.search(r"#", m.body_text))
     functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling)
@@ -94,7 +103,6 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
                                _file_conditions(indexes, module_includes))
     findings = collect_findings(indexes, functions, globals_, types)
-    init_index = next(idx for idx in indexes if idx.path == init.file)
     phase = _init_phase_nodes(indexes, functions, init_names)
     init_body = read_init_body(init_index, init, macros, phase)
     return ExtensionModule(

@@ -103,10 +103,15 @@ INHERITED = {("tp_new", "PyBaseObject_Type.tp_new")}
 
 
 def _foldable(field: str, value: str) -> bool:
+    """Whether a value assigned in init can go into a static slots table or spec."""
     v = value.strip()
     if (field, v.replace(" ", "")) in INHERITED or is_null(v):
         return True
-    return referenced_name(v) is not None
+    if referenced_name(v) is not None:
+        return True
+    # Sizes, offsets, flags and names are constant expressions unless they read memory.
+    rest = re.sub(r"\b(offsetof|sizeof)\s*\([^()]*(\([^()]*\)[^()]*)*\)", "0", v)
+    return not re.search(r"->|\w\s*\.\s*[A-Za-z_]|\w\s*\(", rest)
 
 
 def _unreadable_conditionals(t: StaticType, module: ExtensionModule) -> bool:
@@ -218,7 +223,15 @@ class HeapTypes:
                 flags=flags,
             )
             nl = ctx.newline(t.file)
-            ctx.edit(t.file, t.span, spec.rstrip("\n").replace("\n", nl), self.id, supersedes=True)
+            folded = any(a.target == t.name for a in assigns)
+            if folded and t.file == body.file:
+                # Slots init filled at run time may name functions defined after the type:
+                # the spec goes right before the function that creates the type.
+                ctx.edit(t.file, ctx.statement_span_with_line(t.file, t.span), "", self.id, supersedes=True)
+                at = ctx.text(body.file).rfind(b"\n", 0, body.header.start) + 1
+                ctx.insert(body.file, at, spec.rstrip("\n").replace("\n", nl) + nl + nl, self.id, order=-20)
+            else:
+                ctx.edit(t.file, t.span, spec.rstrip("\n").replace("\n", nl), self.id, supersedes=True)
             creations[t.name] = (render(
                 "c/type_create.c.jinja", target=f"{ctx.names.state_var}->{fields[t.name].name}",
                 desc=None, module=ctx.exec_param, spec=f"{t.name}_spec", bases=bases), deps)
