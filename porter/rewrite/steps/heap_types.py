@@ -223,7 +223,9 @@ class HeapTypes:
                 flags=flags,
             )
             nl = ctx.newline(t.file)
-            folded = any(a.target == t.name for a in assigns)
+            folded = any(a.target == t.name and a.field not in SPEC_FIELDS
+                         and a.field not in OFFSET_MEMBERS and a.field not in ("tp_doc", "tp_flags")
+                         for a in assigns)
             if folded and t.file == body.file:
                 # Slots init filled at run time may name functions defined after the type:
                 # the spec goes right before the function that creates the type.
