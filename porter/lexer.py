@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Token:
     kind: str  # ident, number, string, char, comment, directive, punct, newline
     start: int

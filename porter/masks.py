@@ -291,14 +291,14 @@ def _place_semicolon(buf: bytearray, text: bytes, at: int) -> bool:
 
 
 def mask_macros(
-    text: bytes, project: dict[str, Macro] | None = None, iso646: bool = False
+    text: bytes, project: dict[str, Macro] | None = None, iso646: bool = False, tokens=None,
 ) -> tuple[bytes, tuple[MacroMask, ...]]:
     """Replace macro uses outside comments, strings and directives with stand-ins."""
     buf = bytearray(text)
     masks: list[MacroMask] = []
     project = project or {}
     kinds = {name.encode(): _classify(m) for name, m in project.items()}
-    tokens = list(tokenize(text))
+    tokens = list(tokens) if tokens else list(tokenize(text))
     depths = _brace_depths(tokens)
     skip_until = 0
     for i, tok in enumerate(tokens):

@@ -67,6 +67,7 @@ class Preprocessed:
     conditionals: tuple[Conditional, ...]
     macros: tuple[Macro, ...]
     includes: tuple[Include, ...]
+    tokens: tuple = ()  # the lexer's tokens, so that masking does not read the file again
 
     def enclosing(self, offset: int) -> list[Conditional]:
         return [c for c in self.conditionals if c.span.start <= offset < c.span.end]
@@ -104,7 +105,7 @@ def preprocess(path: str, text: bytes) -> Preprocessed:
     pre = Preprocessed(path, conds, (), tuple(includes))
     macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text,
                     pre.activity(m.span.start)) for m in macros]
-    return Preprocessed(path, conds, tuple(macros), tuple(includes))
+    return Preprocessed(path, conds, tuple(macros), tuple(includes), tuple(tokens))
 
 
 def _macro(path: str, tok, m) -> Macro:

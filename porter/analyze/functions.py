@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
-from porter.analyze.macros import MacroTable, expand
+from porter.analyze.macros import MacroTable, expand, split_args
 from porter.model import Call, Function, Location, ModuleDef, Param, Span, StaticType
 from porter.parse import Node, parse_source, walk
 
@@ -107,18 +107,12 @@ def _method_rows(src, index, macros, table, rows) -> list[MethodEntry]:
 
 
 def _split_braced(text: str) -> list[str]:
+    """The values of one `{"name", (PyCFunction)f, METH_O, doc}` row, split on the lexer."""
     text = text.strip().rstrip(",").strip()
     if not (text.startswith("{") and text.endswith("}")):
         return []
-    src = parse_source("<macro>", f"static PyMethodDef x[] = {{{text}}};".encode())
-    for decl in src.root.children:
-        for d in ctree.declarators(decl) if decl.type == "declaration" else []:
-            info = ctree.read_declarator(d)
-            if info.value is not None:
-                rows = ctree.initializer_elements(info.value)
-                if rows:
-                    return _row_values(src, rows[0])
-    return []
+    args, _ = split_args(text.encode(), 0)
+    return args or []
 
 
 def _getset_rows(src, index, rows):
@@ -247,6 +241,8 @@ def collect_functions(
         for name, nodes in index.functions.items():
             defined.setdefault(name, (index, nodes[0]))
     known_tables = tables.spans + type_spans + def_spans
+    all_called = {c for other in indexes for c, _ in other.calls} | set().union(
+        *(other.macro_called for other in indexes))
     out = []
     for name, (index, fn) in sorted(defined.items(), key=lambda kv: (kv[1][0].path, kv[1][1].start_byte)):
         src = index.src
@@ -279,9 +275,7 @@ def collect_functions(
         if not fn_roles:
             # Named in a table porter could not tie to anything, or named nowhere porter can
             # see (a macro may paste its name): never give it a new parameter.
-            called = any(c == name for other in indexes for c, _ in other.calls) or any(
-                re.search(rf"\b{re.escape(name)}\s*\(", m.body_text)
-                for other in indexes for m in other.macros)
+            called = name in all_called
             fn_roles.append("helper" if called and not referenced else
                             "referenced" if referenced else "unreferenced")
         ret = fn.child_by_field_name("type")

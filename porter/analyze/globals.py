@@ -120,18 +120,14 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
                             unparsed=index.src.in_error(ctree.span(ident)),
                             in_assert=ctree.in_assert(ident)))
         if g.function is None:
-            for mask in index.src.blanked_masks():
-                for tok in tokenize(index.src.text, mask.span.start, mask.span.end):
-                    if tok.kind == "ident" and tok.text.decode() == g.name:
-                        node = index.src.root.descendant_for_byte_range(tok.start, tok.start)
-                        owner = ctree.enclosing_function(node) if node is not None else None
-                        uses.append(Use(index.path, Span(tok.start, tok.end),
-                                        ctree.function_name(owner)[0] if owner is not None else None,
-                                        "macro-arg", mask.name))
-            for m in index.macros:
-                for tok in tokenize(index.src.text, m.body.start, m.body.end, directives=False):
-                    if tok.kind == "ident" and tok.text.decode() == g.name:
-                        uses.append(Use(index.path, Span(tok.start, tok.end), None, "macro", m.name))
+            for mask_name, span in index.blanked_names.get(g.name, ()):
+                node = index.src.root.descendant_for_byte_range(span.start, span.start)
+                owner = ctree.enclosing_function(node) if node is not None else None
+                uses.append(Use(index.path, span,
+                                ctree.function_name(owner)[0] if owner is not None else None,
+                                "macro-arg", mask_name))
+            for macro_name, span in index.macro_body_names.get(g.name, ()):
+                uses.append(Use(index.path, span, None, "macro", macro_name))
     uses.sort(key=lambda u: (u.file, u.span.start))
     return uses
 
@@ -310,8 +306,8 @@ def _function_table(g: Global, indexes) -> bool:
     if not text.startswith("{"):
         return False
     names = {t.text.decode() for t in tokenize(text.encode()) if t.kind == "ident"}
-    functions = {n for idx in indexes for n in idx.functions} | {n for idx in indexes for n in idx.prototypes}
-    return bool(names) and names <= functions | {"NULL"}
+    return bool(names) and all(n == "NULL" or any(n in idx.functions or n in idx.prototypes
+                                                   for idx in indexes) for n in names)
 
 
 def _source_of(indexes, g: Global):

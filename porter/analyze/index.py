@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from porter.analyze import ctree
+from porter.lexer import tokenize
 from porter.model import Macro, Span
 from porter.parse import Node, Source, captures
 
@@ -22,6 +23,12 @@ class FileIndex:
     calls: list[tuple[str, Node]] = field(default_factory=list)
     macros: list[Macro] = field(default_factory=list)
     includes: list[tuple[str, Span]] = field(default_factory=list)
+    # Identifier -> (macro, span) for every name in the file's #define bodies.
+    macro_body_names: dict[str, list[tuple[str, Span]]] = field(default_factory=dict)
+    # Names followed by `(` in some #define body: functions a macro calls.
+    macro_called: set[str] = field(default_factory=set)
+    # Identifier -> (macro, span) for names inside macro uses the parser did not see.
+    blanked_names: dict[str, list[tuple[str, Span]]] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -59,5 +66,19 @@ def build_index(src: Source) -> FileIndex:
     for ids in index.identifiers.values():
         ids.sort(key=lambda n: n.start_byte)
     index.macros = list(src.pre.macros)
+    for mask in src.blanked_masks():
+        for tok in tokenize(src.text, mask.span.start, mask.span.end):
+            if tok.kind == "ident":
+                index.blanked_names.setdefault(tok.text.decode("utf-8", "replace"), []).append(
+                    (mask.name, Span(tok.start, tok.end)))
+    for m in index.macros:
+        toks = [t for t in tokenize(src.text, m.body.start, m.body.end, directives=False)
+                if t.kind not in ("comment", "newline")]
+        for i, tok in enumerate(toks):
+            if tok.kind == "ident":
+                name = tok.text.decode("utf-8", "replace")
+                index.macro_body_names.setdefault(name, []).append((m.name, Span(tok.start, tok.end)))
+                if i + 1 < len(toks) and toks[i + 1].text == b"(":
+                    index.macro_called.add(name)
     index.includes = [(inc.name, inc.span) for inc in src.pre.includes if not inc.system]
     return index

@@ -59,9 +59,19 @@ def _top_level_uses(idx: FileIndex, macros: MacroTable) -> list[tuple[str, Span]
             continue
         for node in nodes:
             if ctree.enclosing_function(node) is None and node.parent is not None and \
-                    node.parent.type not in ("preproc_def", "preproc_function_def"):
+                    node.parent.type not in ("preproc_def", "preproc_function_def") and \
+                    not _in_initializer(node):
                 uses.append((name, ctree.span(node)))
     return sorted(uses, key=lambda u: u[1].start)
+
+
+def _in_initializer(node) -> bool:
+    current = node.parent
+    while current is not None:
+        if current.type in ("initializer_list", "declaration"):
+            return True
+        current = current.parent
+    return False
 
 
 def _functions_in(expansion: str, macro: Macro, path: str, use: Span) -> list[MacroFunction]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 import traceback
@@ -334,13 +335,16 @@ def _link_files(indexes, closures, roots) -> dict[str, list[str]]:
                   and p not in included_anywhere]
     for root in roots:
         members = list(closures[root])
+        # A module's separately compiled files sit next to its init file: in a tree of many
+        # modules (CPython's Modules/), shared names would otherwise link unrelated files.
+        folder = posixpath.dirname(root)
         changed = True
         while changed:
             changed = False
             mem_exports = set().union(*(exported[p] for p in members))
             mem_refs = set().union(*(referenced[p] for p in members))
             for cand in candidates:
-                if cand in members:
+                if cand in members or posixpath.dirname(cand) != folder:
                     continue
                 if (exported[cand] & mem_refs) or (mem_exports & referenced[cand] and exported[cand]):
                     for p in closures[cand]:
@@ -394,6 +398,9 @@ def load_sources(items: list[tuple[str, bytes]], problems: list[FileProblem] | N
         iso646 = any(inc.name == "iso646.h" for p in closure for inc in pres[p].includes)
         try:
             out.append(parse_source(path, data, pres[path], macros, iso646))
+            # The tokens served the masks; the analysis does not need them.
+            out[-1].pre = dataclasses.replace(pres[path], tokens=())
+            pres[path] = out[-1].pre
         except Exception as e:
             if problems is None:
                 raise
