@@ -1,0 +1,110 @@
+"""The command line: exit codes, one-line errors, nothing overwritten without asking."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+
+from conftest import FIXTURES, ROOT
+
+PORTER = [sys.executable, "-m", "porter"]
+
+
+def run(*args, cwd=ROOT, **kw):
+    return subprocess.run([*PORTER, *args], cwd=cwd, capture_output=True, text=True, **kw)
+
+
+def test_scan_prints_a_table_and_exits_0():
+    out = run("scan", "fixtures/globals-counter")
+    assert out.returncode == 0
+    assert "counter" in out.stdout and "single-phase" in out.stdout
+
+
+def test_scan_json_follows_the_published_schema():
+    out = run("scan", "--json", "fixtures")
+    assert out.returncode == 0
+    doc = json.loads(out.stdout)
+    schema = json.loads((ROOT / "porter" / "schema" / "scan-1.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    names = {m["name"] for m in doc["modules"]}
+    assert {"counter", "already", "vec2"} <= names
+
+
+def test_a_missing_path_is_a_one_line_usage_error():
+    out = run("scan", "no/such/dir")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("porter: error:")
+
+
+def test_a_file_porter_cannot_read_is_a_row_not_a_stop(tmp_path):
+    (tmp_path / "good.c").write_bytes((FIXTURES / "globals-counter" / "counter.c").read_bytes())
+    (tmp_path / "bad.c").write_bytes(b"\x00\x01binary")
+    out = run("scan", str(tmp_path))
+    assert out.returncode == 0
+    assert "binary file" in out.stdout and "counter" in out.stdout
+
+
+def test_port_prints_a_patch_and_chatter_goes_to_stderr():
+    out = run("port", "fixtures/globals-counter")
+    assert out.returncode == 0
+    assert out.stdout.startswith("--- a/fixtures/globals-counter/counter.c")
+    assert "counter: ported" in out.stderr
+
+
+def test_port_refuses_to_overwrite_an_output_without_force(tmp_path):
+    target = tmp_path / "out.patch"
+    target.write_text("mine")
+    out = run("port", "fixtures/globals-counter", "-o", str(target))
+    assert out.returncode == 2 and target.read_text() == "mine"
+    out = run("port", "fixtures/globals-counter", "-o", str(target), "--force")
+    assert out.returncode == 0 and target.read_text().startswith("--- a/")
+
+
+def test_port_apply_rewrites_files_in_place_atomically(tmp_path):
+    work = tmp_path / "w"
+    (work / "fixtures").mkdir(parents=True)
+    src = FIXTURES / "globals-exception"
+    dest = work / "fixtures" / "globals-exception"
+    dest.mkdir()
+    (dest / "errmod.c").write_bytes((src / "errmod.c").read_bytes())
+    out = run("port", "fixtures/globals-exception", "--apply", cwd=work)
+    assert out.returncode == 0
+    assert b"PyModuleDef_Init" in (dest / "errmod.c").read_bytes()
+    assert sorted(os.listdir(dest)) == ["errmod.c"]  # no temporary left behind
+
+
+def test_a_module_porter_cannot_port_exits_1_with_no_patch(tmp_path):
+    (tmp_path / "weird.c").write_text(
+        "#include <Python.h>\nstatic struct PyModuleDef d = {PyModuleDef_HEAD_INIT, \"weird\"};\n"
+        "PyMODINIT_FUNC PyInit_weird(void) { return make_it(&d); }\n")
+    out = run("port", str(tmp_path / "weird.c"))
+    assert out.returncode == 1 and out.stdout == ""
+    assert "weird" in out.stderr
+
+
+def test_the_report_lists_what_porter_did_and_what_is_left(tmp_path):
+    report = tmp_path / "r.md"
+    out = run("port", "fixtures/helpers-threading", "--report", str(report))
+    assert out.returncode == 0
+    text = report.read_text()
+    assert "### Done by porter" in text and "fixtures/helpers-threading/chain.c:" in text
+
+
+def test_debug_tree_and_query_show_what_the_parser_saw():
+    out = run("debug", "tree", "fixtures/type-ifdef/featured.c")
+    assert out.returncode == 0 and "masked #if group" in out.stdout
+    out = run("debug", "query", "fixtures/globals-counter/counter.c", "(function_definition) @fn")
+    assert out.returncode == 0 and "@fn" in out.stdout
+    out = run("debug", "query", "fixtures/globals-counter/counter.c", "(not_a_node) @x")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_version_and_module_entry_point():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.startswith("porter ")

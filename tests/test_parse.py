@@ -1,0 +1,80 @@
+"""The parser: stand-ins keep offsets, #if groups that break the parse are read as one branch."""
+
+from __future__ import annotations
+
+import pytest
+
+from porter.analyze.project import load_sources
+from porter.conditions import Defines, evaluate
+from porter.masks import mask_macros
+from porter.parse import parse_source
+
+# (id, C text, what must hold) pairs: each case is a sentence.
+MASKED = [
+    ("PyObject_HEAD without a semicolon is a field",
+     b"typedef struct { PyObject_HEAD int x; } T;\n"),
+    ("PyVarObject_HEAD_INIT followed by positional slots parses",
+     b'static PyTypeObject T = {\n    PyVarObject_HEAD_INIT(NULL, 0)\n    "m.T",\n    0,\n};\n'),
+    ("Py_BEGIN_ALLOW_THREADS opens and Py_END_ALLOW_THREADS closes a block",
+     b"static void f(void) {\n    Py_BEGIN_ALLOW_THREADS\n    g();\n    Py_END_ALLOW_THREADS\n}\n"),
+    ("PyDoc_STRVAR at file scope is a declaration",
+     b'PyDoc_STRVAR(doc, "text" "more");\n'),
+    ("_Py_IDENTIFIER is a declaration", b"_Py_IDENTIFIER(name);\n"),
+    ("Argument Clinic METHODDEF rows parse", b"static PyMethodDef m[] = {\n    FOO_METHODDEF\n    {NULL}\n};\n"),
+    ("an #ifdef inside a type initialiser is read as one branch",
+     b"static PyTypeObject T = {\n    PyVarObject_HEAD_INIT(NULL, 0)\n    \"m.T\",\n#ifdef X\n    1,\n#else\n    0,\n#endif\n};\n"),
+    ("an #if splitting a function header is read as one branch",
+     b"#if PY_MAJOR_VERSION >= 3\nPyMODINIT_FUNC PyInit_m(void)\n#else\nvoid initm(void)\n#endif\n{ return 0; }\n"),
+    ("a project's attribute macro is blanked",
+     b"#define FORCE_INLINE inline __attribute__((always_inline))\nstatic FORCE_INLINE int f(void) { return 1; }\n"),
+    ("a project's statement macro without a semicolon gets one",
+     b"#define CHECK(x) if (!(x)) { return -1; }\nstatic int f(int a) {\n    CHECK(a)\n    return 0;\n}\n"),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in MASKED], ids=[c[0] for c in MASKED])
+def test_known_macros_and_conditionals_parse_without_errors(text):
+    src = load_sources([("t.c", text)])[0]
+    assert src.error_spans == ()
+    assert len(src.masked) == len(text)
+
+
+@pytest.mark.parametrize("text", [c[1] for c in MASKED], ids=[c[0] for c in MASKED])
+def test_masks_keep_every_newline_where_it_was(text):
+    masked, _ = mask_macros(text)
+    assert [i for i, b in enumerate(masked) if b == 10] == [i for i, b in enumerate(text) if b == 10]
+
+
+def test_what_still_fails_to_parse_is_an_error_span():
+    src = parse_source("t.c", b"static int f(void) { return UNKNOWN MACRO 1; }\n")
+    assert src.error_spans
+    assert src.in_error(src.error_spans[0])
+
+
+def test_the_masked_group_remembers_the_dropped_branch():
+    text = b"static PyTypeObject T = {\n    PyVarObject_HEAD_INIT(NULL, 0)\n#ifdef X\n    \"a\",\n#else\n    \"b\",\n#endif\n};\n"
+    src = load_sources([("t.c", text)])[0]
+    (mc,) = src.masked_conditionals
+    assert mc.kept == 0 and len(mc.dropped) == 1
+    assert b'"b"' in text[mc.dropped[0].start:mc.dropped[0].end]
+
+
+@pytest.mark.parametrize("kind, condition, expected", [
+    ("if", b"PY_MAJOR_VERSION >= 3", True),
+    ("if", b"PY_VERSION_HEX < 0x03080000", False),
+    ("if", b"PY_MAJOR_VERSION >= 3 && defined(HAVE_FOO)", None),
+    ("if", b"PY_MAJOR_VERSION < 3 && defined(HAVE_FOO)", False),
+    ("if", b"PY_MAJOR_VERSION >= 3 || defined(HAVE_FOO)", True),
+    ("ifdef", b"MS_WINDOWS", False),
+    ("ifndef", b"Py_TYPE", False),
+    ("ifdef", b"HAVE_SOMETHING_CONFIGURED", None),
+], ids=lambda v: v if isinstance(v, str) else repr(v))
+def test_conditions_are_evaluated_for_cpython_312_on_linux(kind, condition, expected):
+    assert evaluate(kind, condition, Defines()) is expected
+
+
+def test_an_include_guard_is_true_on_entry():
+    from porter.preproc import preprocess
+
+    pre = preprocess("g.h", b"#ifndef G_H\n#define G_H\nint x;\n#endif\n")
+    assert pre.conditionals[0].branches[0].value is True
