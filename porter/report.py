@@ -64,7 +64,9 @@ def checklist(result, sources) -> str:
                         f"{mp.posture}` when `{mp.posture_condition}`, otherwise "
                         "`Py_MOD_PER_INTERPRETER_GIL_SUPPORTED") if mp.status == "ported" else "",
             "posture_reasons": mp.posture_reasons,
-            "done": [{"where": where(i.file, i.span), "step": i.step, "message": i.message}
+            "done": [{"where": where(i.file, i.span),
+                      "step": i.step + (" (unsafe)" if i.applicability.value == "unsafe" else ""),
+                      "message": i.message}
                      for i in items if i.done and mp.status == "ported"],
             "todo": [{"where": where(i.file, i.span), "step": i.step, "message": i.message,
                       "applicability": i.applicability.value}

@@ -38,6 +38,14 @@ def collect_findings(
                                "tree-sitter could not parse this region; porter edits nothing in it",
                                fn_at(index.path, span.start)))
         out.extend(_dropped_branch_uses(index, globals_))
+        for m in index.macros:
+            if m.name == "Py_LIMITED_API" and m.active is not False:
+                out.append(Finding(
+                    "limited-api", Severity.RISK, index.path, m.span,
+                    f"Py_LIMITED_API is {m.body_text.strip() or 'defined'}: below 0x030C0000 the "
+                    "Py_mod_multiple_interpreters slot is invisible, so such builds keep refusing "
+                    "subinterpreters; heap types and module state need 0x030A0000 (PyType_GetModuleByDef "
+                    "0x030D0000): raise it"))
     for g in globals_:
         if not g.kind.needs_port:
             continue

@@ -106,12 +106,15 @@ class PortContext:
         return (body.module_var if body is not None else None) or "module"
     type_creations: dict[str, str] = field(default_factory=dict)
 
+    # Edits a step makes while this is UNSAFE carry it (a decision only --unsafe allows).
+    applicability: Applicability = Applicability.SAFE
+
     def edit(self, file: str, span: Span, text: str, step: str, order: int = 0,
              supersedes: bool = False) -> None:
-        self.edits.append(Edit(file, span, text, step, order, supersedes))
+        self.edits.append(Edit(file, span, text, step, order, supersedes, self.applicability))
 
     def insert(self, file: str, at: int, text: str, step: str, order: int = 0) -> None:
-        self.edits.append(Edit(file, Span(at, at), text, step, order))
+        self.edits.append(Edit(file, Span(at, at), text, step, order, False, self.applicability))
 
     def item(self, step: str, applicability: Applicability, file: str, span: Span | None,
              message: str, done: bool = True) -> None:

@@ -22,10 +22,21 @@ class Edit:
     step: str  # the id of the step that made it
     order: int = 0  # for several insertions at one offset: lower first
     supersedes: bool = False  # rewrites a whole region: edits inside it are moot
+    applicability: "Applicability" = None  # type: ignore[assignment]  (SAFE when not given)
+
+    def __post_init__(self):
+        if self.applicability is None:
+            object.__setattr__(self, "applicability", Applicability.SAFE)
 
 
 class OverlappingEdits(Exception):
     """Two edits touch the same bytes: a bug in a step, never resolved by guessing."""
+
+
+def applicable(edits: list[Edit], unsafe: bool) -> list[Edit]:
+    """The edits a run applies: safe ones, and unsafe ones when asked; never manual ones."""
+    allowed = {Applicability.SAFE} | ({Applicability.UNSAFE} if unsafe else set())
+    return [e for e in edits if e.applicability in allowed]
 
 
 def apply_edits(text: bytes, edits: list[Edit]) -> bytes:

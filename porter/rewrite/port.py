@@ -8,7 +8,8 @@ from porter.analyze.project import Analysis, load_sources
 from porter.model import ExtensionModule, FileProblem, InitStyle
 from porter.rewrite.context import Item, PortContext, make_names
 from porter.rewrite.decide import decide
-from porter.rewrite.edits import Applicability, Edit, OverlappingEdits, apply_edits, drop_moot
+from porter.rewrite.edits import (Applicability, Edit, OverlappingEdits, applicable, apply_edits,
+                                  drop_moot)
 from porter.rewrite.posture import choose_posture
 from porter.rewrite.steps.exec_slot import ExecSlot
 from porter.rewrite.steps.heap_types import HeapTypes, convertible_types
@@ -104,7 +105,7 @@ def port(analysis: Analysis, unsafe: bool = False) -> PortResult:
     for file, edits in by_file.items():
         try:
             # The same edit asked for twice (a sub-struct shared by two types) is one edit.
-            unique = list({(e.span, e.text, e.order): e for e in edits}.values())
+            unique = list({(e.span, e.text, e.order): e for e in applicable(edits, unsafe)}.values())
             new_text[file] = apply_edits(analysis.sources[file].text, drop_moot(unique))
         except OverlappingEdits as e:
             for mp in owners[file]:

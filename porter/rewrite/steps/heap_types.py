@@ -157,6 +157,13 @@ class HeapTypes:
         tp_var = next(n for n in ("tp", "self_type", "dealloc_type") if n not in module.names_in_use)
         visited_fns: set[str] = set()
         for t in types.values():
+            # A type converted only because of --unsafe: its edits say so.
+            risky = bool(t.conditional and _unreadable_conditionals(t, module))
+            ctx.applicability = Applicability.UNSAFE if risky else Applicability.SAFE
+            if risky:
+                ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
+                         f"{t.name}: converted from the #if branches porter read for CPython 3.12 on "
+                         "Linux (--unsafe); check the slots of other configurations by hand")
             if t.structseq:
                 ready = next((r for r in body.type_readies if r.type_name == t.name and r.structseq_desc), None)
                 if ready is None:
@@ -251,6 +258,7 @@ class HeapTypes:
                          f"{t.name} has no GC support: its instances now keep their heap type alive; "
                          "if they can hold objects that refer back to them, add Py_TPFLAGS_HAVE_GC "
                          "with tp_traverse and tp_clear", done=False)
+        ctx.applicability = Applicability.SAFE
         for t in types.values():
             shared = False
             for loc in t.forward_declarations:

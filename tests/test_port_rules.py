@@ -1,0 +1,97 @@
+"""Porting rules shown on small inline modules: one behaviour per test, in plain C."""
+
+from __future__ import annotations
+
+from porter.diff import unified_diff
+from porter.pipeline import port_files
+
+HEADER = "#include <Python.h>\n"
+INIT = """
+static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+%s
+    return m;
+}
+"""
+
+
+def port(c: str, unsafe: bool = False):
+    result = port_files([("m.c", c.encode())], unsafe=unsafe)
+    (mp,) = result.modules
+    text = result.new_text.get("m.c", c.encode()).decode()
+    return mp, text
+
+
+CONDITIONAL_TYPE = HEADER + """
+typedef struct { PyObject_HEAD } Obj;
+static PyTypeObject T = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    "m.T",
+    sizeof(Obj),
+    0,
+#ifdef SOME_BUILD_OPTION
+    0, 0,
+#endif
+};
+""" + INIT % "    if (PyType_Ready(&T) < 0) return NULL;\n    Py_INCREF(&T);\n    PyModule_AddObject(m, \"T\", (PyObject *)&T);"
+
+
+def test_a_type_whose_positional_slots_an_unknown_if_may_shift_stays_static():
+    mp, text = port(CONDITIONAL_TYPE)
+    assert mp.status == "ported"
+    assert "PyType_Spec" not in text
+    assert any(not it.done and "T stays global" in it.message for it in mp.items)
+
+
+def test_with_unsafe_it_is_converted_and_the_report_says_so():
+    mp, text = port(CONDITIONAL_TYPE, unsafe=True)
+    assert "static PyType_Spec T_spec" in text
+    assert any(it.applicability.value == "unsafe" for it in mp.items)
+
+
+def test_addobject_of_a_moved_global_becomes_addobjectref_without_the_incref():
+    c = HEADER + "static PyObject *Err;\n" + INIT % (
+        '    Err = PyErr_NewException("m.Err", NULL, NULL);\n'
+        '    Py_INCREF(Err);\n    PyModule_AddObject(m, "Err", Err);')
+    _, text = port(c)
+    assert 'PyModule_AddObjectRef(m, "Err", state->Err)' in text
+    assert "Py_INCREF" not in text
+
+
+def test_a_module_with_nothing_to_move_gets_no_state():
+    _, text = port(HEADER + INIT % "")
+    assert ".m_size = 0" in text and "_state" not in text
+    assert "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED" in text
+
+
+def test_the_multiple_interpreters_slot_is_guarded_for_312_and_the_limited_api():
+    _, text = port(HEADER + INIT % "")
+    assert "#if PY_VERSION_HEX >= 0x030C0000 && (!defined(Py_LIMITED_API) || Py_LIMITED_API >= 0x030C0000)" in text
+    assert "#if PY_VERSION_HEX >= 0x030D0000" in text
+
+
+def test_a_callback_with_a_fixed_signature_keeps_its_global_and_weakens_the_claim():
+    c = HEADER + """
+static int mode;
+static void on_exit_hook(void) { mode = 0; }
+static PyObject *setmode(PyObject *self, PyObject *arg) { mode = 1; Py_RETURN_NONE; }
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"setmode", setmode, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
+        "    Py_AtExit(on_exit_hook);"
+    mp, text = port(c)
+    assert "static int mode;" in text
+    assert mp.posture == "Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED"
+    assert any("Py_AtExit" in r for r in mp.posture_reasons)
+
+
+def test_the_patch_of_a_port_is_stable_across_runs():
+    c = HEADER + "static long calls;\nstatic PyObject *bump(PyObject *self, PyObject *a) { calls++; return PyLong_FromLong(calls); }\n" + \
+        INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % ""
+    first = port(c)[1]
+    assert first == port(c)[1]
+    assert unified_diff("m.c", c.encode(), first.encode())
