@@ -238,3 +238,39 @@ def _apply(op: str, a, b):
         "<<": lambda: a << b, ">>": lambda: a >> b, "+": lambda: a + b, "-": lambda: a - b,
         "*": lambda: a * b, "/": lambda: a // b, "%": lambda: a % b,
     }[op]()
+
+
+# The Pythons a port must build on: code every one of them compiles away is dead.
+TARGET_VERSIONS = (0x030B00F0, 0x030C00F0, 0x030D00F0)
+
+
+class TargetDefines(Defines):
+    """Only what <Python.h> and the platform say, for one target Python version."""
+
+    def __init__(self, hexversion: int):
+        super().__init__()
+        self.hexversion = hexversion
+
+    def value(self, name: str) -> int | None:
+        if name == "PY_VERSION_HEX":
+            return self.hexversion
+        if name == "PY_MINOR_VERSION":
+            return (self.hexversion >> 16) & 0xFF
+        return super().value(name)
+
+
+def dead_everywhere(branches: list[tuple[str, bytes]], index: int) -> bool:
+    """Whether branch `index` of a group is compiled by none of the target Pythons."""
+    for hexversion in TARGET_VERSIONS:
+        defines = TargetDefines(hexversion)
+        taken = None
+        for i, (kind, condition) in enumerate(branches):
+            value = True if kind == "else" else evaluate(kind, condition, defines)
+            if value is None:
+                return False
+            if value:
+                taken = i
+                break
+        if taken == index:
+            return False
+    return True

@@ -22,6 +22,7 @@ class Branch:
     condition: str
     value: bool | None  # evaluated for the analysis target; None when unknown
     balanced: bool  # braces and parentheses balance, and it does not start with `else`
+    dead: bool = False  # no Python a port targets (3.11 to 3.13) compiles it: `#if PY_MAJOR_VERSION < 3`
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,14 @@ class Preprocessed:
 
     def enclosing(self, offset: int) -> list[Conditional]:
         return [c for c in self.conditionals if c.span.start <= offset < c.span.end]
+
+    def dead(self, offset: int) -> bool:
+        """Whether no Python a port targets compiles the code at `offset`."""
+        for cond in self.enclosing(offset):
+            branch = cond.branch_at(offset)
+            if branch is not None and cond.branches[branch].dead:
+                return True
+        return False
 
     def activity(self, offset: int) -> bool | None:
         """Whether the analysis target compiles the code at `offset` (None: cannot tell)."""
@@ -171,10 +180,12 @@ def _conditionals(text: bytes, tokens) -> tuple[Conditional, ...]:
         stack.pop()
         raw = frame["branches"]
         branches = []
+        tests = [(kind, cond) for kind, _, cond, _, _ in raw]
         for i, (kind, dspan, cond, value, balanced) in enumerate(raw):
             body_end = raw[i + 1][1].start if i + 1 < len(raw) else tok.start
             branches.append(Branch(kind, dspan, Span(dspan.end, body_end),
-                                   cond.decode("utf-8", "replace").strip(), value, balanced))
+                                   cond.decode("utf-8", "replace").strip(), value, balanced,
+                                   value is False and conditions.dead_everywhere(tests, i)))
         done.append(Conditional(Span(frame["start"], tok.end), tuple(branches), span))
     done.sort(key=lambda c: (c.span.start, -c.span.end))
     return tuple(done)

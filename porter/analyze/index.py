@@ -37,12 +37,20 @@ class FileIndex:
 
 def build_index(src: Source) -> FileIndex:
     index = FileIndex(src)
+    # Code no target Python compiles (`#if PY_MAJOR_VERSION < 3`) is not part of the module.
+    dead_ranges = [b.body for c in src.pre.conditionals for b in c.branches if b.dead]
+
+    def dead(node) -> bool:
+        return any(r.start <= node.start_byte < r.end for r in dead_ranges)
+
     found = captures(src.root, "definitions")
     for fn in found.get("function", []):
         name, _, _ = ctree.function_name(fn)
-        if name is not None and ctree.enclosing_function(fn) is None:
+        if name is not None and ctree.enclosing_function(fn) is None and not dead(fn):
             index.functions[name].append(fn)
     for decl in found.get("declaration", []):
+        if dead(decl):
+            continue
         owner = ctree.enclosing_function(decl)
         if owner is None:
             if decl.parent is not None and decl.parent.type in (
@@ -57,15 +65,17 @@ def build_index(src: Source) -> FileIndex:
         elif "static" in ctree.storage(decl):
             index.local_declarations.append((decl, owner))
     for ident in captures(src.root, "identifiers").get("id", []):
+        if dead_ranges and dead(ident):
+            continue
         index.identifiers[ident.text.decode("utf-8", "replace")].append(ident)
     for call in captures(src.root, "calls").get("call", []):
         name = ctree.call_name(call)
-        if name:
+        if name and not (dead_ranges and dead(call)):
             index.calls.append((name, call))
     index.calls.sort(key=lambda c: c[1].start_byte)
     for ids in index.identifiers.values():
         ids.sort(key=lambda n: n.start_byte)
-    index.macros = list(src.pre.macros)
+    index.macros = [m for m in src.pre.macros if not src.pre.dead(m.span.start)]
     for mask in src.blanked_masks():
         for tok in tokenize(src.text, mask.span.start, mask.span.end):
             if tok.kind == "ident":

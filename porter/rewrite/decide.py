@@ -113,12 +113,21 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
                 for k in keys & set(movable):
                     bad.setdefault(k, f"reached through macro {macro}, which is used outside "
                                       f"functions (in {outside.file})")
-        # A macro that pastes names together: all of them move, or none does.
+        # A macro that pastes names together (over all its uses): all of them move, or none.
+        pasted_by_macro: dict[str, set[GlobalKey]] = {}
         for use in module.macro_uses:
-            pasted = {(None, n) for n in use.pasted if (None, n) in globals_by_key}
+            pasted_by_macro.setdefault(use.name, set()).update(
+                (None, n) for n in use.pasted if (None, n) in globals_by_key)
+        for macro, pasted in pasted_by_macro.items():
             if pasted and not pasted <= set(movable):
                 for k in pasted & set(movable):
-                    bad.setdefault(k, f"built by macro {use.name} (##) together with names that stay global")
+                    bad.setdefault(k, f"built by macro {macro} (##) together with names that stay global")
+        # A heap type's module-local base must be a heap type created before it.
+        for t in module.static_types:
+            base = _base_of(t, module)
+            if (None, t.name) in movable and base and any(b.name == base for b in module.static_types) \
+                    and (None, base) not in movable:
+                bad.setdefault((None, t.name), f"its base {base} stays a static type")
         for k, g in movable.items():
             for u in g.uses:
                 if u.function is None and u.access != "macro":
@@ -172,6 +181,19 @@ def _unmovable(g: Global, module: ExtensionModule, convertible_types: dict[str, 
     if "[" in g.type_text and g.initializer is not None and g.kind is not GlobalKind.STATIC_TYPE:
         return "an array with an initialiser: porter does not copy initial array contents"
     return None
+
+
+def _base_of(t, module: ExtensionModule) -> str | None:
+    from porter.analyze.initializers import is_null, referenced_name
+
+    value = None
+    slot = t.slot("tp_base")
+    if slot is not None and not is_null(slot.text):
+        value = slot.text
+    for a in module.init_body.field_assignments if module.init_body else ():
+        if a.target == t.name and a.field == "tp_base":
+            value = a.value
+    return referenced_name(value) if value else None
 
 
 def _initializer_owner(module: ExtensionModule, u: Use) -> str | None:

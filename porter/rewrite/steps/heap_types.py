@@ -70,12 +70,10 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         s = t.slot(name)
         if s is not None and not is_null(s.text):
             return f"{name} is set; heap types cannot take it on every supported Python"
-    for slot_name in ("tp_members", "tp_getset"):
-        table = referenced_name(t.slot(slot_name).text) if t.slot(slot_name) else None
-        g = next((g for g in module.globals if g.name == table and g.function is None), None)
-        if g is not None and '"__module__"' in g.initializer_text:
-            return (f"its {slot_name} define __module__: on a heap type, {t.name}.__module__ would "
-                    "read that descriptor from the type's dict instead of the module name")
+    if _defines_module_attribute(t, module) and not unsafe:
+        return (f"its members or getset define __module__: as a heap type, {t.name}.__module__ "
+                "would be that descriptor instead of the module name (use --unsafe to convert "
+                "it anyway)")
     for a in (module.init_body.field_assignments if module.init_body else ()):
         if a.target == t.name and not _foldable(a.field, a.value):
             return (f"init sets {t.name}.{a.field} = {a.value.strip()}, which is not a constant "
@@ -84,6 +82,16 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         if _unreadable_conditionals(t, module):
             return "an #if inside its initialiser hides slots porter cannot map (use --unsafe to convert the analysed branch)"
     return None
+
+
+def _defines_module_attribute(t: StaticType, module: ExtensionModule) -> bool:
+    """A `__module__` member or getset: a heap type reads `T.__module__` from its dict."""
+    for slot_name in ("tp_members", "tp_getset"):
+        table = referenced_name(t.slot(slot_name).text) if t.slot(slot_name) else None
+        g = next((g for g in module.globals if g.name == table and g.function is None), None)
+        if g is not None and '"__module__"' in g.initializer_text:
+            return True
+    return False
 
 
 def _deferred(text: str, module: ExtensionModule) -> bool:
@@ -158,12 +166,17 @@ class HeapTypes:
         visited_fns: set[str] = set()
         for t in types.values():
             # A type converted only because of --unsafe: its edits say so.
-            risky = bool(t.conditional and _unreadable_conditionals(t, module))
-            ctx.applicability = Applicability.UNSAFE if risky else Applicability.SAFE
-            if risky:
+            partly_read = bool(t.conditional and _unreadable_conditionals(t, module))
+            module_attr = _defines_module_attribute(t, module)
+            ctx.applicability = Applicability.UNSAFE if partly_read or module_attr else Applicability.SAFE
+            if partly_read:
                 ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
                          f"{t.name}: converted from the #if branches porter read for CPython 3.12 on "
                          "Linux (--unsafe); check the slots of other configurations by hand")
+            if module_attr:
+                ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
+                         f"{t.name}: converted although it defines a __module__ descriptor "
+                         f"(--unsafe): {t.name}.__module__ is now that descriptor, not the module name")
             if t.structseq:
                 ready = next((r for r in body.type_readies if r.type_name == t.name and r.structseq_desc), None)
                 if ready is None:
@@ -223,7 +236,7 @@ class HeapTypes:
                 "c/type_spec.c.jinja", members=members, members_name=members_name or "",
                 include_structmember=include_structmember,
                 # exec in another file creates the type: the spec must be visible there.
-                spec_storage="" if t.file != body.file else "static ",
+                spec_storage="" if t.file not in _unit_of(module, body.file) else "static ",
                 slots_name=f"{t.name}_slots", slots=spec_slots, spec_name=f"{t.name}_spec",
                 name=values.get("tp_name", f'"{module.name}.{t.name}"'),
                 basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
@@ -259,16 +272,17 @@ class HeapTypes:
                          "if they can hold objects that refer back to them, add Py_TPFLAGS_HAVE_GC "
                          "with tp_traverse and tp_clear", done=False)
         ctx.applicability = Applicability.SAFE
+        same_unit = _unit_of(module, body.file)
         for t in types.values():
             shared = False
             for loc in t.forward_declarations:
-                if t.file != body.file and loc.file.endswith(".h") and not shared and not t.structseq:
+                if t.file not in same_unit and loc.file.endswith(".h") and not shared and not t.structseq:
                     # The header that made the type visible to exec's file now shows its spec.
                     ctx.edit(loc.file, loc.span, f"extern PyType_Spec {t.name}_spec;", self.id)
                     shared = True
                 else:
                     ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
-            if t.file != body.file and not shared and not t.structseq:
+            if t.file not in same_unit and not shared and not t.structseq:
                 ctx.fail(f"{t.name} is defined in {t.file} but created in {body.file}, and no "
                          "header declares it there")
         for name in _dependency_order(creations):
@@ -438,6 +452,18 @@ class HeapTypes:
             return False
         self._structmember_done.add(file)
         return True
+
+
+def _unit_of(module: ExtensionModule, file: str) -> set[str]:
+    """`file` and everything it includes: one translation unit (a unity build's .c files too)."""
+    seen, stack = {file}, [file]
+    while stack:
+        current = stack.pop()
+        for inc, target, _ in module.includes:
+            if inc == current and target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen
 
 
 def _sizeof(text: str) -> str:
