@@ -57,6 +57,7 @@ class Decisions:
     state_macros: dict[str, set[GlobalKey]]  # macros whose body reaches moved globals
     state_var: str
     debug_only: set[str] = field(default_factory=set)  # functions needing state only in assert()
+    finders: set[str] = field(default_factory=set)  # `S *get_global_state(void)` around FindModule
     findmodule_uses: list[tuple[str | None, str, object]] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)  # reasons the whole module cannot be ported
 
@@ -80,9 +81,14 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
         else:
             movable[g.key] = g
     macro_bodies = _macro_globals(module, globals_by_key)
+    finders = state_finders(module)
     for use in module.find_module_uses:
         if use.macro is not None and use.wants == "state":
             macro_bodies.setdefault(use.macro, set()).add(MODULE_STATE)
+    # A macro that calls a state finder (`st = get_global_state();`) needs state where it expands.
+    for m in module.macros:
+        if any(re.search(rf"\b{re.escape(f)}\s*\(", m.body_text) for f in finders):
+            macro_bodies.setdefault(m.name, set()).add(MODULE_STATE)
     _close_over_macros(module, macro_bodies)
     state_var = _state_var(module)
     called = {c.callee for f in module.functions for c in f.calls}
@@ -93,6 +99,9 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
         for use in module.find_module_uses:
             if use.macro is None and use.wants == "state" and use.function:
                 direct.setdefault(use.function, set()).add(MODULE_STATE)
+        for f in module.functions:
+            if f.name not in finders and any(c.callee in finders for c in f.calls):
+                direct.setdefault(f.name, set()).add(MODULE_STATE)
         needs, helpers = _thread_helpers(fns, access, direct)
         bad: dict[GlobalKey, str] = {}
         for name, keys in needs.items():
@@ -150,7 +159,10 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
     decisions.debug_only = _debug_only(module, movable, macro_bodies, needs, fns)
     if blocked_state:
         decisions.blocked.append("PyState_FindModule: " + blocked_state.replace("<module state>", "module state"))
+    decisions.finders = finders
     for use in module.find_module_uses:
+        if use.function in finders:
+            continue  # the finder goes: its callers get the state instead
         if use.wants == "module":
             acc = access.get(use.function or "")
             if use.macro is not None or acc is None or acc.kind not in ("module", "exec", "type", "new"):
@@ -181,6 +193,25 @@ def _unmovable(g: Global, module: ExtensionModule, convertible_types: dict[str, 
     if "[" in g.type_text and g.initializer is not None and g.kind is not GlobalKind.STATIC_TYPE:
         return "an array with an initialiser: porter does not copy initial array contents"
     return None
+
+
+def state_finders(module: ExtensionModule) -> set[str]:
+    """Functions like `static S *get_global_state(void)` that find the state with
+    PyState_FindModule: their calls become the caller's state and they go."""
+    d = module.definition
+    size = d.field("m_size") if d else None
+    m = re.fullmatch(r"\s*sizeof\s*\(\s*(?:struct\s+)?(\w+)\s*\)\s*", size.text) if size else None
+    if m is None:
+        return set()
+    state_type = m.group(1)
+    users = {u.function for u in module.find_module_uses if u.function}
+    found = set()
+    for f in module.functions:
+        if f.name in users and not [p for p in f.params if p.type_text.strip() != "void"] \
+                and re.search(rf"\b{re.escape(state_type)}\s*\*", f.return_type + " *") \
+                and f.roles == ("helper",):
+            found.add(f.name)
+    return found
 
 
 def _base_of(t, module: ExtensionModule) -> str | None:

@@ -17,6 +17,8 @@ every call; the report lists those places with cheaper alternatives.
 
 from __future__ import annotations
 
+import re
+
 from porter.lexer import tokenize
 from porter.model import GlobalKind, Span
 from porter.rewrite.context import PortContext
@@ -136,8 +138,12 @@ class StateAccess:
         for m in ctx.module.macros:
             if m.name in pasting:
                 self._prefix_paste_chains(ctx, m)
+        # 4a. State finders: `get_global_state()` becomes the caller's state; the finder goes.
+        self._finders(ctx)
         # 4. PyState_FindModule: the state, or the module object, of the function's access.
         for use in ctx.module.find_module_uses:
+            if use.function in d.finders:
+                continue
             if use.wants == "state":
                 ctx.edit(use.file, use.span, var, self.id)
             else:
@@ -233,6 +239,30 @@ class StateAccess:
         ctx.item(self.id, Applicability.SAFE, f.file, f.header,
                  f"{f.name}() is a module method that other functions also call directly: "
                  f"{impl}(state, ...) does the work and {f.name}() finds the state for it")
+
+    def _finders(self, ctx: PortContext) -> None:
+        d = ctx.decisions
+        if not d.finders:
+            return
+        var = ctx.names.state_var
+        for f in ctx.module.functions:
+            if f.name in d.finders:
+                ctx.edit(f.file, ctx.statement_span_with_line(f.file, f.span), "", self.id)
+                for loc in f.prototypes:
+                    ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
+                ctx.item(self.id, Applicability.SAFE, f.file, f.header,
+                         f"{f.name}() found the state with PyState_FindModule (NULL for multi-phase "
+                         f"modules): its callers use their own `{var}` instead")
+                continue
+            for call in f.calls:
+                if call.callee in d.finders:
+                    ctx.edit(f.file, call.span, var, self.id)
+        for m in ctx.module.macros:
+            text = ctx.text(m.file)[m.body.start:m.body.end]
+            for name in d.finders:
+                for match in re.finditer(rb"\b" + re.escape(name.encode()) + rb"\s*\(\s*\)", text):
+                    ctx.edit(m.file, Span(m.body.start + match.start(), m.body.start + match.end()),
+                             var, self.id)
 
     def _module_expression(self, ctx: PortContext, acc) -> str:
         if acc.kind == "exec":
