@@ -86,3 +86,20 @@ def test_port_builds_without_new_warnings_and_passes_the_oracle(folder, interpre
             assert not got["sub1-import"].ok and REFUSED in got["sub1-import"].detail
         assert any(not it.done for it in result.modules[0].items), "a partial port must say what is left"
     del original
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("folder", [p for p in EXTENSIONS if load_fixture(p).expect == "single-phase"],
+                         ids=[p.name for p in EXTENSIONS if load_fixture(p).expect == "single-phase"])
+def test_port_builds_on_311_without_new_warnings(folder, tmp_path):
+    """3.11 has no isolated subinterpreters to import into, but ports must still build there."""
+    from porter.verify import build_extension
+
+    found = [i for i in find_interpreters(minimum=(3, 11)) if i.version == "3.11"]
+    assert found, "need CPython 3.11 (pyenv) to check that ports build on it"
+    fx = load_fixture(folder)
+    ported, _ = ported_copy(folder, tmp_path, fx.unsafe)
+    before = build_extension(fx.sources, fx.module, found[0], tmp_path / "orig")
+    after = build_extension([ported / s.name for s in fx.sources], fx.module, found[0], tmp_path / "port")
+    assert before.ok and after.ok, after.log
+    assert set(after.warnings) <= set(before.warnings)
