@@ -69,3 +69,37 @@ def drop_moot(edits: list[Edit]) -> list[Edit]:
         if not inside:
             out.append(e)
     return out
+
+
+def join_deleted_lines(text: bytes, edits: list[Edit]) -> list[Edit]:
+    """Deletions of whole lines that touch become one, and a blank line left doubled goes.
+
+    Deleting `m = PyModule_Create(...);` and the `if (m == NULL)` after it as two edits
+    would otherwise leave the blank lines around both.
+    """
+    deletions = sorted((e for e in edits if e.text == "" and _whole_lines(text, e.span)),
+                       key=lambda e: e.span.start)
+    merged: list[Edit] = []
+    for e in deletions:
+        if merged and merged[-1].span.end == e.span.start:
+            last = merged[-1]
+            merged[-1] = Edit(last.file, Span(last.span.start, e.span.end), "", last.step,
+                              last.order, last.supersedes, last.applicability)
+        else:
+            merged.append(e)
+    out = [e for e in edits if not (e.text == "" and _whole_lines(text, e.span))]
+    for e in merged:
+        start, end = e.span.start, e.span.end
+        before_blank = start >= 2 and text[start - 2:start] in (b"\n\n",) or (
+            start >= 1 and text.rfind(b"\n", 0, start - 1) >= 0
+            and text[text.rfind(b"\n", 0, start - 1) + 1:start].strip() == b"")
+        next_end = text.find(b"\n", end)
+        if before_blank and next_end >= 0 and text[end:next_end].strip() == b"":
+            end = next_end + 1
+        out.append(Edit(e.file, Span(start, end), "", e.step, e.order, e.supersedes, e.applicability))
+    return out
+
+
+def _whole_lines(text: bytes, span: Span) -> bool:
+    return (span.start == 0 or text[span.start - 1:span.start] == b"\n") and \
+        (span.end == len(text) or text[span.end - 1:span.end] == b"\n") and span.end > span.start

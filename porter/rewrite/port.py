@@ -9,7 +9,7 @@ from porter.model import ExtensionModule, FileProblem, InitStyle
 from porter.rewrite.context import Item, PortContext, make_names
 from porter.rewrite.decide import decide
 from porter.rewrite.edits import (Applicability, Edit, OverlappingEdits, applicable, apply_edits,
-                                  drop_moot)
+                                  drop_moot, join_deleted_lines)
 from porter.rewrite.posture import choose_posture
 from porter.rewrite.steps.exec_slot import ExecSlot
 from porter.rewrite.steps.heap_types import HeapTypes, convertible_types
@@ -106,7 +106,8 @@ def port(analysis: Analysis, unsafe: bool = False) -> PortResult:
         try:
             # The same edit asked for twice (a sub-struct shared by two types) is one edit.
             unique = list({(e.span, e.text, e.order): e for e in applicable(edits, unsafe)}.values())
-            new_text[file] = apply_edits(analysis.sources[file].text, drop_moot(unique))
+            text = analysis.sources[file].text
+            new_text[file] = apply_edits(text, join_deleted_lines(text, drop_moot(unique)))
         except OverlappingEdits as e:
             for mp in owners[file]:
                 _fail(mp, f"internal error: overlapping edits ({e}); please report it")
