@@ -100,9 +100,9 @@ def matching_paren(text: bytes, open_at: int, end: int | None = None) -> int | N
     return None
 
 
-def top_level_commas(text: bytes, open_at: int, close_at: int) -> list[int]:
-    """Offsets of the commas directly inside the parentheses `open_at`..`close_at`."""
-    commas = []
+def top_level_punct(text: bytes, open_at: int, close_at: int) -> list[Token]:
+    """Punctuation directly inside the brackets that open at `open_at` (not nested deeper)."""
+    found = []
     depth = 0
     for tok in tokenize(text, open_at, close_at):
         if tok.kind != "punct":
@@ -111,9 +111,14 @@ def top_level_commas(text: bytes, open_at: int, close_at: int) -> list[int]:
             depth += 1
         elif tok.text in (b")", b"]", b"}"):
             depth -= 1
-        elif tok.text == b"," and depth == 1:
-            commas.append(tok.start)
-    return commas
+        elif depth == 1:
+            found.append(tok)
+    return found
+
+
+def top_level_commas(text: bytes, open_at: int, close_at: int) -> list[int]:
+    """Offsets of the commas directly inside the parentheses `open_at`..`close_at`."""
+    return [t.start for t in top_level_punct(text, open_at, close_at) if t.text == b","]
 
 
 def identifiers(

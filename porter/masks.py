@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from porter.lexer import Token, matching_paren, tokenize, top_level_commas
+from porter.lexer import Token, matching_paren, tokenize, top_level_commas, top_level_punct
 from porter.model import Macro, Span
 
 
@@ -379,7 +379,7 @@ def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
                 _blank(buf, tok.start, close + 1)
                 return close + 1, True
             return None
-        if b";" in _depth_one_punct(text, tokens[j].start, close):
+        if any(t.text == b";" for t in top_level_punct(text, tokens[j].start, close + 1)):
             _blank(buf, tok.start, close + 1)
             return close + 1, True
         end = close + 1
@@ -395,17 +395,3 @@ def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
         return end, False
     _blank(buf, tok.start, end)
     return end, True
-
-
-def _depth_one_punct(text: bytes, open_at: int, close: int) -> list[bytes]:
-    out, depth = [], 0
-    for t in tokenize(text, open_at, close + 1):
-        if t.kind != "punct":
-            continue
-        if t.text in (b"(", b"[", b"{"):
-            depth += 1
-        elif t.text in (b")", b"]", b"}"):
-            depth -= 1
-        elif depth == 1:
-            out.append(t.text)
-    return out

@@ -411,3 +411,23 @@ def first_param_is(fn: Function, role_prefix: str) -> bool:
 
 def null_or_name(text: str) -> str | None:
     return None if is_null(text) else referenced_name(text)
+
+
+def init_phase(functions: list[Function], init_names: set[str]) -> set[str]:
+    """The init functions and the helpers only they call, transitively: work done once, at init."""
+    callers: dict[str, set[str]] = {}
+    for f in functions:
+        for c in f.calls:
+            callers.setdefault(c.callee, set()).add(f.name)
+    phase = set(init_names)
+    changed = True
+    while changed:
+        changed = False
+        for f in functions:
+            if f.name in phase or f.address_taken or f.roles != ("helper",):
+                continue
+            cs = callers.get(f.name, set())
+            if cs and cs <= phase:
+                phase.add(f.name)
+                changed = True
+    return phase

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from porter import capi
 from porter.analyze import ctree
+from porter.analyze.functions import init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.lexer import tokenize
@@ -57,7 +58,7 @@ def collect_globals(
         if prev is None or (prev.initializer is None and g.initializer is not None):
             by_key[g.key] = g
     fn_by_name = {f.name: f for f in functions}
-    init_phase = _init_phase_functions(functions, init_functions)
+    phase = init_phase(functions, init_functions)
     out = []
     for g in by_key.values():
         uses = _uses(indexes, g, macros, fn_by_name)
@@ -69,7 +70,7 @@ def collect_globals(
         inherited = (file_conditions or {}).get(g.file)
         if inherited:
             g = replace(g, condition=f"({inherited}) && ({g.condition})" if g.condition else inherited)
-        kind, reason = classify(g, indexes, init_phase, object_structs)
+        kind, reason = classify(g, indexes, phase, object_structs)
         out.append(replace(g, kind=kind, reason=reason))
     out.sort(key=lambda g: (g.file, g.span.start))
     return out
@@ -231,29 +232,7 @@ def _passed_to_call(node: Node) -> bool:
     return node.parent is not None and node.parent.type == "argument_list"
 
 
-def _init_phase_functions(functions: list[Function], init_functions: set[str]) -> set[str]:
-    """The init functions and the helpers only they call (transitively)."""
-    callers: dict[str, set[str]] = {}
-    names = {f.name for f in functions}
-    for f in functions:
-        for c in f.calls:
-            if c.callee in names:
-                callers.setdefault(c.callee, set()).add(f.name)
-    phase = set(init_functions)
-    changed = True
-    while changed:
-        changed = False
-        for f in functions:
-            if f.name in phase or f.address_taken or f.roles != ("helper",):
-                continue
-            cs = callers.get(f.name, set())
-            if cs and cs <= phase:
-                phase.add(f.name)
-                changed = True
-    return phase
-
-
-def classify(g: Global, indexes, init_phase: set[str], object_structs: set[str]) -> tuple[GlobalKind, str]:
+def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> tuple[GlobalKind, str]:
     decl_type = g.c_type
     declarator = g.type_text
     is_pointer = "*" in declarator.split(g.name)[0] or declarator.rstrip().startswith("*")
@@ -262,7 +241,7 @@ def classify(g: Global, indexes, init_phase: set[str], object_structs: set[str])
     if _function_table(g, indexes):
         # A struct of function pointers: passing its address around does not write it.
         writes = [u for u in writes if u.access == "write"]
-    late_writes = [u for u in writes if u.function not in init_phase and u.function is not None]
+    late_writes = [u for u in writes if u.function not in phase and u.function is not None]
     if decl_type in capi.DEFINITION_TABLE_TYPES and not pointer_decl:
         return GlobalKind(capi.DEFINITION_TABLE_TYPES[decl_type]), f"a {decl_type} table"
     if decl_type in ("PyTypeObject", "_typeobject") and not pointer_decl:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from porter.analyze import ctree
 from porter.analyze.findings import collect_findings
-from porter.analyze.functions import assign_roles, collect_functions, collect_tables
+from porter.analyze.functions import assign_roles, collect_functions, collect_tables, init_phase
 from porter.analyze.globals import collect_globals
 from porter.analyze.find_module import collect_find_module_uses
 from porter.analyze.macro_functions import collect_macro_functions
@@ -144,25 +144,8 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
 
 def _init_phase_nodes(indexes: list[FileIndex], functions: list[Function], init_names: set[str]):
     """Helpers only the init function calls (transitively), as (index, definition node)."""
-    callers: dict[str, set[str]] = {}
-    for f in functions:
-        for c in f.calls:
-            callers.setdefault(c.callee, set()).add(f.name)
-    phase = set(init_names)
-    changed = True
-    while changed:
-        changed = False
-        for f in functions:
-            if f.name not in phase and f.roles == ("helper",) and callers.get(f.name) and \
-                    callers[f.name] <= phase:
-                phase.add(f.name)
-                changed = True
-    out = []
-    for idx in indexes:
-        for name, nodes in idx.functions.items():
-            if name in phase - init_names:
-                out.append((idx, nodes[0]))
-    return out
+    phase = init_phase(functions, init_names) - init_names
+    return [(idx, nodes[0]) for idx in indexes for name, nodes in idx.functions.items() if name in phase]
 
 
 def _file_conditions(indexes: list[FileIndex], includes) -> dict[str, str]:
