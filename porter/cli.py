@@ -175,12 +175,14 @@ def verify(
     from porter import verify as oracle
 
     isolation = None
+    unsafe = False
     if target.is_dir():
         try:
             fixture = oracle.load_fixture(target)
         except (oracle.FixtureError, OSError) as e:
             raise fail(str(e))
         sources, name, smoke_text, isolation = list(fixture.sources), fixture.module, fixture.smoke, fixture.isolation
+        unsafe = fixture.unsafe
     else:
         if module is None or smoke is None:
             raise fail("give --module and --smoke with C files (or a fixture folder)")
@@ -198,31 +200,35 @@ def verify(
 
     with tempfile.TemporaryDirectory(prefix="porter-verify-") as tmp:
         if port:
-            sources = _ported_copy(sources, Path(tmp) / "src")
+            sources = _ported_copy(sources, Path(tmp) / "src", unsafe)
         result = oracle.verify(sources, name, smoke_text, interpreters, isolation=isolation,
                                workdir=Path(tmp) / "build")
     print(oracle.format_verification(result))
     raise typer.Exit(0 if result.ok else EXIT_FAILED)
 
 
-def _ported_copy(sources: list[Path], dest: Path) -> list[Path]:
+def _ported_copy(sources: list[Path], dest: Path, unsafe: bool) -> list[Path]:
     """Port `sources` in memory and write the results (and sibling headers) under `dest`."""
+    import os
+
     from porter.inputs import collect_inputs
     from porter.pipeline import port_files
 
     inputs = collect_inputs([str(s) for s in sources])
-    result = port_files([(f.path, f.data) for f in inputs.files], unsafe=False)
+    result = port_files([(f.path, f.data) for f in inputs.files], unsafe=unsafe)
     if result.failed:
-        raise fail("; ".join(f"{p.file}: {p.reason}" for p in result.problems), EXIT_FAILED)
+        reasons = [f"{mp.module.name}: {mp.reason}" for mp in result.modules if mp.status == "failed"]
+        reasons += [f"{p.file}: {p.reason}" for p in result.problems]
+        raise fail("; ".join(reasons), EXIT_FAILED)
     dest.mkdir(parents=True)
-    base = Path(__import__("os").path.commonpath([str(s.resolve().parent) for s in sources]))
+    base = Path(os.path.commonpath([str(s.resolve().parent) for s in sources]))
     written = {}
     for f in inputs.files:
-        rel = Path(f.path).resolve().relative_to(base) if Path(f.path).resolve().is_relative_to(base) else Path(Path(f.path).name)
-        out = dest / rel
+        path = Path(f.path).resolve()
+        out = dest / (path.relative_to(base) if path.is_relative_to(base) else Path(path.name))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(result.new_text.get(f.path, f.data))
-        written[Path(f.path).resolve()] = out
+        written[path] = out
     for folder in {s.resolve().parent for s in sources}:
         for h in folder.glob("*.h"):
             target = dest / h.relative_to(base)
