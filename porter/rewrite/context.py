@@ -92,6 +92,7 @@ class PortContext:
     needs_by_type: bool = False
     needs_by_operands: bool = False
     needs_callback_state: bool = False
+    module_attribute_field: str | None = None  # state dict: type -> its __module__ descriptor
     posture: str = "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
     posture_reasons: list[str] = field(default_factory=list)
     posture_condition: str | None = None  # the weaker posture holds only when this is true

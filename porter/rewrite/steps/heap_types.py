@@ -70,10 +70,11 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         s = t.slot(name)
         if s is not None and not is_null(s.text):
             return f"{name} is set; heap types cannot take it on every supported Python"
-    if _defines_module_attribute(t, module) and not unsafe:
-        return (f"its members or getset define __module__: as a heap type, {t.name}.__module__ "
-                "would be that descriptor instead of the module name (use --unsafe to convert "
-                "it anyway)")
+    if defines_module_attribute(t, module) and not unsafe:
+        return (f"its members or getset define __module__: as a heap type {t.name}.__module__ "
+                "would be that descriptor; porter can keep the module name in the type's dict and "
+                "serve the descriptor to instances, but then Type.__dict__['__module__'] changes "
+                "(use --unsafe)")
     for a in (module.init_body.field_assignments if module.init_body else ()):
         if a.target == t.name and not _foldable(a.field, a.value):
             return (f"init sets {t.name}.{a.field} = {a.value.strip()}, which is not a constant "
@@ -84,7 +85,7 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
     return None
 
 
-def _defines_module_attribute(t: StaticType, module: ExtensionModule) -> bool:
+def defines_module_attribute(t: StaticType, module: ExtensionModule) -> bool:
     """A `__module__` member or getset: a heap type reads `T.__module__` from its dict."""
     for slot_name in ("tp_members", "tp_getset"):
         table = referenced_name(t.slot(slot_name).text) if t.slot(slot_name) else None
@@ -142,7 +143,12 @@ class HeapTypes:
     id = "heap-types"
 
     def run(self, ctx: PortContext) -> None:
+        # Steps are shared by every run: what one run learns is reset here.
         self._structmember_done: set[str] = set()
+        taken = set(ctx.module.names_in_use)
+        self._find = _fresh_name(f"{ctx.names.base}_module_descriptor", taken)
+        self._keep = _fresh_name(f"{ctx.names.base}_keep_module_descriptor", taken)
+        self._shared_files: set[str] = set()
         module = ctx.module
         moved = ctx.decisions.movable
         types = {t.name: t for t in module.static_types if (None, t.name) in moved}
@@ -167,16 +173,12 @@ class HeapTypes:
         for t in types.values():
             # A type converted only because of --unsafe: its edits say so.
             partly_read = bool(t.conditional and _unreadable_conditionals(t, module))
-            module_attr = _defines_module_attribute(t, module)
+            module_attr = defines_module_attribute(t, module)
             ctx.applicability = Applicability.UNSAFE if partly_read or module_attr else Applicability.SAFE
             if partly_read:
                 ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
                          f"{t.name}: converted from the #if branches porter read for CPython 3.12 on "
                          "Linux (--unsafe); check the slots of other configurations by hand")
-            if module_attr:
-                ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
-                         f"{t.name}: converted although it defines a __module__ descriptor "
-                         f"(--unsafe): {t.name}.__module__ is now that descriptor, not the module name")
             if t.structseq:
                 ready = next((r for r in body.type_readies if r.type_name == t.name and r.structseq_desc), None)
                 if ready is None:
@@ -219,6 +221,9 @@ class HeapTypes:
                     deps.append(base_name)
                 else:
                     bases = f"(PyObject *){base.strip()}" if not base.strip().startswith("(PyObject") else base
+            module_attr_code = ""
+            if defines_module_attribute(t, module) and ctx.module_attribute_field:
+                module_attr_code = self._module_attribute(ctx, t, values, types, assigns)
             spec_slots, members = self._slots(t, values, guards, sub_values, sub_guards)
             existing_members = referenced_name(values.get("tp_members", "")) if not is_null(values.get("tp_members", "0")) else None
             members_name = None
@@ -242,6 +247,7 @@ class HeapTypes:
                 basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
                 flags=flags,
             )
+            spec = module_attr_code + spec
             nl = ctx.newline(t.file)
             folded = any(a.target == t.name and a.field not in SPEC_FIELDS
                          and a.field not in OFFSET_MEMBERS and a.field not in ("tp_doc", "tp_flags")
@@ -254,9 +260,13 @@ class HeapTypes:
                 ctx.insert(body.file, at, spec.rstrip("\n").replace("\n", nl) + nl + nl, self.id, order=-20)
             else:
                 ctx.edit(t.file, t.span, spec.rstrip("\n").replace("\n", nl), self.id, supersedes=True)
-            creations[t.name] = (render(
+            create = render(
                 "c/type_create.c.jinja", target=f"{ctx.names.state_var}->{fields[t.name].name}",
-                desc=None, module=ctx.exec_param, spec=f"{t.name}_spec", bases=bases), deps)
+                desc=None, module=ctx.exec_param, spec=f"{t.name}_spec", bases=bases)
+            if module_attr_code:
+                create += (f"if ({self._keep}({ctx.names.state_var}, {ctx.names.state_var}->"
+                           f"{fields[t.name].name}, \"{_module_name(values)}\") < 0) {{\n    return -1;\n}}\n")
+            creations[t.name] = (create, deps)
             for var in {v for _, v in t.substructs} | set(linked.get(t.name, ())):
                 self._drop_substruct(ctx, var, types)
             self._drop_readies(ctx, body, t)
@@ -288,6 +298,25 @@ class HeapTypes:
         for name in _dependency_order(creations):
             ctx.exec_prologue.append(creations[name][0].rstrip("\n"))
             ctx.type_creations[name] = creations[name][0]
+
+    def _module_attribute(self, ctx: PortContext, t, values, types, assigns) -> str:
+        """Wrappers that serve `__module__` to instances from the saved descriptor."""
+        shared = t.file not in self._shared_files
+        self._shared_files.add(t.file)
+        old_get = _inherited(t, "tp_getattro", types, assigns) or "PyObject_GenericGetAttr"
+        old_set = _inherited(t, "tp_setattro", types, assigns) or "PyObject_GenericSetAttr"
+        getattro, setattro = f"{t.name}_getattro", f"{t.name}_setattro"
+        values["tp_getattro"], values["tp_setattro"] = getattro, setattro
+        ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
+                 f"{t.name} defines a __module__ descriptor (--unsafe): {t.name}.__module__ keeps "
+                 f"answering the module name from the type's dict and {getattro}/{setattro} serve "
+                 f"the descriptor to instances; {t.name}.__dict__['__module__'] is now that name")
+        text = render("c/module_attribute.c.jinja", shared=shared, find_descriptor=self._find,
+                      keep_descriptor=self._keep, state_type=ctx.names.state_type,
+                      get_state_by_type=ctx.names.get_state_by_type,
+                      field=ctx.module_attribute_field, getattro=getattro, setattro=setattro,
+                      old_getattro=old_get, old_setattro=old_set)
+        return text
 
     def _guard(self, ctx: PortContext, t: StaticType, slot) -> str | None:
         """The `#if` line that guarded this slot in the initialiser, when it was guarded."""
@@ -464,6 +493,43 @@ def _unit_of(module: ExtensionModule, file: str) -> set[str]:
                 seen.add(target)
                 stack.append(target)
     return seen
+
+
+def _fresh_name(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate = f"{name}{n}"
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+def _inherited(t, slot: str, types, assigns) -> str | None:
+    """A slot's own value, or the one it inherits from the module's base types."""
+    seen = set()
+    current = t
+    while current is not None and current.name not in seen:
+        seen.add(current.name)
+        own = current.slot(slot)
+        value = own.text.strip() if own is not None and not is_null(own.text) else None
+        for a in assigns:
+            if a.target == current.name and a.field == slot:
+                value = None if is_null(a.value) else a.value.strip()
+        if value:
+            return value
+        base = current.slot("tp_base")
+        base_name = referenced_name(base.text) if base is not None and not is_null(base.text) else None
+        for a in assigns:
+            if a.target == current.name and a.field == "tp_base":
+                base_name = referenced_name(a.value)
+        current = types.get(base_name) if base_name else None
+    return None
+
+
+def _module_name(values) -> str:
+    """What `Type.__module__` was for the static type: tp_name up to its last dot."""
+    name = values.get("tp_name", '""').strip().strip('"')
+    return name.rsplit(".", 1)[0] if "." in name else "builtins"
 
 
 def _sizeof(text: str) -> str:

@@ -59,6 +59,16 @@ class StateStruct:
                                          g.kind is GlobalKind.STATIC_TYPE))
             ctx.item(self.id, Applicability.SAFE, g.file, g.span,
                      f"{_label(g)} moved into {ctx.names.state_type}.{name} ({g.kind.value}: {g.reason})")
+        # Types with a __module__ descriptor keep it for their instances in the state.
+        from porter.rewrite.steps.heap_types import defines_module_attribute
+
+        if any(defines_module_attribute(t, ctx.module) for t in ctx.module.static_types
+               if (None, t.name) in ctx.decisions.movable):
+            name = _fresh("module_attribute_descriptors", taken)
+            ctx.fields.append(StateField((None, "<module attribute descriptors>"), name,
+                                         f"PyObject *{name}", True, None))
+            ctx.module_attribute_field = name
+            ctx.needs_by_type = True
 
     def _remove_declarations(self, ctx: PortContext) -> None:
         moved = ctx.decisions.movable
