@@ -259,18 +259,23 @@ class TargetDefines(Defines):
         return super().value(name)
 
 
+def _taken(branches: list[tuple[str, bytes]], hexversion: int) -> int | None | str:
+    """The branch a target Python compiles; None if none; "?" if porter cannot tell."""
+    defines = TargetDefines(hexversion)
+    for i, (kind, condition) in enumerate(branches):
+        value = True if kind == "else" else evaluate(kind, condition, defines)
+        if value is None:
+            return "?"
+        if value:
+            return i
+    return None
+
+
 def dead_everywhere(branches: list[tuple[str, bytes]], index: int) -> bool:
     """Whether branch `index` of a group is compiled by none of the target Pythons."""
-    for hexversion in TARGET_VERSIONS:
-        defines = TargetDefines(hexversion)
-        taken = None
-        for i, (kind, condition) in enumerate(branches):
-            value = True if kind == "else" else evaluate(kind, condition, defines)
-            if value is None:
-                return False
-            if value:
-                taken = i
-                break
-        if taken == index:
-            return False
-    return True
+    return all(_taken(branches, v) not in (index, "?") for v in TARGET_VERSIONS)
+
+
+def taken_everywhere(branches: list[tuple[str, bytes]], index: int) -> bool:
+    """Whether every target Python compiles branch `index` of a group."""
+    return all(_taken(branches, v) == index for v in TARGET_VERSIONS)

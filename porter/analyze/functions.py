@@ -10,7 +10,7 @@ from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
 from porter.model import Call, Function, Location, ModuleDef, Param, Span, StaticType
-from porter.parse import Node, parse_source, walk
+from porter.parse import Node, walk
 
 # What each role means for reaching module state (the report and `porter explain` reuse these).
 ROLE_DOCS = {
@@ -401,16 +401,7 @@ def _inside(path: str, node: Node, known: list[Location]) -> bool:
     return any(loc.file == path and loc.span.start <= node.start_byte < loc.span.end for loc in known)
 
 
-def has_flag(flags: tuple[str, ...], flag: str) -> bool:
-    return flag in flags
 
-
-def first_param_is(fn: Function, role_prefix: str) -> bool:
-    return any(r.startswith(role_prefix) for r in fn.roles)
-
-
-def null_or_name(text: str) -> str | None:
-    return None if is_null(text) else referenced_name(text)
 
 
 def init_phase(functions: list[Function], init_names: set[str]) -> set[str]:

@@ -228,14 +228,10 @@ def _access(ident: Node, is_array: bool = False) -> str:
     return "read"
 
 
-def _passed_to_call(node: Node) -> bool:
-    return node.parent is not None and node.parent.type == "argument_list"
-
 
 def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> tuple[GlobalKind, str]:
     decl_type = g.c_type
     declarator = g.type_text
-    is_pointer = "*" in declarator.split(g.name)[0] or declarator.rstrip().startswith("*")
     pointer_decl = "*" in declarator
     writes = [u for u in g.uses if u.access in ("write", "address", "macro-paste")]
     if _function_table(g, indexes):

@@ -8,7 +8,7 @@ from porter import capi
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import read_initializer
-from porter.analyze.macros import MacroTable, expand, split_args
+from porter.analyze.macros import MacroTable, expand
 from porter.model import Call, InitFunction, InitStyle, Initializer, ModuleDef, Span
 from porter.parse import Node, parse_source
 
@@ -216,8 +216,3 @@ def _parse_expansion(text: str) -> tuple[str, list[Initializer]] | None:
                 fields, _ = read_initializer(src, info.value, capi.MODULEDEF_FIELDS)
                 return info.name, fields
     return None
-
-
-def macro_call_args(text: bytes, open_at: int) -> list[str] | None:
-    args, _ = split_args(text, open_at)
-    return args

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from porter.lexer import tokenize
-from porter.model import ExtensionModule, Function, Global, GlobalKind, Macro, StaticType, Use
+from porter.model import ExtensionModule, Function, Global, GlobalKind, Use
 
 # Slots whose first argument may be an instance of another type (binary_op1 calls the
 # right operand's slot with the left operand first).

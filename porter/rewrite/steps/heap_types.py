@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import re
 
-from porter import capi
+from porter import capi, conditions
 from porter.analyze.initializers import is_null, referenced_name
-from porter.lexer import tokenize
-from porter.model import ExtensionModule, GlobalKind, Span, StaticType
+from porter.model import ExtensionModule, GlobalKind, StaticType
 from porter.render import render
 from porter.rewrite.context import PortContext
 from porter.rewrite.edits import Applicability
@@ -47,7 +46,6 @@ OFFSET_MEMBERS = {"tp_dictoffset": "__dictoffset__", "tp_weaklistoffset": "__wea
 MUST_BE_EMPTY = ("tp_dict", "tp_bases", "tp_mro", "tp_cache", "tp_subclasses", "tp_weaklist",
                  "tp_version_tag")
 NOT_A_SLOT = ("tp_vectorcall",)  # Py_tp_vectorcall only exists from 3.14
-TARGET_VERSIONS = (0x030B00F0, 0x030C00F0, 0x030D00F0)
 
 
 def convertible_types(module: ExtensionModule, unsafe: bool) -> dict[str, str | None]:
@@ -557,40 +555,7 @@ def _dependency_order(creations: dict[str, tuple[str, list[str]]]) -> list[str]:
 
 def _same_for_all_targets(cond, kept: int) -> bool:
     """Whether the kept branch is taken on every Python porter targets (3.11 to 3.13)."""
-    from porter import conditions
-
-    for hexversion in TARGET_VERSIONS:
-        defines = conditions.Defines()
-        defines.values["PY_VERSION_HEX"] = str(hexversion)
-        defines.values["PY_MINOR_VERSION"] = str((hexversion >> 16) & 0xFF)
-        taken = None
-        for i, b in enumerate(cond.branches):
-            if b.kind == "else":
-                taken = i
-                break
-            value = conditions.evaluate(b.kind, b.condition.encode(), _VersionDefines(hexversion))
-            if value is None:
-                return False
-            if value:
-                taken = i
-                break
-        if taken != kept:
-            return False
-    return True
-
-
-class _VersionDefines:
-    """Only the Python version is known: for checking a guard across target versions."""
-
-    def __init__(self, hexversion: int):
-        self.hexversion = hexversion
-
-    def is_defined(self, name: str) -> bool | None:
-        return True if name.startswith("PY_") else None
-
-    def value(self, name: str) -> int | None:
-        return {"PY_VERSION_HEX": self.hexversion, "PY_MAJOR_VERSION": 3,
-                "PY_MINOR_VERSION": (self.hexversion >> 16) & 0xFF}.get(name)
+    return conditions.taken_everywhere([(b.kind, b.condition.encode()) for b in cond.branches], kept)
 
 
 def _as_expression(branch) -> str:
@@ -599,7 +564,3 @@ def _as_expression(branch) -> str:
     if branch.kind == "ifndef":
         return f"!defined({branch.condition})"
     return branch.condition
-
-
-def _tokens(text: str) -> list[str]:
-    return [t.text.decode() for t in tokenize(text.encode(), directives=False) if t.kind not in ("comment", "newline")]

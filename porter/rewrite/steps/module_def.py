@@ -16,7 +16,6 @@ nothing mutable stays process-global (see the report's posture line).
 from __future__ import annotations
 
 from porter.analyze.initializers import is_null, referenced_name
-from porter.model import Span
 from porter.render import render
 from porter.rewrite.context import PortContext
 from porter.rewrite.edits import Applicability

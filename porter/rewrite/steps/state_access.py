@@ -266,7 +266,6 @@ class StateAccess:
 
     def _module_expression(self, ctx: PortContext, acc) -> str:
         if acc.kind == "exec":
-            body = ctx.module.init_body
             return ctx.exec_param
         if acc.kind == "module":
             return acc.params[0]
