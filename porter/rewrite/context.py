@@ -43,18 +43,34 @@ class Names:
     new_struct: bool  # False when the module already had a state struct (m_size = sizeof(X))
 
 
+def fresh_name(name: str, taken: set[str]) -> str:
+    """`name`, or `name2`, `name3`... whichever is not taken yet; it is taken afterwards."""
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate = f"{name}{n}"
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+def include_closure(module: ExtensionModule, file: str) -> set[str]:
+    """`file` and every module file it includes, directly or not: one translation unit."""
+    seen, stack = {file}, [file]
+    while stack:
+        current = stack.pop()
+        for inc, target, _ in module.includes:
+            if inc == current and target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen
+
+
 def make_names(module: ExtensionModule, state_var: str, existing_state: str | None) -> Names:
     base = re.sub(r"\W", "_", module.name.lstrip("_")) or module.name
     taken = set(module.names_in_use)
 
     def fresh(name: str) -> str:
-        candidate = name
-        n = 2
-        while candidate in taken:
-            candidate = f"{name}{n}"
-            n += 1
-        taken.add(candidate)
-        return candidate
+        return fresh_name(name, taken)
 
     state_type = existing_state or fresh(f"{base}_state")
     def_name = module.definition.name if module.definition else fresh(f"{base}module")

@@ -28,7 +28,7 @@ from porter import capi, conditions
 from porter.analyze.initializers import is_null, referenced_name
 from porter.model import ExtensionModule, GlobalKind, StaticType
 from porter.render import render
-from porter.rewrite.context import PortContext
+from porter.rewrite.context import PortContext, fresh_name, include_closure
 from porter.rewrite.edits import Applicability
 
 # Slots a heap type gets right by default: writing them out only gets in the way.
@@ -144,8 +144,8 @@ class HeapTypes:
         # Steps are shared by every run: what one run learns is reset here.
         self._structmember_done: set[str] = set()
         taken = set(ctx.module.names_in_use)
-        self._find = _fresh_name(f"{ctx.names.base}_module_descriptor", taken)
-        self._keep = _fresh_name(f"{ctx.names.base}_keep_module_descriptor", taken)
+        self._find = fresh_name(f"{ctx.names.base}_module_descriptor", taken)
+        self._keep = fresh_name(f"{ctx.names.base}_keep_module_descriptor", taken)
         self._shared_files: set[str] = set()
         module = ctx.module
         moved = ctx.decisions.movable
@@ -239,7 +239,7 @@ class HeapTypes:
                 "c/type_spec.c.jinja", members=members, members_name=members_name or "",
                 include_structmember=include_structmember,
                 # exec in another file creates the type: the spec must be visible there.
-                spec_storage="" if t.file not in _unit_of(module, body.file) else "static ",
+                spec_storage="" if t.file not in include_closure(module, body.file) else "static ",
                 slots_name=f"{t.name}_slots", slots=spec_slots, spec_name=f"{t.name}_spec",
                 name=values.get("tp_name", f'"{module.name}.{t.name}"'),
                 basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
@@ -280,7 +280,7 @@ class HeapTypes:
                          "if they can hold objects that refer back to them, add Py_TPFLAGS_HAVE_GC "
                          "with tp_traverse and tp_clear", done=False)
         ctx.applicability = Applicability.SAFE
-        same_unit = _unit_of(module, body.file)
+        same_unit = include_closure(module, body.file)
         for t in types.values():
             shared = False
             for loc in t.forward_declarations:
@@ -479,27 +479,6 @@ class HeapTypes:
             return False
         self._structmember_done.add(file)
         return True
-
-
-def _unit_of(module: ExtensionModule, file: str) -> set[str]:
-    """`file` and everything it includes: one translation unit (a unity build's .c files too)."""
-    seen, stack = {file}, [file]
-    while stack:
-        current = stack.pop()
-        for inc, target, _ in module.includes:
-            if inc == current and target not in seen:
-                seen.add(target)
-                stack.append(target)
-    return seen
-
-
-def _fresh_name(name: str, taken: set[str]) -> str:
-    candidate, n = name, 2
-    while candidate in taken:
-        candidate = f"{name}{n}"
-        n += 1
-    taken.add(candidate)
-    return candidate
 
 
 def _inherited(t, slot: str, types, assigns) -> str | None:

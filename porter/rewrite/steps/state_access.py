@@ -21,7 +21,7 @@ import re
 
 from porter.lexer import tokenize
 from porter.model import GlobalKind, Span
-from porter.rewrite.context import PortContext
+from porter.rewrite.context import PortContext, fresh_name
 from porter.rewrite.decide import HOT_SLOTS
 from porter.rewrite.edits import Applicability
 
@@ -35,11 +35,7 @@ class StateAccess:
         taken = set(ctx.module.names_in_use)
         for name, acc in sorted(ctx.decisions.access.items()):
             if acc.kind == "split" and ctx.decisions.needs.get(name):
-                impl = f"{name}_impl"
-                while impl in taken:
-                    impl += "_"
-                taken.add(impl)
-                self._impl_names[name] = impl
+                self._impl_names[name] = fresh_name(f"{name}_impl", taken)
         # m_free(void *module): its parameter needs a cast to PyObject *.
         self._untyped = {f.params[0].name for f in ctx.module.functions
                          if f.params and f.params[0].name and "void" in f.params[0].type_text

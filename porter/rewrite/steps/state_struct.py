@@ -21,7 +21,7 @@ from porter.analyze import ctree
 from porter.analyze.initializers import is_null
 from porter.model import GlobalKind, Span
 from porter.render import render
-from porter.rewrite.context import PortContext, StateField
+from porter.rewrite.context import PortContext, StateField, fresh_name, include_closure
 from porter.rewrite.edits import Applicability
 
 
@@ -44,7 +44,7 @@ class StateStruct:
     def _fields(self, ctx: PortContext) -> None:
         taken = set(ctx.module.names_in_use)
         for key, g in sorted(ctx.decisions.movable.items(), key=lambda kv: (kv[1].file, kv[1].span.start)):
-            name = g.name if g.function is None else _fresh(f"{g.function}_{g.name}", taken)
+            name = g.name if g.function is None else fresh_name(f"{g.function}_{g.name}", taken)
             if g.kind is GlobalKind.STATIC_TYPE:
                 decl = f"PyTypeObject *{name}"
             else:
@@ -64,7 +64,7 @@ class StateStruct:
 
         if any(defines_module_attribute(t, ctx.module) for t in ctx.module.static_types
                if (None, t.name) in ctx.decisions.movable):
-            name = _fresh("module_attribute_descriptors", taken)
+            name = fresh_name("module_attribute_descriptors", taken)
             ctx.fields.append(StateField((None, "<module attribute descriptors>"), name,
                                          f"PyObject *{name}", True, None))
             ctx.module_attribute_field = name
@@ -122,15 +122,6 @@ class StateStruct:
 
 def _needs_block(ctx: PortContext) -> bool:
     return any(ctx.decisions.needs.values()) or ctx.needs_by_type
-
-
-def _fresh(name: str, taken: set[str]) -> str:
-    candidate, n = name, 2
-    while candidate in taken:
-        candidate = f"{name}{n}"
-        n += 1
-    taken.add(candidate)
-    return candidate
 
 
 def _label(g) -> str:
@@ -245,20 +236,8 @@ def _unit_order(module, root: str) -> dict[str, tuple[int, ...]]:
 
 
 def _closures(module) -> dict[str, set[str]]:
-    direct: dict[str, set[str]] = {f: set() for f in module.files}
-    for inc, target, _ in module.includes:
-        direct.setdefault(inc, set()).add(target)
-    out = {}
-    for f in direct:
-        seen: set[str] = set()
-        stack = [f]
-        while stack:
-            for t in direct.get(stack.pop(), ()):
-                if t not in seen:
-                    seen.add(t)
-                    stack.append(t)
-        out[f] = seen
-    return out
+    """Each module file's includes, transitively (without the file itself)."""
+    return {f: include_closure(module, f) - {f} for f in module.files}
 
 
 def _end_of_header(ctx: PortContext, header: str) -> int:
