@@ -30,6 +30,11 @@ class InputFile:
 class Inputs:
     files: list[InputFile] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
+    # The package's Python files that read a class `__dict__` (see analyze.python_side).
+    python_files: list[InputFile] = field(default_factory=list)
+
+    def python_items(self) -> list[tuple[str, bytes]]:
+        return [(f.path, f.data) for f in self.python_files]
 
 
 def display_path(path: Path, cwd: Path) -> str:
@@ -76,7 +81,48 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
                 target = path.parent / os.fsdecode(m.group(1))
                 if target.is_file() and target.resolve() not in seen:
                     queue.append((target, False))
+    inputs.python_files = python_companions(
+        [Path(p) for p in paths if Path(p).exists()], cwd)
     return inputs
+
+
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg")
+MAX_PYTHON_FILES = 5000
+MAX_PYTHON_BYTES = 2 * 1024 * 1024
+
+
+def project_root(path: Path) -> Path:
+    """The nearest folder above `path` with a pyproject.toml or setup.py, else its own folder."""
+    start = (path if path.is_dir() else path.parent).resolve()
+    for folder in (start, *start.parents):
+        if any((folder / marker).is_file() for marker in PROJECT_MARKERS):
+            return folder
+    return start
+
+
+def python_companions(paths: list[Path], cwd: Path) -> list[InputFile]:
+    """Python files of the projects the sources belong to that read some class `__dict__`."""
+    found: list[InputFile] = []
+    seen: set[Path] = set()
+    for root in sorted({project_root(p) for p in paths}):
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+            for name in sorted(filenames):
+                path = (Path(dirpath) / name).resolve()
+                if not name.endswith(".py") or path in seen:
+                    continue
+                seen.add(path)
+                if len(seen) > MAX_PYTHON_FILES:
+                    return found
+                try:
+                    if path.stat().st_size > MAX_PYTHON_BYTES:
+                        continue
+                    data = path.read_bytes()
+                except OSError:
+                    continue
+                if b"__dict__" in data or b"vars(" in data:
+                    found.append(InputFile(display_path(path, cwd), data, False))
+    return found
 
 
 def _walk(root: Path) -> list[Path]:

@@ -280,9 +280,19 @@ class ExtensionModule:
     includes: tuple[tuple[str, str, Span], ...] = ()
     # Instance structs (they start with PyObject_HEAD): name -> whether they hold object pointers.
     object_structs: tuple[tuple[str, bool], ...] = ()
+    # `Owner.__dict__['key']` reads in the package's Python files (analyze.python_side).
+    python_dict_reads: tuple["PythonDictRead", ...] = ()
 
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class PythonDictRead:
+    file: str
+    line: int
+    owner: str  # the name before `.__dict__`
+    key: str
 
 
 @dataclass(frozen=True)

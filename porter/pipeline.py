@@ -6,16 +6,22 @@ from porter.analyze.project import Analysis, analyze, load_sources
 from porter.model import FileProblem
 
 
-def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = None) -> Analysis:
-    """Facts for every extension module in `files`; what porter cannot read becomes a problem."""
+def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
+         python_files: list[tuple[str, bytes]] = ()) -> Analysis:
+    """Facts for every extension module in `files`; what porter cannot read becomes a problem.
+
+    `python_files` are the package's Python sources: what they read from a type's `__dict__`
+    decides whether a port may change it.
+    """
     problems = list(problems or [])
     sources = load_sources(files, problems)
-    return analyze(sources, tuple(problems))
+    return analyze(sources, tuple(problems), python_files)
 
 
 def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,
-               problems: list[FileProblem] | None = None):
+               problems: list[FileProblem] | None = None,
+               python_files: list[tuple[str, bytes]] = ()):
     """Scan, plan and apply: the new text of every file a ported module changed."""
     from porter.rewrite.port import port
 
-    return port(scan(files, problems), unsafe=unsafe)
+    return port(scan(files, problems, python_files), unsafe=unsafe)

@@ -107,3 +107,20 @@ def test_debug_tree_and_query_show_what_the_parser_saw():
 def test_version_and_module_entry_point():
     out = run("--version")
     assert out.returncode == 0 and out.stdout.startswith("porter ")
+
+
+def test_port_reads_the_packages_python_for_class_dict_reads(tmp_path):
+    from test_port_rules import MODULE_DESCRIPTOR_TYPE
+
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'pkg'\n")
+    src = tmp_path / "src" / "pkg"
+    src.mkdir(parents=True)
+    (src / "m.c").write_text(MODULE_DESCRIPTOR_TYPE)
+    (src / "other.py").write_text("x = 1\n")
+    done = run("port", "src/pkg/m.c", cwd=tmp_path)
+    assert done.returncode == 0 and "T_spec" in done.stdout
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "t.py").write_text("import pkg\nd = vars(Proxy)['__module__']\n")
+    kept = run("port", "src/pkg/m.c", "--report", str(tmp_path / "r.md"), cwd=tmp_path)
+    assert kept.returncode == 0 and "T_spec" not in kept.stdout
+    assert "tests/t.py:2 reads Proxy.__dict__['__module__']" in (tmp_path / "r.md").read_text()

@@ -95,3 +95,33 @@ def test_the_patch_of_a_port_is_stable_across_runs():
     first = port(c)[1]
     assert first == port(c)[1]
     assert unified_diff("m.c", c.encode(), first.encode())
+
+
+MODULE_DESCRIPTOR_TYPE = HEADER + """
+typedef struct { PyObject_HEAD PyObject *modname; } Obj;
+static PyObject *get_module(PyObject *self, void *c) { return Py_NewRef(((Obj *)self)->modname); }
+static PyGetSetDef T_getset[] = {{"__module__", get_module, NULL, NULL, NULL}, {NULL}};
+static PyTypeObject T = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pkg." "Proxy",
+    .tp_basicsize = sizeof(Obj),
+    .tp_getset = T_getset,
+};
+""" + INIT % "    if (PyType_Ready(&T) < 0) return NULL;\n    Py_INCREF(&T);\n    PyModule_AddObject(m, \"Proxy\", (PyObject *)&T);"
+
+
+def test_a_module_descriptor_type_converts_and_the_report_asks_for_review():
+    mp, text = port(MODULE_DESCRIPTOR_TYPE)
+    assert "static PyType_Spec T_spec" in text
+    assert '"pkg")' in text  # the module name the static type answered, from joined literals
+    assert any("review: T.__dict__['__module__']" in it.message for it in mp.items)
+
+
+def test_python_code_reading_the_module_descriptor_keeps_the_type_static():
+    reader = b"from pkg import Proxy\ndescr = Proxy.__dict__['__module__']\n"
+    result = port_files([("m.c", MODULE_DESCRIPTOR_TYPE.encode())], python_files=[("pkg/util.py", reader)])
+    (mp,) = result.modules
+    text = result.new_text.get("m.c", b"").decode()
+    assert "PyType_Spec" not in text
+    assert any(not it.done and "pkg/util.py:2 reads Proxy.__dict__['__module__']" in it.message
+               for it in mp.items)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from porter.analyze import ctree
 from porter.model import Initializer, Span
 from porter.parse import Node, Source
@@ -151,3 +153,14 @@ def is_null(text: str) -> bool:
     while t.startswith("(") and t.endswith(")"):
         t = t[1:-1].strip()
     return t in ("0", "NULL", "0L", "((void*)0)", "(void *)0", "nullptr") or t.endswith(")0")
+
+
+_STRING_PIECE = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
+
+
+def string_value(text: str) -> str | None:
+    """The value of a C string literal, adjacent literals joined: `"a." "B"` -> `a.B`."""
+    pieces = _STRING_PIECE.findall(text)
+    if not pieces or _STRING_PIECE.sub("", text).strip():
+        return None
+    return "".join(pieces)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 
 from porter import capi, conditions
-from porter.analyze.initializers import is_null, referenced_name
+from porter.analyze.initializers import is_null, referenced_name, string_value
 from porter.model import ExtensionModule, GlobalKind, StaticType
 from porter.render import render
 from porter.rewrite.context import PortContext, fresh_name, include_closure
@@ -68,11 +68,14 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         s = t.slot(name)
         if s is not None and not is_null(s.text):
             return f"{name} is set; heap types cannot take it on every supported Python"
-    if defines_module_attribute(t, module) and not unsafe:
-        return (f"its members or getset define __module__: as a heap type {t.name}.__module__ "
-                "would be that descriptor; porter can keep the module name in the type's dict and "
-                "serve the descriptor to instances, but then Type.__dict__['__module__'] changes "
-                "(use --unsafe)")
+    if defines_module_attribute(t, module):
+        read = next((r for r in module.python_dict_reads
+                     if r.key == "__module__" and r.owner == python_name(t)), None)
+        if read is not None:
+            return (f"its members or getset define __module__, and {read.file}:{read.line} reads "
+                    f"{read.owner}.__dict__['__module__']: a heap type cannot keep that descriptor "
+                    f"in its dict while {read.owner}.__module__ stays the module name, so the "
+                    "Python side needs a change first")
     for a in (module.init_body.field_assignments if module.init_body else ()):
         if a.target == t.name and not _foldable(a.field, a.value):
             return (f"init sets {t.name}.{a.field} = {a.value.strip()}, which is not a constant "
@@ -81,6 +84,13 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         if _unreadable_conditionals(t, module):
             return "an #if inside its initialiser hides slots porter cannot map (use --unsafe to convert the analysed branch)"
     return None
+
+
+def python_name(t: StaticType) -> str:
+    """The class name Python code knows the type by: tp_name after its last dot."""
+    slot = t.slot("tp_name")
+    value = string_value(slot.text) if slot is not None else None
+    return value.rsplit(".", 1)[-1] if value else t.name
 
 
 def defines_module_attribute(t: StaticType, module: ExtensionModule) -> bool:
@@ -171,8 +181,7 @@ class HeapTypes:
         for t in types.values():
             # A type converted only because of --unsafe: its edits say so.
             partly_read = bool(t.conditional and _unreadable_conditionals(t, module))
-            module_attr = defines_module_attribute(t, module)
-            ctx.applicability = Applicability.UNSAFE if partly_read or module_attr else Applicability.SAFE
+            ctx.applicability = Applicability.UNSAFE if partly_read else Applicability.SAFE
             if partly_read:
                 ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
                          f"{t.name}: converted from the #if branches porter read for CPython 3.12 on "
@@ -305,10 +314,11 @@ class HeapTypes:
         old_set = _inherited(t, "tp_setattro", types, assigns) or "PyObject_GenericSetAttr"
         getattro, setattro = f"{t.name}_getattro", f"{t.name}_setattro"
         values["tp_getattro"], values["tp_setattro"] = getattro, setattro
-        ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
-                 f"{t.name} defines a __module__ descriptor (--unsafe): {t.name}.__module__ keeps "
-                 f"answering the module name from the type's dict and {getattro}/{setattro} serve "
-                 f"the descriptor to instances; {t.name}.__dict__['__module__'] is now that name")
+        ctx.item(self.id, Applicability.SAFE, t.file, t.span,
+                 f"{t.name} defines a __module__ descriptor: {t.name}.__module__ keeps answering "
+                 f"the module name from the type's dict and {getattro}/{setattro} serve the "
+                 f"descriptor to instances; review: {t.name}.__dict__['__module__'] is now that "
+                 "name (no Python file of the package reads it)")
         text = render("c/module_attribute.c.jinja", shared=shared, find_descriptor=self._find,
                       keep_descriptor=self._keep, state_type=ctx.names.state_type,
                       get_state_by_type=ctx.names.get_state_by_type,
@@ -505,7 +515,7 @@ def _inherited(t, slot: str, types, assigns) -> str | None:
 
 def _module_name(values) -> str:
     """What `Type.__module__` was for the static type: tp_name up to its last dot."""
-    name = values.get("tp_name", '""').strip().strip('"')
+    name = string_value(values.get("tp_name", '""')) or ""
     return name.rsplit(".", 1)[0] if "." in name else "builtins"
 
 
