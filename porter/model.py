@@ -105,6 +105,9 @@ class Use:
     shape_span: Span | None = None  # the expression `&x` or `x.` that a rewrite replaces
     unparsed: bool = False  # inside an ERROR span: never edited
     in_assert: bool = False  # inside assert(...): compiled only without NDEBUG
+    # An argument of a call (through &, casts and parens): the callee as written, and the call.
+    call: str | None = None
+    call_span: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,8 @@ class Function:
     # (the calling function, the statement making that call, the library function).
     sync_callback_sites: tuple[tuple[str, Location, str], ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
+    # Py_DECREF/Py_XDECREF/Py_CLEAR of a field of its first parameter (what a dealloc owns).
+    releases: tuple["FieldRelease", ...] = ()
     defined_by: str | None = None  # the project macro whose use defines it (BINOP(name, ...))
 
 
@@ -280,11 +285,44 @@ class ExtensionModule:
     includes: tuple[tuple[str, str, Span], ...] = ()
     # Instance structs (they start with PyObject_HEAD): name -> whether they hold object pointers.
     object_structs: tuple[tuple[str, bool], ...] = ()
+    instance_structs: tuple["InstanceStruct", ...] = ()
     # `Owner.__dict__['key']` reads in the package's Python files (analyze.python_side).
     python_dict_reads: tuple["PythonDictRead", ...] = ()
 
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class FieldRelease:
+    """`Py_DECREF(self->value)` in a function whose first parameter is `self`."""
+
+    field: str
+    macro: str  # Py_DECREF, Py_XDECREF or Py_CLEAR
+    call: Span
+    callee: Span
+
+
+@dataclass(frozen=True)
+class StructField:
+    name: str
+    type_text: str  # `PyObject *`, `Py_ssize_t`
+    is_object: bool  # a single pointer to an object type
+    span: Span  # the whole field declaration
+    conditional: bool  # inside an #if (kept or not) in the struct
+
+
+@dataclass(frozen=True)
+class InstanceStruct:
+    """A struct that starts with PyObject_HEAD: the layout of a type's instances."""
+
+    name: str  # the typedef name or the struct tag
+    file: str
+    span: Span
+    fields: tuple[StructField, ...]  # without the head
+
+    def field(self, name: str) -> StructField | None:
+        return next((f for f in self.fields if f.name == name), None)
 
 
 @dataclass(frozen=True)

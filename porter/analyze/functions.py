@@ -9,7 +9,7 @@ from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
-from porter.model import Call, Function, Location, ModuleDef, Param, Span, StaticType
+from porter.model import Call, FieldRelease, Function, Location, ModuleDef, Param, Span, StaticType
 from porter.parse import Node, walk
 
 # What each role means for reaching module state (the report and `porter explain` reuse these).
@@ -293,6 +293,7 @@ def collect_functions(
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
             prototype_param_lists=tuple(proto_params), flags=tuple((flags or {}).get(name, ())),
             frees=tuple(frees), untracks_first=untracks_first, sync_callback_sites=tuple(sync_sites),
+            releases=_releases(body, params[0].name if params else None),
         ))
     return out
 
@@ -344,6 +345,55 @@ def _frees(src, body: Node | None) -> tuple[list[Span], bool]:
     untracks = bool(first is not None and first.type == "expression_statement"
                     and b"PyObject_GC_UnTrack" in first.text)
     return frees, untracks
+
+
+RELEASE_MACROS = ("Py_DECREF", "Py_XDECREF", "Py_CLEAR")
+
+
+def _releases(body: Node | None, self_name: str | None) -> tuple[FieldRelease, ...]:
+    """Fields of the first parameter the function releases: `Py_DECREF(self->f)`.
+
+    The object may be reached through the parameter itself, a cast of it, or a local
+    initialised from it (`Obj *o = (Obj *)self;`).
+    """
+    if body is None or not self_name:
+        return ()
+    aliases = {self_name}
+    for node in walk(body):
+        if node.type == "init_declarator":
+            value = ctree.unwrap_parens(node.child_by_field_name("value"))
+            if value is not None and _names_object(value, aliases):
+                d = ctree.read_declarator(node)
+                if d.name and d.is_pointer:
+                    aliases.add(d.name)
+        elif node.type == "assignment_expression" and node.children[1].type == "=":
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if left is not None and left.type == "identifier" and right is not None \
+                    and _names_object(right, aliases):
+                aliases.add(left.text.decode())
+    out = []
+    for node in walk(body):
+        if node.type != "call_expression" or ctree.call_name(node) not in RELEASE_MACROS:
+            continue
+        args = ctree.call_args(node)
+        target = ctree.unwrap_parens(args[0]) if len(args) == 1 else None
+        if target is None or target.type != "field_expression" or b"->" not in target.text:
+            continue
+        base = ctree.unwrap_parens(target.child_by_field_name("argument"))
+        field_node = target.child_by_field_name("field")
+        if base is not None and field_node is not None and _names_object(base, aliases):
+            fn = node.child_by_field_name("function")
+            out.append(FieldRelease(field_node.text.decode(), ctree.call_name(node),
+                                    ctree.span(node), ctree.span(fn)))
+    return tuple(out)
+
+
+def _names_object(node: Node, aliases: set[str]) -> bool:
+    """`self`, `(Obj *)self` or `((Obj *)(self))` for a name in `aliases`."""
+    node = ctree.unwrap_parens(node)
+    while node is not None and node.type == "cast_expression":
+        node = ctree.unwrap_parens(node.child_by_field_name("value"))
+    return node is not None and node.type == "identifier" and node.text.decode() in aliases
 
 
 def _prototype_params(decl: Node, name: str) -> Node | None:

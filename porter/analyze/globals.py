@@ -116,10 +116,13 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
             if not _refers_to(ident, g) or _declares_itself(ident):
                 continue
             shape, shape_span = _shape(ident)
+            call = _argument_of(ident)
             uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident, "[" in g.type_text),
                             shape=shape, shape_span=shape_span,
                             unparsed=index.src.in_error(ctree.span(ident)),
-                            in_assert=ctree.in_assert(ident)))
+                            in_assert=ctree.in_assert(ident),
+                            call=call.child_by_field_name("function").text.decode() if call else None,
+                            call_span=ctree.span(call) if call else None))
         if g.function is None:
             for mask_name, span in index.blanked_names.get(g.name, ()):
                 node = index.src.root.descendant_for_byte_range(span.start, span.start)
@@ -148,6 +151,21 @@ def _declares_itself(ident: Node) -> bool:
             and any(d.start_byte <= ident.start_byte < d.end_byte and
                     (d.type != "init_declarator" or d.child_by_field_name("declarator").end_byte > ident.start_byte)
                     for d in ctree.declarators(node)))
+
+
+def _argument_of(ident: Node) -> Node | None:
+    """The call whose argument is `ident`, `&ident` or a cast of either."""
+    node = ident
+    while node.parent is not None and node.parent.type in (
+            "pointer_expression", "cast_expression", "parenthesized_expression"):
+        if node.parent.type == "pointer_expression" and node.parent.children[0].type != "&":
+            return None
+        node = node.parent
+    parent = node.parent
+    if parent is not None and parent.type == "argument_list" and parent.parent is not None \
+            and parent.parent.type == "call_expression":
+        return parent.parent
+    return None
 
 
 def _shape(ident: Node) -> tuple[str, Span | None]:

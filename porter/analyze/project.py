@@ -21,7 +21,7 @@ from porter.analyze.python_side import collect_dict_reads
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
 from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Function, InitFunction,
-                          Location, MacroUse, Param, Span)
+                          InstanceStruct, Location, MacroUse, Param, Span, StructField)
 from porter.parse import Source
 
 
@@ -119,6 +119,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         macro_uses=macro_uses,
         find_module_uses=tuple(collect_find_module_uses(indexes, definition.name if definition else None)),
         object_structs=tuple(sorted(_instance_structs(indexes).items())),
+        instance_structs=tuple(collect_instance_structs(indexes)),
         includes=tuple(module_includes),
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
@@ -242,29 +243,65 @@ def _object_structs(indexes: list[FileIndex]) -> set[str]:
 
 def _instance_structs(indexes: list[FileIndex]) -> dict[str, bool]:
     """Instance struct names, and whether any field besides the head is an object pointer."""
-    found: dict[str, bool] = {}
+    return {s.name: any(f.is_object for f in s.fields) for s in collect_instance_structs(indexes)}
+
+
+def collect_instance_structs(indexes: list[FileIndex]) -> list[InstanceStruct]:
+    """Structs that start with PyObject_HEAD, with their fields (the head left out)."""
+    structs = []
     for idx in indexes:
-        heads = [m.span.start for m in idx.src.macro_masks if m.name in ("PyObject_HEAD", "PyObject_VAR_HEAD")]
+        heads = [m.span for m in idx.src.macro_masks if m.name in ("PyObject_HEAD", "PyObject_VAR_HEAD")]
         for node in idx.src.root.children:
-            if node.type != "type_definition" or not any(node.start_byte <= h < node.end_byte for h in heads):
+            if node.type != "type_definition" or not any(node.start_byte <= h.start < node.end_byte for h in heads):
                 continue
-            holds = bool(re.search(rb"\bPy\w*Object\s*\*", _without_head(idx, node, heads)))
-            for d in node.children_by_field_name("declarator"):
-                found[d.text.decode()] = holds
             t = node.child_by_field_name("type")
-            name = t.child_by_field_name("name") if t is not None else None
-            if name is not None:
-                found[name.text.decode()] = holds
+            names = [d.text.decode() for d in node.children_by_field_name("declarator")]
+            tag = t.child_by_field_name("name") if t is not None else None
+            if tag is not None:
+                names.append(tag.text.decode())
+            structs.append((idx, node, t.child_by_field_name("body") if t is not None else None, heads, names))
+    object_names = {name for *_, names in structs for name in names}
+    found: list[InstanceStruct] = []
+    for idx, node, body, heads, names in structs:
+        fields = tuple(_struct_fields(idx, body, heads, object_names)) if body is not None else ()
+        for name in names:
+            found.append(InstanceStruct(name, idx.path, ctree.span(node), fields))
     return found
 
 
-def _without_head(idx: FileIndex, node, heads: list[int]) -> bytes:
-    text = idx.src.text[node.start_byte:node.end_byte]
-    for h in heads:
-        if node.start_byte <= h < node.end_byte:
-            rel = h - node.start_byte
-            text = text[:rel] + text[rel:].replace(b"PyObject_HEAD", b"", 1).replace(b"PyObject_VAR_HEAD", b"", 1)
-    return text
+_PY_OBJECT_TYPE = re.compile(r"Py\w*Object")
+
+
+def _struct_fields(idx: FileIndex, body, heads, object_names: set[str]) -> list[StructField]:
+    out = []
+    masked = [mc.conditional.span for mc in idx.src.masked_conditionals]
+    for decl in body.named_children:
+        if decl.type != "field_declaration" or any(decl.start_byte <= h.start < decl.end_byte for h in heads):
+            continue
+        conditional = any(
+            m.start <= decl.start_byte < m.end for m in masked)
+        type_node = decl.child_by_field_name("type")
+        type_text = idx.src.text_of(type_node).strip() if type_node is not None else ""
+        for d in decl.children_by_field_name("declarator"):
+            info = ctree.read_declarator(d)
+            if info.name is None:
+                continue
+            single = d.type == "pointer_declarator" and d.child_by_field_name("declarator") is not None \
+                and d.child_by_field_name("declarator").type == "field_identifier"
+            bare = re.sub(r"\b(struct|const|volatile)\b", "", type_text).strip()
+            is_object = single and (bool(_PY_OBJECT_TYPE.fullmatch(bare)) or bare in object_names)
+            out.append(StructField(info.name, type_text + (" *" if info.is_pointer else ""),
+                                   is_object, ctree.span(decl), conditional))
+    # Fields inside an #if that tree-sitter kept as a preproc node are conditional too.
+    for pre in body.named_children:
+        if pre.type.startswith("preproc_"):
+            for decl in pre.named_children:
+                if decl.type == "field_declaration":
+                    for d in decl.children_by_field_name("declarator"):
+                        info = ctree.read_declarator(d)
+                        if info.name:
+                            out.append(StructField(info.name, "", False, ctree.span(decl), True))
+    return out
 
 
 def _resolve_includes(path: str, idx: FileIndex, indexes: dict[str, FileIndex]) -> list[str]:
