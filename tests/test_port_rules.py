@@ -125,3 +125,57 @@ def test_python_code_reading_the_module_descriptor_keeps_the_type_static():
     assert "PyType_Spec" not in text
     assert any(not it.done and "pkg/util.py:2 reads Proxy.__dict__['__module__']" in it.message
                for it in mp.items)
+
+
+def holder_module(allocation: str, extra: str = "") -> str:
+    """A non-GC type whose dealloc releases an object field, allocated by `allocation`."""
+    return HEADER + extra + """
+typedef struct { PyObject_HEAD PyObject *item; PyObject *borrowed; } Holder;
+static PyTypeObject HolderType;
+static void Holder_dealloc(Holder *self) { Py_DECREF(self->item); PyObject_DEL(self); }
+static PyObject *
+make(PyObject *module, PyObject *item)
+{
+    Holder *h = %s;
+    if (h == NULL) return NULL;
+    h->item = Py_NewRef(item);
+    h->borrowed = item;
+    return (PyObject *)h;
+}
+static PyTypeObject HolderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.Holder",
+    .tp_basicsize = sizeof(Holder),
+    .tp_dealloc = (destructor)Holder_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+};
+static PyMethodDef holder_methods[] = {{"make", make, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, holder_methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    if (PyType_Ready(&HolderType) < 0)
+        return NULL;
+    return PyModule_Create(&def);
+}
+""" % allocation
+
+
+def test_a_type_whose_dealloc_releases_objects_gets_gc_and_every_allocation_site_follows():
+    mp, text = port(holder_module("PyObject_NEW(Holder, &HolderType)"))
+    assert mp.status == "ported"
+    assert "Py_TPFLAGS_HAVE_GC" in text and "Py_VISIT(self->item);" in text
+    assert "borrowed);" not in text.split("Holder_traverse")[1].split("}")[0]  # never visited
+    assert "(Holder *)PyType_GenericAlloc(state->HolderType, 0)" in text and "PyObject_NEW(" not in text
+    dealloc = text.split("Holder_dealloc(Holder *self) {")[1].split("}")[0]
+    assert "PyObject_GC_UnTrack(self);" in dealloc and "Py_XDECREF(self->item)" in dealloc
+    assert "tp->tp_free(self)" in dealloc and "PyObject_DEL" not in dealloc
+
+
+def test_an_allocation_porter_cannot_rewrite_leaves_the_type_without_gc_and_says_where():
+    for allocation, extra, why in (
+            ("F(PyObject_New)(Holder, &HolderType)", "#define F(name) name\n", "through F(PyObject_New)(...) at m.c:"),
+            ("PyObject_New(Holder, Py_TYPE(module))", "", "allocates a Holder through PyObject_New(...) without naming HolderType")):
+        mp, text = port(holder_module(allocation, extra))
+        assert mp.status == "ported" and "Py_TPFLAGS_HAVE_GC" not in text
+        assert any(not it.done and why in it.message for it in mp.items), [it.message for it in mp.items]

@@ -109,6 +109,8 @@ class PortContext:
     needs_by_operands: bool = False
     needs_callback_state: bool = False
     module_attribute_field: str | None = None  # state dict: type -> its __module__ descriptor
+    gc_plans: dict = field(default_factory=dict)  # type name -> steps.gc_support.GcPlan
+    dealloc_type_var: str = "tp"  # the local that keeps Py_TYPE(self) in a dealloc
     posture: str = "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
     posture_reasons: list[str] = field(default_factory=list)
     posture_condition: str | None = None  # the weaker posture holds only when this is true

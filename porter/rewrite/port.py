@@ -12,15 +12,17 @@ from porter.rewrite.edits import (Applicability, Edit, OverlappingEdits, applica
                                   drop_moot, join_deleted_lines)
 from porter.rewrite.posture import choose_posture
 from porter.rewrite.steps.exec_slot import ExecSlot
+from porter.rewrite.steps.gc_support import GcSupport
 from porter.rewrite.steps.heap_types import HeapTypes, convertible_types
 from porter.rewrite.steps.module_def import ModuleDefinition
 from porter.rewrite.steps.state_access import StateAccess
 from porter.rewrite.steps.state_struct import StateStruct
 
 # The order matters: state-struct decides the fields every later step reads; heap-types
-# schedules type creation in exec before exec-slot writes exec's prologue; module-def
+# schedules type creation in exec before exec-slot writes exec's prologue and decides which
+# types gc-support completes; module-def
 # comes last because it renders the definition from everything before it.
-PASSES = (StateStruct(), HeapTypes(), StateAccess(), ExecSlot(), ModuleDefinition())
+PASSES = (StateStruct(), HeapTypes(), GcSupport(), StateAccess(), ExecSlot(), ModuleDefinition())
 
 
 @dataclass

@@ -30,6 +30,7 @@ from porter.model import ExtensionModule, GlobalKind, StaticType
 from porter.render import render
 from porter.rewrite.context import PortContext, fresh_name, include_closure
 from porter.rewrite.edits import Applicability
+from porter.rewrite.steps.gc_support import GcPlan, gc_functions, plan_gc
 
 # Slots a heap type gets right by default: writing them out only gets in the way.
 DROPPED_DEFAULTS = {
@@ -177,6 +178,7 @@ class HeapTypes:
                     linked.setdefault(a.target, []).append(var)
         creations: dict[str, tuple[str, list[str]]] = {}
         tp_var = next(n for n in ("tp", "self_type", "dealloc_type") if n not in module.names_in_use)
+        ctx.dealloc_type_var = tp_var
         visited_fns: set[str] = set()
         for t in types.values():
             # A type converted only because of --unsafe: its edits say so.
@@ -231,6 +233,12 @@ class HeapTypes:
             module_attr_code = ""
             if defines_module_attribute(t, module) and ctx.module_attribute_field:
                 module_attr_code = self._module_attribute(ctx, t, values, types, assigns)
+            gc = plan_gc(ctx, t, values, types, self._inherits_gc(t, values, types, assigns), taken)
+            if isinstance(gc, GcPlan):
+                ctx.gc_plans[t.name] = gc
+                values["tp_flags"] = _with_flag(values.get("tp_flags", "Py_TPFLAGS_DEFAULT"), "Py_TPFLAGS_HAVE_GC")
+                values["tp_traverse"], values["tp_clear"] = gc.traverse, gc.clear
+                guards["tp_traverse"] = guards["tp_clear"] = None
             spec_slots, members = self._slots(t, values, guards, sub_values, sub_guards)
             existing_members = referenced_name(values.get("tp_members", "")) if not is_null(values.get("tp_members", "0")) else None
             members_name = None
@@ -254,7 +262,7 @@ class HeapTypes:
                 basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
                 flags=flags,
             )
-            spec = module_attr_code + spec
+            spec = module_attr_code + (gc_functions(gc) if isinstance(gc, GcPlan) else "") + spec
             nl = ctx.newline(t.file)
             folded = any(a.target == t.name and a.field not in SPEC_FIELDS
                          and a.field not in OFFSET_MEMBERS and a.field not in ("tp_doc", "tp_flags")
@@ -282,12 +290,12 @@ class HeapTypes:
             ctx.item(self.id, Applicability.SAFE, t.file, t.span,
                      f"{t.name} is a heap type: {t.name}_spec, created in {ctx.names.exec}() and kept in "
                      f"{ctx.names.state_type}.{fields[t.name].name}; flags {flags}")
-            holds = dict(module.object_structs).get(_sizeof(values.get("tp_basicsize", "")), True)
-            if "Py_TPFLAGS_HAVE_GC" not in flags and holds:
+            if isinstance(gc, str):
                 ctx.item(self.id, Applicability.MANUAL, t.file, t.span,
-                         f"{t.name} has no GC support: its instances now keep their heap type alive; "
-                         "if they can hold objects that refer back to them, add Py_TPFLAGS_HAVE_GC "
-                         "with tp_traverse and tp_clear", done=False)
+                         f"{t.name} has no GC support and porter did not add it ({gc}): its "
+                         "instances own objects and keep their heap type alive; add "
+                         "Py_TPFLAGS_HAVE_GC with tp_traverse (visiting Py_TYPE(self)) and tp_clear",
+                         done=False)
         ctx.applicability = Applicability.SAFE
         same_unit = include_closure(module, body.file)
         for t in types.values():
@@ -305,6 +313,19 @@ class HeapTypes:
         for name in _dependency_order(creations):
             ctx.exec_prologue.append(creations[name][0].rstrip("\n"))
             ctx.type_creations[name] = creations[name][0]
+
+    def _inherits_gc(self, t, values, types, assigns) -> bool | None:
+        """Whether `t` gets Py_TPFLAGS_HAVE_GC from its base; None for a base porter cannot judge."""
+        base = values.get("tp_base")
+        if not base or is_null(base) or referenced_name(base) == "PyBaseObject_Type":
+            return False
+        name = referenced_name(base)
+        if name not in types:
+            return None
+        base_type = types[name]
+        flags = base_type.slot("tp_flags").text if base_type.slot("tp_flags") is not None else ""
+        flags += " ".join(a.value for a in assigns if a.target == name and a.field == "tp_flags")
+        return "Py_TPFLAGS_HAVE_GC" in flags
 
     def _module_attribute(self, ctx: PortContext, t, values, types, assigns) -> str:
         """Wrappers that serve `__module__` to instances from the saved descriptor."""
@@ -519,9 +540,8 @@ def _module_name(values) -> str:
     return name.rsplit(".", 1)[0] if "." in name else "builtins"
 
 
-def _sizeof(text: str) -> str:
-    m = re.fullmatch(r"\s*sizeof\s*\(\s*(?:struct\s+)?(\w+)\s*\)\s*", text)
-    return m.group(1) if m else ""
+def _with_flag(flags: str, flag: str) -> str:
+    return flags if flag in flags else f"{flags.rstrip()} | {flag}"
 
 
 def _dependency_order(creations: dict[str, tuple[str, list[str]]]) -> list[str]:
