@@ -251,7 +251,7 @@ def collect_instance_structs(indexes: list[FileIndex]) -> list[InstanceStruct]:
     structs = []
     for idx in indexes:
         heads = [m.span for m in idx.src.macro_masks if m.name in ("PyObject_HEAD", "PyObject_VAR_HEAD")]
-        for node in idx.src.root.children:
+        for node in _file_scope(idx.src.root):
             if node.type != "type_definition" or not any(node.start_byte <= h.start < node.end_byte for h in heads):
                 continue
             t = node.child_by_field_name("type")
@@ -267,6 +267,16 @@ def collect_instance_structs(indexes: list[FileIndex]) -> list[InstanceStruct]:
         for name in names:
             found.append(InstanceStruct(name, idx.path, ctree.span(node), fields))
     return found
+
+
+def _file_scope(root):
+    """Top-level nodes, including those inside #if blocks and include guards."""
+    for node in root.children:
+        if node.type.startswith("preproc_") and node.type not in ("preproc_def", "preproc_function_def",
+                                                                  "preproc_include", "preproc_call"):
+            yield from _file_scope(node)
+        else:
+            yield node
 
 
 _PY_OBJECT_TYPE = re.compile(r"Py\w*Object")

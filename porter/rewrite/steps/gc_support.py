@@ -38,6 +38,12 @@ ALLOCATORS = ("PyObject_New", "PyObject_NEW")
 ALLOCATING = re.compile(r"new|init|alloc", re.IGNORECASE)
 
 
+# Calls in a dealloc that release nothing of the instance's fields.
+_NOT_RELEASING = {"PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del",
+                  "PyObject_GC_UnTrack", "Py_TYPE", "Py_DECREF", "Py_XDECREF", "Py_CLEAR",
+                  "PyObject_ClearWeakRefs", "Py_TRASHCAN_BEGIN", "Py_TRASHCAN_END"}
+
+
 @dataclass(frozen=True)
 class AllocationSite:
     file: str
@@ -69,11 +75,16 @@ def plan_gc(ctx: PortContext, t: StaticType, values: dict[str, str], types: dict
     struct_text = _sizeof(values.get("tp_basicsize", ""))
     struct = _instance_struct(module.instance_structs, struct_text)
     dealloc = module.function(referenced_name(values.get("tp_dealloc", "0") or "0") or "")
-    if struct is None or dealloc is None:
-        return None  # nothing released that porter can see: no field to visit
-    released = {r.field for r in dealloc.releases}
+    if struct is None:
+        return None
+    released = {r.field for r in dealloc.releases} if dealloc is not None else set()
     owned = [f for f in struct.fields if f.is_object and f.name in released]
     if not owned:
+        held = [f.name for f in struct.fields if f.is_object]
+        if held and dealloc is not None and any(c.callee not in _NOT_RELEASING for c in dealloc.calls):
+            # It may release them through a helper (automaton_clear(self)): porter cannot tell.
+            return (f"its instances hold {', '.join(held[:4])}{'...' if len(held) > 4 else ''} and "
+                    f"{dealloc.name}() does not release them itself")
         return None
     if inherited_gc is None:
         return f"its base {values['tp_base'].strip()} is not one of the module's types"

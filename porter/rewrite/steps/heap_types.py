@@ -292,8 +292,8 @@ class HeapTypes:
                      f"{ctx.names.state_type}.{fields[t.name].name}; flags {flags}")
             if isinstance(gc, str):
                 ctx.item(self.id, Applicability.MANUAL, t.file, t.span,
-                         f"{t.name} has no GC support and porter did not add it ({gc}): its "
-                         "instances own objects and keep their heap type alive; add "
+                         f"{t.name} has no GC support and porter did not add it: {gc}; its "
+                         "instances now keep their heap type alive, so if they own objects add "
                          "Py_TPFLAGS_HAVE_GC with tp_traverse (visiting Py_TYPE(self)) and tp_clear",
                          done=False)
         ctx.applicability = Applicability.SAFE
