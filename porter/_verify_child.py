@@ -139,8 +139,63 @@ def check_leak(module, path, cycles):
     return detail
 
 
+# Type flags a port must keep: the ones Python code can observe through behaviour.
+# Py_TPFLAGS_HEAPTYPE and Py_TPFLAGS_HAVE_GC change by design; the rest are bookkeeping.
+SURFACE_FLAGS = {
+    "DISALLOW_INSTANTIATION": 1 << 7, "IMMUTABLETYPE": 1 << 8, "BASETYPE": 1 << 10,
+    "METHOD_DESCRIPTOR": 1 << 17, "SEQUENCE": 1 << 5, "MAPPING": 1 << 6,
+}
+SURFACE_PROBE = "_porter_surface_probe"
+
+
+def outcome(action):
+    """'ok', or the name of the exception the action raised."""
+    try:
+        action()
+    except BaseException as exc:  # noqa: BLE001  the exception is the observation
+        return type(exc).__name__
+    return "ok"
+
+
+def type_surface(value):
+    def set_attribute():
+        setattr(value, SURFACE_PROBE, 1)
+        delattr(value, SURFACE_PROBE)
+
+    return {
+        "name": value.__name__,
+        "qualname": value.__qualname__,
+        "module": repr(getattr(value, "__module__", None)),
+        "doc": value.__doc__,
+        "flags": sorted(name for name, bit in SURFACE_FLAGS.items() if value.__flags__ & bit),
+        "mro": [f"{c.__module__}.{c.__qualname__}" for c in value.__mro__],
+        # A heap type always has __module__ in its own dict; its value is compared above.
+        "attributes": sorted(set(dir(value)) - {"__module__"}),
+        "sizes": [value.__basicsize__, value.__itemsize__, value.__dictoffset__, value.__weakrefoffset__],
+        "set-attribute": outcome(set_attribute),
+        "call-without-arguments": outcome(value),
+        "subclass": outcome(lambda: type("Sub", (value,), {})),
+    }
+
+
+def check_surface(module):
+    """What Python code can observe of the module and its types, as JSON: a port keeps it."""
+    mod = sys.modules[module]
+    names = {name: type(value).__name__ for name, value in vars(mod).items() if not name.startswith("__")}
+    surface = {
+        "doc": mod.__doc__,
+        "names": dict(sorted(names.items())),
+        # Every type the module exposes: a type with a __module__ descriptor does not name
+        # the module in its dict, so module_types() would miss it before the port.
+        "types": {name: type_surface(value) for name, value in sorted(vars(mod).items())
+                  if isinstance(value, type) and not name.startswith("__")},
+    }
+    return json.dumps(surface, sort_keys=True)
+
+
 CHECKS = {
     "import": check_import,
+    "surface": check_surface,
     "script": check_script,
     "heap-types": check_heap_types,
     "leak": check_leak,
@@ -163,8 +218,8 @@ class Channel:
     def begin(self, step, where):
         self.send(begin=step, where=where)
 
-    def step(self, step, ok, detail=""):
-        self.send(step=step, ok=ok, detail=detail)
+    def step(self, step, ok, detail="", data=""):
+        self.send(step=step, ok=ok, detail=detail, data=data)
 
 
 class Subinterpreters:
@@ -260,6 +315,10 @@ class Driver:
             return self.check(step, where, runner, name, *args) if imported else (False, SKIPPED_IMPORT)
 
         self.channel.step(f"{where}-smoke", *part(f"{where}-smoke", "script", self.smoke, "smoke.py"))
+        if where == "main":
+            ok, detail = part("surface", "surface", self.module)
+            summary = f"{len(json.loads(detail)['types'])} types" if ok else detail
+            self.channel.step("surface", ok, summary, data=detail if ok else "")
         if self.isolation is not None:
             self.isolation_parts.append((where, *part("isolation", "script", self.isolation, "isolation.py")))
         # One subinterpreter is enough to see a static type; sub2 repeats sub1.

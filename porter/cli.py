@@ -169,7 +169,7 @@ def verify(
     module: Annotated[Optional[str], typer.Option(help="Module name, when not a fixture folder.")] = None,
     smoke: Annotated[Optional[Path], typer.Option(help="Smoke script, when not a fixture folder.")] = None,
     python: Annotated[Optional[list[str]], typer.Option(help="Only this version (e.g. 3.13).")] = None,
-    port: Annotated[bool, typer.Option("--port", help="Port the sources first and verify the port.")] = False,
+    port: Annotated[bool, typer.Option("--port", help="Port the sources first, verify the port and compare what Python sees with the original.")] = False,
 ) -> None:
     """Build with each CPython >= 3.12 and import in isolated subinterpreters."""
     from porter import verify as oracle
@@ -199,10 +199,15 @@ def verify(
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="porter-verify-") as tmp:
+        original = sources
         if port:
             sources = _ported_copy(sources, Path(tmp) / "src", unsafe)
         result = oracle.verify(sources, name, smoke_text, interpreters, isolation=isolation,
                                workdir=Path(tmp) / "build")
+        if port:
+            # What Python code can observe of the module must not change with the port.
+            before = oracle.verify(original, name, smoke_text, interpreters, workdir=Path(tmp) / "original")
+            result = oracle.with_surface_kept(result, before)
     print(oracle.format_verification(result))
     raise typer.Exit(0 if result.ok else EXIT_FAILED)
 

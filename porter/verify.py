@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 # What the child process reports, in the order reports show them.
-CHILD_STEPS = ("main-import", "main-smoke", "sub1-import", "sub1-smoke", "sub2-import", "sub2-smoke")
+CHILD_STEPS = ("main-import", "main-smoke", "surface", "sub1-import", "sub1-smoke", "sub2-import", "sub2-smoke")
 EXPECTATIONS = ("single-phase", "multi-phase", "none")
 HEADER_SUFFIXES = (".h", ".hh", ".hpp", ".inc")
 
@@ -51,6 +51,7 @@ class Step:
     name: str
     ok: bool
     detail: str = ""
+    data: str = ""  # the step's full result when the detail only sums it up (surface: JSON)
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,7 @@ def _run_checks(
         "isolation": isolation,
         "leak_cycles": leak_cycles,
     }
-    results: dict[str, tuple[bool, str]] = {}
+    results: dict[str, tuple] = {}
     running = done = None
     with resources.as_file(resources.files(__package__).joinpath("_verify_child.py")) as child:
         command = [str(interpreter.executable), "-I", "-X", "faulthandler", str(child)]
@@ -296,7 +297,7 @@ def _run_checks(
         if "begin" in record:
             running = (record["begin"], record["where"])
         elif "step" in record:
-            results[record["step"]] = (bool(record["ok"]), record["detail"])
+            results[record["step"]] = (bool(record["ok"]), record["detail"], record.get("data", ""))
         elif record.get("done"):
             done = True
 
@@ -435,3 +436,41 @@ def format_verification(verification: Verification) -> str:
     total = len(verification.steps)
     lines.append("verified: all steps ok" if verification.ok else f"FAILED: {failed} of {total} steps failed")
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def surface_differences(before: str, after: str) -> list[str]:
+    """What Python code would see differently, from two `surface` steps' data."""
+    old, new = json.loads(before), json.loads(after)
+    out = []
+
+    def walk(path: str, a, b) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                if key not in a or key not in b:
+                    out.append(f"{path}{key}: {'added' if key not in a else 'gone'}")
+                else:
+                    walk(f"{path}{key}.", a[key], b[key])
+        elif isinstance(a, list) and isinstance(b, list) and path.endswith("attributes."):
+            gone, added = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+            if gone or added:
+                out.append(f"{path[:-1]}: gone {gone}, added {added}")
+        elif a != b:
+            out.append(f"{path[:-1]}: {a!r} -> {b!r}")
+
+    walk("", old, new)
+    return out
+
+
+def with_surface_kept(port: Verification, original: Verification) -> Verification:
+    """`port`'s steps plus, per interpreter, whether Python sees the module as before the port."""
+    steps = list(port.steps)
+    for version in dict.fromkeys(s.interpreter for s in port.steps):
+        before, after = original.step(version, "surface"), port.step(version, "surface")
+        if before is None or after is None or not (before.ok and after.ok):
+            steps.append(Step(version, "surface-kept", False,
+                              "not compared: the original or the port did not import"))
+            continue
+        differences = surface_differences(before.data, after.data)
+        steps.append(Step(version, "surface-kept", not differences,
+                          "; ".join(differences) or "as before the port"))
+    return Verification(tuple(steps))

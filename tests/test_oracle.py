@@ -12,7 +12,7 @@ import pytest
 
 from conftest import fixture_dirs
 from porting import port_folder
-from porter.verify import find_interpreters, load_fixture, verify
+from porter.verify import find_interpreters, load_fixture, verify, with_surface_kept
 
 REFUSED = "does not support loading in subinterpreters"
 EXTENSIONS = [p for p in fixture_dirs() if load_fixture(p).expect != "none"]
@@ -74,6 +74,8 @@ def test_port_builds_without_new_warnings_and_passes_the_oracle(folder, interpre
         after_w = build_extension([ported / s.name for s in fx.sources], fx.module, i,
                                   tmp_path / f"w1-{i.version}").warnings
         assert set(after_w) <= set(before_w), f"new warnings on {i.version}: {set(after_w) - set(before_w)}"
+    kept = [s for s in with_surface_kept(after, original).steps if s.name == "surface-kept"]
+    assert len(kept) == len(interpreters) and all(s.ok for s in kept), kept
     if fx.port == "isolated":
         assert after.ok, after
     else:
@@ -85,7 +87,6 @@ def test_port_builds_without_new_warnings_and_passes_the_oracle(folder, interpre
             assert got["leak"].ok, after
             assert not got["sub1-import"].ok and REFUSED in got["sub1-import"].detail
         assert any(not it.done for it in result.modules[0].items), "a partial port must say what is left"
-    del original
 
 
 @pytest.mark.oracle

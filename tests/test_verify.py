@@ -19,6 +19,7 @@ from porter.verify import (
     format_verification,
     load_fixture,
     normalise_diagnostic,
+    surface_differences,
     verify,
 )
 
@@ -259,7 +260,7 @@ def assert_steps(verification: Verification, expected: dict[str, bool], interpre
 
 
 ALL_OK = dict.fromkeys(
-    ["build", "main-import", "main-smoke", "sub1-import", "sub1-smoke", "sub2-import", "sub2-smoke",
+    ["build", "main-import", "main-smoke", "surface", "sub1-import", "sub1-smoke", "sub2-import", "sub2-smoke",
      "isolation", "heap-types", "leak"],
     True,
 )
@@ -508,3 +509,23 @@ def test_timeout_of_the_child_is_a_failed_step(tmp_path, interpreters) -> None:
                     workdir=tmp_path / "work", timeout=1)
     step = result.step(interpreters[0].version, "main-smoke")
     assert (step.ok, step.detail) == (False, "child process timed out after 1s during main-smoke in main")
+
+
+@pytest.mark.oracle
+def test_the_surface_step_sees_a_type_that_became_mutable(tmp_path, interpreters) -> None:
+    source, smoke = multi_phase("shape")
+    mutable = source.replace(" | Py_TPFLAGS_IMMUTABLETYPE", "")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    before = verify([write_source(tmp_path / "a", "shape", source)], "shape", smoke, interpreters,
+                    workdir=tmp_path / "wa")
+    after = verify([write_source(tmp_path / "b", "shape", mutable)], "shape", smoke, interpreters,
+                   workdir=tmp_path / "wb")
+    for interp in interpreters:
+        old, new = before.step(interp.version, "surface"), after.step(interp.version, "surface")
+        assert old.ok and new.ok and old.detail == "1 types"
+        assert surface_differences(old.data, old.data) == []
+        assert surface_differences(old.data, new.data) == [
+            "types.Counter.flags: ['IMMUTABLETYPE'] -> []",
+            "types.Counter.set-attribute: 'TypeError' -> 'ok'",
+        ]

@@ -69,14 +69,13 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         s = t.slot(name)
         if s is not None and not is_null(s.text):
             return f"{name} is set; heap types cannot take it on every supported Python"
-    if defines_module_attribute(t, module):
-        read = next((r for r in module.python_dict_reads
-                     if r.key == "__module__" and r.owner == python_name(t)), None)
-        if read is not None:
-            return (f"its members or getset define __module__, and {read.file}:{read.line} reads "
-                    f"{read.owner}.__dict__['__module__']: a heap type cannot keep that descriptor "
-                    f"in its dict while {read.owner}.__module__ stays the module name, so the "
-                    "Python side needs a change first")
+    read = module_descriptor_read(t, module)
+    if read is not None and not unsafe:
+        return (f"its members or getset define __module__, and {read.file}:{read.line} reads "
+                f"{read.owner}.__dict__['__module__']: a heap type cannot keep that descriptor "
+                f"in its dict while {read.owner}.__module__ stays the module name, so the "
+                "Python side needs a change first (--unsafe keeps the descriptor in the dict and "
+                f"lets {read.owner}.__module__ change)")
     for a in (module.init_body.field_assignments if module.init_body else ()):
         if a.target == t.name and not _foldable(a.field, a.value):
             return (f"init sets {t.name}.{a.field} = {a.value.strip()}, which is not a constant "
@@ -92,6 +91,21 @@ def python_name(t: StaticType) -> str:
     slot = t.slot("tp_name")
     value = string_value(slot.text) if slot is not None else None
     return value.rsplit(".", 1)[-1] if value else t.name
+
+
+def module_descriptor_read(t: StaticType, module: ExtensionModule):
+    """Python code of the package reading `Type.__dict__['__module__']` of a type whose
+    members or getset define `__module__`: that code expects the descriptor there."""
+    if not defines_module_attribute(t, module):
+        return None
+    return next((r for r in module.python_dict_reads
+                 if r.key == "__module__" and r.owner == python_name(t)), None)
+
+
+def serves_module_descriptor(t: StaticType, module: ExtensionModule) -> bool:
+    """Whether the port keeps the module name in the type's dict and serves the descriptor
+    to instances (a `__module__` member or getset nobody reads from the dict)."""
+    return defines_module_attribute(t, module) and module_descriptor_read(t, module) is None
 
 
 def defines_module_attribute(t: StaticType, module: ExtensionModule) -> bool:
@@ -183,7 +197,8 @@ class HeapTypes:
         for t in types.values():
             # A type converted only because of --unsafe: its edits say so.
             partly_read = bool(t.conditional and _unreadable_conditionals(t, module))
-            ctx.applicability = Applicability.UNSAFE if partly_read else Applicability.SAFE
+            read = module_descriptor_read(t, module)
+            ctx.applicability = Applicability.UNSAFE if partly_read or read else Applicability.SAFE
             if partly_read:
                 ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
                          f"{t.name}: converted from the #if branches porter read for CPython 3.12 on "
@@ -231,8 +246,14 @@ class HeapTypes:
                 else:
                     bases = f"(PyObject *){base.strip()}" if not base.strip().startswith("(PyObject") else base
             module_attr_code = ""
-            if defines_module_attribute(t, module) and ctx.module_attribute_field:
+            if serves_module_descriptor(t, module) and ctx.module_attribute_field:
                 module_attr_code = self._module_attribute(ctx, t, values, types, assigns)
+            if read is not None:
+                ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
+                         f"{t.name} keeps its __module__ descriptor in its dict, as "
+                         f"{read.file}:{read.line} expects (--unsafe); {read.owner}.__module__ now "
+                         "answers that descriptor instead of the module name: Python code that "
+                         f"reads the module of {read.owner} itself must special-case it")
             gc = plan_gc(ctx, t, values, types, self._inherits_gc(t, values, types, assigns), taken)
             if isinstance(gc, GcPlan):
                 ctx.gc_plans[t.name] = gc

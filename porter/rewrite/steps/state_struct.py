@@ -60,9 +60,9 @@ class StateStruct:
             ctx.item(self.id, Applicability.SAFE, g.file, g.span,
                      f"{_label(g)} moved into {ctx.names.state_type}.{name} ({g.kind.value}: {g.reason})")
         # Types with a __module__ descriptor keep it for their instances in the state.
-        from porter.rewrite.steps.heap_types import defines_module_attribute
+        from porter.rewrite.steps.heap_types import serves_module_descriptor
 
-        if any(defines_module_attribute(t, ctx.module) for t in ctx.module.static_types
+        if any(serves_module_descriptor(t, ctx.module) for t in ctx.module.static_types
                if (None, t.name) in ctx.decisions.movable):
             name = fresh_name("module_attribute_descriptors", taken)
             ctx.fields.append(StateField((None, "<module attribute descriptors>"), name,
