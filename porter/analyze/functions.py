@@ -279,7 +279,7 @@ def collect_functions(
             fn_roles.append("helper" if called and not referenced else
                             "referenced" if referenced else "unreferenced")
         ret = fn.child_by_field_name("type")
-        frees, untracks_first = _frees(src, body)
+        frees, untracks_first = _frees(body, params[0].name if params else None)
         sync_sites = _sync_sites(indexes, taken)
         out.append(Function(
             name=name, file=index.path, span=ctree.span(fn),
@@ -325,10 +325,12 @@ def _sync_sites(indexes: list[FileIndex], taken: list[Location]) -> list:
 FREE_CALLS = ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del")
 
 
-def _frees(src, body: Node | None) -> tuple[list[Span], bool]:
-    """Statements that release an object's memory, and whether GC untracking comes first."""
-    if body is None:
+def _frees(body: Node | None, self_name: str | None) -> tuple[list[Span], bool]:
+    """Statements that release the object's own memory (not a buffer it points to), and
+    whether GC untracking comes first."""
+    if body is None or not self_name:
         return [], False
+    aliases = _object_aliases(body, self_name)
     frees = []
     for node in walk(body):
         if node.type != "call_expression":
@@ -338,7 +340,9 @@ def _frees(src, body: Node | None) -> tuple[list[Span], bool]:
             fn is not None and fn.type == "field_expression"
             and (fn.child_by_field_name("field") is not None)
             and fn.child_by_field_name("field").text == b"tp_free")
-        if is_free and node.parent is not None and node.parent.type == "expression_statement":
+        args = ctree.call_args(node)
+        if is_free and len(args) == 1 and _names_object(args[0], aliases) \
+                and node.parent is not None and node.parent.type == "expression_statement":
             frees.append(ctree.span(node.parent))
     statements = [c for c in body.named_children if c.type != "comment"]
     first = statements[0] if statements else None
@@ -358,19 +362,7 @@ def _releases(body: Node | None, self_name: str | None) -> tuple[FieldRelease, .
     """
     if body is None or not self_name:
         return ()
-    aliases = {self_name}
-    for node in walk(body):
-        if node.type == "init_declarator":
-            value = ctree.unwrap_parens(node.child_by_field_name("value"))
-            if value is not None and _names_object(value, aliases):
-                d = ctree.read_declarator(node)
-                if d.name and d.is_pointer:
-                    aliases.add(d.name)
-        elif node.type == "assignment_expression" and node.children[1].type == "=":
-            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
-            if left is not None and left.type == "identifier" and right is not None \
-                    and _names_object(right, aliases):
-                aliases.add(left.text.decode())
+    aliases = _object_aliases(body, self_name)
     out = []
     for node in walk(body):
         if node.type != "call_expression" or ctree.call_name(node) not in RELEASE_MACROS:
@@ -386,6 +378,24 @@ def _releases(body: Node | None, self_name: str | None) -> tuple[FieldRelease, .
             out.append(FieldRelease(field_node.text.decode(), ctree.call_name(node),
                                     ctree.span(node), ctree.span(fn)))
     return tuple(out)
+
+
+def _object_aliases(body: Node, self_name: str) -> set[str]:
+    """The first parameter's name and the locals set from it (`Obj *o = (Obj *)self;`)."""
+    aliases = {self_name}
+    for node in walk(body):
+        if node.type == "init_declarator":
+            value = ctree.unwrap_parens(node.child_by_field_name("value"))
+            if value is not None and _names_object(value, aliases):
+                d = ctree.read_declarator(node)
+                if d.name and d.is_pointer:
+                    aliases.add(d.name)
+        elif node.type == "assignment_expression" and node.children[1].type == "=":
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if left is not None and left.type == "identifier" and right is not None \
+                    and _names_object(right, aliases):
+                aliases.add(left.text.decode())
+    return aliases
 
 
 def _names_object(node: Node, aliases: set[str]) -> bool:

@@ -3,8 +3,8 @@
 What: for a converted type without `Py_TPFLAGS_HAVE_GC` whose dealloc releases object fields
 of its instances, the spec gets the flag and generated `<prefix>_traverse` (visiting
 `Py_TYPE(self)` and each released field) and `<prefix>_clear`; dealloc untracks first, turns
-`Py_DECREF(self->f)` into `Py_XDECREF` (clear may have emptied it) and frees through
-`tp->tp_free`; `PyObject_New(T, &Type)` becomes `(T *)PyType_GenericAlloc(type, 0)`, which
+`Py_DECREF(self->f)` into `Py_XDECREF` (clear may have emptied it) (heap-types makes it
+free through `tp->tp_free`); `PyObject_New(T, &Type)` becomes `(T *)PyType_GenericAlloc(type, 0)`, which
 zero-fills and tracks the object.
 
 Why: every instance of a heap type holds a strong reference to its type, and the type to its
@@ -181,11 +181,6 @@ class GcSupport:
         for r in f.releases:
             if r.field in plan.fields and r.macro == "Py_DECREF":
                 ctx.edit(f.file, r.callee, "Py_XDECREF", self.id)
-        for call in f.calls:
-            if any(s.start <= call.span.start < s.end for s in f.frees) and not call.callee.startswith("Py_TYPE"):
-                if call.callee in ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE"):
-                    ctx.edit(f.file, Span(call.span.start, call.span.start + len(call.callee)),
-                             f"{ctx.dealloc_type_var}->tp_free", self.id)
         text = ctx.text
         for site in plan.sites:
             struct = text(site.file)[site.struct_arg.start:site.struct_arg.end].decode().strip()
@@ -194,8 +189,7 @@ class GcSupport:
             ctx.edit(site.file, Span(site.type_arg.end, site.call.end), ", 0)", self.id)
         ctx.item(self.id, Applicability.SAFE, t.file, t.span,
                  f"{t.name} takes part in GC: {plan.traverse}() visits its type and "
-                 f"{', '.join(plan.fields)}, {plan.clear}() clears them; {f.name}() untracks first "
-                 f"and frees through tp_free"
+                 f"{', '.join(plan.fields)}, {plan.clear}() clears them; {f.name}() untracks first"
                  + (f"; {len(plan.sites)} PyObject_New site(s) now use PyType_GenericAlloc, which "
                     "zero-fills and tracks" if plan.sites else ""))
         ctx.item(self.id, Applicability.MANUAL, t.file, t.span,

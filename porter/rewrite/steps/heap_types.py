@@ -26,7 +26,7 @@ import re
 
 from porter import capi, conditions
 from porter.analyze.initializers import is_null, referenced_name, string_value
-from porter.model import ExtensionModule, GlobalKind, StaticType
+from porter.model import ExtensionModule, GlobalKind, Span, StaticType
 from porter.render import render
 from porter.rewrite.context import PortContext, fresh_name, include_closure
 from porter.rewrite.edits import Applicability
@@ -38,6 +38,8 @@ DROPPED_DEFAULTS = {
     "tp_alloc": {"PyType_GenericAlloc"},
     "tp_free": {"PyObject_Del", "PyObject_Free", "PyObject_GC_Del", "PyObject_DEL", "PyObject_FREE"},
 }
+# Freeing an instance directly instead of through its type's tp_free.
+FREE_FUNCTIONS = ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del")
 # Spec fields rather than slots.
 SPEC_FIELDS = ("ob_base", "tp_name", "tp_basicsize", "tp_itemsize", "tp_flags", "tp_base",
                "tp_as_async", "tp_as_number", "tp_as_sequence", "tp_as_mapping", "tp_as_buffer")
@@ -480,8 +482,16 @@ class HeapTypes:
         for span in f.frees:
             ctx.insert(f.file, span.end, f"{nl}{ctx.line_indent(f.file, span.start)}Py_DECREF({tp_var});",
                        self.id)
+        # PyObject_Del(self) frees a Python subclass's instance (which has a GC header) wrongly.
+        rewritten = False
+        for call in f.calls:
+            if call.callee in FREE_FUNCTIONS and any(s.start <= call.span.start < s.end for s in f.frees):
+                ctx.edit(f.file, Span(call.span.start, call.span.start + len(call.callee)),
+                         f"{tp_var}->tp_free", self.id)
+                rewritten = True
         ctx.item(self.id, Applicability.SAFE, f.file, f.header,
                  f"{name}() releases the heap type after tp_free"
+                 + (" (instead of calling the allocator's free directly)" if rewritten else "")
                  + (" and untracks the object first" if gc and not f.untracks_first else ""))
 
     def _fix_traverse(self, ctx: PortContext, t, values, fns, types, done: set[str]) -> None:
