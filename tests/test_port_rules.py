@@ -179,3 +179,39 @@ def test_an_allocation_porter_cannot_rewrite_leaves_the_type_without_gc_and_says
         mp, text = port(holder_module(allocation, extra))
         assert mp.status == "ported" and "Py_TPFLAGS_HAVE_GC" not in text
         assert any(not it.done and why in it.message for it in mp.items), [it.message for it in mp.items]
+
+
+def test_argument_clinic_methoddef_rows_give_their_wrappers_the_method_role():
+    c = HEADER + """
+static PyObject *Err;
+static PyObject *
+m_poke_impl(PyObject *module, PyObject *arg)
+{
+    PyErr_SetObject(Err, arg);
+    return NULL;
+}
+static PyObject *
+m_poke(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    return m_poke_impl(module, args[0]);
+}
+#define M_POKE_METHODDEF    \\
+    {"poke", _PyCFunction_CAST(m_poke), METH_FASTCALL, NULL},
+static PyMethodDef clinic_methods[] = {
+    M_POKE_METHODDEF
+    {NULL, NULL}
+};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, clinic_methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+    mp, text = port(c)
+    assert mp.status == "ported" and not any(not it.done for it in mp.items), [it.message for it in mp.items]
+    assert "PyErr_SetObject(state->Err, arg);" in text

@@ -92,9 +92,11 @@ def _method_rows(src, index, macros, table, rows) -> list[MethodEntry]:
             here = macros.at(index.path, row.start_byte)
             text = expand(here, ctree.call_name(row), [src.text_of(a) for a in ctree.call_args(row)]) or ""
             values = _split_braced(text)
-        if len(values) == 1 and values[0].endswith("_METHOD"):
-            # Argument Clinic: {FOO_METHOD} stands for FOO_METHODDEF.
-            text = expand(macros, values[0] + "DEF", None) or ""
+        clinic = next((m.name for m in src.macro_masks
+                       if m.span.start == row.start_byte and m.name.endswith("_METHODDEF")), None)
+        if clinic is not None:
+            # Argument Clinic: the mask `{FOO_METHOD},` stands for FOO_METHODDEF.
+            text = expand(macros.at(index.path, row.start_byte), clinic, None) or ""
             values = _split_braced(text)
         if len(values) < 2 or is_null(values[1]):
             continue

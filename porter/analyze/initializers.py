@@ -133,7 +133,14 @@ def referenced_name(text: str) -> str | None:
     t = t.lstrip("&").strip()
     if t and t.replace("_", "a").isalnum() and not t[0].isdigit():
         return t
+    cast = _CAST_MACRO.fullmatch(t)
+    if cast:
+        # CPython's function-pointer cast macros: _PyCFunction_CAST(f) (Argument Clinic).
+        return referenced_name(cast.group(1))
     return None
+
+
+_CAST_MACRO = re.compile(r"_?Py\w*_CAST\s*\((.*)\)", re.DOTALL)
 
 
 def _matching(text: str, open_at: int) -> int | None:
