@@ -170,9 +170,11 @@ class Function:
     prototype_param_lists: tuple[Location, ...] = ()
     flags: tuple[str, ...] = ()  # METH_ flags when it is a method
     frees: tuple[Span, ...] = ()  # statements that free the object: tp_free(...), PyObject_Del(...)
-    # Where its address goes to a C library function that calls it before returning (qsort):
-    # (the calling function, the statement making that call, the library function).
-    sync_callback_sites: tuple[tuple[str, Location, str], ...] = ()
+    # Where its address goes to a function that calls it before returning (qsort(), or any
+    # function handed a local struct holding it): (the calling function, the statement making
+    # that call, the function called, the offsets where the call is over: after the statement,
+    # and at the start of each branch when the call is an `if`'s condition).
+    sync_callback_sites: tuple[tuple[str, Location, str, tuple[int, ...]], ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
     # Py_DECREF/Py_XDECREF/Py_CLEAR of a field of its first parameter (what a dealloc owns).
     releases: tuple["FieldRelease", ...] = ()
@@ -286,6 +288,10 @@ class ExtensionModule:
     # Instance structs (they start with PyObject_HEAD): name -> whether they hold object pointers.
     object_structs: tuple[tuple[str, bool], ...] = ()
     instance_structs: tuple["InstanceStruct", ...] = ()
+    # Declarations of the definition without its initialiser (`static struct PyModuleDef d;`).
+    definition_forwards: tuple["Location", ...] = ()
+    # The struct `m_size = sizeof(S)` names, when the module already has module state.
+    state_struct: "StateStructDefinition | None" = None
     # `Owner.__dict__['key']` reads in the package's Python files (analyze.python_side).
     python_dict_reads: tuple["PythonDictRead", ...] = ()
 
@@ -323,6 +329,17 @@ class InstanceStruct:
 
     def field(self, name: str) -> StructField | None:
         return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class StateStructDefinition:
+    """`typedef struct { ... } S;` (or `struct S { ... };`) of an existing module state."""
+
+    name: str
+    file: str
+    statement: Span  # the whole definition, `;` included
+    closing_brace: int  # where new fields go
+    fields: tuple[StructField, ...]
 
 
 @dataclass(frozen=True)
@@ -451,5 +468,15 @@ class FindModuleUse:
     file: str
     span: Span  # what a rewrite replaces: the call, or `PyModule_GetState(<the call>)`
     function: str | None
-    wants: str  # "state" (wrapped in PyModule_GetState) or "module"
+    # "state": wrapped in PyModule_GetState; "module": the module object; "state-via": kept in
+    # a local that is only NULL-checked and turned into the state (`m = Find(); GET(m)`);
+    # "existing": init's `if ((m = Find()) != NULL) return m;`, the single-phase singleton.
+    wants: str
     macro: str | None = None  # inside this macro's body
+    # For "state-via" and "existing": the statement that stores the call, and for "existing"
+    # its declaration initialiser when the call is one (`= PyState_FindModule(&def)`).
+    statement: Span | None = None
+    # For "state-via": `if (m == NULL) return ...;` statements (dead once state is at hand)
+    # and the expressions that turn the local into the state (`GLOBALS(m)`).
+    null_checks: tuple[Span, ...] = ()
+    state_reads: tuple[Span, ...] = ()

@@ -6,14 +6,20 @@ import re
 
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
+from porter.analyze.macros import MacroTable, expand
 from porter.model import FindModuleUse, Span
+from porter.parse import Node, walk
 
 _IN_MACRO = re.compile(
     rb"(?P<state>PyModule_GetState\s*\(\s*)?PyState_FindModule\s*\(\s*&\s*(?P<def>\w+)\s*\)(?(state)\s*\))")
+# A macro that is only a (cast) PyModule_GetState of its argument: `GLOBALS(m)`.
+_STATE_GETTER = re.compile(r"\(*\s*(?:\(\s*[\w\s]+\*\s*\)\s*)?PyModule_GetState\s*\(\s*\(*\s*x\s*\)*\s*\)\s*\)*")
 
 
-def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None) -> list[FindModuleUse]:
+def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, macros: MacroTable,
+                             init_function: str | None = None) -> list[FindModuleUse]:
     out = []
+    getters = _state_getter_macros(macros)
     for idx in indexes:
         src = idx.src
         for name, call in idx.calls:
@@ -24,8 +30,14 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None) -> 
             wrapper = _state_wrapper(call)
             if wrapper is not None:
                 out.append(FindModuleUse(idx.path, ctree.span(wrapper), function, "state"))
-            else:
-                out.append(FindModuleUse(idx.path, ctree.span(call), function, "module"))
+                continue
+            found = None
+            if owner is not None and function == init_function:
+                found = existing_module_return(call, owner)
+            elif owner is not None:
+                found = _state_via_local(call, owner, getters)
+            out.append(found if found is not None else FindModuleUse(idx.path, ctree.span(call), function, "module"))
+            out[-1] = _with_place(out[-1], idx.path, function)
         for m in idx.macros:
             body = src.text[m.body.start:m.body.end]
             for match in _IN_MACRO.finditer(body):
@@ -36,6 +48,177 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None) -> 
                                          "state" if match.group("state") else "module", m.name))
     out.sort(key=lambda u: (u.file, u.span.start))
     return out
+
+
+def _with_place(use: FindModuleUse, path: str, function: str | None) -> FindModuleUse:
+    if use.file:
+        return use
+    from dataclasses import replace
+
+    return replace(use, file=path, function=function)
+
+
+def _state_getter_macros(macros: MacroTable) -> set[str]:
+    out = set()
+    for name in macros.by_name:
+        text = expand(macros, name, ["x"])
+        if text is not None and _STATE_GETTER.fullmatch(text.strip()):
+            out.add(name)
+    return out
+
+
+def _stored_in(call: Node) -> tuple[str, Node, Node] | None:
+    """`PyObject *m = <call>;` or `m = <call>` (possibly inside a condition): the local's name,
+    the node holding the store, and the statement around it."""
+    node = call
+    while node.parent is not None and node.parent.type == "parenthesized_expression":
+        node = node.parent
+    parent = node.parent
+    if parent is None:
+        return None
+    if parent.type == "init_declarator" and parent.child_by_field_name("value") == node:
+        d = ctree.read_declarator(parent)
+        decl = parent.parent
+        if d.name and decl is not None and decl.type == "declaration" and len(ctree.declarators(decl)) == 1:
+            return d.name, parent, decl
+        return None
+    if parent.type == "assignment_expression" and parent.child_by_field_name("right") == node:
+        left = parent.child_by_field_name("left")
+        if left is None or left.type != "identifier":
+            return None
+        stmt = parent
+        while stmt.parent is not None and stmt.parent.type in (
+                "parenthesized_expression", "binary_expression", "condition_clause"):
+            stmt = stmt.parent
+        return left.text.decode(), parent, stmt.parent if stmt.parent is not None else stmt
+    return None
+
+
+def _mentions(body: Node, name: str, skip: Node) -> list[Node]:
+    return [n for n in walk(body) if n.type == "identifier" and n.text.decode() == name
+            and not (skip.start_byte <= n.start_byte < skip.end_byte)]
+
+
+def _null_test(cond: Node | None, name: str) -> str | None:
+    """'null' for `m == NULL` / `!m`, 'found' for `m != NULL` / `m`; else None."""
+    cond = ctree.unwrap_parens(cond)
+    if cond is None:
+        return None
+    if cond.type == "identifier" and cond.text.decode() == name:
+        return "found"
+    if cond.type == "unary_expression" and cond.children[0].type == "!":
+        inner = ctree.unwrap_parens(cond.child_by_field_name("argument"))
+        return "null" if inner is not None and inner.text.decode() == name else None
+    if cond.type == "binary_expression":
+        op = cond.children[1].type
+        left = ctree.unwrap_parens(cond.child_by_field_name("left"))
+        right = ctree.unwrap_parens(cond.child_by_field_name("right"))
+        sides = {left.text.decode() if left is not None else "", right.text.decode() if right is not None else ""}
+        if op in ("==", "!=") and sides & {"NULL", "0"} and any(
+                s == name or s.endswith(f"= PyState_FindModule") for s in sides):
+            return "null" if op == "==" else "found"
+        # `(m = PyState_FindModule(&def)) != NULL`
+        if op in ("==", "!=") and sides & {"NULL", "0"} and left is not None \
+                and left.type == "assignment_expression":
+            target = left.child_by_field_name("left")
+            if target is not None and target.text.decode() == name:
+                return "null" if op == "==" else "found"
+    return None
+
+
+def _if_around(node: Node) -> Node | None:
+    cond = node
+    while cond.parent is not None and cond.parent.type in (
+            "parenthesized_expression", "binary_expression", "unary_expression", "assignment_expression"):
+        cond = cond.parent
+    clause = cond.parent
+    if clause is not None and clause.type == "condition_clause":
+        clause = clause.parent
+    if clause is not None and clause.type == "parenthesized_expression":
+        clause = clause.parent
+    if clause is None or clause.type != "if_statement" or clause.child_by_field_name("alternative") is not None:
+        return None
+    return clause
+
+
+def _returns_only(stmt: Node | None, allowed_before: tuple[str, ...] = ()) -> list[Node] | None:
+    """The statements of an if body that ends in a return: [..., return]."""
+    if stmt is None:
+        return None
+    body = [c for c in stmt.named_children if c.type != "comment"] if stmt.type == "compound_statement" else [stmt]
+    if not body or body[-1].type != "return_statement":
+        return None
+    for s in body[:-1]:
+        if not (s.type == "expression_statement" and any(s.text.startswith(a.encode()) for a in allowed_before)):
+            return None
+    return body
+
+
+def _state_via_local(call: Node, owner: Node, getters: set[str]) -> FindModuleUse | None:
+    """`PyObject *m = PyState_FindModule(&def); if (m == NULL) return 0; S *s = GET(m);`."""
+    stored = _stored_in(call)
+    body = owner.child_by_field_name("body")
+    if stored is None or body is None:
+        return None
+    name, store, statement = stored
+    if statement.type not in ("declaration", "expression_statement"):
+        return None
+    null_checks, reads = [], []
+    for ident in _mentions(body, name, store):
+        parent = ident.parent
+        while parent is not None and parent.type == "parenthesized_expression":
+            parent = parent.parent
+        if parent is not None and parent.type == "argument_list" and len(parent.named_children) == 1:
+            call_node = parent.parent
+            if call_node is not None and ctree.call_name(call_node) in getters | {"PyModule_GetState"}:
+                reads.append(ctree.span(call_node))
+                continue
+        check = _if_around(ident)
+        if check is not None and _null_test(check.child_by_field_name("condition"), name) == "null" \
+                and _returns_only(check.child_by_field_name("consequence")) is not None:
+            null_checks.append(ctree.span(check))
+            continue
+        return None
+    if not reads:
+        return None
+    return FindModuleUse("", ctree.span(call), None, "state-via", statement=ctree.span(statement),
+                         null_checks=tuple(null_checks), state_reads=tuple(reads))
+
+
+def existing_module_return(call: Node, owner: Node) -> FindModuleUse | None:
+    """Init's `if ((m = PyState_FindModule(&def)) != NULL) { Py_INCREF(m); return m; }`.
+
+    `owner` is the init function or its body.
+    """
+    stored = _stored_in(call)
+    if stored is None:
+        return None
+    name, store, statement = stored
+    check = statement if statement.type == "if_statement" else None
+    declaration = None
+    if check is None:
+        # The store is its own statement: the check is the statement after it.
+        following = statement.next_named_sibling
+        while following is not None and following.type == "comment":
+            following = following.next_named_sibling
+        check = following if following is not None and following.type == "if_statement" else None
+        declaration = statement
+    if check is None or check.child_by_field_name("alternative") is not None:
+        return None
+    if _null_test(check.child_by_field_name("condition"), name) != "found":
+        return None
+    body = _returns_only(check.child_by_field_name("consequence"), ("Py_INCREF", "Py_XINCREF"))
+    if body is None:
+        return None
+    value = ctree.unwrap_parens(body[-1].named_children[0]) if body[-1].named_children else None
+    if value is None or name not in value.text.decode():
+        return None
+    spans = [ctree.span(check)]
+    if declaration is not None and declaration.type != "declaration":
+        # A plain `m = PyState_FindModule(&def);` goes; the init rewrite removes the module
+        # variable's declaration `PyObject *m = PyState_FindModule(&def);` itself.
+        spans.insert(0, ctree.span(declaration))
+    return FindModuleUse("", ctree.span(call), None, "existing", null_checks=tuple(spans))
 
 
 def _state_wrapper(call):

@@ -301,27 +301,122 @@ def collect_functions(
 
 
 def _sync_sites(indexes: list[FileIndex], taken: list[Location]) -> list:
-    """Address-taken uses that are arguments of qsort() and friends, with their statements."""
-    from porter import capi
+    """Address-taken uses that only a call in progress can reach, with their statements.
 
+    Either the address is an argument of qsort() and friends, or it is stored in a local
+    (automatic) struct whose address only goes to calls: once the function returns the struct
+    is gone, so whatever it is handed to calls back during that call. Every use must be one
+    of these, else there are none.
+    """
     out = []
     by_path = {idx.path: idx for idx in indexes}
     for loc in taken:
-        idx = by_path[loc.file]
-        node = idx.src.root.descendant_for_byte_range(loc.span.start, loc.span.end)
-        arglist = node.parent if node is not None else None
-        while arglist is not None and arglist.type in ("cast_expression", "parenthesized_expression"):
-            arglist = arglist.parent
-        call = arglist.parent if arglist is not None and arglist.type == "argument_list" else None
-        name = ctree.call_name(call) if call is not None else None
-        if name not in capi.SYNCHRONOUS_CALLBACK_CALLERS:
+        node = by_path[loc.file].src.root.descendant_for_byte_range(loc.span.start, loc.span.end)
+        sites = (_library_site(loc.file, node) or _local_struct_sites(loc.file, node)) if node is not None else None
+        if not sites:
+            return []
+        out.extend(sites)
+    return out
+
+
+def _library_site(path: str, node: Node) -> list | None:
+    from porter import capi
+
+    arglist = node.parent
+    while arglist is not None and arglist.type in ("cast_expression", "parenthesized_expression"):
+        arglist = arglist.parent
+    call = arglist.parent if arglist is not None and arglist.type == "argument_list" else None
+    name = ctree.call_name(call) if call is not None else None
+    if name not in capi.SYNCHRONOUS_CALLBACK_CALLERS:
+        return None
+    stmt = call.parent
+    owner = ctree.enclosing_function(call)
+    if stmt is None or stmt.type != "expression_statement" or owner is None:
+        return None
+    return [(ctree.function_name(owner)[0], Location(path, ctree.span(stmt)), name, (stmt.end_byte,))]
+
+
+def _local_struct_sites(path: str, ident: Node) -> list | None:
+    """`Visitor v = {cb, ...};` or `v.on_item = cb;` in a function that passes `&v` only to calls."""
+    owner = ctree.enclosing_function(ident)
+    if owner is None:
+        return None
+    var = _local_struct_holding(ident)
+    if var is None:
+        return None
+    body = owner.child_by_field_name("body")
+    sites = []
+    for n in walk(body):
+        if n.type != "identifier" or n.text.decode() != var:
             continue
-        stmt = call.parent
-        owner = ctree.enclosing_function(call)
-        if stmt is None or stmt.type != "expression_statement" or owner is None:
+        parent = n.parent
+        if parent.type == "field_expression" and parent.child_by_field_name("argument") == n \
+                and parent.children[1].type == ".":
+            continue  # v.field
+        if parent.type in ("init_declarator", "declaration") and (
+                parent.type == "declaration" or parent.child_by_field_name("declarator") == n):
+            continue  # its declaration
+        if parent.type == "pointer_expression" and parent.children[0].type == "&" \
+                and parent.parent is not None and parent.parent.type == "argument_list":
+            call = parent.parent.parent
+            site = _call_site(call)
+            if site is None:
+                return None
+            stmt, ends = site
+            sites.append((ctree.function_name(owner)[0], Location(path, ctree.span(stmt)),
+                          ctree.call_name(call) or "a call", ends))
             continue
-        out.append((ctree.function_name(owner)[0], Location(loc.file, ctree.span(stmt)), name))
-    return out if len(out) == len(taken) else []
+        return None  # any other use may let the struct outlive the call
+    return sites or None
+
+
+def _local_struct_holding(ident: Node) -> str | None:
+    """The local struct variable whose initialiser or field assignment stores `ident`."""
+    node = ident
+    while node.parent is not None and node.parent.type in ("cast_expression", "parenthesized_expression",
+                                                           "pointer_expression"):
+        node = node.parent
+    parent = node.parent
+    if parent is not None and parent.type == "initializer_pair":
+        node, parent = parent, parent.parent
+    if parent is not None and parent.type == "initializer_list":
+        decl = parent.parent
+        if decl is not None and decl.type == "init_declarator":
+            statement = decl.parent
+            if statement is not None and statement.type == "declaration" and "static" not in ctree.storage(statement):
+                d = ctree.read_declarator(decl)
+                return d.name if d.name and not d.is_pointer and not d.is_array else None
+        return None
+    if parent is not None and parent.type == "assignment_expression" and parent.child_by_field_name("right") == node:
+        left = parent.child_by_field_name("left")
+        if left is not None and left.type == "field_expression" and left.children[1].type == ".":
+            base = left.child_by_field_name("argument")
+            if base is not None and base.type == "identifier" and ctree.is_declared_locally(base.text.decode(), base):
+                return base.text.decode()
+    return None
+
+
+def _call_site(call: Node):
+    """The statement a call is made in and where the call is over, when porter can wrap it."""
+    node = call
+    while node.parent is not None and node.parent.type in (
+            "parenthesized_expression", "binary_expression", "assignment_expression", "unary_expression",
+            "init_declarator", "condition_clause"):
+        node = node.parent
+    stmt = node.parent if node.type != "expression_statement" else node
+    if node.type in ("expression_statement", "declaration"):
+        stmt = node
+    elif stmt is not None and stmt.type in ("expression_statement", "declaration"):
+        pass
+    elif stmt is not None and stmt.type == "if_statement":
+        branches = [stmt.child_by_field_name("consequence"), stmt.child_by_field_name("alternative")]
+        branches = [b.named_children[0] if b is not None and b.type == "else_clause" else b for b in branches]
+        if any(b is not None and b.type != "compound_statement" for b in branches):
+            return None
+        return stmt, (stmt.end_byte, *(b.start_byte + 1 for b in branches if b is not None))
+    else:
+        return None
+    return stmt, (stmt.end_byte,)
 
 
 FREE_CALLS = ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del")

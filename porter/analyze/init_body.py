@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from porter.analyze import ctree
+from porter.analyze.find_module import existing_module_return
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import referenced_name
 from porter.analyze.macros import MacroTable, expand
@@ -131,8 +132,14 @@ def _module_var_reused(index, body: Node, module_var: str | None, create_nodes, 
     if not module_var or not create_nodes:
         return False
     created_at = min(n.start_byte for n in create_nodes)
+    # `if ((m = PyState_FindModule(&def)) != NULL) return m;` goes with the port: not a use.
+    idiom = [s for name, call in index.calls if name == "PyState_FindModule"
+             and body.start_byte <= call.start_byte < created_at
+             for use in [existing_module_return(call, body)] if use is not None
+             for s in use.null_checks]
     for node in index.identifiers.get(module_var, []):
-        if body.start_byte <= node.start_byte < created_at and not _is_declarator(node):
+        if body.start_byte <= node.start_byte < created_at and not _is_declarator(node) \
+                and not any(s.start <= node.start_byte < s.end for s in idiom):
             return True
     for name, call in index.calls:
         if body.start_byte <= call.start_byte < created_at and name in macros:
@@ -271,7 +278,8 @@ def _module_var_decls(body: Node, module_var: str) -> list[Span]:
             info = ctree.read_declarator(d)
             if info.name != module_var:
                 continue
-            if info.value is not None and info.value.type == "call_expression":
+            if info.value is not None and info.value.type == "call_expression" \
+                    and ctree.call_name(info.value) != "PyState_FindModule":
                 continue  # `PyObject *m = PyModule_Create(...)`: a create statement
             if len(decls) == 1:
                 out.append(ctree.span(stmt))

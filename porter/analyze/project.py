@@ -21,7 +21,8 @@ from porter.analyze.python_side import collect_dict_reads
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
 from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Function, InitFunction,
-                          InstanceStruct, Location, MacroUse, Param, Span, StructField)
+                          InstanceStruct, Location, MacroUse, Param, Span, StateStructDefinition,
+                          StructField)
 from porter.parse import Source
 
 
@@ -117,13 +118,27 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         globals=tuple(globals_), functions=tuple(functions), findings=tuple(findings),
         macros=tuple(m for idx in indexes for m in idx.macros), init_body=init_body,
         macro_uses=macro_uses,
-        find_module_uses=tuple(collect_find_module_uses(indexes, definition.name if definition else None)),
+        find_module_uses=tuple(u for u in collect_find_module_uses(indexes, definition.name if definition else None,
+                                                                   macros, init.worker or init.function)
+                               if u.macro is None or _macro_is_used(u.macro, macro_uses, indexes)),
         object_structs=tuple(sorted(_instance_structs(indexes).items())),
         instance_structs=tuple(collect_instance_structs(indexes)),
+        state_struct=_state_struct(indexes, definition),
+        definition_forwards=tuple(Location(d.file, d.span) for d in defs
+                                  if definition is not None and d.name == definition.name
+                                  and d.initializer is None and d.function is None),
         includes=tuple(module_includes),
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
     )
+
+
+def _macro_is_used(name: str, macro_uses, indexes: list[FileIndex]) -> bool:
+    """Whether code or another macro's body names the macro (a leftover #define does nothing)."""
+    if any(u.name == name for u in macro_uses):
+        return True
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    return any(m.name != name and word.search(m.body_text) for idx in indexes for m in idx.macros)
 
 
 def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
@@ -244,6 +259,33 @@ def _object_structs(indexes: list[FileIndex]) -> set[str]:
 def _instance_structs(indexes: list[FileIndex]) -> dict[str, bool]:
     """Instance struct names, and whether any field besides the head is an object pointer."""
     return {s.name: any(f.is_object for f in s.fields) for s in collect_instance_structs(indexes)}
+
+
+def _state_struct(indexes: list[FileIndex], definition) -> StateStructDefinition | None:
+    """The definition of the struct `m_size = sizeof(S)` names."""
+    size = definition.field("m_size") if definition else None
+    m = re.fullmatch(r"\s*sizeof\s*\(\s*(struct\s+)?(\w+)\s*\)\s*", size.text) if size else None
+    if m is None:
+        return None
+    name = m.group(2)
+    for idx in indexes:
+        for node in _file_scope(idx.src.root):
+            if node.type == "type_definition":
+                t = node.child_by_field_name("type")
+                names = [d.text.decode() for d in node.children_by_field_name("declarator")]
+            elif node.type == "struct_specifier" or (node.type == "declaration" and node.child_by_field_name("type")
+                                                     is not None and node.child_by_field_name("type").type == "struct_specifier"):
+                t = node if node.type == "struct_specifier" else node.child_by_field_name("type")
+                names = []
+            else:
+                continue
+            tag = t.child_by_field_name("name") if t is not None else None
+            body = t.child_by_field_name("body") if t is not None else None
+            if body is None or name not in names + ([tag.text.decode()] if tag is not None else []):
+                continue
+            return StateStructDefinition(name, idx.path, ctree.span(node), body.end_byte - 1,
+                                         tuple(_struct_fields(idx, body, [], set())))
+    return None
 
 
 def collect_instance_structs(indexes: list[FileIndex]) -> list[InstanceStruct]:

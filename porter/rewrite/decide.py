@@ -97,7 +97,7 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
         access = {name: _access(f, module, type_ok, name in called) for name, f in fns.items()}
         direct = _direct_needs(module, movable, macro_bodies)
         for use in module.find_module_uses:
-            if use.macro is None and use.wants == "state" and use.function:
+            if use.macro is None and use.wants in ("state", "state-via") and use.function:
                 direct.setdefault(use.function, set()).add(MODULE_STATE)
         for f in module.functions:
             if f.name not in finders and any(c.callee in finders for c in f.calls):
@@ -392,7 +392,7 @@ def _debug_only(module, movable, macro_bodies, needs, fns) -> set[str]:
         if use.function and macro_bodies.get(use.name, set()) & wanted:
             (asserted if use.in_assert else plain).add(use.function)
     for use in module.find_module_uses:
-        if use.function:
+        if use.function and use.wants != "existing":
             plain.add(use.function)
     # Calls that thread state to helpers count as plain uses.
     for name, f in fns.items():

@@ -92,18 +92,27 @@ class StateAccess:
         for macro, members in sorted(by_macro.items()):
             self._macro_functions(ctx, macro, members)
         # 2b. Callbacks made by qsort() and friends read the state their caller set.
+        published: set = set()
         for f in ctx.module.functions:
             if d.access.get(f.name) is None or d.access[f.name].kind != "callback" or not d.needs.get(f.name):
                 continue
-            for n, (caller, loc, library) in enumerate(f.sync_callback_sites):
+            for n, (caller, loc, library, ends) in enumerate(f.sync_callback_sites):
+                if loc in published:
+                    continue  # another callback in the same struct, handed over by the same call
+                published.add(loc)
                 nl = ctx.newline(loc.file)
                 indent = ctx.line_indent(loc.file, loc.span.start)
-                saved = f"previous_{ctx.names.callback_state}" + (str(n + 1) if n else "")
+                saved = f"previous_{ctx.names.callback_state}" + (str(len(published)) if len(published) > 1 else "")
                 cb = ctx.names.callback_state
                 ctx.insert(loc.file, loc.span.start,
                            f"{ctx.names.state_type} *{saved} = {cb};{nl}{indent}{cb} = {var};{nl}{indent}",
                            self.id)
-                ctx.insert(loc.file, loc.span.end, f"{nl}{indent}{cb} = {saved};", self.id)
+                for end in ends:
+                    if end == loc.span.end:
+                        ctx.insert(loc.file, end, f"{nl}{indent}{cb} = {saved};", self.id)
+                    else:  # the start of a branch of the `if` whose condition made the call
+                        inner = ctx.body_indent(loc.file, Span(end - 1, end - 1))
+                        ctx.insert(loc.file, end, f"{nl}{inner}{cb} = {saved};", self.id)
                 ctx.item(self.id, Applicability.SAFE, loc.file, loc.span,
                          f"{caller}() publishes its state in the thread-local {cb} while "
                          f"{library}() calls {f.name}() back")
@@ -140,13 +149,27 @@ class StateAccess:
         for use in ctx.module.find_module_uses:
             if use.function in d.finders:
                 continue
-            if use.wants == "state":
+            if use.wants == "existing":
+                # Multi-phase import makes a new module each time: nothing to return early.
+                for span in use.null_checks:
+                    ctx.edit(use.file, ctx.statement_span_with_line(use.file, span), "", self.id)
+                ctx.item(self.id, Applicability.SAFE, use.file, use.span,
+                         f"{use.function}() returned the module PyState_FindModule() found: removed, "
+                         "each import now makes its own module")
+                continue
+            if use.wants == "state-via":
+                # `m = PyState_FindModule(&def); if (m == NULL) return 0; s = GET(m);`: s is the state.
+                for span in (use.statement, *use.null_checks):
+                    ctx.edit(use.file, ctx.statement_span_with_line(use.file, span), "", self.id)
+                for span in use.state_reads:
+                    ctx.edit(use.file, span, var, self.id)
+            elif use.wants == "state":
                 ctx.edit(use.file, use.span, var, self.id)
             else:
                 ctx.edit(use.file, use.span, self._module_expression(ctx, d.access[use.function]), self.id)
             ctx.item(self.id, Applicability.SAFE, use.file, use.span,
                      "PyState_FindModule() (NULL for multi-phase modules) replaced by the "
-                     + ("module state" if use.wants == "state" else "module object")
+                     + ("module object" if use.wants == "module" else "module state")
                      + (f" in macro {use.macro}" if use.macro else f" in {use.function}()"))
         # 5. Macro bodies that name moved globals.
         for m in ctx.module.macros:

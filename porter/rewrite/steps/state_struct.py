@@ -43,8 +43,13 @@ class StateStruct:
 
     def _fields(self, ctx: PortContext) -> None:
         taken = set(ctx.module.names_in_use)
+        existing = ctx.module.state_struct
+        existing_fields = {f.name for f in existing.fields} if existing and not ctx.names.new_struct else set()
+        taken |= existing_fields
         for key, g in sorted(ctx.decisions.movable.items(), key=lambda kv: (kv[1].file, kv[1].span.start)):
             name = g.name if g.function is None else fresh_name(f"{g.function}_{g.name}", taken)
+            if name in existing_fields:
+                name = fresh_name(name, taken)
             if g.kind is GlobalKind.STATIC_TYPE:
                 decl = f"PyTypeObject *{name}"
             else:
@@ -102,6 +107,10 @@ class StateStruct:
             return
         shared_header = file.endswith(".h")
         storage = "extern " if shared_header else ("static " if _def_is_static(ctx) else "")
+        if shared_header:
+            # The header now declares it extern: a `static` forward declaration would clash.
+            for loc in ctx.module.definition_forwards:
+                ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
         def_decl = f"{storage}struct PyModuleDef {names.def_name}"
         text = render(
             "c/state.c.jinja",
@@ -110,14 +119,78 @@ class StateStruct:
             get_state=names.get_state, get_state_by_type=names.get_state_by_type,
             get_state_by_operands=names.get_state_by_operands,
             by_type=ctx.needs_by_type, by_operands=ctx.needs_by_operands,
-            callback_state=names.callback_state if ctx.needs_callback_state else None,
+            # In a shared header a `static` thread-local would be one per file: it goes to the
+            # one file with the callbacks and the calls that make them instead.
+            callback_state=names.callback_state if ctx.needs_callback_state and not shared_header else None,
             thread_local=f"{names.base.upper()}_THREAD_LOCAL",
         )
+        if ctx.needs_callback_state and shared_header and not self._callback_state_block(ctx):
+            return
         nl = ctx.newline(file)
         block = text.strip("\n").replace("\n", nl) + nl + nl
-        ctx.insert(file, at, block, self.id, order=-10)
         if not names.new_struct and ctx.fields:
-            ctx.fail("adding fields to an existing state struct is not supported yet")
+            moved = self._extend_existing(ctx, file, at)
+            if moved is None:
+                return
+            block = moved + block
+        ctx.insert(file, at, block, self.id, order=-10)
+
+    def _callback_state_block(self, ctx: PortContext) -> bool:
+        d = ctx.decisions
+        callbacks = [f for f in ctx.module.functions
+                     if d.access.get(f.name) is not None and d.access[f.name].kind == "callback" and d.needs.get(f.name)]
+        spots = [(f.file, f.span.start) for f in callbacks]
+        spots += [(site[1].file, site[1].span.start) for f in callbacks for site in f.sync_callback_sites]
+        files = {file for file, _ in spots}
+        if len(files) != 1:
+            ctx.fail("callbacks that need module state and the calls that make them are in different "
+                     f"files ({', '.join(sorted(files))}): porter cannot give them one thread-local")
+            return False
+        file = files.pop()
+        fns = [f for f in ctx.module.functions if f.file == file]
+        first = min(at for _, at in spots)
+        # Before the function holding the first spot (a call site sits inside its caller).
+        owner = next((f for f in fns if f.span.start <= first < f.span.end), None)
+        at = owner.span.start if owner is not None else first
+        text = render("c/callback_state.c.jinja", thread_local=f"{ctx.names.base.upper()}_THREAD_LOCAL",
+                      state_type=ctx.names.state_type, callback_state=ctx.names.callback_state)
+        nl = ctx.newline(file)
+        ctx.insert(file, _line_start(ctx, file, _before_leading_comment(ctx, file, at)),
+                   text.strip("\n").replace("\n", nl) + nl + nl, self.id, order=-9)
+        return True
+
+    def _extend_existing(self, ctx: PortContext, file: str, at: int) -> str | None:
+        """New fields go into the module's own state struct; the struct moves to where the
+        accessors go when it was defined after them or in a file the others cannot see.
+        Returns the text to put before the accessors ('' when it stays)."""
+        existing = ctx.module.state_struct
+        if existing is None:
+            ctx.fail(f"m_size names {ctx.names.state_type}, whose definition porter cannot find")
+            return None
+        src = ctx.text(existing.file)
+        nl = ctx.newline(existing.file)
+        indent = ctx.line_indent(existing.file, existing.fields[0].span.start) if existing.fields else "    "
+        line = src.rfind(b"\n", 0, existing.closing_brace) + 1
+        brace_alone = src[line:existing.closing_brace].strip() == b""
+        added = "".join(f"{indent}{f.decl};{nl}" for f in ctx.fields)
+        names = ", ".join(f.name for f in ctx.fields)
+        if existing.file == file and existing.statement.end <= at:
+            if brace_alone:
+                ctx.insert(existing.file, line, added, self.id)
+            else:
+                ctx.insert(existing.file, existing.closing_brace, nl + added, self.id)
+            ctx.item(self.id, Applicability.SAFE, existing.file, existing.statement,
+                     f"{existing.name} gains {names}")
+            return ""
+        # Moved: the definition goes, and comes back with the new fields before the accessors.
+        rel = (line if brace_alone else existing.closing_brace) - existing.statement.start
+        old = src[existing.statement.start:existing.statement.end].decode()
+        new = old[:rel] + ("" if brace_alone else nl) + added + old[rel:]
+        ctx.edit(existing.file, ctx.statement_span_with_line(existing.file, existing.statement), "", self.id)
+        ctx.item(self.id, Applicability.SAFE, existing.file, existing.statement,
+                 f"{existing.name} gains {names} and moves to {file}, where every file that "
+                 "reaches module state sees it")
+        return new.replace(nl, ctx.newline(file)) + ctx.newline(file) + ctx.newline(file)
 
 
 def _needs_block(ctx: PortContext) -> bool:
