@@ -215,3 +215,48 @@ PyInit_m(void)
     mp, text = port(c)
     assert mp.status == "ported" and not any(not it.done for it in mp.items), [it.message for it in mp.items]
     assert "PyErr_SetObject(state->Err, arg);" in text
+
+
+def test_init_returning_the_module_it_found_loses_that_shortcut():
+    c = HEADER + """
+static PyObject *Err;
+static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m;
+    if ((m = PyState_FindModule(&def)) != NULL) {
+        Py_INCREF(m);
+        return m;
+    }
+    m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+    mp, text = port(c)
+    assert mp.status == "ported", mp.reason
+    assert "PyState_FindModule" not in text and "Py_INCREF(m)" not in text
+    assert any("each import now makes its own module" in it.message for it in mp.items)
+
+
+def test_state_needed_in_files_without_a_shared_header_goes_to_the_header_most_include():
+    header = b"extern PyObject *Err;\n"
+    main = (HEADER + '#include "m.h"\nPyObject *Err;\nPyObject *raise_it(PyObject *module, PyObject *arg);\n'
+            'static PyMethodDef methods[] = {{"raise_it", raise_it, METH_O, NULL}, {NULL, NULL, 0, NULL}};\n'
+            'static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};\n'
+            'PyMODINIT_FUNC\nPyInit_m(void)\n{\n    PyObject *m = PyModule_Create(&def);\n'
+            '    if (m == NULL)\n        return NULL;\n    Err = PyErr_NewException("m.Err", NULL, NULL);\n'
+            '    return m;\n}\n').encode()
+    other = (HEADER + "extern PyObject *Err;\n"
+             "PyObject *raise_it(PyObject *module, PyObject *arg)\n{\n"
+             "    PyErr_SetObject(Err, arg);\n    return NULL;\n}\n").encode()
+    result = port_files([("m.c", main), ("m.h", header), ("other.c", other)])
+    (mp,) = result.modules
+    assert mp.status == "ported", mp.reason
+    assert b'#include "m.h"\n' in result.new_text["other.c"]
+    assert b"typedef struct {" in result.new_text["m.h"]
+    assert b"PyErr_SetObject(state->Err, arg);" in result.new_text["other.c"]

@@ -292,7 +292,39 @@ def _insertion_point(ctx: PortContext) -> tuple[str | None, int]:
         # The deepest shared header: the one the others include.
         header = min(headers, key=lambda h: len(closures[h]))
         return header, _end_of_header(ctx, header)
-    return None, 0
+    header = _header_to_share(ctx, files, closures)
+    if header is None:
+        return None, 0
+    return header, _end_of_header(ctx, header)
+
+
+def _header_to_share(ctx: PortContext, files: set[str], closures) -> str | None:
+    """The module header most of the files that need state include; the others are made to
+    include it too (after their last top-level #include)."""
+    import posixpath
+
+    headers = [h for h in ctx.module.files if h.endswith(".h")]
+    counts = {h: sum(h in closures[f] for f in files) for h in headers}
+    if not counts or max(counts.values()) == 0:
+        return None
+    header = max(headers, key=lambda h: (counts[h], -len(closures[h])))
+    for f in sorted(files):
+        if header in closures[f] or f == header:
+            continue
+        pre = ctx.sources[f].pre
+        anchors = [inc for inc in pre.includes if not pre.enclosing(inc.span.start)]
+        if not anchors:
+            return None
+        last = max(anchors, key=lambda inc: inc.span.start)
+        text = ctx.text(f)
+        at = text.find(b"\n", last.span.end - 1)
+        at = len(text) if at < 0 else at + 1
+        path = posixpath.relpath(header, posixpath.dirname(f) or ".")
+        nl = ctx.newline(f)
+        ctx.insert(f, at, f'#include "{path}"{nl}', "state-struct")
+        ctx.item("state-struct", Applicability.SAFE, f, last.span,
+                 f"{f} now includes {path}, which holds the module state it needs")
+    return header
 
 
 def _unit_order(module, root: str) -> dict[str, tuple[int, ...]]:
