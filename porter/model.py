@@ -288,6 +288,7 @@ class ExtensionModule:
     # Instance structs (they start with PyObject_HEAD): name -> whether they hold object pointers.
     object_structs: tuple[tuple[str, bool], ...] = ()
     instance_structs: tuple["InstanceStruct", ...] = ()
+    spec_types: tuple["SpecType", ...] = ()
     # Declarations of the definition without its initialiser (`static struct PyModuleDef d;`).
     definition_forwards: tuple["Location", ...] = ()
     # The struct `m_size = sizeof(S)` names, when the module already has module state.
@@ -329,6 +330,19 @@ class InstanceStruct:
 
     def field(self, name: str) -> StructField | None:
         return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class SpecType:
+    """`G = PyType_FromSpec(&spec)`: a heap type made from a spec and kept in global G."""
+
+    global_name: str
+    spec: str
+    file: str
+    function: str  # where it is created
+    call: Span
+    creator: str  # PyType_FromSpec, PyType_FromSpecWithBases, PyType_FromModuleAndSpec, ...
+    args: tuple[Span, ...]
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ class Tables:
     getsets: dict[str, list[tuple[str | None, str | None, Location]]] = field(default_factory=dict)
     spans: list[Location] = field(default_factory=list)  # every table initialiser
     slot_tables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # PyType_Slot / PyModuleDef_Slot
+    specs: dict[str, str] = field(default_factory=dict)  # PyType_Spec -> its PyType_Slot table
 
 
 def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
@@ -55,6 +56,9 @@ def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
         src = index.src
         for decl in index.file_declarations + [d for d, _ in index.local_declarations]:
             tname = ctree.type_name(decl)
+            if tname == "PyType_Spec":
+                _read_specs(src, decl, tables)
+                continue
             if tname not in ("PyMethodDef", "PyGetSetDef", "PyType_Slot", "PyModuleDef_Slot"):
                 continue
             for d in ctree.declarators(decl):
@@ -70,6 +74,25 @@ def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
                 else:
                     tables.slot_tables[info.name] = _slot_rows(src, rows)
     return tables
+
+
+def _read_specs(src, decl: Node, tables: Tables) -> None:
+    """`PyType_Spec S = {name, basicsize, itemsize, flags, slots}` (or `.slots = T`)."""
+    for d in ctree.declarators(decl):
+        info = ctree.read_declarator(d)
+        if info.name is None or info.value is None or info.value.type != "initializer_list":
+            continue
+        slots = None
+        for position, el in enumerate(ctree.initializer_elements(info.value)):
+            if el.type == "initializer_pair":
+                designator = el.child_by_field_name("designator")
+                if designator is not None and designator.text.decode().lstrip(".").strip() == "slots":
+                    slots = el.child_by_field_name("value")
+            elif position == 4:
+                slots = el
+        name = referenced_name(src.text_of(slots)) if slots is not None else None
+        if name:
+            tables.specs[info.name] = name
 
 
 def _row_values(src, row: Node) -> list[str]:
@@ -146,10 +169,12 @@ def assign_roles(
     types: list[StaticType],
     tables: Tables,
     assigned: dict[str, list[tuple[str, str]]] | None = None,
+    spec_globals: dict[str, str] | None = None,
 ) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
     """Roles by function name, METH_ flags of each method, and the types naming each.
 
-    `assigned` holds the slots init fills at run time (`Pattern_Type.tp_methods = ...`).
+    `assigned` holds the slots init fills at run time (`Pattern_Type.tp_methods = ...`);
+    `spec_globals` the globals that keep heap types made from a spec (global -> spec).
     """
     roles: dict[str, list[str]] = {}
     flags: dict[str, tuple[str, ...]] = {}
@@ -209,18 +234,27 @@ def assign_roles(
                     continue
                 add(referenced_name(slot.text), f"slot:{slot.name}")
     current_type.clear()
-    # Slot tables of already-converted heap types.
-    for rows in tables.slot_tables.values():
+    # Slot tables of heap types the module already builds from a spec: the type is the
+    # global the spec's type is kept in (`Pair_Type = PyType_FromSpec(&Pair_spec)`).
+    owner_of_table = {tables.specs[spec]: g for g, spec in (spec_globals or {}).items() if spec in tables.specs}
+    for table, rows in tables.slot_tables.items():
+        current_type[:] = [owner_of_table[table]] if table in owner_of_table else []
         for slot_id, fn in rows:
             if slot_id.startswith("Py_tp_methods") and fn in tables.methods:
                 claimed.add(fn)
                 for entry in tables.methods[fn]:
                     add(entry.function, "type-method")
                     flags[entry.function] = entry.flags
+            elif slot_id.startswith("Py_tp_getset") and fn in tables.getsets:
+                claimed.add(fn)
+                for getter, setter, _ in tables.getsets[fn]:
+                    add(getter, "getter")
+                    add(setter, "setter")
             elif slot_id.startswith(("Py_tp_", "Py_nb_", "Py_sq_", "Py_mp_", "Py_am_", "Py_bf_")):
                 add(fn, "slot:" + slot_id[3:])
             elif slot_id.startswith("Py_mod_"):
                 add(fn, "module-slot")
+    current_type.clear()
     for table, entries in tables.methods.items():
         if table in claimed:
             continue

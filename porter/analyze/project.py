@@ -18,6 +18,7 @@ from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import read_init_body
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.python_side import collect_dict_reads
+from porter.analyze.spec_types import collect_spec_types
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
 from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Function, InitFunction,
@@ -92,7 +93,9 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     assigned: dict[str, list[tuple[str, str]]] = {}
     for a in early.field_assignments if early else ():
         assigned.setdefault(a.target, []).append((a.field, a.value))
-    roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned)
+    spec_types = [s for s in collect_spec_types(indexes) if s.spec in tables.specs]
+    roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned,
+                                        {s.global_name: s.spec for s in spec_types})
     type_spans = [Location(t.file, t.initializer) for t in types if t.initializer]
     type_spans += _substruct_initializers(indexes)
     # `Type.tp_dealloc = f;` in init gives f a slot role, not a callback's.
@@ -124,6 +127,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         object_structs=tuple(sorted(_instance_structs(indexes).items())),
         instance_structs=tuple(collect_instance_structs(indexes)),
         state_struct=_state_struct(indexes, definition),
+        spec_types=tuple(spec_types),
         definition_forwards=tuple(Location(d.file, d.span) for d in defs
                                   if definition is not None and d.name == definition.name
                                   and d.initializer is None and d.function is None),

@@ -92,8 +92,13 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
     _close_over_macros(module, macro_bodies)
     state_var = _state_var(module)
     called = {c.callee for f in module.functions for c in f.calls}
+    init_function = module.init.worker or module.init.function
     while True:
         type_ok = {k[1] for k, g in movable.items() if g.kind is GlobalKind.STATIC_TYPE}
+        # Heap types made from a spec in init and kept in a moved global: created with the
+        # module from now on, their methods find it through the type.
+        type_ok |= {s.global_name for s in module.spec_types
+                    if (None, s.global_name) in movable and s.function == init_function}
         access = {name: _access(f, module, type_ok, name in called) for name, f in fns.items()}
         direct = _direct_needs(module, movable, macro_bodies)
         for use in module.find_module_uses:

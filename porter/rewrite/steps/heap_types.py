@@ -176,6 +176,7 @@ class HeapTypes:
         self._shared_files: set[str] = set()
         module = ctx.module
         moved = ctx.decisions.movable
+        self._spec_types(ctx)
         types = {t.name: t for t in module.static_types if (None, t.name) in moved}
         if not types:
             return
@@ -336,6 +337,27 @@ class HeapTypes:
         for name in _dependency_order(creations):
             ctx.exec_prologue.append(creations[name][0].rstrip("\n"))
             ctx.type_creations[name] = creations[name][0]
+
+    def _spec_types(self, ctx: PortContext) -> None:
+        """Types the module already makes from a spec are made with the module from now on."""
+        mvar = ctx.exec_param
+        init_function = ctx.module.init.worker or ctx.module.init.function
+        for s in ctx.module.spec_types:
+            if (None, s.global_name) not in ctx.decisions.movable or s.function != init_function:
+                continue
+            text = ctx.text(s.file)
+            if s.creator in ("PyType_FromSpec", "PyType_FromSpecWithBases"):
+                ctx.edit(s.file, Span(s.call.start, s.args[0].start), f"PyType_FromModuleAndSpec({mvar}, ", self.id)
+                if s.creator == "PyType_FromSpec":
+                    ctx.edit(s.file, Span(s.args[0].end, s.call.end), ", NULL)", self.id)
+            else:
+                at = 0 if s.creator == "PyType_FromModuleAndSpec" else 1
+                if not is_null(text[s.args[at].start:s.args[at].end].decode()):
+                    continue  # already made with a module
+                ctx.edit(s.file, s.args[at], mvar, self.id)
+            ctx.item(self.id, Applicability.SAFE, s.file, s.call,
+                     f"{s.global_name} is made with the module ({s.creator} -> PyType_FromModuleAndSpec): "
+                     "its methods and slots find module state through their type")
 
     def _inherits_gc(self, t, values, types, assigns) -> bool | None:
         """Whether `t` gets Py_TPFLAGS_HAVE_GC from its base; None for a base porter cannot judge."""

@@ -1,0 +1,43 @@
+"""Heap types a module already builds from a PyType_Spec and keeps in a global.
+
+`Pair_Type = PyType_FromSpec(&Pair_spec);` is half of a port: the type is per call, but the
+global is shared, and without the module the type's methods cannot find module state.
+"""
+
+from __future__ import annotations
+
+from porter.analyze import ctree
+from porter.analyze.index import FileIndex
+from porter.analyze.initializers import referenced_name
+from porter.model import SpecType
+
+# Creator -> the position of the spec argument.
+SPEC_CREATORS = {"PyType_FromSpec": 0, "PyType_FromSpecWithBases": 0,
+                 "PyType_FromModuleAndSpec": 1, "PyType_FromMetaclass": 2}
+
+
+def collect_spec_types(indexes: list[FileIndex]) -> list[SpecType]:
+    out = []
+    for idx in indexes:
+        for name, call in idx.calls:
+            if name not in SPEC_CREATORS:
+                continue
+            args = ctree.call_args(call)
+            if len(args) <= SPEC_CREATORS[name]:
+                continue
+            spec = referenced_name(idx.src.text_of(args[SPEC_CREATORS[name]]))
+            node = call
+            while node.parent is not None and node.parent.type in ("cast_expression", "parenthesized_expression"):
+                node = node.parent
+            parent = node.parent
+            if parent is None or parent.type != "assignment_expression" or parent.child_by_field_name("right") != node:
+                continue
+            left = parent.child_by_field_name("left")
+            owner = ctree.enclosing_function(call)
+            if left is None or left.type != "identifier" or owner is None or spec is None:
+                continue
+            if ctree.is_declared_locally(left.text.decode(), left):
+                continue
+            out.append(SpecType(left.text.decode(), spec, idx.path, ctree.function_name(owner)[0],
+                                ctree.span(call), name, tuple(ctree.span(a) for a in args)))
+    return out
