@@ -163,6 +163,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 @app.command()
+def explain(
+    topic: Annotated[Optional[str], typer.Argument(help="A step or item id from a report, e.g. gc-support.")] = None,
+) -> None:
+    """What a report id means: what porter does for it, why, and how safe it is."""
+    from porter.explain import summary, topics
+
+    known = topics()
+    if topic is None:
+        width = max(len(name) for name in known)
+        for name, text in known.items():
+            print(f"{name.ljust(width)}  {summary(text)}")
+        return
+    if topic not in known:
+        raise fail(f"no such id: {topic} (one of: {', '.join(known)})")
+    print(known[topic])
+
+
+@app.command()
 def verify(
     target: Annotated[Path, typer.Argument(help="A fixture folder (fixture.toml) or a C file.")],
     more: Annotated[Optional[list[Path]], typer.Argument(help="More C files of the same module.")] = None,

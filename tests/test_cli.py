@@ -124,3 +124,33 @@ def test_port_reads_the_packages_python_for_class_dict_reads(tmp_path):
     kept = run("port", "src/pkg/m.c", "--report", str(tmp_path / "r.md"), cwd=tmp_path)
     assert kept.returncode == 0 and "T_spec" not in kept.stdout
     assert "tests/t.py:2 reads Proxy.__dict__['__module__']" in (tmp_path / "r.md").read_text()
+
+
+def test_explain_lists_every_id_and_prints_one():
+    listing = run("explain")
+    assert listing.returncode == 0 and "gc-support" in listing.stdout and "hot-path-lookup" in listing.stdout
+    one = run("explain", "heap-types")
+    assert one.returncode == 0 and one.stdout.startswith("heap-types:") and "Fix safety" in one.stdout
+    unknown = run("explain", "no-such-step")
+    assert unknown.returncode == 2 and "no such id" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_every_id_a_fixture_report_uses_can_be_explained():
+    from porter.explain import topics
+    from porter.inputs import collect_inputs
+    from porter.pipeline import port_files
+
+    known = topics()
+    used = set()
+    for folder in sorted(p for p in FIXTURES.iterdir() if (p / "fixture.toml").exists()):
+        inputs = collect_inputs([str(folder)], cwd=ROOT)
+        result = port_files([(f.path, f.data) for f in inputs.files])
+        for mp in result.modules:
+            used |= {item.step for item in mp.items} | {f.code for f in mp.module.findings}
+    assert used and used <= set(known), used - set(known)
+    # Findings no fixture triggers are explained too.
+    import re
+
+    source = (ROOT / "porter" / "analyze" / "findings.py").read_text()
+    codes = set(re.findall(r'"([a-z][a-z-]+)",\s*Severity\.', source))
+    assert len(codes) > 8 and codes <= set(known), codes - set(known)

@@ -2,10 +2,10 @@
 
 What: for a converted type without `Py_TPFLAGS_HAVE_GC` whose dealloc releases object fields
 of its instances, the spec gets the flag and generated `<prefix>_traverse` (visiting
-`Py_TYPE(self)` and each released field) and `<prefix>_clear`; dealloc untracks first, turns
-`Py_DECREF(self->f)` into `Py_XDECREF` (clear may have emptied it) (heap-types makes it
-free through `tp->tp_free`); `PyObject_New(T, &Type)` becomes `(T *)PyType_GenericAlloc(type, 0)`, which
-zero-fills and tracks the object.
+`Py_TYPE(self)` and each released field) and `<prefix>_clear`; dealloc untracks first and
+turns `Py_DECREF(self->f)` into `Py_XDECREF`, since clear may have emptied the field (it
+already frees through `tp->tp_free`, see heap-types); `PyObject_New(T, &Type)` becomes
+`(T *)PyType_GenericAlloc(type, 0)`, which zero-fills and tracks the object.
 
 Why: every instance of a heap type holds a strong reference to its type, and the type to its
 module. An instance kept in module state (a default object, a cached singleton) then closes a
