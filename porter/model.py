@@ -176,6 +176,9 @@ class Function:
     # and at the start of each branch when the call is an `if`'s condition).
     sync_callback_sites: tuple[tuple[str, Location, str, tuple[int, ...]], ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
+    # Calls to it in #if branches porter did not read, found lexically: (the function around
+    # the call, or None at file scope; the span from its name to the `(` after it).
+    unread_calls: tuple[tuple[str | None, "Location"], ...] = ()
     # Py_DECREF/Py_XDECREF/Py_CLEAR of a field of its first parameter (what a dealloc owns).
     releases: tuple["FieldRelease", ...] = ()
     defined_by: str | None = None  # the project macro whose use defines it (BINOP(name, ...))

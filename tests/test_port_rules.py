@@ -260,3 +260,56 @@ def test_state_needed_in_files_without_a_shared_header_goes_to_the_header_most_i
     assert b'#include "m.h"\n' in result.new_text["other.c"]
     assert b"typedef struct {" in result.new_text["m.h"]
     assert b"PyErr_SetObject(state->Err, arg);" in result.new_text["other.c"]
+
+
+HELPER_MODULE = HEADER + """
+static PyObject *Err;
+static int
+check(PyObject *o)
+{
+    if (o == Py_None) {
+        PyErr_SetString(Err, "None");
+        return 0;
+    }
+    return 1;
+}
+static PyObject *
+run(PyObject *module, PyObject *o)
+{
+%s
+    Py_RETURN_NONE;
+}
+static PyMethodDef run_methods[] = {{"run", run, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, run_methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+
+
+def test_a_helper_called_from_a_macro_body_gets_the_state_where_the_macro_expands():
+    mp, text = port(HELPER_MODULE % "#define CHECK(x) if (!check(x)) return NULL\n    CHECK(o);")
+    assert mp.status == "ported", mp.reason
+    assert "#define CHECK(x) if (!check(state, x)) return NULL" in text
+    assert "state = get_m_state(module);" in text
+
+
+def test_a_helper_called_in_an_unread_if_branch_gets_the_state_there_too():
+    body = ("    if (o == NULL) { return NULL; } else {\n#ifdef SOME_OPTION\n"
+            "    if (!check(o)) {\n#else\n    if (!check(o) || 0) {\n#endif\n        return NULL;\n    }\n    }")
+    mp, text = port(HELPER_MODULE % body)
+    assert mp.status == "ported", mp.reason
+    assert "if (!check(state, o)) {" in text and "if (!check(state, o) || 0) {" in text
+
+
+def test_a_type_named_without_a_module_gets_a_dotted_spec_name_and_the_report_says_so():
+    c = CONDITIONAL_TYPE.replace('"m.T"', '"T"').replace("#ifdef SOME_BUILD_OPTION\n    0, 0,\n#endif\n", "")
+    mp, text = port(c)
+    assert '.name = "m.T"' in text
+    assert any("__module__ is now 'm' instead of 'builtins'" in it.message for it in mp.items)

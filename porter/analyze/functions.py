@@ -277,6 +277,7 @@ def collect_functions(
         for name, nodes in index.functions.items():
             defined.setdefault(name, (index, nodes[0]))
     known_tables = tables.spans + type_spans + def_spans
+    unread = _unread_calls(indexes, defined)
     all_called = {c for other in indexes for c, _ in other.calls} | set().union(
         *(other.macro_called for other in indexes))
     out = []
@@ -330,7 +331,30 @@ def collect_functions(
             prototype_param_lists=tuple(proto_params), flags=tuple((flags or {}).get(name, ())),
             frees=tuple(frees), untracks_first=untracks_first, sync_callback_sites=tuple(sync_sites),
             releases=_releases(body, params[0].name if params else None),
+            unread_calls=tuple(unread.get(name, ())),
         ))
+    return out
+
+
+def _unread_calls(indexes: list[FileIndex], defined) -> dict[str, list[tuple[str | None, Location]]]:
+    """`f(` in the #if branches masked away, by callee: the tree never saw these calls."""
+    from porter.lexer import tokenize
+
+    spans_by_file: dict[str, list[tuple[int, int, str]]] = {}
+    for name, (index, fn) in defined.items():
+        spans_by_file.setdefault(index.path, []).append((fn.start_byte, fn.end_byte, name))
+    out: dict[str, list[tuple[str | None, Location]]] = {}
+    for idx in indexes:
+        for span, _ in idx.src.dropped_text():
+            toks = [t for t in tokenize(idx.src.text, span.start, span.end, directives=False)
+                    if t.kind not in ("comment", "newline")]
+            for i, tok in enumerate(toks[:-1]):
+                name = tok.text.decode("utf-8", "replace")
+                if tok.kind != "ident" or name not in defined or toks[i + 1].text != b"(":
+                    continue
+                caller = next((n for start, end, n in spans_by_file.get(idx.path, ())
+                               if start <= tok.start < end), None)
+                out.setdefault(name, []).append((caller, Location(idx.path, Span(tok.start, toks[i + 1].end))))
     return out
 
 

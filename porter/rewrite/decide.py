@@ -108,6 +108,15 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
             if f.name not in finders and any(c.callee in finders for c in f.calls):
                 direct.setdefault(f.name, set()).add(MODULE_STATE)
         needs, helpers = _thread_helpers(fns, access, direct)
+        # A macro that calls a helper getting a state parameter passes `state` where it expands.
+        calling = {m.name for m in module.macros
+                   if MODULE_STATE not in macro_bodies.get(m.name, set())
+                   and any(re.search(rf"\b{re.escape(h)}\s*\(", m.body_text) for h in helpers)}
+        if calling:
+            for name in calling:
+                macro_bodies.setdefault(name, set()).add(MODULE_STATE)
+            _close_over_macros(module, macro_bodies)
+            continue
         bad: dict[GlobalKey, str] = {}
         for name, keys in needs.items():
             if not keys:
@@ -301,6 +310,9 @@ def _access(f: Function, module: ExtensionModule, type_ok: set[str], called: boo
     if roles == ("helper",):
         if f.defined_by:
             return Access("none", reason=f"defined by macro {f.defined_by}: porter cannot add a parameter to it")
+        if any(caller is None for caller, _ in f.unread_calls):
+            return Access("none", reason="it is also declared or called outside functions in an #if "
+                                         "branch porter did not read")
         return Access("helper")
     return Access("none", reason="role " + ", ".join(roles))
 
@@ -332,6 +344,10 @@ def _thread_helpers(fns, access, direct):
              if access.get(c.callee, Access("none")).kind in ("helper", "split")]
     edges += [(site[0], name) for name, f in fns.items()
               if access.get(name, Access("none")).kind == "callback" for site in f.sync_callback_sites]
+    # Calls in #if branches porter did not read get the state too (lexically): their callers need it.
+    edges += [(caller, name) for name, f in fns.items()
+              if access.get(name, Access("none")).kind in ("helper", "split") for caller, _ in f.unread_calls
+              if caller is not None]
     changed = True
     while changed:
         changed = False

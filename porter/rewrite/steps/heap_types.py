@@ -282,7 +282,7 @@ class HeapTypes:
                 # exec in another file creates the type: the spec must be visible there.
                 spec_storage="" if t.file not in include_closure(module, body.file) else "static ",
                 slots_name=f"{t.name}_slots", slots=spec_slots, spec_name=f"{t.name}_spec",
-                name=values.get("tp_name", f'"{module.name}.{t.name}"'),
+                name=self._spec_name(ctx, t, values),
                 basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
                 flags=flags,
             )
@@ -337,6 +337,19 @@ class HeapTypes:
         for name in _dependency_order(creations):
             ctx.exec_prologue.append(creations[name][0].rstrip("\n"))
             ctx.type_creations[name] = creations[name][0]
+
+    def _spec_name(self, ctx: PortContext, t, values) -> str:
+        """tp_name, dotted: a heap type without a dot has no `__module__` (and 3.11+ warns)."""
+        text = values.get("tp_name")
+        value = string_value(text) if text else None
+        if text is not None and (value is None or "." in value):
+            return text
+        dotted = f"{ctx.module.name}.{value or t.name}"
+        ctx.item(self.id, Applicability.SAFE, t.file, t.span,
+                 f"{t.name}: tp_name {text or '(none)'} has no module part; the spec names it "
+                 f'"{dotted}", so {t.name}.__module__ is now {ctx.module.name!r} instead of '
+                 "'builtins' (review: its repr changes too)")
+        return f'"{dotted}"'
 
     def _spec_types(self, ctx: PortContext) -> None:
         """Types the module already makes from a spec are made with the module from now on."""

@@ -130,6 +130,21 @@ class StateAccess:
                     else:
                         close = ctx.text(f.file).rfind(b")", call.span.start, call.span.end)
                         ctx.insert(f.file, close, var, self.id)
+        # 2c. The same calls in #if branches porter did not read, edited on the tokens.
+        for f in ctx.module.functions:
+            if f.name not in d.helpers and f.name not in self._impl_names:
+                continue
+            for caller, loc in f.unread_calls:
+                if caller is None or not d.needs.get(caller):
+                    continue
+                if f.name in self._impl_names:
+                    ctx.edit(loc.file, Span(loc.span.start, loc.span.start + len(f.name)),
+                             self._impl_names[f.name], self.id)
+                empty = ctx.text(loc.file)[loc.span.end:].lstrip()[:1] == b")"
+                ctx.insert(loc.file, loc.span.end, var if empty else f"{var}, ", self.id)
+                ctx.item(self.id, Applicability.SAFE, loc.file, loc.span,
+                         f"{caller}() passes its state to {f.name}() in an #if branch porter did not "
+                         "read (edited on the tokens: check that configuration builds)")
         # 3. Uses.
         for key, g in d.movable.items():
             field = fields[key]
@@ -331,6 +346,15 @@ class StateAccess:
             if tok.kind != "ident":
                 continue
             name = tok.text.decode()
+            following = toks[i + 1] if i + 1 < len(toks) else None
+            if following is not None and following.text == b"(" and (
+                    name in ctx.decisions.helpers or name in self._impl_names):
+                # A helper call in the body: it passes the state of the function it expands in.
+                if name in self._impl_names:
+                    ctx.edit(m.file, Span(tok.start, tok.end), self._impl_names[name], self.id)
+                empty = i + 2 < len(toks) and toks[i + 2].text == b")"
+                ctx.insert(m.file, following.end, var if empty else f"{var}, ", self.id)
+                continue
             field = fields_by_global.get(name)
             if field is None:
                 continue
