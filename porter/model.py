@@ -292,6 +292,8 @@ class ExtensionModule:
     object_structs: tuple[tuple[str, bool], ...] = ()
     instance_structs: tuple["InstanceStruct", ...] = ()
     spec_types: tuple["SpecType", ...] = ()
+    # Files included only under a condition porter cannot evaluate: (file, that condition).
+    file_conditions: tuple[tuple[str, str], ...] = ()
     # Declarations of the definition without its initialiser (`static struct PyModuleDef d;`).
     definition_forwards: tuple["Location", ...] = ()
     # The struct `m_size = sizeof(S)` names, when the module already has module state.

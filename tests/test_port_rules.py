@@ -313,3 +313,15 @@ def test_a_type_named_without_a_module_gets_a_dotted_spec_name_and_the_report_sa
     mp, text = port(c)
     assert '.name = "m.T"' in text
     assert any("__module__ is now 'm' instead of 'builtins'" in it.message for it in mp.items)
+
+
+def test_a_macro_defined_only_under_an_unknown_condition_is_reported_not_edited():
+    header = b"#define CHECK_DEBUG(x) check(x)\n"
+    c = (HELPER_MODULE % "    if (!check(o)) return NULL;").replace(
+        HEADER, HEADER + "#ifdef DEBUG_CHECKS\n#include \"debug.h\"\n#endif\n")
+    result = port_files([("m.c", c.encode()), ("debug.h", header)])
+    (mp,) = result.modules
+    assert mp.status == "ported", mp.reason
+    assert "debug.h" not in result.new_text  # left as it was
+    assert any(not it.done and "macro CHECK_DEBUG (only under defined(DEBUG_CHECKS))" in it.message
+               for it in mp.items), [it.message for it in mp.items]

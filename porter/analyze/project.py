@@ -128,6 +128,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         instance_structs=tuple(collect_instance_structs(indexes)),
         state_struct=_state_struct(indexes, definition),
         spec_types=tuple(spec_types),
+        file_conditions=tuple(sorted(_file_conditions(indexes, module_includes).items())),
         definition_forwards=tuple(Location(d.file, d.span) for d in defs
                                   if definition is not None and d.name == definition.name
                                   and d.initializer is None and d.function is None),

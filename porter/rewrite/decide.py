@@ -93,7 +93,14 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
     state_var = _state_var(module)
     called = {c.callee for f in module.functions for c in f.calls}
     init_function = module.init.worker or module.init.function
+    base_bodies = {name: set(keys) for name, keys in macro_bodies.items()}
+    calling: set[str] = set()  # macros that call a helper getting a state parameter
+    rounds = 0
     while True:
+        macro_bodies = {name: set(keys) for name, keys in base_bodies.items()}
+        for name in calling:
+            macro_bodies.setdefault(name, set()).add(MODULE_STATE)
+        _close_over_macros(module, macro_bodies)
         type_ok = {k[1] for k, g in movable.items() if g.kind is GlobalKind.STATIC_TYPE}
         # Heap types made from a spec in init and kept in a moved global: created with the
         # module from now on, their methods find it through the type.
@@ -108,14 +115,17 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
             if f.name not in finders and any(c.callee in finders for c in f.calls):
                 direct.setdefault(f.name, set()).add(MODULE_STATE)
         needs, helpers = _thread_helpers(fns, access, direct)
-        # A macro that calls a helper getting a state parameter passes `state` where it expands.
-        calling = {m.name for m in module.macros
-                   if MODULE_STATE not in macro_bodies.get(m.name, set())
-                   and any(re.search(rf"\b{re.escape(h)}\s*\(", m.body_text) for h in helpers)}
-        if calling:
-            for name in calling:
-                macro_bodies.setdefault(name, set()).add(MODULE_STATE)
-            _close_over_macros(module, macro_bodies)
+        # A macro that calls a helper getting a state parameter passes `state` where it expands
+        # (one defined only under a condition porter cannot evaluate is reported instead).
+        conditional_files = dict(module.file_conditions)
+        now_calling = {m.name for m in module.macros
+                       if m.active is not None and m.file not in conditional_files
+                       and any(re.search(rf"\b{re.escape(h)}\s*\(", m.body_text) for h in helpers)}
+        rounds += 1
+        if now_calling != calling and rounds < 50:
+            # Recomputed from this round's helpers: a helper that stops needing state frees
+            # its macros again (after 50 rounds the union is kept, which only costs reach).
+            calling = now_calling if rounds < 40 else calling | now_calling
             continue
         bad: dict[GlobalKey, str] = {}
         for name, keys in needs.items():

@@ -145,6 +145,18 @@ class StateAccess:
                 ctx.item(self.id, Applicability.SAFE, loc.file, loc.span,
                          f"{caller}() passes its state to {f.name}() in an #if branch porter did not "
                          "read (edited on the tokens: check that configuration builds)")
+        # 2d. Macros defined only under a condition porter cannot evaluate are left as they are.
+        conditional_files = dict(ctx.module.file_conditions)
+        for m in ctx.module.macros:
+            if m.active is not None and m.file not in conditional_files:
+                continue
+            called = sorted(h for h in d.helpers if re.search(rf"\b{re.escape(h)}\s*\(", m.body_text))
+            if called:
+                cond = conditional_files.get(m.file) or "its #if"
+                ctx.item(self.id, Applicability.MANUAL, m.file, m.span,
+                         f"macro {m.name} (only under {cond}) calls {', '.join(called)}(), which now "
+                         "take the module state first: that configuration needs it passed by hand",
+                         done=False)
         # 3. Uses.
         for key, g in d.movable.items():
             field = fields[key]
