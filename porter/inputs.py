@@ -30,7 +30,7 @@ class InputFile:
 class Inputs:
     files: list[InputFile] = field(default_factory=list)
     problems: list[FileProblem] = field(default_factory=list)
-    # The package's Python files that read a class `__dict__` (see analyze.python_side).
+    # The package's Python files that read a class `__dict__` or `__module__` (analyze.python_side).
     python_files: list[InputFile] = field(default_factory=list)
 
     def python_items(self) -> list[tuple[str, bytes]]:
@@ -101,7 +101,7 @@ def project_root(path: Path) -> Path:
 
 
 def python_companions(paths: list[Path], cwd: Path) -> list[InputFile]:
-    """Python files of the projects the sources belong to that read some class `__dict__`."""
+    """Python files of the projects the sources belong to that read some `__dict__` or `__module__`."""
     found: list[InputFile] = []
     seen: set[Path] = set()
     for root in sorted({project_root(p) for p in paths}):
@@ -120,7 +120,7 @@ def python_companions(paths: list[Path], cwd: Path) -> list[InputFile]:
                     data = path.read_bytes()
                 except OSError:
                     continue
-                if b"__dict__" in data or b"vars(" in data:
+                if b"__dict__" in data or b"vars(" in data or b"__module__" in data:
                     found.append(InputFile(display_path(path, cwd), data, False))
     return found
 

@@ -300,6 +300,8 @@ class ExtensionModule:
     state_struct: "StateStructDefinition | None" = None
     # `Owner.__dict__['key']` reads in the package's Python files (analyze.python_side).
     python_dict_reads: tuple["PythonDictRead", ...] = ()
+    # `getattr(x, '__module__', ...)` outside tests: code that may meet a type's __module__.
+    python_module_reads: tuple["PythonAttributeRead", ...] = ()
 
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)
@@ -367,6 +369,16 @@ class PythonDictRead:
     line: int
     owner: str  # the name before `.__dict__`
     key: str
+
+
+@dataclass(frozen=True)
+class PythonAttributeRead:
+    """`getattr(target, 'attribute', ...)` in the package's Python code."""
+
+    file: str
+    line: int
+    target: str
+    attribute: str
 
 
 @dataclass(frozen=True)

@@ -325,3 +325,16 @@ def test_a_macro_defined_only_under_an_unknown_condition_is_reported_not_edited(
     assert "debug.h" not in result.new_text  # left as it was
     assert any(not it.done and "macro CHECK_DEBUG (only under defined(DEBUG_CHECKS))" in it.message
                for it in mp.items), [it.message for it in mp.items]
+
+
+def test_with_unsafe_the_descriptor_stays_in_the_dict_and_the_report_points_at_module_readers():
+    python = [("pkg/util.py", b"from pkg import Proxy\ndescr = Proxy.__dict__['__module__']\n"),
+              ("pkg/names.py", b"def name(ob):\n    return getattr(ob, '__module__', '?') + '.x'\n"),
+              ("tests/test_names.py", b"assert getattr(Proxy, '__module__')\n")]
+    result = port_files([("m.c", MODULE_DESCRIPTOR_TYPE.encode())], unsafe=True, python_files=python)
+    (mp,) = result.modules
+    text = result.new_text["m.c"].decode()
+    assert "static PyType_Spec T_spec" in text and "_getattro" not in text
+    item = next(it for it in mp.items if "keeps its __module__ descriptor" in it.message)
+    assert not item.done and "pkg/names.py:2 getattr(ob, '__module__')" in item.message
+    assert "test_names" not in item.message

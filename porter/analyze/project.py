@@ -17,7 +17,7 @@ from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import read_init_body
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
-from porter.analyze.python_side import collect_dict_reads
+from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
 from porter.analyze.spec_types import collect_spec_types
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
@@ -46,6 +46,7 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
             python_files: list[tuple[str, bytes]] = ()) -> Analysis:
     """Facts for every module in `sources`; `python_files` are the package's own Python files."""
     dict_reads = collect_dict_reads(list(python_files))
+    module_reads = collect_getattr_reads(list(python_files), "__module__")
     indexes = {s.path: build_index(s) for s in sources}
     includes = {path: _resolve_includes(path, idx, indexes) for path, idx in indexes.items()}
     closures = {path: _closure(path, includes) for path in indexes}
@@ -63,7 +64,8 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
         for init in inits[root]:
             try:
                 modules.append(dataclasses.replace(_module(init, module_indexes, macros),
-                                                   python_dict_reads=dict_reads))
+                                                   python_dict_reads=dict_reads,
+                                                   python_module_reads=module_reads))
             except Exception as e:  # one module porter cannot read must not stop the run
                 problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
     modules.sort(key=lambda m: (m.init.file, m.init.span.start))

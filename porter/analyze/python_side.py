@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from porter.model import PythonDictRead
+from porter.model import PythonAttributeRead, PythonDictRead
 
 # `Owner.__dict__['key']` and `vars(Owner)['key']`, with either quote.
 _DICT_READ = re.compile(
@@ -25,4 +25,20 @@ def collect_dict_reads(python_files: list[tuple[str, bytes]]) -> tuple[PythonDic
             owner = (m.group("owner") or m.group("vowner")).decode()
             line = data.count(b"\n", 0, m.start()) + 1
             out.append(PythonDictRead(path, line, owner, m.group("key").decode()))
+    return tuple(out)
+
+
+# `getattr(x, '__module__'...)`: code that asks any object (a class too) for its module.
+_GETATTR = re.compile(rb"""\bgetattr\(\s*(?P<target>[^,()]+?)\s*,\s*(?P<q>['"])(?P<attr>\w+)(?P=q)""")
+
+
+def collect_getattr_reads(python_files: list[tuple[str, bytes]], attribute: str) -> tuple[PythonAttributeRead, ...]:
+    out = []
+    for path, data in python_files:
+        if "/tests/" in f"/{path}" or path.rsplit("/", 1)[-1].startswith("test"):
+            continue  # a test reads what it checks; the package's own code is what breaks
+        for m in _GETATTR.finditer(data):
+            if m.group("attr").decode() == attribute:
+                line = data.count(b"\n", 0, m.start()) + 1
+                out.append(PythonAttributeRead(path, line, m.group("target").decode().strip(), attribute))
     return tuple(out)

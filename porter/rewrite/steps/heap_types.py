@@ -252,11 +252,15 @@ class HeapTypes:
             if serves_module_descriptor(t, module) and ctx.module_attribute_field:
                 module_attr_code = self._module_attribute(ctx, t, values, types, assigns)
             if read is not None:
+                places = "; ".join(f"{r.file}:{r.line} getattr({r.target}, '__module__')"
+                                   for r in module.python_module_reads[:5])
                 ctx.item(self.id, Applicability.UNSAFE, t.file, t.span,
                          f"{t.name} keeps its __module__ descriptor in its dict, as "
                          f"{read.file}:{read.line} expects (--unsafe); {read.owner}.__module__ now "
                          "answers that descriptor instead of the module name: Python code that "
-                         f"reads the module of {read.owner} itself must special-case it")
+                         f"reads the module of {read.owner} itself must special-case it"
+                         + (f" (code that reads any object's __module__: {places})" if places else ""),
+                         done=False)
             gc = plan_gc(ctx, t, values, types, self._inherits_gc(t, values, types, assigns), taken)
             if isinstance(gc, GcPlan):
                 ctx.gc_plans[t.name] = gc
