@@ -32,9 +32,14 @@ class Inputs:
     problems: list[FileProblem] = field(default_factory=list)
     # The package's Python files that read a class `__dict__` or `__module__` (analyze.python_side).
     python_files: list[InputFile] = field(default_factory=list)
+    # Sources that include a given header but were not given (see outside_includers).
+    outside_files: list[InputFile] = field(default_factory=list)
 
     def python_items(self) -> list[tuple[str, bytes]]:
         return [(f.path, f.data) for f in self.python_files]
+
+    def outside_items(self) -> list[tuple[str, bytes]]:
+        return [(f.path, f.data) for f in self.outside_files]
 
 
 def display_path(path: Path, cwd: Path) -> str:
@@ -83,7 +88,35 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
                     queue.append((target, False))
     inputs.python_files = python_companions(
         [Path(p) for p in paths if Path(p).exists()], cwd)
+    inputs.outside_files = outside_includers(inputs.files, cwd)
     return inputs
+
+
+def outside_includers(files: list[InputFile], cwd: Path) -> list[InputFile]:
+    """C files next to the inputs that include one of their headers but were not given:
+    code porter does not port, which may still use what those headers declare."""
+    given = {Path(f.path).resolve() if Path(f.path).is_absolute() else (cwd / f.path).resolve() for f in files}
+    headers = {Path(f.path).name for f in files if f.path.endswith(".h")}
+    if not headers:
+        return []
+    folders = {p.parent for p in given}
+    found = []
+    for folder in sorted(folders):
+        try:
+            candidates = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for path in candidates:
+            if path.suffix not in SOURCE_SUFFIXES or path.resolve() in given or not path.is_file():
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            names = {os.fsdecode(m.group(1)).rsplit("/", 1)[-1] for m in _QUOTED_INCLUDE.finditer(data)}
+            if names & headers:
+                found.append(InputFile(display_path(path, cwd), data, False))
+    return found
 
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg")

@@ -142,6 +142,10 @@ class Param:
     name: str | None
     type_text: str
     span: Span
+    # `PyObject *Py_UNUSED(self)`: the name inside, and the `Py_UNUSED(self)` to replace when
+    # the parameter becomes used.
+    unused_name: str | None = None
+    unused_span: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -292,6 +296,9 @@ class ExtensionModule:
     object_structs: tuple[tuple[str, bool], ...] = ()
     instance_structs: tuple["InstanceStruct", ...] = ()
     spec_types: tuple["SpecType", ...] = ()
+    # (global, file): globals declared in the module's headers that a C file porter was not
+    # given (but that includes one of those headers) names.
+    outside_uses: tuple[tuple[str, str], ...] = ()
     # Files included only under a condition porter cannot evaluate: (file, that condition).
     file_conditions: tuple[tuple[str, str], ...] = ()
     # Declarations of the definition without its initialiser (`static struct PyModuleDef d;`).

@@ -338,3 +338,29 @@ def test_with_unsafe_the_descriptor_stays_in_the_dict_and_the_report_points_at_m
     item = next(it for it in mp.items if "keeps its __module__ descriptor" in it.message)
     assert not item.done and "pkg/names.py:2 getattr(ob, '__module__')" in item.message
     assert "test_names" not in item.message
+
+
+def test_a_method_whose_module_parameter_is_py_unused_gets_it_back():
+    c = HEADER + "static PyObject *Err;\n" + """
+static PyObject *
+fail(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    PyErr_SetObject(Err, arg);
+    return NULL;
+}
+static PyMethodDef fail_methods[] = {{"fail", fail, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, fail_methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+    mp, text = port(c)
+    assert mp.status == "ported", mp.reason
+    assert "fail(PyObject *module, PyObject *arg)" in text
+    assert "m_state *state = get_m_state(module);" in text

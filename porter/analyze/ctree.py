@@ -208,3 +208,45 @@ def in_assert(node: Node) -> bool:
             return True
         current = current.parent
     return False
+
+
+def null_test(cond: Node | None, name: str) -> str | None:
+    """'null' for `m == NULL` / `!m`, 'found' for `m != NULL` / `m`; else None."""
+    cond = unwrap_parens(cond)
+    if cond is None:
+        return None
+    if cond.type == "identifier" and cond.text.decode() == name:
+        return "found"
+    if cond.type == "unary_expression" and cond.children[0].type == "!":
+        inner = unwrap_parens(cond.child_by_field_name("argument"))
+        return "null" if inner is not None and inner.text.decode() == name else None
+    if cond.type == "binary_expression":
+        op = cond.children[1].type
+        left = unwrap_parens(cond.child_by_field_name("left"))
+        right = unwrap_parens(cond.child_by_field_name("right"))
+        sides = {left.text.decode() if left is not None else "", right.text.decode() if right is not None else ""}
+        if op in ("==", "!=") and sides & {"NULL", "0"} and any(
+                s == name or s.endswith(f"= PyState_FindModule") for s in sides):
+            return "null" if op == "==" else "found"
+        # `(m = PyState_FindModule(&def)) != NULL`
+        if op in ("==", "!=") and sides & {"NULL", "0"} and left is not None \
+                and left.type == "assignment_expression":
+            target = left.child_by_field_name("left")
+            if target is not None and target.text.decode() == name:
+                return "null" if op == "==" else "found"
+    return None
+
+
+def if_around(node: Node) -> Node | None:
+    cond = node
+    while cond.parent is not None and cond.parent.type in (
+            "parenthesized_expression", "binary_expression", "unary_expression", "assignment_expression"):
+        cond = cond.parent
+    clause = cond.parent
+    if clause is not None and clause.type == "condition_clause":
+        clause = clause.parent
+    if clause is not None and clause.type == "parenthesized_expression":
+        clause = clause.parent
+    if clause is None or clause.type != "if_statement" or clause.child_by_field_name("alternative") is not None:
+        return None
+    return clause

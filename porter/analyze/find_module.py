@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from porter.analyze import ctree
+from porter.analyze.ctree import if_around, null_test
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable, expand
 from porter.model import FindModuleUse, Span
@@ -99,48 +100,6 @@ def _mentions(body: Node, name: str, skip: Node) -> list[Node]:
             and not (skip.start_byte <= n.start_byte < skip.end_byte)]
 
 
-def _null_test(cond: Node | None, name: str) -> str | None:
-    """'null' for `m == NULL` / `!m`, 'found' for `m != NULL` / `m`; else None."""
-    cond = ctree.unwrap_parens(cond)
-    if cond is None:
-        return None
-    if cond.type == "identifier" and cond.text.decode() == name:
-        return "found"
-    if cond.type == "unary_expression" and cond.children[0].type == "!":
-        inner = ctree.unwrap_parens(cond.child_by_field_name("argument"))
-        return "null" if inner is not None and inner.text.decode() == name else None
-    if cond.type == "binary_expression":
-        op = cond.children[1].type
-        left = ctree.unwrap_parens(cond.child_by_field_name("left"))
-        right = ctree.unwrap_parens(cond.child_by_field_name("right"))
-        sides = {left.text.decode() if left is not None else "", right.text.decode() if right is not None else ""}
-        if op in ("==", "!=") and sides & {"NULL", "0"} and any(
-                s == name or s.endswith(f"= PyState_FindModule") for s in sides):
-            return "null" if op == "==" else "found"
-        # `(m = PyState_FindModule(&def)) != NULL`
-        if op in ("==", "!=") and sides & {"NULL", "0"} and left is not None \
-                and left.type == "assignment_expression":
-            target = left.child_by_field_name("left")
-            if target is not None and target.text.decode() == name:
-                return "null" if op == "==" else "found"
-    return None
-
-
-def _if_around(node: Node) -> Node | None:
-    cond = node
-    while cond.parent is not None and cond.parent.type in (
-            "parenthesized_expression", "binary_expression", "unary_expression", "assignment_expression"):
-        cond = cond.parent
-    clause = cond.parent
-    if clause is not None and clause.type == "condition_clause":
-        clause = clause.parent
-    if clause is not None and clause.type == "parenthesized_expression":
-        clause = clause.parent
-    if clause is None or clause.type != "if_statement" or clause.child_by_field_name("alternative") is not None:
-        return None
-    return clause
-
-
 def _returns_only(stmt: Node | None, allowed_before: tuple[str, ...] = ()) -> list[Node] | None:
     """The statements of an if body that ends in a return: [..., return]."""
     if stmt is None:
@@ -173,8 +132,8 @@ def _state_via_local(call: Node, owner: Node, getters: set[str]) -> FindModuleUs
             if call_node is not None and ctree.call_name(call_node) in getters | {"PyModule_GetState"}:
                 reads.append(ctree.span(call_node))
                 continue
-        check = _if_around(ident)
-        if check is not None and _null_test(check.child_by_field_name("condition"), name) == "null" \
+        check = if_around(ident)
+        if check is not None and null_test(check.child_by_field_name("condition"), name) == "null" \
                 and _returns_only(check.child_by_field_name("consequence")) is not None:
             null_checks.append(ctree.span(check))
             continue
@@ -205,7 +164,7 @@ def existing_module_return(call: Node, owner: Node) -> FindModuleUse | None:
         declaration = statement
     if check is None or check.child_by_field_name("alternative") is not None:
         return None
-    if _null_test(check.child_by_field_name("condition"), name) != "found":
+    if null_test(check.child_by_field_name("condition"), name) != "found":
         return None
     body = _returns_only(check.child_by_field_name("consequence"), ("Py_INCREF", "Py_XINCREF"))
     if body is None:

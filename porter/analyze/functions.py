@@ -590,8 +590,27 @@ def _params(src, fdecl: Node | None) -> tuple[Param, ...]:
             continue
         d = p.child_by_field_name("declarator")
         name = ctree.read_declarator(d).name if d is not None else None
-        out.append(Param(name, src.text_of(p), ctree.span(p)))
+        unused = _py_unused(d) if name is None and d is not None else None
+        out.append(Param(name, src.text_of(p), ctree.span(p),
+                         unused[0] if unused else None, unused[1] if unused else None))
     return tuple(out)
+
+
+def _py_unused(d: Node) -> tuple[str, Span] | None:
+    """`Py_UNUSED(self)` in a parameter's declarator: the name and the span to rename."""
+    node = d
+    while node is not None and node.type == "pointer_declarator":
+        node = node.child_by_field_name("declarator")
+    if node is None or node.type != "function_declarator":
+        return None
+    inner = node.child_by_field_name("declarator")
+    params = node.child_by_field_name("parameters")
+    if inner is None or inner.text != b"Py_UNUSED" or params is None:
+        return None
+    names = [c for c in params.named_children if c.type != "comment"]
+    if len(names) != 1 or not names[0].text.replace(b"_", b"a").isalnum():
+        return None
+    return names[0].text.decode(), ctree.span(node)
 
 
 def _is_reference(ident: Node, own_definition: Node) -> bool:

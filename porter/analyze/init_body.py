@@ -95,7 +95,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
                           and any(body.start_byte <= x.start_byte < body.end_byte for x in nodes)})
     returning = [n for n in returning if n not in {r.text.split("(")[0].strip().rstrip(";") for r in returns}]
     reused = _module_var_reused(index, body, module_var, create_nodes, macros)
-    header_end = _header_end(fn)
+    header_end = _header_end(fn, src)
     return InitBody(
         function=name, file=index.path, header=Span(fn.start_byte, header_end),
         body=ctree.span(body), module_var=module_var, module_var_decls=tuple(decls),
@@ -167,12 +167,27 @@ def _node_at(index: FileIndex, span: Span) -> Node | None:
     return node
 
 
-def _header_end(fn: Node) -> int:
+def _header_end(fn: Node, src=None) -> int:
+    """The end of the function's declarator; past the `#endif` of a group that spells the name
+    in one live branch and only dead ones otherwise (`#if PY_MAJOR_VERSION >= 3`
+    `PyInit_x(void)` `#else` `initx(void)` `#endif`): the new header replaces all of it."""
+    from porter import conditions
+
     decl = fn.child_by_field_name("declarator")
-    if decl is not None:
-        return decl.end_byte
     body = fn.child_by_field_name("body")
-    return body.start_byte if body is not None else fn.end_byte
+    end = decl.end_byte if decl is not None else (body.start_byte if body is not None else fn.end_byte)
+    if src is None or body is None:
+        return end
+    for cond in src.pre.conditionals:
+        if not (fn.start_byte <= cond.span.start < end <= cond.endif.start and cond.endif.end <= body.start_byte):
+            continue
+        live = cond.branch_at(end - 1)
+        branches = [(b.kind, b.condition.encode()) for b in cond.branches]
+        if live is not None and all(conditions.dead_everywhere(branches, i)
+                                    for i in range(len(branches)) if i != live):
+            line_end = src.text.find(b"\n", cond.endif.end - 1)
+            end = cond.endif.end if line_end < 0 or line_end >= body.start_byte else line_end
+    return end
 
 
 def _is_name(node: Node, name: str) -> bool:
@@ -228,6 +243,14 @@ def _create_sites(index, init: InitFunction, body: Node, problems: list[str], ma
             module_var = left.text.decode() if left is not None and left.type == "identifier" else None
             stmt = parent.parent
             kind = "assign"
+            if stmt is not None and stmt.type != "expression_statement":
+                # `if ((m = PyModule_Create(&def)) == NULL) return NULL;`: the whole check goes.
+                check = ctree.if_around(parent)
+                if check is None or module_var is None or \
+                        ctree.null_test(check.child_by_field_name("condition"), module_var) != "null":
+                    problems.append(f"unrecognised module creation at line {src.line(node.start_byte)}")
+                    continue
+                stmt = check
         elif parent is not None and parent.type == "init_declarator":
             module_var = ctree.read_declarator(parent).name
             stmt = parent.parent

@@ -43,8 +43,10 @@ class Analysis:
 
 
 def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
-            python_files: list[tuple[str, bytes]] = ()) -> Analysis:
-    """Facts for every module in `sources`; `python_files` are the package's own Python files."""
+            python_files: list[tuple[str, bytes]] = (),
+            outside_files: list[tuple[str, bytes]] = ()) -> Analysis:
+    """Facts for every module in `sources`; `python_files` are the package's own Python files,
+    `outside_files` sources that include the module's headers without being ported."""
     dict_reads = collect_dict_reads(list(python_files))
     module_reads = collect_getattr_reads(list(python_files), "__module__")
     indexes = {s.path: build_index(s) for s in sources}
@@ -63,9 +65,10 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
         macros = MacroTable([m for idx in module_indexes for m in idx.macros])
         for init in inits[root]:
             try:
-                modules.append(dataclasses.replace(_module(init, module_indexes, macros),
-                                                   python_dict_reads=dict_reads,
-                                                   python_module_reads=module_reads))
+                module = _module(init, module_indexes, macros)
+                modules.append(dataclasses.replace(module, python_dict_reads=dict_reads,
+                                                   python_module_reads=module_reads,
+                                                   outside_uses=_outside_uses(module, outside_files)))
             except Exception as e:  # one module porter cannot read must not stop the run
                 problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
     modules.sort(key=lambda m: (m.init.file, m.init.span.start))
@@ -138,6 +141,22 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
     )
+
+
+def _outside_uses(module: ExtensionModule, outside_files) -> tuple[tuple[str, str], ...]:
+    """(global, file) for the module's globals declared in its headers that a source porter
+    does not port names: moving them would break that file."""
+    from porter.lexer import identifiers
+
+    declared = {g.name for g in module.globals if g.function is None and not g.is_static
+                and any(loc.file.endswith(".h") for loc in g.extern_declarations)}
+    out = []
+    for path, data in outside_files:
+        if path in module.files or not declared:
+            continue
+        named = {t.text.decode("utf-8", "replace") for t in identifiers(data)}
+        out.extend((name, path) for name in sorted(declared & named))
+    return tuple(out)
 
 
 def _macro_is_used(name: str, macro_uses, indexes: list[FileIndex]) -> bool:
@@ -290,7 +309,14 @@ def _state_struct(indexes: list[FileIndex], definition) -> StateStructDefinition
             body = t.child_by_field_name("body") if t is not None else None
             if body is None or name not in names + ([tag.text.decode()] if tag is not None else []):
                 continue
-            return StateStructDefinition(name, idx.path, ctree.span(node), body.end_byte - 1,
+            statement = ctree.span(node)
+            if node.type == "struct_specifier":
+                # `struct S { ... };`: the `;` is a token of its own after the specifier.
+                after = idx.src.text[statement.end:statement.end + 64]
+                stripped = after.lstrip()
+                if stripped.startswith(b";"):
+                    statement = Span(statement.start, statement.end + len(after) - len(stripped) + 1)
+            return StateStructDefinition(name, idx.path, statement, body.end_byte - 1,
                                          tuple(_struct_fields(idx, body, [], set())))
     return None
 

@@ -110,6 +110,7 @@ class PortContext:
     needs_callback_state: bool = False
     module_attribute_field: str | None = None  # state dict: type -> its __module__ descriptor
     gc_plans: dict = field(default_factory=dict)  # type name -> steps.gc_support.GcPlan
+    state_block_file: str | None = None  # where state-struct put the struct and accessors
     dealloc_type_var: str = "tp"  # the local that keeps Py_TYPE(self) in a dealloc
     posture: str = "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
     posture_reasons: list[str] = field(default_factory=list)

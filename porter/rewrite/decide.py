@@ -214,6 +214,10 @@ def _unmovable(g: Global, module: ExtensionModule, convertible_types: dict[str, 
         outside = [loc for loc in g.extern_declarations if loc.file not in module.files]
         if outside:
             return "declared extern outside the module's files"
+        users = [file for name, file in module.outside_uses if name == g.name]
+        if users:
+            return (f"{users[0]} names it through a header and was not given to porter "
+                    "(give every source of the extension)")
     if "[" in g.type_text and g.initializer is not None and g.kind is not GlobalKind.STATIC_TYPE:
         return "an array with an initialiser: porter does not copy initial array contents"
     return None
@@ -274,7 +278,8 @@ def _state_var(module: ExtensionModule) -> str:
 
 def _access(f: Function, module: ExtensionModule, type_ok: set[str], called: bool = False) -> Access:
     roles = f.roles
-    first = f.params[0].name if f.params else None
+    # A first parameter marked Py_UNUSED(self) is renamed when the function needs it.
+    first = (f.params[0].name or f.params[0].unused_name) if f.params else None
     if "module-init" in roles or f.name == (module.init.worker or module.init.function):
         return Access("exec")
     if "callback" in roles:

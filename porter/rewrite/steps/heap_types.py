@@ -64,6 +64,11 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> str | None
         return None
     if t.initializer is None:
         return "no initialiser porter could read"
+    body = module.init_body
+    if body is not None and t.file not in include_closure(module, body.file) \
+            and not any(loc.file.endswith(".h") for loc in t.forward_declarations):
+        return (f"it is defined in {t.file}, and no header shows it to {body.file}, where exec "
+                "would create it from a spec")
     if t.metatype and t.metatype.replace(" ", "") not in ("&PyType_Type",) and not _deferred(t.metatype, module):
         return (f"its metatype is {t.metatype}: a heap type with a custom metaclass needs "
                 "PyType_FromMetaclass (3.12+), and ports must build on 3.11")
@@ -439,8 +444,9 @@ class HeapTypes:
                 continue
             if name in DROPPED_DEFAULTS and referenced_name(value) in DROPPED_DEFAULTS[name]:
                 continue
-            if name == "tp_doc":
-                pass
+            if name == "tp_doc" and not value.lstrip().startswith("("):
+                # PyDoc_STRVAR makes a `const char[]`; the slot's pointer is `void *`.
+                value = f"(void *){value}"
             slots.append({"id": "Py_" + name, "value": value, "guard": guards.get(name)})
         for struct, fields in capi.SUBSTRUCT_FIELDS.items():
             for name in fields:

@@ -51,7 +51,8 @@ class ModuleDefinition:
         create = set(body.create_statements)
         if not any(s.overlaps(d.span) for s in create):
             ctx.edit(d.file, ctx.statement_span_with_line(d.file, d.span), "", self.id)
-        shared = any(f.endswith(".h") for f in {e.file for e in ctx.edits if e.step == "state-struct"})
+        # Declared `extern` in a shared header by state-struct: the definition must not be static.
+        shared = ctx.state_block_file is not None and ctx.state_block_file.endswith(".h")
         storage = "" if shared or (not d.is_static and d.macro is None) else "static "
         worker_is_init = module.init.worker is None
         old = {name: (_value(d, name, "NULL") if objects else "NULL") for name in ("m_traverse", "m_clear", "m_free")}

@@ -68,6 +68,11 @@ class StateAccess:
             expr = self._state_expression(ctx, acc)
             if expr is None:
                 continue
+            first = f.params[0] if f.params else None
+            if first is not None and first.name is None and first.unused_span is not None \
+                    and acc.params and acc.params[0] == first.unused_name:
+                # `PyObject *Py_UNUSED(self)`: the parameter is used now.
+                ctx.edit(f.file, first.unused_span, first.unused_name, self.id)
             indent = ctx.body_indent(f.file, f.body)
             nl = ctx.newline(f.file)
             declaration = f"{nl}{indent}{ctx.names.state_type} *{var} = {expr};"

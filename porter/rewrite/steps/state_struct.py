@@ -103,9 +103,11 @@ class StateStruct:
         names = ctx.names
         file, at = _insertion_point(ctx)
         if file is None:
-            ctx.fail("module state is needed in several files that share no header to hold it")
+            ctx.fail("module state is needed in several files that share no header porter can put it in "
+                     "(one seen after Python.h, once per file or behind an include guard)")
             return
         shared_header = file.endswith(".h")
+        ctx.state_block_file = file
         storage = "extern " if shared_header else ("static " if _def_is_static(ctx) else "")
         if shared_header:
             # The header now declares it extern: a `static` forward declaration would clash.
@@ -283,7 +285,7 @@ def _insertion_point(ctx: PortContext) -> tuple[str | None, int]:
             return file, _line_start(ctx, file, _before_leading_comment(ctx, file, at))
     # Separate translation units: a header every one of them includes.
     shared = set.intersection(*(closures[f] | {f} for f in files))
-    headers = [h for h in ctx.module.files if h in shared and h.endswith(".h")]
+    headers = [h for h in ctx.module.files if h in shared and h.endswith(".h") and _usable_header(ctx, h)]
     for g in ctx.decisions.movable.values():
         for loc in g.extern_declarations:
             if loc.file in headers:
@@ -303,7 +305,7 @@ def _header_to_share(ctx: PortContext, files: set[str], closures) -> str | None:
     include it too (after their last top-level #include)."""
     import posixpath
 
-    headers = [h for h in ctx.module.files if h.endswith(".h")]
+    headers = [h for h in ctx.module.files if h.endswith(".h") and _usable_header(ctx, h)]
     counts = {h: sum(h in closures[f] for f in files) for h in headers}
     if not counts or max(counts.values()) == 0:
         return None
@@ -345,15 +347,70 @@ def _closures(module) -> dict[str, set[str]]:
     return {f: include_closure(module, f) - {f} for f in module.files}
 
 
-def _end_of_header(ctx: PortContext, header: str) -> int:
-    """Before the include guard's closing #endif, or at the end of the header."""
+def _usable_header(ctx: PortContext, header: str) -> bool:
+    """Whether a header can hold the state block: no file sees it twice (or it is guarded),
+    and every file sees Python.h before it."""
+    if _guard_end(ctx, header) is None and _included_twice(ctx.module, header):
+        return False
+    return _sees_python_h(ctx, header, len(ctx.text(header)), set())
+
+
+def _included_twice(module, header: str) -> bool:
+    by_file: dict[str, list[str]] = {}
+    for inc, target, _ in module.includes:
+        by_file.setdefault(inc, []).append(target)
+
+    def count(file: str, depth: int = 0) -> int:
+        if depth > 20:
+            return 0
+        return sum((t == header) + count(t, depth + 1) for t in by_file.get(file, ()))
+
+    return any(count(f) > 1 for f in module.files if not f.endswith(".h"))
+
+
+def _sees_python_h(ctx: PortContext, file: str, offset: int, seen: set[str]) -> bool:
+    """Whether Python.h is included before `offset` in `file`, wherever `file` is included."""
+    if file in seen:
+        return True
+    seen = seen | {file}
+    targets = {span.start: target for inc, target, span in ctx.module.includes if inc == file}
+    for inc in ctx.sources[file].pre.includes:
+        if inc.span.start >= offset:
+            break
+        if inc.name.rsplit("/", 1)[-1] == "Python.h":
+            return True
+        target = targets.get(inc.span.start)
+        if target is not None and _sees_python_h(ctx, target, len(ctx.text(target)), seen):
+            return True
+    includers = [(inc, span) for inc, target, span in ctx.module.includes if target == file]
+    return bool(includers) and all(_sees_python_h(ctx, inc, span.start, seen) for inc, span in includers)
+
+
+def _guard_end(ctx: PortContext, header: str) -> int | None:
+    """Where the header's guarded part ends: its guard's `#endif`, or the end of a header with
+    `#pragma once`; None when it has neither (a second include would define things twice)."""
     import re
 
     text = ctx.text(header)
-    m = list(re.finditer(rb"^[ \t]*#[ \t]*endif\b[^\n]*\n?\s*\Z", text, re.MULTILINE))
-    if m:
-        return m[-1].start()
-    return len(text)
+    if re.search(rb"^[ \t]*#[ \t]*pragma[ \t]+once\b", text, re.MULTILINE):
+        return len(text)
+    for cond in ctx.sources[header].conditionals:
+        first = cond.branches[0]
+        before = text[:cond.span.start]
+        after = text[cond.endif.end:]
+        if first.kind == "ifndef" and len(cond.branches) == 1 \
+                and re.fullmatch(rb"\s*(/\*.*?\*/\s*|//[^\n]*\s*)*", before, re.DOTALL) \
+                and re.fullmatch(rb"\s*(/\*.*?\*/\s*|//[^\n]*\s*)*", after, re.DOTALL) \
+                and re.match(rb"\s*#[ \t]*define[ \t]+" + re.escape(first.condition.encode()) + rb"\b",
+                             text[first.body.start:]):
+            return cond.endif.start
+    return None
+
+
+def _end_of_header(ctx: PortContext, header: str) -> int:
+    """Before the include guard's closing #endif (or at the end with #pragma once)."""
+    end = _guard_end(ctx, header)
+    return end if end is not None else len(ctx.text(header))
 
 
 def _line_start(ctx: PortContext, file: str, offset: int) -> int:
