@@ -90,5 +90,6 @@ def build_index(src: Source) -> FileIndex:
                 index.macro_body_names.setdefault(name, []).append((m.name, Span(tok.start, tok.end)))
                 if i + 1 < len(toks) and toks[i + 1].text == b"(":
                     index.macro_called.add(name)
-    index.includes = [(inc.name, inc.span) for inc in src.pre.includes if not inc.system]
+    index.includes = [(inc.name, inc.span) for inc in src.pre.includes
+                      if not inc.system and not src.pre.dead(inc.span.start)]
     return index

@@ -522,4 +522,5 @@ class _IncludesOnly:
     """The include list of a file before it is parsed, shaped like a FileIndex for resolving."""
 
     def __init__(self, pre):
-        self.includes = [(inc.name, inc.span) for inc in pre.includes if not inc.system]
+        self.includes = [(inc.name, inc.span) for inc in pre.includes
+                         if not inc.system and not pre.dead(inc.span.start)]

@@ -285,7 +285,7 @@ def _insertion_point(ctx: PortContext) -> tuple[str | None, int]:
             return file, _line_start(ctx, file, _before_leading_comment(ctx, file, at))
     # Separate translation units: a header every one of them includes.
     shared = set.intersection(*(closures[f] | {f} for f in files))
-    headers = [h for h in ctx.module.files if h in shared and h.endswith(".h") and _usable_header(ctx, h)]
+    headers = [h for h in ctx.module.files if h in shared and h.endswith(".h") and _usable_header(ctx, h, files)]
     for g in ctx.decisions.movable.values():
         for loc in g.extern_declarations:
             if loc.file in headers:
@@ -305,7 +305,7 @@ def _header_to_share(ctx: PortContext, files: set[str], closures) -> str | None:
     include it too (after their last top-level #include)."""
     import posixpath
 
-    headers = [h for h in ctx.module.files if h.endswith(".h") and _usable_header(ctx, h)]
+    headers = [h for h in ctx.module.files if h.endswith(".h") and _usable_header(ctx, h, files)]
     counts = {h: sum(h in closures[f] for f in files) for h in headers}
     if not counts or max(counts.values()) == 0:
         return None
@@ -347,9 +347,14 @@ def _closures(module) -> dict[str, set[str]]:
     return {f: include_closure(module, f) - {f} for f in module.files}
 
 
-def _usable_header(ctx: PortContext, header: str) -> bool:
-    """Whether a header can hold the state block: no file sees it twice (or it is guarded),
-    and every file sees Python.h before it."""
+def _usable_header(ctx: PortContext, header: str, files: set[str]) -> bool:
+    """Whether a header can hold the state block: it sits next to one of `files` (a bundled
+    library's header is compiled into code porter does not see), no file sees it twice (or it
+    is guarded), and every file sees Python.h before it."""
+    import posixpath
+
+    if posixpath.dirname(header) not in {posixpath.dirname(f) for f in files}:
+        return False
     if _guard_end(ctx, header) is None and _included_twice(ctx.module, header):
         return False
     return _sees_python_h(ctx, header, len(ctx.text(header)), set())
