@@ -162,4 +162,9 @@ ADDED_IN = {
 # the calling thread: a callback passed to them can find module state in a thread-local set
 # around the call.
 SYNCHRONOUS_CALLBACK_CALLERS = frozenset({"qsort", "bsearch", "lfind", "lsearch", "tsearch",
-                                          "tfind", "tdelete", "twalk", "scandir"})
+                                          "tfind", "tdelete", "twalk", "scandir",
+                                          # "O&" converters run while the arguments are parsed
+                                          # (or the value built).
+                                          "PyArg_ParseTuple", "PyArg_ParseTupleAndKeywords",
+                                          "PyArg_Parse", "PyArg_VaParse",
+                                          "PyArg_VaParseTupleAndKeywords", "Py_BuildValue"})

@@ -174,11 +174,11 @@ class Function:
     prototype_param_lists: tuple[Location, ...] = ()
     flags: tuple[str, ...] = ()  # METH_ flags when it is a method
     frees: tuple[Span, ...] = ()  # statements that free the object: tp_free(...), PyObject_Del(...)
-    # Where its address goes to a function that calls it before returning (qsort(), or any
-    # function handed a local struct holding it): (the calling function, the statement making
-    # that call, the function called, the offsets where the call is over: after the statement,
-    # and at the start of each branch when the call is an `if`'s condition).
-    sync_callback_sites: tuple[tuple[str, Location, str, tuple[int, ...]], ...] = ()
+    # Where its address goes to a function that calls it before returning (qsort(), a
+    # PyArg_Parse converter, or any function handed a local struct holding it): (the calling
+    # function, the statement making that call, the function called, where the call is over:
+    # see analyze.functions._call_site).
+    sync_callback_sites: tuple[tuple[str, Location, str, tuple[tuple[str, int, int], ...]], ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
     # Calls to it in #if branches porter did not read, found lexically: (the function around
     # the call, or None at file scope; the span from its name to the `(` after it).

@@ -364,3 +364,46 @@ PyInit_m(void)
     assert mp.status == "ported", mp.reason
     assert "fail(PyObject *module, PyObject *arg)" in text
     assert "m_state *state = get_m_state(module);" in text
+
+
+def test_a_pyarg_converter_reads_the_state_its_caller_publishes_around_the_parse():
+    c = HEADER + "static PyObject *Err;\n" + """
+static int
+positive(PyObject *o, long *out)
+{
+    *out = PyLong_AsLong(o);
+    if (*out <= 0) {
+        PyErr_SetString(Err, "not positive");
+        return 0;
+    }
+    return 1;
+}
+static PyObject *
+take(PyObject *module, PyObject *args)
+{
+    long n;
+    if (!PyArg_ParseTuple(args, "O&", positive, &n))
+        return NULL;
+    return PyLong_FromLong(n);
+}
+static PyMethodDef take_methods[] = {{"take", take, METH_VARARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, take_methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+    mp, text = port(c)
+    assert mp.status == "ported", mp.reason
+    assert "m_state *state = m_callback_state;" in text
+    assert ("    m_callback_state = state;\n"
+            "    if (!PyArg_ParseTuple(args, \"O&\", positive, &n)) {\n"
+            "        m_callback_state = previous_m_callback_state;\n"
+            "        return NULL;\n"
+            "    }\n"
+            "    m_callback_state = previous_m_callback_state;\n") in text, text

@@ -381,17 +381,19 @@ def _library_site(path: str, node: Node) -> list | None:
     from porter import capi
 
     arglist = node.parent
-    while arglist is not None and arglist.type in ("cast_expression", "parenthesized_expression"):
+    while arglist is not None and arglist.type in ("cast_expression", "parenthesized_expression",
+                                                   "pointer_expression"):
         arglist = arglist.parent
     call = arglist.parent if arglist is not None and arglist.type == "argument_list" else None
     name = ctree.call_name(call) if call is not None else None
     if name not in capi.SYNCHRONOUS_CALLBACK_CALLERS:
         return None
-    stmt = call.parent
     owner = ctree.enclosing_function(call)
-    if stmt is None or stmt.type != "expression_statement" or owner is None:
+    site = _call_site(call)
+    if site is None or owner is None:
         return None
-    return [(ctree.function_name(owner)[0], Location(path, ctree.span(stmt)), name, (stmt.end_byte,))]
+    stmt, ends = site
+    return [(ctree.function_name(owner)[0], Location(path, ctree.span(stmt)), name, ends)]
 
 
 def _local_struct_sites(path: str, ident: Node) -> list | None:
@@ -455,7 +457,12 @@ def _local_struct_holding(ident: Node) -> str | None:
 
 
 def _call_site(call: Node):
-    """The statement a call is made in and where the call is over, when porter can wrap it."""
+    """The statement a call is made in and where the call is over, when porter can wrap it.
+
+    The ends are ("after", offset) past the statement, ("open", offset) right after the `{` of
+    a branch of the `if` whose condition made the call, or ("wrap", open_at, close_at) for a
+    branch that is a single statement: it gets braces (`{` at open_at, `}` at close_at).
+    """
     node = call
     while node.parent is not None and node.parent.type in (
             "parenthesized_expression", "binary_expression", "assignment_expression", "unary_expression",
@@ -464,17 +471,31 @@ def _call_site(call: Node):
     stmt = node.parent if node.type != "expression_statement" else node
     if node.type in ("expression_statement", "declaration"):
         stmt = node
-    elif stmt is not None and stmt.type in ("expression_statement", "declaration"):
-        pass
+    elif stmt is not None and stmt.type in ("expression_statement", "declaration", "return_statement"):
+        if stmt.type == "return_statement":
+            return None  # the call is over only when the function is
     elif stmt is not None and stmt.type == "if_statement":
-        branches = [stmt.child_by_field_name("consequence"), stmt.child_by_field_name("alternative")]
-        branches = [b.named_children[0] if b is not None and b.type == "else_clause" else b for b in branches]
-        if any(b is not None and b.type != "compound_statement" for b in branches):
-            return None
-        return stmt, (stmt.end_byte, *(b.start_byte + 1 for b in branches if b is not None))
+        ends = [("after", stmt.end_byte, 0)]
+        condition = stmt.child_by_field_name("condition")
+        for field in ("consequence", "alternative"):
+            branch = stmt.child_by_field_name(field)
+            if branch is None:
+                continue
+            opener = condition.end_byte if field == "consequence" else branch.start_byte + len("else")
+            if branch.type == "else_clause":
+                branch = branch.named_children[0] if branch.named_children else None
+                if branch is None:
+                    return None
+            if branch.type == "compound_statement":
+                ends.append(("open", branch.start_byte + 1, 0))
+            elif branch.type == "if_statement":
+                return None  # else if: the chain would need braces all the way down
+            else:
+                ends.append(("wrap", opener, branch.end_byte))
+        return stmt, tuple(ends)
     else:
         return None
-    return stmt, (stmt.end_byte,)
+    return stmt, (("after", stmt.end_byte, 0),)
 
 
 FREE_CALLS = ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del")

@@ -96,7 +96,8 @@ class StateAccess:
                          done=False)
         for macro, members in sorted(by_macro.items()):
             self._macro_functions(ctx, macro, members)
-        # 2b. Callbacks made by qsort() and friends read the state their caller set.
+        # 2b. Callbacks made by qsort(), PyArg_Parse converters and the like read the state
+        # their caller set.
         published: set = set()
         for f in ctx.module.functions:
             if d.access.get(f.name) is None or d.access[f.name].kind != "callback" or not d.needs.get(f.name):
@@ -112,12 +113,17 @@ class StateAccess:
                 ctx.insert(loc.file, loc.span.start,
                            f"{ctx.names.state_type} *{saved} = {cb};{nl}{indent}{cb} = {var};{nl}{indent}",
                            self.id)
-                for end in ends:
-                    if end == loc.span.end:
-                        ctx.insert(loc.file, end, f"{nl}{indent}{cb} = {saved};", self.id)
-                    else:  # the start of a branch of the `if` whose condition made the call
-                        inner = ctx.body_indent(loc.file, Span(end - 1, end - 1))
-                        ctx.insert(loc.file, end, f"{nl}{inner}{cb} = {saved};", self.id)
+                for kind, at, close in ends:
+                    if kind == "after":
+                        ctx.insert(loc.file, at, f"{nl}{indent}{cb} = {saved};", self.id)
+                    elif kind == "open":  # the start of a branch of the `if` that made the call
+                        inner = ctx.body_indent(loc.file, Span(at - 1, at - 1))
+                        ctx.insert(loc.file, at, f"{nl}{inner}{cb} = {saved};", self.id)
+                    else:  # a one-statement branch: it gets braces around the restore and itself
+                        inner = ctx.line_indent(loc.file, close - 1)
+                        ctx.insert(loc.file, at, f" {{{nl}{inner}{cb} = {saved};", self.id, order=5)
+                        # Before the restore after the statement, which ends at the same byte.
+                        ctx.insert(loc.file, close, f"{nl}{indent}}}", self.id, order=-1)
                 ctx.item(self.id, Applicability.SAFE, loc.file, loc.span,
                          f"{caller}() publishes its state in the thread-local {cb} while "
                          f"{library}() calls {f.name}() back")
