@@ -11,10 +11,10 @@ def unified_diff(path: str, old: bytes, new: bytes, context: int = 3) -> bytes:
     """A diff of one file with a/ and b/ prefixes; empty when nothing changed."""
     if old == new:
         return b""
-    # Split on bytes (str.splitlines would also split on form feeds); the surrogateescape
-    # round trip keeps every byte as it was.
-    a = [x.decode("utf-8", "surrogateescape") for x in old.splitlines(keepends=True)]
-    b = [x.decode("utf-8", "surrogateescape") for x in new.splitlines(keepends=True)]
+    # Split on "\n" only, as patch and git do (splitlines would also split on a lone "\r" or
+    # a form feed); the surrogateescape round trip keeps every byte as it was.
+    a = [x.decode("utf-8", "surrogateescape") for x in _lines(old)]
+    b = [x.decode("utf-8", "surrogateescape") for x in _lines(new)]
     lines = patiencediff.unified_diff(
         a, b, fromfile=f"a/{path}", tofile=f"b/{path}", n=context,
         sequencematcher=patiencediff.PatienceSequenceMatcher,
@@ -29,3 +29,11 @@ def unified_diff(path: str, old: bytes, new: bytes, context: int = 3) -> bytes:
             line = line + b"\n" + NO_NEWLINE
         out.append(line)
     return b"".join(out)
+
+
+def _lines(data: bytes) -> list[bytes]:
+    parts = data.split(b"\n")
+    lines = [part + b"\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines

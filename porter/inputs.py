@@ -83,8 +83,8 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
         inputs.files.append(InputFile(shown, data, given))
         if follow_includes:
             for m in _QUOTED_INCLUDE.finditer(data):
-                target = path.parent / os.fsdecode(m.group(1))
-                if target.is_file() and target.resolve() not in seen:
+                target = _find_include(path, os.fsdecode(m.group(1)))
+                if target is not None and target.resolve() not in seen:
                     queue.append((target, False))
     inputs.python_files = python_companions(
         [Path(p) for p in paths if Path(p).exists()], cwd)
@@ -153,9 +153,26 @@ def python_companions(paths: list[Path], cwd: Path) -> list[InputFile]:
                     data = path.read_bytes()
                 except OSError:
                     continue
-                if b"__dict__" in data or b"vars(" in data or b"__module__" in data:
+                if b"__dict__" in data or b"vars(" in data or b"__module__" in data \
+                        or b"Py_LIMITED_API" in data:
                     found.append(InputFile(display_path(path, cwd), data, False))
     return found
+
+
+def _find_include(includer: Path, name: str) -> Path | None:
+    """A quoted include: next to the includer, else in the folders above it up to the
+    project root (where `-I src`-style include paths usually point)."""
+    target = includer.parent / name
+    if target.is_file():
+        return target
+    root = project_root(includer)
+    for folder in includer.resolve().parents:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+        if folder == root:
+            break
+    return None
 
 
 def _walk(root: Path) -> list[Path]:

@@ -407,3 +407,45 @@ PyInit_m(void)
             "        return NULL;\n"
             "    }\n"
             "    m_callback_state = previous_m_callback_state;\n") in text, text
+
+
+def test_a_crlf_file_gets_crlf_lines_and_a_patch_with_one_line_per_line():
+    c = (HELPER_MODULE % "    if (!check(o)) return NULL;").replace("\n", "\r\n")
+    result = port_files([("m.c", c.encode())])
+    new = result.new_text["m.c"]
+    assert b"\r\r\n" not in new and new.count(b"\n") == new.count(b"\r\n")
+    patch = unified_diff("m.c", c.encode(), new)
+    assert all(line.endswith(b"\r") or line.startswith((b"---", b"+++", b"@@")) or line == b""
+               for line in patch.split(b"\n"))
+
+
+def test_a_definition_named_module_is_not_hidden_by_the_accessors_local():
+    c = CONDITIONAL_TYPE.replace("#ifdef SOME_BUILD_OPTION\n    0, 0,\n#endif\n", "").replace(
+        "static struct PyModuleDef def", "static struct PyModuleDef module").replace("&def", "&module")
+    c = c.replace("static PyTypeObject T = {", "static PyObject *get(PyObject *self, PyObject *unused);\n"
+                  "static PyObject *Err;\nstatic PyMethodDef T_methods[] = {{\"get\", get, METH_NOARGS, NULL}, {NULL}};\n"
+                  "static PyTypeObject T = {").replace("    0,\n};", "    0,\n    .tp_methods = T_methods,\n};")
+    c += "static PyObject *get(PyObject *self, PyObject *unused) { return Py_NewRef(Err); }\n"
+    c = c.replace('    if (PyType_Ready(&T) < 0) return NULL;', '    Err = PyErr_NewException("m.Err", NULL, NULL);\n    if (PyType_Ready(&T) < 0) return NULL;')
+    mp, text = port(c)
+    assert mp.status == "ported", mp.reason
+    assert "PyType_GetModuleByDef(type, &module)" in text and "PyObject *owner = PyType_GetModuleByDef" in text
+
+
+def test_a_module_kept_in_a_global_is_refused_with_the_reason():
+    c = HEADER + "static PyObject *the_module;\n" + INIT.replace("PyObject *m = PyModule_Create(&def);", "the_module = PyModule_Create(&def);").replace(
+        "if (m == NULL)", "if (the_module == NULL)").replace("return m;", "return the_module;") % ""
+    mp, text = port(c)
+    assert mp.status == "failed" and "kept in the global the_module" in mp.reason
+
+
+def test_a_statically_allocated_object_stays_global_and_weakens_the_claim():
+    c = HEADER + """
+typedef struct { PyObject_HEAD } Sentinel;
+static PyTypeObject *sentinel_type_for_docs;
+static Sentinel NoValue = {PyObject_HEAD_INIT(NULL)};
+""" + INIT % "    PyModule_AddObjectRef(m, \"NoValue\", (PyObject *)&NoValue);"
+    mp, text = port(c)
+    assert mp.status == "ported"
+    assert "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED" not in text
+    assert any("statically allocated Python object" in r for r in mp.posture_reasons), mp.posture_reasons

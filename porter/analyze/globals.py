@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import replace
 
 from porter import capi
@@ -275,6 +277,10 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> t
         if writes:
             return GlobalKind.CACHED_OBJECT, "filled while the module initialises"
         return GlobalKind.OBJECT, "an object pointer"
+    if not pointer_decl and re.search(r"\bPy(Var)?Object_HEAD_INIT\b", g.initializer_text or ""):
+        # A statically allocated Python object (a singleton, a type of another metatype): every
+        # interpreter changes its reference count, whatever the C code does with it.
+        return GlobalKind.MUTABLE_DATA, "a statically allocated Python object (PyObject_HEAD_INIT)"
     if g.is_const:
         return GlobalKind.CONST_DATA, "const"
     if decl_type in ("char",) and _is_kwlist(g, indexes):

@@ -34,6 +34,9 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
     problems: list[str] = []
     create_statements, module_var, kind, create_nodes = _create_sites(index, init, body, problems, macros)
     decls = _module_var_decls(body, module_var) if module_var else []
+    if module_var and create_statements and not _declared_in(body, module_var):
+        problems.append(f"the module object is kept in the global {module_var}, which other code "
+                        "reads: porter cannot give each module instance its own yet")
     null_checks = _null_checks(src, body, module_var, create_nodes)
     returns = _returns(src, body, module_var, macros, problems)
     decrefs, add_module, add_objects, readies, assigns = [], [], [], [], []
@@ -289,6 +292,15 @@ def expand_use(index, node: Node, table: MacroTable) -> str | None:
     name = ctree.call_name(node) if node.type == "call_expression" else node.text.decode()
     args = [index.src.text_of(a) for a in ctree.call_args(node)] if node.type == "call_expression" else None
     return expand(table, name or "", args)
+
+
+def _declared_in(body: Node, name: str) -> bool:
+    """Whether `name` is a local of the function whose body this is."""
+    for node in walk(body):
+        if node.type == "declaration" and any(ctree.read_declarator(d).name == name
+                                               for d in ctree.declarators(node)):
+            return True
+    return False
 
 
 def _module_var_decls(body: Node, module_var: str) -> list[Span]:

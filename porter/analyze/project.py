@@ -17,13 +17,13 @@ from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import read_init_body
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
-from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
+from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads, collect_limited_api
 from porter.analyze.spec_types import collect_spec_types
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
-from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Function, InitFunction,
+from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Finding, Function, InitFunction,
                           InstanceStruct, Location, MacroUse, Param, Span, StateStructDefinition,
-                          StructField)
+                          Severity, StructField)
 from porter.parse import Source
 
 
@@ -49,6 +49,11 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
     `outside_files` sources that include the module's headers without being ported."""
     dict_reads = collect_dict_reads(list(python_files))
     module_reads = collect_getattr_reads(list(python_files), "__module__")
+    limited = [Finding("limited-api", Severity.RISK, path, Span(0, 0),
+                       f"{path}:{line} builds with Py_LIMITED_API=0x{value:08X}: below 0x030C0000 the "
+                       "Py_mod_multiple_interpreters slot is compiled out, so the port keeps refusing "
+                       "subinterpreters: raise it to 0x030C0000 (PyType_GetModuleByDef needs 0x030D0000)")
+               for path, line, value in collect_limited_api(list(python_files)) if value < 0x030C0000]
     indexes = {s.path: build_index(s) for s in sources}
     includes = {path: _resolve_includes(path, idx, indexes) for path, idx in indexes.items()}
     closures = {path: _closure(path, includes) for path in indexes}
@@ -56,9 +61,10 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
                  for path in indexes}
     inits = {path: find_init_functions(idx, tu_macros[path]) for path, idx in indexes.items()}
     roots = [path for path in indexes if inits[path]]
+    problems = list(problems)
+    problems += _unread_inits(indexes, {i.name for found in inits.values() for i in found})
     linked = _link_files(indexes, closures, roots)
     modules = []
-    problems = list(problems)
     for root in roots:
         files = _module_files(root, closures, linked)
         module_indexes = [indexes[p] for p in files]
@@ -68,7 +74,8 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
                 module = _module(init, module_indexes, macros)
                 modules.append(dataclasses.replace(module, python_dict_reads=dict_reads,
                                                    python_module_reads=module_reads,
-                                                   outside_uses=_outside_uses(module, outside_files)))
+                                                   outside_uses=_outside_uses(module, outside_files),
+                                                   findings=module.findings + tuple(limited)))
             except Exception as e:  # one module porter cannot read must not stop the run
                 problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
     modules.sort(key=lambda m: (m.init.file, m.init.span.start))
@@ -141,6 +148,27 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
     )
+
+
+def _unread_inits(indexes, found: set[str]) -> list[FileProblem]:
+    """`PyInit_x(` that porter could not read as an init function (a definition split by #if,
+    say): a module it would silently skip."""
+    from porter.lexer import identifiers
+
+    out = []
+    for path, idx in indexes.items():
+        text = idx.src.text
+        seen = set()
+        for tok in identifiers(text):
+            name = tok.text.decode("utf-8", "replace")
+            if not name.startswith("PyInit_") or name in found or name in seen or idx.src.pre.dead(tok.start):
+                continue
+            if text[tok.end:tok.end + 16].lstrip().startswith(b"(") and idx.src.pre.enclosing(tok.start):
+                seen.add(name)
+                out.append(FileProblem(path, f"{name} is defined under #if in a way porter cannot read "
+                                             "(the function's header or braces are split); nothing was "
+                                             "ported for it"))
+    return out
 
 
 def _outside_uses(module: ExtensionModule, outside_files) -> tuple[tuple[str, str], ...]:

@@ -131,10 +131,29 @@ class PortContext:
 
     def edit(self, file: str, span: Span, text: str, step: str, order: int = 0,
              supersedes: bool = False) -> None:
-        self.edits.append(Edit(file, span, text, step, order, supersedes, self.applicability))
+        start, end = self._off_crlf(file, span.start), self._off_crlf(file, span.end)
+        self.edits.append(Edit(file, Span(start, max(start, end)), self._line_ends(file, text), step,
+                               order, supersedes, self.applicability))
 
     def insert(self, file: str, at: int, text: str, step: str, order: int = 0) -> None:
-        self.edits.append(Edit(file, Span(at, at), text, step, order, False, self.applicability))
+        at = self._off_crlf(file, at)
+        self.edits.append(Edit(file, Span(at, at), self._line_ends(file, text), step, order, False,
+                               self.applicability))
+
+    def _off_crlf(self, file: str, offset: int) -> int:
+        """An offset between the "\r" and "\n" of a CRLF (found by looking for "\n") moves
+        before the pair, so that no edit splits a line ending."""
+        text = self.text(file)
+        if 0 < offset < len(text) and text[offset - 1:offset + 1] == b"\r\n":
+            return offset - 1
+        return offset
+
+    def _line_ends(self, file: str, text: str) -> str:
+        """In a CRLF file every inserted line ends in CRLF, once: generated text mixes "\n"
+        with pieces of the file that already end in "\r\n"."""
+        if "\n" not in text or self.newline(file) != "\r\n":
+            return text
+        return re.sub(r"\r*\n", "\r\n", text)
 
     def item(self, step: str, applicability: Applicability, file: str, span: Span | None,
              message: str, done: bool = True) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from porter.model import ExtensionModule, GlobalKind, Severity
 from porter.rewrite.decide import Decisions
 
@@ -37,7 +39,13 @@ def choose_posture(module: ExtensionModule, decisions: Decisions) -> tuple[str, 
             reasons.append(f"{f.message} ({f.file})")
         if f.severity is Severity.BLOCKER and f.code not in ("state-find-module", "state-add-module"):
             reasons.append(f.message)
-    process_global = any(f.code == "process-global" for f in module.findings)
+    # A macro that defines a static object where it expands (ExtensionClass's PURE_MIXIN_CLASS).
+    static_macros = {m.name for m in module.macros
+                     if re.search(r"\bstatic\b[^;]*=\s*\{\s*Py(Var)?Object_HEAD_INIT", m.body_text)}
+    for name in sorted(static_macros & {u.name for u in module.macro_uses}):
+        reasons.append(f"macro {name} defines a statically allocated Python object where it is used")
+    process_global = any(f.code == "process-global" for f in module.findings) or bool(
+        static_macros & {u.name for u in module.macro_uses})
     if not reasons:
         return PER_INTERPRETER_GIL, [], None
     weaker = NOT_SUPPORTED if objects_left or process_global else SHARED_GIL_ONLY

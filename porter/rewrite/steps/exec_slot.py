@@ -134,6 +134,12 @@ class ExecSlot:
                 ctx.edit(m.file, Span(start, m.body.start + match.end()), "return -1", self.id)
             ctx.item(self.id, Applicability.SAFE, m.file, m.span,
                      f"macro {name} is used only in {ctx.names.exec}(): its `return NULL` is now `return -1`")
+            if m.file.endswith(".h"):
+                ctx.item(self.id, Applicability.MANUAL, m.file, m.span,
+                         f"macro {name} is defined in the header {m.file}: code outside these sources "
+                         "that includes it (other extensions of the package, or of other packages if "
+                         "the header is installed) now returns -1 from its init too, and must be "
+                         "ported as well", done=False)
 
     def _drop_statement(self, ctx: PortContext, file: str, span: Span) -> None:
         src = ctx.sources[file]

@@ -58,8 +58,10 @@ class StateStruct:
             if not g.kind.is_object_kind and g.initializer is not None and not is_null(g.initializer_text):
                 initial = g.initializer_text
                 if initial.lstrip().startswith("{"):
-                    # A struct's initialiser: assign it as a compound literal.
-                    initial = f"({g.c_type}){initial.strip()}"
+                    # A struct's initialiser: assign it as a compound literal, of the type as
+                    # declared (`struct tag` when there is no typedef).
+                    declared = decl.rsplit(name, 1)[0].replace("const ", "").strip()
+                    initial = f"({declared or g.c_type}){initial.strip()}"
             ctx.fields.append(StateField(key, name, decl, g.kind.is_object_kind, initial,
                                          g.kind is GlobalKind.STATIC_TYPE))
             ctx.item(self.id, Applicability.SAFE, g.file, g.span,
@@ -120,6 +122,8 @@ class StateStruct:
             state_type=names.state_type, def_declaration=def_decl, def_name=names.def_name,
             get_state=names.get_state, get_state_by_type=names.get_state_by_type,
             get_state_by_operands=names.get_state_by_operands,
+            # The accessors' local for the module must not hide the definition (`&module`).
+            module_local="module" if names.def_name != "module" else "owner",
             by_type=ctx.needs_by_type, by_operands=ctx.needs_by_operands,
             # In a shared header a `static` thread-local would be one per file: it goes to the
             # one file with the callbacks and the calls that make them instead.
