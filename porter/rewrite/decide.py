@@ -305,9 +305,11 @@ def _access(f: Function, module: ExtensionModule, type_ok: set[str], called: boo
     owner_types = list(f.types)
     if any(r in ("type-method", "getter", "setter") or r.startswith("slot:") for r in roles):
         missing = [t for t in owner_types if t not in type_ok]
-        if not owner_types or missing:
+        if not owner_types:
+            return Access("none", reason="porter cannot tell which of the module's types it belongs to")
+        if missing:
             return Access("none", types=tuple(owner_types),
-                          reason=f"type {', '.join(missing or ['?'])} stays a static type")
+                          reason=f"type {', '.join(missing)} stays a static type")
         slots = {r[5:] for r in roles if r.startswith("slot:")}
         if slots & BINARY_SLOTS:
             if len(f.params) < 2 or not f.params[1].name or not first:
