@@ -225,8 +225,7 @@ def null_test(cond: Node | None, name: str) -> str | None:
         left = unwrap_parens(cond.child_by_field_name("left"))
         right = unwrap_parens(cond.child_by_field_name("right"))
         sides = {left.text.decode() if left is not None else "", right.text.decode() if right is not None else ""}
-        if op in ("==", "!=") and sides & {"NULL", "0"} and any(
-                s == name or s.endswith(f"= PyState_FindModule") for s in sides):
+        if op in ("==", "!=") and sides & {"NULL", "0"} and name in sides:
             return "null" if op == "==" else "found"
         # `(m = PyState_FindModule(&def)) != NULL`
         if op in ("==", "!=") and sides & {"NULL", "0"} and left is not None \

@@ -102,7 +102,7 @@ class StateAccess:
         for f in ctx.module.functions:
             if d.access.get(f.name) is None or d.access[f.name].kind != "callback" or not d.needs.get(f.name):
                 continue
-            for n, (caller, loc, library, ends) in enumerate(f.sync_callback_sites):
+            for caller, loc, library, ends in f.sync_callback_sites:
                 if loc in published:
                     continue  # another callback in the same struct, handed over by the same call
                 published.add(loc)
