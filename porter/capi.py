@@ -168,3 +168,12 @@ SYNCHRONOUS_CALLBACK_CALLERS = frozenset({"qsort", "bsearch", "lfind", "lsearch"
                                           "PyArg_ParseTuple", "PyArg_ParseTupleAndKeywords",
                                           "PyArg_Parse", "PyArg_VaParse",
                                           "PyArg_VaParseTupleAndKeywords", "Py_BuildValue"})
+
+
+# C-API and C library functions a module's allocator tables point at (`{PyMem_Malloc, PyMem_Free}`).
+ALLOCATOR_FUNCTIONS = frozenset({
+    "PyMem_Malloc", "PyMem_Calloc", "PyMem_Realloc", "PyMem_Free",
+    "PyMem_RawMalloc", "PyMem_RawCalloc", "PyMem_RawRealloc", "PyMem_RawFree",
+    "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "PyObject_Free",
+    "malloc", "calloc", "realloc", "free",
+})

@@ -449,3 +449,26 @@ static Sentinel NoValue = {PyObject_HEAD_INIT(NULL)};
     assert mp.status == "ported"
     assert "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED" not in text
     assert any("statically allocated Python object" in r for r in mp.posture_reasons), mp.posture_reasons
+
+
+def test_an_allocator_table_of_pymem_functions_passed_by_address_is_not_mutable_state():
+    c = HEADER + """
+typedef struct { void *(*alloc)(size_t); void (*free)(void *); } Alloc;
+static Alloc allocator = {PyMem_Malloc, PyMem_Free};
+void lib_use(Alloc *a);
+static PyObject *
+use(PyObject *module, PyObject *unused)
+{
+    lib_use(&allocator);
+    Py_RETURN_NONE;
+}
+static PyMethodDef use_methods[] = {{"use", use, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, use_methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    return PyModule_Create(&def);
+}
+"""
+    mp, text = port(c)
+    assert mp.status == "ported" and mp.posture == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED", mp.posture_reasons

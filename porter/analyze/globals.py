@@ -305,8 +305,9 @@ def _function_table(g: Global, indexes) -> bool:
     if not text.startswith("{"):
         return False
     names = {t.text.decode() for t in tokenize(text.encode()) if t.kind == "ident"}
-    return bool(names) and all(n == "NULL" or any(n in idx.functions or n in idx.prototypes
-                                                   for idx in indexes) for n in names)
+    return bool(names) and all(n == "NULL" or n in capi.ALLOCATOR_FUNCTIONS
+                               or any(n in idx.functions or n in idx.prototypes for idx in indexes)
+                               for n in names)
 
 
 def _source_of(indexes, g: Global):
