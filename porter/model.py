@@ -484,6 +484,9 @@ class InitBody:
     # The module variable also serves as a temporary before the module is created
     # (`module = PyImport_ImportModule(...)`): it must stay a variable that owns a reference.
     module_var_reused: bool = False
+    # The module object is kept in a file-scope global (`mod = PyModule_Create(...)`): other
+    # functions read it as their module (see analyze.find_module.module_global_uses).
+    module_var_global: bool = False
 
 
 @dataclass(frozen=True)
@@ -518,3 +521,4 @@ class FindModuleUse:
     # and the expressions that turn the local into the state (`GLOBALS(m)`).
     null_checks: tuple[Span, ...] = ()
     state_reads: tuple[Span, ...] = ()
+    source: str = "PyState_FindModule()"  # or "the global mod", where init kept the module

@@ -432,11 +432,33 @@ def test_a_definition_named_module_is_not_hidden_by_the_accessors_local():
     assert "PyType_GetModuleByDef(type, &module)" in text and "PyObject *owner = PyType_GetModuleByDef" in text
 
 
-def test_a_module_kept_in_a_global_is_refused_with_the_reason():
-    c = HEADER + "static PyObject *the_module;\n" + INIT.replace("PyObject *m = PyModule_Create(&def);", "the_module = PyModule_Create(&def);").replace(
-        "if (m == NULL)", "if (the_module == NULL)").replace("return m;", "return the_module;") % ""
+def test_a_module_kept_in_a_global_becomes_execs_parameter_and_each_functions_module():
+    c = HEADER + """
+typedef struct { PyObject *Err; } st_t;
+PyObject *the_module;
+#define ST (((st_t *)PyModule_GetState(the_module)))
+static PyObject *
+name(PyObject *self, PyObject *unused)
+{
+    PyErr_SetString(ST->Err, "no");
+    return PyModule_GetNameObject(the_module);
+}
+static PyMethodDef name_methods[] = {{"name", name, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, sizeof(st_t), name_methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    the_module = PyModule_Create(&def);
+    if (the_module == NULL)
+        return NULL;
+    ST->Err = PyErr_NewException("m.Err", NULL, NULL);
+    return the_module;
+}
+"""
     mp, text = port(c)
-    assert mp.status == "failed" and "kept in the global the_module" in mp.reason
+    assert mp.status == "ported", mp.reason
+    assert "PyObject *the_module;" not in text and "m_exec(PyObject *the_module)" in text
+    assert "#define ST (((st_t *)state))" in text and "return PyModule_GetNameObject(self);" in text
 
 
 def test_a_statically_allocated_object_stays_global_and_weakens_the_claim():

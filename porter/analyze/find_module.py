@@ -191,3 +191,44 @@ def _state_wrapper(call):
     if outer is not None and outer.type == "call_expression" and ctree.call_name(outer) == "PyModule_GetState":
         return outer
     return None
+
+
+def module_global_uses(indexes: list[FileIndex], name: str, macros: MacroTable,
+                       init_function: str | None) -> list[FindModuleUse]:
+    """Uses of a global that init fills with the module object (`mod = PyModule_Create(...)`),
+    outside init: each is a lookup of the module (or, wrapped in a state getter, of its state),
+    like PyState_FindModule."""
+    from porter.lexer import tokenize
+
+    getters = _state_getter_macros(macros) | {"PyModule_GetState"}
+    source = f"the global {name}"
+    out = []
+    for idx in indexes:
+        for ident in idx.identifiers.get(name, []):
+            owner = ctree.enclosing_function(ident)
+            function = ctree.function_name(owner)[0] if owner is not None else None
+            if function is None or function == init_function or ctree.is_declared_locally(name, ident):
+                continue
+            parent = ident.parent
+            while parent is not None and parent.type == "parenthesized_expression":
+                parent = parent.parent
+            call = parent.parent if parent is not None and parent.type == "argument_list" else None
+            if call is not None and ctree.call_name(call) in getters and len(ctree.call_args(call)) == 1:
+                out.append(FindModuleUse(idx.path, ctree.span(call), function, "state", source=source))
+            else:
+                out.append(FindModuleUse(idx.path, ctree.span(ident), function, "module", source=source))
+        for m in idx.macros:
+            toks = [t for t in tokenize(idx.src.text, m.body.start, m.body.end, directives=False)
+                    if t.kind not in ("comment", "newline")]
+            for i, tok in enumerate(toks):
+                if tok.kind != "ident" or tok.text.decode() != name:
+                    continue
+                wrapped = (i >= 2 and toks[i - 1].text == b"(" and toks[i - 2].text.decode() in getters
+                           and i + 1 < len(toks) and toks[i + 1].text == b")")
+                if wrapped:
+                    out.append(FindModuleUse(idx.path, Span(toks[i - 2].start, toks[i + 1].end), None,
+                                             "state", m.name, source=source))
+                else:
+                    out.append(FindModuleUse(idx.path, Span(tok.start, tok.end), None, "module", m.name,
+                                             source=source))
+    return out

@@ -34,9 +34,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
     problems: list[str] = []
     create_statements, module_var, kind, create_nodes = _create_sites(index, init, body, problems, macros)
     decls = _module_var_decls(body, module_var) if module_var else []
-    if module_var and create_statements and not _declared_in(body, module_var):
-        problems.append(f"the module object is kept in the global {module_var}, which other code "
-                        "reads: porter cannot give each module instance its own yet")
+    module_var_global = bool(module_var and create_statements and not _declared_in(body, module_var))
     null_checks = _null_checks(src, body, module_var, create_nodes)
     returns = _returns(src, body, module_var, macros, problems)
     decrefs, add_module, add_objects, readies, assigns = [], [], [], [], []
@@ -106,6 +104,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         null_checks=tuple(null_checks), returns=tuple(returns), module_decrefs=tuple(decrefs),
         add_module=tuple(add_module), add_objects=tuple(add_objects),
         returning_macros=tuple(returning), module_var_reused=reused,
+        module_var_global=module_var_global,
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
     )
 

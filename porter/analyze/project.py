@@ -12,7 +12,7 @@ from porter.analyze import ctree
 from porter.analyze.findings import collect_findings
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables, init_phase
 from porter.analyze.globals import collect_globals
-from porter.analyze.find_module import collect_find_module_uses
+from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import read_init_body
@@ -135,6 +135,9 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         macro_uses=macro_uses,
         find_module_uses=tuple(u for u in collect_find_module_uses(indexes, definition.name if definition else None,
                                                                    macros, init.worker or init.function)
+                               + (module_global_uses(indexes, init_body.module_var, macros,
+                                                     init.worker or init.function)
+                                  if init_body is not None and init_body.module_var_global else [])
                                if u.macro is None or _macro_is_used(u.macro, macro_uses, indexes)),
         object_structs=tuple(sorted(_instance_structs(indexes).items())),
         instance_structs=tuple(collect_instance_structs(indexes)),

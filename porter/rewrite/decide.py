@@ -72,9 +72,11 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
     globals_by_key = {g.key: g for g in module.globals}
     kept: dict[GlobalKey, str] = {}
     movable: dict[GlobalKey, Global] = {}
+    body = module.init_body
+    module_global = body.module_var if body is not None and body.module_var_global else None
     for g in module.globals:
-        if not g.kind.needs_port:
-            continue
+        if not g.kind.needs_port or (g.name == module_global and g.function is None):
+            continue  # the module's own global goes: exec's parameter replaces it
         reason = _unmovable(g, module, convertible_types)
         if reason:
             kept[g.key] = reason
@@ -192,8 +194,7 @@ def decide(module: ExtensionModule, convertible_types: dict[str, str | None]) ->
             if use.macro is not None or acc is None or acc.kind not in ("module", "exec", "type", "new"):
                 where = f"macro {use.macro}" if use.macro else f"{use.function or 'file scope'}()"
                 decisions.blocked.append(
-                    f"PyState_FindModule() in {where} needs the module object, which porter "
-                    "cannot reach there")
+                    f"{use.source} in {where} needs the module object, which porter cannot reach there")
     return decisions
 
 

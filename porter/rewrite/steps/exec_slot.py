@@ -49,6 +49,8 @@ class ExecSlot:
                  f"{body.function}() is now {ctx.names.exec}(PyObject *{mvar}), the Py_mod_exec slot")
         for span in body.module_var_decls:
             ctx.edit(file, ctx.statement_span_with_line(file, span), "", self.id)
+        if body.module_var_global:
+            self._drop_module_global(ctx, body.module_var)
         for span in body.create_statements:
             if body.create_kind == "return":
                 ctx.edit(file, span, "return 0;", self.id)
@@ -79,6 +81,23 @@ class ExecSlot:
         self._add_objects(ctx, body)
         self._returning_macros(ctx, body)
         self._prologue(ctx, body, mvar)
+
+    def _drop_module_global(self, ctx: PortContext, name: str) -> None:
+        """`PyObject *mod;` that init filled with the module: exec's parameter takes its place
+        in init, and every other use became the module (or state) of its function."""
+        g = next((g for g in ctx.module.globals if g.name == name and g.function is None), None)
+        if g is None:
+            ctx.fail(f"cannot find the declaration of the module's global {name}")
+            return
+        if g.declarator_count != 1:
+            ctx.fail(f"the module's global {name} shares its declaration with other variables")
+            return
+        ctx.edit(g.file, ctx.statement_span_with_line(g.file, g.declaration), "", self.id)
+        for loc in g.extern_declarations:
+            ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
+        ctx.item(self.id, Applicability.SAFE, g.file, g.span,
+                 f"the global {name} held the module: {ctx.names.exec}() takes it as its parameter, "
+                 "and every other use is now the module (or state) of the function it is in")
 
     def _owning_variable(self, ctx: PortContext, body) -> None:
         """The module variable was a temporary before creation: keep it, owning a reference.

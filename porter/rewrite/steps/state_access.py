@@ -202,11 +202,24 @@ class StateAccess:
                 for span in use.state_reads:
                     ctx.edit(use.file, span, var, self.id)
             elif use.wants == "state":
-                ctx.edit(use.file, use.span, var, self.id)
+                span = use.span
+                m = next((m for m in ctx.module.macros if m.name == use.macro), None) if use.macro else None
+                if m is not None:
+                    # `#define ST (GET(mod))` becomes `#define ST state`: `(state)` would read as a cast.
+                    body = ctx.text(m.file)[m.body.start:m.body.end]
+                    inner = body.strip()
+                    at = m.body.start + (len(body) - len(body.lstrip()))
+                    if inner.startswith(b"(") and inner.endswith(b")") and \
+                            inner[1:-1].strip() == ctx.text(use.file)[span.start:span.end].strip():
+                        span = Span(at, at + len(inner))
+                ctx.edit(use.file, span, var, self.id)
             else:
                 ctx.edit(use.file, use.span, self._module_expression(ctx, d.access[use.function]), self.id)
             ctx.item(self.id, Applicability.SAFE, use.file, use.span,
-                     "PyState_FindModule() (NULL for multi-phase modules) replaced by the "
+                     f"{use.source} ("
+                     + ("NULL for multi-phase modules" if use.source.startswith("PyState")
+                        else "one for the whole process")
+                     + ") replaced by the "
                      + ("module object" if use.wants == "module" else "module state")
                      + (f" in macro {use.macro}" if use.macro else f" in {use.function}()"))
         # 5. Macro bodies that name moved globals.
