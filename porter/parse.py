@@ -116,6 +116,9 @@ def _blank(buf: bytearray, start: int, end: int) -> None:
             buf[i] = 0x20
 
 
+_DEFINE_LINE = re.compile(rb"^[ \t]*#[ \t]*(define|undef)\b(?:[^\n]*\\\r?\n)*[^\n]*", re.MULTILINE)
+
+
 def _mask_conditional(buf: bytearray, cond: Conditional) -> MaskedConditional:
     kept = cond.chosen()
     dropped = []
@@ -126,6 +129,12 @@ def _mask_conditional(buf: bytearray, cond: Conditional) -> MaskedConditional:
             _blank(buf, b.body.start, b.body.end)
             if b.body.end > b.body.start:
                 dropped.append(b.body)
+        elif cond.splits_code:
+            # `PyMODINIT_FUNC` `#if` `#define ERR NULL` `PyInit_x(void) {`: a #define left in
+            # a branch that holds half a declaration splits it for the parser. The preprocessor
+            # facts keep the macro; the tree does not need the line.
+            for m in _DEFINE_LINE.finditer(bytes(buf[b.body.start:b.body.end])):
+                _blank(buf, b.body.start + m.start(), b.body.start + m.end())
     return MaskedConditional(cond, kept, tuple(dropped))
 
 

@@ -358,6 +358,8 @@ def _null_checks(src, body: Node, module_var: str | None, create_nodes: list[Nod
 def _returns(src, body: Node, module_var: str | None, macros: MacroTable, problems: list[str]) -> list[ReturnSite]:
     out = []
     for node in walk(body):
+        if src.pre.dead(node.start_byte):
+            continue  # `#if PY_MAJOR_VERSION < 3` ... `return;`: no Python porter targets compiles it
         if node.type == "return_statement":
             value = node.named_children[0] if node.named_children else None
             out.append(ReturnSite(ctree.span(node), _classify_value(src, value, module_var, macros),
