@@ -494,3 +494,15 @@ PyInit_m(void)
 """
     mp, text = port(c)
     assert mp.status == "ported" and mp.posture == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED", mp.posture_reasons
+
+
+def test_increfs_gathered_before_several_addobjects_go_with_them():
+    c = HEADER + "static PyObject *ErrA, *ErrB;\n" + INIT % (
+        '    ErrA = PyErr_NewException("m.A", NULL, NULL);\n'
+        '    ErrB = PyErr_NewException("m.B", NULL, NULL);\n'
+        "    Py_INCREF(ErrA);\n    Py_INCREF(ErrB);\n"
+        '    PyModule_AddObject(m, "A", ErrA);\n    PyModule_AddObject(m, "B", ErrB);')
+    mp, text = port(c)
+    assert mp.status == "ported", mp.reason
+    assert "Py_INCREF" not in text
+    assert 'PyModule_AddObjectRef(m, "A", state->ErrA);' in text and 'PyModule_AddObjectRef(m, "B", state->ErrB);' in text

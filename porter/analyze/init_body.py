@@ -430,15 +430,23 @@ def _add_object(src, call: Node, args: list[Node]) -> AddObjectCall:
     incref = None
     stmt = _enclosing_if_or_statement(call)
     if stmt is not None and name:
+        # The Py_INCREF for this value: right before the call, or earlier in a run of
+        # increfs and adds (`Py_INCREF(&A); Py_INCREF(&B); AddObject(A); AddObject(B);`).
         prev = stmt.prev_named_sibling
-        while prev is not None and prev.type == "comment":
-            prev = prev.prev_named_sibling
-        if prev is not None and prev.type == "expression_statement":
-            pcall = prev.named_children[0] if prev.named_children else None
-            if pcall is not None and pcall.type == "call_expression" and ctree.call_name(pcall) in ("Py_INCREF", "Py_XINCREF"):
+        while prev is not None:
+            if prev.type == "comment":
+                prev = prev.prev_named_sibling
+                continue
+            pcall = prev.named_children[0] if prev.type == "expression_statement" and prev.named_children else None
+            callee = ctree.call_name(pcall) if pcall is not None and pcall.type == "call_expression" else None
+            if callee in ("Py_INCREF", "Py_XINCREF"):
                 pargs = ctree.call_args(pcall)
                 if pargs and referenced_name(src.text_of(pargs[0])) == name:
                     incref = ctree.span(prev)
+                    break
+            elif callee != "PyModule_AddObject":
+                break
+            prev = prev.prev_named_sibling
     failure = []
     if stmt is not None and stmt.type == "if_statement" and incref is not None:
         consequence = stmt.child_by_field_name("consequence")
