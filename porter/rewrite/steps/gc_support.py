@@ -103,6 +103,9 @@ def plan_gc(ctx: PortContext, t: StaticType, values: dict[str, str], types: dict
         return f"{dealloc.name}() frees no object porter can see"
     subtypes = [o.name for o in types.values() if o.slot("tp_base") is not None
                 and referenced_name(o.slot("tp_base").text) == t.name]
+    body = module.init_body
+    subtypes += [a.target for a in (body.field_assignments if body else ())
+                 if a.field == "tp_base" and referenced_name(a.value) == t.name and a.target not in subtypes]
     if subtypes:
         return f"the module's {', '.join(subtypes)} derive from it"
     sites = _allocation_sites(ctx, t)
