@@ -506,3 +506,36 @@ def test_increfs_gathered_before_several_addobjects_go_with_them():
     assert mp.status == "ported", mp.reason
     assert "Py_INCREF" not in text
     assert 'PyModule_AddObjectRef(m, "A", state->ErrA);' in text and 'PyModule_AddObjectRef(m, "B", state->ErrB);' in text
+
+
+def test_a_callback_also_called_directly_does_not_read_the_published_state():
+    c = HEADER + "static PyObject *Err;\n" + """
+static int
+cmp(const void *a, const void *b)
+{
+    if (Err == NULL)
+        return 0;
+    return *(const int *)a - *(const int *)b;
+}
+static PyObject *
+sort3(PyObject *module, PyObject *unused)
+{
+    int v[3] = {3, 1, 2};
+    qsort(v, 3, sizeof(int), cmp);
+    return PyLong_FromLong(cmp(&v[0], &v[1]));
+}
+static PyMethodDef sort_methods[] = {{"sort3", sort3, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, sort_methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+    mp, text = port(c)
+    assert "m_callback_state" not in text
+    assert any(not it.done and "also called directly" in it.message for it in mp.items), [i.message for i in mp.items]

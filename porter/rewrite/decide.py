@@ -292,6 +292,10 @@ def _access(f: Function, module: ExtensionModule, type_ok: set[str], called: boo
             # A callback handed its own object (PyEval_SetTrace(func, self)): the type leads to state.
             return Access("type", (first,), types=(instance_of,))
         if f.sync_callback_sites and set(roles) <= {"callback", "helper"}:
+            if called:
+                # A direct call would read whatever state the thread last published.
+                return Access("none", reason="it is also called directly, outside the calls that "
+                                             "publish the state for callbacks")
             return Access("callback", reason="called back by " + ", ".join(
                 sorted({site[2] for site in f.sync_callback_sites})) + " on the caller's thread")
         return Access("none", reason="its address is passed elsewhere, so its signature is fixed")
