@@ -171,3 +171,14 @@ def string_value(text: str) -> str | None:
     if not pieces or _STRING_PIECE.sub("", text).strip():
         return None
     return "".join(pieces)
+
+
+_SIZEOF = re.compile(r"\s*sizeof\s*\(\s*(struct\s+)?(\w+)\s*\)\s*")
+
+
+def sizeof_operand(text: str | None) -> tuple[str, str] | None:
+    """`sizeof(struct S)` -> ("struct S", "S"); `sizeof(S)` -> ("S", "S"); else None."""
+    m = _SIZEOF.fullmatch(text or "")
+    if m is None:
+        return None
+    return (f"struct {m.group(2)}" if m.group(1) else m.group(2)), m.group(2)

@@ -15,6 +15,7 @@ from porter.analyze.globals import collect_globals
 from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.index import FileIndex, build_index
+from porter.analyze.initializers import sizeof_operand
 from porter.analyze.init_body import read_init_body
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads, collect_limited_api
@@ -323,10 +324,10 @@ def _instance_structs(indexes: list[FileIndex]) -> dict[str, bool]:
 def _state_struct(indexes: list[FileIndex], definition) -> StateStructDefinition | None:
     """The definition of the struct `m_size = sizeof(S)` names."""
     size = definition.field("m_size") if definition else None
-    m = re.fullmatch(r"\s*sizeof\s*\(\s*(struct\s+)?(\w+)\s*\)\s*", size.text) if size else None
-    if m is None:
+    operand = sizeof_operand(size.text if size else None)
+    if operand is None:
         return None
-    name = m.group(2)
+    name = operand[1]
     for idx in indexes:
         for node in _file_scope(idx.src.root):
             if node.type == "type_definition":

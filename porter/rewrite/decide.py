@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from porter.analyze.initializers import sizeof_operand
 from porter.lexer import tokenize
 from porter.model import ExtensionModule, Function, Global, GlobalKind, Use
 
@@ -232,10 +233,10 @@ def state_finders(module: ExtensionModule) -> set[str]:
     PyState_FindModule: their calls become the caller's state and they go."""
     d = module.definition
     size = d.field("m_size") if d else None
-    m = re.fullmatch(r"\s*sizeof\s*\(\s*(?:struct\s+)?(\w+)\s*\)\s*", size.text) if size else None
-    if m is None:
+    operand = sizeof_operand(size.text if size else None)
+    if operand is None:
         return set()
-    state_type = m.group(1)
+    state_type = operand[1]
     users = {u.function for u in module.find_module_uses if u.function}
     found = set()
     for f in module.functions:
@@ -419,8 +420,8 @@ def _instance_param_type(f: Function, module: ExtensionModule, type_ok: set[str]
     struct = m.group(1)
     for t in module.static_types:
         size = t.slot("tp_basicsize")
-        if t.name in type_ok and size is not None and re.fullmatch(
-                rf"\s*sizeof\s*\(\s*(?:struct\s+)?{re.escape(struct)}\s*\)\s*", size.text):
+        operand = sizeof_operand(size.text if size is not None else None)
+        if t.name in type_ok and operand is not None and operand[1] == struct:
             return t.name
     return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from porter.analyze.initializers import sizeof_operand
 from porter.analyze.project import Analysis, load_sources
 from porter.model import ExtensionModule, FileProblem, InitStyle
 from porter.rewrite.context import Item, PortContext, make_names
@@ -81,12 +82,8 @@ def plan_module(module: ExtensionModule, analysis: Analysis, unsafe: bool) -> Mo
 def _existing_state(module: ExtensionModule) -> str | None:
     d = module.definition
     size = d.field("m_size") if d else None
-    if size is None:
-        return None
-    text = size.text.replace(" ", "")
-    if text.startswith("sizeof(") and text.endswith(")"):
-        return text[len("sizeof("):-1].replace("struct", "struct ").strip()
-    return None
+    operand = sizeof_operand(size.text if size is not None else None)
+    return operand[0] if operand else None
 
 
 def port(analysis: Analysis, unsafe: bool = False) -> PortResult:

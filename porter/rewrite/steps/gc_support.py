@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from porter.analyze.initializers import is_null, referenced_name
-from porter.model import Function, InstanceStruct, Span, StaticType
+from porter.analyze.initializers import is_null, referenced_name, sizeof_operand
+from porter.model import Function, Span, StaticType
 from porter.render import render
 from porter.rewrite.context import PortContext, fresh_name
 from porter.rewrite.edits import Applicability
@@ -72,8 +72,8 @@ def plan_gc(ctx: PortContext, t: StaticType, values: dict[str, str], types: dict
     if "Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", "") or inherited_gc:
         return None
     module = ctx.module
-    struct_text = _sizeof(values.get("tp_basicsize", ""))
-    struct = _instance_struct(module.instance_structs, struct_text)
+    operand = sizeof_operand(values.get("tp_basicsize"))
+    struct = next((s for s in module.instance_structs if s.name == operand[1]), None) if operand else None
     dealloc = module.function(referenced_name(values.get("tp_dealloc", "0") or "0") or "")
     if struct is None:
         return None
@@ -114,7 +114,7 @@ def plan_gc(ctx: PortContext, t: StaticType, values: dict[str, str], types: dict
     prefix = re.sub(r"_?dealloc$", "", dealloc.name) or t.name
     traverse = fresh_name(f"{prefix}_traverse", taken)
     clear = fresh_name(f"{prefix}_clear", taken)
-    return GcPlan(t.name, struct_text, tuple(f.name for f in owned), dealloc, traverse, clear, sites)
+    return GcPlan(t.name, operand[0], tuple(f.name for f in owned), dealloc, traverse, clear, sites)
 
 
 def _allocation_sites(ctx: PortContext, t: StaticType) -> tuple[AllocationSite, ...] | str:
@@ -141,28 +141,18 @@ def _allocation_sites(ctx: PortContext, t: StaticType) -> tuple[AllocationSite, 
             return f"it is allocated through {u.call}(...) at {where}, which porter does not rewrite"
         sites.append(AllocationSite(u.file, call.span, call.args[0], call.args[1]))
     # `PyObject_New(Obj, Py_TYPE(self))` allocates the type without naming it.
-    struct = _sizeof((t.slot("tp_basicsize").text if t.slot("tp_basicsize") else "")) or None
+    operand = sizeof_operand(t.slot("tp_basicsize").text if t.slot("tp_basicsize") else None)
     seen = {s.call for s in sites}
     for fn in ctx.module.functions:
         for call in fn.calls:
             if not ALLOCATING.search(call.callee) or call.span in seen or not call.args:
                 continue
             first = ctx.text(fn.file)[call.args[0].start:call.args[0].end].decode().strip()
-            if struct is not None and re.sub(r"^struct\s+", "", first) == re.sub(r"^struct\s+", "", struct):
+            if operand is not None and re.sub(r"^struct\s+", "", first) == operand[1]:
                 line = ctx.sources[fn.file].text.count(b"\n", 0, call.span.start) + 1
                 return (f"{fn.file}:{line} allocates a {first} through {call.callee}(...) without "
                         f"naming {t.name}")
     return tuple(sites)
-
-
-def _instance_struct(structs, text: str) -> InstanceStruct | None:
-    name = re.sub(r"^struct\s+", "", text)
-    return next((s for s in structs if s.name == name), None) if name else None
-
-
-def _sizeof(text: str) -> str:
-    m = re.fullmatch(r"\s*sizeof\s*\(\s*((?:struct\s+)?\w+)\s*\)\s*", text)
-    return m.group(1) if m else ""
 
 
 def gc_functions(plan: GcPlan) -> str:
