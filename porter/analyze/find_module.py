@@ -34,11 +34,10 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, mac
                 continue
             found = None
             if owner is not None and function == init_function:
-                found = existing_module_return(call, owner)
+                found = existing_module_return(call, idx.path, function)
             elif owner is not None:
-                found = _state_via_local(call, owner, getters)
-            out.append(found if found is not None else FindModuleUse(idx.path, ctree.span(call), function, "module"))
-            out[-1] = _with_place(out[-1], idx.path, function)
+                found = _state_via_local(call, owner, getters, idx.path, function)
+            out.append(found or FindModuleUse(idx.path, ctree.span(call), function, "module"))
         for m in idx.macros:
             body = src.text[m.body.start:m.body.end]
             for match in _IN_MACRO.finditer(body):
@@ -49,14 +48,6 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, mac
                                          "state" if match.group("state") else "module", m.name))
     out.sort(key=lambda u: (u.file, u.span.start))
     return out
-
-
-def _with_place(use: FindModuleUse, path: str, function: str | None) -> FindModuleUse:
-    if use.file:
-        return use
-    from dataclasses import replace
-
-    return replace(use, file=path, function=function)
 
 
 def _state_getter_macros(macros: MacroTable) -> set[str]:
@@ -113,7 +104,8 @@ def _returns_only(stmt: Node | None, allowed_before: tuple[str, ...] = ()) -> li
     return body
 
 
-def _state_via_local(call: Node, owner: Node, getters: set[str]) -> FindModuleUse | None:
+def _state_via_local(call: Node, owner: Node, getters: set[str], path: str,
+                     function: str | None) -> FindModuleUse | None:
     """`PyObject *m = PyState_FindModule(&def); if (m == NULL) return 0; S *s = GET(m);`."""
     stored = _stored_in(call)
     body = owner.child_by_field_name("body")
@@ -140,15 +132,12 @@ def _state_via_local(call: Node, owner: Node, getters: set[str]) -> FindModuleUs
         return None
     if not reads:
         return None
-    return FindModuleUse("", ctree.span(call), None, "state-via", statement=ctree.span(statement),
+    return FindModuleUse(path, ctree.span(call), function, "state-via", statement=ctree.span(statement),
                          null_checks=tuple(null_checks), state_reads=tuple(reads))
 
 
-def existing_module_return(call: Node, owner: Node) -> FindModuleUse | None:
-    """Init's `if ((m = PyState_FindModule(&def)) != NULL) { Py_INCREF(m); return m; }`.
-
-    `owner` is the init function or its body.
-    """
+def existing_module_return(call: Node, path: str, function: str | None) -> FindModuleUse | None:
+    """Init's `if ((m = PyState_FindModule(&def)) != NULL) { Py_INCREF(m); return m; }`."""
     stored = _stored_in(call)
     if stored is None:
         return None
@@ -177,7 +166,7 @@ def existing_module_return(call: Node, owner: Node) -> FindModuleUse | None:
         # A plain `m = PyState_FindModule(&def);` goes; the init rewrite removes the module
         # variable's declaration `PyObject *m = PyState_FindModule(&def);` itself.
         spans.insert(0, ctree.span(declaration))
-    return FindModuleUse("", ctree.span(call), None, "existing", null_checks=tuple(spans))
+    return FindModuleUse(path, ctree.span(call), function, "existing", null_checks=tuple(spans))
 
 
 def _state_wrapper(call):

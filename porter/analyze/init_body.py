@@ -137,7 +137,7 @@ def _module_var_reused(index, body: Node, module_var: str | None, create_nodes, 
     # `if ((m = PyState_FindModule(&def)) != NULL) return m;` goes with the port: not a use.
     idiom = [s for name, call in index.calls if name == "PyState_FindModule"
              and body.start_byte <= call.start_byte < created_at
-             for use in [existing_module_return(call, body)] if use is not None
+             for use in [existing_module_return(call, index.path, None)] if use is not None
              for s in use.null_checks]
     for node in index.identifiers.get(module_var, []):
         if body.start_byte <= node.start_byte < created_at and not _is_declarator(node) \
