@@ -132,15 +132,10 @@ class StateAccess:
             if not d.needs.get(f.name) or f.defined_by:
                 continue
             for call in f.calls:
-                if call.callee in self._impl_names:
-                    ctx.edit(f.file, Span(call.span.start, call.span.start + len(call.callee)),
-                             self._impl_names[call.callee], self.id)
-                if call.callee in d.helpers:
-                    if call.args:
-                        ctx.insert(f.file, call.args[0].start, f"{var}, ", self.id)
-                    else:
-                        close = ctx.text(f.file).rfind(b")", call.span.start, call.span.end)
-                        ctx.insert(f.file, close, var, self.id)
+                if call.callee in d.helpers or call.callee in self._impl_names:
+                    at = call.args[0].start if call.args else \
+                        ctx.text(f.file).rfind(b")", call.span.start, call.span.end)
+                    self._pass_state(ctx, f.file, call.callee, call.span.start, at, not call.args)
         # 2c. The same calls in #if branches porter did not read, edited on the tokens.
         for f in ctx.module.functions:
             if f.name not in d.helpers and f.name not in self._impl_names:
@@ -148,11 +143,8 @@ class StateAccess:
             for caller, loc in f.unread_calls:
                 if caller is None or not d.needs.get(caller):
                     continue
-                if f.name in self._impl_names:
-                    ctx.edit(loc.file, Span(loc.span.start, loc.span.start + len(f.name)),
-                             self._impl_names[f.name], self.id)
                 empty = ctx.text(loc.file)[loc.span.end:].lstrip()[:1] == b")"
-                ctx.insert(loc.file, loc.span.end, var if empty else f"{var}, ", self.id)
+                self._pass_state(ctx, loc.file, f.name, loc.span.start, loc.span.end, empty)
                 ctx.item(self.id, Applicability.SAFE, loc.file, loc.span,
                          f"{caller}() passes its state to {f.name}() in an #if branch porter did not "
                          "read (edited on the tokens: check that configuration builds)")
@@ -268,9 +260,8 @@ class StateAccess:
         ctx.insert(m.file, brace.end, f" {ctx.names.state_type} *{var} = {exprs.pop()};", self.id)
         for i, tok in enumerate(toks[:-1]):
             if tok.kind == "ident" and tok.text.decode() in ctx.decisions.helpers and toks[i + 1].text == b"(":
-                close = toks[i + 2] if i + 2 < len(toks) else None
-                text = var if close is not None and close.text == b")" else f"{var}, "
-                ctx.insert(m.file, toks[i + 1].end, text, self.id)
+                empty = i + 2 < len(toks) and toks[i + 2].text == b")"
+                self._pass_state(ctx, m.file, tok.text.decode(), tok.start, toks[i + 1].end, empty)
         ctx.item(self.id, Applicability.SAFE, m.file, m.span,
                  f"macro {macro_name} defines {', '.join(f.name for f, _ in members)}: "
                  f"its body declares `{var}` for all of them")
@@ -373,6 +364,15 @@ class StateAccess:
             return
         ctx.edit(u.file, u.span, f"{var}->{field}", self.id)
 
+    def _pass_state(self, ctx: PortContext, file: str, name: str, name_start: int, at: int,
+                    empty: bool) -> None:
+        """A call of a helper gets the caller's state as its first argument (inserted at `at`),
+        and a split function's call its `_impl` name."""
+        if name in self._impl_names:
+            ctx.edit(file, Span(name_start, name_start + len(name)), self._impl_names[name], self.id)
+        var = ctx.names.state_var
+        ctx.insert(file, at, var if empty else f"{var}, ", self.id)
+
     def _rewrite_macro(self, ctx: PortContext, m, fields_by_field, fields_by_global) -> None:
         var = ctx.names.state_var
         text = ctx.text(m.file)
@@ -386,10 +386,8 @@ class StateAccess:
             if following is not None and following.text == b"(" and (
                     name in ctx.decisions.helpers or name in self._impl_names):
                 # A helper call in the body: it passes the state of the function it expands in.
-                if name in self._impl_names:
-                    ctx.edit(m.file, Span(tok.start, tok.end), self._impl_names[name], self.id)
                 empty = i + 2 < len(toks) and toks[i + 2].text == b")"
-                ctx.insert(m.file, following.end, var if empty else f"{var}, ", self.id)
+                self._pass_state(ctx, m.file, name, tok.start, following.end, empty)
                 continue
             field = fields_by_global.get(name)
             if field is None:
