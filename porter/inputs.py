@@ -5,6 +5,7 @@ Part of the CLI's I/O layer: the pipeline itself only ever sees bytes.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -126,7 +127,12 @@ MAX_PYTHON_BYTES = 2 * 1024 * 1024
 
 def project_root(path: Path) -> Path:
     """The nearest folder above `path` with a pyproject.toml or setup.py, else its own folder."""
-    start = (path if path.is_dir() else path.parent).resolve()
+    return _root_of((path if path.is_dir() else path.parent).resolve())
+
+
+@functools.cache
+def _root_of(start: Path) -> Path:
+    # Asked again for every include that is not next to its includer: look at each folder once.
     for folder in (start, *start.parents):
         if any((folder / marker).is_file() for marker in PROJECT_MARKERS):
             return folder
