@@ -28,6 +28,25 @@ def port(c: str, unsafe: bool = False):
     return mp, text
 
 
+ONE_METHOD = """static PyMethodDef one_method[] = {{"%s", %s, %s, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+
+
+def with_method(functions: str, name: str, flags: str) -> str:
+    """A module with the global exception Err, `functions`, and `name` as its one method."""
+    return HEADER + "static PyObject *Err;\n" + functions + ONE_METHOD % (name, name, flags)
+
+
 CONDITIONAL_TYPE = HEADER + """
 typedef struct { PyObject_HEAD } Obj;
 static PyTypeObject T = {
@@ -262,8 +281,7 @@ def test_state_needed_in_files_without_a_shared_header_goes_to_the_header_most_i
     assert b"PyErr_SetObject(state->Err, arg);" in result.new_text["other.c"]
 
 
-HELPER_MODULE = HEADER + """
-static PyObject *Err;
+HELPER_MODULE = with_method("""
 static int
 check(PyObject *o)
 {
@@ -279,18 +297,7 @@ run(PyObject *module, PyObject *o)
 %s
     Py_RETURN_NONE;
 }
-static PyMethodDef run_methods[] = {{"run", run, METH_O, NULL}, {NULL, NULL, 0, NULL}};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, run_methods};
-PyMODINIT_FUNC
-PyInit_m(void)
-{
-    PyObject *m = PyModule_Create(&def);
-    if (m == NULL)
-        return NULL;
-    Err = PyErr_NewException("m.Err", NULL, NULL);
-    return m;
-}
-"""
+""", "run", "METH_O")
 
 
 def test_a_helper_called_from_a_macro_body_gets_the_state_where_the_macro_expands():
@@ -341,25 +348,14 @@ def test_with_unsafe_the_descriptor_stays_in_the_dict_and_the_report_points_at_m
 
 
 def test_a_method_whose_module_parameter_is_py_unused_gets_it_back():
-    c = HEADER + "static PyObject *Err;\n" + """
+    c = with_method("""
 static PyObject *
 fail(PyObject *Py_UNUSED(module), PyObject *arg)
 {
     PyErr_SetObject(Err, arg);
     return NULL;
 }
-static PyMethodDef fail_methods[] = {{"fail", fail, METH_O, NULL}, {NULL, NULL, 0, NULL}};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, fail_methods};
-PyMODINIT_FUNC
-PyInit_m(void)
-{
-    PyObject *m = PyModule_Create(&def);
-    if (m == NULL)
-        return NULL;
-    Err = PyErr_NewException("m.Err", NULL, NULL);
-    return m;
-}
-"""
+""", "fail", "METH_O")
     mp, text = port(c)
     assert mp.status == "ported", mp.reason
     assert "fail(PyObject *module, PyObject *arg)" in text
@@ -367,7 +363,7 @@ PyInit_m(void)
 
 
 def test_a_pyarg_converter_reads_the_state_its_caller_publishes_around_the_parse():
-    c = HEADER + "static PyObject *Err;\n" + """
+    c = with_method("""
 static int
 positive(PyObject *o, long *out)
 {
@@ -386,18 +382,7 @@ take(PyObject *module, PyObject *args)
         return NULL;
     return PyLong_FromLong(n);
 }
-static PyMethodDef take_methods[] = {{"take", take, METH_VARARGS, NULL}, {NULL, NULL, 0, NULL}};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, take_methods};
-PyMODINIT_FUNC
-PyInit_m(void)
-{
-    PyObject *m = PyModule_Create(&def);
-    if (m == NULL)
-        return NULL;
-    Err = PyErr_NewException("m.Err", NULL, NULL);
-    return m;
-}
-"""
+""", "take", "METH_VARARGS")
     mp, text = port(c)
     assert mp.status == "ported", mp.reason
     assert "m_state *state = m_callback_state;" in text
@@ -509,7 +494,7 @@ def test_increfs_gathered_before_several_addobjects_go_with_them():
 
 
 def test_a_callback_also_called_directly_does_not_read_the_published_state():
-    c = HEADER + "static PyObject *Err;\n" + """
+    c = with_method("""
 static int
 cmp(const void *a, const void *b)
 {
@@ -524,18 +509,7 @@ sort3(PyObject *module, PyObject *unused)
     qsort(v, 3, sizeof(int), cmp);
     return PyLong_FromLong(cmp(&v[0], &v[1]));
 }
-static PyMethodDef sort_methods[] = {{"sort3", sort3, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, sort_methods};
-PyMODINIT_FUNC
-PyInit_m(void)
-{
-    PyObject *m = PyModule_Create(&def);
-    if (m == NULL)
-        return NULL;
-    Err = PyErr_NewException("m.Err", NULL, NULL);
-    return m;
-}
-"""
+""", "sort3", "METH_NOARGS")
     mp, text = port(c)
     assert "m_callback_state" not in text
     assert any(not it.done and "also called directly" in it.message for it in mp.items), [i.message for i in mp.items]
