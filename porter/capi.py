@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # The configuration porter reads `#if` blocks for. Ports must still compile on 3.11 to 3.13.
 ANALYSIS_TARGET = {
     "PY_MAJOR_VERSION": 3,
@@ -177,3 +179,11 @@ ALLOCATOR_FUNCTIONS = frozenset({
     "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "PyObject_Free",
     "malloc", "calloc", "realloc", "free",
 })
+
+
+_OBJECT_HEAD_INIT = re.compile(r"\bPy(Var)?Object_HEAD_INIT\b")
+
+
+def statically_allocated_object(initializer_text: str | None) -> bool:
+    """An initialiser that makes a Python object in static storage (`{PyObject_HEAD_INIT(...)}`)."""
+    return bool(_OBJECT_HEAD_INIT.search(initializer_text or ""))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 
 from dataclasses import replace
 
@@ -277,7 +276,7 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> t
         if writes:
             return GlobalKind.CACHED_OBJECT, "filled while the module initialises"
         return GlobalKind.OBJECT, "an object pointer"
-    if not pointer_decl and re.search(r"\bPy(Var)?Object_HEAD_INIT\b", g.initializer_text or ""):
+    if not pointer_decl and capi.statically_allocated_object(g.initializer_text):
         # A statically allocated Python object (a singleton, a type of another metatype): every
         # interpreter changes its reference count, whatever the C code does with it.
         return GlobalKind.MUTABLE_DATA, "a statically allocated Python object (PyObject_HEAD_INIT)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from porter import capi
 from porter.analyze.initializers import sizeof_operand
 from porter.lexer import tokenize
 from porter.model import ExtensionModule, Function, Global, GlobalKind, Use
@@ -209,7 +210,7 @@ def _unmovable(g: Global, module: ExtensionModule, convertible_types: dict[str, 
             return f"used inside code porter could not parse in {u.file}"
     if g.kind.is_object_kind and g.initializer is not None and not _null_text(module, g):
         return "an object pointer with a static initialiser"
-    if re.search(r"\bPy(Var)?Object_HEAD_INIT\b", g.initializer_text or "") and g.kind is not GlobalKind.STATIC_TYPE:
+    if capi.statically_allocated_object(g.initializer_text) and g.kind is not GlobalKind.STATIC_TYPE:
         return ("a statically allocated Python object: it cannot be copied into module state; "
                 "create it in exec instead (a heap type or PyObject_New)")
     if any(f.code == "global-in-unread-branch" and g.name in f.message for f in module.findings):
