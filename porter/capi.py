@@ -79,6 +79,25 @@ SUBSTRUCT_ALIASES = {"nb_nonzero": "nb_bool", "nb_long": "nb_reserved", "nb_divi
                      "nb_inplace_divide": None, "nb_coerce": None, "nb_oct": None,
                      "nb_hex": None, "am_send": "am_send"}
 
+# Slots whose first argument may be an instance of another type (binary_op1 calls the
+# right operand's slot with the left operand first).
+BINARY_SLOTS = frozenset({
+    "nb_add", "nb_subtract", "nb_multiply", "nb_remainder", "nb_divmod", "nb_power", "nb_lshift",
+    "nb_rshift", "nb_and", "nb_xor", "nb_or", "nb_floor_divide", "nb_true_divide",
+    "nb_matrix_multiply", "nb_inplace_add", "nb_inplace_subtract", "nb_inplace_multiply",
+    "nb_inplace_remainder", "nb_inplace_power", "nb_inplace_lshift", "nb_inplace_rshift",
+    "nb_inplace_and", "nb_inplace_xor", "nb_inplace_or", "nb_inplace_floor_divide",
+    "nb_inplace_true_divide", "nb_inplace_matrix_multiply",
+})
+# Slots that run per element or per operation: a state lookup there costs on every call.
+HOT_SLOTS = frozenset({"tp_iternext", "tp_richcompare", "tp_hash", "tp_call", "sq_item",
+                       "sq_length", "sq_contains", "mp_subscript", "mp_length", "tp_getattro",
+                       "tp_descr_get", "tp_iter"}) | BINARY_SLOTS | frozenset({
+                       "nb_negative", "nb_positive", "nb_absolute", "nb_bool", "nb_invert",
+                       "nb_int", "nb_float", "nb_index"})
+# Slots the garbage collector and deallocation run: module state may be gone by then.
+GC_SLOTS = frozenset({"tp_traverse", "tp_clear", "tp_dealloc", "tp_finalize"})
+
 # PyModuleDef fields after m_base, in declaration order.
 MODULEDEF_FIELDS = ("m_base", "m_name", "m_doc", "m_size", "m_methods", "m_slots",
                     "m_traverse", "m_clear", "m_free")
@@ -102,6 +121,67 @@ DEFINITION_TABLE_TYPES = {
     # Argument Clinic's keyword parsers: CPython manages their caches itself.
     "_PyArg_Parser": "const-data",
 }
+
+# Calls that create a single-phase module from its definition.
+MODULE_CREATE_CALLS = ("PyModule_Create", "PyModule_Create2", "PyModule_FromDefAndSpec",
+                       "PyModule_FromDefAndSpec2")
+# Calls that make a static struct sequence type ready.
+STRUCTSEQ_INIT_CALLS = ("PyStructSequence_InitType", "PyStructSequence_InitType2")
+# PyTypeObject fields that name a definition table.
+TYPE_TABLE_SLOTS = ("tp_methods", "tp_members", "tp_getset")
+# Macros that assign to their first argument.
+WRITING_MACROS = frozenset({"Py_CLEAR", "Py_SETREF", "Py_XSETREF"})
+# Macros that release a reference (what a dealloc does to the fields it owns).
+RELEASE_MACROS = ("Py_DECREF", "Py_XDECREF", "Py_CLEAR")
+# Object types a module keeps in globals besides PyObject itself.
+OBJECT_TYPES = frozenset({"PyObject", "PyTypeObject", "PyLongObject", "PyUnicodeObject",
+                          "PyTupleObject", "PyDictObject", "PyListObject", "PyBytesObject",
+                          "PyFloatObject", "PySetObject", "PyCodeObject", "PyFrameObject"})
+# Calls that only read the buffers they are given.
+READING_CALLS = frozenset({
+    "Py_BuildValue", "PyUnicode_FromString", "PyUnicode_FromStringAndSize", "PyBytes_FromString",
+    "PyBytes_FromStringAndSize", "PyErr_SetString", "PyErr_Format", "PyUnicode_FromFormat",
+    "strlen", "strcmp", "strncmp", "strchr", "strrchr", "strstr", "memcmp", "printf", "fprintf",
+    "puts", "PyArg_ParseTuple", "PyArg_ParseTupleAndKeywords", "PyArg_UnpackTuple",
+    "PyLong_FromString", "PyObject_GetAttrString", "PyDict_GetItemString", "PyModule_AddStringConstant",
+})
+# Functions that free an object's own memory directly (rather than through tp_free).
+INSTANCE_FREE_FUNCTIONS = ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del")
+# Allocations porter turns into PyType_GenericAlloc(type, 0).
+INSTANCE_ALLOCATORS = ("PyObject_New", "PyObject_NEW")
+# Calls in a dealloc that release nothing of the instance's fields.
+NOT_RELEASING_CALLS = frozenset(INSTANCE_FREE_FUNCTIONS) | frozenset(RELEASE_MACROS) | frozenset({
+    "PyObject_GC_UnTrack", "Py_TYPE", "PyObject_ClearWeakRefs", "Py_TRASHCAN_BEGIN", "Py_TRASHCAN_END"})
+
+# Heap types: slots they get right by default (writing them out only gets in the way).
+HEAP_TYPE_DEFAULTS = {
+    "tp_getattro": frozenset({"PyObject_GenericGetAttr"}),
+    "tp_alloc": frozenset({"PyType_GenericAlloc"}),
+    "tp_free": frozenset({"PyObject_Del", "PyObject_Free", "PyObject_GC_Del", "PyObject_DEL", "PyObject_FREE"}),
+}
+# PyTypeObject fields that are PyType_Spec fields (or sub-struct pointers) rather than slots.
+SPEC_FIELDS = ("ob_base", "tp_name", "tp_basicsize", "tp_itemsize", "tp_flags", "tp_base",
+               "tp_as_async", "tp_as_number", "tp_as_sequence", "tp_as_mapping", "tp_as_buffer")
+# Offsets a heap type takes as special members instead of slots.
+OFFSET_MEMBERS = {"tp_dictoffset": "__dictoffset__", "tp_weaklistoffset": "__weaklistoffset__",
+                  "tp_vectorcall_offset": "__vectorcalloffset__"}
+# Fields a static type must leave empty for a heap type to be equivalent.
+MUST_BE_EMPTY = ("tp_dict", "tp_bases", "tp_mro", "tp_cache", "tp_subclasses", "tp_weaklist",
+                 "tp_version_tag")
+# Fields with no Py_tp_* slot on the Pythons porter targets (Py_tp_vectorcall exists from 3.14).
+NOT_A_SLOT = ("tp_vectorcall",)
+# `T.tp_new = PyBaseObject_Type.tp_new` before PyType_Ready: what a heap type inherits anyway.
+INHERITED_ASSIGNMENTS = frozenset({("tp_new", "PyBaseObject_Type.tp_new")})
+# Fields of a static PyTypeObject that are not functions (no role for what they name).
+NON_FUNCTION_TYPE_FIELDS = frozenset({
+    "tp_name", "tp_doc", "tp_flags", "tp_basicsize", "tp_itemsize", "tp_methods", "tp_members",
+    "tp_getset", "tp_base", "tp_dictoffset", "tp_weaklistoffset", "tp_vectorcall_offset",
+    "tp_as_number", "tp_as_sequence", "tp_as_mapping", "tp_as_async", "tp_as_buffer", "tp_dict",
+    "tp_bases"})
+
+# Heap type creators -> the position of their spec argument.
+SPEC_CREATORS = {"PyType_FromSpec": 0, "PyType_FromSpecWithBases": 0,
+                 "PyType_FromModuleAndSpec": 1, "PyType_FromMetaclass": 2}
 
 # Calls that create the exception objects modules keep in globals.
 EXCEPTION_FACTORIES = frozenset({"PyErr_NewException", "PyErr_NewExceptionWithDoc"})
@@ -143,7 +223,8 @@ BLOCKER_CALLS = {
     "PyGILState_Check": "PyGILState_* assumes one interpreter per thread",
 }
 
-# When C-API names appeared; newer ones need a PY_VERSION_HEX guard in generated code.
+# When C-API names appeared; newer ones need a PY_VERSION_HEX guard in generated code
+# (version_guard below), and a limited-API build of an older version cannot name them.
 ADDED_IN = {
     "Py_mod_multiple_interpreters": (3, 12),
     "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED": (3, 12),
@@ -181,9 +262,23 @@ ALLOCATOR_FUNCTIONS = frozenset({
 })
 
 
+# How C spells a null object pointer in an initialiser.
+NULL_POINTER_SPELLINGS = frozenset({"NULL", "0", "((void*)0)", "(PyObject *)NULL", "(PyObject*)NULL"})
+
 _OBJECT_HEAD_INIT = re.compile(r"\bPy(Var)?Object_HEAD_INIT\b")
 
 
 def statically_allocated_object(initializer_text: str | None) -> bool:
     """An initialiser that makes a Python object in static storage (`{PyObject_HEAD_INIT(...)}`)."""
     return bool(_OBJECT_HEAD_INIT.search(initializer_text or ""))
+
+
+def version_hex(version: tuple[int, int]) -> str:
+    return f"0x{version[0]:02X}{version[1]:02X}0000"
+
+
+def version_guard(name: str) -> str:
+    """The `#if` condition under which generated code may name `name`: the Python building it
+    has it, and a limited-API build asks for at least that version."""
+    v = version_hex(ADDED_IN[name])
+    return f"PY_VERSION_HEX >= {v} && (!defined(Py_LIMITED_API) || Py_LIMITED_API >= {v})"

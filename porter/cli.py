@@ -92,11 +92,14 @@ def scan(
 @app.command()
 def port(
     paths: Annotated[list[Path], typer.Argument(help="C files or directories of the module(s).")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the patch here instead of stdout.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Write the patch here instead of stdout.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the Markdown checklist here.")] = None,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Also apply edits marked unsafe.")] = False,
-    keep_going: Annotated[bool, typer.Option("--keep-going", help="Emit the patch for the modules that ported even if others failed.")] = False,
-    apply: Annotated[bool, typer.Option("--apply", help="Rewrite the source files in place (atomically) instead of printing a patch.")] = False,
+    keep_going: Annotated[bool, typer.Option(
+        "--keep-going", help="Emit the patch for the modules that ported even if others failed.")] = False,
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Rewrite the source files in place (atomically) instead of printing a patch.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output or --report file.")] = False,
 ) -> None:
     """Port single-phase modules to multi-phase init with module state: a unified diff."""
@@ -188,7 +191,9 @@ def verify(
     module: Annotated[Optional[str], typer.Option(help="Module name, when not a fixture folder.")] = None,
     smoke: Annotated[Optional[Path], typer.Option(help="Smoke script, when not a fixture folder.")] = None,
     python: Annotated[Optional[list[str]], typer.Option(help="Only this version (e.g. 3.13).")] = None,
-    port: Annotated[bool, typer.Option("--port", help="Port the sources first, verify the port and compare what Python sees with the original.")] = False,
+    port: Annotated[bool, typer.Option(
+        "--port",
+        help="Port the sources first, verify the port and compare what Python sees with the original.")] = False,
 ) -> None:
     """Build with each CPython >= 3.12 and import in isolated subinterpreters."""
     from porter import verify as oracle
@@ -199,7 +204,7 @@ def verify(
         try:
             fixture = oracle.load_fixture(target)
         except (oracle.FixtureError, OSError) as e:
-            raise fail(str(e))
+            raise fail(str(e)) from None
         sources, name, smoke_text, isolation = list(fixture.sources), fixture.module, fixture.smoke, fixture.isolation
         unsafe = fixture.unsafe
     else:
@@ -288,7 +293,7 @@ def debug_query(
     try:
         print(render_captures(_source_of(inputs, file), text))
     except QueryError as e:
-        raise fail(str(e))
+        raise fail(str(e)) from None
 
 
 def _source_of(inputs, file: Path):

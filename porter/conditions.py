@@ -81,7 +81,8 @@ def _literal(text: str) -> int:
     return int(text, 0)
 
 
-_TOKENS = re.compile(r"\s*(defined|0[xX][0-9a-fA-F]+[uUlL]*|\d+[uUlL]*|[A-Za-z_]\w*|&&|\|\||==|!=|<=|>=|<<|>>|[-+*/%<>!()~?:])")
+_TOKENS = re.compile(r"\s*(defined|0[xX][0-9a-fA-F]+[uUlL]*|\d+[uUlL]*|[A-Za-z_]\w*"
+                     r"|&&|\|\||==|!=|<=|>=|<<|>>|[-+*/%<>!()~?:])")
 
 
 def evaluate(kind: str, condition: bytes, defines: Defines) -> bool | None:

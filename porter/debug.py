@@ -6,7 +6,8 @@ import re
 
 from tree_sitter import Query, QueryCursor, QueryError
 
-from porter.parse import LANGUAGE, Node, Source, query as builtin_query
+from porter.parse import LANGUAGE, Node, Source
+from porter.parse import query as builtin_query
 
 __all__ = ["QueryError", "render_tree", "render_captures"]
 

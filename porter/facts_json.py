@@ -76,7 +76,7 @@ def _module(m: ExtensionModule, pos, loc) -> dict[str, Any]:
         "globals": [_global(g, pos, loc) for g in m.globals],
         "functions": [
             {
-                "name": f.name, **pos(f.file, f.span), "roles": list(f.roles), "static": f.is_static,
+                "name": f.name, **pos(f.file, f.span), "roles": [str(r) for r in f.roles], "static": f.is_static,
                 "params": [p.name for p in f.params],
                 "calls": sorted({c.callee for c in f.calls}),
                 "address_taken": [loc(x) for x in f.address_taken],
@@ -120,7 +120,7 @@ def _global(g: Global, pos, loc) -> dict[str, Any]:
         "const": g.is_const,
         "reason": g.reason,
         "uses": [
-            {**pos(u.file, u.span), "function": u.function, "access": u.access, "macro": u.macro}
+            {**pos(u.file, u.span), "function": u.function, "access": u.access.value, "macro": u.macro}
             for u in g.uses
         ],
         "extern_declarations": [loc(x) for x in g.extern_declarations],

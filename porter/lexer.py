@@ -7,8 +7,8 @@ masking macros before parsing, reading preprocessor conditionals and scanning ma
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,7 +198,8 @@ MACRO_MASKS.update({
     b"PyFPE_END_PROTECT": _mask_blank_call,
 })
 # Blanking maskers: the tree does not see the arguments of these uses.
-_BLANKING = {b"PyVarObject_HEAD_INIT", b"PyObject_HEAD_INIT", b"Py_BEGIN_CRITICAL_SECTION", b"Py_END_CRITICAL_SECTION", b"Py_DEPRECATED",
+_BLANKING = {b"PyVarObject_HEAD_INIT", b"PyObject_HEAD_INIT", b"Py_BEGIN_CRITICAL_SECTION",
+             b"Py_END_CRITICAL_SECTION", b"Py_DEPRECATED",
              b"Py_GCC_ATTRIBUTE", b"PyFPE_START_PROTECT", b"PyFPE_END_PROTECT",
              b"Py_TRASHCAN_BEGIN", b"Py_TRASHCAN_SAFE_BEGIN", b"Py_TRASHCAN_SAFE_END"}
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from porter.lexer import Token
 
 
 @dataclass(frozen=True, order=True)
@@ -11,10 +15,10 @@ class Span:
     start: int
     end: int
 
-    def contains(self, other: "Span") -> bool:
+    def contains(self, other: Span) -> bool:
         return self.start <= other.start and other.end <= self.end
 
-    def overlaps(self, other: "Span") -> bool:
+    def overlaps(self, other: Span) -> bool:
         return self.start < other.end and other.start < self.end
 
 
@@ -30,6 +34,66 @@ class InitStyle(StrEnum):
     SINGLE_PHASE = "single-phase"
     MULTI_PHASE = "multi-phase"
     UNKNOWN = "unknown"
+
+
+class RoleKind(StrEnum):
+    """What a function is to the module, which decides how it can reach module state."""
+
+    MODULE_INIT = "module-init"  # the PyInit_ function
+    MODULE_METHOD = "module-method"  # in the module's method table: its first parameter is the module
+    TYPE_METHOD = "type-method"  # in a type's tp_methods: its first parameter is an instance
+    GETTER = "getter"  # a PyGetSetDef getter: its first parameter is an instance
+    SETTER = "setter"  # a PyGetSetDef setter: its first parameter is an instance
+    SLOT = "slot"  # a type slot (Role.slot says which): reaches state through the type
+    MODULE_SLOT = "module-slot"  # a multi-phase module slot or m_traverse/m_clear/m_free
+    METHOD = "method"  # in a method table porter could not tie to the module or a type
+    CALLBACK = "callback"  # its address is passed somewhere: its signature is fixed by the caller
+    HELPER = "helper"  # called directly by other functions of the module
+    REFERENCED = "referenced"  # named in a table porter could not tie to the module or a type
+    UNREFERENCED = "unreferenced"  # neither called nor named where porter can see it
+
+
+@dataclass(frozen=True, order=True)
+class Role:
+    """A function's role; for a type slot, which slot (`Role(RoleKind.SLOT, "tp_new")`)."""
+
+    kind: RoleKind
+    slot: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.slot}" if self.slot else self.kind.value
+
+    @classmethod
+    def of_slot(cls, slot: str) -> Role:
+        return cls(RoleKind.SLOT, slot)
+
+
+class UseAccess(StrEnum):
+    """How one use of a global touches it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADDRESS = "address"  # &x: may be written through
+    MACRO = "macro"  # named in a #define body
+    MACRO_ARG = "macro-arg"  # an argument of a macro use the parser did not see
+    MACRO_PASTE = "macro-paste"  # built by a macro's ## at a use
+
+
+class UseShape(StrEnum):
+    """The expression around a use that a rewrite replaces."""
+
+    PLAIN = "plain"
+    ADDRESS_OF = "address-of"  # &x
+    MEMBER = "member"  # x.field
+
+
+class FindModuleWant(StrEnum):
+    """What a `PyState_FindModule(&def)` use wants from the module."""
+
+    STATE = "state"  # wrapped in PyModule_GetState
+    MODULE = "module"  # the module object itself
+    STATE_VIA = "state-via"  # kept in a local that is only NULL-checked and turned into state
+    EXISTING = "existing"  # init's `if ((m = Find()) != NULL) return m;`
 
 
 class GlobalKind(StrEnum):
@@ -99,9 +163,9 @@ class Use:
     file: str
     span: Span  # the identifier
     function: str | None  # enclosing function, None at file scope
-    access: str  # read, write, address, macro (in a #define body), macro-arg (in a blanked macro use)
-    macro: str | None = None  # the macro whose body names it, for access == "macro"
-    shape: str = "plain"  # plain, address-of (&x), member (x.field)
+    access: UseAccess
+    macro: str | None = None  # the macro whose body names it, for UseAccess.MACRO
+    shape: UseShape = UseShape.PLAIN
     shape_span: Span | None = None  # the expression `&x` or `x.` that a rewrite replaces
     unparsed: bool = False  # inside an ERROR span: never edited
     in_assert: bool = False  # inside assert(...): compiled only without NDEBUG
@@ -131,6 +195,12 @@ class Global:
     uses: tuple[Use, ...] = ()
     extern_declarations: tuple[Location, ...] = ()
     reason: str = ""  # why it was given this kind
+    # Every declarator of its declaration, in order, when it declares several (`int a, b = 1;`):
+    # what a rewrite needs to delete some and keep the others valid.
+    declarators: tuple[Span, ...] = ()
+    declarator_index: int = 0  # which of them is this one
+    # The elements of an `{...}` initialiser list (a table's rows, the sentinel last).
+    table_rows: tuple[Span, ...] = ()
 
     @property
     def key(self) -> tuple[str | None, str]:
@@ -153,6 +223,7 @@ class Call:
     callee: str
     span: Span  # the whole call expression
     args: tuple[Span, ...]
+    arg_list: Span | None = None  # `(...)`, parentheses included
 
 
 @dataclass(frozen=True)
@@ -165,27 +236,95 @@ class Function:
     return_type: str
     params: tuple[Param, ...]
     is_static: bool
-    roles: tuple[str, ...]  # see analyze.functions.ROLE_DOCS
+    roles: tuple[Role, ...]
     calls: tuple[Call, ...]
     address_taken: tuple[Location, ...]  # uses of its name other than calls and known tables
-    prototypes: tuple[Location, ...] = ()  # forward declarations
+    prototypes: tuple[Prototype, ...] = ()  # forward declarations
     types: tuple[str, ...] = ()  # static types whose slots or tables name it
     param_list: Span | None = None  # the parenthesised parameter list
-    prototype_param_lists: tuple[Location, ...] = ()
     flags: tuple[str, ...] = ()  # METH_ flags when it is a method
     frees: tuple[Span, ...] = ()  # statements that free the object: tp_free(...), PyObject_Del(...)
     # Where its address goes to a function that calls it before returning (qsort(), a
-    # PyArg_Parse converter, or any function handed a local struct holding it): (the calling
-    # function, the statement making that call, the function called, where the call is over:
-    # see analyze.functions._call_site).
-    sync_callback_sites: tuple[tuple[str, Location, str, tuple[tuple[str, int, int], ...]], ...] = ()
+    # PyArg_Parse converter, or any function handed a local struct holding it).
+    sync_callback_sites: tuple[CallbackSite, ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
-    # Calls to it in #if branches porter did not read, found lexically: (the function around
-    # the call, or None at file scope; the span from its name to the `(` after it).
-    unread_calls: tuple[tuple[str | None, "Location"], ...] = ()
+    # Calls to it in #if branches porter did not read, found lexically.
+    unread_calls: tuple[UnreadCall, ...] = ()
     # Py_DECREF/Py_XDECREF/Py_CLEAR of a field of its first parameter (what a dealloc owns).
-    releases: tuple["FieldRelease", ...] = ()
+    releases: tuple[FieldRelease, ...] = ()
     defined_by: str | None = None  # the project macro whose use defines it (BINOP(name, ...))
+    name_span: Span | None = None  # its name in the definition's declarator
+
+    @property
+    def role_kinds(self) -> frozenset[RoleKind]:
+        return frozenset(r.kind for r in self.roles)
+
+    def has_role(self, *kinds: RoleKind) -> bool:
+        return any(r.kind in kinds for r in self.roles)
+
+    @property
+    def slots(self) -> frozenset[str]:
+        """The type slots it fills (`tp_iternext`, `nb_add`, ...)."""
+        return frozenset(r.slot for r in self.roles if r.kind is RoleKind.SLOT and r.slot)
+
+    @property
+    def only_helper(self) -> bool:
+        """Called directly by the module's own functions and nothing else."""
+        return self.roles == (Role(RoleKind.HELPER),)
+
+
+@dataclass(frozen=True)
+class IncludeLine:
+    """An `#include` in one of a module's files."""
+
+    file: str
+    name: str  # as written between the quotes or brackets
+    span: Span  # the directive
+    top_level: bool  # not inside any #if (an include guard counts as #if)
+
+
+@dataclass(frozen=True)
+class Prototype:
+    """A forward declaration of a function."""
+
+    file: str
+    span: Span  # the whole declaration
+    name_span: Span | None  # the function's name in it
+    param_list: Span | None  # the parenthesised parameter list
+
+
+class CallEndKind(StrEnum):
+    AFTER = "after"  # past the statement that makes the call
+    OPEN = "open"  # right after the `{` of a branch of the `if` whose condition made the call
+    WRAP = "wrap"  # a branch that is a single statement: it needs braces to take more
+
+
+@dataclass(frozen=True)
+class CallEnd:
+    """Where a call that calls back is over, so that what was set around it can be undone."""
+
+    kind: CallEndKind
+    at: int
+    close: int = 0  # for WRAP: where the branch statement ends (the `}` goes there)
+
+
+@dataclass(frozen=True)
+class CallbackSite:
+    """A call that calls a function of the module back before it returns."""
+
+    caller: str  # the function making the call
+    statement: Location  # the statement the call is made in
+    library: str  # the function called (qsort, PyArg_ParseTuple, a module function)
+    ends: tuple[CallEnd, ...]
+
+
+@dataclass(frozen=True)
+class UnreadCall:
+    """A call in an #if branch porter did not read, found on the tokens."""
+
+    caller: str | None  # the function around it, None at file scope
+    location: Location  # from the callee's name to the `(` after it
+    empty: bool  # no argument follows the `(`
 
 
 @dataclass(frozen=True)
@@ -197,6 +336,8 @@ class Initializer:
     text: str
     designated: bool
     conditional: bool = False  # inside a masked #if branch
+    # The `#if` line that keeps it when that branch is not taken by every Python porter targets.
+    guard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +393,7 @@ class Finding:
     span: Span
     message: str
     function: str | None = None
+    subject: str | None = None  # the global, type or function it is about, when one
 
 
 @dataclass(frozen=True)
@@ -285,33 +427,51 @@ class ExtensionModule:
     globals: tuple[Global, ...]
     functions: tuple[Function, ...]
     findings: tuple[Finding, ...]
-    macros: tuple["Macro", ...] = ()
-    init_body: "InitBody | None" = None
-    macro_uses: tuple["MacroUse", ...] = ()
+    macros: tuple[Macro, ...] = ()
+    init_body: InitBody | None = None
+    macro_uses: tuple[MacroUse, ...] = ()
     names_in_use: frozenset[str] = frozenset()  # every identifier, for choosing new names
-    find_module_uses: tuple["FindModuleUse", ...] = ()
+    find_module_uses: tuple[FindModuleUse, ...] = ()
     # (including file, included file, the #include line) among the module's files.
     includes: tuple[tuple[str, str, Span], ...] = ()
     # Instance structs (they start with PyObject_HEAD): name -> whether they hold object pointers.
     object_structs: tuple[tuple[str, bool], ...] = ()
-    instance_structs: tuple["InstanceStruct", ...] = ()
-    spec_types: tuple["SpecType", ...] = ()
+    instance_structs: tuple[InstanceStruct, ...] = ()
+    spec_types: tuple[SpecType, ...] = ()
     # (global, file): globals declared in the module's headers that a C file porter was not
     # given (but that includes one of those headers) names.
     outside_uses: tuple[tuple[str, str], ...] = ()
     # Files included only under a condition porter cannot evaluate: (file, that condition).
     file_conditions: tuple[tuple[str, str], ...] = ()
     # Declarations of the definition without its initialiser (`static struct PyModuleDef d;`).
-    definition_forwards: tuple["Location", ...] = ()
+    definition_forwards: tuple[Location, ...] = ()
     # The struct `m_size = sizeof(S)` names, when the module already has module state.
-    state_struct: "StateStructDefinition | None" = None
+    state_struct: StateStructDefinition | None = None
     # `Owner.__dict__['key']` reads in the package's Python files (analyze.python_side).
-    python_dict_reads: tuple["PythonDictRead", ...] = ()
+    python_dict_reads: tuple[PythonDictRead, ...] = ()
     # `getattr(x, '__module__', ...)` outside tests: code that may meet a type's __module__.
-    python_module_reads: tuple["PythonAttributeRead", ...] = ()
+    python_module_reads: tuple[PythonAttributeRead, ...] = ()
+    include_lines: tuple[IncludeLine, ...] = ()  # every #include of the module's files
+    # Headers with an include guard (or #pragma once): where the guarded part ends.
+    guard_ends: tuple[tuple[str, int], ...] = ()
+    # Branches of #if groups porter masked away (unread code), and project macros whose
+    # every expansion site porter saw (an edit in any other macro body needs review).
+    unread_branches: tuple[Location, ...] = ()
+    macros_fully_seen: frozenset[str] = frozenset()
 
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)
+
+    def translation_unit(self, file: str) -> frozenset[str]:
+        """`file` and every module file it includes, directly or not."""
+        seen, stack = {file}, [file]
+        while stack:
+            current = stack.pop()
+            for inc, target, _ in self.includes:
+                if inc == current and target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+        return frozenset(seen)
 
 
 @dataclass(frozen=True)
@@ -357,6 +517,7 @@ class SpecType:
     call: Span
     creator: str  # PyType_FromSpec, PyType_FromSpecWithBases, PyType_FromModuleAndSpec, ...
     args: tuple[Span, ...]
+    arg_texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -397,6 +558,22 @@ class Macro:
     body: Span
     body_text: str
     active: bool | None  # whether the analysis target compiles this definition
+    # The body's tokens (offsets in the file), without comments and line breaks.
+    tokens: tuple[Token, ...] = ()
+
+    @property
+    def identifiers(self) -> frozenset[str]:
+        return frozenset(t.text.decode("utf-8", "replace") for t in self.tokens if t.kind == "ident")
+
+    def called(self) -> list[tuple[str, Token, Token, bool]]:
+        """Calls its body makes: (name, the name's token, the `(` token, whether no argument follows)."""
+        out = []
+        toks = self.tokens
+        for i, tok in enumerate(toks[:-1]):
+            if tok.kind == "ident" and toks[i + 1].text == b"(":
+                empty = i + 2 < len(toks) and toks[i + 2].text == b")"
+                out.append((tok.text.decode("utf-8", "replace"), tok, toks[i + 1], empty))
+        return out
 
 
 @dataclass(frozen=True)
@@ -487,6 +664,9 @@ class InitBody:
     # The module object is kept in a file-scope global (`mod = PyModule_Create(...)`): other
     # functions read it as their module (see analyze.find_module.module_global_uses).
     module_var_global: bool = False
+    # Statements among those a port deletes that are the whole body of an if/else: they
+    # become `{}` instead of disappearing.
+    lone_bodies: tuple[Span, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -512,7 +692,7 @@ class FindModuleUse:
     # "state": wrapped in PyModule_GetState; "module": the module object; "state-via": kept in
     # a local that is only NULL-checked and turned into the state (`m = Find(); GET(m)`);
     # "existing": init's `if ((m = Find()) != NULL) return m;`, the single-phase singleton.
-    wants: str
+    wants: FindModuleWant
     macro: str | None = None  # inside this macro's body
     # For "state-via" and "existing": the statement that stores the call, and for "existing"
     # its declaration initialiser when the call is one (`= PyState_FindModule(&def)`).

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from porter import conditions
-from porter.lexer import tokenize
+from porter.lexer import Token, tokenize
 from porter.model import Macro, Span
 
 _DIRECTIVE = re.compile(rb"#\s*(if|ifdef|ifndef|elif|else|endif|define|undef)\b(.*)", re.DOTALL)
@@ -113,7 +113,7 @@ def preprocess(path: str, text: bytes) -> Preprocessed:
             macros.append(_macro(path, tok, m))
     pre = Preprocessed(path, conds, (), tuple(includes))
     macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text,
-                    pre.activity(m.span.start)) for m in macros]
+                    pre.activity(m.span.start), _body_tokens(text, m.body)) for m in macros]
     return Preprocessed(path, conds, tuple(macros), tuple(includes), tuple(tokens))
 
 
@@ -126,6 +126,12 @@ def _macro(path: str, tok, m) -> Macro:
         body=Span(tok.start + m.start(3), tok.end), body_text=m.group(3).decode("utf-8", "replace"),
         active=None,
     )
+
+
+def _body_tokens(text: bytes, body: Span) -> tuple[Token, ...]:
+    """A macro body's tokens, `#` and `##` included, without comments and line breaks."""
+    return tuple(t for t in tokenize(text, body.start, body.end, directives=False)
+                 if t.kind not in ("comment", "newline"))
 
 
 def _conditionals(text: bytes, tokens) -> tuple[Conditional, ...]:

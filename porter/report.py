@@ -60,12 +60,13 @@ def checklist(result, sources) -> str:
             "files": list(m.files),
             "status": mp.status,
             "reason": mp.reason,
-            "posture": (mp.posture if not mp.posture_condition else
-                        f"{mp.posture}` when `{mp.posture_condition}`, otherwise "
+            "posture": (mp.posture.value if not mp.posture.condition else
+                        f"{mp.posture.value}` when `{mp.posture.condition}`, otherwise "
                         "`Py_MOD_PER_INTERPRETER_GIL_SUPPORTED") if mp.status == "ported" else "",
-            "posture_reasons": mp.posture_reasons,
+            "posture_reasons": list(mp.posture.reasons) if mp.posture else [],
             "done": [{"where": where(i.file, i.span),
-                      "step": i.step + (" (unsafe)" if i.applicability.value == "unsafe" else ""),
+                      "step": i.step + (f" ({i.applicability.value})" if i.applicability.value in ("unsafe", "review")
+                                        else ""),
                       "message": i.message}
                      for i in items if i.done and mp.status == "ported"],
             "todo": [{"where": where(i.file, i.span), "step": i.step, "message": i.message,

@@ -134,7 +134,7 @@ def find_interpreters(minimum: tuple[int, int] = (3, 12)) -> list[Interpreter]:
 _CONFIG_VARS = ("CC", "CFLAGS", "CCSHARED", "LDSHARED", "INCLUDEPY", "EXT_SUFFIX")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _config_vars(executable: Path) -> dict[str, str]:
     """The sysconfig variables of the target interpreter (not of the one running porter)."""
     code = f"import json, sysconfig; print(json.dumps({{k: sysconfig.get_config_var(k) for k in {_CONFIG_VARS!r}}}))"

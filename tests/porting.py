@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import ROOT
+
 from porter.diff import unified_diff
 from porter.facts_json import analysis_to_json
 from porter.inputs import collect_inputs

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import jsonschema
-
 from conftest import FIXTURES, ROOT
 
 PORTER = [sys.executable, "-m", "porter"]

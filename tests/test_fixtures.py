@@ -6,11 +6,11 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import ROOT, fixture_dirs
 from porting import port_folder, scan_json
-from porter.verify import load_fixture
 from snapshots import check_snapshot
+
+from porter.verify import load_fixture
 
 FIXTURES = fixture_dirs()
 IDS = [p.name for p in FIXTURES]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import fixture_dirs
 from porting import port_folder
+
 from porter.verify import find_interpreters, load_fixture, verify, with_surface_kept
 
 REFUSED = "does not support loading in subinterpreters"
@@ -31,7 +31,7 @@ def ported_copy(folder, tmp_path, unsafe: bool):
     _, _, result, items = port_folder(folder, unsafe=unsafe)
     dest = tmp_path / folder.name
     shutil.copytree(folder, dest)
-    for path, data in items.items():
+    for path in items:
         if path in result.new_text:
             (dest / path.split("/")[-1]).write_bytes(result.new_text[path])
     return dest, result

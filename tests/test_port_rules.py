@@ -104,8 +104,8 @@ static PyObject *setmode(PyObject *self, PyObject *arg) { mode = 1; Py_RETURN_NO
         "    Py_AtExit(on_exit_hook);"
     mp, text = port(c)
     assert "static int mode;" in text
-    assert mp.posture == "Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED"
-    assert any("Py_AtExit" in r for r in mp.posture_reasons)
+    assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED"
+    assert any("Py_AtExit" in r for r in mp.posture.reasons)
 
 
 def test_the_patch_of_a_port_is_stable_across_runs():
@@ -455,7 +455,7 @@ static Sentinel NoValue = {PyObject_HEAD_INIT(NULL)};
     mp, text = port(c)
     assert mp.status == "ported"
     assert "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED" not in text
-    assert any("statically allocated Python object" in r for r in mp.posture_reasons), mp.posture_reasons
+    assert any("statically allocated Python object" in r for r in mp.posture.reasons), mp.posture.reasons
 
 
 def test_an_allocator_table_of_pymem_functions_passed_by_address_is_not_mutable_state():
@@ -478,7 +478,7 @@ PyInit_m(void)
 }
 """
     mp, text = port(c)
-    assert mp.status == "ported" and mp.posture == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED", mp.posture_reasons
+    assert mp.status == "ported" and mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED", mp.posture.reasons
 
 
 def test_increfs_gathered_before_several_addobjects_go_with_them():

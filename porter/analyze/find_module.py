@@ -8,7 +8,7 @@ from porter.analyze import ctree
 from porter.analyze.ctree import if_around, null_test
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable, expand
-from porter.model import FindModuleUse, Span
+from porter.model import FindModuleUse, FindModuleWant, Span
 from porter.parse import Node, walk
 
 _IN_MACRO = re.compile(
@@ -30,14 +30,14 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, mac
             function = ctree.function_name(owner)[0] if owner is not None else None
             wrapper = _state_wrapper(call)
             if wrapper is not None:
-                out.append(FindModuleUse(idx.path, ctree.span(wrapper), function, "state"))
+                out.append(FindModuleUse(idx.path, ctree.span(wrapper), function, FindModuleWant.STATE))
                 continue
             found = None
             if owner is not None and function == init_function:
                 found = existing_module_return(call, idx.path, function)
             elif owner is not None:
                 found = _state_via_local(call, owner, getters, idx.path, function)
-            out.append(found or FindModuleUse(idx.path, ctree.span(call), function, "module"))
+            out.append(found or FindModuleUse(idx.path, ctree.span(call), function, FindModuleWant.MODULE))
         for m in idx.macros:
             body = src.text[m.body.start:m.body.end]
             for match in _IN_MACRO.finditer(body):
@@ -45,7 +45,8 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, mac
                     continue
                 span = Span(m.body.start + match.start(), m.body.start + match.end())
                 out.append(FindModuleUse(idx.path, span, None,
-                                         "state" if match.group("state") else "module", m.name))
+                                         FindModuleWant.STATE if match.group("state") else FindModuleWant.MODULE,
+                                         m.name))
     out.sort(key=lambda u: (u.file, u.span.start))
     return out
 
@@ -132,7 +133,7 @@ def _state_via_local(call: Node, owner: Node, getters: set[str], path: str,
         return None
     if not reads:
         return None
-    return FindModuleUse(path, ctree.span(call), function, "state-via", statement=ctree.span(statement),
+    return FindModuleUse(path, ctree.span(call), function, FindModuleWant.STATE_VIA, statement=ctree.span(statement),
                          null_checks=tuple(null_checks), state_reads=tuple(reads))
 
 
@@ -166,7 +167,7 @@ def existing_module_return(call: Node, path: str, function: str | None) -> FindM
         # A plain `m = PyState_FindModule(&def);` goes; the init rewrite removes the module
         # variable's declaration `PyObject *m = PyState_FindModule(&def);` itself.
         spans.insert(0, ctree.span(declaration))
-    return FindModuleUse(path, ctree.span(call), function, "existing", null_checks=tuple(spans))
+    return FindModuleUse(path, ctree.span(call), function, FindModuleWant.EXISTING, null_checks=tuple(spans))
 
 
 def _state_wrapper(call):
@@ -203,9 +204,9 @@ def module_global_uses(indexes: list[FileIndex], name: str, macros: MacroTable,
                 parent = parent.parent
             call = parent.parent if parent is not None and parent.type == "argument_list" else None
             if call is not None and ctree.call_name(call) in getters and len(ctree.call_args(call)) == 1:
-                out.append(FindModuleUse(idx.path, ctree.span(call), function, "state", source=source))
+                out.append(FindModuleUse(idx.path, ctree.span(call), function, FindModuleWant.STATE, source=source))
             else:
-                out.append(FindModuleUse(idx.path, ctree.span(ident), function, "module", source=source))
+                out.append(FindModuleUse(idx.path, ctree.span(ident), function, FindModuleWant.MODULE, source=source))
         for m in idx.macros:
             toks = [t for t in tokenize(idx.src.text, m.body.start, m.body.end, directives=False)
                     if t.kind not in ("comment", "newline")]
@@ -216,8 +217,8 @@ def module_global_uses(indexes: list[FileIndex], name: str, macros: MacroTable,
                            and i + 1 < len(toks) and toks[i + 1].text == b")")
                 if wrapped:
                     out.append(FindModuleUse(idx.path, Span(toks[i - 2].start, toks[i + 1].end), None,
-                                             "state", m.name, source=source))
+                                             FindModuleWant.STATE, m.name, source=source))
                 else:
-                    out.append(FindModuleUse(idx.path, Span(tok.start, tok.end), None, "module", m.name,
+                    out.append(FindModuleUse(idx.path, Span(tok.start, tok.end), None, FindModuleWant.MODULE, m.name,
                                              source=source))
     return out

@@ -53,19 +53,19 @@ def collect_findings(
         if headers and not g.is_static:
             out.append(Finding(
                 "exported-global", Severity.RISK, headers[0].file, headers[0].span,
-                f"{g.name} is declared extern in a header: other code may use it directly"))
+                f"{g.name} is declared extern in a header: other code may use it directly", subject=g.name))
     for t in types:
         headers = [loc for loc in t.forward_declarations if loc.file.endswith((".h", ".hpp"))]
         if headers and not t.is_static:
             out.append(Finding(
                 "exported-type", Severity.RISK, headers[0].file, headers[0].span,
                 f"{t.name} is declared in a header: porter converts it and removes the header's "
-                "declaration; code outside these files that names it will not build"))
+                "declaration; code outside these files that names it will not build", subject=t.name))
         if t.metatype:
             out.append(Finding(
                 "metaclass", Severity.RISK, t.file, t.span,
                 f"{t.name} has metatype {t.metatype}: heap types with a custom metaclass need "
-                "PyType_FromMetaclass (3.12+)"))
+                "PyType_FromMetaclass (3.12+)", subject=t.name))
     out.sort(key=lambda f: (f.file, f.span.start, f.code))
     return out
 
@@ -79,7 +79,7 @@ def _dropped_branch_uses(index: FileIndex, globals_: list[Global]) -> list[Findi
             if name in names:
                 out.append(Finding(
                     "global-in-unread-branch", Severity.RISK, index.path, Span(tok.start, tok.end),
-                    f"{name} is used in an #if branch porter did not read: check it by hand"))
+                    f"{name} is used in an #if branch porter did not read: check it by hand", subject=name))
     return out
 
 

@@ -5,28 +5,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from porter import capi
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
-from porter.model import Call, FieldRelease, Function, Location, ModuleDef, Param, Span, StaticType
+from porter.model import (
+    Call,
+    CallbackSite,
+    CallEnd,
+    CallEndKind,
+    FieldRelease,
+    Function,
+    Location,
+    ModuleDef,
+    Param,
+    Prototype,
+    Role,
+    RoleKind,
+    Span,
+    StaticType,
+    UnreadCall,
+)
 from porter.parse import Node, walk
-
-# What each role means for reaching module state (the report and `porter explain` reuse these).
-ROLE_DOCS = {
-    "module-init": "the PyInit_ function",
-    "module-method": "in the module's method table: its first parameter is the module",
-    "type-method": "in a type's tp_methods: its first parameter is an instance of the type",
-    "getter": "a PyGetSetDef getter: its first parameter is an instance",
-    "setter": "a PyGetSetDef setter: its first parameter is an instance",
-    "slot": "a type slot (slot:tp_repr, slot:nb_add, ...): reaches state through the type",
-    "module-slot": "a multi-phase module slot or m_traverse/m_clear/m_free",
-    "method": "in a method table porter could not tie to the module or a type",
-    "callback": "its address is passed somewhere: its signature is fixed by the caller",
-    "helper": "called directly by other functions of the module",
-    "referenced": "named in a table porter could not tie to the module or a type",
-    "unreferenced": "neither called nor named where porter can see it (perhaps through a macro)",
-}
 
 _FLAG = re.compile(r"\bMETH_\w+")
 
@@ -170,25 +171,25 @@ def assign_roles(
     tables: Tables,
     assigned: dict[str, list[tuple[str, str]]] | None = None,
     spec_globals: dict[str, str] | None = None,
-) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
+) -> tuple[dict[str, list[Role]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
     """Roles by function name, METH_ flags of each method, and the types naming each.
 
     `assigned` holds the slots init fills at run time (`Pattern_Type.tp_methods = ...`);
     `spec_globals` the globals that keep heap types made from a spec (global -> spec).
     """
-    roles: dict[str, list[str]] = {}
+    roles: dict[str, list[Role]] = {}
     flags: dict[str, tuple[str, ...]] = {}
     owners: dict[str, list[str]] = {}
     current_type: list[str] = []
 
-    def add(fn: str | None, role: str) -> None:
+    def add(fn: str | None, role: Role) -> None:
         if fn and role not in roles.setdefault(fn, []):
             roles[fn].append(role)
         if fn and current_type and current_type[0] not in owners.setdefault(fn, []):
             owners[fn].append(current_type[0])
 
     if init_name:
-        add(init_name, "module-init")
+        add(init_name, Role(RoleKind.MODULE_INIT))
     claimed: set[str] = set()
     if module_def is not None:
         m_methods = module_def.field("m_methods")
@@ -196,17 +197,17 @@ def assign_roles(
         if table in tables.methods:
             claimed.add(table)
             for entry in tables.methods[table]:
-                add(entry.function, "module-method")
+                add(entry.function, Role(RoleKind.MODULE_METHOD))
                 flags[entry.function] = entry.flags
-        for fname, role in (("m_traverse", "module-slot"), ("m_clear", "module-slot"),
-                            ("m_free", "module-slot")):
+        for fname, role in (("m_traverse", Role(RoleKind.MODULE_SLOT)), ("m_clear", Role(RoleKind.MODULE_SLOT)),
+                            ("m_free", Role(RoleKind.MODULE_SLOT))):
             f = module_def.field(fname)
             if f is not None and not is_null(f.text):
                 add(referenced_name(f.text), role)
         m_slots = module_def.field("m_slots")
         if m_slots is not None and not is_null(m_slots.text):
             for _, fn in tables.slot_tables.get(referenced_name(m_slots.text) or "", []):
-                add(fn, "module-slot")
+                add(fn, Role(RoleKind.MODULE_SLOT))
     for t in types:
         current_type[:] = [t.name]
         runtime = (assigned or {}).get(t.name, [])
@@ -216,23 +217,19 @@ def assign_roles(
             if slot_name == "tp_methods" and table in tables.methods:
                 claimed.add(table)
                 for entry in tables.methods[table]:
-                    add(entry.function, "type-method")
+                    add(entry.function, Role(RoleKind.TYPE_METHOD))
                     flags[entry.function] = entry.flags
             if slot_name == "tp_getset" and table in tables.getsets:
                 claimed.add(table)
                 for getter, setter, _ in tables.getsets[table]:
-                    add(getter, "getter")
-                    add(setter, "setter")
+                    add(getter, Role(RoleKind.GETTER))
+                    add(setter, Role(RoleKind.SETTER))
         runtime_slots = [type("Slot", (), {"name": f, "text": v})() for f, v in runtime]
         for slot in list(t.slots) + list(t.substruct_slots) + runtime_slots:
             if slot.name.startswith(("tp_", "nb_", "sq_", "mp_", "am_", "bf_")) and not is_null(slot.text):
-                if slot.name in ("tp_name", "tp_doc", "tp_flags", "tp_basicsize", "tp_itemsize",
-                                 "tp_methods", "tp_members", "tp_getset", "tp_base",
-                                 "tp_dictoffset", "tp_weaklistoffset", "tp_vectorcall_offset",
-                                 "tp_as_number", "tp_as_sequence", "tp_as_mapping",
-                                 "tp_as_async", "tp_as_buffer", "tp_dict", "tp_bases"):
+                if slot.name in capi.NON_FUNCTION_TYPE_FIELDS:
                     continue
-                add(referenced_name(slot.text), f"slot:{slot.name}")
+                add(referenced_name(slot.text), Role.of_slot(slot.name))
     current_type.clear()
     # Slot tables of heap types the module already builds from a spec: the type is the
     # global the spec's type is kept in (`Pair_Type = PyType_FromSpec(&Pair_spec)`).
@@ -243,29 +240,29 @@ def assign_roles(
             if slot_id.startswith("Py_tp_methods") and fn in tables.methods:
                 claimed.add(fn)
                 for entry in tables.methods[fn]:
-                    add(entry.function, "type-method")
+                    add(entry.function, Role(RoleKind.TYPE_METHOD))
                     flags[entry.function] = entry.flags
             elif slot_id.startswith("Py_tp_getset") and fn in tables.getsets:
                 claimed.add(fn)
                 for getter, setter, _ in tables.getsets[fn]:
-                    add(getter, "getter")
-                    add(setter, "setter")
+                    add(getter, Role(RoleKind.GETTER))
+                    add(setter, Role(RoleKind.SETTER))
             elif slot_id.startswith(("Py_tp_", "Py_nb_", "Py_sq_", "Py_mp_", "Py_am_", "Py_bf_")):
-                add(fn, "slot:" + slot_id[3:])
+                add(fn, Role.of_slot(slot_id[3:]))
             elif slot_id.startswith("Py_mod_"):
-                add(fn, "module-slot")
+                add(fn, Role(RoleKind.MODULE_SLOT))
     current_type.clear()
     for table, entries in tables.methods.items():
         if table in claimed:
             continue
         for entry in entries:
-            add(entry.function, "method")
+            add(entry.function, Role(RoleKind.METHOD))
             flags.setdefault(entry.function, entry.flags)
     return roles, flags, owners
 
 
 def collect_functions(
-    indexes: list[FileIndex], roles: dict[str, list[str]], tables: Tables,
+    indexes: list[FileIndex], roles: dict[str, list[Role]], tables: Tables,
     type_spans: list[Location], def_spans: list[Location],
     owners: dict[str, list[str]] | None = None, flags: dict[str, tuple[str, ...]] | None = None,
     spelling_macros: frozenset[str] = frozenset(),
@@ -284,37 +281,38 @@ def collect_functions(
     for name, (index, fn) in sorted(defined.items(), key=lambda kv: (kv[1][0].path, kv[1][1].start_byte)):
         src = index.src
         body = fn.child_by_field_name("body")
-        _, _, fdecl = ctree.function_name(fn)
+        _, name_node, fdecl = ctree.function_name(fn)
         params = _params(src, fdecl)
         calls = tuple(
-            Call(c, ctree.span(node), tuple(ctree.span(a) for a in ctree.call_args(node)))
+            Call(c, ctree.span(node), tuple(ctree.span(a) for a in ctree.call_args(node)),
+                 ctree.span(node.child_by_field_name("arguments"))
+                 if node.child_by_field_name("arguments") is not None else None)
             for c, node in index.calls
             if fn.start_byte <= node.start_byte < fn.end_byte
         )
         taken = []
         referenced = False
         prototypes = []
-        proto_params = []
         for other in indexes:
             for decl in other.prototypes.get(name, []):
-                prototypes.append(Location(other.path, ctree.span(decl)))
-                plist = _prototype_params(decl, name)
-                if plist is not None:
-                    proto_params.append(Location(other.path, ctree.span(plist)))
+                name_node, plist = _prototype_parts(decl, name)
+                prototypes.append(Prototype(other.path, ctree.span(decl),
+                                            ctree.span(name_node) if name_node is not None else None,
+                                            ctree.span(plist) if plist is not None else None))
             for ident in other.identifiers.get(name, []):
                 if _is_reference(ident, fn) and not _spelled(ident, spelling_macros):
                     referenced = True
                     if not _inside(other.path, ident, known_tables):
                         taken.append(Location(other.path, ctree.span(ident)))
         fn_roles = list(roles.get(name, []))
-        if taken and "callback" not in fn_roles:
-            fn_roles.append("callback")
+        if taken and Role(RoleKind.CALLBACK) not in fn_roles:
+            fn_roles.append(Role(RoleKind.CALLBACK))
         if not fn_roles:
             # Named in a table porter could not tie to anything, or named nowhere porter can
             # see (a macro may paste its name): never give it a new parameter.
             called = name in all_called
-            fn_roles.append("helper" if called and not referenced else
-                            "referenced" if referenced else "unreferenced")
+            fn_roles.append(Role(RoleKind.HELPER if called and not referenced else
+                                 RoleKind.REFERENCED if referenced else RoleKind.UNREFERENCED))
         ret = fn.child_by_field_name("type")
         frees, untracks_first = _frees(body, params[0].name if params else None)
         sync_sites = _sync_sites(indexes, taken)
@@ -328,22 +326,23 @@ def collect_functions(
             types=tuple((owners or {}).get(name, ())),
             param_list=ctree.span(fdecl.child_by_field_name("parameters"))
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
-            prototype_param_lists=tuple(proto_params), flags=tuple((flags or {}).get(name, ())),
+            flags=tuple((flags or {}).get(name, ())),
             frees=tuple(frees), untracks_first=untracks_first, sync_callback_sites=tuple(sync_sites),
             releases=_releases(body, params[0].name if params else None),
             unread_calls=tuple(unread.get(name, ())),
+            name_span=ctree.span(name_node) if name_node is not None else None,
         ))
     return out
 
 
-def _unread_calls(indexes: list[FileIndex], defined) -> dict[str, list[tuple[str | None, Location]]]:
+def _unread_calls(indexes: list[FileIndex], defined) -> dict[str, list[UnreadCall]]:
     """`f(` in the #if branches masked away, by callee: the tree never saw these calls."""
     from porter.lexer import tokenize
 
     spans_by_file: dict[str, list[tuple[int, int, str]]] = {}
     for name, (index, fn) in defined.items():
         spans_by_file.setdefault(index.path, []).append((fn.start_byte, fn.end_byte, name))
-    out: dict[str, list[tuple[str | None, Location]]] = {}
+    out: dict[str, list[UnreadCall]] = {}
     for idx in indexes:
         for span, _ in idx.src.dropped_text():
             toks = [t for t in tokenize(idx.src.text, span.start, span.end, directives=False)
@@ -354,7 +353,9 @@ def _unread_calls(indexes: list[FileIndex], defined) -> dict[str, list[tuple[str
                     continue
                 caller = next((n for start, end, n in spans_by_file.get(idx.path, ())
                                if start <= tok.start < end), None)
-                out.setdefault(name, []).append((caller, Location(idx.path, Span(tok.start, toks[i + 1].end))))
+                empty = i + 2 < len(toks) and toks[i + 2].text == b")"
+                out.setdefault(name, []).append(
+                    UnreadCall(caller, Location(idx.path, Span(tok.start, toks[i + 1].end)), empty))
     return out
 
 
@@ -378,8 +379,6 @@ def _sync_sites(indexes: list[FileIndex], taken: list[Location]) -> list:
 
 
 def _library_site(path: str, node: Node) -> list | None:
-    from porter import capi
-
     arglist = node.parent
     while arglist is not None and arglist.type in ("cast_expression", "parenthesized_expression",
                                                    "pointer_expression"):
@@ -393,7 +392,7 @@ def _library_site(path: str, node: Node) -> list | None:
     if site is None or owner is None:
         return None
     stmt, ends = site
-    return [(ctree.function_name(owner)[0], Location(path, ctree.span(stmt)), name, ends)]
+    return [CallbackSite(ctree.function_name(owner)[0], Location(path, ctree.span(stmt)), name, ends)]
 
 
 def _local_struct_sites(path: str, ident: Node) -> list | None:
@@ -423,8 +422,8 @@ def _local_struct_sites(path: str, ident: Node) -> list | None:
             if site is None:
                 return None
             stmt, ends = site
-            sites.append((ctree.function_name(owner)[0], Location(path, ctree.span(stmt)),
-                          ctree.call_name(call) or "a call", ends))
+            sites.append(CallbackSite(ctree.function_name(owner)[0], Location(path, ctree.span(stmt)),
+                                      ctree.call_name(call) or "a call", ends))
             continue
         return None  # any other use may let the struct outlive the call
     return sites or None
@@ -459,9 +458,9 @@ def _local_struct_holding(ident: Node) -> str | None:
 def _call_site(call: Node):
     """The statement a call is made in and where the call is over, when porter can wrap it.
 
-    The ends are ("after", offset) past the statement, ("open", offset) right after the `{` of
-    a branch of the `if` whose condition made the call, or ("wrap", open_at, close_at) for a
-    branch that is a single statement: it gets braces (`{` at open_at, `}` at close_at).
+    The ends are CallEnd facts: past the statement, right after the `{` of a branch of the
+    `if` whose condition made the call, or around a branch that is a single statement (it gets
+    braces: `{` at `at`, `}` at `close`).
     """
     node = call
     while node.parent is not None and node.parent.type in (
@@ -475,7 +474,7 @@ def _call_site(call: Node):
         if stmt.type == "return_statement":
             return None  # the call is over only when the function is
     elif stmt is not None and stmt.type == "if_statement":
-        ends = [("after", stmt.end_byte, 0)]
+        ends = [CallEnd(CallEndKind.AFTER, stmt.end_byte)]
         condition = stmt.child_by_field_name("condition")
         for field in ("consequence", "alternative"):
             branch = stmt.child_by_field_name(field)
@@ -487,18 +486,17 @@ def _call_site(call: Node):
                 if branch is None:
                     return None
             if branch.type == "compound_statement":
-                ends.append(("open", branch.start_byte + 1, 0))
+                ends.append(CallEnd(CallEndKind.OPEN, branch.start_byte + 1))
             elif branch.type == "if_statement":
                 return None  # else if: the chain would need braces all the way down
             else:
-                ends.append(("wrap", opener, branch.end_byte))
+                ends.append(CallEnd(CallEndKind.WRAP, opener, branch.end_byte))
         return stmt, tuple(ends)
     else:
         return None
-    return stmt, (("after", stmt.end_byte, 0),)
+    return stmt, (CallEnd(CallEndKind.AFTER, stmt.end_byte),)
 
 
-FREE_CALLS = ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del")
 
 
 def _frees(body: Node | None, self_name: str | None) -> tuple[list[Span], bool]:
@@ -512,7 +510,7 @@ def _frees(body: Node | None, self_name: str | None) -> tuple[list[Span], bool]:
         if node.type != "call_expression":
             continue
         fn = node.child_by_field_name("function")
-        is_free = (fn is not None and fn.type == "identifier" and fn.text.decode() in FREE_CALLS) or (
+        is_free = (fn is not None and fn.type == "identifier" and fn.text.decode() in capi.INSTANCE_FREE_FUNCTIONS) or (
             fn is not None and fn.type == "field_expression"
             and (fn.child_by_field_name("field") is not None)
             and fn.child_by_field_name("field").text == b"tp_free")
@@ -527,7 +525,6 @@ def _frees(body: Node | None, self_name: str | None) -> tuple[list[Span], bool]:
     return frees, untracks
 
 
-RELEASE_MACROS = ("Py_DECREF", "Py_XDECREF", "Py_CLEAR")
 
 
 def _releases(body: Node | None, self_name: str | None) -> tuple[FieldRelease, ...]:
@@ -541,7 +538,7 @@ def _releases(body: Node | None, self_name: str | None) -> tuple[FieldRelease, .
     aliases = _object_aliases(body, self_name)
     out = []
     for node in walk(body):
-        if node.type != "call_expression" or ctree.call_name(node) not in RELEASE_MACROS:
+        if node.type != "call_expression" or ctree.call_name(node) not in capi.RELEASE_MACROS:
             continue
         args = ctree.call_args(node)
         target = ctree.unwrap_parens(args[0]) if len(args) == 1 else None
@@ -582,21 +579,22 @@ def _names_object(node: Node, aliases: set[str]) -> bool:
     return node is not None and node.type == "identifier" and node.text.decode() in aliases
 
 
-def _prototype_params(decl: Node, name: str) -> Node | None:
+def _prototype_parts(decl: Node, name: str) -> tuple[Node | None, Node | None]:
+    """The name and the parameter list of function `name` in a forward declaration."""
     for d in ctree.declarators(decl):
         node = d
         while node is not None:
             if node.type == "function_declarator":
                 inner = node.child_by_field_name("declarator")
                 if inner is not None and inner.text.decode() == name:
-                    return node.child_by_field_name("parameters")
+                    return inner, node.child_by_field_name("parameters")
                 node = inner
             elif node.type in ("pointer_declarator", "init_declarator", "parenthesized_declarator"):
                 node = node.child_by_field_name("declarator") or (
                     node.named_children[0] if node.named_children else None)
             else:
                 break
-    return None
+    return None, None
 
 
 def _params(src, fdecl: Node | None) -> tuple[Param, ...]:
@@ -670,7 +668,7 @@ def init_phase(functions: list[Function], init_names: set[str]) -> set[str]:
     while changed:
         changed = False
         for f in functions:
-            if f.name in phase or f.address_taken or f.roles != ("helper",):
+            if f.name in phase or f.address_taken or not f.only_helper:
                 continue
             cs = callers.get(f.name, set())
             if cs and cs <= phase:

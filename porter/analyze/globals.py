@@ -10,16 +10,9 @@ from porter.analyze.functions import init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.lexer import tokenize
-from porter.preproc import unknown_condition
-from porter.model import Function, Global, GlobalKind, Location, Span, Use
+from porter.model import Function, Global, GlobalKind, Location, Span, Use, UseAccess, UseShape
 from porter.parse import Node
-
-# Macros that assign to their first argument.
-WRITING_MACROS = frozenset({"Py_CLEAR", "Py_SETREF", "Py_XSETREF"})
-# Object types a module keeps in globals besides PyObject itself.
-OBJECT_TYPES = frozenset({"PyObject", "PyTypeObject", "PyLongObject", "PyUnicodeObject",
-                          "PyTupleObject", "PyDictObject", "PyListObject", "PyBytesObject",
-                          "PyFloatObject", "PySetObject", "PyCodeObject", "PyFrameObject"})
+from porter.preproc import unknown_condition
 
 
 def collect_globals(
@@ -64,7 +57,7 @@ def collect_globals(
         uses = _uses(indexes, g, macros, fn_by_name)
         if g.function is None:
             # `DEFINE_STRING(__dict__)` with `str ## S` in the body names str__dict__.
-            uses += [Use(u.file, u.span, u.function, "macro-paste", u.name)
+            uses += [Use(u.file, u.span, u.function, UseAccess.MACRO_PASTE, u.name)
                      for u in macro_uses if g.name in u.pasted]
         g = replace(g, uses=tuple(uses), extern_declarations=tuple(externs.get(g.name, ())))
         inherited = (file_conditions or {}).get(g.file)
@@ -88,6 +81,10 @@ def _global(src, decl: Node, d: Node, info, function: str | None) -> Global:
         declarator_count=len(ctree.declarators(decl)),
         initializer_text=src.text_of(info.value) if info.value is not None else "",
         condition=unknown_condition(src.pre, decl.start_byte),
+        declarators=tuple(ctree.span(x) for x in ctree.declarators(decl)) if len(ctree.declarators(decl)) > 1 else (),
+        declarator_index=next(i for i, x in enumerate(ctree.declarators(decl)) if x == d),
+        table_rows=tuple(ctree.span(c) for c in info.value.named_children if c.type != "comment")
+        if info.value is not None and info.value.type == "initializer_list" else (),
     )
 
 
@@ -129,9 +126,9 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
                 owner = ctree.enclosing_function(node) if node is not None else None
                 uses.append(Use(index.path, span,
                                 ctree.function_name(owner)[0] if owner is not None else None,
-                                "macro-arg", mask_name))
+                                UseAccess.MACRO_ARG, mask_name))
             for macro_name, span in index.macro_body_names.get(g.name, ()):
-                uses.append(Use(index.path, span, None, "macro", macro_name))
+                uses.append(Use(index.path, span, None, UseAccess.MACRO, macro_name))
     uses.sort(key=lambda u: (u.file, u.span.start))
     return uses
 
@@ -172,14 +169,14 @@ def _shape(ident: Node) -> tuple[str, Span | None]:
     """`&x` and `x.field` need more than the name replaced when `x` becomes a pointer."""
     parent = ident.parent
     if parent is None:
-        return "plain", None
+        return UseShape.PLAIN, None
     if parent.type == "pointer_expression" and parent.children and parent.children[0].type == "&":
-        return "address-of", ctree.span(parent)
+        return UseShape.ADDRESS_OF, ctree.span(parent)
     if parent.type == "field_expression" and parent.child_by_field_name("argument") == ident:
         op = parent.children[1] if len(parent.children) > 1 else None
         if op is not None and op.type == ".":
-            return "member", Span(ident.start_byte, op.end_byte)
-    return "plain", None
+            return UseShape.MEMBER, Span(ident.start_byte, op.end_byte)
+    return UseShape.PLAIN, None
 
 
 def _refers_to(ident: Node, g: Global) -> bool:
@@ -193,14 +190,6 @@ def _refers_to(ident: Node, g: Global) -> bool:
     return True
 
 
-# Calls that only read the buffers they are given.
-READING_CALLS = frozenset({
-    "Py_BuildValue", "PyUnicode_FromString", "PyUnicode_FromStringAndSize", "PyBytes_FromString",
-    "PyBytes_FromStringAndSize", "PyErr_SetString", "PyErr_Format", "PyUnicode_FromFormat",
-    "strlen", "strcmp", "strncmp", "strchr", "strrchr", "strstr", "memcmp", "printf", "fprintf",
-    "puts", "PyArg_ParseTuple", "PyArg_ParseTupleAndKeywords", "PyArg_UnpackTuple",
-    "PyLong_FromString", "PyObject_GetAttrString", "PyDict_GetItemString", "PyModule_AddStringConstant",
-})
 
 
 def _access(ident: Node, is_array: bool = False) -> str:
@@ -210,14 +199,14 @@ def _access(ident: Node, is_array: bool = False) -> str:
     while parent is not None and parent.type in ("parenthesized_expression",):
         child, parent = parent, parent.parent
     if parent is None:
-        return "read"
+        return UseAccess.READ
     kind = parent.type
     if kind == "assignment_expression" and parent.child_by_field_name("left") == child:
-        return "write"
+        return UseAccess.WRITE
     if kind == "update_expression":
-        return "write"
+        return UseAccess.WRITE
     if kind == "pointer_expression" and parent.children and parent.children[0].type == "&":
-        return "address"
+        return UseAccess.ADDRESS
     if kind in ("subscript_expression", "field_expression"):
         # x[i] = v or x.f = v: writes the global's storage
         outer = parent.parent
@@ -225,25 +214,25 @@ def _access(ident: Node, is_array: bool = False) -> str:
                                                     "parenthesized_expression"):
             parent, outer = outer, outer.parent
         if outer is not None and outer.type == "assignment_expression" and outer.child_by_field_name("left") == parent:
-            return "write"
+            return UseAccess.WRITE
         if outer is not None and outer.type == "update_expression":
-            return "write"
+            return UseAccess.WRITE
         if outer is not None and outer.type == "pointer_expression" and outer.children[0].type == "&":
-            return "address"
+            return UseAccess.ADDRESS
         # An element passed by value cannot write the array.
-        return "read"
+        return UseAccess.READ
     if kind == "argument_list":
         call = parent.parent
         name = ctree.call_name(call) if call is not None else None
         args = ctree.call_args(call) if call is not None else []
-        if name in WRITING_MACROS and args and args[0] == child:
-            return "write"
-        if is_array and name not in READING_CALLS:
-            return "address"  # an array decays to a pointer the callee may write through
+        if name in capi.WRITING_MACROS and args and args[0] == child:
+            return UseAccess.WRITE
+        if is_array and name not in capi.READING_CALLS:
+            return UseAccess.ADDRESS  # an array decays to a pointer the callee may write through
         if name and name.startswith(("strcpy", "strcat", "strncpy", "memcpy", "memset", "memmove",
                                      "snprintf", "sprintf", "PyOS_snprintf")) and args and args[0] == child:
-            return "address"
-    return "read"
+            return UseAccess.ADDRESS
+    return UseAccess.READ
 
 
 
@@ -251,10 +240,10 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> t
     decl_type = g.c_type
     declarator = g.type_text
     pointer_decl = "*" in declarator
-    writes = [u for u in g.uses if u.access in ("write", "address", "macro-paste")]
+    writes = [u for u in g.uses if u.access in (UseAccess.WRITE, UseAccess.ADDRESS, UseAccess.MACRO_PASTE)]
     if _function_table(g, indexes):
         # A struct of function pointers: passing its address around does not write it.
-        writes = [u for u in writes if u.access == "write"]
+        writes = [u for u in writes if u.access is UseAccess.WRITE]
     late_writes = [u for u in writes if u.function not in phase and u.function is not None]
     if decl_type in capi.DEFINITION_TABLE_TYPES and not pointer_decl:
         return GlobalKind(capi.DEFINITION_TABLE_TYPES[decl_type]), f"a {decl_type} table"
@@ -264,7 +253,7 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> t
         return GlobalKind.IDENTIFIER, "_Py_IDENTIFIER"
     if _is_capsule_table(g, indexes):
         return GlobalKind.CAPSULE_API, "passed to PyCapsule_New"
-    if pointer_decl and (decl_type in OBJECT_TYPES or decl_type in object_structs) and "(" not in declarator:
+    if pointer_decl and (decl_type in capi.OBJECT_TYPES or decl_type in object_structs) and "(" not in declarator:
         if decl_type == "PyTypeObject":
             return GlobalKind.TYPE_POINTER, "a PyTypeObject pointer filled at run time"
         if _assigned_from(g, indexes, capi.EXCEPTION_FACTORIES):
@@ -314,7 +303,7 @@ def _source_of(indexes, g: Global):
 
 def _assigned_from(g: Global, indexes, factories) -> bool:
     for u in g.uses:
-        if u.access != "write":
+        if u.access is not UseAccess.WRITE:
             continue
         index = next(i for i in indexes if i.path == u.file)
         node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end)
@@ -347,7 +336,8 @@ def _is_kwlist(g: Global, indexes) -> bool:
     if "[" not in g.type_text or "*" not in g.type_text or g.initializer is None:
         return False
     src = _source_of(indexes, g)
-    return b"NULL" in src.text[g.initializer.start:g.initializer.end] or b"0" in src.text[g.initializer.start:g.initializer.end]
+    value = src.text[g.initializer.start:g.initializer.end]
+    return b"NULL" in value or b"0" in value
 
 
 def _initialized_with_string(g: Global, indexes) -> bool:

@@ -11,7 +11,6 @@ from porter.model import Macro, Span
 from porter.parse import Node, Source, captures
 
 
-
 @dataclass
 class FileIndex:
     src: Source

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import re
 
+from porter import capi
 from porter.analyze import ctree
 from porter.analyze.find_module import existing_module_return
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import referenced_name
 from porter.analyze.macros import MacroTable, expand
-from porter.model import (AddObjectCall, FieldAssignment, InitBody, InitFunction, ReturnSite,
-                          Span, TypeReady)
+from porter.model import AddObjectCall, FieldAssignment, InitBody, InitFunction, ReturnSite, Span, TypeReady
 from porter.parse import Node, walk
 
-MODULE_DECREFS = ("Py_DECREF", "Py_XDECREF", "Py_CLEAR")
 _NULLISH = re.compile(r"^\(?\s*(NULL|0|\(\s*PyObject\s*\*\s*\)\s*NULL)\s*\)?$")
 
 
@@ -43,7 +42,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
             continue
         callee = ctree.call_name(node)
         args = ctree.call_args(node)
-        if callee in MODULE_DECREFS and module_var and len(args) == 1 and _is_name(args[0], module_var):
+        if callee in capi.RELEASE_MACROS and module_var and len(args) == 1 and _is_name(args[0], module_var):
             stmt = _statement_of(node)
             if stmt is not None:
                 decrefs.append(ctree.span(stmt))
@@ -54,7 +53,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         elif callee == "PyModule_AddObject" and len(args) == 3:
             add_objects.append(_add_object(src, node, args))
         elif (callee == "PyType_Ready" and len(args) == 1) or (
-                callee in ("PyStructSequence_InitType2", "PyStructSequence_InitType") and len(args) == 2):
+                callee in capi.STRUCTSEQ_INIT_CALLS and len(args) == 2):
             type_name = referenced_name(src.text_of(args[0]))
             stmt = _enclosing_if_or_statement(node)
             if type_name and stmt is not None:
@@ -96,6 +95,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
                           and any(body.start_byte <= x.start_byte < body.end_byte for x in nodes)})
     returning = [n for n in returning if n not in {r.text.split("(")[0].strip().rstrip(";") for r in returns}]
     reused = _module_var_reused(index, body, module_var, create_nodes, macros)
+    droppable = set(decrefs) | set(add_module) | {d for a in add_objects for d in a.failure_decrefs}
     header_end = _header_end(fn, src)
     return InitBody(
         function=name, file=index.path, header=Span(fn.start_byte, header_end),
@@ -106,7 +106,20 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         returning_macros=tuple(returning), module_var_reused=reused,
         module_var_global=module_var_global,
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
+        lone_bodies=_lone_bodies(body, droppable),
     )
+
+
+def _lone_bodies(body: Node, spans: set[Span]) -> tuple[Span, ...]:
+    """Those of `spans` that are statements standing alone as the body of an if/else/loop:
+    deleting one needs `{}` in its place."""
+    found = []
+    for node in walk(body):
+        if Span(node.start_byte, node.end_byte) in spans and node.parent is not None \
+                and node.parent.type not in ("compound_statement", "labeled_statement") \
+                and node.type.endswith("statement"):
+            found.append(Span(node.start_byte, node.end_byte))
+    return tuple(sorted(set(found)))
 
 
 def _alone(stmt: Node, call: Node) -> bool:

@@ -32,7 +32,7 @@ class MacroTable:
     def __contains__(self, name: str) -> bool:
         return self.get(name) is not None
 
-    def at(self, file: str, offset: int) -> "MacroTable":
+    def at(self, file: str, offset: int) -> MacroTable:
         """The definitions in effect at `offset` of `file`: a macro redefined further down a
         unity build (`#define method(...)` in each included .c) means its latest definition."""
         view = MacroTable([])

@@ -9,11 +9,9 @@ from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import read_initializer
 from porter.analyze.macros import MacroTable, expand
-from porter.model import Call, InitFunction, InitStyle, Initializer, ModuleDef, Span
+from porter.model import Call, InitFunction, Initializer, InitStyle, ModuleDef, Span
 from porter.parse import Node, parse_source
 
-CREATE_CALLS = ("PyModule_Create", "PyModule_Create2", "PyModule_FromDefAndSpec",
-                "PyModule_FromDefAndSpec2")
 _CREATE_IN_TEXT = re.compile(r"\b(PyModule_Create2?|PyModuleDef_Init)\s*\(\s*&?\s*\(?\s*([A-Za-z_]\w*)")
 _PYINIT_IN_TEXT = re.compile(r"\bPyInit_(\w*)")
 
@@ -111,7 +109,7 @@ def _create_calls(index: FileIndex, macros: MacroTable, fn: Node) -> tuple[list[
         if not (fn.start_byte <= call.start_byte < fn.end_byte):
             continue
         args = ctree.call_args(call)
-        if name in CREATE_CALLS or name == "PyModuleDef_Init":
+        if name in capi.MODULE_CREATE_CALLS or name == "PyModuleDef_Init":
             calls.append(Call(name, ctree.span(call), tuple(ctree.span(a) for a in args)))
             if args:
                 def_name = def_name or _def_from_arg(index.src.text_of(args[0]))

@@ -9,22 +9,39 @@ import traceback
 from dataclasses import dataclass
 
 from porter.analyze import ctree
+from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.findings import collect_findings
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables, init_phase
 from porter.analyze.globals import collect_globals
-from porter.analyze.find_module import collect_find_module_uses, module_global_uses
-from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.index import FileIndex, build_index
-from porter.analyze.initializers import sizeof_operand
 from porter.analyze.init_body import read_init_body
+from porter.analyze.initializers import sizeof_operand
+from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
+from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads, collect_limited_api
 from porter.analyze.spec_types import collect_spec_types
-from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.types import collect_static_types
-from porter.model import (Call, ExtensionModule, FileFacts, FileProblem, Finding, Function, InitFunction,
-                          InstanceStruct, Location, MacroUse, Param, Span, StateStructDefinition,
-                          Severity, StructField)
+from porter.model import (
+    Call,
+    ExtensionModule,
+    FileFacts,
+    FileProblem,
+    Finding,
+    Function,
+    IncludeLine,
+    InitFunction,
+    InstanceStruct,
+    Location,
+    MacroUse,
+    Param,
+    Role,
+    RoleKind,
+    Severity,
+    Span,
+    StateStructDefinition,
+    StructField,
+)
 from porter.parse import Source
 
 
@@ -73,9 +90,14 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
         for init in inits[root]:
             try:
                 module = _module(init, module_indexes, macros)
+                shared = _included_by(outside_files)
                 modules.append(dataclasses.replace(module, python_dict_reads=dict_reads,
                                                    python_module_reads=module_reads,
                                                    outside_uses=_outside_uses(module, outside_files),
+                                                   macros_fully_seen=frozenset(
+                                                       n for n in module.macros_fully_seen
+                                                       if not any(m.name == n and posixpath.basename(m.file) in shared
+                                                                  for m in module.macros)),
                                                    findings=module.findings + tuple(limited)))
             except Exception as e:  # one module porter cannot read must not stop the run
                 problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
@@ -149,9 +171,59 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
                                   if definition is not None and d.name == definition.name
                                   and d.initializer is None and d.function is None),
         includes=tuple(module_includes),
+        include_lines=tuple(IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))
+                            for idx in indexes for inc in idx.src.pre.includes),
+        guard_ends=tuple((idx.path, end) for idx in indexes if idx.path.endswith(".h")
+                         for end in [guard_end(idx.src)] if end is not None),
+        unread_branches=tuple(Location(idx.path, span) for idx in indexes for span, _ in idx.src.dropped_text()),
+        macros_fully_seen=_macros_fully_seen(indexes, macros, macro_uses),
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
     )
+
+
+def guard_end(src: Source) -> int | None:
+    """Where a header's guarded part ends: its guard's `#endif`, or the end of a header with
+    `#pragma once`; None when it has neither (a second include would define things twice)."""
+    text = src.text
+    if re.search(rb"^[ \t]*#[ \t]*pragma[ \t]+once\b", text, re.MULTILINE):
+        return len(text)
+    blank = rb"\s*(/\*.*?\*/\s*|//[^\n]*\s*)*"
+    for cond in src.conditionals:
+        first = cond.branches[0]
+        if first.kind == "ifndef" and len(cond.branches) == 1 \
+                and re.fullmatch(blank, text[:cond.span.start], re.DOTALL) \
+                and re.fullmatch(blank, text[cond.endif.end:], re.DOTALL) \
+                and re.match(rb"\s*#[ \t]*define[ \t]+" + re.escape(first.condition.encode()) + rb"\b",
+                             text[first.body.start:]):
+            return cond.endif.start
+    return None
+
+
+def _macros_fully_seen(indexes: list[FileIndex], macros: MacroTable, uses) -> frozenset[str]:
+    """Project macros whose every expansion site porter read: defined (unconditionally) in a
+    source file, or in a header only the module's files include, and named in no #if branch
+    porter left unread. An edit in another macro's body changes code porter has not seen."""
+    from porter.lexer import identifiers
+
+    in_unread = set()
+    for idx in indexes:
+        for span, _ in idx.src.dropped_text():
+            in_unread.update(t.text.decode("utf-8", "replace") for t in identifiers(idx.src.text, span.start, span.end))
+    seen = set()
+    for m in macros.all():
+        if m.active is True and m.name not in in_unread:
+            seen.add(m.name)
+    return frozenset(seen)
+
+
+def _included_by(outside_files) -> set[str]:
+    """Base names of the quoted headers files outside the module include."""
+    names = set()
+    for _, data in outside_files:
+        for m in re.finditer(rb'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', data, re.MULTILINE):
+            names.add(posixpath.basename(m.group(1).decode("utf-8", "replace")))
+    return names
 
 
 def _unread_inits(indexes, found: set[str]) -> list[FileProblem]:
@@ -284,7 +356,7 @@ def _macro_defined(indexes, macros, roles, owners, flags, known: set[str]) -> li
         if mf.name in known:
             continue
         known.add(mf.name)
-        fn_roles = list(roles.get(mf.name, [])) or ["helper"]
+        fn_roles = list(roles.get(mf.name, [])) or [Role(RoleKind.HELPER)]
         out.append(Function(
             name=mf.name, file=mf.file, span=mf.use, header=mf.use, body=mf.use, return_type="",
             params=tuple(Param(p, "", mf.use) for p in mf.params), is_static=mf.is_static,
@@ -333,8 +405,9 @@ def _state_struct(indexes: list[FileIndex], definition) -> StateStructDefinition
             if node.type == "type_definition":
                 t = node.child_by_field_name("type")
                 names = [d.text.decode() for d in node.children_by_field_name("declarator")]
-            elif node.type == "struct_specifier" or (node.type == "declaration" and node.child_by_field_name("type")
-                                                     is not None and node.child_by_field_name("type").type == "struct_specifier"):
+            elif node.type == "struct_specifier" or (
+                    node.type == "declaration" and node.child_by_field_name("type") is not None
+                    and node.child_by_field_name("type").type == "struct_specifier"):
                 t = node if node.type == "struct_specifier" else node.child_by_field_name("type")
                 names = []
             else:

@@ -6,26 +6,23 @@ global is shared, and without the module the type's methods cannot find module s
 
 from __future__ import annotations
 
+from porter import capi
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import referenced_name
 from porter.model import SpecType
-
-# Creator -> the position of the spec argument.
-SPEC_CREATORS = {"PyType_FromSpec": 0, "PyType_FromSpecWithBases": 0,
-                 "PyType_FromModuleAndSpec": 1, "PyType_FromMetaclass": 2}
 
 
 def collect_spec_types(indexes: list[FileIndex]) -> list[SpecType]:
     out = []
     for idx in indexes:
         for name, call in idx.calls:
-            if name not in SPEC_CREATORS:
+            if name not in capi.SPEC_CREATORS:
                 continue
             args = ctree.call_args(call)
-            if len(args) <= SPEC_CREATORS[name]:
+            if len(args) <= capi.SPEC_CREATORS[name]:
                 continue
-            spec = referenced_name(idx.src.text_of(args[SPEC_CREATORS[name]]))
+            spec = referenced_name(idx.src.text_of(args[capi.SPEC_CREATORS[name]]))
             node = call
             while node.parent is not None and node.parent.type in ("cast_expression", "parenthesized_expression"):
                 node = node.parent
@@ -39,5 +36,6 @@ def collect_spec_types(indexes: list[FileIndex]) -> list[SpecType]:
             if ctree.is_declared_locally(left.text.decode(), left):
                 continue
             out.append(SpecType(left.text.decode(), spec, idx.path, ctree.function_name(owner)[0],
-                                ctree.span(call), name, tuple(ctree.span(a) for a in args)))
+                                ctree.span(call), name, tuple(ctree.span(a) for a in args),
+                                tuple(idx.src.text_of(a) for a in args)))
     return out

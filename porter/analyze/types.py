@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from porter import capi
+import dataclasses
+
+from porter import capi, conditions
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, read_initializer, referenced_name
@@ -10,9 +12,6 @@ from porter.analyze.macros import split_args
 from porter.lexer import tokenize
 from porter.model import Initializer, Location, StaticType
 from porter.parse import Node
-
-STRUCTSEQ_INIT = ("PyStructSequence_InitType", "PyStructSequence_InitType2")
-TABLE_SLOTS = ("tp_methods", "tp_members", "tp_getset")
 
 
 def collect_static_types(indexes: list[FileIndex], expand_macro=None) -> list[StaticType]:
@@ -40,7 +39,7 @@ def collect_static_types(indexes: list[FileIndex], expand_macro=None) -> list[St
                     forwards.setdefault(info.name, []).append(
                         Location(index.path, ctree.span(decl)))
         for name, call in index.calls:
-            if name in STRUCTSEQ_INIT:
+            if name in capi.STRUCTSEQ_INIT_CALLS:
                 args = ctree.call_args(call)
                 if args:
                     target = referenced_name(index.src.text_of(args[0]))
@@ -95,13 +94,15 @@ def _static_type(index, decl, name, value, forwards, substruct_vars, expand_macr
                 fields = capi.SUBSTRUCT_FIELDS[capi.SUBSTRUCT_OF_FIELD[slot.name]]
                 read, cond = read_initializer(sub_index.src, init, fields, capi.SUBSTRUCT_ALIASES)
                 conditional = conditional or cond
-                sub_slots.extend(s for s in read if not is_null(s.text))
+                sub_slots.extend(dataclasses.replace(s, guard=slot_guard(sub_index.src, s))
+                                 for s in read if not is_null(s.text))
     tables = []
     for slot in slots:
-        if slot.name in TABLE_SLOTS and not is_null(slot.text):
+        if slot.name in capi.TYPE_TABLE_SLOTS and not is_null(slot.text):
             var = referenced_name(slot.text)
             if var:
                 tables.append((slot.name, var))
+    slots = [dataclasses.replace(s, guard=slot_guard(src, s)) for s in slots]
     metatype = _metatype(src, slots)
     groups = tuple(
         (mc.conditional, mc.kept,
@@ -151,3 +152,35 @@ def _metatype(src, slots: list[Initializer]) -> str | None:
             if args and not is_null(args[0]):
                 return args[0]
     return None
+
+
+def slot_guard(src, slot: Initializer) -> str | None:
+    """The `#if` line that guarded a slot inside its initialiser, when porter masked that `#if`
+    down to the slot's branch and not every Python porter targets takes that branch."""
+    for mc in src.masked_conditionals:
+        cond = mc.conditional
+        if not (cond.span.start <= slot.span.start < cond.span.end) or mc.kept is None:
+            continue
+        branch = cond.branches[mc.kept]
+        if not (branch.body.start <= slot.span.start < branch.body.end):
+            continue
+        if same_for_all_targets(cond, mc.kept):
+            return None
+        if mc.kept == 0:
+            return src.text_of(cond.branches[0].directive).strip()
+        # A later branch: guard it with the negation of those before it.
+        return "#if " + " && ".join(f"!({_as_expression(b)})" for b in cond.branches[:mc.kept])
+    return None
+
+
+def same_for_all_targets(cond, kept: int) -> bool:
+    """Whether the kept branch is taken on every Python porter targets (3.11 to 3.13)."""
+    return conditions.taken_everywhere([(b.kind, b.condition.encode()) for b in cond.branches], kept)
+
+
+def _as_expression(branch) -> str:
+    if branch.kind == "ifdef":
+        return f"defined({branch.condition})"
+    if branch.kind == "ifndef":
+        return f"!defined({branch.condition})"
+    return branch.condition

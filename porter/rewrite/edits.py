@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from porter.model import Span
+from porter.rewrite.vocab import Applicability
 
-
-class Applicability(StrEnum):
-    SAFE = "safe"  # applied by default
-    UNSAFE = "unsafe"  # applied only with --unsafe
-    MANUAL = "manual"  # never applied: a checklist item
+ItemKey = tuple  # what a checklist item is about: ("global", function, name), ("type", name), ...
 
 
 @dataclass(frozen=True)
@@ -22,11 +18,8 @@ class Edit:
     step: str  # the id of the step that made it
     order: int = 0  # for several insertions at one offset: lower first
     supersedes: bool = False  # rewrites a whole region: edits inside it are moot
-    applicability: "Applicability" = None  # type: ignore[assignment]  (SAFE when not given)
-
-    def __post_init__(self):
-        if self.applicability is None:
-            object.__setattr__(self, "applicability", Applicability.SAFE)
+    applicability: Applicability = Applicability.SAFE
+    item: ItemKey | None = None  # the checklist item it implements
 
 
 class OverlappingEdits(Exception):
@@ -35,7 +28,7 @@ class OverlappingEdits(Exception):
 
 def applicable(edits: list[Edit], unsafe: bool) -> list[Edit]:
     """The edits a run applies: safe ones, and unsafe ones when asked; never manual ones."""
-    allowed = {Applicability.SAFE} | ({Applicability.UNSAFE} if unsafe else set())
+    allowed = {Applicability.SAFE, Applicability.REVIEW} | ({Applicability.UNSAFE} if unsafe else set())
     return [e for e in edits if e.applicability in allowed]
 
 
@@ -84,7 +77,7 @@ def join_deleted_lines(text: bytes, edits: list[Edit]) -> list[Edit]:
         if merged and merged[-1].span.end == e.span.start:
             last = merged[-1]
             merged[-1] = Edit(last.file, Span(last.span.start, e.span.end), "", last.step,
-                              last.order, last.supersedes, last.applicability)
+                              last.order, last.supersedes, last.applicability, last.item)
         else:
             merged.append(e)
     out = [e for e in edits if not (e.text == "" and _whole_lines(text, e.span))]
@@ -96,7 +89,7 @@ def join_deleted_lines(text: bytes, edits: list[Edit]) -> list[Edit]:
         next_end = text.find(b"\n", end)
         if before_blank and next_end >= 0 and text[end:next_end].strip() == b"":
             end = next_end + 1
-        out.append(Edit(e.file, Span(start, end), "", e.step, e.order, e.supersedes, e.applicability))
+        out.append(Edit(e.file, Span(start, end), "", e.step, e.order, e.supersedes, e.applicability, e.item))
     return out
 
 

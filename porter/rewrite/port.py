@@ -1,43 +1,45 @@
-"""Facts to an edit plan: decisions, then each step in order, then one apply and a re-parse check."""
+"""Facts to patches: plan each module, run the steps, judge each edit, apply, re-parse.
+
+One error policy: anything that goes wrong while planning or in a step costs that module only;
+it is reported failed with the reason, and none of its edits are applied.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import traceback
+from dataclasses import dataclass, field, replace
 
-from porter.analyze.initializers import sizeof_operand
 from porter.analyze.project import Analysis, load_sources
-from porter.model import ExtensionModule, FileProblem, InitStyle
-from porter.rewrite.context import Item, PortContext, make_names
-from porter.rewrite.decide import decide
-from porter.rewrite.edits import (Applicability, Edit, OverlappingEdits, applicable, apply_edits,
-                                  drop_moot, join_deleted_lines)
-from porter.rewrite.posture import choose_posture
+from porter.model import ExtensionModule, FileProblem, InitStyle, Location
+from porter.rewrite.edits import Edit, OverlappingEdits, applicable, apply_edits, drop_moot, join_deleted_lines
+from porter.rewrite.emit import Item, Step
+from porter.rewrite.layout import FileLayout
+from porter.rewrite.plan import Plan, build_plan
+from porter.rewrite.planning.posture import Posture
 from porter.rewrite.steps.exec_slot import ExecSlot
 from porter.rewrite.steps.gc_support import GcSupport
-from porter.rewrite.steps.heap_types import HeapTypes, convertible_types
+from porter.rewrite.steps.heap_types import HeapTypes
 from porter.rewrite.steps.module_def import ModuleDefinition
 from porter.rewrite.steps.state_access import StateAccess
 from porter.rewrite.steps.state_struct import StateStruct
+from porter.rewrite.vocab import Applicability, PortStatus, Reason
 
-# The order matters: state-struct decides the fields every later step reads; heap-types
-# schedules type creation in exec before exec-slot writes exec's prologue and decides which
-# types gc-support completes; module-def
-# comes last because it renders the definition from everything before it.
-PASSES = (StateStruct(), HeapTypes(), GcSupport(), StateAccess(), ExecSlot(), ModuleDefinition())
+# Steps run in this order on one plan; each only reads the plan, so the order only decides
+# the order of their checklist items (and which failure is reported first).
+PASSES: tuple[Step, ...] = (StateStruct(), HeapTypes(), GcSupport(), StateAccess(), ExecSlot(), ModuleDefinition())
 
 
 @dataclass
 class ModulePort:
     module: ExtensionModule
-    status: str  # ported, nothing-to-do, failed
+    status: PortStatus
     reason: str = ""
     edits: list[Edit] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
-    posture: str = ""
-    posture_reasons: list[str] = field(default_factory=list)
-    kept: dict = field(default_factory=dict)
-    posture_condition: str | None = None
+    posture: Posture | None = None
+    kept: dict = field(default_factory=dict)  # global key -> Reason it stays global
     sources: dict = field(default_factory=dict)  # for line numbers in reports
+    failure_code: str = ""
 
 
 @dataclass
@@ -48,53 +50,106 @@ class PortResult:
 
     @property
     def failed(self) -> bool:
-        return any(m.status == "failed" for m in self.modules) or bool(self.problems)
+        return any(m.status is PortStatus.FAILED for m in self.modules) or bool(self.problems)
 
 
-def plan_module(module: ExtensionModule, analysis: Analysis, unsafe: bool) -> ModulePort:
-    if module.init_style is InitStyle.MULTI_PHASE:
-        return ModulePort(module, "nothing-to-do", "already multi-phase")
+def internal_error(where: str, error: BaseException) -> str:
+    tb = traceback.extract_tb(error.__traceback__) if error.__traceback__ else []
+    at = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+    return f"internal error {where} ({type(error).__name__}: {error}{at}); please report it"
+
+
+def plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: bool,
+                multi_phase_is_done: bool = True) -> ModulePort:
+    """Plan and run every step for one module.
+
+    `multi_phase_is_done=False` ports a module that is already multi-phase as if it were not
+    (the idempotence test uses it: the steps must then find nothing left to do).
+    """
+    if module.init_style is InitStyle.MULTI_PHASE and multi_phase_is_done:
+        return ModulePort(module, PortStatus.NOTHING_TO_DO, "already multi-phase")
     if module.init_style is InitStyle.UNKNOWN:
-        return ModulePort(module, "failed", "porter cannot tell how this module is created")
-    types = convertible_types(module, unsafe)
-    decisions = decide(module, types)
-    existing = _existing_state(module)
-    names = make_names(module, decisions.state_var, existing)
-    ctx = PortContext(module, analysis.sources, decisions, names, unsafe)
-    ctx.posture, ctx.posture_reasons, ctx.posture_condition = choose_posture(module, decisions)
-    if decisions.blocked:
-        ctx.fail("; ".join(dict.fromkeys(decisions.blocked)))
-    for step in PASSES:
-        if ctx.failure:
+        return ModulePort(module, PortStatus.FAILED, "porter cannot tell how this module is created")
+    try:
+        plan = build_plan(module, layouts, unsafe)
+    except Exception as e:  # a porter bug: this module only
+        return ModulePort(module, PortStatus.FAILED, internal_error("while planning", e), failure_code="internal-error")
+    edits: list[Edit] = []
+    items: list[Item] = []
+    failure = plan.failure
+    for step in PASSES if failure is None else ():
+        try:
+            result = step.run(plan)
+        except Exception as e:  # a porter bug: this module only
+            failure = Reason("internal-error", internal_error(f"in step {step.id}", e))
             break
-        step.run(ctx)
-    for key, why in decisions.kept.items():
+        edits += result.edits
+        items += result.items
+        if result.failure is not None:
+            failure = result.failure
+            break
+    for key, why in plan.decisions.kept.items():
         g = next(g for g in module.globals if g.key == key)
-        ctx.item("state-struct", Applicability.MANUAL, g.file, g.span,
-                 f"{g.name} stays global: {why}", done=False)
-    if ctx.failure:
-        return ModulePort(module, "failed", ctx.failure, [], ctx.items, ctx.posture,
-                          ctx.posture_reasons, decisions.kept, ctx.posture_condition)
-    return ModulePort(module, "ported", "", ctx.edits, ctx.items, ctx.posture,
-                      ctx.posture_reasons, decisions.kept, ctx.posture_condition)
+        items.append(Item("state-struct", Applicability.MANUAL, g.file, g.span, f"{g.name} stays global: {why}",
+                          False, ("global", *key)))
+    if failure is not None:
+        return ModulePort(module, PortStatus.FAILED, failure.message, [], items, plan.posture, plan.decisions.kept,
+                          failure_code=failure.code)
+    edits, items = judge(plan, edits, items)
+    return ModulePort(module, PortStatus.PORTED, "", edits, items, plan.posture, plan.decisions.kept)
 
 
-def _existing_state(module: ExtensionModule) -> str | None:
-    d = module.definition
-    size = d.field("m_size") if d else None
-    operand = sizeof_operand(size.text if size is not None else None)
-    return operand[0] if operand else None
+def judge(plan: Plan, edits: list[Edit], items: list[Item]) -> tuple[list[Edit], list[Item]]:
+    """Applicability as policy: an edit in a macro body whose every expansion porter did not
+    see, or in an #if branch porter did not read, is at best REVIEW; each item then carries the
+    edits that implement it, and is as weak as the weakest of them."""
+    module = plan.module
+    unseen_macros = [Location(m.file, m.span) for m in module.macros if m.name not in module.macros_fully_seen]
+    judged = []
+    orphans: dict[tuple, tuple[Edit, str]] = {}
+    keys = {it.key for it in items if it.key is not None}
+    for e in edits:
+        why = _needs_review(e, unseen_macros, module.unread_branches)
+        if why and e.applicability is Applicability.SAFE:
+            e = replace(e, applicability=Applicability.REVIEW)
+            if e.item is None or e.item not in keys:
+                orphans.setdefault(("review", e.file, e.span.start), (e, why))
+        judged.append(e)
+    by_key: dict[tuple, list[Edit]] = {}
+    for e in judged:
+        if e.item is not None:
+            by_key.setdefault(e.item, []).append(e)
+    linked = []
+    for it in items:
+        implementing = tuple(by_key.get(it.key, ())) if it.key is not None else ()
+        weakest = it.applicability
+        if it.done and any(e.applicability is Applicability.REVIEW for e in implementing):
+            weakest = weakest.at_most(Applicability.REVIEW)
+        linked.append(replace(it, edits=implementing, applicability=weakest))
+    for key, (e, why) in sorted(orphans.items(), key=lambda kv: kv[0][1:]):
+        linked.append(Item(e.step, Applicability.REVIEW, e.file, e.span, why, True, key, (e,)))
+    return judged, linked
 
 
-def port(analysis: Analysis, unsafe: bool = False) -> PortResult:
-    modules = [plan_module(m, analysis, unsafe) for m in analysis.modules]
+def _needs_review(e: Edit, unseen_macros: list[Location], unread: tuple[Location, ...]) -> str:
+    for loc in unseen_macros:
+        if loc.file == e.file and loc.span.start <= e.span.start and e.span.end <= loc.span.end:
+            return "edited inside a macro body whose every expansion porter did not see: review it"
+    for loc in unread:
+        if loc.file == e.file and loc.span.start <= e.span.start and e.span.end <= loc.span.end:
+            return "edited in an #if branch porter did not read: check that configuration builds"
+    return ""
+
+
+def port(analysis: Analysis, unsafe: bool = False, multi_phase_is_done: bool = True) -> PortResult:
+    layouts = {path: FileLayout(src.text) for path, src in analysis.sources.items()}
+    modules = [plan_module(m, layouts, unsafe, multi_phase_is_done) for m in analysis.modules]
     for mp in modules:
         mp.sources = {f: analysis.sources[f] for f in mp.module.files if f in analysis.sources}
-    problems = list(analysis.problems)
     by_file: dict[str, list[Edit]] = {}
     owners: dict[str, list[ModulePort]] = {}
     for mp in modules:
-        if mp.status != "ported":
+        if mp.status is not PortStatus.PORTED:
             continue
         for e in mp.edits:
             by_file.setdefault(e.file, []).append(e)
@@ -112,16 +167,14 @@ def port(analysis: Analysis, unsafe: bool = False) -> PortResult:
                 _fail(mp, f"internal error: overlapping edits ({e}); please report it")
     _reparse_check(analysis, new_text, owners)
     # A failed module contributes nothing, in any of its files.
-    failed_files = {f for mp in modules if mp.status == "failed" for f in mp.module.files}
     for file in list(new_text):
-        if any(mp.status == "failed" for mp in owners.get(file, [])):
+        if any(mp.status is PortStatus.FAILED for mp in owners.get(file, [])):
             del new_text[file]
-    del failed_files
-    return PortResult(modules, new_text, problems)
+    return PortResult(modules, new_text, list(analysis.problems))
 
 
 def _fail(mp: ModulePort, reason: str) -> None:
-    mp.status = "failed"
+    mp.status = PortStatus.FAILED
     mp.reason = reason
 
 
@@ -135,7 +188,6 @@ def _reparse_check(analysis: Analysis, new_text: dict[str, bytes], owners) -> No
         before = len(analysis.sources[path].error_spans)
         after = reparsed[path]
         if len(after.error_spans) > before:
-            first = after.error_spans[0]
-            line = after.line(first.start)
+            line = after.line(after.error_spans[0].start)
             for mp in owners[path]:
                 _fail(mp, f"the rewritten {path} does not parse (line {line}); nothing was emitted")

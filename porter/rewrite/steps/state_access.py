@@ -10,6 +10,8 @@ Why: the global is gone (state-struct); its value now lives in the module object
 
 Fix safety: safe. Where no safe access exists (a callback whose signature a C library fixes,
 a function porter cannot tie to the module), the global does not move and the report says why.
+Edits in a macro body whose every expansion porter did not see, and in #if branches porter did
+not read, need review.
 
 Known problems: `PyType_GetModuleByDef` walks the MRO: a lookup added to a hot slot costs on
 every call; the report lists those places with cheaper alternatives.
@@ -17,387 +19,430 @@ every call; the report lists those places with cheaper alternatives.
 
 from __future__ import annotations
 
-import re
-
-from porter.lexer import tokenize
-from porter.model import GlobalKind, Span
-from porter.rewrite.context import PortContext, fresh_name
-from porter.rewrite.decide import HOT_SLOTS
-from porter.rewrite.edits import Applicability
+from porter import capi
+from porter.model import CallEndKind, FindModuleWant, Function, GlobalKind, Macro, Span, Use, UseAccess, UseShape
+from porter.rewrite import cbuild
+from porter.rewrite.emit import Emitter, StepResult
+from porter.rewrite.plan import Plan
+from porter.rewrite.planning.access import Access
+from porter.rewrite.planning.fields import StateField
+from porter.rewrite.steps.state_struct import global_key
+from porter.rewrite.vocab import AccessKind
 
 
 class StateAccess:
     id = "state-access"
-    _untyped: set[str] = set()
 
-    def run(self, ctx: PortContext) -> None:
-        self._impl_names: dict[str, str] = {}
-        taken = set(ctx.module.names_in_use)
-        for name, acc in sorted(ctx.decisions.access.items()):
-            if acc.kind == "split" and ctx.decisions.needs.get(name):
-                self._impl_names[name] = fresh_name(f"{name}_impl", taken)
-        # m_free(void *module): its parameter needs a cast to PyObject *.
-        self._untyped = {f.params[0].name for f in ctx.module.functions
-                         if f.params and f.params[0].name and "void" in f.params[0].type_text
-                         and "module-slot" in f.roles}
-        d = ctx.decisions
-        fields = {f.key: f for f in ctx.fields}
-        if not fields and not ctx.module.find_module_uses:
-            return
-        var = ctx.names.state_var
-        fns = {f.name: f for f in ctx.module.functions}
-        exec_name = ctx.module.init_body.function if ctx.module.init_body else None
-        # 1. A `state` in every function that needs one.
-        by_macro: dict[str, list] = {}
-        for name, keys in sorted(d.needs.items()):
-            if not keys or name not in fns:
-                continue
-            f = fns[name]
-            acc = d.access[name]
-            if f.defined_by:
-                by_macro.setdefault(f.defined_by, []).append((f, acc))
-                continue
-            if acc.kind == "helper":
-                self._add_parameter(ctx, f)
-                continue
-            if acc.kind == "split":
-                self._split(ctx, f, acc)
-                continue
-            if name == exec_name:
-                continue  # the exec step declares it at the top of exec
-            expr = self._state_expression(ctx, acc)
-            if expr is None:
-                continue
+    def run(self, plan: Plan) -> StepResult:
+        out = Emitter(self.id, plan)
+        if not plan.fields and not plan.module.find_module_uses:
+            return out.result
+        _declare_state(out, plan)
+        _publish_for_callbacks(out, plan)
+        _pass_state_to_helpers(out, plan)
+        _pass_state_in_unread_branches(out, plan)
+        _report_conditional_macros(out, plan)
+        _rewrite_uses(out, plan)
+        _prefix_paste_chains(out, plan)
+        _drop_finders(out, plan)
+        _replace_find_module(out, plan)
+        _rewrite_macros(out, plan)
+        return out.result
+
+
+def _declare_state(out: Emitter, plan: Plan) -> None:
+    """A `state` in every function that needs one: a declaration, a parameter, or a split."""
+    d, names = plan.decisions, plan.names
+    fns = {f.name: f for f in plan.module.functions}
+    by_macro: dict[str, list[tuple[Function, Access]]] = {}
+    for name, keys in sorted(d.needs.items()):
+        if not keys or name not in fns:
+            continue
+        f, acc = fns[name], d.access[name]
+        if f.defined_by:
+            by_macro.setdefault(f.defined_by, []).append((f, acc))
+            continue
+        if acc.kind is AccessKind.HELPER:
+            _add_parameter(out, plan, f)
+            continue
+        if acc.kind is AccessKind.SPLIT:
+            _split(out, plan, f, acc)
+            continue
+        if name == plan.exec_function:
+            continue  # the exec step declares it at the top of exec
+        expr = _state_expression(plan, acc)
+        if expr is None:
+            continue
+        with out.about(("function", name)):
             first = f.params[0] if f.params else None
             if first is not None and first.name is None and first.unused_span is not None \
                     and acc.params and acc.params[0] == first.unused_name:
                 # `PyObject *Py_UNUSED(self)`: the parameter is used now.
-                ctx.edit(f.file, first.unused_span, first.unused_name, self.id)
-            indent = ctx.body_indent(f.file, f.body)
-            nl = ctx.newline(f.file)
-            declaration = f"{nl}{indent}{ctx.names.state_type} *{var} = {expr};"
+                out.edit(f.file, first.unused_span, first.unused_name)
+            layout = plan.layout(f.file)
+            declaration = cbuild.state_declaration(names.state_type, names.state_var, expr)
             if name in d.debug_only:
                 # Only assert() reads it: no lookup (and no unused variable) in release builds.
-                declaration = f"{nl}#ifndef NDEBUG{declaration}{nl}#endif"
-            ctx.insert(f.file, f.body.start + 1, declaration, self.id, order=-5)
-            gc_slots = sorted({r[5:] for r in f.roles if r.startswith("slot:")}
-                              & {"tp_traverse", "tp_clear", "tp_dealloc", "tp_finalize"})
-            if gc_slots and name not in d.debug_only:
-                ctx.item("gc-slot-lookup", Applicability.MANUAL, f.file, f.header,
-                         f"{name}() ({', '.join(gc_slots)}) now looks module state up; at interpreter "
-                         "shutdown it can run after the module is gone: prefer data kept in the "
-                         "instance", done=False)
-            hot = sorted({r[5:] for r in f.roles if r.startswith("slot:")} & HOT_SLOTS)
-            if acc.kind in ("type", "binary") and hot:
-                ctx.item("hot-path-lookup", Applicability.MANUAL, f.file, f.header,
-                         f"{name}() ({', '.join(hot)}) now looks module state up on every call "
-                         "with PyType_GetModuleByDef; if it is hot, store the state pointer in the "
-                         "instance when it is created, or use METH_METHOD's defining_class",
-                         done=False)
-        for macro, members in sorted(by_macro.items()):
-            self._macro_functions(ctx, macro, members)
-        # 2b. Callbacks made by qsort(), PyArg_Parse converters and the like read the state
-        # their caller set.
-        published: set = set()
-        for f in ctx.module.functions:
-            if d.access.get(f.name) is None or d.access[f.name].kind != "callback" or not d.needs.get(f.name):
-                continue
-            for caller, loc, library, ends in f.sync_callback_sites:
-                if loc in published:
-                    continue  # another callback in the same struct, handed over by the same call
-                published.add(loc)
-                nl = ctx.newline(loc.file)
-                indent = ctx.line_indent(loc.file, loc.span.start)
-                saved = f"previous_{ctx.names.callback_state}" + (str(len(published)) if len(published) > 1 else "")
-                cb = ctx.names.callback_state
-                ctx.insert(loc.file, loc.span.start,
-                           f"{ctx.names.state_type} *{saved} = {cb};{nl}{indent}{cb} = {var};{nl}{indent}",
-                           self.id)
-                for kind, at, close in ends:
-                    if kind == "after":
-                        ctx.insert(loc.file, at, f"{nl}{indent}{cb} = {saved};", self.id)
-                    elif kind == "open":  # the start of a branch of the `if` that made the call
-                        inner = ctx.body_indent(loc.file, Span(at - 1, at - 1))
-                        ctx.insert(loc.file, at, f"{nl}{inner}{cb} = {saved};", self.id)
-                    else:  # a one-statement branch: it gets braces around the restore and itself
-                        inner = ctx.line_indent(loc.file, close - 1)
-                        ctx.insert(loc.file, at, f" {{{nl}{inner}{cb} = {saved};", self.id, order=5)
-                        # Before the restore after the statement, which ends at the same byte.
-                        ctx.insert(loc.file, close, f"{nl}{indent}}}", self.id, order=-1)
-                ctx.item(self.id, Applicability.SAFE, loc.file, loc.span,
-                         f"{caller}() publishes its state in the thread-local {cb} while "
-                         f"{library}() calls {f.name}() back")
-        # 2. Helpers: callers pass their state.
-        for f in ctx.module.functions:
-            if not d.needs.get(f.name) or f.defined_by:
-                continue
-            for call in f.calls:
-                if call.callee in d.helpers or call.callee in self._impl_names:
-                    at = call.args[0].start if call.args else \
-                        ctx.text(f.file).rfind(b")", call.span.start, call.span.end)
-                    self._pass_state(ctx, f.file, call.callee, call.span.start, at, not call.args)
-        # 2c. The same calls in #if branches porter did not read, edited on the tokens.
-        for f in ctx.module.functions:
-            if f.name not in d.helpers and f.name not in self._impl_names:
-                continue
-            for caller, loc in f.unread_calls:
-                if caller is None or not d.needs.get(caller):
-                    continue
-                empty = ctx.text(loc.file)[loc.span.end:].lstrip()[:1] == b")"
-                self._pass_state(ctx, loc.file, f.name, loc.span.start, loc.span.end, empty)
-                ctx.item(self.id, Applicability.SAFE, loc.file, loc.span,
-                         f"{caller}() passes its state to {f.name}() in an #if branch porter did not "
-                         "read (edited on the tokens: check that configuration builds)")
-        # 2d. Macros defined only under a condition porter cannot evaluate are left as they are.
-        conditional_files = dict(ctx.module.file_conditions)
-        for m in ctx.module.macros:
-            if m.active is not None and m.file not in conditional_files:
-                continue
-            called = sorted(h for h in d.helpers if re.search(rf"\b{re.escape(h)}\s*\(", m.body_text))
-            if called:
-                cond = conditional_files.get(m.file) or "its #if"
-                ctx.item(self.id, Applicability.MANUAL, m.file, m.span,
-                         f"macro {m.name} (only under {cond}) calls {', '.join(called)}(), which now "
-                         "take the module state first: that configuration needs it passed by hand",
-                         done=False)
-        # 3. Uses.
-        for key, g in d.movable.items():
-            field = fields[key]
-            for u in g.uses:
-                if u.access in ("macro", "macro-paste"):
-                    continue
-                self._rewrite_use(ctx, u, field.name, g.kind is GlobalKind.STATIC_TYPE)
-        # 3b. Macros that paste moved names together: `str ## S` becomes `state->str ## S`.
-        pasting = {u.name for u in ctx.module.macro_uses
-                   if any((None, n) in fields for n in u.pasted)}
-        for m in ctx.module.macros:
-            if m.name in pasting:
-                self._prefix_paste_chains(ctx, m)
-        # 4a. State finders: `get_global_state()` becomes the caller's state; the finder goes.
-        self._finders(ctx)
-        # 4. PyState_FindModule: the state, or the module object, of the function's access.
-        for use in ctx.module.find_module_uses:
-            if use.function in d.finders:
-                continue
-            if use.wants == "existing":
-                # Multi-phase import makes a new module each time: nothing to return early.
-                for span in use.null_checks:
-                    ctx.edit(use.file, ctx.statement_span_with_line(use.file, span), "", self.id)
-                ctx.item(self.id, Applicability.SAFE, use.file, use.span,
-                         f"{use.function}() returned the module PyState_FindModule() found: removed, "
-                         "each import now makes its own module")
-                continue
-            if use.wants == "state-via":
-                # `m = PyState_FindModule(&def); if (m == NULL) return 0; s = GET(m);`: s is the state.
-                for span in (use.statement, *use.null_checks):
-                    ctx.edit(use.file, ctx.statement_span_with_line(use.file, span), "", self.id)
-                for span in use.state_reads:
-                    ctx.edit(use.file, span, var, self.id)
-            elif use.wants == "state":
-                span = use.span
-                m = next((m for m in ctx.module.macros if m.name == use.macro), None) if use.macro else None
-                if m is not None:
-                    # `#define ST (GET(mod))` becomes `#define ST state`: `(state)` would read as a cast.
-                    body = ctx.text(m.file)[m.body.start:m.body.end]
-                    inner = body.strip()
-                    at = m.body.start + (len(body) - len(body.lstrip()))
-                    if inner.startswith(b"(") and inner.endswith(b")") and \
-                            inner[1:-1].strip() == ctx.text(use.file)[span.start:span.end].strip():
-                        span = Span(at, at + len(inner))
-                ctx.edit(use.file, span, var, self.id)
+                text = "\n" + cbuild.debug_only(layout.body_indent(f.body) + declaration)
             else:
-                ctx.edit(use.file, use.span, self._module_expression(ctx, d.access[use.function]), self.id)
-            ctx.item(self.id, Applicability.SAFE, use.file, use.span,
-                     f"{use.source} ("
-                     + ("NULL for multi-phase modules" if use.source.startswith("PyState")
-                        else "one for the whole process")
-                     + ") replaced by the "
-                     + ("module object" if use.wants == "module" else "module state")
-                     + (f" in macro {use.macro}" if use.macro else f" in {use.function}()"))
-        # 5. Macro bodies that name moved globals.
-        for m in ctx.module.macros:
-            keys = d.state_macros.get(m.name)
-            if not keys:
-                continue
-            direct = {k[1]: fields[k] for k in keys if k in fields}
-            self._rewrite_macro(ctx, m, {}, direct)
-            if direct or any(u.macro == m.name for u in ctx.module.find_module_uses):
-                ctx.item(self.id, Applicability.SAFE, m.file, m.span,
-                         f"macro {m.name} now reads `{var}`: every function using it declares one")
+                text = "\n" + layout.body_indent(f.body) + declaration
+            out.insert(f.file, f.body.start + 1, text, order=-5)
+        gc_slots = sorted(f.slots & capi.GC_SLOTS)
+        if gc_slots and name not in d.debug_only:
+            out.todo(f.file, f.header, f"{name}() ({', '.join(gc_slots)}) now looks module state up; at interpreter "
+                                       "shutdown it can run after the module is gone: prefer data kept in the instance",
+                     step="gc-slot-lookup")
+        hot = sorted(f.slots & capi.HOT_SLOTS)
+        if acc.kind in (AccessKind.TYPE, AccessKind.BINARY) and hot:
+            out.todo(f.file, f.header, f"{name}() ({', '.join(hot)}) now looks module state up on every call "
+                                       "with PyType_GetModuleByDef; if it is hot, store the state pointer in the "
+                                       "instance when it is created, or use METH_METHOD's defining_class",
+                     step="hot-path-lookup")
+    for macro, members in sorted(by_macro.items()):
+        _macro_functions(out, plan, macro, members)
 
-    def _state_expression(self, ctx: PortContext, acc) -> str | None:
-        n = ctx.names
-        if acc.kind == "module":
-            return f"{n.get_state}((PyObject *){acc.params[0]})" if acc.params[0] in self._untyped \
-                else f"{n.get_state}({acc.params[0]})"
-        if acc.kind == "type":
-            ctx.needs_by_type = True
-            return f"{n.get_state_by_type}(Py_TYPE({acc.params[0]}))"
-        if acc.kind == "new":
-            ctx.needs_by_type = True
-            return f"{n.get_state_by_type}({acc.params[0]})"
-        if acc.kind == "binary":
-            ctx.needs_by_operands = True
-            return f"{n.get_state_by_operands}((PyObject *){acc.params[0]}, (PyObject *){acc.params[1]})"
-        if acc.kind == "callback":
-            return n.callback_state
-        return None
 
-    def _macro_functions(self, ctx: PortContext, macro_name: str, members) -> None:
-        """Functions a macro defines share its body: one state declaration, in the macro."""
-        exprs = {self._state_expression(ctx, acc) for _, acc in members}
-        if len(exprs) != 1 or None in exprs:
-            ctx.fail(f"functions defined by macro {macro_name} reach module state in different ways")
-            return
-        m = next(m for m in ctx.module.macros if m.name == macro_name)
-        toks = [t for t in tokenize(ctx.text(m.file), m.body.start, m.body.end, directives=False)
-                if t.kind not in ("comment", "newline")]
-        brace = next((t for t in toks if t.text == b"{"), None)
-        if brace is None:
-            ctx.fail(f"cannot find the body of the functions macro {macro_name} defines")
-            return
-        var = ctx.names.state_var
-        ctx.insert(m.file, brace.end, f" {ctx.names.state_type} *{var} = {exprs.pop()};", self.id)
-        for i, tok in enumerate(toks[:-1]):
-            if tok.kind == "ident" and tok.text.decode() in ctx.decisions.helpers and toks[i + 1].text == b"(":
-                empty = i + 2 < len(toks) and toks[i + 2].text == b")"
-                self._pass_state(ctx, m.file, tok.text.decode(), tok.start, toks[i + 1].end, empty)
-        ctx.item(self.id, Applicability.SAFE, m.file, m.span,
-                 f"macro {macro_name} defines {', '.join(f.name for f, _ in members)}: "
-                 f"its body declares `{var}` for all of them")
+def _state_expression(plan: Plan, acc: Access) -> str | None:
+    n = plan.names
+    if acc.kind is AccessKind.MODULE:
+        module = acc.params[0]
+        return f"{n.get_state}((PyObject *){module})" if module in plan.untyped_module_params \
+            else f"{n.get_state}({module})"
+    if acc.kind is AccessKind.TYPE:
+        return f"{n.get_state_by_type}(Py_TYPE({acc.params[0]}))"
+    if acc.kind is AccessKind.NEW:
+        return f"{n.get_state_by_type}({acc.params[0]})"
+    if acc.kind is AccessKind.BINARY:
+        return f"{n.get_state_by_operands}((PyObject *){acc.params[0]}, (PyObject *){acc.params[1]})"
+    if acc.kind is AccessKind.CALLBACK:
+        return n.callback_state
+    return None
 
-    def _prefix_paste_chains(self, ctx: PortContext, m) -> None:
-        toks = [t for t in tokenize(ctx.text(m.file), m.body.start, m.body.end, directives=False)
-                if t.kind not in ("comment", "newline")]
-        for i, tok in enumerate(toks):
-            starts_chain = i + 1 < len(toks) and toks[i + 1].text == b"##" and (
-                i == 0 or toks[i - 1].text != b"##")
-            if starts_chain and tok.kind == "ident":
-                ctx.insert(m.file, tok.start, f"{ctx.names.state_var}->", self.id)
-        ctx.item(self.id, Applicability.SAFE, m.file, m.span,
-                 f"macro {m.name} builds global names with ##: they now name fields of "
-                 f"`{ctx.names.state_var}`")
 
-    def _split(self, ctx: PortContext, f, acc) -> None:
-        """A method also called directly: `f_impl(state, ...)` does the work, `f` finds the state."""
-        impl = self._impl_names[f.name]
-        src = ctx.sources[f.file]
-        name_at = src.text.find(f.name.encode(), f.header.start, f.header.end)
-        ctx.edit(f.file, Span(name_at, name_at + len(f.name)), impl, self.id)
-        self._add_parameter(ctx, f, prototypes=False)
-        nl = ctx.newline(f.file)
+def _module_expression(plan: Plan, acc: Access) -> str:
+    if acc.kind is AccessKind.EXEC:
+        return plan.names.exec_param
+    if acc.kind is AccessKind.MODULE:
+        return acc.params[0]
+    if acc.kind is AccessKind.TYPE:
+        return f"PyType_GetModuleByDef(Py_TYPE({acc.params[0]}), &{plan.names.def_name})"
+    return f"PyType_GetModuleByDef({acc.params[0]}, &{plan.names.def_name})"
+
+
+def _macro_functions(out: Emitter, plan: Plan, macro_name: str, members) -> None:
+    """Functions a macro defines share its body: one state declaration, in the macro."""
+    exprs = {_state_expression(plan, acc) for _, acc in members}
+    if len(exprs) != 1 or None in exprs:
+        out.fail("macro-functions-differ", f"functions defined by macro {macro_name} reach module state in "
+                                           "different ways")
+        return
+    m = next(m for m in plan.module.macros if m.name == macro_name)
+    brace = next((t for t in m.tokens if t.text == b"{"), None)
+    if brace is None:
+        out.fail("macro-functions-unreadable", f"cannot find the body of the functions macro {macro_name} defines")
+        return
+    names = plan.names
+    with out.about(("macro", m.name)):
+        out.insert(m.file, brace.end, " " + cbuild.state_declaration(names.state_type, names.state_var, exprs.pop()))
+        for callee, tok, paren, empty in m.called():
+            if callee in plan.decisions.helpers:
+                _pass_state(out, plan, m.file, callee, tok.start, paren.end, empty)
+    out.done(m.file, m.span, f"macro {macro_name} defines {', '.join(f.name for f, _ in members)}: "
+                             f"its body declares `{names.state_var}` for all of them", key=("macro", m.name))
+
+
+def _split(out: Emitter, plan: Plan, f: Function, acc: Access) -> None:
+    """A method also called directly: `f_impl(state, ...)` does the work, `f` finds the state."""
+    impl, names = plan.names.impl[f.name], plan.names
+    layout = plan.layout(f.file)
+    assert f.name_span is not None
+    with out.about(("function", f.name)):
+        out.edit(f.file, f.name_span, impl)
+        _add_parameter(out, plan, f, prototypes=False)
         params = ", ".join(p.type_text for p in f.params)
-        args = ", ".join([f"{ctx.names.get_state}({acc.params[0]})"] + [p.name for p in f.params])
-        header = src.text_of(Span(f.header.start, name_at)).replace("\n", " ").strip()
-        wrapper = (f"{nl}{nl}{header}{nl}{f.name}({params}){nl}{{{nl}"
-                   f"    return {impl}({args});{nl}}}")
-        ctx.insert(f.file, f.span.end, wrapper, self.id)
-        for loc in f.prototypes:
-            text = src.text_of(loc.span) if loc.file == f.file else ctx.sources[loc.file].text_of(loc.span)
-            proto = text.replace(f.name, impl, 1)
-            proto = proto.replace("(", f"({ctx.names.state_type} *{ctx.names.state_var}, ", 1)
-            ctx.insert(loc.file, loc.span.end, f"{nl}{proto}", self.id)
-        ctx.item(self.id, Applicability.SAFE, f.file, f.header,
-                 f"{f.name}() is a module method that other functions also call directly: "
-                 f"{impl}(state, ...) does the work and {f.name}() finds the state for it")
-
-    def _finders(self, ctx: PortContext) -> None:
-        d = ctx.decisions
-        if not d.finders:
-            return
-        var = ctx.names.state_var
-        for f in ctx.module.functions:
-            if f.name in d.finders:
-                ctx.edit(f.file, ctx.statement_span_with_line(f.file, f.span), "", self.id)
-                for loc in f.prototypes:
-                    ctx.edit(loc.file, ctx.statement_span_with_line(loc.file, loc.span), "", self.id)
-                ctx.item(self.id, Applicability.SAFE, f.file, f.header,
-                         f"{f.name}() found the state with PyState_FindModule (NULL for multi-phase "
-                         f"modules): its callers use their own `{var}` instead")
+        args = ", ".join([f"{names.get_state}({acc.params[0]})"] + [p.name or "" for p in f.params])
+        header = layout.text_of(Span(f.header.start, f.name_span.start)).replace("\n", " ").strip()
+        out.insert(f.file, f.span.end, "\n\n" + cbuild.split_wrapper(header, f.name, params, impl, args))
+        for proto in f.prototypes:
+            if proto.name_span is None or proto.param_list is None:
                 continue
-            for call in f.calls:
-                if call.callee in d.finders:
-                    ctx.edit(f.file, call.span, var, self.id)
-        for m in ctx.module.macros:
-            text = ctx.text(m.file)[m.body.start:m.body.end]
-            for name in d.finders:
-                for match in re.finditer(rb"\b" + re.escape(name.encode()) + rb"\s*\(\s*\)", text):
-                    ctx.edit(m.file, Span(m.body.start + match.start(), m.body.start + match.end()),
-                             var, self.id)
+            text = plan.layout(proto.file).text_of(proto.span)
+            at_name = proto.name_span.start - proto.span.start
+            at_params = proto.param_list.start + 1 - proto.span.start
+            state_param = f"{names.state_type} *{names.state_var}, "
+            renamed = (text[:at_name] + impl + text[at_name + len(f.name):at_params] + state_param
+                       + text[at_params:])
+            out.insert(proto.file, proto.span.end, "\n" + renamed)
+    out.done(f.file, f.header, f"{f.name}() is a module method that other functions also call directly: "
+                               f"{impl}(state, ...) does the work and {f.name}() finds the state for it",
+             key=("function", f.name))
 
-    def _module_expression(self, ctx: PortContext, acc) -> str:
-        if acc.kind == "exec":
-            return ctx.exec_param
-        if acc.kind == "module":
-            return acc.params[0]
-        if acc.kind == "type":
-            return f"PyType_GetModuleByDef(Py_TYPE({acc.params[0]}), &{ctx.names.def_name})"
-        return f"PyType_GetModuleByDef({acc.params[0]}, &{ctx.names.def_name})"
 
-    def _add_parameter(self, ctx: PortContext, f, prototypes: bool = True) -> None:
-        param = f"{ctx.names.state_type} *{ctx.names.state_var}"
-        lists = [(f.file, f.param_list)]
-        if prototypes:
-            lists += [(loc.file, loc.span) for loc in f.prototype_param_lists]
+def _add_parameter(out: Emitter, plan: Plan, f: Function, prototypes: bool = True) -> None:
+    param = f"{plan.names.state_type} *{plan.names.state_var}"
+    lists = [(f.file, f.param_list)]
+    if prototypes:
+        lists += [(p.file, p.param_list) for p in f.prototypes]
+    with out.about(("function", f.name)):
         for file, plist in lists:
             if plist is None:
                 continue
-            inner = ctx.text(file)[plist.start + 1:plist.end - 1]
+            inner = plan.layout(file).text[plist.start + 1:plist.end - 1]
             if inner.strip() in (b"", b"void"):
-                ctx.edit(file, Span(plist.start + 1, plist.end - 1), param, self.id)
+                out.edit(file, Span(plist.start + 1, plist.end - 1), param)
             else:
-                ctx.insert(file, plist.start + 1, param + ", ", self.id)
-        if not f.is_static:
-            ctx.item(self.id, Applicability.SAFE, f.file, f.header,
-                     f"{f.name}() has external linkage and now takes a state parameter: "
-                     "code outside these files that calls it must pass one")
+                out.insert(file, plist.start + 1, param + ", ")
+    if not f.is_static:
+        out.done(f.file, f.header, f"{f.name}() has external linkage and now takes a state parameter: "
+                                   "code outside these files that calls it must pass one", key=("function", f.name))
 
-    def _rewrite_use(self, ctx: PortContext, u, field: str, is_type: bool) -> None:
-        var = ctx.names.state_var
-        if is_type:
-            if u.shape == "address-of":
-                ctx.edit(u.file, u.shape_span, f"{var}->{field}", self.id)
-            elif u.shape == "member":
-                ctx.edit(u.file, u.shape_span, f"{var}->{field}->", self.id)
+
+def _pass_state(out: Emitter, plan: Plan, file: str, name: str, name_start: int, at: int, empty: bool) -> None:
+    """A call of a helper gets the caller's state as its first argument (inserted at `at`),
+    and a split function's call its `_impl` name."""
+    if name in plan.names.impl:
+        out.edit(file, Span(name_start, name_start + len(name)), plan.names.impl[name])
+    var = plan.names.state_var
+    out.insert(file, at, var if empty else f"{var}, ")
+
+
+def _publish_for_callbacks(out: Emitter, plan: Plan) -> None:
+    """Callbacks made by qsort(), PyArg_Parse converters and the like read the state their
+    caller published in a thread-local around the call."""
+    d, names = plan.decisions, plan.names
+    published: set = set()
+    for f in plan.module.functions:
+        acc = d.access.get(f.name)
+        if acc is None or acc.kind is not AccessKind.CALLBACK or not d.needs.get(f.name):
+            continue
+        for site in f.sync_callback_sites:
+            loc = site.statement
+            if loc in published:
+                continue  # another callback in the same struct, handed over by the same call
+            published.add(loc)
+            layout = plan.layout(loc.file)
+            indent = layout.line_indent(loc.span.start)
+            saved, cb = names.saved_callback_state(len(published)), names.callback_state
+            with out.about(("callback", f.name)):
+                out.insert(loc.file, loc.span.start,
+                           f"{names.state_type} *{saved} = {cb};\n{indent}{cb} = {names.state_var};\n{indent}")
+                for end in site.ends:
+                    if end.kind is CallEndKind.AFTER:
+                        out.insert(loc.file, end.at, f"\n{indent}{cb} = {saved};")
+                    elif end.kind is CallEndKind.OPEN:  # the start of a branch of the `if` that made the call
+                        inner = layout.body_indent(Span(end.at - 1, end.at - 1))
+                        out.insert(loc.file, end.at, f"\n{inner}{cb} = {saved};")
+                    else:  # a one-statement branch: it gets braces around the restore and itself
+                        inner = layout.line_indent(end.close - 1)
+                        out.insert(loc.file, end.at, f" {{\n{inner}{cb} = {saved};", order=5)
+                        # Before the restore after the statement, which ends at the same byte.
+                        out.insert(loc.file, end.close, f"\n{indent}}}", order=-1)
+            out.done(loc.file, loc.span, f"{site.caller}() publishes its state in the thread-local {cb} while "
+                                         f"{site.library}() calls {f.name}() back", key=("callback", f.name))
+
+
+def _pass_state_to_helpers(out: Emitter, plan: Plan) -> None:
+    d = plan.decisions
+    for f in plan.module.functions:
+        if not d.needs.get(f.name) or f.defined_by:
+            continue
+        with out.about(("function", f.name)):
+            for call in f.calls:
+                if call.callee in d.helpers or call.callee in plan.names.impl:
+                    if call.args:
+                        _pass_state(out, plan, f.file, call.callee, call.span.start, call.args[0].start, False)
+                    elif call.arg_list is not None:
+                        _pass_state(out, plan, f.file, call.callee, call.span.start, call.arg_list.end - 1, True)
+
+
+def _pass_state_in_unread_branches(out: Emitter, plan: Plan) -> None:
+    """The same calls in #if branches porter did not read, edited on the tokens."""
+    d = plan.decisions
+    for f in plan.module.functions:
+        if f.name not in d.helpers and f.name not in plan.names.impl:
+            continue
+        for call in f.unread_calls:
+            if call.caller is None or not d.needs.get(call.caller):
+                continue
+            loc = call.location
+            key = ("unread-call", loc.file, loc.span.start)
+            with out.about(key):
+                _pass_state(out, plan, loc.file, f.name, loc.span.start, loc.span.end, call.empty)
+            out.done(loc.file, loc.span, f"{call.caller}() passes its state to {f.name}() in an #if branch porter "
+                                         "did not read (edited on the tokens: check that configuration builds)",
+                     key=key)
+
+
+def _report_conditional_macros(out: Emitter, plan: Plan) -> None:
+    """Macros defined only under a condition porter cannot evaluate are left as they are."""
+    unsure_files = dict(plan.module.file_conditions)
+    for m in plan.module.macros:
+        if m.active is not None and m.file not in unsure_files:
+            continue
+        called = sorted({name for name, *_ in m.called() if name in plan.decisions.helpers})
+        if called:
+            cond = unsure_files.get(m.file) or "its #if"
+            out.todo(m.file, m.span, f"macro {m.name} (only under {cond}) calls {', '.join(called)}(), which now "
+                                     "take the module state first: that configuration needs it passed by hand")
+
+
+def _rewrite_uses(out: Emitter, plan: Plan) -> None:
+    for f in plan.fields:
+        g = f.source
+        if g is None:
+            continue
+        with out.about(global_key(f)):
+            for u in g.uses:
+                if u.access not in (UseAccess.MACRO, UseAccess.MACRO_PASTE):
+                    _rewrite_use(out, plan, u, f)
+
+
+def _rewrite_use(out: Emitter, plan: Plan, u: Use, field: StateField) -> None:
+    var = plan.names.state_var
+    if field.source is not None and field.source.kind is GlobalKind.STATIC_TYPE:
+        if u.shape is UseShape.ADDRESS_OF and u.shape_span is not None:
+            out.edit(u.file, u.shape_span, f"{var}->{field.name}")
+        elif u.shape is UseShape.MEMBER and u.shape_span is not None:
+            out.edit(u.file, u.shape_span, f"{var}->{field.name}->")
+        else:
+            out.edit(u.file, u.span, f"(*{var}->{field.name})")
+        return
+    out.edit(u.file, u.span, f"{var}->{field.name}")
+
+
+def _prefix_paste_chains(out: Emitter, plan: Plan) -> None:
+    """Macros that paste moved names together: `str ## S` becomes `state->str ## S`."""
+    moved = {f.key for f in plan.fields}
+    pasting = {u.name for u in plan.module.macro_uses if any((None, n) in moved for n in u.pasted)}
+    for m in plan.module.macros:
+        if m.name not in pasting:
+            continue
+        toks = m.tokens
+        with out.about(("macro", m.name)):
+            for i, tok in enumerate(toks):
+                starts_chain = i + 1 < len(toks) and toks[i + 1].text == b"##" and (
+                    i == 0 or toks[i - 1].text != b"##")
+                if starts_chain and tok.kind == "ident":
+                    out.insert(m.file, tok.start, f"{plan.names.state_var}->")
+        out.done(m.file, m.span, f"macro {m.name} builds global names with ##: they now name fields of "
+                                 f"`{plan.names.state_var}`", key=("macro", m.name))
+
+
+def _drop_finders(out: Emitter, plan: Plan) -> None:
+    """State finders: `get_global_state()` becomes the caller's state; the finder goes."""
+    d, var = plan.decisions, plan.names.state_var
+    if not d.finders:
+        return
+    for f in plan.module.functions:
+        if f.name in d.finders:
+            key = ("function", f.name)
+            out.delete_statement(f.file, f.span, about=key)
+            for proto in f.prototypes:
+                out.delete_statement(proto.file, proto.span, about=key)
+            out.done(f.file, f.header, f"{f.name}() found the state with PyState_FindModule (NULL for multi-phase "
+                                       f"modules): its callers use their own `{var}` instead", key=key)
+            continue
+        for call in f.calls:
+            if call.callee in d.finders:
+                out.edit(f.file, call.span, var, about=("function", call.callee))
+    for m in plan.module.macros:
+        toks = m.tokens
+        for i, tok in enumerate(toks[:-2]):
+            name = tok.text.decode("utf-8", "replace")
+            if tok.kind == "ident" and name in d.finders and toks[i + 1].text == b"(" and toks[i + 2].text == b")":
+                out.edit(m.file, Span(tok.start, toks[i + 2].end), var, about=("function", name))
+
+
+def _replace_find_module(out: Emitter, plan: Plan) -> None:
+    """PyState_FindModule: the state, or the module object, of the function's access."""
+    d, var = plan.decisions, plan.names.state_var
+    for use in plan.module.find_module_uses:
+        if use.function in d.finders:
+            continue
+        key = ("find-module", use.file, use.span.start)
+        layout = plan.layout(use.file)
+        with out.about(key):
+            if use.wants is FindModuleWant.EXISTING:
+                # Multi-phase import makes a new module each time: nothing to return early.
+                for span in use.null_checks:
+                    out.delete_statement(use.file, span)
+                out.done(use.file, use.span, f"{use.function}() returned the module PyState_FindModule() found: "
+                                             "removed, each import now makes its own module", key=key)
+                continue
+            if use.wants is FindModuleWant.STATE_VIA:
+                # `m = PyState_FindModule(&def); if (m == NULL) return 0; s = GET(m);`: s is the state.
+                for span in (use.statement, *use.null_checks):
+                    if span is not None:
+                        out.delete_statement(use.file, span)
+                for span in use.state_reads:
+                    out.edit(use.file, span, var)
+            elif use.wants is FindModuleWant.STATE:
+                out.edit(use.file, _state_span(plan, use), var)
             else:
-                ctx.edit(u.file, u.span, f"(*{var}->{field})", self.id)
-            return
-        ctx.edit(u.file, u.span, f"{var}->{field}", self.id)
+                out.edit(use.file, use.span, _module_expression(plan, d.access[use.function or ""]))
+        out.done(use.file, use.span,
+                 f"{use.source} ("
+                 + ("NULL for multi-phase modules" if use.source.startswith("PyState") else "one for the whole process")
+                 + ") replaced by the "
+                 + ("module object" if use.wants is FindModuleWant.MODULE else "module state")
+                 + (f" in macro {use.macro}" if use.macro else f" in {use.function}()"), key=key)
+        del layout
 
-    def _pass_state(self, ctx: PortContext, file: str, name: str, name_start: int, at: int,
-                    empty: bool) -> None:
-        """A call of a helper gets the caller's state as its first argument (inserted at `at`),
-        and a split function's call its `_impl` name."""
-        if name in self._impl_names:
-            ctx.edit(file, Span(name_start, name_start + len(name)), self._impl_names[name], self.id)
-        var = ctx.names.state_var
-        ctx.insert(file, at, var if empty else f"{var}, ", self.id)
 
-    def _rewrite_macro(self, ctx: PortContext, m, fields_by_field, fields_by_global) -> None:
-        var = ctx.names.state_var
-        text = ctx.text(m.file)
-        toks = [t for t in tokenize(text, m.body.start, m.body.end, directives=False)
-                if t.kind not in ("comment", "newline")]
-        for i, tok in enumerate(toks):
-            if tok.kind != "ident":
-                continue
-            name = tok.text.decode()
-            following = toks[i + 1] if i + 1 < len(toks) else None
-            if following is not None and following.text == b"(" and (
-                    name in ctx.decisions.helpers or name in self._impl_names):
-                # A helper call in the body: it passes the state of the function it expands in.
-                empty = i + 2 < len(toks) and toks[i + 2].text == b")"
-                self._pass_state(ctx, m.file, name, tok.start, following.end, empty)
-                continue
-            field = fields_by_global.get(name)
-            if field is None:
-                continue
-            prev = toks[i - 1] if i > 0 else None
-            if prev is not None and prev.text in (b".", b"->"):
-                continue
-            if field.is_type and prev is not None and prev.text == b"&":
-                ctx.edit(m.file, Span(prev.start, tok.end), f"{var}->{field.name}", self.id)
-            elif field.is_type:
-                ctx.edit(m.file, Span(tok.start, tok.end), f"(*{var}->{field.name})", self.id)
-            else:
-                ctx.edit(m.file, Span(tok.start, tok.end), f"({var}->{field.name})", self.id)
+def _state_span(plan: Plan, use) -> Span:
+    """`#define ST (GET(mod))` becomes `#define ST state`: `(state)` would read as a cast."""
+    m = next((m for m in plan.module.macros if m.name == use.macro), None) if use.macro else None
+    if m is None:
+        return use.span
+    layout = plan.layout(m.file)
+    body = layout.text[m.body.start:m.body.end]
+    inner = body.strip()
+    at = m.body.start + (len(body) - len(body.lstrip()))
+    if inner.startswith(b"(") and inner.endswith(b")") and \
+            inner[1:-1].strip() == plan.layout(use.file).text[use.span.start:use.span.end].strip():
+        return Span(at, at + len(inner))
+    return use.span
+
+
+def _rewrite_macros(out: Emitter, plan: Plan) -> None:
+    """Macro bodies that name moved globals, or call helpers that now take the state."""
+    var = plan.names.state_var
+    fields = {f.key: f for f in plan.fields}
+    for m in plan.module.macros:
+        keys = plan.decisions.state_macros.get(m.name)
+        if not keys:
+            continue
+        direct = {k[1]: fields[k] for k in keys if k in fields}
+        with out.about(("macro", m.name)):
+            _rewrite_macro(out, plan, m, direct)
+        if direct or any(u.macro == m.name for u in plan.module.find_module_uses):
+            out.done(m.file, m.span, f"macro {m.name} now reads `{var}`: every function using it declares one",
+                     key=("macro", m.name))
+
+
+def _rewrite_macro(out: Emitter, plan: Plan, m: Macro, fields_by_global: dict[str, StateField]) -> None:
+    var = plan.names.state_var
+    toks = m.tokens
+    for i, tok in enumerate(toks):
+        if tok.kind != "ident":
+            continue
+        name = tok.text.decode("utf-8", "replace")
+        following = toks[i + 1] if i + 1 < len(toks) else None
+        if following is not None and following.text == b"(" and (
+                name in plan.decisions.helpers or name in plan.names.impl):
+            # A helper call in the body: it passes the state of the function it expands in.
+            empty = i + 2 < len(toks) and toks[i + 2].text == b")"
+            _pass_state(out, plan, m.file, name, tok.start, following.end, empty)
+            continue
+        field = fields_by_global.get(name)
+        if field is None:
+            continue
+        prev = toks[i - 1] if i > 0 else None
+        if prev is not None and prev.text in (b".", b"->"):
+            continue
+        if field.is_type and prev is not None and prev.text == b"&":
+            out.edit(m.file, Span(prev.start, tok.end), f"{var}->{field.name}")
+        elif field.is_type:
+            out.edit(m.file, Span(tok.start, tok.end), f"(*{var}->{field.name})")
+        else:
+            out.edit(m.file, Span(tok.start, tok.end), f"({var}->{field.name})")

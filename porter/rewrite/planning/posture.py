@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from porter.model import ExtensionModule, GlobalKind, Severity
-from porter.rewrite.decide import Decisions
+from porter.rewrite.planning.decide import Decisions
 
 PER_INTERPRETER_GIL = "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
 SHARED_GIL_ONLY = "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
 NOT_SUPPORTED = "Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED"
 
 
-def choose_posture(module: ExtensionModule, decisions: Decisions) -> tuple[str, list[str], str | None]:
+@dataclass(frozen=True)
+class Posture:
+    """What the Py_mod_multiple_interpreters slot claims, why not more, and in which builds."""
+
+    value: str
+    reasons: tuple[str, ...]
+    condition: str | None  # the weaker claim holds only when this is true (None: always)
+
+
+def choose_posture(module: ExtensionModule, decisions: Decisions) -> Posture:
     """The strongest claim that is true, the reasons it is not stronger, and the build condition
     the weaker claim depends on (None: it holds in every build).
 
@@ -26,7 +36,7 @@ def choose_posture(module: ExtensionModule, decisions: Decisions) -> tuple[str, 
     for key, why in sorted(decisions.kept.items(), key=lambda kv: kv[0][1]):
         g = next(g for g in module.globals if g.key == key)
         where = f" (only when {g.condition})" if g.condition else ""
-        reasons.append(f"{g.name} ({g.kind.value}) stays process-global{where}: {why}")
+        reasons.append(f"{g.name} ({g.kind.value}) stays process-global{where}: {why.message}")
         if g.condition:
             if g.condition not in conditions:
                 conditions.append(g.condition)
@@ -47,9 +57,9 @@ def choose_posture(module: ExtensionModule, decisions: Decisions) -> tuple[str, 
     process_global = any(f.code == "process-global" for f in module.findings) or bool(
         static_macros & {u.name for u in module.macro_uses})
     if not reasons:
-        return PER_INTERPRETER_GIL, [], None
+        return Posture(PER_INTERPRETER_GIL, (), None)
     weaker = NOT_SUPPORTED if objects_left or process_global else SHARED_GIL_ONLY
     if conditions and not unconditional and not process_global and len(reasons) == len(
             [k for k in decisions.kept]):
-        return weaker, reasons, " || ".join(f"({c})" for c in conditions)
-    return weaker, reasons, None
+        return Posture(weaker, tuple(reasons), " || ".join(f"({c})" for c in conditions))
+    return Posture(weaker, tuple(reasons), None)

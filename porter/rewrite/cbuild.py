@@ -1,0 +1,54 @@
+"""Named builders for the small pieces of C that steps insert; larger ones are templates.
+
+Each returns C text with "\\n" line ends (the emitter turns them into the file's own) and no
+indentation of its first line: the caller knows where it goes.
+"""
+
+from __future__ import annotations
+
+from porter.render import render
+
+
+def gc_functions(plan) -> str:
+    """A heap type's generated traverse and clear (planning.gc.GcPlan)."""
+    return render("c/gc_functions.c.jinja", traverse=plan.traverse, clear=plan.clear,
+                  struct=plan.struct, fields=plan.fields)
+
+
+def offset_member_row(name: str, offset: str) -> str:
+    """A PyMemberDef row for `__dictoffset__` and friends."""
+    return f'{{"{name}", T_PYSSIZET, {offset}, READONLY}},'
+
+
+def structmember_include() -> str:
+    return '#include "structmember.h"   /* T_PYSSIZET, READONLY */'
+
+
+def state_declaration(state_type: str, state_var: str, expression: str) -> str:
+    """`<mod>_state *state = <expression>;`"""
+    return f"{state_type} *{state_var} = {expression};"
+
+
+def debug_only(lines: str) -> str:
+    """Code only assert() needs: compiled in debug builds only."""
+    return f"#ifndef NDEBUG\n{lines}\n#endif"
+
+
+def exec_header(exec_name: str, param: str) -> str:
+    return f"static int\n{exec_name}(PyObject *{param})"
+
+
+def return_module_def(def_name: str) -> str:
+    """The body of a PyInit_ that only hands out its definition."""
+    return f"{{\n    return PyModuleDef_Init(&{def_name});\n}}"
+
+
+def keep_descriptor_call(keep: str, state_var: str, field: str, module_name: str) -> str:
+    """Saving a type's __module__ descriptor right after the type is made (templates/c/module_attribute)."""
+    return (f'if ({keep}({state_var}, {state_var}->{field}, "{module_name}") < 0) {{\n'
+            "    return -1;\n}\n")
+
+
+def split_wrapper(header: str, name: str, params: str, impl: str, args: str) -> str:
+    """A module method split into `<name>_impl(state, ...)` and the method that finds the state."""
+    return f"{header}\n{name}({params})\n{{\n    return {impl}({args});\n}}"

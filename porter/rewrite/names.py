@@ -1,0 +1,74 @@
+"""Every identifier porter adds, chosen by one allocator over one set of taken names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Names for the state pointer in functions, first free one wins (CPython uses `state` and `st`).
+STATE_VAR_CANDIDATES = ("state", "st", "mstate", "module_state")
+# Names for exec's module parameter when init's own variable stays a variable.
+EXEC_PARAM_CANDIDATES = ("module", "exec_module", "the_module")
+# Names for the local that keeps Py_TYPE(self) in a dealloc.
+TYPE_VAR_CANDIDATES = ("tp", "self_type", "dealloc_type")
+
+
+class NameAllocator:
+    """Hands out identifiers no source file of the module uses and porter has not handed out."""
+
+    def __init__(self, taken: frozenset[str] | set[str]):
+        self._taken = set(taken)
+
+    def fresh(self, name: str) -> str:
+        """`name`, or `name2`, `name3`... whichever is free; it is taken afterwards."""
+        candidate, n = name, 2
+        while candidate in self._taken:
+            candidate = f"{name}{n}"
+            n += 1
+        self._taken.add(candidate)
+        return candidate
+
+    def first_free(self, candidates: tuple[str, ...], fallback: str) -> str:
+        """The first candidate no one uses, else a fresh `fallback`."""
+        for name in candidates:
+            if name not in self._taken:
+                self._taken.add(name)
+                return name
+        return self.fresh(fallback)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._taken
+
+
+@dataclass(frozen=True)
+class Names:
+    """The identifiers a port adds, computed once so that steps and templates only print them."""
+
+    base: str  # the module name as a C identifier prefix
+    state_type: str
+    get_state: str
+    get_state_by_type: str
+    get_state_by_operands: str
+    exec: str
+    traverse: str
+    clear: str
+    free: str
+    slots: str
+    def_name: str
+    state_var: str
+    callback_state: str  # the thread-local a callback reads its state from
+    thread_local: str  # the macro that spells _Thread_local / __declspec(thread)
+    exec_param: str  # exec's module parameter
+    type_var: str  # the local that keeps Py_TYPE(self) in a dealloc
+    new_struct: bool  # False when the module already had a state struct (m_size = sizeof(X))
+    module_descriptor: str  # finds a type's saved __module__ descriptor
+    keep_module_descriptor: str  # saves it when the type is made
+    impl: dict[str, str]  # split methods -> the name of the function that does the work
+
+    def saved_callback_state(self, n: int) -> str:
+        """The local that keeps the previous thread-local value around the n-th publishing call."""
+        return f"previous_{self.callback_state}" + (str(n) if n > 1 else "")
+
+
+def module_prefix(module_name: str) -> str:
+    return re.sub(r"\W", "_", module_name.lstrip("_")) or module_name

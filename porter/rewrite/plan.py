@@ -1,0 +1,161 @@
+"""The plan of a port: every decision the steps carry out, made once from the facts.
+
+Planning reads facts only and decides everything that more than one step needs: which globals
+move and how each function reaches state (planning.decide), the names porter adds (one
+allocator), the state fields, the heap type plans, where the state block goes, and what the
+module may claim. Steps then only turn the plan into edits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from porter.analyze.initializers import is_null, sizeof_operand
+from porter.model import ExtensionModule, GlobalKind, Location, RoleKind, SpecType
+from porter.rewrite.layout import FileLayout
+from porter.rewrite.names import (
+    EXEC_PARAM_CANDIDATES,
+    STATE_VAR_CANDIDATES,
+    TYPE_VAR_CANDIDATES,
+    NameAllocator,
+    Names,
+    module_prefix,
+)
+from porter.rewrite.planning.decide import Decisions, decide
+from porter.rewrite.planning.fields import MODULE_ATTRIBUTE_KEY, StateField, state_fields
+from porter.rewrite.planning.placement import Placement, place_callback_state, place_state
+from porter.rewrite.planning.posture import Posture, choose_posture
+from porter.rewrite.planning.reach import GlobalKey
+from porter.rewrite.planning.types import TypePlan, convertible_types, plan_types, serves_module_descriptor
+from porter.rewrite.vocab import AccessKind, Reason
+
+
+@dataclass(frozen=True)
+class Plan:
+    module: ExtensionModule
+    layouts: dict[str, FileLayout]
+    unsafe: bool
+    decisions: Decisions
+    names: Names
+    fields: tuple[StateField, ...]
+    types: tuple[TypePlan, ...]  # converted static types, bases first
+    spec_types: tuple[SpecType, ...]  # heap types init already makes: made with the module now
+    placement: Placement | None  # where the state block goes; None: no block needed
+    callback_block: Location | None  # the thread-local's own place, when the block is in a header
+    posture: Posture
+    needs_by_type: bool
+    needs_by_operands: bool
+    needs_callback_state: bool
+    untyped_module_params: frozenset[str]  # m_free(void *module): needs a cast to PyObject *
+    failure: Reason | None = None  # planning found that the module cannot be ported
+
+    def field(self, key: GlobalKey) -> StateField:
+        return next(f for f in self.fields if f.key == key)
+
+    @property
+    def module_attribute_field(self) -> str | None:
+        return next((f.name for f in self.fields if f.key == MODULE_ATTRIBUTE_KEY), None)
+
+    @property
+    def exec_function(self) -> str | None:
+        body = self.module.init_body
+        return body.function if body else None
+
+    def layout(self, file: str) -> FileLayout:
+        return self.layouts[file]
+
+
+def existing_state_struct(module: ExtensionModule) -> str | None:
+    """The struct `m_size = sizeof(S)` names, when the module already has module state."""
+    d = module.definition
+    size = d.field("m_size") if d else None
+    operand = sizeof_operand(size.text if size is not None else None)
+    return operand[0] if operand else None
+
+
+def build_plan(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: bool) -> Plan:
+    convertible = convertible_types(module, unsafe)
+    decisions = decide(module, convertible)
+    names, allocator = _names(module, decisions)
+    existing = module.state_struct
+    existing_fields = frozenset(f.name for f in existing.fields) if existing and not names.new_struct else frozenset()
+    moved_types = {k[1] for k, g in decisions.movable.items() if g.kind is GlobalKind.STATIC_TYPE}
+    descriptor = any(serves_module_descriptor(t, module) for t in module.static_types if t.name in moved_types)
+    fields = state_fields(module, decisions.movable, allocator, existing_fields, descriptor)
+    by_kind = {acc.kind for name, acc in decisions.access.items() if decisions.needs.get(name)}
+    needs_by_type = bool(by_kind & {AccessKind.TYPE, AccessKind.NEW}) or descriptor
+    needs_callback_state = AccessKind.CALLBACK in by_kind
+    failure: Reason | None = None
+    if decisions.blocked:
+        failure = Reason(decisions.blocked[0].code, "; ".join(dict.fromkeys(r.message for r in decisions.blocked)))
+    type_fields = {f.key[1]: f.name for f in fields if f.is_type}
+    types = plan_types(module, layouts, moved_types, type_fields, allocator,
+                       next((f.name for f in fields if f.key == MODULE_ATTRIBUTE_KEY), None), names.state_var)
+    if isinstance(types, Reason):
+        failure, types = failure or types, ()
+    placement = callback_block = None
+    if fields or decisions.state_macros or any(decisions.needs.values()) or needs_by_type:
+        placed = place_state(module, decisions, layouts, moved_types)
+        if isinstance(placed, Reason):
+            failure = failure or placed
+        else:
+            placement = placed
+            if needs_callback_state and placed.shared_header:
+                block = place_callback_state(module, decisions, layouts)
+                if isinstance(block, Reason):
+                    failure = failure or block
+                else:
+                    callback_block = block
+    init_function = module.init.worker or module.init.function
+    spec_types = tuple(s for s in module.spec_types
+                       if (None, s.global_name) in decisions.movable and s.function == init_function
+                       and not _made_with_module(s))
+    return Plan(
+        module=module, layouts=layouts, unsafe=unsafe, decisions=decisions, names=names, fields=fields,
+        types=types, spec_types=spec_types, placement=placement, callback_block=callback_block,
+        posture=choose_posture(module, decisions), needs_by_type=needs_by_type,
+        needs_by_operands=AccessKind.BINARY in by_kind, needs_callback_state=needs_callback_state,
+        untyped_module_params=frozenset(
+            f.params[0].name for f in module.functions
+            if f.params and f.params[0].name and "void" in f.params[0].type_text
+            and f.has_role(RoleKind.MODULE_SLOT)),
+        failure=failure,
+    )
+
+
+def _made_with_module(s: SpecType) -> bool:
+    """PyType_FromModuleAndSpec(module, ...) or PyType_FromMetaclass(meta, module, ...) already."""
+    at = {"PyType_FromModuleAndSpec": 0, "PyType_FromMetaclass": 1}.get(s.creator)
+    return at is not None and at < len(s.arg_texts) and not is_null(s.arg_texts[at])
+
+
+def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAllocator]:
+    allocator = NameAllocator(module.names_in_use | {m.name for m in module.macros})
+    base = module_prefix(module.name)
+    state_var = allocator.first_free(STATE_VAR_CANDIDATES, f"{module.name.strip('_')}_st")
+    existing = existing_state_struct(module)
+    state_type = existing or allocator.fresh(f"{base}_state")
+    def_name = module.definition.name if module.definition else allocator.fresh(f"{base}module")
+    get_state = allocator.fresh(f"get_{base}_state")
+    get_state_by_type = allocator.fresh(f"get_{base}_state_by_type")
+    get_state_by_operands = allocator.fresh(f"get_{base}_state_by_operands")
+    exec_name = allocator.fresh(f"{base}_exec")
+    traverse, clear, free = (allocator.fresh(f"{base}_{n}") for n in ("traverse", "clear", "free"))
+    slots = allocator.fresh(f"{base}_slots")
+    callback_state = allocator.fresh(f"{base}_callback_state")
+    body = module.init_body
+    if body is not None and body.module_var_reused:
+        exec_param = allocator.first_free(EXEC_PARAM_CANDIDATES, "exec_module")
+    else:
+        exec_param = (body.module_var if body is not None else None) or "module"
+    impl = {name: allocator.fresh(f"{name}_impl") for name, acc in sorted(decisions.access.items())
+            if acc.kind is AccessKind.SPLIT and decisions.needs.get(name)}
+    names = Names(
+        base=base, state_type=state_type, get_state=get_state, get_state_by_type=get_state_by_type,
+        get_state_by_operands=get_state_by_operands, exec=exec_name, traverse=traverse, clear=clear,
+        free=free, slots=slots, def_name=def_name, state_var=state_var, callback_state=callback_state,
+        thread_local=allocator.fresh(f"{base.upper()}_THREAD_LOCAL"), exec_param=exec_param,
+        type_var=allocator.first_free(TYPE_VAR_CANDIDATES, "dealloc_type"), new_struct=existing is None,
+        module_descriptor=allocator.fresh(f"{base}_module_descriptor"),
+        keep_module_descriptor=allocator.fresh(f"{base}_keep_module_descriptor"), impl=impl)
+    return names, allocator

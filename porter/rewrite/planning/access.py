@@ -1,0 +1,117 @@
+"""How each function can reach module state, from its role (a pure function of facts)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from porter import capi
+from porter.analyze.initializers import sizeof_operand
+from porter.model import ExtensionModule, Function, RoleKind
+from porter.rewrite.vocab import AccessKind
+
+
+@dataclass(frozen=True)
+class Access:
+    """How a function reaches module state."""
+
+    kind: AccessKind
+    params: tuple[str, ...] = ()  # the parameters it uses (module, self, type, a/b)
+    reason: str = ""  # for NONE: why it cannot; for CALLBACK: who calls it back
+    types: tuple[str, ...] = ()  # static types it belongs to (type, new, binary)
+
+
+NO_ACCESS = Access(AccessKind.NONE, reason="not a function of this module")
+# Roles that make a function a method or slot of a type: it reaches state through the type.
+_TYPE_ROLES = (RoleKind.TYPE_METHOD, RoleKind.GETTER, RoleKind.SETTER, RoleKind.SLOT)
+
+
+def function_access(f: Function, module: ExtensionModule, type_ok: set[str], called: bool) -> Access:
+    """How `f` reaches state when the types in `type_ok` become heap types.
+
+    `called`: some function of the module calls it directly.
+    """
+    kinds = f.role_kinds
+    # A first parameter marked Py_UNUSED(self) is renamed when the function needs it.
+    first = (f.params[0].name or f.params[0].unused_name) if f.params else None
+    if RoleKind.MODULE_INIT in kinds or f.name == (module.init.worker or module.init.function):
+        return Access(AccessKind.EXEC)
+    if RoleKind.CALLBACK in kinds:
+        return _callback_access(f, module, type_ok, called, first)
+    if RoleKind.MODULE_METHOD in kinds:
+        if first is None:
+            return Access(AccessKind.NONE, reason="its module parameter has no usable name")
+        if called and kinds == {RoleKind.MODULE_METHOD} and not f.defined_by:
+            # Also called directly (often with NULL for the module): split into an _impl that
+            # takes the state, and the method that finds it.
+            return Access(AccessKind.SPLIT, (first,))
+        return Access(AccessKind.MODULE, (first,))
+    if f.has_role(*_TYPE_ROLES):
+        return _type_access(f, type_ok, first)
+    if RoleKind.MODULE_SLOT in kinds and first is not None and RoleKind.METHOD not in kinds:
+        # m_traverse, m_clear and m_free are called with the module object.
+        return Access(AccessKind.MODULE, (first,))
+    if RoleKind.MODULE_SLOT in kinds or RoleKind.METHOD in kinds:
+        return Access(AccessKind.NONE, reason="a function porter cannot tie to the module object")
+    if f.only_helper:
+        if f.defined_by:
+            return Access(AccessKind.NONE, reason=f"defined by macro {f.defined_by}: porter cannot add a "
+                                                  "parameter to it")
+        if any(call.caller is None for call in f.unread_calls):
+            return Access(AccessKind.NONE, reason="it is also declared or called outside functions in an "
+                                                  "#if branch porter did not read")
+        return Access(AccessKind.HELPER)
+    return Access(AccessKind.NONE, reason="role " + ", ".join(str(r) for r in f.roles))
+
+
+def _callback_access(f: Function, module: ExtensionModule, type_ok: set[str], called: bool,
+                     first: str | None) -> Access:
+    instance_of = instance_param_type(f, module, type_ok)
+    if instance_of is not None and first is not None:
+        # A callback handed its own object (PyEval_SetTrace(func, self)): the type leads to state.
+        return Access(AccessKind.TYPE, (first,), types=(instance_of,))
+    if f.sync_callback_sites and f.role_kinds <= {RoleKind.CALLBACK, RoleKind.HELPER}:
+        if called:
+            # A direct call would read whatever state the thread last published.
+            return Access(AccessKind.NONE, reason="it is also called directly, outside the calls that "
+                                                  "publish the state for callbacks")
+        callers = ", ".join(sorted({site.library for site in f.sync_callback_sites}))
+        return Access(AccessKind.CALLBACK, reason=f"called back by {callers} on the caller's thread")
+    return Access(AccessKind.NONE, reason="its address is passed elsewhere, so its signature is fixed")
+
+
+def _type_access(f: Function, type_ok: set[str], first: str | None) -> Access:
+    owner_types = list(f.types)
+    missing = [t for t in owner_types if t not in type_ok]
+    if not owner_types:
+        return Access(AccessKind.NONE, reason="porter cannot tell which of the module's types it belongs to")
+    if missing:
+        return Access(AccessKind.NONE, types=tuple(owner_types),
+                      reason=f"type {', '.join(missing)} stays a static type")
+    if f.slots & capi.BINARY_SLOTS:
+        if len(f.params) < 2 or not f.params[1].name or not first:
+            return Access(AccessKind.NONE, reason="binary slot without named operands")
+        return Access(AccessKind.BINARY, (first, f.params[1].name), types=tuple(owner_types))
+    if "tp_new" in f.slots:
+        if first is None:
+            return Access(AccessKind.NONE, reason="tp_new without a named type parameter")
+        return Access(AccessKind.NEW, (first,), types=tuple(owner_types))
+    if first is None:
+        return Access(AccessKind.NONE, reason="no named self parameter")
+    return Access(AccessKind.TYPE, (first,), types=tuple(owner_types))
+
+
+def instance_param_type(f: Function, module: ExtensionModule, type_ok: set[str]) -> str | None:
+    """The converted type whose instance struct the first parameter points to, if any."""
+    if not f.params:
+        return None
+    m = re.match(r"\s*(?:const\s+)?(?:struct\s+)?(\w+)\s*\*\s*\w*\s*$", f.params[0].type_text)
+    if not m:
+        return None
+    struct = m.group(1)
+    for t in module.static_types:
+        size = t.slot("tp_basicsize")
+        operand = sizeof_operand(size.text if size is not None else None)
+        if t.name in type_ok and operand is not None and operand[1] == struct:
+            return t.name
+    return None

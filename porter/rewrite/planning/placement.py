@@ -1,0 +1,187 @@
+"""Where the module state block goes: before its first user, or in a header the users share."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from porter.model import ExtensionModule, Location, Span
+from porter.rewrite.layout import FileLayout
+from porter.rewrite.planning.decide import Decisions
+from porter.rewrite.vocab import AccessKind, Reason
+
+
+@dataclass(frozen=True)
+class IncludeAddition:
+    """A file that must include the header holding the state: after its last top-level #include."""
+
+    file: str
+    at: int
+    path: str  # as the #include spells it
+    anchor: Span  # that last #include
+
+
+@dataclass(frozen=True)
+class Placement:
+    file: str
+    at: int
+    includes: tuple[IncludeAddition, ...] = ()
+
+    @property
+    def shared_header(self) -> bool:
+        return self.file.endswith(".h")
+
+
+def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLayout],
+                moved_types: set[str]) -> Placement | Reason:
+    """Before the first function that uses state; in a shared header for multi-file modules."""
+    fns = {f.name: f for f in module.functions}
+    spots: list[Location] = []
+    spots += [Location(fns[n].file, fns[n].span) for n, keys in d.needs.items() if keys and n in fns]
+    spots += [Location(fns[n].file, fns[n].span) for n in d.helpers if n in fns]
+    # A helper's prototype names the state type too.
+    spots += [Location(p.file, p.span) for n in d.helpers if n in fns for p in fns[n].prototypes]
+    for name, acc in d.access.items():
+        if acc.kind in (AccessKind.TYPE, AccessKind.NEW, AccessKind.BINARY) and name in fns and name in d.needs:
+            spots.append(Location(fns[name].file, fns[name].span))
+    exec_name = module.init_body.function if module.init_body else module.init.function
+    if exec_name in fns:
+        spots.append(Location(fns[exec_name].file, fns[exec_name].span))
+    spots += [Location(t.file, t.span) for t in module.static_types if t.name in moved_types]
+    # Macros that read `state` need it only where they expand, inside these functions.
+    files = {s.file for s in spots}
+    if len(files) <= 1:
+        file = next(iter(files or {module.init.file}))
+        starts = [s.span.start for s in spots if s.file == file]
+        at = min(starts) if starts else module.init.span.start
+        return Placement(file, _line_before(layouts[file], at))
+    closures = {f: module.translation_unit(f) - {f} for f in module.files}
+    # A unity build: one file includes all the others that use state.
+    for root in [module.init.file] + [f for f in module.files if f != module.init.file]:
+        if files <= closures[root] | {root}:
+            # Right before the first use in the order the compiler reads the unit.
+            order = _unit_order(module, root)
+            first = min(spots, key=lambda s: order[s.file] + (s.span.start,))
+            return Placement(first.file, _line_before(layouts[first.file], first.span.start))
+    # Separate translation units: a header every one of them includes.
+    shared = set.intersection(*(set(closures[f]) | {f} for f in files))
+    headers = [h for h in module.files if h in shared and h.endswith(".h")
+               and _usable_header(module, layouts, h, files)]
+    for g in d.movable.values():
+        for loc in g.extern_declarations:
+            if loc.file in headers:
+                return Placement(loc.file, layouts[loc.file].line_start(loc.span.start))
+    if headers:
+        # The deepest shared header: the one the others include.
+        header = min(headers, key=lambda h: len(closures[h]))
+        return Placement(header, _end_of_header(module, layouts, header))
+    return _header_to_share(module, layouts, files, closures) or Reason(
+        "no-state-header", "module state is needed in several files that share no header porter can put it "
+                           "in (one seen after Python.h, once per file or behind an include guard)")
+
+
+def _header_to_share(module: ExtensionModule, layouts, files: set[str], closures) -> Placement | None:
+    """The module header most of the files that need state include; the others are made to
+    include it too (after their last top-level #include)."""
+    headers = [h for h in module.files if h.endswith(".h") and _usable_header(module, layouts, h, files)]
+    counts = {h: sum(h in closures[f] for f in files) for h in headers}
+    if not counts or max(counts.values()) == 0:
+        return None
+    header = max(headers, key=lambda h: (counts[h], -len(closures[h])))
+    additions = []
+    for f in sorted(files):
+        if header in closures[f] or f == header:
+            continue
+        anchors = [inc for inc in module.include_lines if inc.file == f and inc.top_level]
+        if not anchors:
+            return None
+        last = max(anchors, key=lambda inc: inc.span.start)
+        path = posixpath.relpath(header, posixpath.dirname(f) or ".")
+        additions.append(IncludeAddition(f, layouts[f].line_after(last.span.end - 1), path, last.span))
+    return Placement(header, _end_of_header(module, layouts, header), tuple(additions))
+
+
+def _unit_order(module: ExtensionModule, root: str) -> dict[str, tuple[int, ...]]:
+    """Each file's place in root's translation unit: the #include offsets that lead to it."""
+    order: dict[str, tuple[int, ...]] = {root: ()}
+    stack = [root]
+    while stack:
+        file = stack.pop()
+        for inc, target, span in sorted(module.includes, key=lambda i: i[2].start):
+            if inc == file and target not in order:
+                order[target] = order[file] + (span.start,)
+                stack.append(target)
+    return order
+
+
+def _usable_header(module: ExtensionModule, layouts, header: str, files: set[str]) -> bool:
+    """Whether a header can hold the state block: it sits next to one of `files` (a bundled
+    library's header is compiled into code porter does not see), no file sees it twice (or it
+    is guarded), and every file sees Python.h before it."""
+    if posixpath.dirname(header) not in {posixpath.dirname(f) for f in files}:
+        return False
+    if header not in dict(module.guard_ends) and _included_twice(module, header):
+        return False
+    return _sees_python_h(module, header, len(layouts[header].text), set())
+
+
+def _included_twice(module: ExtensionModule, header: str) -> bool:
+    by_file: dict[str, list[str]] = {}
+    for inc, target, _ in module.includes:
+        by_file.setdefault(inc, []).append(target)
+
+    def count(file: str, depth: int = 0) -> int:
+        if depth > 20:
+            return 0
+        return sum((t == header) + count(t, depth + 1) for t in by_file.get(file, ()))
+
+    return any(count(f) > 1 for f in module.files if not f.endswith(".h"))
+
+
+def _sees_python_h(module: ExtensionModule, file: str, offset: int, seen: set[str]) -> bool:
+    """Whether Python.h is included before `offset` in `file`, wherever `file` is included."""
+    if file in seen:
+        return True
+    seen = seen | {file}
+    targets = {span.start: target for inc, target, span in module.includes if inc == file}
+    for inc in sorted((i for i in module.include_lines if i.file == file), key=lambda i: i.span.start):
+        if inc.span.start >= offset:
+            break
+        if inc.name.rsplit("/", 1)[-1] == "Python.h":
+            return True
+        target = targets.get(inc.span.start)
+        if target is not None and _sees_python_h(module, target, 1 << 62, seen):
+            return True
+    includers = [(inc, span) for inc, target, span in module.includes if target == file]
+    return bool(includers) and all(_sees_python_h(module, inc, span.start, seen) for inc, span in includers)
+
+
+def _end_of_header(module: ExtensionModule, layouts, header: str) -> int:
+    """Before the include guard's closing #endif (or at the end with #pragma once)."""
+    end = dict(module.guard_ends).get(header)
+    return end if end is not None else len(layouts[header].text)
+
+
+def _line_before(layout: FileLayout, offset: int) -> int:
+    """The start of the line of `offset`, above a comment that documents what is there."""
+    return layout.line_start(layout.before_leading_comment(offset))
+
+
+def place_callback_state(module: ExtensionModule, d: Decisions, layouts) -> Location | Reason:
+    """The one file with the callbacks and the calls that make them, before the first of them:
+    a `static` thread-local in a shared header would be one per file."""
+    callbacks = [f for f in module.functions if d.needs.get(f.name)
+                 and (acc := d.access.get(f.name)) is not None and acc.kind is AccessKind.CALLBACK]
+    spots = [(f.file, f.span.start) for f in callbacks]
+    spots += [(site.statement.file, site.statement.span.start) for f in callbacks for site in f.sync_callback_sites]
+    files = {file for file, _ in spots}
+    if len(files) != 1:
+        return Reason("callbacks-across-files", "callbacks that need module state and the calls that make them "
+                                                f"are in different files ({', '.join(sorted(files))}): porter "
+                                                "cannot give them one thread-local")
+    file = files.pop()
+    first = min(at for _, at in spots)
+    # Before the function holding the first spot (a call site sits inside its caller).
+    owner = next((f for f in module.functions if f.file == file and f.span.start <= first < f.span.end), None)
+    at = owner.span.start if owner is not None else first
+    return Location(file, Span(_line_before(layouts[file], at), _line_before(layouts[file], at)))

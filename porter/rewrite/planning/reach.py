@@ -1,0 +1,126 @@
+"""Which functions need module state, directly, through macros, or through the helpers they call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from porter.model import ExtensionModule, Function, Global, UseAccess
+from porter.rewrite.planning.access import NO_ACCESS, Access
+from porter.rewrite.vocab import AccessKind
+
+GlobalKey = tuple[str | None, str]
+# What `PyModule_GetState(PyState_FindModule(&def))` gave: needs state like a moved global does.
+MODULE_STATE: GlobalKey = (None, "<module state>")
+
+
+@dataclass(frozen=True)
+class MacroGraph:
+    """Project macros: which other macros each body names, and which globals."""
+
+    mentions: dict[str, frozenset[str]]  # macro -> macros its body names
+    globals_named: dict[str, frozenset[GlobalKey]]  # macro -> file-scope globals it names, transitively
+
+    @classmethod
+    def of(cls, module: ExtensionModule) -> MacroGraph:
+        names = {m.name for m in module.macros}
+        file_scope = {g.name for g in module.globals if g.function is None}
+        mentions: dict[str, set[str]] = {}
+        direct: dict[str, set[GlobalKey]] = {}
+        for m in module.macros:
+            idents = m.identifiers
+            mentions.setdefault(m.name, set()).update(i for i in idents if i in names and i != m.name)
+            direct.setdefault(m.name, set()).update((None, i) for i in idents if i in file_scope)
+        graph = cls({k: frozenset(v) for k, v in mentions.items()}, {})
+        closed = graph.close({k: set(v) for k, v in direct.items()})
+        return cls(graph.mentions, {k: frozenset(v) for k, v in closed.items() if v})
+
+    def close(self, bodies: dict[str, set[GlobalKey]]) -> dict[str, set[GlobalKey]]:
+        """A macro naming another macro reaches what that one reaches (a new mapping)."""
+        out = {k: set(v) for k, v in bodies.items()}
+        changed = True
+        while changed:
+            changed = False
+            for name, others in sorted(self.mentions.items()):
+                for other in sorted(others):
+                    extra = out.get(other, set()) - out.get(name, set())
+                    if extra:
+                        out.setdefault(name, set()).update(extra)
+                        changed = True
+        return out
+
+
+def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
+                 macro_bodies: dict[str, set[GlobalKey]], finders: set[str]) -> dict[str, set[GlobalKey]]:
+    """Function -> the moved globals (and module state) its own body reaches."""
+    wanted = set(movable) | {MODULE_STATE}
+    needs: dict[str, set[GlobalKey]] = {}
+    for k, g in movable.items():
+        for u in g.uses:
+            if u.function is not None and u.access is not UseAccess.MACRO:
+                needs.setdefault(u.function, set()).add(k)
+    for use in module.macro_uses:
+        keys = macro_bodies.get(use.name, set()) & wanted
+        if keys and use.function is not None:
+            needs.setdefault(use.function, set()).update(keys)
+    for f in module.functions:
+        if f.defined_by:
+            keys = macro_bodies.get(f.defined_by, set()) & wanted
+            if keys:
+                needs.setdefault(f.name, set()).update(keys)
+    for use in module.find_module_uses:
+        if use.macro is None and use.wants in ("state", "state-via") and use.function:
+            needs.setdefault(use.function, set()).add(MODULE_STATE)
+    for f in module.functions:
+        if f.name not in finders and any(c.callee in finders for c in f.calls):
+            needs.setdefault(f.name, set()).add(MODULE_STATE)
+    return needs
+
+
+def thread_helpers(functions: dict[str, Function], access: dict[str, Access],
+                   direct: dict[str, set[GlobalKey]]) -> tuple[dict[str, set[GlobalKey]], set[str]]:
+    """Needs propagated through calls to helpers; the helpers that get a state parameter."""
+    def kind(name: str) -> AccessKind:
+        return access.get(name, NO_ACCESS).kind
+
+    needs = {name: set(keys) for name, keys in direct.items()}
+    threaded = (AccessKind.HELPER, AccessKind.SPLIT)
+    edges = [(name, c.callee) for name, f in functions.items() for c in f.calls if kind(c.callee) in threaded]
+    # A function that hands a synchronous callback to qsort() must provide its state.
+    edges += [(site.caller, name) for name, f in functions.items()
+              if kind(name) is AccessKind.CALLBACK for site in f.sync_callback_sites]
+    # Calls in #if branches porter did not read get the state too (lexically): their callers need it.
+    edges += [(call.caller, name) for name, f in functions.items()
+              if kind(name) in threaded for call in f.unread_calls if call.caller is not None]
+    changed = True
+    while changed:
+        changed = False
+        for caller, callee in edges:
+            got = needs.get(callee)
+            if got and not got <= needs.get(caller, set()):
+                needs.setdefault(caller, set()).update(got)
+                changed = True
+    helpers = {name for name, keys in needs.items() if keys and kind(name) in threaded}
+    return needs, helpers
+
+
+def debug_only(module: ExtensionModule, movable: dict[GlobalKey, Global], macro_bodies,
+               needs: dict[str, set[GlobalKey]], functions: dict[str, Function]) -> set[str]:
+    """Functions whose every use of state sits inside assert(): release builds need none."""
+    plain: set[str] = set()
+    asserted: set[str] = set()
+    for g in movable.values():
+        for u in g.uses:
+            if u.function and u.access is not UseAccess.MACRO:
+                (asserted if u.in_assert else plain).add(u.function)
+    wanted = set(movable) | {MODULE_STATE}
+    for use in module.macro_uses:
+        if use.function and macro_bodies.get(use.name, set()) & wanted:
+            (asserted if use.in_assert else plain).add(use.function)
+    for fm in module.find_module_uses:
+        if fm.function and fm.wants != "existing":
+            plain.add(fm.function)
+    # Calls that thread state to helpers count as plain uses.
+    for name, f in functions.items():
+        if any(needs.get(c.callee) for c in f.calls):
+            plain.add(name)
+    return {f for f in asserted - plain if needs.get(f)}

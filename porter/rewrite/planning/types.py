@@ -1,0 +1,454 @@
+"""Which static types become heap types, and the spec, creation and fixes each one gets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from porter import capi
+from porter.analyze.initializers import is_null, referenced_name, string_value
+from porter.model import (
+    ExtensionModule,
+    FieldAssignment,
+    GlobalKind,
+    Initializer,
+    PythonDictRead,
+    StaticType,
+    TypeReady,
+)
+from porter.rewrite.layout import FileLayout
+from porter.rewrite.names import NameAllocator
+from porter.rewrite.planning.gc import GcPlan, plan_gc
+from porter.rewrite.vocab import Applicability, Reason
+
+# --------------------------------------------------------------------------- convertible
+
+
+def convertible_types(module: ExtensionModule, unsafe: bool) -> dict[str, Reason | None]:
+    """For each static type: None if it can become a heap type, else why not."""
+    # A type declared in the module's own header is still the module's: extension modules are
+    # loaded with RTLD_LOCAL, so other modules reach it only through a capsule, and a capsule
+    # table naming it is a use porter cannot rewrite (it keeps the type static).
+    return {t.name: _why_not(t, module, unsafe) for t in module.static_types}
+
+
+def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> Reason | None:
+    if t.structseq:
+        return None
+    if t.initializer is None:
+        return Reason("type-no-initializer", "no initialiser porter could read")
+    body = module.init_body
+    if body is not None and t.file not in module.translation_unit(body.file) \
+            and not any(loc.file.endswith(".h") for loc in t.forward_declarations):
+        return Reason("type-invisible-to-exec", f"it is defined in {t.file}, and no header shows it to "
+                                                f"{body.file}, where exec would create it from a spec")
+    if t.metatype and t.metatype.replace(" ", "") not in ("&PyType_Type",) and not _deferred(t.metatype, module):
+        return Reason("type-metaclass", f"its metatype is {t.metatype}: a heap type with a custom metaclass "
+                                        "needs PyType_FromMetaclass (3.12+), and ports must build on 3.11")
+    for name in capi.MUST_BE_EMPTY + capi.NOT_A_SLOT:
+        s = t.slot(name)
+        if s is not None and not is_null(s.text):
+            return Reason("type-field-not-a-slot", f"{name} is set; heap types cannot take it on every "
+                                                   "supported Python")
+    read = module_descriptor_read(t, module)
+    if read is not None and not unsafe:
+        return Reason("type-module-descriptor-read", (
+            f"its members or getset define __module__, and {read.file}:{read.line} reads "
+            f"{read.owner}.__dict__['__module__']: a heap type cannot keep that descriptor "
+            f"in its dict while {read.owner}.__module__ stays the module name, so the "
+            "Python side needs a change first (--unsafe keeps the descriptor in the dict and "
+            f"lets {read.owner}.__module__ change)"))
+    for a in (module.init_body.field_assignments if module.init_body else ()):
+        if a.target == t.name and not _foldable(a.field, a.value):
+            return Reason("type-runtime-slot", f"init sets {t.name}.{a.field} = {a.value.strip()}, which is "
+                                               "not a constant a PyType_Slot table can hold")
+    if t.conditional and not unsafe and unreadable_conditionals(t):
+        return Reason("type-partly-read", "an #if inside its initialiser hides slots porter cannot map "
+                                          "(use --unsafe to convert the analysed branch)")
+    return None
+
+
+def python_name(t: StaticType) -> str:
+    """The class name Python code knows the type by: tp_name after its last dot."""
+    slot = t.slot("tp_name")
+    value = string_value(slot.text) if slot is not None else None
+    return value.rsplit(".", 1)[-1] if value else t.name
+
+
+def module_descriptor_read(t: StaticType, module: ExtensionModule) -> PythonDictRead | None:
+    """Python code of the package reading `Type.__dict__['__module__']` of a type whose
+    members or getset define `__module__`: that code expects the descriptor there."""
+    if not defines_module_attribute(t, module):
+        return None
+    return next((r for r in module.python_dict_reads
+                 if r.key == "__module__" and r.owner == python_name(t)), None)
+
+
+def serves_module_descriptor(t: StaticType, module: ExtensionModule) -> bool:
+    """Whether the port keeps the module name in the type's dict and serves the descriptor
+    to instances (a `__module__` member or getset nobody reads from the dict)."""
+    return defines_module_attribute(t, module) and module_descriptor_read(t, module) is None
+
+
+def defines_module_attribute(t: StaticType, module: ExtensionModule) -> bool:
+    """A `__module__` member or getset: a heap type reads `T.__module__` from its dict."""
+    for slot_name in ("tp_members", "tp_getset"):
+        table = referenced_name(t.slot(slot_name).text) if t.slot(slot_name) else None
+        g = next((g for g in module.globals if g.name == table and g.function is None), None)
+        if g is not None and '"__module__"' in g.initializer_text:
+            return True
+    return False
+
+
+def _deferred(text: str, module: ExtensionModule) -> bool:
+    """`DEFERRED_ADDRESS(&PyType_Type)`: a project macro that expands to 0."""
+    from porter.analyze.macros import MacroTable, expand, split_args
+
+    m = re.match(r"\s*(\w+)\s*\(", text)
+    if not m:
+        return False
+    args, _ = split_args(text.encode(), text.index("("))
+    expansion = expand(MacroTable(list(module.macros)), m.group(1), args)
+    return expansion is not None and is_null(expansion)
+
+
+def _foldable(field_name: str, value: str) -> bool:
+    """Whether a value assigned in init can go into a static slots table or spec."""
+    v = value.strip()
+    if (field_name, v.replace(" ", "")) in capi.INHERITED_ASSIGNMENTS or is_null(v):
+        return True
+    if referenced_name(v) is not None:
+        return True
+    # Sizes, offsets, flags and names are constant expressions unless they read memory.
+    rest = re.sub(r"\b(offsetof|sizeof)\s*\([^()]*(\([^()]*\)[^()]*)*\)", "0", v)
+    return not re.search(r"->|\w\s*\.\s*[A-Za-z_]|\w\s*\(", rest)
+
+
+def unreadable_conditionals(t: StaticType) -> bool:
+    """Whether a masked #if in the initialiser may change which slot a positional value fills.
+
+    Designated initialisers name their slots; a positional one is safe when every branch of
+    each masked #if holds the same number of values.
+    """
+    from porter.analyze.types import same_for_all_targets
+
+    for cond, kept, counts in t.conditional_groups:
+        if kept is not None and same_for_all_targets(cond, kept):
+            continue
+        if any(s.span.start < cond.span.start and cond.span.end <= s.span.end for s in t.slots):
+            continue  # inside one value: it does not move the values after it
+        if t.positional and len(set(counts)) != 1:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- per type plan
+
+
+@dataclass(frozen=True)
+class SpecSlot:
+    id: str  # Py_tp_repr
+    value: str
+    guard: str | None  # the #if line around it, when it was guarded
+
+
+@dataclass(frozen=True)
+class DescriptorWrappers:
+    """tp_getattro/tp_setattro that serve a `__module__` descriptor to instances."""
+
+    getattro: str
+    setattro: str
+    old_getattro: str
+    old_setattro: str
+    with_helpers: bool  # the first such type in its file also gets the shared helpers
+    module_name: str  # what `Type.__module__` answers: tp_name up to its last dot
+
+
+@dataclass(frozen=True)
+class TypePlan:
+    """Everything the heap-types, gc-support and exec-slot steps do for one converted type."""
+
+    type: StaticType
+    field: str  # the module state field that keeps it
+    applicability: Applicability  # UNSAFE: converted only because --unsafe was given
+    partly_read: bool  # converted from the #if branches porter read (--unsafe)
+    descriptor_read: PythonDictRead | None  # Python reads its __dict__['__module__'] (--unsafe)
+    structseq_desc: str | None = None  # a struct sequence: its PyStructSequence_Desc
+    slots: tuple[SpecSlot, ...] = ()
+    members: tuple[tuple[str, str], ...] = ()  # (special member, offset) for a new members table
+    members_name: str | None = None  # that new table
+    extend_members: str | None = None  # or the existing members table that takes the rows
+    member_rows: tuple[tuple[str, str], ...] = ()  # the rows for it
+    include_structmember: bool = False  # the spec brings structmember.h in itself
+    spec_storage: str = "static "
+    spec_name: str = ""  # the `.name` value
+    undotted_name: str | None = None  # the tp_name text when it had no module part
+    flags: str = ""
+    basicsize: str = "0"
+    itemsize: str = "0"
+    before_init: bool = False  # the spec goes right before the function that creates it
+    bases: str = "NULL"
+    deps: tuple[str, ...] = ()  # module types created before it (its base)
+    gc: GcPlan | str | None = None  # GC support porter adds, or why it does not
+    descriptor: DescriptorWrappers | None = None
+    folded_assignments: tuple[FieldAssignment, ...] = ()  # init statements that now live in the spec
+    readies: tuple[TypeReady, ...] = ()  # PyType_Ready statements that go
+    substructs: tuple[str, ...] = ()  # sub-struct variables whose tables the spec now holds
+    flagged_gc: bool = False  # Py_TPFLAGS_HAVE_GC is set (given or added): traverse visits the type
+    extend_members_include: bool = False  # the existing members table's file needs structmember.h
+    values: tuple[tuple[str, str], ...] = ()  # the spec's values by PyTypeObject field
+
+    @property
+    def name(self) -> str:
+        return self.type.name
+
+    def value(self, name: str, default: str = "") -> str:
+        return dict(self.values).get(name, default)
+
+
+def plan_types(module: ExtensionModule, layouts: dict[str, FileLayout], moved: set[str],
+               fields: dict[str, str], names: NameAllocator, module_attribute_field: str | None,
+               state_var: str) -> tuple[TypePlan, ...] | Reason:
+    """A plan for every converted type, in source order."""
+    types = {t.name: t for t in module.static_types if t.name in moved}
+    body = module.init_body
+    if not types or body is None:
+        return ()
+    assigns = list(body.field_assignments)
+    substruct_of = {var: t.name for t in types.values() for _, var in t.substructs}
+    # `T.tp_as_sequence = &seq;` in init links a sub-struct too (its fields may be set there).
+    linked: dict[str, list[str]] = {}
+    for a in assigns:
+        if a.target in types and a.field in capi.SUBSTRUCT_OF_FIELD:
+            var = referenced_name(a.value)
+            if var:
+                substruct_of[var] = a.target
+                linked.setdefault(a.target, []).append(var)
+    structmember_done: set[str] = set()
+    descriptor_files: set[str] = set()
+    plans: dict[str, TypePlan] = {}
+    for t in types.values():
+        partly_read = bool(t.conditional and unreadable_conditionals(t))
+        read = module_descriptor_read(t, module)
+        applicability = Applicability.UNSAFE if partly_read or read else Applicability.SAFE
+        common = dict(type=t, field=fields[t.name], applicability=applicability, partly_read=partly_read,
+                      descriptor_read=read)
+        if t.structseq:
+            ready = next((r for r in body.type_readies if r.type_name == t.name and r.structseq_desc), None)
+            if ready is None:
+                return Reason("structseq-not-ready", f"{t.name}: no PyStructSequence_InitType2 call in the "
+                                                     "init function")
+            plans[t.name] = TypePlan(**common, structseq_desc=ready.structseq_desc,
+                                     readies=_readies(body, t))
+            continue
+        slots = {s.name: s for s in t.slots if not _deferred(s.text, module)}
+        values = {name: s.text.strip() for name, s in slots.items()}
+        guards: dict[str, str | None] = {name: s.guard for name, s in slots.items()}
+        sub_values = {s.name: s.text.strip() for s in t.substruct_slots}
+        sub_guards = {s.name: s.guard for s in t.substruct_slots}
+        inherited: set[str] = set()
+        folded = []
+        for a in assigns:
+            if a.target == t.name:
+                if (a.field, a.value.strip().replace(" ", "")) in capi.INHERITED_ASSIGNMENTS:
+                    values.pop(a.field, None)
+                    inherited.add(a.field)
+                else:
+                    values[a.field] = a.value.strip()
+                guards[a.field] = None
+                folded.append(a)
+            elif substruct_of.get(a.target) == t.name:
+                sub_values[a.field] = a.value.strip()
+                folded.append(a)
+        bases, deps = "NULL", ()
+        base = values.get("tp_base")
+        if base and not is_null(base):
+            base_name = referenced_name(base)
+            if base_name in types:
+                bases, deps = f"(PyObject *){state_var}->{fields[base_name]}", (base_name,)
+            else:
+                bases = f"(PyObject *){base.strip()}" if not base.strip().startswith("(PyObject") else base
+        descriptor = None
+        if serves_module_descriptor(t, module) and module_attribute_field:
+            descriptor = _descriptor_wrappers(t, values, types, assigns, t.file not in descriptor_files)
+            descriptor_files.add(t.file)
+            values["tp_getattro"], values["tp_setattro"] = descriptor.getattro, descriptor.setattro
+        gc = plan_gc(module, layouts, t, values, types, _inherits_gc(values, types, assigns), names)
+        if isinstance(gc, GcPlan):
+            values["tp_flags"] = _with_flag(values.get("tp_flags", "Py_TPFLAGS_DEFAULT"), "Py_TPFLAGS_HAVE_GC")
+            values["tp_traverse"], values["tp_clear"] = gc.traverse, gc.clear
+            guards["tp_traverse"] = guards["tp_clear"] = None
+        spec_slots, members = _spec_slots(values, guards, sub_values, sub_guards)
+        existing_members = referenced_name(values.get("tp_members", "")) \
+            if not is_null(values.get("tp_members", "0")) else None
+        members_name = extend = None
+        member_rows: tuple = ()
+        include_structmember = extend_include = False
+        if members:
+            if existing_members:
+                extend, member_rows = existing_members, tuple(members)
+                table = next((g for g in module.globals if g.name == existing_members and g.function is None), None)
+                if table is None or table.initializer is None:
+                    return Reason("members-missing", f"{t.name}: cannot find its members table {existing_members}")
+                if not table.table_rows:
+                    return Reason("members-unreadable", f"{t.name}: cannot read its members table {existing_members}")
+                if b"structmember.h" not in layouts[table.file].text and table.file not in structmember_done:
+                    structmember_done.add(table.file)
+                    extend_include = True
+                members = []
+            else:
+                members_name = f"{t.name}_members"
+                spec_slots.append(SpecSlot("Py_tp_members", members_name, None))
+            if b"structmember.h" not in layouts[t.file].text and t.file not in structmember_done:
+                structmember_done.add(t.file)
+                include_structmember = True
+        spec_name, undotted = _spec_name(module, t, values)
+        plans[t.name] = TypePlan(
+            **common, slots=tuple(spec_slots), members=tuple(members), members_name=members_name,
+            extend_members=extend, member_rows=member_rows, include_structmember=include_structmember,
+            # exec in another file creates the type: the spec must be visible there.
+            spec_storage="" if t.file not in module.translation_unit(body.file) else "static ",
+            spec_name=spec_name, undotted_name=undotted, flags=_flags(values, inherited),
+            basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
+            before_init=_folds_functions(t, assigns) and t.file == body.file,
+            bases=bases, deps=deps, gc=gc, descriptor=descriptor, folded_assignments=tuple(folded),
+            readies=_readies(body, t),
+            substructs=tuple(sorted({v for _, v in t.substructs} | set(linked.get(t.name, ())))),
+            flagged_gc="Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", ""), extend_members_include=extend_include,
+            values=tuple(values.items()),
+        )
+    return tuple(plans.values())
+
+
+def _readies(body, t: StaticType) -> tuple[TypeReady, ...]:
+    return tuple(r for r in body.type_readies if r.type_name == t.name and r.alone)
+
+
+def _folds_functions(t: StaticType, assigns: list[FieldAssignment]) -> bool:
+    """Slots init filled at run time may name functions defined after the type: the spec
+    goes right before the function that creates the type."""
+    return any(a.target == t.name and a.field not in capi.SPEC_FIELDS and a.field not in capi.OFFSET_MEMBERS
+               and a.field not in ("tp_doc", "tp_flags") for a in assigns)
+
+
+def _descriptor_wrappers(t: StaticType, values: dict[str, str], types, assigns,
+                         with_helpers: bool) -> DescriptorWrappers:
+    old_get = _inherited(t, "tp_getattro", types, assigns) or "PyObject_GenericGetAttr"
+    old_set = _inherited(t, "tp_setattro", types, assigns) or "PyObject_GenericSetAttr"
+    name = string_value(values.get("tp_name", '""')) or ""
+    return DescriptorWrappers(f"{t.name}_getattro", f"{t.name}_setattro", old_get, old_set, with_helpers,
+                              name.rsplit(".", 1)[0] if "." in name else "builtins")
+
+
+def _spec_slots(values, guards, sub_values, sub_guards) -> tuple[list[SpecSlot], list[tuple[str, str]]]:
+    slots, members = [], []
+    for name in capi.TYPE_FIELDS:
+        value = values.get(name)
+        if value is None or is_null(value) or name in capi.SPEC_FIELDS:
+            continue
+        if name in capi.OFFSET_MEMBERS:
+            members.append((capi.OFFSET_MEMBERS[name], value))
+            continue
+        if name in capi.HEAP_TYPE_DEFAULTS and referenced_name(value) in capi.HEAP_TYPE_DEFAULTS[name]:
+            continue
+        if name == "tp_doc" and not value.lstrip().startswith("("):
+            # PyDoc_STRVAR makes a `const char[]`; the slot's pointer is `void *`.
+            value = f"(void *){value}"
+        slots.append(SpecSlot("Py_" + name, value, guards.get(name)))
+    for fields in capi.SUBSTRUCT_FIELDS.values():
+        for name in fields:
+            value = sub_values.get(name)
+            if value is None or is_null(value) or name.startswith("was_") or name == "nb_reserved":
+                continue
+            slots.append(SpecSlot("Py_" + name, value, sub_guards.get(name)))
+    return slots, members
+
+
+def _flags(values: dict[str, str], inherited: set[str]) -> str:
+    flags = values.get("tp_flags", "Py_TPFLAGS_DEFAULT").strip()
+    extra = ["Py_TPFLAGS_IMMUTABLETYPE"]
+    has_new = not is_null(values.get("tp_new", "0")) or "tp_new" in inherited
+    has_base = not is_null(values.get("tp_base", "0"))
+    if not has_new and not has_base:
+        extra.append("Py_TPFLAGS_DISALLOW_INSTANTIATION")
+    if "tp_vectorcall_offset" in values and not is_null(values["tp_vectorcall_offset"]) \
+            and "Py_TPFLAGS_HAVE_VECTORCALL" not in flags:
+        extra.append("Py_TPFLAGS_HAVE_VECTORCALL")
+    for flag in extra:
+        if flag not in flags:
+            # After a value ending in `#endif` the operator goes on a line of its own.
+            sep = "\n    | " if flags.rstrip().splitlines()[-1].lstrip().startswith("#") else " | "
+            flags = f"{flags}{sep}{flag}" if flags else flag
+    return flags
+
+
+def _spec_name(module: ExtensionModule, t: StaticType, values: dict[str, str]) -> tuple[str, str | None]:
+    """tp_name, dotted: a heap type without a dot has no `__module__` (and 3.11+ warns)."""
+    text = values.get("tp_name")
+    value = string_value(text) if text else None
+    if text is not None and (value is None or "." in value):
+        return text, None
+    return f'"{module.name}.{value or t.name}"', text or "(none)"
+
+
+def _inherits_gc(values: dict[str, str], types: dict[str, StaticType], assigns) -> bool | None:
+    """Whether a type gets Py_TPFLAGS_HAVE_GC from its base; None for a base porter cannot judge."""
+    base = values.get("tp_base")
+    if not base or is_null(base) or referenced_name(base) == "PyBaseObject_Type":
+        return False
+    name = referenced_name(base)
+    if name not in types:
+        return None
+    base_type = types[name]
+    flags = base_type.slot("tp_flags").text if base_type.slot("tp_flags") is not None else ""
+    flags += " ".join(a.value for a in assigns if a.target == name and a.field == "tp_flags")
+    return "Py_TPFLAGS_HAVE_GC" in flags
+
+
+def _inherited(t: StaticType, slot: str, types: dict[str, StaticType], assigns) -> str | None:
+    """A slot's own value, or the one it inherits from the module's base types."""
+    seen = set()
+    current: StaticType | None = t
+    while current is not None and current.name not in seen:
+        seen.add(current.name)
+        own = current.slot(slot)
+        value = own.text.strip() if own is not None and not is_null(own.text) else None
+        for a in assigns:
+            if a.target == current.name and a.field == slot:
+                value = None if is_null(a.value) else a.value.strip()
+        if value:
+            return value
+        base = current.slot("tp_base")
+        base_name = referenced_name(base.text) if base is not None and not is_null(base.text) else None
+        for a in assigns:
+            if a.target == current.name and a.field == "tp_base":
+                base_name = referenced_name(a.value)
+        current = types.get(base_name) if base_name else None
+    return None
+
+
+def _with_flag(flags: str, flag: str) -> str:
+    return flags if flag in flags else f"{flags.rstrip()} | {flag}"
+
+
+def creation_order(plans: tuple[TypePlan, ...]) -> list[TypePlan]:
+    """The types in the order exec creates them: each base before the types derived from it."""
+    by_name = {p.name: p for p in plans}
+    order: list[TypePlan] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dep in by_name[name].deps:
+            if dep in by_name:
+                visit(dep)
+        order.append(by_name[name])
+
+    for p in plans:
+        visit(p.name)
+    return order
+
+
+__all__ = ["TypePlan", "plan_types", "convertible_types", "GlobalKind", "Initializer"]

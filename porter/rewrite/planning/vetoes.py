@@ -1,0 +1,196 @@
+"""Why a global that needs a port stays global: one small rule per reason.
+
+Each rule returns a `Reason` (global rules, judged once per global) or yields `(key, Reason)`
+pairs (round rules, judged again each time the set of moving globals shrinks). A veto is final:
+the decision loop in planning.decide removes vetoed globals until no rule objects any more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from porter import capi
+from porter.model import ExtensionModule, Global, GlobalKind, Use, UseAccess
+from porter.rewrite.planning.access import Access
+from porter.rewrite.planning.reach import MODULE_STATE, GlobalKey
+from porter.rewrite.vocab import AccessKind, Reason
+
+# --------------------------------------------------------------------------- per global
+
+
+def type_not_convertible(g: Global, module: ExtensionModule, convertible: dict[str, Reason | None]) -> Reason | None:
+    if g.kind is GlobalKind.STATIC_TYPE:
+        return convertible.get(g.name, Reason("type-unread", "not a type porter read"))
+    return None
+
+
+def used_at_file_scope(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    for u in g.uses:
+        if u.function is None and u.access is not UseAccess.MACRO and initializer_owner(module, u) is None:
+            return Reason("used-at-file-scope", f"used outside any function at {u.file} (a static initialiser)")
+        if u.unparsed:
+            return Reason("used-in-unparsed-code", f"used inside code porter could not parse in {u.file}")
+    return None
+
+
+def object_with_static_initializer(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    if g.kind.is_object_kind and g.initializer is not None and \
+            g.initializer_text.strip() not in capi.NULL_POINTER_SPELLINGS:
+        return Reason("object-with-initializer", "an object pointer with a static initialiser")
+    return None
+
+
+def statically_allocated_object(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    if capi.statically_allocated_object(g.initializer_text) and g.kind is not GlobalKind.STATIC_TYPE:
+        return Reason("static-object", "a statically allocated Python object: it cannot be copied into "
+                                       "module state; create it in exec instead (a heap type or PyObject_New)")
+    return None
+
+
+def used_in_unread_branch(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    if g.function is None and any(f.code == "global-in-unread-branch" and f.subject == g.name
+                                  for f in module.findings):
+        return Reason("used-in-unread-branch", "used in an #if branch porter did not read")
+    return None
+
+
+def external_linkage(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    if g.is_static or g.function is not None:
+        return None
+    # External linkage: another translation unit may name it.
+    if any(loc.file not in module.files for loc in g.extern_declarations):
+        return Reason("extern-elsewhere", "declared extern outside the module's files")
+    users = [file for name, file in module.outside_uses if name == g.name]
+    if users:
+        return Reason("named-by-unported-file", f"{users[0]} names it through a header and was not given to "
+                                                "porter (give every source of the extension)")
+    return None
+
+
+def array_with_initializer(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    if "[" in g.type_text and g.initializer is not None and g.kind is not GlobalKind.STATIC_TYPE:
+        return Reason("array-with-initializer", "an array with an initialiser: porter does not copy initial "
+                                                "array contents")
+    return None
+
+
+# Static types are judged by type_not_convertible alone; their uses by the round rules.
+GLOBAL_VETOES = (used_at_file_scope, object_with_static_initializer, statically_allocated_object,
+                 used_in_unread_branch, external_linkage, array_with_initializer)
+
+
+def global_veto(g: Global, module: ExtensionModule, convertible: dict[str, Reason | None]) -> Reason | None:
+    """The first rule that keeps `g` global, judged on `g` alone."""
+    if g.kind is GlobalKind.STATIC_TYPE:
+        return type_not_convertible(g, module, convertible)
+    for rule in GLOBAL_VETOES:
+        reason = rule(g, module, convertible)
+        if reason is not None:
+            return reason
+    return None
+
+
+# --------------------------------------------------------------------------- per round
+
+
+@dataclass(frozen=True)
+class Round:
+    """What one round of the decision loop knows, for the round rules."""
+
+    module: ExtensionModule
+    movable: dict[GlobalKey, Global]
+    access: dict[str, Access]
+    needs: dict[str, set[GlobalKey]]
+    macro_bodies: dict[str, set[GlobalKey]]
+
+
+def unreachable_function(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    """A global some function cannot reach state from (module state itself blocks the module)."""
+    for name, keys in r.needs.items():
+        acc = r.access.get(name)
+        if not keys or (acc is not None and acc.kind is not AccessKind.NONE):
+            continue
+        why = acc.reason if acc else "not a function of this module"
+        for k in sorted(keys):
+            yield k, Reason("unreachable-function", f"used in {name}(), which cannot reach module state ({why})")
+
+
+def macro_used_outside_functions(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    defining = {f.defined_by for f in r.module.functions if f.defined_by}
+    for macro, keys in r.macro_bodies.items():
+        if macro in defining:
+            continue  # its uses outside functions are the functions it defines
+        outside = next((u for u in r.module.macro_uses if u.name == macro and u.function is None), None)
+        if outside is not None:
+            for k in sorted(keys & set(r.movable)):
+                yield k, Reason("macro-outside-functions", f"reached through macro {macro}, which is used "
+                                                           f"outside functions (in {outside.file})")
+
+
+def pasted_with_kept_names(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    """A macro that pastes names together (over all its uses): all of them move, or none."""
+    keys_of = {g.key for g in r.module.globals}
+    pasted_by_macro: dict[str, set[GlobalKey]] = {}
+    for use in r.module.macro_uses:
+        pasted_by_macro.setdefault(use.name, set()).update(
+            (None, n) for n in use.pasted if (None, n) in keys_of)
+    for macro, pasted in pasted_by_macro.items():
+        if pasted and not pasted <= set(r.movable):
+            for k in sorted(pasted & set(r.movable)):
+                yield k, Reason("pasted-with-kept-names", f"built by macro {macro} (##) together with names "
+                                                          "that stay global")
+
+
+def base_stays_static(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    """A heap type's module-local base must be a heap type created before it."""
+    names = {t.name for t in r.module.static_types}
+    for t in r.module.static_types:
+        base = type_base(t, r.module)
+        if (None, t.name) in r.movable and base in names and (None, base) not in r.movable:
+            yield (None, t.name), Reason("base-stays-static", f"its base {base} stays a static type")
+
+
+def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    """Only another converted type's initialiser may name a moved global: that goes too."""
+    for k, g in r.movable.items():
+        for u in g.uses:
+            if u.function is None and u.access is not UseAccess.MACRO:
+                owner = initializer_owner(r.module, u)
+                if owner is None or (None, owner) not in r.movable:
+                    yield k, Reason("used-at-file-scope", f"used outside any function in {u.file} "
+                                    + (f"(the initialiser of {owner}, which stays static)"
+                                       if owner else "(a static initialiser)"))
+
+
+ROUND_VETOES = (unreachable_function, macro_used_outside_functions, pasted_with_kept_names,
+                base_stays_static, named_by_static_initializer)
+
+
+# --------------------------------------------------------------------------- shared readings
+
+
+def initializer_owner(module: ExtensionModule, u: Use) -> str | None:
+    """The static type whose initialiser holds this use, if any."""
+    for t in module.static_types:
+        if t.file == u.file and t.initializer is not None and \
+                t.initializer.start <= u.span.start < t.initializer.end:
+            return t.name
+    return None
+
+
+def type_base(t, module: ExtensionModule) -> str | None:
+    """The variable a type's tp_base names, in its initialiser or assigned in init."""
+    from porter.analyze.initializers import is_null, referenced_name
+
+    value = None
+    slot = t.slot("tp_base")
+    if slot is not None and not is_null(slot.text):
+        value = slot.text
+    for a in module.init_body.field_assignments if module.init_body else ():
+        if a.target == t.name and a.field == "tp_base":
+            value = a.value
+    return referenced_name(value) if value else None
+
+
+__all__ = ["GLOBAL_VETOES", "ROUND_VETOES", "Round", "global_veto", "MODULE_STATE"]
