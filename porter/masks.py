@@ -10,6 +10,7 @@ text are found lexically by the analysis.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from porter.lexer import Token, matching_paren, tokenize, top_level_commas, top_level_punct
@@ -154,7 +155,7 @@ def _mask_methoddef(buf, text, tok):
 
 
 # Known macros and their stand-ins. Each entry: why tree-sitter needs help, and how.
-MACRO_MASKS: dict[bytes, object] = {
+MACRO_MASKS: dict[bytes, Callable] = {
     # A struct field without a semicolon.
     b"PyObject_HEAD": _mask_head,
     b"PyObject_VAR_HEAD": _mask_head,

@@ -376,6 +376,11 @@ class StaticType:
     def slot(self, name: str) -> Initializer | None:
         return next((s for s in self.slots if s.name == name), None)
 
+    def slot_text(self, name: str) -> str | None:
+        """The initialiser text of a slot, when the type sets it."""
+        s = self.slot(name)
+        return s.text if s is not None else None
+
 
 class Severity(StrEnum):
     BLOCKER = "blocker"

@@ -14,9 +14,17 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 import tree_sitter_c
-from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
+from tree_sitter import Language, Parser, Query, QueryCursor, Tree
+
+if TYPE_CHECKING:
+    # tree-sitter types Node.text and every child accessor as optional; porter walks trees
+    # it parsed from bytes, where they are not: nodes are checked by the tests, not by mypy.
+    Node = Any
+else:
+    from tree_sitter import Node
 
 from porter.masks import MacroMask, mask_macros
 from porter.model import Macro, Span

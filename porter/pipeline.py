@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from porter.analyze.project import Analysis, analyze, load_sources
 from porter.model import FileProblem
 
 
 def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
-         python_files: list[tuple[str, bytes]] = (),
-         outside_files: list[tuple[str, bytes]] = ()) -> Analysis:
+         python_files: Sequence[tuple[str, bytes]] = (),
+         outside_files: Sequence[tuple[str, bytes]] = ()) -> Analysis:
     """Facts for every extension module in `files`; what porter cannot read becomes a problem.
 
     `python_files` are the package's Python sources: what they read from a type's `__dict__`
@@ -22,8 +24,8 @@ def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = No
 
 def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,
                problems: list[FileProblem] | None = None,
-               python_files: list[tuple[str, bytes]] = (),
-               outside_files: list[tuple[str, bytes]] = ()):
+               python_files: Sequence[tuple[str, bytes]] = (),
+               outside_files: Sequence[tuple[str, bytes]] = ()):
     """Scan, plan and apply: the new text of every file a ported module changed."""
     from porter.rewrite.port import port
 

@@ -20,7 +20,7 @@ _SHORT = {
 
 
 def scan_rows(analysis: Analysis) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     unparsed = {f.path: len(f.error_spans) for f in analysis.files}
     for m in analysis.modules:
         kinds = Counter(g.kind for g in m.globals)

@@ -111,10 +111,11 @@ def _method_rows(src, index, macros, table, rows) -> list[MethodEntry]:
     out = []
     for row in rows:
         values = _row_values(src, row)
-        if row.type == "call_expression" and ctree.call_name(row) in macros:
+        macro = ctree.call_name(row) if row.type == "call_expression" else None
+        if macro is not None and macro in macros:
             # method(add_word, METH_VARARGS): a project macro that spells the row.
             here = macros.at(index.path, row.start_byte)
-            text = expand(here, ctree.call_name(row), [src.text_of(a) for a in ctree.call_args(row)]) or ""
+            text = expand(here, macro, [src.text_of(a) for a in ctree.call_args(row)]) or ""
             values = _split_braced(text)
         clinic = next((m.name for m in src.macro_masks
                        if m.span.start == row.start_byte and m.name.endswith("_METHODDEF")), None)
@@ -389,10 +390,11 @@ def _library_site(path: str, node: Node) -> list | None:
         return None
     owner = ctree.enclosing_function(call)
     site = _call_site(call)
-    if site is None or owner is None:
+    caller = ctree.function_name(owner)[0] if owner is not None else None
+    if site is None or caller is None or name is None:
         return None
     stmt, ends = site
-    return [CallbackSite(ctree.function_name(owner)[0], Location(path, ctree.span(stmt)), name, ends)]
+    return [CallbackSite(caller, Location(path, ctree.span(stmt)), name, ends)]
 
 
 def _local_struct_sites(path: str, ident: Node) -> list | None:
@@ -422,7 +424,7 @@ def _local_struct_sites(path: str, ident: Node) -> list | None:
             if site is None:
                 return None
             stmt, ends = site
-            sites.append(CallbackSite(ctree.function_name(owner)[0], Location(path, ctree.span(stmt)),
+            sites.append(CallbackSite(ctree.function_name(owner)[0] or "", Location(path, ctree.span(stmt)),
                                       ctree.call_name(call) or "a call", ends))
             continue
         return None  # any other use may let the struct outlive the call
@@ -548,7 +550,7 @@ def _releases(body: Node | None, self_name: str | None) -> tuple[FieldRelease, .
         field_node = target.child_by_field_name("field")
         if base is not None and field_node is not None and _names_object(base, aliases):
             fn = node.child_by_field_name("function")
-            out.append(FieldRelease(field_node.text.decode(), ctree.call_name(node),
+            out.append(FieldRelease(field_node.text.decode(), ctree.call_name(node) or "",
                                     ctree.span(node), ctree.span(fn)))
     return tuple(out)
 

@@ -165,7 +165,7 @@ def _argument_of(ident: Node) -> Node | None:
     return None
 
 
-def _shape(ident: Node) -> tuple[str, Span | None]:
+def _shape(ident: Node) -> tuple[UseShape, Span | None]:
     """`&x` and `x.field` need more than the name replaced when `x` becomes a pointer."""
     parent = ident.parent
     if parent is None:
@@ -192,7 +192,7 @@ def _refers_to(ident: Node, g: Global) -> bool:
 
 
 
-def _access(ident: Node, is_array: bool = False) -> str:
+def _access(ident: Node, is_array: bool = False) -> UseAccess:
     parent = ident.parent
     child = ident
     # Walk out of parentheses, casts and subscripts: (x)[i] = ... writes x's storage.

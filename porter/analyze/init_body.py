@@ -17,7 +17,7 @@ _NULLISH = re.compile(r"^\(?\s*(NULL|0|\(\s*PyObject\s*\*\s*\)\s*NULL)\s*\)?$")
 
 
 def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
-                   helpers: list[tuple[FileIndex, Node]] = ()) -> InitBody | None:
+                   helpers: list[tuple[FileIndex, Node]] | tuple = ()) -> InitBody | None:
     """`helpers` are functions only the init function calls: their type set-up belongs to it."""
     name = init.worker or init.function
     if init.worker:
@@ -86,12 +86,14 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
                         readies.append(TypeReady(type_name, ctree.span(stmt), ctree.span(node),
                                                  stmt.type == "if_statement", _alone(stmt, node),
                                                  file=where.path))
+    def returns_in_body(name: str, object_like: bool = False) -> bool:
+        m = macros.get(name)
+        return m is not None and (not object_like or m.params is None) \
+            and re.search(r"\breturn\b", m.body_text) is not None
+
     returning = sorted({name for name, call in index.calls
-                        if body.start_byte <= call.start_byte < body.end_byte and name in macros
-                        and re.search(r"\breturn\b", macros.get(name).body_text)}
-                       | {n for n, nodes in index.identifiers.items() if n in macros
-                          and macros.get(n).params is None
-                          and re.search(r"\breturn\b", macros.get(n).body_text)
+                        if body.start_byte <= call.start_byte < body.end_byte and returns_in_body(name)}
+                       | {n for n, nodes in index.identifiers.items() if returns_in_body(n, object_like=True)
                           and any(body.start_byte <= x.start_byte < body.end_byte for x in nodes)})
     returning = [n for n in returning if n not in {r.text.split("(")[0].strip().rstrip(";") for r in returns}]
     reused = _module_var_reused(index, body, module_var, create_nodes, macros)
@@ -350,7 +352,7 @@ def _declarator_with_comma(stmt: Node, d: Node) -> Span:
 
 def _null_checks(src, body: Node, module_var: str | None, create_nodes: list[Node]) -> list[Span]:
     """`if (m == NULL) ...` right after a create statement: dead once the module is given."""
-    out = []
+    out: list[Span] = []
     if module_var is None:
         return out
     for stmt in create_nodes:
@@ -408,9 +410,9 @@ def _classify_value(src, value: Node | None, module_var: str | None, macros: Mac
         inner = ctree.unwrap_parens(value)
         if inner is not None and inner.type == "identifier" and inner.text.decode() in macros:
             kind = _classify_text(expand(macros, inner.text.decode(), None) or "", module_var)
-        elif inner is not None and inner.type == "call_expression" and ctree.call_name(inner) in macros:
+        elif inner is not None and inner.type == "call_expression" and (ctree.call_name(inner) or "") in macros:
             args = [src.text_of(a) for a in ctree.call_args(inner)]
-            kind = _classify_text(expand(macros, ctree.call_name(inner), args) or "", module_var)
+            kind = _classify_text(expand(macros, ctree.call_name(inner) or "", args) or "", module_var)
         elif inner is not None and inner.type == "call_expression" and ctree.call_name(inner) in (
                 "PyModule_Create", "PyModule_Create2"):
             kind = "create"

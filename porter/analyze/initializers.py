@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from porter.analyze import ctree
 from porter.model import Initializer, Span
@@ -10,7 +11,7 @@ from porter.parse import Node, Source
 
 
 def read_initializer(
-    src: Source, init: Node, fields: tuple[str, ...], aliases: dict[str, str | None] | None = None,
+    src: Source, init: Node, fields: tuple[str, ...], aliases: Mapping[str, str | None] | None = None,
     expand_macro=None,
 ) -> tuple[list[Initializer], bool]:
     """Fields of an initializer_list by name; also whether a masked `#if` lies inside it.
@@ -25,7 +26,7 @@ def read_initializer(
         init.start_byte <= mc.conditional.span.start < init.end_byte
         for mc in src.masked_conditionals
     )
-    elements = []
+    elements: list = []
     for element in ctree.initializer_elements(init):
         expanded = _expanded_elements(src, element, expand_macro)
         elements.extend(expanded if expanded is not None else [(src, element, None)])

@@ -149,7 +149,7 @@ def _expand_nested(table: MacroTable, body: str, depth: int) -> str:
 def split_args(raw: bytes, open_at: int) -> tuple[list[str] | None, int]:
     """Split the arguments of the parenthesised list at `open_at`; return them and the end."""
     depth = 0
-    args = []
+    args: list[str] = []
     start = open_at + 1
     for tok in tokenize(raw, open_at, directives=False):
         if tok.kind != "punct":

@@ -6,6 +6,7 @@ import dataclasses
 import posixpath
 import re
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from porter.analyze import ctree
@@ -60,9 +61,9 @@ class Analysis:
     sources: dict[str, Source]
 
 
-def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
-            python_files: list[tuple[str, bytes]] = (),
-            outside_files: list[tuple[str, bytes]] = ()) -> Analysis:
+def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
+            python_files: Sequence[tuple[str, bytes]] = (),
+            outside_files: Sequence[tuple[str, bytes]] = ()) -> Analysis:
     """Facts for every module in `sources`; `python_files` are the package's own Python files,
     `outside_files` sources that include the module's headers without being ported."""
     dict_reads = collect_dict_reads(list(python_files))
@@ -79,8 +80,8 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
                  for path in indexes}
     inits = {path: find_init_functions(idx, tu_macros[path]) for path, idx in indexes.items()}
     roots = [path for path in indexes if inits[path]]
-    problems = list(problems)
-    problems += _unread_inits(indexes, {i.name for found in inits.values() for i in found})
+    found_problems = list(problems)
+    found_problems += _unread_inits(indexes, {i.name for found in inits.values() for i in found})
     linked = _link_files(indexes, closures, roots)
     modules = []
     for root in roots:
@@ -100,7 +101,7 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
                                                                   for m in module.macros)),
                                                    findings=module.findings + tuple(limited)))
             except Exception as e:  # one module porter cannot read must not stop the run
-                problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
+                found_problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
     modules.sort(key=lambda m: (m.init.file, m.init.span.start))
     facts = tuple(
         FileFacts(
@@ -111,7 +112,7 @@ def analyze(sources: list[Source], problems: tuple[FileProblem, ...] = (),
         )
         for path, idx in sorted(indexes.items())
     )
-    return Analysis(tuple(modules), facts, tuple(problems), {s.path: s for s in sources})
+    return Analysis(tuple(modules), facts, tuple(found_problems), {s.path: s for s in sources})
 
 
 def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) -> ExtensionModule:
@@ -158,7 +159,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         macro_uses=macro_uses,
         find_module_uses=tuple(u for u in collect_find_module_uses(indexes, definition.name if definition else None,
                                                                    macros, init.worker or init.function)
-                               + (module_global_uses(indexes, init_body.module_var, macros,
+                               + (module_global_uses(indexes, init_body.module_var or "", macros,
                                                      init.worker or init.function)
                                   if init_body is not None and init_body.module_var_global else [])
                                if u.macro is None or _macro_is_used(u.macro, macro_uses, indexes)),
@@ -206,7 +207,7 @@ def _macros_fully_seen(indexes: list[FileIndex], macros: MacroTable, uses) -> fr
     porter left unread. An edit in another macro's body changes code porter has not seen."""
     from porter.lexer import identifiers
 
-    in_unread = set()
+    in_unread: set[str] = set()
     for idx in indexes:
         for span, _ in idx.src.dropped_text():
             in_unread.update(t.text.decode("utf-8", "replace") for t in identifiers(idx.src.text, span.start, span.end))
@@ -256,7 +257,7 @@ def _outside_uses(module: ExtensionModule, outside_files) -> tuple[tuple[str, st
 
     declared = {g.name for g in module.globals if g.function is None and not g.is_static
                 and any(loc.file.endswith(".h") for loc in g.extern_declarations)}
-    out = []
+    out: list[tuple[str, str]] = []
     for path, data in outside_files:
         if path in module.files or not declared:
             continue
@@ -319,7 +320,7 @@ def _module_includes(indexes: list[FileIndex]) -> list[tuple[str, str, Span]]:
     out = []
     for idx in indexes:
         resolved = _resolve_includes(idx.path, idx, paths)
-        by_name = {}
+        by_name: dict[str, tuple[str, Span]] = {}
         for name, span in idx.includes:
             target = posixpath.normpath(posixpath.join(posixpath.dirname(idx.path), name))
             by_name.setdefault(name, (target, span))
@@ -496,7 +497,8 @@ def _struct_fields(idx: FileIndex, body, heads, object_names: set[str]) -> list[
     return out
 
 
-def _resolve_includes(path: str, idx: FileIndex, indexes: dict[str, FileIndex]) -> list[str]:
+def _resolve_includes(path: str, idx: FileIndex | _IncludesOnly,
+                      indexes: Mapping[str, FileIndex | _IncludesOnly]) -> list[str]:
     out = []
     base = posixpath.dirname(path)
     by_name: dict[str, list[str]] = {}

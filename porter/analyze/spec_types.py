@@ -31,11 +31,12 @@ def collect_spec_types(indexes: list[FileIndex]) -> list[SpecType]:
                 continue
             left = parent.child_by_field_name("left")
             owner = ctree.enclosing_function(call)
-            if left is None or left.type != "identifier" or owner is None or spec is None:
+            function = ctree.function_name(owner)[0] if owner is not None else None
+            if left is None or left.type != "identifier" or function is None or spec is None:
                 continue
             if ctree.is_declared_locally(left.text.decode(), left):
                 continue
-            out.append(SpecType(left.text.decode(), spec, idx.path, ctree.function_name(owner)[0],
+            out.append(SpecType(left.text.decode(), spec, idx.path, function,
                                 ctree.span(call), name, tuple(ctree.span(a) for a in args),
                                 tuple(idx.src.text_of(a) for a in args)))
     return out

@@ -81,7 +81,8 @@ def _static_type(index, decl, name, value, forwards, substruct_vars, expand_macr
                                           expand_macro)
     positional = any(not s.designated for s in slots[1:]) or (
         bool(slots) and all(not s.designated for s in slots))
-    substructs, sub_slots = [], []
+    substructs: list[tuple[str, str]] = []
+    sub_slots: list[Initializer] = []
     for slot in slots:
         if slot.name in capi.SUBSTRUCT_OF_FIELD and not is_null(slot.text):
             var = referenced_name(slot.text)

@@ -38,7 +38,7 @@ def apply_edits(text: bytes, edits: list[Edit]) -> bytes:
     pos = 0
     last: Edit | None = None
     for e in ordered:
-        if e.span.start < pos or (last is not None and e.span.start < last.span.end):
+        if last is not None and (e.span.start < pos or e.span.start < last.span.end):
             raise OverlappingEdits(f"{e.file}: {last.step} {last.span} and {e.step} {e.span}")
         out.append(text[pos:e.span.start])
         out.append(e.text.encode("utf-8"))

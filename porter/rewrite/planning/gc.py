@@ -74,8 +74,7 @@ def plan_gc(module: ExtensionModule, layouts: dict[str, FileLayout], t: StaticTy
         return f"its dealloc {dealloc.name}() also serves {', '.join(x for x in dealloc.types if x != t.name)}"
     if not dealloc.frees:
         return f"{dealloc.name}() frees no object porter can see"
-    subtypes = [o.name for o in types.values() if o.slot("tp_base") is not None
-                and referenced_name(o.slot("tp_base").text) == t.name]
+    subtypes = [o.name for o in types.values() if referenced_name(o.slot_text("tp_base") or "") == t.name]
     body = module.init_body
     subtypes += [a.target for a in (body.field_assignments if body else ())
                  if a.field == "tp_base" and referenced_name(a.value) == t.name and a.target not in subtypes]
@@ -114,7 +113,7 @@ def _allocation_sites(module: ExtensionModule, layouts: dict[str, FileLayout],
         struct = layouts[u.file].text_of(call.args[0]).strip()
         sites.append(AllocationSite(u.file, call.span, call.args[0], struct, call.args[1]))
     # `PyObject_New(Obj, Py_TYPE(self))` allocates the type without naming it.
-    operand = sizeof_operand(t.slot("tp_basicsize").text if t.slot("tp_basicsize") else None)
+    operand = sizeof_operand(t.slot_text("tp_basicsize"))
     seen = {s.call for s in sites}
     for fn in module.functions:
         for call in fn.calls:

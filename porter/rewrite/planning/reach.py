@@ -67,9 +67,9 @@ def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
             keys = macro_bodies.get(f.defined_by, set()) & wanted
             if keys:
                 needs.setdefault(f.name, set()).update(keys)
-    for use in module.find_module_uses:
-        if use.macro is None and use.wants in ("state", "state-via") and use.function:
-            needs.setdefault(use.function, set()).add(MODULE_STATE)
+    for fm in module.find_module_uses:
+        if fm.macro is None and fm.wants in ("state", "state-via") and fm.function:
+            needs.setdefault(fm.function, set()).add(MODULE_STATE)
     for f in module.functions:
         if f.name not in finders and any(c.callee in finders for c in f.calls):
             needs.setdefault(f.name, set()).add(MODULE_STATE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name, string_value
@@ -93,7 +93,7 @@ def serves_module_descriptor(t: StaticType, module: ExtensionModule) -> bool:
 def defines_module_attribute(t: StaticType, module: ExtensionModule) -> bool:
     """A `__module__` member or getset: a heap type reads `T.__module__` from its dict."""
     for slot_name in ("tp_members", "tp_getset"):
-        table = referenced_name(t.slot(slot_name).text) if t.slot(slot_name) else None
+        table = referenced_name(t.slot_text(slot_name) or "")
         g = next((g for g in module.globals if g.name == table and g.function is None), None)
         if g is not None and '"__module__"' in g.initializer_text:
             return True
@@ -231,15 +231,14 @@ def plan_types(module: ExtensionModule, layouts: dict[str, FileLayout], moved: s
         partly_read = bool(t.conditional and unreadable_conditionals(t))
         read = module_descriptor_read(t, module)
         applicability = Applicability.UNSAFE if partly_read or read else Applicability.SAFE
-        common = dict(type=t, field=fields[t.name], applicability=applicability, partly_read=partly_read,
-                      descriptor_read=read)
+        common = TypePlan(type=t, field=fields[t.name], applicability=applicability, partly_read=partly_read,
+                          descriptor_read=read)
         if t.structseq:
             ready = next((r for r in body.type_readies if r.type_name == t.name and r.structseq_desc), None)
             if ready is None:
                 return Reason("structseq-not-ready", f"{t.name}: no PyStructSequence_InitType2 call in the "
                                                      "init function")
-            plans[t.name] = TypePlan(**common, structseq_desc=ready.structseq_desc,
-                                     readies=_readies(body, t))
+            plans[t.name] = replace(common, structseq_desc=ready.structseq_desc, readies=_readies(body, t))
             continue
         slots = {s.name: s for s in t.slots if not _deferred(s.text, module)}
         values = {name: s.text.strip() for name, s in slots.items()}
@@ -260,7 +259,8 @@ def plan_types(module: ExtensionModule, layouts: dict[str, FileLayout], moved: s
             elif substruct_of.get(a.target) == t.name:
                 sub_values[a.field] = a.value.strip()
                 folded.append(a)
-        bases, deps = "NULL", ()
+        bases = "NULL"
+        deps: tuple[str, ...] = ()
         base = values.get("tp_base")
         if base and not is_null(base):
             base_name = referenced_name(base)
@@ -303,8 +303,8 @@ def plan_types(module: ExtensionModule, layouts: dict[str, FileLayout], moved: s
                 structmember_done.add(t.file)
                 include_structmember = True
         spec_name, undotted = _spec_name(module, t, values)
-        plans[t.name] = TypePlan(
-            **common, slots=tuple(spec_slots), members=tuple(members), members_name=members_name,
+        plans[t.name] = replace(
+            common, slots=tuple(spec_slots), members=tuple(members), members_name=members_name,
             extend_members=extend, member_rows=member_rows, include_structmember=include_structmember,
             # exec in another file creates the type: the spec must be visible there.
             spec_storage="" if t.file not in module.translation_unit(body.file) else "static ",
@@ -400,7 +400,7 @@ def _inherits_gc(values: dict[str, str], types: dict[str, StaticType], assigns) 
     if name not in types:
         return None
     base_type = types[name]
-    flags = base_type.slot("tp_flags").text if base_type.slot("tp_flags") is not None else ""
+    flags = base_type.slot_text("tp_flags") or ""
     flags += " ".join(a.value for a in assigns if a.target == name and a.field == "tp_flags")
     return "Py_TPFLAGS_HAVE_GC" in flags
 

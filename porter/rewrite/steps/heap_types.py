@@ -223,8 +223,7 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
     if prologue:
         out.insert(f.file, f.body.start + 1, prologue, order=-7)
     if not f.frees:
-        deallocs = {referenced_name(tt.slot("tp_dealloc").text) for tt in plan.module.static_types
-                    if tt.slot("tp_dealloc") is not None}
+        deallocs = {referenced_name(tt.slot_text("tp_dealloc") or "") for tt in plan.module.static_types}
         if not any(c.callee in deallocs for c in f.calls):
             out.todo(f.file, f.header, f"{name}() frees no object porter can see: after freeing it must "
                                        "Py_DECREF(Py_TYPE(self))")
@@ -248,11 +247,10 @@ def _fix_traverse(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> Non
     value = tp.value("tp_traverse", "0") or "0"
     name = referenced_name(value)
     f = plan.module.function(name or "")
-    if f is None or name in done:
+    if f is None or name is None or name in done:
         return
     done.add(name)
-    traverses = {referenced_name(other.type.slot("tp_traverse").text) for other in plan.types
-                 if other.type.slot("tp_traverse") is not None}
+    traverses = {referenced_name(other.type.slot_text("tp_traverse") or "") for other in plan.types}
     if any(c.callee in traverses and c.callee != name for c in f.calls):
         return  # it delegates to a base's traverse, which visits the type
     self_name = f.params[0].name if f.params else None

@@ -143,7 +143,8 @@ def _macro_functions(out: Emitter, plan: Plan, macro_name: str, members) -> None
         return
     names = plan.names
     with out.about(("macro", m.name)):
-        out.insert(m.file, brace.end, " " + cbuild.state_declaration(names.state_type, names.state_var, exprs.pop()))
+        expr = exprs.pop() or ""
+        out.insert(m.file, brace.end, " " + cbuild.state_declaration(names.state_type, names.state_var, expr))
         for callee, tok, paren, empty in m.called():
             if callee in plan.decisions.helpers:
                 _pass_state(out, plan, m.file, callee, tok.start, paren.end, empty)
@@ -371,9 +372,9 @@ def _replace_find_module(out: Emitter, plan: Plan) -> None:
                 continue
             if use.wants is FindModuleWant.STATE_VIA:
                 # `m = PyState_FindModule(&def); if (m == NULL) return 0; s = GET(m);`: s is the state.
-                for span in (use.statement, *use.null_checks):
-                    if span is not None:
-                        out.delete_statement(use.file, span)
+                for dead in (use.statement, *use.null_checks):
+                    if dead is not None:
+                        out.delete_statement(use.file, dead)
                 for span in use.state_reads:
                     out.edit(use.file, span, var)
             elif use.wants is FindModuleWant.STATE:
