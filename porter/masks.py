@@ -145,6 +145,14 @@ def _mask_blank(buf, text, tok):
     return tok.end
 
 
+def _mask_word(stand_in: bytes):
+    """A keyword tree-sitter does not know, as one it does (padded to the same length)."""
+    def mask(buf, text, tok):
+        _put(buf, tok.start, stand_in.ljust(len(tok.text)))
+        return tok.end
+    return mask
+
+
 def _mask_methoddef(buf, text, tok):
     # Argument Clinic's FOO_METHODDEF expands to "{...},": "{FOO_METHOD}," is the same length.
     if _next_significant(text, tok.end) in (b",", b"(", b"="):
@@ -191,6 +199,9 @@ MACRO_MASKS: dict[bytes, Callable] = {
 # Also masked: _PyObject_EXTRA_INIT, empty outside debug builds, and trashcan and FPE blocks.
 MACRO_MASKS.update({
     b"_PyObject_EXTRA_INIT": _mask_blank,
+    # C11 thread-local storage (tree-sitter-c reads _Thread_local as a type name).
+    b"_Thread_local": _mask_word(b"__thread"),
+    b"_Py_thread_local": _mask_word(b"__thread"),
     b"Py_TRASHCAN_BEGIN": _mask_block_call(b"{"),
     b"Py_TRASHCAN_END": _mask_block(b"}"),
     b"Py_TRASHCAN_SAFE_BEGIN": _mask_block_call(b"{"),

@@ -124,6 +124,7 @@ class GlobalKind(StrEnum):
     TYPE_SUBSTRUCT = "type-substruct"  # PyNumberMethods and friends
     CAPSULE_API = "capsule-api"  # a pointer table exported through a capsule
     FUNCTION_POINTER = "function-pointer"  # a pointer to a C function, set once
+    THREAD_LOCAL = "thread-local"  # C data in thread-local storage: each thread has its own
 
     @property
     def needs_port(self) -> bool:
@@ -199,6 +200,7 @@ class Global:
     # what a rewrite needs to delete some and keep the others valid.
     declarators: tuple[Span, ...] = ()
     declarator_index: int = 0  # which of them is this one
+    thread_local: bool = False  # _Thread_local / __thread: one per thread, not per process
     # The elements of an `{...}` initialiser list (a table's rows, the sentinel last).
     table_rows: tuple[Span, ...] = ()
 

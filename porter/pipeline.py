@@ -25,8 +25,9 @@ def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = No
 def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,
                problems: list[FileProblem] | None = None,
                python_files: Sequence[tuple[str, bytes]] = (),
-               outside_files: Sequence[tuple[str, bytes]] = ()):
+               outside_files: Sequence[tuple[str, bytes]] = (), multi_phase_is_done: bool = True):
     """Scan, plan and apply: the new text of every file a ported module changed."""
     from porter.rewrite.port import port
 
-    return port(scan(files, problems, python_files, outside_files), unsafe=unsafe)
+    return port(scan(files, problems, python_files, outside_files), unsafe=unsafe,
+                multi_phase_is_done=multi_phase_is_done)

@@ -24,11 +24,12 @@ def scan_json(folder: Path) -> bytes:
     return (json.dumps(analysis_to_json(analysis), indent=2) + "\n").encode()
 
 
-def port_folder(folder: Path, unsafe: bool = False, files: dict[str, bytes] | None = None):
+def port_folder(folder: Path, unsafe: bool = False, files: dict[str, bytes] | None = None,
+                multi_phase_is_done: bool = True):
     """(patch bytes, report text, result) for the sources of a fixture folder."""
     inputs = read([folder.relative_to(ROOT)])
     items = [(f.path, files.get(f.path, f.data) if files else f.data) for f in inputs.files]
-    result = port_files(items, unsafe=unsafe)
+    result = port_files(items, unsafe=unsafe, multi_phase_is_done=multi_phase_is_done)
     sources = {}
     for mp in result.modules:
         sources.update(mp.sources)

@@ -146,10 +146,14 @@ def test_every_id_a_fixture_report_uses_can_be_explained():
         result = port_files([(f.path, f.data) for f in inputs.files])
         for mp in result.modules:
             used |= {item.step for item in mp.items} | {f.code for f in mp.module.findings}
+            used |= {why.code for why in mp.kept.values()}
     assert used and used <= set(known), used - set(known)
-    # Findings no fixture triggers are explained too.
+    # Findings, reasons and failures no fixture triggers are explained too.
     import re
 
     source = (ROOT / "porter" / "analyze" / "findings.py").read_text()
     codes = set(re.findall(r'"([a-z][a-z-]+)",\s*Severity\.', source))
     assert len(codes) > 8 and codes <= set(known), codes - set(known)
+    reasons = {code for path in (ROOT / "porter").rglob("*.py")
+               for code in re.findall(r'(?:Reason|fail)\(\s*"([a-z][a-z-]+)"', path.read_text())}
+    assert len(reasons) > 30 and reasons <= set(known), reasons - set(known)

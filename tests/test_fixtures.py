@@ -68,6 +68,16 @@ def test_porting_the_port_again_changes_nothing(folder):
 
 
 @pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+def test_every_step_finds_nothing_left_in_a_port_even_without_the_multi_phase_shortcut(folder):
+    fixture = load_fixture(folder)
+    _, _, first, items = port_folder(folder, unsafe=fixture.unsafe)
+    ported = {path: first.new_text.get(path, data) for path, data in items.items()}
+    patch, _, second, _ = port_folder(folder, unsafe=fixture.unsafe, files=ported, multi_phase_is_done=False)
+    assert patch == b"", patch.decode()
+    assert all(mp.status == "nothing-to-do" for mp in second.modules), [(m.status, m.reason) for m in second.modules]
+
+
+@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
 def test_output_is_deterministic(folder):
     fixture = load_fixture(folder)
     first = port_folder(folder, unsafe=fixture.unsafe)

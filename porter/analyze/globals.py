@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import replace
 
 from porter import capi
@@ -36,14 +38,14 @@ def collect_globals(
                     continue
                 if "typedef" in st:
                     continue
-                raw.append(_global(src, decl, d, info, None))
+                raw.append(_global(src, decl, d, info, None, _thread_local(src, decl, macros)))
         for decl, owner in index.local_declarations:
             owner_name = ctree.function_name(owner)[0]
             for d in ctree.declarators(decl):
                 info = ctree.read_declarator(d)
                 if info.name is None or info.is_function:
                     continue
-                raw.append(_global(src, decl, d, info, owner_name))
+                raw.append(_global(src, decl, d, info, owner_name, _thread_local(src, decl, macros)))
     # A tentative definition and the real one name the same variable: keep the one with a value.
     by_key: dict[tuple[str | None, str], Global] = {}
     for g in raw:
@@ -69,7 +71,22 @@ def collect_globals(
     return out
 
 
-def _global(src, decl: Node, d: Node, info, function: str | None) -> Global:
+_THREAD_WORDS = re.compile(r"\b(_Thread_local|__thread|thread_local|__declspec\s*\(\s*thread\s*\))")
+
+
+def _thread_local(src, decl: Node, macros: MacroTable) -> bool:
+    """`_Thread_local`, `__thread`, or a project macro that spells one (in the active branch)."""
+    if "__thread" in ctree.storage(decl):
+        return True
+    for mask in src.macro_masks:
+        if decl.start_byte <= mask.span.start < decl.end_byte:
+            m = macros.get(mask.name)
+            if m is not None and _THREAD_WORDS.search(m.body_text):
+                return True
+    return False
+
+
+def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: bool = False) -> Global:
     quals = ctree.qualifiers(decl)
     return Global(
         name=info.name, function=function, kind=GlobalKind.OBJECT, file=src.path,
@@ -81,6 +98,7 @@ def _global(src, decl: Node, d: Node, info, function: str | None) -> Global:
         declarator_count=len(ctree.declarators(decl)),
         initializer_text=src.text_of(info.value) if info.value is not None else "",
         condition=unknown_condition(src.pre, decl.start_byte),
+        thread_local=thread_local,
         declarators=tuple(ctree.span(x) for x in ctree.declarators(decl)) if len(ctree.declarators(decl)) > 1 else (),
         declarator_index=next(i for i, x in enumerate(ctree.declarators(decl)) if x == d),
         table_rows=tuple(ctree.span(c) for c in info.value.named_children if c.type != "comment")
@@ -264,6 +282,10 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> t
         if writes:
             return GlobalKind.CACHED_OBJECT, "filled while the module initialises"
         return GlobalKind.OBJECT, "an object pointer"
+    if g.thread_local:
+        # Per thread, and not an object: interpreters that take turns on a thread share it, which
+        # is safe for data set around a call (porter's own callback state) but is a person's call.
+        return GlobalKind.THREAD_LOCAL, "thread-local C data"
     if not pointer_decl and capi.statically_allocated_object(g.initializer_text):
         # A statically allocated Python object (a singleton, a type of another metatype): every
         # interpreter changes its reference count, whatever the C code does with it.

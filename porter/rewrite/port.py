@@ -61,11 +61,27 @@ def internal_error(where: str, error: BaseException) -> str:
 
 def plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: bool,
                 multi_phase_is_done: bool = True) -> ModulePort:
-    """Plan and run every step for one module.
+    """Plan and run every step for one module, with and without the fixes only --unsafe applies.
 
+    Every fix is computed; `unsafe` only chooses which port is the result. Without it, the
+    fixes --unsafe would add are listed as items left to a person.
     `multi_phase_is_done=False` ports a module that is already multi-phase as if it were not
     (the idempotence test uses it: the steps must then find nothing left to do).
     """
+    safe = _plan_module(module, layouts, False, multi_phase_is_done)
+    if not any(why.unsafe_fix for why in safe.kept.values()):
+        return safe
+    full = _plan_module(module, layouts, True, multi_phase_is_done)
+    if unsafe:
+        return full
+    for it in full.items:
+        if it.applicability is Applicability.UNSAFE and full.status is PortStatus.PORTED:
+            safe.items.append(replace(it, message=f"available with --unsafe: {it.message}", done=False, edits=()))
+    return safe
+
+
+def _plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: bool,
+                 multi_phase_is_done: bool) -> ModulePort:
     if module.init_style is InitStyle.MULTI_PHASE and multi_phase_is_done:
         return ModulePort(module, PortStatus.NOTHING_TO_DO, "already multi-phase")
     if module.init_style is InitStyle.UNKNOWN:
@@ -96,7 +112,8 @@ def plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe:
         return ModulePort(module, PortStatus.FAILED, failure.message, [], items, plan.posture, plan.decisions.kept,
                           failure_code=failure.code)
     edits, items = judge(plan, edits, items)
-    return ModulePort(module, PortStatus.PORTED, "", edits, items, plan.posture, plan.decisions.kept)
+    status = PortStatus.PORTED if edits else PortStatus.NOTHING_TO_DO
+    return ModulePort(module, status, "", edits, items, plan.posture, plan.decisions.kept)
 
 
 def judge(plan: Plan, edits: list[Edit], items: list[Item]) -> tuple[list[Edit], list[Item]]:

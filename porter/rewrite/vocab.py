@@ -55,6 +55,7 @@ class Reason:
 
     code: str
     message: str
+    unsafe_fix: bool = False  # --unsafe would do it anyway (the port then needs review)
 
     def __str__(self) -> str:
         return self.message

@@ -57,14 +57,14 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> Reason | N
             f"{read.owner}.__dict__['__module__']: a heap type cannot keep that descriptor "
             f"in its dict while {read.owner}.__module__ stays the module name, so the "
             "Python side needs a change first (--unsafe keeps the descriptor in the dict and "
-            f"lets {read.owner}.__module__ change)"))
+            f"lets {read.owner}.__module__ change)"), unsafe_fix=True)
     for a in (module.init_body.field_assignments if module.init_body else ()):
         if a.target == t.name and not _foldable(a.field, a.value):
             return Reason("type-runtime-slot", f"init sets {t.name}.{a.field} = {a.value.strip()}, which is "
                                                "not a constant a PyType_Slot table can hold")
     if t.conditional and not unsafe and unreadable_conditionals(t):
         return Reason("type-partly-read", "an #if inside its initialiser hides slots porter cannot map "
-                                          "(use --unsafe to convert the analysed branch)")
+                                          "(use --unsafe to convert the analysed branch)", unsafe_fix=True)
     return None
 
 

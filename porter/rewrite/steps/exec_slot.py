@@ -17,7 +17,7 @@ fails the module instead of guessing.
 
 from __future__ import annotations
 
-from porter.model import InitBody, Span
+from porter.model import InitBody, InitStyle, Span
 from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
@@ -33,7 +33,9 @@ class ExecSlot:
     def run(self, plan: Plan) -> StepResult:
         out = Emitter(self.id, plan)
         body = plan.module.init_body
-        if body is None:
+        if plan.module.init_style is InitStyle.MULTI_PHASE:
+            pass  # exec is there already
+        elif body is None:
             out.fail("init-unreadable", "porter could not read the init function's body")
         elif body.problems:
             out.fail("init-unreadable", "; ".join(body.problems))

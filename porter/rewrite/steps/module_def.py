@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name
-from porter.model import ModuleDef
+from porter.model import InitStyle, ModuleDef
 from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
@@ -31,6 +31,8 @@ class ModuleDefinition:
         out = Emitter(self.id, plan)
         module, names = plan.module, plan.names
         d, body = module.definition, module.init_body
+        if module.init_style is InitStyle.MULTI_PHASE:
+            return out.result  # the definition has its slots already
         if d is None or body is None:
             out.fail("no-module-def", "porter found no PyModuleDef for the init function")
             return out.result

@@ -1,0 +1,173 @@
+"""Every code porter reports, with what it means: one registry for the report, the JSON and
+`porter explain`.
+
+Steps document themselves (their module docstring); every other code is here: checklist items
+that are not steps, findings about the sources, and the reasons a global stays global or a
+module cannot be ported.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class CodeKind(StrEnum):
+    STEP = "step"  # a rewrite step: what it does
+    ITEM = "item"  # a checklist item a step leaves to a person
+    FINDING = "finding"  # something about the sources, found before porting
+    KEPT = "kept"  # why a global or type stays process-global
+    FAILURE = "failure"  # why a module could not be ported at all
+
+
+@dataclass(frozen=True)
+class Code:
+    id: str
+    kind: CodeKind
+    text: str  # first line `id: summary`, then what, why and what to do
+
+    @property
+    def summary(self) -> str:
+        first = self.text.strip().splitlines()[0] if self.text.strip() else ""
+        return first.split(": ", 1)[1] if ": " in first else first
+
+
+def _code(id: str, kind: CodeKind, summary: str, more: str = "") -> Code:
+    return Code(id, kind, f"{id}: {summary}" + (f"\n\n{more.strip()}" if more else ""))
+
+
+_ITEMS = [
+    _code("hot-path-lookup", CodeKind.ITEM, "a slot that runs per element or per call now looks module state up.", """
+What: a function such as tp_iternext, sq_item, nb_add, tp_richcompare, tp_hash or tp_call
+reaches module state with PyType_GetModuleByDef(Py_TYPE(self), &def) on every call.
+
+Why it matters: the lookup walks the type's MRO; CPython's _decimal became 31-45% slower from
+such lookups (gh-114682). benchmarks/hot_path.py measures one fixture's iterator.
+
+What to do: if it is hot, store the state pointer in the instance when it is created (its
+lifetime is the instance's: the instance keeps its type, the type its module), or use
+METH_METHOD with defining_class for methods."""),
+    _code("gc-slot-lookup", CodeKind.ITEM, "tp_traverse, tp_clear or tp_dealloc now looks module state up.", """
+Why it matters: at interpreter shutdown these can run after the module's state was cleared;
+the state must not be needed there for anything but assertions.
+
+What to do: keep what these functions need in the instance itself."""),
+]
+
+_FINDINGS = [
+    _code("state-find-module", CodeKind.FINDING,
+          "PyState_FindModule() finds the module in the single-phase registry.", """
+It returns NULL for a multi-phase module. porter replaces each use by the state or module of
+the function's access (the module argument, the type, a threaded parameter, a thread-local
+for callbacks); where none reaches the function, the module cannot be ported and the report
+names the function."""),
+    _code("state-add-module", CodeKind.FINDING,
+          "PyState_AddModule()/PyState_RemoveModule() register a single-phase module.",
+          "They go with the port: a multi-phase module is never registered there."),
+    _code("capsule-export", CodeKind.FINDING, "the module exports a C API through a capsule.", """
+Other extension modules may hold pointers into it (types, functions, globals). A type named
+in the capsule stays static and is reported: its clients must be ported with it."""),
+    _code("capsule-import", CodeKind.FINDING, "the module imports another module's C API through a capsule."),
+    _code("process-global", CodeKind.FINDING,
+          "a call changes process-wide state (signal handlers, locale, atexit...).",
+          "A module in several interpreters makes it once per interpreter; check that this is wanted."),
+    _code("gilstate", CodeKind.FINDING, "PyGILState_* assumes one interpreter per thread.", """
+Under a per-interpreter GIL it may attach a thread to the main interpreter; use the
+interpreter the module lives in (PyThreadState_New with its PyInterpreterState)."""),
+    _code("exported-global", CodeKind.FINDING, "a global is declared extern in a header.",
+          "Code outside the module's files may name it; porter moves it only when it sees every use."),
+    _code("exported-type", CodeKind.FINDING, "a static type is declared extern in a header.", """
+Other files (or modules) may use the type directly; porter exports its spec through that
+header when the type is created in another file, and reports a type it cannot follow."""),
+    _code("metaclass", CodeKind.FINDING, "a type's metatype is a custom metaclass.", """
+A heap type with a custom metaclass needs PyType_FromMetaclass (3.12+); ports must build on
+3.11, so the type stays static and is reported."""),
+    _code("global-in-unread-branch", CodeKind.FINDING, "a global is used in an #if branch porter did not read.", """
+porter reads one branch of a masked #if (the one CPython 3.12 on Linux compiles); a global
+used in another branch stays global, since porter cannot rewrite what it did not read."""),
+    _code("unparsed", CodeKind.FINDING, "tree-sitter could not parse this region; porter edits nothing in it."),
+    _code("limited-api", CodeKind.FINDING, "an old Py_LIMITED_API hides the names a port needs.", """
+Below 0x030C0000 Py_mod_multiple_interpreters is invisible and such builds keep refusing
+subinterpreters; raise it."""),
+]
+
+_KEPT = [
+    _code("type-unread", CodeKind.KEPT, "a static type porter could not read."),
+    _code("type-no-initializer", CodeKind.KEPT, "a static type without an initialiser porter could read."),
+    _code("type-invisible-to-exec", CodeKind.KEPT,
+          "a type defined in a file that no header shows to the file where exec creates it.",
+          "Declare it in a header the init file includes, or give porter that header."),
+    _code("type-metaclass", CodeKind.KEPT, "a type with a custom metaclass.",
+          "PyType_FromMetaclass (3.12+) can make it; ports must also build on 3.11."),
+    _code("type-field-not-a-slot", CodeKind.KEPT,
+          "a type sets a field a heap type cannot take on every supported Python (tp_dict, tp_vectorcall...)."),
+    _code("type-module-descriptor-read", CodeKind.KEPT,
+          "the package's Python reads Type.__dict__['__module__'] of a type with a __module__ descriptor.",
+          "--unsafe converts it and keeps the descriptor in the dict; the Python side must then special-case it."),
+    _code("type-runtime-slot", CodeKind.KEPT, "init sets a slot of the type to a value no PyType_Slot table can hold."),
+    _code("type-partly-read", CodeKind.KEPT, "an #if in the type's initialiser hides slots porter cannot map.",
+          "--unsafe converts the branch porter read; check the other configurations by hand."),
+    _code("used-at-file-scope", CodeKind.KEPT, "a global named outside any function (a static initialiser).",
+          "Only another converted type's initialiser may name a moved global."),
+    _code("used-in-unparsed-code", CodeKind.KEPT, "a global used in code tree-sitter could not parse."),
+    _code("object-with-initializer", CodeKind.KEPT, "an object pointer with a static initialiser."),
+    _code("static-object", CodeKind.KEPT, "a statically allocated Python object.",
+          "It cannot be copied into module state; create it in exec instead (a heap type or PyObject_New)."),
+    _code("used-in-unread-branch", CodeKind.KEPT, "a global used in an #if branch porter did not read."),
+    _code("extern-elsewhere", CodeKind.KEPT, "a global declared extern outside the module's files."),
+    _code("named-by-unported-file", CodeKind.KEPT,
+          "a global a source porter was not given names through a header.",
+          "Give porter every source of the extension."),
+    _code("array-with-initializer", CodeKind.KEPT, "a mutable array with an initialiser.",
+          "porter does not copy initial array contents into module state."),
+    _code("unreachable-function", CodeKind.KEPT, "a global used in a function that cannot reach module state.",
+          "Its signature is fixed (a callback) or porter cannot tie it to the module; the item says which."),
+    _code("macro-outside-functions", CodeKind.KEPT, "a global reached through a macro that is used outside functions."),
+    _code("pasted-with-kept-names", CodeKind.KEPT,
+          "a global a macro builds with ## together with names that stay global."),
+    _code("base-stays-static", CodeKind.KEPT, "a type whose module-local base stays a static type."),
+]
+
+_FAILURES = [
+    _code("find-module-unreachable", CodeKind.FAILURE,
+          "PyState_FindModule() is used where module state cannot be reached."),
+    _code("find-module-needs-module", CodeKind.FAILURE,
+          "PyState_FindModule() returns the module object where porter cannot reach it."),
+    _code("structseq-not-ready", CodeKind.FAILURE,
+          "a struct sequence type with no PyStructSequence_InitType2 call in init."),
+    _code("members-missing", CodeKind.FAILURE, "a type's members table porter cannot find."),
+    _code("members-unreadable", CodeKind.FAILURE, "a type's members table porter cannot read."),
+    _code("no-state-header", CodeKind.FAILURE, "module state is needed in files that share no usable header."),
+    _code("callbacks-across-files", CodeKind.FAILURE,
+          "callbacks needing state and the calls that make them are in different files."),
+    _code("state-struct-missing", CodeKind.FAILURE, "m_size names a state struct porter cannot find."),
+    _code("macro-functions-differ", CodeKind.FAILURE,
+          "functions one macro defines reach module state in different ways."),
+    _code("macro-functions-unreadable", CodeKind.FAILURE, "the body of a function-defining macro cannot be read."),
+    _code("dealloc-without-self", CodeKind.FAILURE, "a dealloc with no named self parameter."),
+    _code("init-unreadable", CodeKind.FAILURE, "the init function's body cannot be read."),
+    _code("no-module-create", CodeKind.FAILURE, "no PyModule_Create call porter can remove."),
+    _code("unrecognised-return", CodeKind.FAILURE, "a return in the init function porter cannot classify."),
+    _code("module-global-missing", CodeKind.FAILURE, "the global that holds the module has no declaration porter sees."),
+    _code("module-global-shared", CodeKind.FAILURE,
+          "the global that holds the module shares its declaration with others."),
+    _code("module-var-reused", CodeKind.FAILURE,
+          "init reuses its module variable before creating the module in a way porter cannot rewrite."),
+    _code("returning-macro-shared", CodeKind.FAILURE,
+          "a macro that returns from init is also used elsewhere."),
+    _code("no-module-def", CodeKind.FAILURE, "no PyModuleDef for the init function."),
+    _code("internal-error", CodeKind.FAILURE, "a porter bug; the module's other work is discarded.",
+          "Please report it with `porter port --debug` output."),
+]
+
+
+def registry() -> dict[str, Code]:
+    """Every code: the steps' docstrings first, then the rest, in the order above."""
+    from porter.rewrite.port import PASSES
+
+    out = {step.id: Code(step.id, CodeKind.STEP, inspect.getdoc(inspect.getmodule(step)) or "")
+           for step in PASSES}
+    for code in _ITEMS + _FINDINGS + _KEPT + _FAILURES:
+        out[code.id] = code
+    return out
