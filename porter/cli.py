@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,9 +24,23 @@ debug_app = typer.Typer(no_args_is_help=True, help="Look at what porter's parser
 app.add_typer(debug_app, name="debug")
 
 err = Console(stderr=True, highlight=False)
-EXIT_USAGE = 2
-EXIT_FAILED = 1
-EXIT_INTERNAL = 3
+
+
+class ExitCode(IntEnum):
+    """What `porter` exits with; every command maps its result here, in exit_code()."""
+
+    OK = 0
+    FAILED = 1  # a module could not be ported, or a check found something
+    USAGE = 2  # bad arguments or unreadable input
+    INTERNAL = 3  # a porter bug (one line on stderr, never a traceback)
+
+
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERNAL = ExitCode.USAGE, ExitCode.FAILED, ExitCode.INTERNAL
+
+
+def exit_code(result) -> ExitCode:
+    """The exit status of a port run: FAILED when any module or file failed."""
+    return ExitCode.FAILED if result.failed else ExitCode.OK
 PROGRESS_THRESHOLD = 40  # files; below this a progress bar is noise
 
 
@@ -127,16 +142,16 @@ def port(
         err.print(f"porter: {p.file}: {p.reason}", markup=False)
     if not result.modules:
         err.print("porter: no extension module found", markup=False)
-    failed = [mp for mp in result.modules if mp.status == "failed"] + list(result.problems)
+    code = exit_code(result)
     if report is not None:
         _write_atomic(report, checklist(result, analysis_sources).encode())
-    if failed and not keep_going:
-        raise typer.Exit(EXIT_FAILED)
+    if code is not ExitCode.OK and not keep_going:
+        raise typer.Exit(code)
     if apply:
         for f in inputs.files:
             if f.path in result.new_text:
                 _write_atomic(Path(f.path), result.new_text[f.path])
-        raise typer.Exit(EXIT_FAILED if failed else 0)
+        raise typer.Exit(code)
     patch = b"".join(unified_diff(f.path, f.data, result.new_text[f.path])
                      for f in inputs.files if f.path in result.new_text)
     if output is not None:
@@ -144,7 +159,7 @@ def port(
     else:
         sys.stdout.buffer.write(patch)
         sys.stdout.flush()
-    raise typer.Exit(EXIT_FAILED if failed else 0)
+    raise typer.Exit(code)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

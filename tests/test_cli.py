@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import jsonschema
 from conftest import FIXTURES, ROOT
+from typer.testing import CliRunner
+
+from porter.cli import app
 
 PORTER = [sys.executable, "-m", "porter"]
 
 
-def run(*args, cwd=ROOT, **kw):
-    return subprocess.run([*PORTER, *args], cwd=cwd, capture_output=True, text=True, **kw)
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(*args, cwd=ROOT) -> Done:
+    """porter in this process, through typer's runner; an exception escaping is a test failure."""
+    with contextlib.chdir(cwd):
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Done(result.exit_code, result.stdout, result.stderr)
 
 
 def test_scan_prints_a_table_and_exits_0():
@@ -104,7 +121,7 @@ def test_debug_tree_and_query_show_what_the_parser_saw():
 
 
 def test_version_and_module_entry_point():
-    out = run("--version")
+    out = subprocess.run([*PORTER, "--version"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("porter ")
 
 
