@@ -296,9 +296,9 @@ def collect_functions(
         prototypes = []
         for other in indexes:
             for decl in other.prototypes.get(name, []):
-                name_node, plist = _prototype_parts(decl, name)
+                proto_name, plist = _prototype_parts(decl, name)
                 prototypes.append(Prototype(other.path, ctree.span(decl),
-                                            ctree.span(name_node) if name_node is not None else None,
+                                            ctree.span(proto_name) if proto_name is not None else None,
                                             ctree.span(plist) if plist is not None else None))
             for ident in other.identifiers.get(name, []):
                 if _is_reference(ident, fn) and not _spelled(ident, spelling_macros):
