@@ -49,6 +49,16 @@ def keep_descriptor_call(keep: str, state_var: str, field: str, module_name: str
             "    return -1;\n}\n")
 
 
+def release_and_succeed(var: str, indent: str) -> str:
+    """`return m;` in an exec whose module variable owns a reference: release it, return 0."""
+    return f"Py_DECREF({var});\n{indent}return 0;"
+
+
+def publish_state(state_type: str, saved: str, thread_local: str, state_var: str, indent: str) -> str:
+    """Before a call that calls back: keep the thread-local's value and publish this state."""
+    return f"{state_type} *{saved} = {thread_local};\n{indent}{thread_local} = {state_var};\n{indent}"
+
+
 def split_wrapper(header: str, name: str, params: str, impl: str, args: str) -> str:
     """A module method split into `<name>_impl(state, ...)` and the method that finds the state."""
     return f"{header}\n{name}({params})\n{{\n    return {impl}({args});\n}}"

@@ -125,7 +125,7 @@ def _owning_variable(out: Emitter, plan: Plan, body: InitBody) -> None:
         if r.value == "null":
             out.edit(file, r.span, "return -1;")
         elif r.value == "module":
-            out.edit(file, r.span, f"Py_DECREF({mvar});\n{layout.line_indent(r.span.start)}return 0;")
+            out.edit(file, r.span, cbuild.release_and_succeed(mvar or "", layout.line_indent(r.span.start)))
         else:
             out.fail("unrecognised-return", f"unrecognised return in {body.function}(): {r.text.strip()}")
             return

@@ -226,7 +226,7 @@ def _publish_for_callbacks(out: Emitter, plan: Plan) -> None:
             saved, cb = names.saved_callback_state(len(published)), names.callback_state
             with out.about(("callback", f.name)):
                 out.insert(loc.file, loc.span.start,
-                           f"{names.state_type} *{saved} = {cb};\n{indent}{cb} = {names.state_var};\n{indent}")
+                           cbuild.publish_state(names.state_type, saved, cb, names.state_var, indent))
                 for end in site.ends:
                     if end.kind is CallEndKind.AFTER:
                         out.insert(loc.file, end.at, f"\n{indent}{cb} = {saved};")
