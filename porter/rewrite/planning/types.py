@@ -211,113 +211,154 @@ def plan_types(module: ExtensionModule, layouts: dict[str, FileLayout], moved: s
                state_var: str) -> tuple[TypePlan, ...] | Reason:
     """A plan for every converted type, in source order."""
     types = {t.name: t for t in module.static_types if t.name in moved}
-    body = module.init_body
-    if not types or body is None:
+    if not types or module.init_body is None:
         return ()
-    assigns = list(body.field_assignments)
-    substruct_of = {var: t.name for t in types.values() for _, var in t.substructs}
-    # `T.tp_as_sequence = &seq;` in init links a sub-struct too (its fields may be set there).
-    linked: dict[str, list[str]] = {}
-    for a in assigns:
-        if a.target in types and a.field in capi.SUBSTRUCT_OF_FIELD:
-            var = referenced_name(a.value)
-            if var:
-                substruct_of[var] = a.target
-                linked.setdefault(a.target, []).append(var)
-    structmember_done: set[str] = set()
-    descriptor_files: set[str] = set()
-    plans: dict[str, TypePlan] = {}
+    planner = _TypePlanner(module, layouts, types, fields, names, module_attribute_field, state_var)
+    plans = []
     for t in types.values():
+        plan = planner.plan(t)
+        if isinstance(plan, Reason):
+            return plan
+        plans.append(plan)
+    return tuple(plans)
+
+
+@dataclass
+class _SpecValues:
+    """A type's slot values as its spec will hold them, after init's assignments are folded in."""
+
+    values: dict[str, str]
+    guards: dict[str, str | None]
+    sub_values: dict[str, str]
+    sub_guards: dict[str, str | None]
+    inherited: set[str]
+    folded: list[FieldAssignment]
+
+
+class _TypePlanner:
+    """Plans the module's converted types one by one; what one type decides for a file
+    (structmember.h included, the __module__ helpers emitted) the next one sees."""
+
+    def __init__(self, module: ExtensionModule, layouts: dict[str, FileLayout], types: dict[str, StaticType],
+                 fields: dict[str, str], names: NameAllocator, module_attribute_field: str | None, state_var: str):
+        self.module, self.layouts, self.types, self.fields = module, layouts, types, fields
+        self.names, self.module_attribute_field, self.state_var = names, module_attribute_field, state_var
+        assert module.init_body is not None
+        self.body = module.init_body
+        self.assigns = list(self.body.field_assignments)
+        self.substruct_of = {var: t.name for t in types.values() for _, var in t.substructs}
+        # `T.tp_as_sequence = &seq;` in init links a sub-struct too (its fields may be set there).
+        self.linked: dict[str, list[str]] = {}
+        for a in self.assigns:
+            var = referenced_name(a.value) if a.target in types and a.field in capi.SUBSTRUCT_OF_FIELD else None
+            if var:
+                self.substruct_of[var] = a.target
+                self.linked.setdefault(a.target, []).append(var)
+        self.structmember_done: set[str] = set()
+        self.descriptor_files: set[str] = set()
+
+    def plan(self, t: StaticType) -> TypePlan | Reason:
         partly_read = bool(t.conditional and unreadable_conditionals(t))
-        read = module_descriptor_read(t, module)
-        applicability = Applicability.UNSAFE if partly_read or read else Applicability.SAFE
-        common = TypePlan(type=t, field=fields[t.name], applicability=applicability, partly_read=partly_read,
-                          descriptor_read=read)
+        read = module_descriptor_read(t, self.module)
+        common = TypePlan(type=t, field=self.fields[t.name], partly_read=partly_read, descriptor_read=read,
+                          applicability=Applicability.UNSAFE if partly_read or read else Applicability.SAFE)
         if t.structseq:
-            ready = next((r for r in body.type_readies if r.type_name == t.name and r.structseq_desc), None)
+            ready = next((r for r in self.body.type_readies if r.type_name == t.name and r.structseq_desc), None)
             if ready is None:
                 return Reason("structseq-not-ready", f"{t.name}: no PyStructSequence_InitType2 call in the "
                                                      "init function")
-            plans[t.name] = replace(common, structseq_desc=ready.structseq_desc, readies=_readies(body, t))
-            continue
-        slots = {s.name: s for s in t.slots if not _deferred(s.text, module)}
-        values = {name: s.text.strip() for name, s in slots.items()}
-        guards: dict[str, str | None] = {name: s.guard for name, s in slots.items()}
-        sub_values = {s.name: s.text.strip() for s in t.substruct_slots}
-        sub_guards = {s.name: s.guard for s in t.substruct_slots}
-        inherited: set[str] = set()
-        folded = []
-        for a in assigns:
-            if a.target == t.name:
-                if (a.field, a.value.strip().replace(" ", "")) in capi.INHERITED_ASSIGNMENTS:
-                    values.pop(a.field, None)
-                    inherited.add(a.field)
-                else:
-                    values[a.field] = a.value.strip()
-                guards[a.field] = None
-                folded.append(a)
-            elif substruct_of.get(a.target) == t.name:
-                sub_values[a.field] = a.value.strip()
-                folded.append(a)
-        bases = "NULL"
-        deps: tuple[str, ...] = ()
-        base = values.get("tp_base")
-        if base and not is_null(base):
-            base_name = referenced_name(base)
-            if base_name in types:
-                bases, deps = f"(PyObject *){state_var}->{fields[base_name]}", (base_name,)
-            else:
-                bases = f"(PyObject *){base.strip()}" if not base.strip().startswith("(PyObject") else base
+            return replace(common, structseq_desc=ready.structseq_desc, readies=_readies(self.body, t))
+        spec = self._spec_values(t)
+        values = spec.values
+        bases, deps = self._bases(values)
         descriptor = None
-        if serves_module_descriptor(t, module) and module_attribute_field:
-            descriptor = _descriptor_wrappers(t, values, types, assigns, t.file not in descriptor_files)
-            descriptor_files.add(t.file)
+        if serves_module_descriptor(t, self.module) and self.module_attribute_field:
+            descriptor = _descriptor_wrappers(t, values, self.types, self.assigns, t.file not in self.descriptor_files)
+            self.descriptor_files.add(t.file)
             values["tp_getattro"], values["tp_setattro"] = descriptor.getattro, descriptor.setattro
-        gc = plan_gc(module, layouts, t, values, types, _inherits_gc(values, types, assigns), names)
+        gc = plan_gc(self.module, self.layouts, t, values, self.types,
+                     _inherits_gc(values, self.types, self.assigns), self.names)
         if isinstance(gc, GcPlan):
             values["tp_flags"] = _with_flag(values.get("tp_flags", "Py_TPFLAGS_DEFAULT"), "Py_TPFLAGS_HAVE_GC")
             values["tp_traverse"], values["tp_clear"] = gc.traverse, gc.clear
-            guards["tp_traverse"] = guards["tp_clear"] = None
-        spec_slots, members = _spec_slots(values, guards, sub_values, sub_guards)
-        existing_members = referenced_name(values.get("tp_members", "")) \
-            if not is_null(values.get("tp_members", "0")) else None
-        members_name = extend = None
-        member_rows: tuple = ()
-        include_structmember = extend_include = False
-        if members:
-            if existing_members:
-                extend, member_rows = existing_members, tuple(members)
-                table = next((g for g in module.globals if g.name == existing_members and g.function is None), None)
-                if table is None or table.initializer is None:
-                    return Reason("members-missing", f"{t.name}: cannot find its members table {existing_members}")
-                if not table.table_rows:
-                    return Reason("members-unreadable", f"{t.name}: cannot read its members table {existing_members}")
-                if b"structmember.h" not in layouts[table.file].text and table.file not in structmember_done:
-                    structmember_done.add(table.file)
-                    extend_include = True
-                members = []
-            else:
-                members_name = f"{t.name}_members"
-                spec_slots.append(SpecSlot("Py_tp_members", members_name, None))
-            if b"structmember.h" not in layouts[t.file].text and t.file not in structmember_done:
-                structmember_done.add(t.file)
-                include_structmember = True
-        spec_name, undotted = _spec_name(module, t, values)
-        plans[t.name] = replace(
-            common, slots=tuple(spec_slots), members=tuple(members), members_name=members_name,
-            extend_members=extend, member_rows=member_rows, include_structmember=include_structmember,
+            spec.guards["tp_traverse"] = spec.guards["tp_clear"] = None
+        spec_slots, members = _spec_slots(values, spec.guards, spec.sub_values, spec.sub_guards)
+        with_members = self._members(t, values, spec_slots, members)
+        if isinstance(with_members, Reason):
+            return with_members
+        spec_name, undotted = _spec_name(self.module, t, values)
+        return replace(
+            with_members(common), slots=tuple(spec_slots),
             # exec in another file creates the type: the spec must be visible there.
-            spec_storage="" if t.file not in module.translation_unit(body.file) else "static ",
-            spec_name=spec_name, undotted_name=undotted, flags=_flags(values, inherited),
+            spec_storage="" if t.file not in self.module.translation_unit(self.body.file) else "static ",
+            spec_name=spec_name, undotted_name=undotted, flags=_flags(values, spec.inherited),
             basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
-            before_init=_folds_functions(t, assigns) and t.file == body.file,
-            bases=bases, deps=deps, gc=gc, descriptor=descriptor, folded_assignments=tuple(folded),
-            readies=_readies(body, t),
-            substructs=tuple(sorted({v for _, v in t.substructs} | set(linked.get(t.name, ())))),
-            flagged_gc="Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", ""), extend_members_include=extend_include,
-            values=tuple(values.items()),
+            before_init=_folds_functions(t, self.assigns) and t.file == self.body.file,
+            bases=bases, deps=deps, gc=gc, descriptor=descriptor, folded_assignments=tuple(spec.folded),
+            readies=_readies(self.body, t),
+            substructs=tuple(sorted({v for _, v in t.substructs} | set(self.linked.get(t.name, ())))),
+            flagged_gc="Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", ""), values=tuple(values.items()),
         )
-    return tuple(plans.values())
+
+    def _spec_values(self, t: StaticType) -> _SpecValues:
+        slots = {s.name: s for s in t.slots if not _deferred(s.text, self.module)}
+        spec = _SpecValues({name: s.text.strip() for name, s in slots.items()},
+                           {name: s.guard for name, s in slots.items()},
+                           {s.name: s.text.strip() for s in t.substruct_slots},
+                           {s.name: s.guard for s in t.substruct_slots}, set(), [])
+        for a in self.assigns:
+            if a.target == t.name:
+                if (a.field, a.value.strip().replace(" ", "")) in capi.INHERITED_ASSIGNMENTS:
+                    spec.values.pop(a.field, None)
+                    spec.inherited.add(a.field)
+                else:
+                    spec.values[a.field] = a.value.strip()
+                spec.guards[a.field] = None
+                spec.folded.append(a)
+            elif self.substruct_of.get(a.target) == t.name:
+                spec.sub_values[a.field] = a.value.strip()
+                spec.folded.append(a)
+        return spec
+
+    def _bases(self, values: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+        """The bases argument of PyType_FromModuleAndSpec, and the module types to make first."""
+        base = values.get("tp_base")
+        if not base or is_null(base):
+            return "NULL", ()
+        base_name = referenced_name(base)
+        if base_name is not None and base_name in self.types:
+            return f"(PyObject *){self.state_var}->{self.fields[base_name]}", (base_name,)
+        return (f"(PyObject *){base.strip()}" if not base.strip().startswith("(PyObject") else base), ()
+
+    def _members(self, t: StaticType, values: dict[str, str], spec_slots: list[SpecSlot],
+                 members: list[tuple[str, str]]):
+        """Offset members go into the type's own members table, or a new one; returns what the
+        plan gets for them (or why not)."""
+        if not members:
+            return lambda plan: plan
+        existing = referenced_name(values.get("tp_members", "")) if not is_null(values.get("tp_members", "0")) else None
+        extend_include = False
+        if existing:
+            table = next((g for g in self.module.globals if g.name == existing and g.function is None), None)
+            if table is None or table.initializer is None:
+                return Reason("members-missing", f"{t.name}: cannot find its members table {existing}")
+            if not table.table_rows:
+                return Reason("members-unreadable", f"{t.name}: cannot read its members table {existing}")
+            extend_include = self._needs_structmember(table.file)
+        else:
+            spec_slots.append(SpecSlot("Py_tp_members", f"{t.name}_members", None))
+        include = self._needs_structmember(t.file)
+        return lambda plan: replace(
+            plan, members=() if existing else tuple(members), members_name=None if existing else f"{t.name}_members",
+            extend_members=existing, member_rows=tuple(members) if existing else (),
+            include_structmember=include, extend_members_include=extend_include)
+
+    def _needs_structmember(self, file: str) -> bool:
+        """Whether `file` must include structmember.h for T_PYSSIZET (the first time porter asks)."""
+        if b"structmember.h" in self.layouts[file].text or file in self.structmember_done:
+            return False
+        self.structmember_done.add(file)
+        return True
 
 
 def _readies(body, t: StaticType) -> tuple[TypeReady, ...]:
