@@ -68,8 +68,8 @@ def _scan(inputs):
 
         with Progress(console=err, transient=True) as progress:
             progress.add_task(f"scanning {len(files)} files", total=None)
-            return scan(files, inputs.problems, inputs.python_items(), inputs.outside_items())
-    return scan(files, inputs.problems, inputs.python_items(), inputs.outside_items())
+            return scan(files, inputs.problems, inputs.companions())
+    return scan(files, inputs.problems, inputs.companions())
 
 
 @app.callback(invoke_without_command=True)
@@ -130,8 +130,7 @@ def port(
     if output is not None and str(output.resolve()) in {str(Path(p).resolve()) for p in given}:
         raise fail("--output names one of the sources")
     result = port_files([(f.path, f.data) for f in inputs.files], unsafe=unsafe,
-                        problems=list(inputs.problems), python_files=inputs.python_items(),
-                        outside_files=inputs.outside_items())
+                        problems=list(inputs.problems), companions=inputs.companions())
     analysis_sources = {}
     for mp in result.modules:
         analysis_sources.update(mp.sources)
@@ -260,7 +259,7 @@ def _ported_copy(sources: list[Path], dest: Path, unsafe: bool) -> list[Path]:
 
     inputs = collect_inputs([str(s) for s in sources])
     result = port_files([(f.path, f.data) for f in inputs.files], unsafe=unsafe,
-                        python_files=inputs.python_items(), outside_files=inputs.outside_items())
+                        companions=inputs.companions())
     if result.failed:
         reasons = [f"{mp.module.name}: {mp.reason}" for mp in result.modules if mp.status == "failed"]
         reasons += [f"{p.file}: {p.reason}" for p in result.problems]

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from porter.model import FileProblem
+from porter.model import Companions, FileProblem
 
 SOURCE_SUFFIXES = (".c", ".h")
 MAX_FILE_BYTES = 32 * 1024 * 1024
@@ -35,12 +35,13 @@ class Inputs:
     python_files: list[InputFile] = field(default_factory=list)
     # Sources that include a given header but were not given (see outside_includers).
     outside_files: list[InputFile] = field(default_factory=list)
+    # setup.py, setup.cfg and pyproject.toml of the projects the sources belong to.
+    build_files: list[InputFile] = field(default_factory=list)
 
-    def python_items(self) -> list[tuple[str, bytes]]:
-        return [(f.path, f.data) for f in self.python_files]
-
-    def outside_items(self) -> list[tuple[str, bytes]]:
-        return [(f.path, f.data) for f in self.outside_files]
+    def companions(self) -> Companions:
+        return Companions(tuple((f.path, f.data) for f in self.python_files),
+                          tuple((f.path, f.data) for f in self.outside_files),
+                          tuple((f.path, f.data) for f in self.build_files))
 
 
 def display_path(path: Path, cwd: Path) -> str:
@@ -87,8 +88,9 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
                 target = _find_include(path, os.fsdecode(m.group(1)))
                 if target is not None and target.resolve() not in seen:
                     queue.append((target, False))
-    inputs.python_files = python_companions(
-        [Path(p) for p in paths if Path(p).exists()], cwd)
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    inputs.python_files = python_companions(existing, cwd)
+    inputs.build_files = build_files(existing, cwd)
     inputs.outside_files = outside_includers(inputs.files, cwd)
     return inputs
 
@@ -139,6 +141,20 @@ def _root_of(start: Path) -> Path:
     return start
 
 
+def build_files(paths: list[Path], cwd: Path) -> list[InputFile]:
+    """The build files at the roots of the projects the sources belong to."""
+    found = []
+    for root in sorted({project_root(p) for p in paths}):
+        for marker in PROJECT_MARKERS:
+            path = root / marker
+            try:
+                if path.is_file() and path.stat().st_size <= MAX_PYTHON_BYTES:
+                    found.append(InputFile(display_path(path, cwd), path.read_bytes(), False))
+            except OSError:
+                continue
+    return found
+
+
 def python_companions(paths: list[Path], cwd: Path) -> list[InputFile]:
     """Python files of the projects the sources belong to that read some `__dict__` or `__module__`."""
     found: list[InputFile] = []
@@ -159,8 +175,7 @@ def python_companions(paths: list[Path], cwd: Path) -> list[InputFile]:
                     data = path.read_bytes()
                 except OSError:
                     continue
-                if b"__dict__" in data or b"vars(" in data or b"__module__" in data \
-                        or b"Py_LIMITED_API" in data:
+                if b"__dict__" in data or b"vars(" in data or b"__module__" in data:
                     found.append(InputFile(display_path(path, cwd), data, False))
     return found
 

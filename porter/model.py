@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from porter.analyze.build_config import BuildConfig
     from porter.lexer import Token
 
 
@@ -458,6 +459,7 @@ class ExtensionModule:
     python_dict_reads: tuple[PythonDictRead, ...] = ()
     # `getattr(x, '__module__', ...)` outside tests: code that may meet a type's __module__.
     python_module_reads: tuple[PythonAttributeRead, ...] = ()
+    build: BuildConfig | None = None  # what the package's build files say
     include_lines: tuple[IncludeLine, ...] = ()  # every #include of the module's files
     # Headers with an include guard (or #pragma once): where the guarded part ends.
     guard_ends: tuple[tuple[str, int], ...] = ()
@@ -581,6 +583,19 @@ class Macro:
                 empty = i + 2 < len(toks) and toks[i + 2].text == b")"
                 out.append((tok.text.decode("utf-8", "replace"), tok, toks[i + 1], empty))
         return out
+
+
+@dataclass(frozen=True)
+class Companions:
+    """What surrounds the sources in their project, as bytes: the package's Python files
+    (what they read from a type's `__dict__` decides whether a port may change it), sources
+    that include the given headers without being ported (what they name must stay), and the
+    build files (setup.py, setup.cfg, pyproject.toml: macros, include folders, limited API,
+    installed headers)."""
+
+    python_files: tuple[tuple[str, bytes], ...] = ()
+    outside_files: tuple[tuple[str, bytes], ...] = ()
+    build_files: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from porter.diff import unified_diff
+from porter.model import Companions
 from porter.pipeline import port_files
 
 HEADER = "#include <Python.h>\n"
@@ -138,7 +139,8 @@ def test_a_module_descriptor_type_converts_and_the_report_asks_for_review():
 
 def test_python_code_reading_the_module_descriptor_keeps_the_type_static():
     reader = b"from pkg import Proxy\ndescr = Proxy.__dict__['__module__']\n"
-    result = port_files([("m.c", MODULE_DESCRIPTOR_TYPE.encode())], python_files=[("pkg/util.py", reader)])
+    result = port_files([("m.c", MODULE_DESCRIPTOR_TYPE.encode())],
+                        companions=Companions(python_files=(("pkg/util.py", reader),)))
     (mp,) = result.modules
     text = result.new_text.get("m.c", b"").decode()
     assert "PyType_Spec" not in text
@@ -338,7 +340,8 @@ def test_with_unsafe_the_descriptor_stays_in_the_dict_and_the_report_points_at_m
     python = [("pkg/util.py", b"from pkg import Proxy\ndescr = Proxy.__dict__['__module__']\n"),
               ("pkg/names.py", b"def name(ob):\n    return getattr(ob, '__module__', '?') + '.x'\n"),
               ("tests/test_names.py", b"assert getattr(Proxy, '__module__')\n")]
-    result = port_files([("m.c", MODULE_DESCRIPTOR_TYPE.encode())], unsafe=True, python_files=python)
+    result = port_files([("m.c", MODULE_DESCRIPTOR_TYPE.encode())], unsafe=True,
+                        companions=Companions(python_files=tuple(python)))
     (mp,) = result.modules
     text = result.new_text["m.c"].decode()
     assert "static PyType_Spec T_spec" in text and "_getattro" not in text

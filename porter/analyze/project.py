@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from porter.analyze import ctree
+from porter.analyze.build_config import read_build_config
 from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.findings import collect_findings
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables, init_phase
@@ -20,11 +21,12 @@ from porter.analyze.initializers import sizeof_operand
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
-from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads, collect_limited_api
+from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
 from porter.analyze.spec_types import collect_spec_types
 from porter.analyze.types import collect_static_types
 from porter.model import (
     Call,
+    Companions,
     ExtensionModule,
     FileFacts,
     FileProblem,
@@ -62,17 +64,21 @@ class Analysis:
 
 
 def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
-            python_files: Sequence[tuple[str, bytes]] = (),
-            outside_files: Sequence[tuple[str, bytes]] = ()) -> Analysis:
-    """Facts for every module in `sources`; `python_files` are the package's own Python files,
-    `outside_files` sources that include the module's headers without being ported."""
-    dict_reads = collect_dict_reads(list(python_files))
-    module_reads = collect_getattr_reads(list(python_files), "__module__")
-    limited = [Finding("limited-api", Severity.RISK, path, Span(0, 0),
-                       f"{path}:{line} builds with Py_LIMITED_API=0x{value:08X}: below 0x030C0000 the "
-                       "Py_mod_multiple_interpreters slot is compiled out, so the port keeps refusing "
-                       "subinterpreters: raise it to 0x030C0000 (PyType_GetModuleByDef needs 0x030D0000)")
-               for path, line, value in collect_limited_api(list(python_files)) if value < 0x030C0000]
+            companions: Companions = Companions()) -> Analysis:
+    """Facts for every module in `sources`, with what their project says around them."""
+    python_files, outside_files = list(companions.python_files), list(companions.outside_files)
+    dict_reads = collect_dict_reads(python_files)
+    module_reads = collect_getattr_reads(python_files, "__module__")
+    build = read_build_config(list(companions.build_files))
+    limited = []
+    level = build.limited_api_version
+    if build.limited_api is not None and level is not None and level < 0x030C0000:
+        where = build.limited_api
+        limited.append(Finding(
+            "limited-api", Severity.RISK, where.file, Span(0, 0),
+            f"{where.file}:{where.line} builds with Py_LIMITED_API={where.value}: below 0x030C0000 the "
+            "Py_mod_multiple_interpreters slot is compiled out, so the port keeps refusing "
+            "subinterpreters: raise it to 0x030C0000 (PyType_GetModuleByDef needs 0x030D0000)"))
     indexes = {s.path: build_index(s) for s in sources}
     includes = {path: _resolve_includes(path, idx, indexes) for path, idx in indexes.items()}
     closures = {path: _closure(path, includes) for path in indexes}
@@ -92,7 +98,7 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
             try:
                 module = _module(init, module_indexes, macros)
                 shared = _included_by(outside_files)
-                modules.append(dataclasses.replace(module, python_dict_reads=dict_reads,
+                modules.append(dataclasses.replace(module, python_dict_reads=dict_reads, build=build,
                                                    python_module_reads=module_reads,
                                                    outside_uses=_outside_uses(module, outside_files),
                                                    macros_fully_seen=frozenset(

@@ -42,17 +42,3 @@ def collect_getattr_reads(python_files: list[tuple[str, bytes]], attribute: str)
                 line = data.count(b"\n", 0, m.start()) + 1
                 out.append(PythonAttributeRead(path, line, m.group("target").decode().strip(), attribute))
     return tuple(out)
-
-
-# `("Py_LIMITED_API", "0x03060000")` in define_macros, or `-DPy_LIMITED_API=0x03060000`.
-_LIMITED_API = re.compile(
-    rb"""Py_LIMITED_API['"]?\s*(?:,|=)\s*['"]?(?P<value>0x[0-9A-Fa-f]{8})""")
-
-
-def collect_limited_api(python_files: list[tuple[str, bytes]]) -> list[tuple[str, int, int]]:
-    """(file, line, value) for a limited-API level the build scripts set."""
-    out = []
-    for path, data in python_files:
-        for m in _LIMITED_API.finditer(data):
-            out.append((path, data.count(b"\n", 0, m.start()) + 1, int(m.group("value"), 16)))
-    return out

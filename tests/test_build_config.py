@@ -1,0 +1,42 @@
+"""What porter reads from a package's build files: live settings only, with where they are."""
+
+from __future__ import annotations
+
+from porter.analyze.build_config import read_build_config
+
+SETUP = b'''
+from setuptools import Extension, setup
+
+# define_macros=[("Py_LIMITED_API", "0x03060000")]   (an old setting, commented out)
+MACROS = [("WITH_FAST_PATH", "1"), ("Py_LIMITED_API", "0x030C0000")]
+setup(
+    name="pkg",
+    headers=["include/pkg/api.h"],
+    ext_modules=[Extension("pkg._speed", ["src/speed.c"], define_macros=MACROS,
+                           include_dirs=["include", "third_party/lib"],
+                           extra_compile_args=["-DNDEBUG", "-Ivendor"], py_limited_api=True)],
+)
+'''
+
+
+def test_setup_py_settings_come_from_literals_and_module_level_names():
+    config = read_build_config([("pkg/setup.py", SETUP)])
+    assert config.limited_api is not None and config.limited_api.value == "0x030C0000"
+    assert config.limited_api.file == "pkg/setup.py" and config.limited_api_version == 0x030C0000
+    assert dict(config.defines) == {"WITH_FAST_PATH": "1", "NDEBUG": ""}
+    assert config.include_dirs == ("pkg/include", "pkg/third_party/lib", "pkg/vendor")
+    assert config.installed_headers == ("pkg/include/pkg/api.h",)
+
+
+def test_a_commented_out_setting_says_nothing():
+    config = read_build_config([("setup.py", b'# Extension("m", ["m.c"], define_macros=[("Py_LIMITED_API", '
+                                             b'"0x03060000")])\nfrom setuptools import setup\nsetup()\n')])
+    assert config.limited_api is None and config.defines == ()
+
+
+def test_pyproject_ext_modules_and_an_unreadable_file():
+    doc = b'''[tool.setuptools]
+ext-modules = [{name = "m", sources = ["m.c"], define-macros = [["Py_LIMITED_API", "0x030D0000"]]}]
+'''
+    config = read_build_config([("pyproject.toml", doc), ("setup.py", b"def (:\n")])
+    assert config.limited_api_version == 0x030D0000 and config.files == ("pyproject.toml",)
