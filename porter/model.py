@@ -598,6 +598,9 @@ class Companions:
     build_files: tuple[tuple[str, bytes], ...] = ()
 
 
+NO_COMPANIONS = Companions()
+
+
 @dataclass(frozen=True)
 class FileProblem:
     file: str

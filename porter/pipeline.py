@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from porter.analyze.project import Analysis, analyze, load_sources
-from porter.model import Companions, FileProblem
+from porter.model import NO_COMPANIONS, Companions, FileProblem
 
 
 def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
-         companions: Companions = Companions()) -> Analysis:
+         companions: Companions = NO_COMPANIONS) -> Analysis:
     """Facts for every extension module in `files`; what porter cannot read becomes a problem."""
     problems = list(problems or [])
     sources = load_sources(files, problems)
@@ -15,7 +15,7 @@ def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = No
 
 
 def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,
-               problems: list[FileProblem] | None = None, companions: Companions = Companions(),
+               problems: list[FileProblem] | None = None, companions: Companions = NO_COMPANIONS,
                multi_phase_is_done: bool = True):
     """Scan, plan and apply: the new text of every file a ported module changed."""
     from porter.rewrite.port import port

@@ -25,6 +25,7 @@ from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
 from porter.analyze.spec_types import collect_spec_types
 from porter.analyze.types import collect_static_types
 from porter.model import (
+    NO_COMPANIONS,
     Call,
     Companions,
     ExtensionModule,
@@ -64,7 +65,7 @@ class Analysis:
 
 
 def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
-            companions: Companions = Companions()) -> Analysis:
+            companions: Companions = NO_COMPANIONS) -> Analysis:
     """Facts for every module in `sources`, with what their project says around them."""
     python_files, outside_files = list(companions.python_files), list(companions.outside_files)
     dict_reads = collect_dict_reads(python_files)
