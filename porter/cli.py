@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import IntEnum
 from pathlib import Path
@@ -108,76 +109,94 @@ def scan(
 def port(
     paths: Annotated[list[Path], typer.Argument(help="C files or directories of the module(s).")],
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", help="Write the patch here instead of stdout.")] = None,
+        "--output", "-o", help="Write the patch to this file instead of stdout.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the Markdown checklist here.")] = None,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Also apply edits marked unsafe.")] = False,
+    compile_check: Annotated[bool, typer.Option(
+        "--compile/--no-compile",
+        help="Compile every changed translation unit before and after the port (default: on).")] = True,
     keep_going: Annotated[bool, typer.Option(
-        "--keep-going", help="Emit the patch for the modules that ported even if others failed.")] = False,
+        "--keep-going", help="Also emit the patch of a module whose port does not compile.")] = False,
     apply: Annotated[bool, typer.Option(
         "--apply", help="Rewrite the source files in place (atomically) instead of printing a patch.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output or --report file.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite an existing --output or --report file (through a symlink too).")] = False,
 ) -> None:
     """Port single-phase modules to multi-phase init with module state: a unified diff."""
     from porter.diff import unified_diff
-    from porter.pipeline import port_files
+    from porter.porting import checked_port
     from porter.report import checklist
+    from porter.status import summary_line
+    from porter.writes import WriteRefused, patch_path, patch_root, writable_target, write_atomic
 
-    for target in (output, report):
-        if target is not None and target.exists() and not force:
-            raise fail(f"{target} exists; pass --force to overwrite it")
+    if output is not None and report is not None and os.path.abspath(output) == os.path.abspath(report):
+        raise fail("--output and --report name the same file")
+    try:
+        out_target = writable_target(output, "--output", force) if output is not None else None
+        report_target = writable_target(report, "--report", force) if report is not None else None
+    except WriteRefused as e:
+        raise fail(str(e)) from None
     inputs = _read_inputs(paths)
-    given = {f.path for f in inputs.files}
-    if output is not None and str(output.resolve()) in {str(Path(p).resolve()) for p in given}:
-        raise fail("--output names one of the sources")
-    result = port_files([(f.path, f.data) for f in inputs.files], unsafe=unsafe,
-                        problems=list(inputs.problems), companions=inputs.companions())
-    analysis_sources = {}
-    for mp in result.modules:
-        analysis_sources.update(mp.sources)
-    for mp in result.modules:
-        label = {"ported": "ported", "nothing-to-do": "nothing to do", "failed": "FAILED"}[mp.status]
-        err.print(f"porter: {mp.module.name}: {label}{': ' + mp.reason if mp.reason else ''}", markup=False)
-    for p in result.problems:
+    sources = {os.path.realpath(f.path) for f in inputs.files}
+    for target in (out_target, report_target):
+        if target is not None and os.path.realpath(target) in sources:
+            raise fail(f"{target} is one of the sources; porter writes patches and reports elsewhere")
+    cwd = Path.cwd()
+    done = checked_port([(f.path, f.data) for f in inputs.files], unsafe=unsafe, problems=list(inputs.problems),
+                        companions=inputs.companions(), compile=compile_check, cwd=cwd)
+    for o in done.outcomes:
+        err.print(f"porter: {o.module}: {o.status.value}{': ' + o.reason if o.reason else ''}", markup=False)
+    for p in done.result.problems:
         err.print(f"porter: {p.file}: {p.reason}", markup=False)
-    if not result.modules:
+    if not done.outcomes and any(b"PyInit_" in f.data for f in inputs.files):
+        err.print("porter: a file defines PyInit_ but porter found no module it can read", markup=False)
+    elif not done.outcomes:
         err.print("porter: no extension module found", markup=False)
-    code = exit_code(result)
-    if report is not None:
-        _write_atomic(report, checklist(result, analysis_sources).encode())
-    if code is not ExitCode.OK and not keep_going:
-        raise typer.Exit(code)
+    if len(done.outcomes) > 1:
+        err.print(f"porter: {summary_line(done.outcomes)}", markup=False)
+    code = exit_code(done)
+    new_text = dict(done.new_text)
+    if keep_going:
+        new_text.update(done.withdrawn)
+    if report_target is not None:
+        write_atomic(report_target, checklist(done, _sources_of(done)).encode())
     if apply:
-        for f in inputs.files:
-            if f.path in result.new_text:
-                _write_atomic(Path(f.path), result.new_text[f.path])
+        _apply(inputs, new_text, force)
         raise typer.Exit(code)
-    patch = b"".join(unified_diff(f.path, f.data, result.new_text[f.path])
-                     for f in inputs.files if f.path in result.new_text)
-    if output is not None:
-        _write_atomic(output, patch)
+    root = patch_root([f.path for f in inputs.files if f.path in new_text], cwd)
+    patch = b"".join(unified_diff(patch_path(f.path, root, cwd), f.data, new_text[f.path])
+                     for f in inputs.files if f.path in new_text)
+    if root != Path(os.path.abspath(cwd)) and patch:
+        err.print(f"porter: the patch's paths are relative to {root}: apply it there", markup=False)
+    if out_target is not None:
+        write_atomic(out_target, patch)
     else:
         sys.stdout.buffer.write(patch)
         sys.stdout.flush()
     raise typer.Exit(code)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, then rename over the target."""
-    import os
-    import tempfile
+def _sources_of(done) -> dict:
+    sources = {}
+    for mp in done.result.modules:
+        sources.update(mp.sources)
+    return sources
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+def _apply(inputs, new_text: dict[str, bytes], force: bool) -> None:
+    """--apply: each changed source rewritten atomically (through a symlink only with --force)."""
+    from porter.writes import WriteRefused, writable_target, write_atomic
+
+    targets = {}
+    for f in inputs.files:
+        if f.path not in new_text:
+            continue
+        try:
+            targets[f.path] = writable_target(Path(f.path), "source", force or not Path(f.path).is_symlink())
+        except WriteRefused as e:
+            raise fail(str(e)) from None
+    for path, target in targets.items():
+        write_atomic(target, new_text[path])
 
 
 @app.command()

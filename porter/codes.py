@@ -26,6 +26,7 @@ class Code:
     id: str
     kind: CodeKind
     text: str  # first line `id: summary`, then what, why and what to do
+    todo: str = ""  # for things left to a person: one concrete instruction
 
     @property
     def summary(self) -> str:
@@ -33,8 +34,11 @@ class Code:
         return first.split(": ", 1)[1] if ": " in first else first
 
 
-def _code(id: str, kind: CodeKind, summary: str, more: str = "") -> Code:
-    return Code(id, kind, f"{id}: {summary}" + (f"\n\n{more.strip()}" if more else ""))
+def _code(id: str, kind: CodeKind, summary: str, more: str = "", todo: str = "") -> Code:
+    text = f"{id}: {summary}" + (f"\n\n{more.strip()}" if more else "")
+    if todo:
+        text += f"\n\nWhat to do: {todo}"
+    return Code(id, kind, text, todo)
 
 
 _ITEMS = [
@@ -163,12 +167,66 @@ _FAILURES = [
 ]
 
 
+_LEFT_TO_A_PERSON = [
+    _code("returning-macro-in-header", CodeKind.ITEM, "a macro that returns from init lives in a header.", todo=(
+        "port the other extensions (or packages) that include the header, or give them their own copy of "
+        "the macro with `return NULL`.")),
+    _code("gc-review-methods", CodeKind.ITEM, "a type porter gave GC support: its fields may be NULL after a clear.",
+          todo="check that every method handles a NULL field (or raises) after tp_clear ran."),
+    _code("module-descriptor-python", CodeKind.ITEM,
+          "a converted type keeps a __module__ descriptor in its dict that Python code reads.",
+          todo="special-case that type in the Python code that reads any object's `__module__`."),
+    _code("type-gc-missing", CodeKind.ITEM, "a converted type without GC support whose instances may own objects.",
+          todo="add Py_TPFLAGS_HAVE_GC with a tp_traverse that visits Py_TYPE(self) and the owned fields, "
+               "and a tp_clear."),
+    _code("dealloc-not-editable", CodeKind.ITEM, "a converted type's dealloc porter cannot edit.",
+          todo="make the dealloc call Py_DECREF(Py_TYPE(self)) after freeing the object."),
+    _code("dealloc-frees-nothing", CodeKind.ITEM, "a converted type's dealloc frees no object porter can see.",
+          todo="make the dealloc free through Py_TYPE(self)->tp_free and then Py_DECREF the type."),
+    _code("macro-under-unknown-condition", CodeKind.ITEM,
+          "a macro defined under an #if porter cannot evaluate calls helpers that now take the state.",
+          todo="add `state` as the first argument of those calls in the macro's other definition."),
+]
+
+# What a person does about each code that can leave work: merged into the codes above.
+_TODO = {
+    "hot-path-lookup": "if it is hot, store the state pointer in the instance when it is created, or use "
+                       "METH_METHOD with defining_class.",
+    "gc-slot-lookup": "keep what the function needs in the instance itself.",
+    "type-unread": "give porter the file that defines it, or convert it by hand with PyType_FromModuleAndSpec.",
+    "type-no-initializer": "give porter the file that defines it, or convert it by hand.",
+    "type-invisible-to-exec": "declare the type (or its spec) in a header the init file includes.",
+    "type-metaclass": "create it with PyType_FromMetaclass (3.12+) in exec and keep it in the module state.",
+    "type-field-not-a-slot": "set the field after the type is created instead of in its static initialiser.",
+    "type-module-descriptor-read": "change the Python code that reads `Type.__dict__['__module__']`, then run "
+                                   "porter with --unsafe.",
+    "type-runtime-slot": "compute the value without run-time state, or set it after the type is created.",
+    "type-partly-read": "check the slots of the other #if branches, then run porter with --unsafe.",
+    "used-at-file-scope": "initialise it in exec instead of in a static initialiser.",
+    "used-in-unparsed-code": "rewrite the region tree-sitter could not parse (usually a macro use), or move the "
+                             "global by hand.",
+    "object-with-initializer": "create the object in exec and keep it in the module state.",
+    "static-object": "make it an object created in exec (PyObject_New, or an instance of a heap type).",
+    "used-in-unread-branch": "move it into the module state by hand in every #if branch that uses it.",
+    "extern-elsewhere": "give porter every file that declares it.",
+    "named-by-unported-file": "give porter every source of the extension.",
+    "array-with-initializer": "keep the initial contents in a const table and copy them into the state in exec.",
+    "unreachable-function": "give that function a way to the module: pass `state` (or the module) to it from "
+                            "its callers, or keep the state in the object it receives.",
+    "macro-outside-functions": "move the macro's use into a function, or expand it by hand.",
+    "pasted-with-kept-names": "move the other names the macro builds too, or stop building them with ##.",
+    "base-stays-static": "convert the base type first.",
+}
+
+
 def registry() -> dict[str, Code]:
     """Every code: the steps' docstrings first, then the rest, in the order above."""
     from porter.rewrite.port import PASSES
 
     out = {step.id: Code(step.id, CodeKind.STEP, inspect.getdoc(inspect.getmodule(step)) or "")
            for step in PASSES}
-    for code in _ITEMS + _FINDINGS + _KEPT + _FAILURES:
+    for code in _ITEMS + _FINDINGS + _KEPT + _FAILURES + _LEFT_TO_A_PERSON:
+        if code.id in _TODO and not code.todo:
+            code = Code(code.id, code.kind, f"{code.text}\n\nWhat to do: {_TODO[code.id]}", _TODO[code.id])
         out[code.id] = code
     return out

@@ -55,17 +55,17 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
     cwd = cwd or Path.cwd()
     inputs = Inputs()
     seen: set[Path] = set()
-    queue: list[tuple[Path, bool]] = []
+    queue: list[tuple[Path, bool, str | None]] = []
     for raw in paths:
         p = Path(raw)
         if not p.exists():
             inputs.problems.append(FileProblem(str(raw), "no such file or directory"))
         elif p.is_dir():
-            queue.extend((f, True) for f in _walk(p))
+            queue.extend((f, True, None) for f in _walk(p))
         else:
-            queue.append((p, True))
+            queue.append((p, True, None))
     while queue:
-        path, given = queue.pop(0)
+        path, given, includer = queue.pop(0)
         key = path.resolve()
         if key in seen:
             continue
@@ -73,21 +73,21 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
         shown = display_path(path, cwd)
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
-                inputs.problems.append(FileProblem(shown, "file too large to scan"))
+                inputs.problems.append(FileProblem(shown, "file too large to scan", includer))
                 continue
             data = path.read_bytes()
         except OSError as e:
-            inputs.problems.append(FileProblem(shown, e.strerror or str(e)))
+            inputs.problems.append(FileProblem(shown, e.strerror or str(e), includer))
             continue
         if b"\0" in data[:8192]:
-            inputs.problems.append(FileProblem(shown, "binary file"))
+            inputs.problems.append(FileProblem(shown, "binary file", includer))
             continue
         inputs.files.append(InputFile(shown, data, given))
         if follow_includes:
             for m in _QUOTED_INCLUDE.finditer(data):
                 target = _find_include(path, os.fsdecode(m.group(1)))
                 if target is not None and target.resolve() not in seen:
-                    queue.append((target, False))
+                    queue.append((target, False, shown))
     existing = [Path(p) for p in paths if Path(p).exists()]
     inputs.python_files = python_companions(existing, cwd)
     inputs.build_files = build_files(existing, cwd)
@@ -184,7 +184,7 @@ def _find_include(includer: Path, name: str) -> Path | None:
     """A quoted include: next to the includer, else in the folders above it up to the
     project root (where `-I src`-style include paths usually point)."""
     target = includer.parent / name
-    if target.is_file():
+    if target.is_file() or target.is_symlink():  # a dangling link is reported, not skipped
         return target
     root = project_root(includer)
     for folder in includer.resolve().parents:

@@ -460,6 +460,8 @@ class ExtensionModule:
     # `getattr(x, '__module__', ...)` outside tests: code that may meet a type's __module__.
     python_module_reads: tuple[PythonAttributeRead, ...] = ()
     build: BuildConfig | None = None  # what the package's build files say
+    # The rows of the definition's m_slots table: (slot, value), for a multi-phase module.
+    module_slots: tuple[tuple[str, str], ...] = ()
     include_lines: tuple[IncludeLine, ...] = ()  # every #include of the module's files
     # Headers with an include guard (or #pragma once): where the guarded part ends.
     guard_ends: tuple[tuple[str, int], ...] = ()
@@ -605,6 +607,7 @@ NO_COMPANIONS = Companions()
 class FileProblem:
     file: str
     reason: str
+    needed_by: str | None = None  # the source whose #include led porter to it
 
 
 @dataclass(frozen=True)

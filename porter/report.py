@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from porter.analyze.project import Analysis
@@ -41,40 +42,110 @@ def scan_rows(analysis: Analysis) -> list[tuple[str, ...]]:
     return rows
 
 
-def checklist(result, sources) -> str:
-    """The Markdown checklist of a port: what porter did and what is left, with file:line."""
+def checklist(done, sources) -> str:
+    """The Markdown report of a port, to paste into a pull request: porter's version and the
+    status headline first, then per module what is left to a person (grouped by cause, every
+    place listed, what to do), what needs review, what porter did, and the findings."""
+    from porter import __version__
+    from porter.codes import registry
     from porter.render import render
+    from porter.status import summary_line
+
+    codes = registry()
 
     def where(file, span):
         src = sources.get(file)
-        if span is None or src is None:
-            return file
-        return f"{file}:{src.line(span.start)}"
+        return file if span is None or src is None else f"{file}:{src.line(span.start)}"
 
+    outcomes = {o.module: o for o in done.outcomes}
     modules = []
-    for mp in result.modules:
+    for mp in done.result.modules:
         m = mp.module
+        names = _names_of(m)
+        outcome = outcomes[m.name]
         items = sorted(mp.items, key=lambda i: (i.file, i.span.start if i.span else 0, i.step))
+        patched = outcome.status.value not in ("failed", "already isolated", "not isolated")
+        done_items = [i for i in items if i.done and i.applicability.value != "review" and patched]
+        review = [i for i in items if i.done and i.applicability.value == "review" and patched]
         modules.append({
             "name": m.name,
-            "files": list(m.files),
-            "status": mp.status,
-            "reason": mp.reason,
-            "posture": (mp.posture.value if not mp.posture.condition else
-                        f"{mp.posture.value}` when `{mp.posture.condition}`, otherwise "
-                        "`Py_MOD_PER_INTERPRETER_GIL_SUPPORTED") if mp.status == "ported" else "",
-            "posture_reasons": list(mp.posture.reasons) if mp.posture else [],
-            "done": [{"where": where(i.file, i.span),
-                      "step": i.step + (f" ({i.applicability.value})" if i.applicability.value in ("unsafe", "review")
-                                        else ""),
-                      "message": i.message}
-                     for i in items if i.done and mp.status == "ported"],
-            "todo": [{"where": where(i.file, i.span), "step": i.step, "message": i.message,
-                      "applicability": i.applicability.value}
-                     for i in items if not i.done],
-            "findings": [{"where": where(f.file, f.span), "code": f.code,
-                          "severity": f.severity.value, "message": f.message}
+            "files": [code_span(f) for f in m.files],
+            "status": outcome.status.value,
+            "reason": backticks(outcome.reason, names),
+            "posture": (f"`{mp.posture.value}`" + (f" when `{mp.posture.condition}`, otherwise "
+                                                     "`Py_MOD_PER_INTERPRETER_GIL_SUPPORTED`"
+                                                     if mp.posture.condition else ""))
+            if mp.posture is not None and patched else "",
+            "posture_reasons": [backticks(r, names) for r in (mp.posture.reasons if mp.posture and patched else ())],
+            "todo": _groups([i for i in items if not i.done], codes, where, names),
+            "review": [_line(i, where, names) for i in review],
+            "done": [_line(i, where, names) for i in done_items],
+            "findings": [{"where": where(f.file, f.span), "code": f.code, "severity": f.severity.value,
+                          "message": backticks(f.message, names)}
                          for f in m.findings if f.code != "unparsed"],
         })
-    return render("report/checklist.md.jinja", modules=modules,
-                  problems=[{"file": p.file, "reason": p.reason} for p in result.problems])
+    return render("report/checklist.md.jinja", version=__version__, summary=summary_line(done.outcomes),
+                  modules=modules, problems=[{"file": code_span(p.file), "reason": p.reason}
+                                             for p in done.result.problems])
+
+
+def _line(item, where, names) -> dict:
+    step = item.step + (" (unsafe)" if item.applicability.value == "unsafe" else "")
+    return {"where": where(item.file, item.span), "step": step, "message": backticks(item.message, names)}
+
+
+def _groups(items, codes, where, names) -> list[dict]:
+    """Items left to a person, one group per cause: what it is, what to do, every place."""
+    groups: dict[tuple[str, str], dict] = {}
+    for it in items:
+        code = codes.get(it.code or it.step)
+        cause = it.message.split(": ", 1)[1] if it.message.startswith(f"{it.subject} stays global: ") else ""
+        key = (it.code or it.step, cause)
+        group = groups.setdefault(key, {
+            "code": key[0],
+            "title": backticks(f"stays process-global: {cause}" if cause else (code.summary if code else key[0]),
+                               names),
+            "todo": backticks(code.todo, names) if code is not None and code.todo else "",
+            "places": [],
+        })
+        what = f"`{it.subject}`" if it.subject and cause else backticks(it.message, names)
+        group["places"].append({"where": where(it.file, it.span), "what": what,
+                                "applicability": it.applicability.value})
+    return list(groups.values())
+
+
+def _names_of(module) -> set[str]:
+    """The module's own identifiers: these are set in code spans wherever a report says them."""
+    names = {g.name for g in module.globals} | {f.name for f in module.functions}
+    names |= {t.name for t in module.static_types} | {m.name for m in module.macros}
+    return names
+
+
+# A path (with its line), or an identifier with its member path, its call's arguments and a
+# subscript: `f(PyObject *m)`, `a->b`, `T.__dict__['x']`.
+_IDENTIFIER = re.compile(
+    r"`[^`]*`"
+    r"|(?:[\w.-]+/)*[\w-]+\.(?:c|h|py|toml|cfg|inc)(?::\d+)?\b"
+    r"|[A-Za-z_][A-Za-z0-9_]*(?:(?:->|\.)[A-Za-z_][A-Za-z0-9_]*)*(?:\([^()`]*\))?(?:\[[^\]`]*\])?")
+
+
+def backticks(text: str, names: set[str]) -> str:
+    """`text` with C identifiers in code spans: the module's own names, C-API names (Py*, _Py*),
+    names with an underscore, calls `f()` and member paths `a.b`, `a->b`; text already in
+    backticks stays as it is."""
+    def mark(m: re.Match) -> str:
+        word = m.group(0)
+        if word.startswith("`"):
+            return word
+        if re.search(r"\.(?:c|h|py|toml|cfg|inc)(?::\d+)?$", word) and ("/" in word or ":" in word):
+            return f"`{word}`"
+        base = re.split(r"->|\.|\(", word)[0]
+        if (base in names or word.endswith("()") or "_" in base or re.match(r"_?Py[A-Z_]", base)
+                or ("->" in word or "." in word and not word.endswith("."))):
+            return f"`{word}`"
+        return word
+    return _IDENTIFIER.sub(mark, text)
+
+
+def code_span(text: str) -> str:
+    return f"`{text}`"

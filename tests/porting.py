@@ -11,6 +11,7 @@ from porter.diff import unified_diff
 from porter.facts_json import analysis_to_json
 from porter.inputs import collect_inputs
 from porter.pipeline import port_files, scan
+from porter.porting import CheckedPort, outcome
 from porter.report import checklist
 
 
@@ -35,4 +36,6 @@ def port_folder(folder: Path, unsafe: bool = False, files: dict[str, bytes] | No
         sources.update(mp.sources)
     patch = b"".join(unified_diff(path, data, result.new_text[path])
                      for path, data in items if path in result.new_text)
-    return patch, checklist(result, sources), result, dict(items)
+    # Snapshots are made without the compile check (it is slow; the oracle tests compile).
+    outcomes = [outcome(mp, None, "not compiled (--no-compile)") for mp in result.modules]
+    return patch, checklist(CheckedPort(result, outcomes), sources), result, dict(items)

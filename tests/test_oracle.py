@@ -104,3 +104,21 @@ def test_port_builds_on_311_without_new_warnings(folder, tmp_path):
     after = build_extension([ported / s.name for s in fx.sources], fx.module, found[0], tmp_path / "port")
     assert before.ok and after.ok, after.log
     assert set(after.warnings) <= set(before.warnings)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("folder", [p for p in EXTENSIONS if load_fixture(p).expect == "single-phase"],
+                         ids=[p.name for p in EXTENSIONS if load_fixture(p).expect == "single-phase"])
+def test_porters_own_compile_check_agrees_with_the_fixture(folder):
+    """porter's status after its compile check: `compiles` for a full port, `partial` otherwise."""
+    from porting import read
+
+    from porter.porting import checked_port
+    from porter.status import Status
+
+    fx = load_fixture(folder)
+    inputs = read([folder.relative_to(folder.parent.parent)])
+    done = checked_port([(f.path, f.data) for f in inputs.files], unsafe=fx.unsafe)
+    (outcome,) = done.outcomes
+    expected = Status.COMPILES if fx.port == "isolated" else Status.PARTIAL
+    assert outcome.status is expected, (outcome, [str(d) for c in done.checks.values() for d in c.added])

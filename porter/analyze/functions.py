@@ -116,13 +116,13 @@ def _method_rows(src, index, macros, table, rows) -> list[MethodEntry]:
             # method(add_word, METH_VARARGS): a project macro that spells the row.
             here = macros.at(index.path, row.start_byte)
             text = expand(here, macro, [src.text_of(a) for a in ctree.call_args(row)]) or ""
-            values = _split_braced(text)
+            values = split_braced(text)
         clinic = next((m.name for m in src.macro_masks
                        if m.span.start == row.start_byte and m.name.endswith("_METHODDEF")), None)
         if clinic is not None:
             # Argument Clinic: the mask `{FOO_METHOD},` stands for FOO_METHODDEF.
             text = expand(macros.at(index.path, row.start_byte), clinic, None) or ""
-            values = _split_braced(text)
+            values = split_braced(text)
         if len(values) < 2 or is_null(values[1]):
             continue
         fn = referenced_name(values[1])
@@ -133,7 +133,7 @@ def _method_rows(src, index, macros, table, rows) -> list[MethodEntry]:
     return out
 
 
-def _split_braced(text: str) -> list[str]:
+def split_braced(text: str) -> list[str]:
     """The values of one `{"name", (PyCFunction)f, METH_O, doc}` row, split on the lexer."""
     text = text.strip().rstrip(",").strip()
     if not (text.startswith("{") and text.endswith("}")):

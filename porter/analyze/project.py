@@ -179,6 +179,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
                                   if definition is not None and d.name == definition.name
                                   and d.initializer is None and d.function is None),
         includes=tuple(module_includes),
+        module_slots=_module_slots(definition, globals_),
         include_lines=tuple(IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))
                             for idx in indexes for inc in idx.src.pre.includes),
         guard_ends=tuple((idx.path, end) for idx in indexes if idx.path.endswith(".h")
@@ -188,6 +189,28 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
     )
+
+
+def _module_slots(definition, globals_) -> tuple[tuple[str, str], ...]:
+    """(slot, value) rows of the table the definition's m_slots names."""
+    from porter.analyze.functions import split_braced
+    from porter.analyze.initializers import is_null, referenced_name
+
+    slots = definition.field("m_slots") if definition is not None else None
+    if slots is None or is_null(slots.text):
+        return ()
+    name = referenced_name(slots.text)
+    table = next((g for g in globals_ if g.name == name and g.function in (None, definition.function)), None)
+    if table is None or table.initializer is None:
+        return ()
+    text = table.initializer_text.encode()
+    rows = []
+    for span in table.table_rows:
+        start, end = span.start - table.initializer.start, span.end - table.initializer.start
+        values = split_braced(text[start:end].decode("utf-8", "replace"))
+        if len(values) >= 2 and not is_null(values[0]):
+            rows.append((values[0].strip(), values[1].strip()))
+    return tuple(rows)
 
 
 def guard_end(src: Source) -> int | None:

@@ -33,6 +33,8 @@ class Item:
     done: bool  # applied in the patch (False: left to a person, or unsafe and not requested)
     key: ItemKey | None = None  # what it is about: edits with the same key implement it
     edits: tuple[Edit, ...] = ()  # filled when the port is assembled
+    code: str = ""  # the code (porter.codes) that explains it: the step's id when empty
+    subject: str = ""  # the global, type, function or macro it is about, when one
 
 
 @dataclass
@@ -100,10 +102,11 @@ class Emitter:
         self.result.items.append(Item(self.step, applicability, file, span, message, True, key or self._about))
 
     def todo(self, file: str, span: Span | None, message: str, key: ItemKey | None = None,
-             applicability: Applicability = Applicability.MANUAL, step: str | None = None) -> None:
-        """A step left to a person."""
+             applicability: Applicability = Applicability.MANUAL, step: str | None = None,
+             code: str = "", subject: str = "") -> None:
+        """A step left to a person; `code` (porter.codes) says what to do about it."""
         self.result.items.append(Item(step or self.step, applicability, file, span, message, False,
-                                      key or self._about))
+                                      key or self._about, code=code or step or self.step, subject=subject))
 
     def fail(self, code: str, message: str) -> None:
         if self.result.failure is None:

@@ -107,7 +107,7 @@ def _plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe
     for key, why in plan.decisions.kept.items():
         g = next(g for g in module.globals if g.key == key)
         items.append(Item("state-struct", Applicability.MANUAL, g.file, g.span, f"{g.name} stays global: {why}",
-                          False, ("global", *key)))
+                          False, ("global", *key), code=why.code, subject=g.name))
     if failure is not None:
         return ModulePort(module, PortStatus.FAILED, failure.message, [], items, plan.posture, plan.decisions.kept,
                           failure_code=failure.code)

@@ -159,7 +159,8 @@ def _returning_macros(out: Emitter, plan: Plan, body: InitBody) -> None:
         out.done(m.file, m.span, f"macro {name} is used only in {plan.names.exec}(): its `return NULL` is now "
                                  "`return -1`")
         if m.file.endswith(".h"):
-            out.todo(m.file, m.span, f"macro {name} is defined in the header {m.file}: code outside these sources "
+            out.todo(m.file, m.span, code="returning-macro-in-header", subject=name, message=
+                     f"macro {name} is defined in the header {m.file}: code outside these sources "
                                      "that includes it (other extensions of the package, or of other packages if "
                                      "the header is installed) now returns -1 from its init too, and must be "
                                      "ported as well")

@@ -56,4 +56,4 @@ def _emit(out: Emitter, plan: Plan, gc: GcPlan) -> None:
              + (f"; {len(gc.sites)} PyObject_New site(s) now use PyType_GenericAlloc, which "
                 "zero-fills and tracks" if gc.sites else ""))
     out.todo(t.file, t.span, f"review {t.name}'s methods: after {gc.clear}() breaks a cycle, "
-                             f"{', '.join(gc.fields)} may be NULL")
+                             f"{', '.join(gc.fields)} may be NULL", code="gc-review-methods", subject=t.name)

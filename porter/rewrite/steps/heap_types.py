@@ -78,7 +78,8 @@ def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
         read = tp.descriptor_read
         places = "; ".join(f"{r.file}:{r.line} getattr({r.target}, '__module__')"
                            for r in plan.module.python_module_reads[:5])
-        out.todo(t.file, t.span, f"{t.name} keeps its __module__ descriptor in its dict, as "
+        out.todo(t.file, t.span, code="module-descriptor-python", subject=t.name, message=
+                 f"{t.name} keeps its __module__ descriptor in its dict, as "
                                  f"{read.file}:{read.line} expects (--unsafe); {read.owner}.__module__ now "
                                  "answers that descriptor instead of the module name: Python code that "
                                  f"reads the module of {read.owner} itself must special-case it"
@@ -112,7 +113,8 @@ def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
     out.done(t.file, t.span, f"{t.name} is a heap type: {t.name}_spec, created in {plan.names.exec}() and kept in "
                              f"{plan.names.state_type}.{tp.field}; flags {tp.flags}")
     if isinstance(tp.gc, str):
-        out.todo(t.file, t.span, f"{t.name} has no GC support and porter did not add it: {tp.gc}; its "
+        out.todo(t.file, t.span, code="type-gc-missing", subject=t.name, message=
+                 f"{t.name} has no GC support and porter did not add it: {tp.gc}; its "
                                  "instances now keep their heap type alive, so if they own objects add "
                                  "Py_TPFLAGS_HAVE_GC with tp_traverse (visiting Py_TYPE(self)) and tp_clear")
 
@@ -204,7 +206,8 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
         return  # the heap type's default dealloc releases the type itself
     f = plan.module.function(name)
     if f is None:
-        out.todo(t.file, t.span, f"{t.name}'s dealloc {name} is not a function porter can edit: it must "
+        out.todo(t.file, t.span, code="dealloc-not-editable", subject=name, message=
+                 f"{t.name}'s dealloc {name} is not a function porter can edit: it must "
                                  "Py_DECREF(Py_TYPE(self)) after freeing")
         return
     if name in done:
@@ -225,7 +228,8 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
     if not f.frees:
         deallocs = {referenced_name(tt.slot_text("tp_dealloc") or "") for tt in plan.module.static_types}
         if not any(c.callee in deallocs for c in f.calls):
-            out.todo(f.file, f.header, f"{name}() frees no object porter can see: after freeing it must "
+            out.todo(f.file, f.header, code="dealloc-frees-nothing", subject=name, message=
+                     f"{name}() frees no object porter can see: after freeing it must "
                                        "Py_DECREF(Py_TYPE(self))")
         return
     for span in f.frees:

@@ -91,13 +91,13 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
         if gc_slots and name not in d.debug_only:
             out.todo(f.file, f.header, f"{name}() ({', '.join(gc_slots)}) now looks module state up; at interpreter "
                                        "shutdown it can run after the module is gone: prefer data kept in the instance",
-                     step="gc-slot-lookup")
+                     step="gc-slot-lookup", subject=name)
         hot = sorted(f.slots & capi.HOT_SLOTS)
         if acc.kind in (AccessKind.TYPE, AccessKind.BINARY) and hot:
             out.todo(f.file, f.header, f"{name}() ({', '.join(hot)}) now looks module state up on every call "
                                        "with PyType_GetModuleByDef; if it is hot, store the state pointer in the "
                                        "instance when it is created, or use METH_METHOD's defining_class",
-                     step="hot-path-lookup")
+                     step="hot-path-lookup", subject=name)
     for macro, members in sorted(by_macro.items()):
         _macro_functions(out, plan, macro, members)
 
@@ -283,7 +283,8 @@ def _report_conditional_macros(out: Emitter, plan: Plan) -> None:
         called = sorted({name for name, *_ in m.called() if name in plan.decisions.helpers})
         if called:
             cond = unsure_files.get(m.file) or "its #if"
-            out.todo(m.file, m.span, f"macro {m.name} (only under {cond}) calls {', '.join(called)}(), which now "
+            out.todo(m.file, m.span, code="macro-under-unknown-condition", subject=m.name, message=
+                     f"macro {m.name} (only under {cond}) calls {', '.join(called)}(), which now "
                                      "take the module state first: that configuration needs it passed by hand")
 
 

@@ -1,0 +1,207 @@
+"""The compile check: every translation unit a port changed is compiled as it was and as it
+is now, with the package's own macros, include folders and declared limited API; a diagnostic
+the port adds makes the module fail. porter says "compiles" only for code it compiled.
+
+This is I/O (temporary files, a compiler): the CLI calls it after the pipeline has produced
+the new text, before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from porter.analyze.build_config import BuildConfig
+from porter.model import ExtensionModule
+
+# -Wall, and what GCC 14 turns into errors by default: older compilers only warn, and a port
+# that relies on an implicit declaration crashes at run time.
+FLAGS = ("-fsyntax-only", "-Wall", "-Werror=implicit-function-declaration",
+         "-Werror=incompatible-pointer-types", "-Werror=int-conversion", "-Werror=implicit-int")
+TIMEOUT = 120  # seconds per compile
+_DIAGNOSTIC = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:\d+:)? (?P<kind>warning|error|fatal error): "
+                         r"(?P<message>.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    cc: str
+    python: str  # the interpreter whose headers are used
+    version: str  # its X.Y
+    include: str  # its INCLUDEPY
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    file: str  # the module file it is in (as porter shows it), or the header's name
+    line: int
+    kind: str  # warning or error
+    message: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What makes two diagnostics the same across the port (lines move)."""
+        return (posixpath.basename(self.file), self.kind, self.message)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.kind}: {self.message}"
+
+
+@dataclass(frozen=True)
+class UnitCheck:
+    unit: str  # the .c file compiled
+    added: tuple[Diagnostic, ...]  # what the port added
+    original_errors: tuple[Diagnostic, ...]  # the original did not compile here: nothing can be judged
+    command: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.added and not self.original_errors
+
+
+@dataclass(frozen=True)
+class CompileCheck:
+    """The outcome for one module: every unit compiled (ok), or why it fails or was not judged."""
+
+    units: tuple[UnitCheck, ...]
+    toolchain: Toolchain | None
+    skipped: str = ""  # why no compile was attempted
+
+    @property
+    def compiled(self) -> bool:
+        return self.toolchain is not None and not self.skipped and bool(self.units) \
+            and not any(u.original_errors for u in self.units)
+
+    @property
+    def ok(self) -> bool:
+        return self.compiled and all(u.ok for u in self.units)
+
+    @property
+    def added(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for u in self.units for d in u.added)
+
+    def reason(self) -> str:
+        """One line: why the module fails, or why it was not judged ('' when it compiles)."""
+        if self.skipped:
+            return self.skipped
+        broken = next((u for u in self.units if u.original_errors), None)
+        if broken is not None:
+            return (f"not compiled: the original {broken.unit} does not compile here either "
+                    f"({broken.original_errors[0]}); give porter the build's include folders")
+        added = self.added
+        if added:
+            more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
+            return f"the port does not compile cleanly: {added[0]}{more}"
+        return ""
+
+
+def find_toolchain() -> Toolchain | str:
+    """A C compiler and the headers of the newest CPython >= 3.12 porter can find, or why not."""
+    from porter.verify import _config_vars, find_interpreters
+
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        return "no C compiler found (set CC)"
+    interpreters = find_interpreters()
+    if not interpreters:
+        return "no CPython >= 3.12 found for its headers (pyenv, or PORTER_PYTHON312=/path/to/python3.12)"
+    newest = interpreters[-1]
+    include = _config_vars(newest.executable).get("INCLUDEPY") or ""
+    if not include or not Path(include, "Python.h").is_file():
+        return f"the headers of {newest.executable} are not installed"
+    return Toolchain(cc.split()[0], str(newest.executable), newest.version, include)
+
+
+def translation_units(module: ExtensionModule, changed: set[str]) -> list[str]:
+    """The module's .c files that a compiler sees as units and whose unit holds a changed file."""
+    included = {target for _, target, _ in module.includes}
+    return [f for f in module.files if f.endswith(".c") and f not in included
+            and module.translation_unit(f) & changed]
+
+
+def check_module(module: ExtensionModule, original: dict[str, bytes], new_text: dict[str, bytes],
+                 toolchain: Toolchain, config: BuildConfig | None, cwd: Path | None = None) -> CompileCheck:
+    """Compile each changed unit before and after the port and keep what the port added."""
+    changed = {f for f in module.files if f in new_text and new_text[f] != original.get(f)}
+    units = translation_units(module, changed)
+    if not units:
+        return CompileCheck((), toolchain, "not compiled: no translation unit of its own changed (a header only)")
+    cwd = cwd or Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="porter-compile-") as tmp:
+        before = _materialise(Path(tmp) / "a", module.files, original, {})
+        after = _materialise(Path(tmp) / "b", module.files, original, new_text)
+        results = []
+        for unit in units:
+            old, _ = _compile(toolchain, config, before, unit, cwd)
+            new, command = _compile(toolchain, config, after, unit, cwd)
+            errors = tuple(d for d in old if d.kind == "error")
+            added = tuple(_added(old, new)) if not errors else ()
+            results.append(UnitCheck(unit, added, errors, command))
+    return CompileCheck(tuple(results), toolchain)
+
+
+@dataclass(frozen=True)
+class _Tree:
+    root: Path  # the temporary folder
+    where: dict[str, Path]  # module file -> its copy
+
+
+def _materialise(root: Path, files: tuple[str, ...], original: dict[str, bytes], new: dict[str, bytes]) -> _Tree:
+    """The module's files under `root`, at their paths relative to their common folder."""
+    absolute = {f: Path(f).resolve() if Path(f).is_absolute() else Path(os.path.abspath(f)) for f in files}
+    base = Path(os.path.commonpath([str(p.parent) for p in absolute.values()])) if absolute else Path("/")
+    where = {}
+    for f, path in absolute.items():
+        target = root / path.relative_to(base)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(new.get(f, original.get(f, b"")))
+        where[f] = target
+    return _Tree(root, where)
+
+
+def _compile(toolchain: Toolchain, config: BuildConfig | None, tree: _Tree, unit: str,
+             cwd: Path) -> tuple[list[Diagnostic], str]:
+    """Compile one unit; its diagnostics with paths mapped back to the module's files."""
+    copies = {str(p): f for f, p in tree.where.items()}
+    include_dirs = list(dict.fromkeys(str(p.parent) for p in tree.where.values()))
+    # Headers porter was not given are found where they really are.
+    include_dirs += list(dict.fromkeys(str((cwd / f).resolve().parent) for f in tree.where))
+    if config is not None:
+        include_dirs += [str((cwd / d).resolve()) for d in config.include_dirs]
+    command = [toolchain.cc, *FLAGS, *(f"-I{d}" for d in include_dirs), f"-I{toolchain.include}"]
+    if config is not None:
+        command += [f"-D{name}={value}" if value else f"-D{name}" for name, value in config.defines]
+        if config.limited_api is not None:
+            command.append(f"-DPy_LIMITED_API={config.limited_api.value}")
+    command += ["-x", "c", str(tree.where[unit])]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=tree.root)
+        output = done.stderr
+    except (OSError, subprocess.SubprocessError) as e:
+        output = f"{tree.where[unit]}:0: error: the compiler did not run: {e}"
+    found = []
+    for m in _DIAGNOSTIC.finditer(output):
+        path = m["file"]
+        shown = copies.get(str(Path(path).resolve()) if not os.path.isabs(path) else path, path)
+        found.append(Diagnostic(shown, int(m["line"]), "error" if "error" in m["kind"] else "warning",
+                                m["message"].strip()))
+    return found, " ".join(command[:1] + list(FLAGS) + ["..."])
+
+
+def _added(old: list[Diagnostic], new: list[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics of `new` that `old` does not have (as many times as they are new)."""
+    left = Counter(d.key for d in old)
+    out = []
+    for d in new:
+        if left[d.key]:
+            left[d.key] -= 1
+        else:
+            out.append(d)
+    return out

@@ -1,0 +1,105 @@
+"""A port as the commands run it: the pipeline, then the compile check, then one status per
+module. A module whose port does not compile contributes nothing to the new text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from porter.compile_check import CompileCheck, Toolchain, check_module, find_toolchain
+from porter.model import Companions, FileProblem
+from porter.pipeline import port_files
+from porter.rewrite.port import ModulePort, PortResult
+from porter.rewrite.vocab import PortStatus
+from porter.status import Outcome, Status, isolation_of
+
+
+@dataclass
+class CheckedPort:
+    result: PortResult
+    outcomes: list[Outcome]
+    checks: dict[str, CompileCheck] = field(default_factory=dict)  # module name -> its compile check
+    toolchain: Toolchain | None = None
+    withdrawn: dict[str, bytes] = field(default_factory=dict)  # new text of ports that did not compile
+
+    @property
+    def new_text(self) -> dict[str, bytes]:
+        return self.result.new_text
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status is Status.FAILED for o in self.outcomes) or bool(self.result.problems)
+
+
+def checked_port(files: list[tuple[str, bytes]], unsafe: bool = False, problems: list[FileProblem] | None = None,
+                 companions: Companions | None = None, compile: bool = True, cwd: Path | None = None) -> CheckedPort:
+    result = port_files(files, unsafe=unsafe, problems=problems, companions=companions or Companions())
+    original = dict(files)
+    toolchain: Toolchain | str = "not compiled (--no-compile)"
+    if compile and any(mp.status is PortStatus.PORTED for mp in result.modules):
+        toolchain = find_toolchain()
+        if isinstance(toolchain, str):
+            toolchain = f"not compiled: {toolchain}"
+    checks: dict[str, CompileCheck] = {}
+    for mp in result.modules:
+        if mp.status is PortStatus.PORTED and isinstance(toolchain, Toolchain):
+            checks[mp.module.name] = check_module(mp.module, original, result.new_text, toolchain,
+                                                  mp.module.build, cwd)
+    outcomes = [outcome(mp, checks.get(mp.module.name), toolchain if isinstance(toolchain, str) else "")
+                for mp in result.modules]
+    outcomes = _needed_files(result, outcomes)
+    withdrawn: dict[str, bytes] = {}
+    for mp, o in zip(result.modules, outcomes):
+        if o.status is Status.FAILED and mp.status is PortStatus.PORTED:
+            withdrawn.update(_withdraw(result, mp))
+    # A file two modules share goes with either: the other module fails with it.
+    for i, (mp, o) in enumerate(zip(result.modules, outcomes)):
+        shared = sorted(set(mp.module.files) & set(withdrawn))
+        if shared and o.status is not Status.FAILED and mp.status is PortStatus.PORTED:
+            why = f"shares {shared[0]} with a module whose port failed"
+            outcomes[i] = Outcome(o.module, o.file, Status.FAILED, why)
+            withdrawn.update(_withdraw(result, mp))
+    return CheckedPort(result, outcomes, checks, toolchain if isinstance(toolchain, Toolchain) else None, withdrawn)
+
+
+def outcome(mp: ModulePort, check: CompileCheck | None, not_compiled: str) -> Outcome:
+    """The status porter can stand behind for one module."""
+    m = mp.module
+    if mp.status is PortStatus.FAILED:
+        return Outcome(m.name, m.init.file, Status.FAILED, mp.reason)
+    if mp.status is PortStatus.NOTHING_TO_DO:
+        found = isolation_of(m) or Status.ALREADY_ISOLATED
+        why = "" if found is Status.ALREADY_ISOLATED else (
+            "multi-phase already; porter does not continue a started port yet: the static types and "
+            "globals left are in `porter scan`")
+        return Outcome(m.name, m.init.file, found, why)
+    if check is None:
+        return Outcome(m.name, m.init.file, Status.NOT_COMPILED, not_compiled)
+    if not check.compiled:
+        return Outcome(m.name, m.init.file, Status.NOT_COMPILED, check.reason())
+    if not check.ok:
+        return Outcome(m.name, m.init.file, Status.FAILED, check.reason())
+    kept = sorted({g.name for g in m.globals if g.key in mp.kept})
+    weaker = mp.posture is not None and mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    if kept or weaker:
+        what = ", ".join(kept[:6]) + (f" and {len(kept) - 6} more" if len(kept) > 6 else "")
+        return Outcome(m.name, m.init.file, Status.PARTIAL,
+                       (f"{what} {'stays' if len(kept) == 1 else 'stay'} process-global" if kept else "")
+                       or "; ".join(mp.posture.reasons[:1] if mp.posture else ()))
+    return Outcome(m.name, m.init.file, Status.COMPILES)
+
+
+def _withdraw(result: PortResult, mp: ModulePort) -> dict[str, bytes]:
+    """A module whose port failed after the pipeline: none of its files change."""
+    return {f: result.new_text.pop(f) for f in mp.module.files if f in result.new_text}
+
+
+def _needed_files(result: PortResult, outcomes: list[Outcome]) -> list[Outcome]:
+    """A file porter could not read costs the modules whose sources include it, and only them."""
+    out = list(outcomes)
+    for i, mp in enumerate(result.modules):
+        for p in result.problems:
+            if p.needed_by and p.needed_by in mp.module.files and out[i].status is not Status.FAILED:
+                out[i] = Outcome(out[i].module, out[i].file, Status.FAILED,
+                                 f"cannot read {p.file} (included by {p.needed_by}): {p.reason}")
+    return out
