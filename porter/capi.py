@@ -273,12 +273,48 @@ def statically_allocated_object(initializer_text: str | None) -> bool:
     return bool(_OBJECT_HEAD_INIT.search(initializer_text or ""))
 
 
+# When the names porter emits entered the limited API (Py_LIMITED_API): a package that declares
+# an older one cannot use them, and porter uses what that version has or leaves the piece out.
+LIMITED_API_SINCE = {
+    "PyModule_GetState": (3, 2),
+    "PyModuleDef_Init": (3, 5),
+    "Py_mod_exec": (3, 5),
+    "PyType_GetSlot": (3, 4),
+    "PyType_FromModuleAndSpec": (3, 10),
+    "PyType_GetModule": (3, 10),
+    "PyModule_AddObjectRef": (3, 10),
+    "Py_NewRef": (3, 10),
+    "Py_TPFLAGS_IMMUTABLETYPE": (3, 10),
+    "Py_TPFLAGS_DISALLOW_INSTANTIATION": (3, 10),
+    "Py_mod_multiple_interpreters": (3, 12),
+    "PyType_GetModuleByDef": (3, 13),
+    "Py_mod_gil": (3, 13),
+}
+
+
 def version_hex(version: tuple[int, int]) -> str:
     return f"0x{version[0]:02X}{version[1]:02X}0000"
 
 
 def version_guard(name: str) -> str:
     """The `#if` condition under which generated code may name `name`: the Python building it
-    has it, and a limited-API build asks for at least that version."""
-    v = version_hex(ADDED_IN[name])
-    return f"PY_VERSION_HEX >= {v} && (!defined(Py_LIMITED_API) || Py_LIMITED_API >= {v})"
+    has it, and a limited-API build asks for at least the version that put it there."""
+    added, limited = version_hex(ADDED_IN[name]), version_hex(LIMITED_API_SINCE.get(name, ADDED_IN[name]))
+    return f"PY_VERSION_HEX >= {added} && (!defined(Py_LIMITED_API) || Py_LIMITED_API >= {limited})"
+
+
+def limited_api_value(text: str) -> int | None:
+    """The version a `Py_LIMITED_API` value asks for (`3` is the stable ABI of 3.2)."""
+    try:
+        value = int(text.strip().rstrip("uUlL"), 0)
+    except ValueError:
+        return None
+    return 0x03020000 if 0 < value < 0x03000000 else value
+
+
+def in_limited_api(name: str, limited: int | None) -> bool:
+    """Whether generated code may name `name` in a build with this Py_LIMITED_API (None: none)."""
+    if limited is None:
+        return True
+    since = LIMITED_API_SINCE.get(name)
+    return since is None or limited >= int(version_hex(since), 16)

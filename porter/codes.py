@@ -131,6 +131,18 @@ _KEPT = [
     _code("pasted-with-kept-names", CodeKind.KEPT,
           "a global a macro builds with ## together with names that stay global."),
     _code("base-stays-static", CodeKind.KEPT, "a type whose module-local base stays a static type."),
+    _code("type-declared-late", CodeKind.KEPT,
+          "a global whose type is defined after code that needs module state, where porter cannot move it up.",
+          todo="move the type's definition above the first function that uses module state."),
+    _code("limited-api-too-old", CodeKind.KEPT,
+          "the package's Py_LIMITED_API has no way to create a type with its module.",
+          "PyType_FromModuleAndSpec and PyType_GetModule entered the limited API in 3.10.",
+          todo="raise Py_LIMITED_API to 0x030A0000 or later (0x030C0000 for the subinterpreter slot)."),
+    _code("limited-api-descriptor", CodeKind.KEPT,
+          "a type with a __module__ descriptor in a limited-API build.",
+          "Serving the descriptor to instances of a heap type needs the type's dict, which the limited API "
+          "does not show.",
+          todo="drop the `__module__` member or getset, or build this module without the limited API."),
 ]
 
 _FAILURES = [

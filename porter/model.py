@@ -277,6 +277,18 @@ class Function:
 
 
 @dataclass(frozen=True)
+class TypeDefinition:
+    """A file-scope `typedef`, or a struct/union/enum with a body: what a declaration of that
+    type needs to see first."""
+
+    name: str  # the typedef name or the tag
+    file: str
+    statement: Span  # the whole definition, `;` included
+    conditions: tuple[Span, ...]  # the #if groups around it (an include guard included)
+    mentions: frozenset[str]  # identifiers it uses (the types it needs in turn)
+
+
+@dataclass(frozen=True)
 class IncludeLine:
     """An `#include` in one of a module's files."""
 
@@ -462,6 +474,7 @@ class ExtensionModule:
     build: BuildConfig | None = None  # what the package's build files say
     # The rows of the definition's m_slots table: (slot, value), for a multi-phase module.
     module_slots: tuple[tuple[str, str], ...] = ()
+    type_definitions: tuple[TypeDefinition, ...] = ()
     include_lines: tuple[IncludeLine, ...] = ()  # every #include of the module's files
     # Headers with an include guard (or #pragma once): where the guarded part ends.
     guard_ends: tuple[tuple[str, int], ...] = ()

@@ -45,6 +45,7 @@ from porter.model import (
     Span,
     StateStructDefinition,
     StructField,
+    TypeDefinition,
 )
 from porter.parse import Source
 
@@ -180,6 +181,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
                                   and d.initializer is None and d.function is None),
         includes=tuple(module_includes),
         module_slots=_module_slots(definition, globals_),
+        type_definitions=tuple(d for idx in indexes for d in _type_definitions(idx)),
         include_lines=tuple(IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))
                             for idx in indexes for inc in idx.src.pre.includes),
         guard_ends=tuple((idx.path, end) for idx in indexes if idx.path.endswith(".h")
@@ -189,6 +191,39 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
     )
+
+
+def _type_definitions(idx: FileIndex) -> list[TypeDefinition]:
+    """File-scope typedefs and tagged struct/union/enum bodies, with the #if groups around them."""
+    from porter.lexer import identifiers
+
+    out = []
+    text = idx.src.text
+    for node in _file_scope(idx.src.root):
+        names: list[str] = []
+        if node.type == "type_definition":
+            names = [d.text.decode() for d in node.children_by_field_name("declarator") if d.type == "type_identifier"]
+            t = node.child_by_field_name("type")
+        elif node.type in ("declaration", "struct_specifier", "union_specifier", "enum_specifier"):
+            t = node.child_by_field_name("type") if node.type == "declaration" else node
+        else:
+            continue
+        if t is not None and t.type in ("struct_specifier", "union_specifier", "enum_specifier") \
+                and t.child_by_field_name("body") is not None and t.child_by_field_name("name") is not None:
+            names.append(t.child_by_field_name("name").text.decode())
+        if not names:
+            continue
+        statement = ctree.span(node)
+        if node.type != "type_definition" and not text[statement.end - 1:statement.end] == b";":
+            after = text[statement.end:statement.end + 64]
+            stripped = after.lstrip()
+            if stripped.startswith(b";"):
+                statement = Span(statement.start, statement.end + len(after) - len(stripped) + 1)
+        conditions = tuple(c.span for c in idx.src.pre.enclosing(statement.start))
+        mentions = frozenset(t.text.decode("utf-8", "replace")
+                             for t in identifiers(text, statement.start, statement.end))
+        out.extend(TypeDefinition(name, idx.path, statement, conditions, mentions) for name in names)
+    return out
 
 
 def _module_slots(definition, globals_) -> tuple[tuple[str, str], ...]:

@@ -15,6 +15,21 @@ def gc_functions(plan) -> str:
                   struct=plan.struct, fields=plan.fields)
 
 
+def module_of_type(plan, type_expr: str) -> str:
+    """The module a type of the module belongs to: PyType_GetModuleByDef where the package's
+    limited API has it, else the state block's MRO walk."""
+    if plan.has("PyType_GetModuleByDef"):
+        return f"PyType_GetModuleByDef({type_expr}, &{plan.names.def_name})"
+    return f"{plan.names.module_by_type}({type_expr})"
+
+
+def free_call(plan, type_var: str) -> str:
+    """How a dealloc frees through its type: tp_free, or its slot in the limited API."""
+    if plan.limited_api is None:
+        return f"{type_var}->tp_free"
+    return f"((freefunc)PyType_GetSlot({type_var}, Py_tp_free))"
+
+
 def offset_member_row(name: str, offset: str) -> str:
     """A PyMemberDef row for `__dictoffset__` and friends."""
     return f'{{"{name}", T_PYSSIZET, {offset}, READONLY}},'

@@ -61,6 +61,7 @@ class Names:
     exec_param: str  # exec's module parameter
     type_var: str  # the local that keeps Py_TYPE(self) in a dealloc
     new_struct: bool  # False when the module already had a state struct (m_size = sizeof(X))
+    module_by_type: str  # the limited API's stand-in for PyType_GetModuleByDef
     module_descriptor: str  # finds a type's saved __module__ descriptor
     keep_module_descriptor: str  # saves it when the type is made
     impl: dict[str, str]  # split methods -> the name of the function that does the work

@@ -8,10 +8,11 @@ module may claim. Steps then only turn the plan into edits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from porter import capi
 from porter.analyze.initializers import is_null, sizeof_operand
-from porter.model import ExtensionModule, GlobalKind, Location, RoleKind, SpecType
+from porter.model import ExtensionModule, GlobalKind, Location, RoleKind, SpecType, TypeDefinition
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.names import (
     EXEC_PARAM_CANDIDATES,
@@ -23,7 +24,7 @@ from porter.rewrite.names import (
 )
 from porter.rewrite.planning.decide import Decisions, decide
 from porter.rewrite.planning.fields import MODULE_ATTRIBUTE_KEY, StateField, state_fields
-from porter.rewrite.planning.placement import Placement, place_callback_state, place_state
+from porter.rewrite.planning.placement import Placement, late_types, place_callback_state, place_state
 from porter.rewrite.planning.posture import Posture, choose_posture
 from porter.rewrite.planning.reach import GlobalKey
 from porter.rewrite.planning.types import TypePlan, convertible_types, plan_types, serves_module_descriptor
@@ -41,8 +42,10 @@ class Plan:
     types: tuple[TypePlan, ...]  # converted static types, bases first
     spec_types: tuple[SpecType, ...]  # heap types init already makes: made with the module now
     placement: Placement | None  # where the state block goes; None: no block needed
+    hoisted_types: tuple[TypeDefinition, ...]  # type definitions moved above the state block
     callback_block: Location | None  # the thread-local's own place, when the block is in a header
     posture: Posture
+    limited_api: int | None  # the Py_LIMITED_API the package declares: nothing newer is emitted
     needs_by_type: bool
     needs_by_operands: bool
     needs_callback_state: bool
@@ -64,6 +67,20 @@ class Plan:
     def layout(self, file: str) -> FileLayout:
         return self.layouts[file]
 
+    def has(self, name: str) -> bool:
+        """Whether the generated code may name `name` in the package's declared limited API."""
+        return capi.in_limited_api(name, self.limited_api)
+
+
+def declared_limited_api(module: ExtensionModule) -> int | None:
+    """The Py_LIMITED_API the module's sources define, else the one its build files set."""
+    for m in module.macros:
+        if m.name == "Py_LIMITED_API" and m.active is True:
+            value = capi.limited_api_value(m.body_text)
+            if value is not None:
+                return value
+    return module.build.limited_api_version if module.build is not None else None
+
 
 def existing_state_struct(module: ExtensionModule) -> str | None:
     """The struct `m_size = sizeof(S)` names, when the module already has module state."""
@@ -74,8 +91,21 @@ def existing_state_struct(module: ExtensionModule) -> str | None:
 
 
 def build_plan(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: bool) -> Plan:
-    convertible = convertible_types(module, unsafe)
-    decisions = decide(module, convertible)
+    limited = declared_limited_api(module)
+    convertible = convertible_types(module, unsafe, limited)
+    vetoed_later: dict[GlobalKey, Reason] = {}
+    while True:
+        plan = _plan_once(module, layouts, unsafe, limited, decide(module, convertible, vetoed_later))
+        placement = plan.placement
+        late = late_types(module, plan.fields, placement, layouts) if placement is not None else None
+        new = {k: why for k, why in (late.vetoes if late else {}).items() if k not in vetoed_later}
+        if not new:
+            return replace(plan, hoisted_types=late.hoisted if late else ())
+        vetoed_later.update(new)  # only grows: the loop ends
+
+
+def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: bool, limited: int | None,
+               decisions: Decisions) -> Plan:
     names, allocator = _names(module, decisions)
     existing = module.state_struct
     existing_fields = frozenset(f.name for f in existing.fields) if existing and not names.new_struct else frozenset()
@@ -112,8 +142,8 @@ def build_plan(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
                        and not _made_with_module(s))
     return Plan(
         module=module, layouts=layouts, unsafe=unsafe, decisions=decisions, names=names, fields=fields,
-        types=types, spec_types=spec_types, placement=placement, callback_block=callback_block,
-        posture=choose_posture(module, decisions), needs_by_type=needs_by_type,
+        types=types, spec_types=spec_types, placement=placement, hoisted_types=(), callback_block=callback_block,
+        posture=choose_posture(module, decisions), limited_api=limited, needs_by_type=needs_by_type,
         needs_by_operands=AccessKind.BINARY in by_kind, needs_callback_state=needs_callback_state,
         untyped_module_params=frozenset(
             f.params[0].name for f in module.functions
@@ -156,6 +186,7 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
         free=free, slots=slots, def_name=def_name, state_var=state_var, callback_state=callback_state,
         thread_local=allocator.fresh(f"{base.upper()}_THREAD_LOCAL"), exec_param=exec_param,
         type_var=allocator.first_free(TYPE_VAR_CANDIDATES, "dealloc_type"), new_struct=existing is None,
+        module_by_type=allocator.fresh(f"get_{base}_module_by_type"),
         module_descriptor=allocator.fresh(f"{base}_module_descriptor"),
         keep_module_descriptor=allocator.fresh(f"{base}_keep_module_descriptor"), impl=impl)
     return names, allocator

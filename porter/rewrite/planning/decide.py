@@ -33,8 +33,10 @@ class Decisions:
         return self.access.get(name)
 
 
-def decide(module: ExtensionModule, convertible: dict[str, Reason | None]) -> Decisions:
-    """`convertible` maps each static type to None when it can become a heap type, or to why not."""
+def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
+           vetoed_later: dict[GlobalKey, Reason] | None = None) -> Decisions:
+    """`convertible` maps each static type to None when it can become a heap type, or to why not;
+    `vetoed_later` holds vetoes planning found after a first decision (where the state goes)."""
     kept: dict[GlobalKey, Reason] = {}
     movable: dict[GlobalKey, Global] = {}
     body = module.init_body
@@ -42,7 +44,7 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None]) -> De
     for g in module.globals:
         if not g.kind.needs_port or (g.name == module_global and g.function is None):
             continue  # the module's own global goes: exec's parameter replaces it
-        reason = global_veto(g, module, convertible)
+        reason = (vetoed_later or {}).get(g.key) or global_veto(g, module, convertible)
         if reason is not None:
             kept[g.key] = reason
         else:

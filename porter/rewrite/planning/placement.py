@@ -5,9 +5,10 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from porter.model import ExtensionModule, Location, Span
+from porter.model import ExtensionModule, Location, Span, TypeDefinition
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.planning.decide import Decisions
+from porter.rewrite.planning.reach import GlobalKey
 from porter.rewrite.vocab import AccessKind, Reason
 
 
@@ -78,6 +79,59 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
     return _header_to_share(module, layouts, files, closures) or Reason(
         "no-state-header", "module state is needed in several files that share no header porter can put it "
                            "in (one seen after Python.h, once per file or behind an include guard)")
+
+
+@dataclass(frozen=True)
+class LateTypes:
+    """Type definitions below the state block that its fields need."""
+
+    hoisted: tuple[TypeDefinition, ...]  # moved up above the block
+    vetoes: dict[GlobalKey, Reason]  # globals whose type cannot move up: they stay global
+
+
+def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -> LateTypes:
+    """A field's type must be declared before the state struct. A definition that comes after
+    the block's place moves up above it when it can (same #if nesting, and nothing it names is
+    defined in between); otherwise the global stays global."""
+    defs = {d.name: d for d in module.type_definitions if d.file == placement.file}
+    at = placement.at
+    hoisted: dict[str, TypeDefinition] = {}
+    vetoes: dict[GlobalKey, Reason] = {}
+    for f in fields:
+        g = f.source
+        if g is None or g.kind.is_object_kind:
+            continue
+        d = defs.get(g.c_type)
+        if d is None or d.statement.start < at or _pointer_to_tag(g.type_text):
+            continue
+        if _hoistable(module, d, at):
+            hoisted[d.name] = d
+        else:
+            vetoes[f.key] = Reason("type-declared-late", f"its type {d.name} is defined at {d.file}:"
+                                   f"{layouts[d.file].line(d.statement.start)}, after code that needs module "
+                                   "state, and porter cannot move that definition up")
+    return LateTypes(tuple(sorted(hoisted.values(), key=lambda d: d.statement.start)), vetoes)
+
+
+def _pointer_to_tag(type_text: str) -> bool:
+    """`struct tag *p`: a pointer to an incomplete struct needs no definition first."""
+    return "*" in type_text and any(w in type_text.split() for w in ("struct", "union"))
+
+
+def _hoistable(module: ExtensionModule, d: TypeDefinition, at: int) -> bool:
+    here = {c for c in (loc for loc in _conditions_at(module, d.file, at))}
+    if not set(d.conditions) <= here:
+        return False
+    between_types = {o.name for o in module.type_definitions
+                     if o.file == d.file and at <= o.statement.start < d.statement.start}
+    between_macros = {m.name for m in module.macros if m.file == d.file and at <= m.span.start < d.statement.start}
+    return not ((between_types - {d.name}) & d.mentions) and not (between_macros & d.mentions)
+
+
+def _conditions_at(module: ExtensionModule, file: str, at: int) -> set[Span]:
+    """The #if groups around an offset, read off the type definitions' and includes' facts."""
+    spans = {c for d in module.type_definitions if d.file == file for c in d.conditions}
+    return {c for c in spans if c.start <= at < c.end}
 
 
 def _header_to_share(module: ExtensionModule, layouts, files: set[str], closures) -> Placement | None:

@@ -24,15 +24,19 @@ from porter.rewrite.vocab import Applicability, Reason
 # --------------------------------------------------------------------------- convertible
 
 
-def convertible_types(module: ExtensionModule, unsafe: bool) -> dict[str, Reason | None]:
-    """For each static type: None if it can become a heap type, else why not."""
+def convertible_types(module: ExtensionModule, unsafe: bool, limited: int | None = None) -> dict[str, Reason | None]:
+    """For each static type: None if it can become a heap type, else why not. `limited` is the
+    Py_LIMITED_API the package declares: porter only emits what that version has."""
     # A type declared in the module's own header is still the module's: extension modules are
     # loaded with RTLD_LOCAL, so other modules reach it only through a capsule, and a capsule
     # table naming it is a use porter cannot rewrite (it keeps the type static).
-    return {t.name: _why_not(t, module, unsafe) for t in module.static_types}
+    return {t.name: _why_not(t, module, unsafe, limited) for t in module.static_types}
 
 
-def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> Reason | None:
+def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int | None = None) -> Reason | None:
+    if not capi.in_limited_api("PyType_FromModuleAndSpec", limited) and not t.structseq:
+        return Reason("limited-api-too-old", f"the package declares Py_LIMITED_API=0x{limited:08X}, and a heap type "
+                                             "created with its module (PyType_FromModuleAndSpec) needs 0x030A0000")
     if t.structseq:
         return None
     if t.initializer is None:
@@ -50,6 +54,10 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool) -> Reason | N
         if s is not None and not is_null(s.text):
             return Reason("type-field-not-a-slot", f"{name} is set; heap types cannot take it on every "
                                                    "supported Python")
+    if limited is not None and defines_module_attribute(t, module):
+        return Reason("limited-api-descriptor", f"its members or getset define __module__, and serving that "
+                                                "descriptor to instances needs the type's dict, which the limited "
+                                                f"API (Py_LIMITED_API=0x{limited:08X}) does not show")
     read = module_descriptor_read(t, module)
     if read is not None and not unsafe:
         return Reason("type-module-descriptor-read", (

@@ -231,9 +231,10 @@ def _creation(plan: Plan, tp) -> str:
     names = plan.names
     target = f"{names.state_var}->{tp.field}"
     if tp.structseq_desc is not None:
-        return render("c/type_create.c.jinja", target=target, desc=tp.structseq_desc, module="", spec="", bases="")
+        return render("c/type_create.c.jinja", target=target, desc=tp.structseq_desc, module="", spec="", bases="",
+                      limited=plan.limited_api is not None)
     create = render("c/type_create.c.jinja", target=target, desc=None, module=names.exec_param,
-                    spec=f"{tp.name}_spec", bases=tp.bases)
+                    spec=f"{tp.name}_spec", bases=tp.bases, limited=plan.limited_api is not None)
     if tp.descriptor is not None:
         create += cbuild.keep_descriptor_call(names.keep_module_descriptor, names.state_var, tp.field,
                                               tp.descriptor.module_name)

@@ -238,7 +238,7 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
     rewritten = False
     for call in f.calls:
         if call.callee in capi.INSTANCE_FREE_FUNCTIONS and any(s.start <= call.span.start < s.end for s in f.frees):
-            out.edit(f.file, Span(call.span.start, call.span.start + len(call.callee)), f"{tp_var}->tp_free")
+            out.edit(f.file, Span(call.span.start, call.span.start + len(call.callee)), cbuild.free_call(plan, tp_var))
             rewritten = True
     out.done(f.file, f.header, f"{name}() releases the heap type after tp_free"
              + (" (instead of calling the allocator's free directly)" if rewritten else "")

@@ -125,8 +125,8 @@ def _module_expression(plan: Plan, acc: Access) -> str:
     if acc.kind is AccessKind.MODULE:
         return acc.params[0]
     if acc.kind is AccessKind.TYPE:
-        return f"PyType_GetModuleByDef(Py_TYPE({acc.params[0]}), &{plan.names.def_name})"
-    return f"PyType_GetModuleByDef({acc.params[0]}, &{plan.names.def_name})"
+        return cbuild.module_of_type(plan, f"Py_TYPE({acc.params[0]})")
+    return cbuild.module_of_type(plan, acc.params[0])
 
 
 def _macro_functions(out: Emitter, plan: Plan, macro_name: str, members) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from porter.model import GlobalKind, Span
 from porter.render import render
+from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
 from porter.rewrite.planning.fields import StateField
@@ -119,6 +120,8 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         # The accessors' local for the module must not hide the definition (`&module`).
         module_local="module" if names.def_name != "module" else "owner",
         by_type=plan.needs_by_type, by_operands=plan.needs_by_operands,
+        module_by_type=None if plan.has("PyType_GetModuleByDef") else names.module_by_type,
+        module_of=lambda type_expr: cbuild.module_of_type(plan, type_expr),
         # In a shared header a `static` thread-local would be one per file: it goes to the
         # one file with the callbacks and the calls that make them instead.
         callback_state=names.callback_state if plan.needs_callback_state and not shared_header else None,
@@ -130,6 +133,13 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
                           state_type=names.state_type, callback_state=names.callback_state)
         out.insert(block.file, block.span.start, callback.strip("\n") + "\n\n", order=-9, about=("module",))
     block_text = text.strip("\n") + "\n\n"
+    for d in plan.hoisted_types:
+        # The struct's fields need it: it moves up, unchanged, right above the struct.
+        layout = plan.layout(d.file)
+        out.delete_statement(d.file, d.statement, about=("module",))
+        block_text = layout.text_of(d.statement) + "\n\n" + block_text
+        out.done(d.file, d.statement, f"{d.name} is defined above {names.state_type} now: a field of it has "
+                                      "that type", key=("module",))
     if not names.new_struct and plan.fields:
         moved = _extend_existing(out, plan)
         if moved is None:
