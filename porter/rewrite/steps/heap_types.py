@@ -32,6 +32,7 @@ from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
 from porter.rewrite.planning.gc import GcPlan
 from porter.rewrite.planning.types import TypePlan
+from porter.rewrite.planning.vetoes import initializer_owner
 from porter.rewrite.vocab import Applicability
 
 
@@ -176,13 +177,16 @@ def _drop_readies(out: Emitter, plan: Plan, tp: TypePlan) -> None:
 
 
 def _drop_substruct(out: Emitter, plan: Plan, var: str) -> None:
-    """A sub-struct only type initialisers and init name: the spec's slots now hold it."""
+    """A sub-struct that only converted types' initialisers and init name: the specs' slots
+    now hold it. A type that stays static still points at it, so then it stays."""
     module = plan.module
     g = next((g for g in module.globals if g.name == var and g.function is None
               and g.kind is GlobalKind.TYPE_SUBSTRUCT), None)
     if g is None or module.init_body is None:
         return
-    if all(u.function is None or u.function == module.init_body.function
+    converted = {tp.name for tp in plan.types}
+    if all(u.function == module.init_body.function
+           or (u.function is None and initializer_owner(module, u) in converted)
            for u in g.uses if u.access != "macro"):
         out.delete_statement(g.file, g.declaration)
 
