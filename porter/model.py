@@ -174,6 +174,9 @@ class Use:
     # An argument of a call (through &, casts and parens): the callee as written, and the call.
     call: str | None = None
     call_span: Span | None = None
+    # For `x = value;`: the whole statement, when the use is the target of an assignment that
+    # is a statement of its own.
+    statement: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -475,6 +478,9 @@ class ExtensionModule:
     # The rows of the definition's m_slots table: (slot, value), for a multi-phase module.
     module_slots: tuple[tuple[str, str], ...] = ()
     type_definitions: tuple[TypeDefinition, ...] = ()
+    # Headers among the module's files that the package installs for other code (setup.py
+    # headers=...): their declarations and macros are public API and porter never edits them.
+    public_headers: frozenset[str] = frozenset()
     include_lines: tuple[IncludeLine, ...] = ()  # every #include of the module's files
     # Headers with an include guard (or #pragma once): where the guarded part ends.
     guard_ends: tuple[tuple[str, int], ...] = ()

@@ -21,7 +21,7 @@ def read(paths: list[Path]):
 
 def scan_json(folder: Path) -> bytes:
     inputs = read([folder.relative_to(ROOT)])
-    analysis = scan([(f.path, f.data) for f in inputs.files])
+    analysis = scan([(f.path, f.data) for f in inputs.files], companions=inputs.companions())
     return (json.dumps(analysis_to_json(analysis), indent=2) + "\n").encode()
 
 
@@ -30,7 +30,7 @@ def port_folder(folder: Path, unsafe: bool = False, files: dict[str, bytes] | No
     """(patch bytes, report text, result) for the sources of a fixture folder."""
     inputs = read([folder.relative_to(ROOT)])
     items = [(f.path, files.get(f.path, f.data) if files else f.data) for f in inputs.files]
-    result = port_files(items, unsafe=unsafe, multi_phase_is_done=multi_phase_is_done)
+    result = port_files(items, unsafe=unsafe, companions=inputs.companions(), multi_phase_is_done=multi_phase_is_done)
     sources = {}
     for mp in result.modules:
         sources.update(mp.sources)

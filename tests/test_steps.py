@@ -94,6 +94,10 @@ PyMODINIT_FUNC PyInit_m(void) { return PyModuleDef_Init(&def); }
 """
 
 
+# Err stays process-global (a static table names it), and init assigns it.
+KEPT_AND_ASSIGNED = SINGLE_PHASE.replace("static PyObject *Err;", "static PyObject *Err;\nstatic PyObject **errors[] = {&Err};")
+
+
 def plan_of(c: str, unsafe: bool = False):
     analysis = scan([("m.c", c.encode())])
     (module,) = analysis.modules
@@ -126,6 +130,10 @@ CASES = [
                  id="exec-slot leaves a multi-phase module alone"),
     pytest.param("exec-slot", PLAIN, lambda r: "static int\nm_exec(PyObject *module)" in texts(r),
                  id="exec-slot turns PyInit into an exec function"),
+    pytest.param("once-per-process", SINGLE_PHASE, lambda r: not r.edits,
+                 id="once-per-process has nothing to do when every global moves"),
+    pytest.param("once-per-process", KEPT_AND_ASSIGNED, lambda r: "if (Err == NULL) {" in texts(r),
+                 id="once-per-process fills a global that stays process-global only on the first load"),
     pytest.param("module-def", MULTI_PHASE, lambda r: not r.edits, id="module-def leaves a multi-phase definition alone"),
     pytest.param("module-def", PLAIN, lambda r: "return PyModuleDef_Init(&def);" in texts(r),
                  id="module-def makes PyInit return the definition"),

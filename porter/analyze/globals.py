@@ -136,7 +136,8 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
                             unparsed=index.src.in_error(ctree.span(ident)),
                             in_assert=ctree.in_assert(ident),
                             call=call.child_by_field_name("function").text.decode() if call else None,
-                            call_span=ctree.span(call) if call else None))
+                            call_span=ctree.span(call) if call else None,
+                            statement=_assignment_statement(ident)))
         if g.function is None:
             for mask_name, span in index.blanked_names.get(g.name, ()):
                 node = index.src.root.descendant_for_byte_range(span.start, span.start)
@@ -194,6 +195,15 @@ def _shape(ident: Node) -> tuple[UseShape, Span | None]:
         if op is not None and op.type == ".":
             return UseShape.MEMBER, Span(ident.start_byte, op.end_byte)
     return UseShape.PLAIN, None
+
+
+def _assignment_statement(ident: Node) -> Span | None:
+    """The statement `x = value;` when `ident` is its target."""
+    parent = ident.parent
+    if parent is None or parent.type != "assignment_expression" or parent.child_by_field_name("left") != ident:
+        return None
+    stmt = parent.parent
+    return ctree.span(stmt) if stmt is not None and stmt.type == "expression_statement" else None
 
 
 def _refers_to(ident: Node, g: Global) -> bool:

@@ -101,6 +101,7 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
                 module = _module(init, module_indexes, macros)
                 shared = _included_by(outside_files)
                 modules.append(dataclasses.replace(module, python_dict_reads=dict_reads, build=build,
+                                                   public_headers=_public_headers(module, build),
                                                    python_module_reads=module_reads,
                                                    outside_uses=_outside_uses(module, outside_files),
                                                    macros_fully_seen=frozenset(
@@ -197,7 +198,7 @@ def _type_definitions(idx: FileIndex) -> list[TypeDefinition]:
     """File-scope typedefs and tagged struct/union/enum bodies, with the #if groups around them."""
     from porter.lexer import identifiers
 
-    out = []
+    out: list[TypeDefinition] = []
     text = idx.src.text
     for node in _file_scope(idx.src.root):
         names: list[str] = []
@@ -281,6 +282,14 @@ def _macros_fully_seen(indexes: list[FileIndex], macros: MacroTable, uses) -> fr
         if m.active is True and m.name not in in_unread:
             seen.add(m.name)
     return frozenset(seen)
+
+
+def _public_headers(module: ExtensionModule, build) -> frozenset[str]:
+    """The module's headers the package installs: matched by path, or by the path below the
+    project root when the build file names it relative to that root."""
+    installed = {posixpath.normpath(h) for h in build.installed_headers}
+    return frozenset(f for f in module.files if f.endswith(".h") and (
+        posixpath.normpath(f) in installed or any(posixpath.normpath(f).endswith("/" + h) for h in installed)))
 
 
 def _included_by(outside_files) -> set[str]:

@@ -20,13 +20,15 @@ from porter.rewrite.steps.exec_slot import ExecSlot
 from porter.rewrite.steps.gc_support import GcSupport
 from porter.rewrite.steps.heap_types import HeapTypes
 from porter.rewrite.steps.module_def import ModuleDefinition
+from porter.rewrite.steps.once_per_process import OncePerProcess
 from porter.rewrite.steps.state_access import StateAccess
 from porter.rewrite.steps.state_struct import StateStruct
 from porter.rewrite.vocab import Applicability, PortStatus, Reason
 
 # Steps run in this order on one plan; each only reads the plan, so the order only decides
 # the order of their checklist items (and which failure is reported first).
-PASSES: tuple[Step, ...] = (StateStruct(), HeapTypes(), GcSupport(), StateAccess(), ExecSlot(), ModuleDefinition())
+PASSES: tuple[Step, ...] = (StateStruct(), HeapTypes(), GcSupport(), StateAccess(), ExecSlot(), OncePerProcess(),
+                            ModuleDefinition())
 
 
 @dataclass

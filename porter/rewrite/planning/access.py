@@ -54,6 +54,9 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
     if RoleKind.MODULE_SLOT in kinds or RoleKind.METHOD in kinds:
         return Access(AccessKind.NONE, reason="a function porter cannot tie to the module object")
     if f.only_helper:
+        public = _public_signature(f, module)
+        if public:
+            return Access(AccessKind.NONE, reason=public)
         if f.defined_by:
             return Access(AccessKind.NONE, reason=f"defined by macro {f.defined_by}: porter cannot add a "
                                                   "parameter to it")
@@ -62,6 +65,22 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
                                                   "#if branch porter did not read")
         return Access(AccessKind.HELPER)
     return Access(AccessKind.NONE, reason="role " + ", ".join(str(r) for r in f.roles))
+
+
+def _public_signature(f: Function, module: ExtensionModule) -> str:
+    """Why `f`'s signature is public API (it cannot take a new parameter), or ''."""
+    if not module.public_headers:
+        return ""
+    declared = next((p.file for p in f.prototypes if p.file in module.public_headers), None)
+    if declared is None and f.file in module.public_headers:
+        declared = f.file
+    if declared is not None:
+        return f"it is declared in {declared}, a header the package installs: its signature is public API"
+    macro = next((m for m in module.macros if m.file in module.public_headers
+                  and any(name == f.name for name, *_ in m.called())), None)
+    if macro is not None:
+        return f"macro {macro.name} in {macro.file}, a header the package installs, calls it"
+    return ""
 
 
 def _callback_access(f: Function, module: ExtensionModule, type_ok: set[str], called: bool,

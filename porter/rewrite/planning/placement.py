@@ -172,7 +172,7 @@ def _usable_header(module: ExtensionModule, layouts, header: str, files: set[str
     """Whether a header can hold the state block: it sits next to one of `files` (a bundled
     library's header is compiled into code porter does not see), no file sees it twice (or it
     is guarded), and every file sees Python.h before it."""
-    if posixpath.dirname(header) not in {posixpath.dirname(f) for f in files}:
+    if posixpath.dirname(header) not in {posixpath.dirname(f) for f in files} or header in module.public_headers:
         return False
     if header not in dict(module.guard_ends) and _included_twice(module, header):
         return False

@@ -37,6 +37,10 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
     if not capi.in_limited_api("PyType_FromModuleAndSpec", limited) and not t.structseq:
         return Reason("limited-api-too-old", f"the package declares Py_LIMITED_API=0x{limited:08X}, and a heap type "
                                              "created with its module (PyType_FromModuleAndSpec) needs 0x030A0000")
+    public = next((loc.file for loc in t.forward_declarations if loc.file in module.public_headers), None)
+    if public is not None or t.file in module.public_headers:
+        return Reason("public-declaration", f"it is declared in {public or t.file}, a header the package installs: "
+                                            "other extensions may use the static type directly")
     if t.structseq:
         return None
     if t.initializer is None:

@@ -68,6 +68,17 @@ def external_linkage(g: Global, module: ExtensionModule, convertible) -> Reason 
     return None
 
 
+def public_declaration(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    """A global declared in a header the package installs is public API: other code uses it."""
+    public = [loc.file for loc in g.extern_declarations if loc.file in module.public_headers]
+    if g.file in module.public_headers:
+        public.append(g.file)
+    if public:
+        return Reason("public-declaration", f"it is declared in {public[0]}, a header the package installs: "
+                                            "other extensions may use it directly")
+    return None
+
+
 def array_with_initializer(g: Global, module: ExtensionModule, convertible) -> Reason | None:
     if "[" in g.type_text and g.initializer is not None and g.kind is not GlobalKind.STATIC_TYPE:
         return Reason("array-with-initializer", "an array with an initialiser: porter does not copy initial "
@@ -77,7 +88,7 @@ def array_with_initializer(g: Global, module: ExtensionModule, convertible) -> R
 
 # Static types are judged by type_not_convertible alone; their uses by the round rules.
 GLOBAL_VETOES = (used_at_file_scope, object_with_static_initializer, statically_allocated_object,
-                 used_in_unread_branch, external_linkage, array_with_initializer)
+                 used_in_unread_branch, public_declaration, external_linkage, array_with_initializer)
 
 
 def global_veto(g: Global, module: ExtensionModule, convertible: dict[str, Reason | None]) -> Reason | None:
@@ -114,6 +125,16 @@ def unreachable_function(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
         why = acc.reason if acc else "not a function of this module"
         for k in sorted(keys):
             yield k, Reason("unreachable-function", f"used in {name}(), which cannot reach module state ({why})")
+
+
+def named_by_public_macro(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    """A macro in an installed header expands in other packages' code: porter never rewrites it."""
+    for m in r.module.macros:
+        if m.file not in r.module.public_headers:
+            continue
+        for k in sorted(r.macro_bodies.get(m.name, set()) & set(r.movable)):
+            yield k, Reason("public-macro", f"named by macro {m.name} in {m.file}, a header the package installs: "
+                                            "its meaning for other packages must not change")
 
 
 def macro_used_outside_functions(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
@@ -163,7 +184,7 @@ def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
                                        if owner else "(a static initialiser)"))
 
 
-ROUND_VETOES = (unreachable_function, macro_used_outside_functions, pasted_with_kept_names,
+ROUND_VETOES = (unreachable_function, named_by_public_macro, macro_used_outside_functions, pasted_with_kept_names,
                 base_stays_static, named_by_static_initializer)
 
 

@@ -133,13 +133,13 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
                           state_type=names.state_type, callback_state=names.callback_state)
         out.insert(block.file, block.span.start, callback.strip("\n") + "\n\n", order=-9, about=("module",))
     block_text = text.strip("\n") + "\n\n"
-    for d in plan.hoisted_types:
+    for hoisted in plan.hoisted_types:
         # The struct's fields need it: it moves up, unchanged, right above the struct.
-        layout = plan.layout(d.file)
-        out.delete_statement(d.file, d.statement, about=("module",))
-        block_text = layout.text_of(d.statement) + "\n\n" + block_text
-        out.done(d.file, d.statement, f"{d.name} is defined above {names.state_type} now: a field of it has "
-                                      "that type", key=("module",))
+        layout = plan.layout(hoisted.file)
+        out.delete_statement(hoisted.file, hoisted.statement, about=("module",))
+        block_text = layout.text_of(hoisted.statement) + "\n\n" + block_text
+        out.done(hoisted.file, hoisted.statement, f"{hoisted.name} is defined above {names.state_type} now: a "
+                                                  "field of it has that type", key=("module",))
     if not names.new_struct and plan.fields:
         moved = _extend_existing(out, plan)
         if moved is None:
