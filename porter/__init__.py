@@ -1,3 +1,3 @@
 """porter: port CPython extension modules to multi-phase init with per-module state."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

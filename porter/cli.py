@@ -15,16 +15,22 @@ from rich.table import Table
 
 from porter import __version__
 
+# Plain help (no boxes, no `<bool>` metavars), -h as well as --help.
+_HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Port CPython C extension modules to multi-phase init with per-module state.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=_HELP,
 )
-debug_app = typer.Typer(no_args_is_help=True, help="Look at what porter's parser sees.")
+debug_app = typer.Typer(no_args_is_help=True, help="Look at what porter's parser sees.", rich_markup_mode=None,
+                        context_settings=_HELP)
 app.add_typer(debug_app, name="debug")
 
-err = Console(stderr=True, highlight=False)
+# Messages are one line each: never wrapped, whatever the terminal (rich honours NO_COLOR).
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class ExitCode(IntEnum):
@@ -75,8 +81,11 @@ def _scan(inputs):
 
 @app.callback(invoke_without_command=True)
 def main_callback(
-    version: Annotated[bool, typer.Option("--version", help="Print porter's version.")] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", help="Print porter's version.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback behind an internal error.")] = False,
 ) -> None:
+    global DEBUG
+    DEBUG = debug
     if version:
         print(f"porter {__version__}")
         raise typer.Exit(0)
@@ -84,7 +93,8 @@ def main_callback(
 
 @app.command()
 def scan(
-    paths: Annotated[list[Path], typer.Argument(help="C files or directories (searched for .c and .h).")],
+    paths: Annotated[list[Path], typer.Argument(
+        metavar="PATH...", help="C files or directories (searched for .c and .h).")],
     as_json: Annotated[bool, typer.Option("--json", help="Every fact as JSON (schema porter-scan/1).")] = False,
 ) -> None:
     """Find single-phase modules, their static types, globals and blockers."""
@@ -107,7 +117,7 @@ def scan(
 
 @app.command()
 def port(
-    paths: Annotated[list[Path], typer.Argument(help="C files or directories of the module(s).")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="C files or directories of the module(s).")],
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write the patch to this file instead of stdout.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write the Markdown checklist here.")] = None,
@@ -200,8 +210,87 @@ def _apply(inputs, new_text: dict[str, bytes], force: bool) -> None:
 
 
 @app.command()
+def report(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="C files or directories: a tree.")],
+    as_json: Annotated[bool, typer.Option("--json", help="The table as JSON.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write it here instead of stdout.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
+) -> None:
+    """Every extension module of a tree: where it stands, and what a port would do."""
+    from porter.report import tree_markdown, tree_rows
+    from porter.rewrite.port import port as plan_ports
+    from porter.writes import WriteRefused, writable_target, write_atomic
+
+    try:
+        target = writable_target(output, "--output", force) if output is not None else None
+    except WriteRefused as e:
+        raise fail(str(e)) from None
+    inputs = _read_inputs(paths)
+    analysis = _scan(inputs)
+    rows = tree_rows(analysis, plan_ports(analysis))
+    summary = tree_summary(rows)
+    if as_json:
+        text = json.dumps({"schema": "porter-report/1", "summary": summary, "modules": rows,
+                           "problems": [{"file": p.file, "reason": p.reason} for p in analysis.problems]},
+                          indent=2) + "\n"
+    else:
+        text = tree_markdown(rows, summary)
+    if target is not None:
+        write_atomic(target, text.encode())
+    else:
+        sys.stdout.write(text)
+    err.print(f"porter: {summary}", markup=False)
+
+
+def tree_summary(rows: list[dict]) -> str:
+    from collections import Counter
+
+    counts = Counter(r["status"] for r in rows)
+    order = ("already isolated", "not isolated", "single-phase", "unknown")
+    parts = [f"{counts[s]} {s}" for s in order if counts[s]]
+    noun = "module" if len(rows) == 1 else "modules"
+    return f"{len(rows)} {noun}: " + (", ".join(parts) if parts else "none")
+
+
+@app.command()
+def check(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="C files or directories to check.")],
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="The pyproject.toml with the [tool.porter] allow-list (default: the project's).")] = None,
+) -> None:
+    """CI and pre-commit: 0 when every module is isolated or allow-listed, 1 with findings, 2 on error."""
+    from porter.check import AllowListError, read_allow_list
+    from porter.check import check as find
+    from porter.inputs import project_root
+
+    inputs = _read_inputs(paths)
+    pyproject = config or (project_root(paths[0]) / "pyproject.toml")
+    allowed = []
+    if pyproject.is_file():
+        try:
+            allowed = read_allow_list(str(pyproject), pyproject.read_bytes())
+        except (AllowListError, OSError) as e:
+            raise fail(str(e)) from None
+    elif config is not None:
+        raise fail(f"no such file: {config}")
+    analysis = _scan(inputs)
+    findings = find(analysis, allowed)
+    for f in findings:
+        print(f)
+    for p in analysis.problems:
+        err.print(f"porter: {p.file}: {p.reason}", markup=False)
+    modules = len(analysis.modules)
+    err.print(f"porter: {len(findings)} finding{'s' if len(findings) != 1 else ''} in {modules} "
+              f"module{'s' if modules != 1 else ''}", markup=False)
+    if analysis.problems:
+        raise typer.Exit(ExitCode.USAGE)
+    raise typer.Exit(ExitCode.FAILED if findings else ExitCode.OK)
+
+
+@app.command()
 def explain(
-    topic: Annotated[Optional[str], typer.Argument(help="A step or item id from a report, e.g. gc-support.")] = None,
+    topic: Annotated[Optional[str], typer.Argument(
+        metavar="ID", help="A step or item id from a report, e.g. gc-support.")] = None,
 ) -> None:
     """What a report id means: what porter does for it, why, and how safe it is."""
     from porter.explain import summary, topics
@@ -219,8 +308,9 @@ def explain(
 
 @app.command()
 def verify(
-    target: Annotated[Path, typer.Argument(help="A fixture folder (fixture.toml) or a C file.")],
-    more: Annotated[Optional[list[Path]], typer.Argument(help="More C files of the same module.")] = None,
+    target: Annotated[Path, typer.Argument(metavar="TARGET", help="A fixture folder (fixture.toml) or a C file.")],
+    more: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="FILE...", help="More C files of the same module.")] = None,
     module: Annotated[Optional[str], typer.Option(help="Module name, when not a fixture folder.")] = None,
     smoke: Annotated[Optional[Path], typer.Option(help="Smoke script, when not a fixture folder.")] = None,
     python: Annotated[Optional[list[str]], typer.Option(help="Only this version (e.g. 3.13).")] = None,
@@ -303,7 +393,7 @@ def _ported_copy(sources: list[Path], dest: Path, unsafe: bool) -> list[Path]:
 
 @debug_app.command("tree")
 def debug_tree(
-    file: Annotated[Path, typer.Argument(help="A C file.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A C file.")],
     masked: Annotated[bool, typer.Option("--masked", help="Also print the text tree-sitter saw.")] = False,
 ) -> None:
     """Print the syntax tree, with ERROR spans, masks and masked #if groups."""
@@ -315,8 +405,9 @@ def debug_tree(
 
 @debug_app.command("query")
 def debug_query(
-    file: Annotated[Path, typer.Argument(help="A C file.")],
-    query: Annotated[str, typer.Argument(help="A tree-sitter query, a .scm file, or a built-in query name.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A C file.")],
+    query: Annotated[str, typer.Argument(
+        metavar="QUERY", help="A tree-sitter query, a .scm file, or a built-in query name.")],
 ) -> None:
     """Print the captures of a tree-sitter query on a file."""
     from porter.debug import QueryError, render_captures
@@ -338,6 +429,9 @@ def _source_of(inputs, file: Path):
     return next(s for s in sources if s.path == wanted)
 
 
+DEBUG = False  # --debug: an internal error shows its traceback
+
+
 def main() -> None:
     try:
         app()
@@ -346,6 +440,11 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as e:  # a bug: one line, not a traceback
-        err.print(f"porter: internal error: {type(e).__name__}: {e} (please report it)", markup=False)
+    except Exception as e:  # a bug: one line, not a traceback (unless --debug)
+        if DEBUG:
+            import traceback
+
+            traceback.print_exc()
+        err.print(f"porter: internal error: {type(e).__name__}: {e} (please report it; --debug shows where)",
+                  markup=False)
         sys.exit(EXIT_INTERNAL)

@@ -96,6 +96,15 @@ Below 0x030C0000 Py_mod_multiple_interpreters is invisible and such builds keep 
 subinterpreters; raise it."""),
 ]
 
+_CHECKS = [
+    _code("single-phase-init", CodeKind.FINDING, "a module uses single-phase init (`porter check`).",
+          "Isolated subinterpreters refuse single-phase modules.", todo="run `porter port` on it."),
+    _code("static-type", CodeKind.FINDING, "a static type (`porter check`): one object for every interpreter.",
+          todo="make it a heap type created in exec (`porter port` does), or allow-list it with a reason."),
+    _code("process-global", CodeKind.FINDING, "a global holding per-interpreter state (`porter check`).",
+          todo="move it into module state (`porter port` does), or allow-list it in [tool.porter] with a reason."),
+]
+
 _KEPT = [
     _code("type-unread", CodeKind.KEPT, "a static type porter could not read."),
     _code("type-no-initializer", CodeKind.KEPT, "a static type without an initialiser porter could read."),
@@ -248,7 +257,7 @@ def registry() -> dict[str, Code]:
 
     out = {step.id: Code(step.id, CodeKind.STEP, inspect.getdoc(inspect.getmodule(step)) or "")
            for step in PASSES}
-    for code in _ITEMS + _FINDINGS + _KEPT + _FAILURES + _LEFT_TO_A_PERSON:
+    for code in _ITEMS + _FINDINGS + _CHECKS + _KEPT + _FAILURES + _LEFT_TO_A_PERSON:
         if code.id in _TODO and not code.todo:
             code = Code(code.id, code.kind, f"{code.text}\n\nWhat to do: {_TODO[code.id]}", _TODO[code.id])
         out[code.id] = code

@@ -149,3 +149,55 @@ def backticks(text: str, names: set[str]) -> str:
 
 def code_span(text: str) -> str:
     return f"`{text}`"
+
+
+def tree_rows(analysis: Analysis, ported) -> list[dict]:
+    """One row per extension module of a tree: where it stands and what `porter port` would do.
+
+    `ported` is the PortResult of the same analysis (planned and applied, not compiled).
+    """
+    from porter.rewrite.vocab import PortStatus
+    from porter.status import isolation_of
+
+    by_module = {id(mp.module): mp for mp in ported.modules}
+    rows = []
+    for m in analysis.modules:
+        mp = by_module.get(id(m))
+        kinds = Counter(g.kind for g in m.globals if g.kind.needs_port and g.kind is not GlobalKind.STATIC_TYPE)
+        state = isolation_of(m)
+        if mp is None or mp.status is PortStatus.NOTHING_TO_DO:
+            plan = "-"
+        elif mp.status is PortStatus.FAILED:
+            plan = f"cannot: {mp.reason}"
+        elif mp.kept:
+            plan = f"partial: {len(mp.kept)} stay global"
+        else:
+            plan = "full"
+        rows.append({
+            "file": m.init.file, "module": m.name,
+            "status": state.value if state is not None else m.init_style.value,
+            "porter": plan,
+            "static_types": len(m.static_types),
+            "globals": {_SHORT.get(k, k.value): n for k, n in sorted(kinds.items())},
+            "blockers": sum(1 for f in m.findings if f.severity is Severity.BLOCKER),
+        })
+    rows.sort(key=lambda r: (r["file"], r["module"]))
+    return rows
+
+
+def tree_markdown(rows: list[dict], summary: str) -> str:
+    """The rows as a Markdown table with a totals line."""
+    out = ["| file | module | status | porter | static types | globals to port | blockers |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        kinds = ", ".join(f"{k} {n}" for k, n in r["globals"].items()) or "-"
+        out.append(f"| `{r['file']}` | `{r['module']}` | {r['status']} | {r['porter'].replace('|', '/')} | "
+                   f"{r['static_types']} | {kinds} | {r['blockers']} |")
+    totals = Counter(r["status"] for r in rows)
+    plans = Counter(r["porter"].split(":")[0] for r in rows if r["porter"] != "-")
+    out.append("")
+    out.append(f"{summary}. Static types: {sum(r['static_types'] for r in rows)}; globals to port: "
+               f"{sum(sum(r['globals'].values()) for r in rows)}; by status: "
+               + ", ".join(f"{n} {s}" for s, n in sorted(totals.items()))
+               + ("; porter would port: " + ", ".join(f"{n} {p}" for p, n in sorted(plans.items())) if plans else ""))
+    return "\n".join(out) + "\n"

@@ -175,3 +175,47 @@ def test_every_id_a_fixture_report_uses_can_be_explained():
     reasons = {code for path in (ROOT / "porter").rglob("*.py")
                for code in re.findall(r'(?:Reason|fail)\(\s*"([a-z][a-z-]+)"', path.read_text())}
     assert len(reasons) > 30 and reasons <= set(known), reasons - set(known)
+
+
+def test_an_absolute_path_gives_a_patch_git_apply_takes_at_the_project_root(tmp_path):
+    proj, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    (proj / "src").mkdir(parents=True)
+    elsewhere.mkdir()
+    (proj / "pyproject.toml").write_text("[project]\nname = 'pkg'\n")
+    (proj / "src" / "counter.c").write_bytes((FIXTURES / "globals-counter" / "counter.c").read_bytes())
+    out = run("port", str(proj / "src" / "counter.c"), "--no-compile", cwd=elsewhere)
+    assert out.returncode == 0 and out.stdout.startswith("--- a/src/counter.c\n+++ b/src/counter.c\n")
+    assert f"relative to {proj}" in out.stderr
+    applied = subprocess.run(["git", "apply", "--check", "-"], input=out.stdout, text=True, cwd=proj,
+                             capture_output=True)
+    assert applied.returncode == 0, applied.stderr
+    # ... and from a sibling folder through ../
+    again = run("port", "../proj/src/counter.c", "--no-compile", cwd=elsewhere)
+    assert again.stdout == out.stdout
+
+
+def test_writes_refuse_folders_fifos_and_symlinks_without_force(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.patch"
+    real = tmp_path / "real.patch"
+    real.write_text("mine")
+    link.symlink_to(real)
+    for target, words in ((tmp_path, "is a folder"), (fifo, "is a FIFO"), (link, "is a symbolic link")):
+        out = run("port", "fixtures/globals-counter", "--no-compile", "-o", str(target))
+        assert out.returncode == 2 and words in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    out = run("port", "fixtures/globals-counter", "--no-compile", "-o", str(fifo), "--force")
+    assert out.returncode == 2 and "is a FIFO" in out.stderr
+    out = run("port", "fixtures/globals-counter", "--no-compile", "-o", str(link), "--force")
+    assert out.returncode == 0 and link.is_symlink() and real.read_text().startswith("--- a/")
+    same = run("port", "fixtures/globals-counter", "-o", str(tmp_path / "x"), "--report", str(tmp_path / "x"))
+    assert same.returncode == 2 and "same file" in same.stderr
+
+
+def test_a_new_file_gets_the_users_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        run("port", "fixtures/globals-counter", "--no-compile", "-o", str(tmp_path / "new.patch"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.patch").stat().st_mode & 0o777 == 0o640

@@ -118,7 +118,7 @@ def test_porters_own_compile_check_agrees_with_the_fixture(folder):
 
     fx = load_fixture(folder)
     inputs = read([folder.relative_to(folder.parent.parent)])
-    done = checked_port([(f.path, f.data) for f in inputs.files], unsafe=fx.unsafe)
+    done = checked_port([(f.path, f.data) for f in inputs.files], unsafe=fx.unsafe, companions=inputs.companions())
     (outcome,) = done.outcomes
     expected = Status.COMPILES if fx.port == "isolated" else Status.PARTIAL
     assert outcome.status is expected, (outcome, [str(d) for c in done.checks.values() for d in c.added])
