@@ -131,6 +131,10 @@ def port(
         "--apply", help="Rewrite the source files in place (atomically) instead of printing a patch.")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite an existing --output or --report file (through a symlink too).")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Build the patched package with its own build and import each module that compiles in "
+        "isolated subinterpreters: `isolated` only when that passes.")] = False,
+    smoke: Annotated[Optional[Path], typer.Option(help="With --verify: a smoke script run after each import.")] = None,
 ) -> None:
     """Port single-phase modules to multi-phase init with module state: a unified diff."""
     from porter.diff import unified_diff
@@ -154,6 +158,15 @@ def port(
     cwd = Path.cwd()
     done = checked_port([(f.path, f.data) for f in inputs.files], unsafe=unsafe, problems=list(inputs.problems),
                         companions=inputs.companions(), compile=compile_check, cwd=cwd)
+    if verify:
+        from porter.inputs import project_root
+        from porter.package_verify import is_package
+        from porter.porting import verify_ports
+
+        root = project_root(paths[0])
+        if not is_package(root):
+            raise fail(f"--verify builds the package, and {root} has no pyproject.toml or setup.py")
+        verify_ports(done, root, cwd, smoke.read_text() if smoke else "")
     for o in done.outcomes:
         err.print(f"porter: {o.module}: {o.status.value}{': ' + o.reason if o.reason else ''}", markup=False)
     for p in done.result.problems:
@@ -308,11 +321,17 @@ def explain(
 
 @app.command()
 def verify(
-    target: Annotated[Path, typer.Argument(metavar="TARGET", help="A fixture folder (fixture.toml) or a C file.")],
+    target: Annotated[Path, typer.Argument(
+        metavar="TARGET", help="A package folder (pyproject.toml or setup.py), a fixture folder, or a C file.")],
     more: Annotated[Optional[list[Path]], typer.Argument(
         metavar="FILE...", help="More C files of the same module.")] = None,
-    module: Annotated[Optional[str], typer.Option(help="Module name, when not a fixture folder.")] = None,
-    smoke: Annotated[Optional[Path], typer.Option(help="Smoke script, when not a fixture folder.")] = None,
+    module: Annotated[Optional[list[str]], typer.Option(
+        help="The module's import name (a package: each extension to check).")] = None,
+    smoke: Annotated[Optional[Path], typer.Option(help="A smoke script run after the import.")] = None,
+    tests: Annotated[Optional[str], typer.Option(
+        "--tests", help="A package's own test command, run against the build (e.g. 'python -m pytest tests').")] = None,
+    test_requires: Annotated[Optional[list[str]], typer.Option(
+        "--test-requires", help="What the test command needs from PyPI (e.g. pytest).")] = None,
     python: Annotated[Optional[list[str]], typer.Option(help="Only this version (e.g. 3.13).")] = None,
     port: Annotated[bool, typer.Option(
         "--port",
@@ -320,7 +339,19 @@ def verify(
 ) -> None:
     """Build with each CPython >= 3.12 and import in isolated subinterpreters."""
     from porter import verify as oracle
+    from porter.package_verify import is_package, verify_package
 
+    if is_package(target):
+        if not module:
+            raise fail("give --module with the import name of each extension to check")
+        interpreters = _interpreters(python)
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="porter-verify-") as tmp:
+            result = verify_package(target.resolve(), list(module), smoke.read_text() if smoke else "",
+                                    interpreters, Path(tmp), tests, list(test_requires or ()))
+        print(oracle.format_verification(result))
+        raise typer.Exit(0 if result.ok else EXIT_FAILED)
     isolation = None
     unsafe = False
     if target.is_dir():
@@ -331,18 +362,14 @@ def verify(
         sources, name, smoke_text, isolation = list(fixture.sources), fixture.module, fixture.smoke, fixture.isolation
         unsafe = fixture.unsafe
     else:
-        if module is None or smoke is None:
-            raise fail("give --module and --smoke with C files (or a fixture folder)")
+        if not module or smoke is None:
+            raise fail("give --module and --smoke with C files (or a fixture or package folder)")
         sources = [target, *(more or [])]
         missing = [str(s) for s in sources if not s.is_file()]
         if missing:
             raise fail(f"no such file: {', '.join(missing)}")
-        name, smoke_text = module, smoke.read_text()
-    interpreters = oracle.find_interpreters()
-    if python:
-        interpreters = [i for i in interpreters if i.version in python]
-    if not interpreters:
-        raise fail("no CPython >= 3.12 found (pyenv versions, or PORTER_PYTHON312=/path/to/python)", EXIT_FAILED)
+        name, smoke_text = module[0], smoke.read_text()
+    interpreters = _interpreters(python)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="porter-verify-") as tmp:
@@ -357,6 +384,15 @@ def verify(
             result = oracle.with_surface_kept(result, before)
     print(oracle.format_verification(result))
     raise typer.Exit(0 if result.ok else EXIT_FAILED)
+
+
+def _interpreters(python: list[str] | None):
+    from porter.verify import find_interpreters
+
+    found = [i for i in find_interpreters() if not python or i.version in python]
+    if not found:
+        raise fail("no CPython >= 3.12 found (pyenv versions, or PORTER_PYTHON312=/path/to/python)", EXIT_FAILED)
+    return found
 
 
 def _ported_copy(sources: list[Path], dest: Path, unsafe: bool) -> list[Path]:

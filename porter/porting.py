@@ -103,3 +103,40 @@ def _needed_files(result: PortResult, outcomes: list[Outcome]) -> list[Outcome]:
                 out[i] = Outcome(out[i].module, out[i].file, Status.FAILED,
                                  f"cannot read {p.file} (included by {p.needed_by}): {p.reason}")
     return out
+
+
+def verify_ports(done: CheckedPort, project: Path, cwd: Path, smoke: str = "",
+                 interpreters=None) -> None:
+    """`porter port --verify`: build the patched project with its own build and check every module
+    that compiles in isolated subinterpreters; it is `isolated` only if every step passes."""
+    import shutil
+    import tempfile
+
+    from porter.package_verify import SKIPPED_IN_COPIES, verify_package
+    from porter.verify import find_interpreters
+
+    wanted = [i for i, o in enumerate(done.outcomes) if o.status is Status.COMPILES]
+    if not wanted:
+        return
+    interpreters = interpreters if interpreters is not None else find_interpreters()
+    with tempfile.TemporaryDirectory(prefix="porter-port-verify-") as tmp:
+        copy = Path(tmp) / project.name
+        shutil.copytree(project, copy, symlinks=True, ignore=shutil.ignore_patterns(*SKIPPED_IN_COPIES))
+        for path, text in done.new_text.items():
+            absolute = (cwd / path).resolve() if not Path(path).is_absolute() else Path(path)
+            try:
+                (copy / absolute.relative_to(project)).write_bytes(text)
+            except ValueError:
+                continue  # outside the project: cannot be part of its build
+        names = [done.outcomes[i].module for i in wanted]
+        result = verify_package(copy, names, smoke, interpreters, Path(tmp) / "work")
+    for i in wanted:
+        o = done.outcomes[i]
+        mine = [s for s in result.steps if s.name in ("build", "tests") or s.name.split(":")[0] in (o.module, "")
+                or len(names) == 1]
+        failed = next((s for s in mine if not s.ok), None)
+        if failed is None and mine:
+            done.outcomes[i] = Outcome(o.module, o.file, Status.ISOLATED)
+        else:
+            detail = f"{failed.interpreter} {failed.name}: {failed.detail}" if failed else "nothing was checked"
+            done.outcomes[i] = Outcome(o.module, o.file, Status.FAILED, f"verify: {detail}")

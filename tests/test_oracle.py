@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import fixture_dirs
+from conftest import ROOT, fixture_dirs
 from porting import port_folder
 
 from porter.verify import find_interpreters, load_fixture, verify, with_surface_kept
@@ -122,3 +122,28 @@ def test_porters_own_compile_check_agrees_with_the_fixture(folder):
     (outcome,) = done.outcomes
     expected = Status.COMPILES if fx.port == "isolated" else Status.PARTIAL
     assert outcome.status is expected, (outcome, [str(d) for c in done.checks.values() for d in c.added])
+
+
+@pytest.mark.oracle
+def test_a_package_is_verified_through_its_own_build_and_port_verify_says_isolated(tmp_path, interpreters):
+    """`porter verify PKG` builds with pip's --no-build-isolation (its macros apply), and
+    `porter port --verify` calls a module isolated only after that build imports in isolated
+    subinterpreters."""
+    from test_cli import run
+
+    pkg = tmp_path / "pkg"
+    (pkg / "src").mkdir(parents=True)
+    (pkg / "src" / "counter.c").write_bytes(
+        (ROOT / "fixtures" / "globals-counter" / "counter.c").read_bytes().replace(
+            b"#include <Python.h>", b"#include <Python.h>\n#ifndef COUNTER_BUILD\n#error built without setup.py\n#endif"))
+    (pkg / "setup.py").write_text(
+        "from setuptools import Extension, setup\n"
+        "setup(name='counter', version='1', ext_modules=[Extension('counter', ['src/counter.c'], "
+        "define_macros=[('COUNTER_BUILD', '1')])])\n")
+    smoke = tmp_path / "smoke.py"
+    smoke.write_text((ROOT / "fixtures" / "globals-counter" / "smoke.py").read_text())
+    original = run("verify", str(pkg), "--module", "counter", "--smoke", str(smoke))
+    assert original.returncode == 1 and "does not support loading in subinterpreters" in original.stdout
+    assert "main-smoke   ok" in original.stdout
+    ported = run("port", "src/counter.c", "--verify", "--smoke", str(smoke), cwd=pkg)
+    assert ported.returncode == 0 and "porter: counter: isolated" in ported.stderr, ported.stderr
