@@ -175,8 +175,9 @@ class Use:
     call: str | None = None
     call_span: Span | None = None
     # For `x = value;`: the whole statement, when the use is the target of an assignment that
-    # is a statement of its own.
+    # is a statement of its own; and whether an `if (x == NULL)` around it makes it happen once.
     statement: Span | None = None
+    null_guarded: bool = False
 
 
 @dataclass(frozen=True)
@@ -491,6 +492,13 @@ class ExtensionModule:
 
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)
+
+    @property
+    def exec_function(self) -> str:
+        """The function that fills the module: the exec slot's, or init (or its worker) before a port."""
+        if self.init_body is not None:
+            return self.init_body.function
+        return self.init.worker or self.init.function
 
     def translation_unit(self, file: str) -> frozenset[str]:
         """`file` and every module file it includes, directly or not."""

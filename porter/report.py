@@ -7,6 +7,7 @@ from collections import Counter
 
 from porter.analyze.project import Analysis
 from porter.model import GlobalKind, Severity
+from porter.status import isolation_of
 
 # Short names for the kinds a port moves, in the order the table shows them.
 _SHORT = {
@@ -29,8 +30,10 @@ def scan_rows(analysis: Analysis) -> list[tuple[str, ...]]:
         blockers = sum(1 for f in m.findings if f.severity is Severity.BLOCKER)
         risks = sum(1 for f in m.findings if f.severity is Severity.RISK)
         errors = sum(unparsed.get(p, 0) for p in m.files)
+        state = isolation_of(m)
         rows.append((
-            m.init.file, m.name, m.init_style.value, str(len(m.static_types)), per_kind,
+            m.init.file, m.name, state.value if state is not None else m.init_style.value,
+            str(len(m.static_types)), per_kind,
             f"{blockers}" + (f" (+{risks} risks)" if risks else ""), str(errors),
         ))
     in_modules = {p for m in analysis.modules for p in m.files}

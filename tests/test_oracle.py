@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, fixture_dirs
 from porting import port_folder
 
-from porter.verify import find_interpreters, load_fixture, verify, with_surface_kept
+from porter.verify import PORTABLE, find_interpreters, load_fixture, verify, with_surface_kept
 
 REFUSED = "does not support loading in subinterpreters"
 EXTENSIONS = [p for p in fixture_dirs() if load_fixture(p).expect != "none"]
@@ -50,7 +50,7 @@ def test_original_builds_runs_and_is_refused_when_single_phase(folder, interpret
     for i in interpreters:
         got = steps(result, i, "build", "main-import", "main-smoke", "sub1-import", "sub2-import")
         assert got["build"].ok and got["main-import"].ok and got["main-smoke"].ok, result
-        if fx.expect == "single-phase":
+        if fx.expect in PORTABLE:
             assert not got["sub1-import"].ok and REFUSED in got["sub1-import"].detail
             assert not got["sub2-import"].ok and REFUSED in got["sub2-import"].detail
         else:
@@ -58,8 +58,8 @@ def test_original_builds_runs_and_is_refused_when_single_phase(folder, interpret
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("folder", [p for p in EXTENSIONS if load_fixture(p).expect == "single-phase"],
-                         ids=[p.name for p in EXTENSIONS if load_fixture(p).expect == "single-phase"])
+@pytest.mark.parametrize("folder", [p for p in EXTENSIONS if load_fixture(p).expect in PORTABLE],
+                         ids=[p.name for p in EXTENSIONS if load_fixture(p).expect in PORTABLE])
 def test_port_builds_without_new_warnings_and_passes_the_oracle(folder, interpreters, tmp_path):
     fx = load_fixture(folder)
     ported, result = ported_copy(folder, tmp_path, fx.unsafe)
@@ -90,8 +90,8 @@ def test_port_builds_without_new_warnings_and_passes_the_oracle(folder, interpre
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("folder", [p for p in EXTENSIONS if load_fixture(p).expect == "single-phase"],
-                         ids=[p.name for p in EXTENSIONS if load_fixture(p).expect == "single-phase"])
+@pytest.mark.parametrize("folder", [p for p in EXTENSIONS if load_fixture(p).expect in PORTABLE],
+                         ids=[p.name for p in EXTENSIONS if load_fixture(p).expect in PORTABLE])
 def test_port_builds_on_311_without_new_warnings(folder, tmp_path):
     """3.11 has no isolated subinterpreters to import into, but ports must still build there."""
     from porter.verify import build_extension
@@ -107,8 +107,8 @@ def test_port_builds_on_311_without_new_warnings(folder, tmp_path):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("folder", [p for p in EXTENSIONS if load_fixture(p).expect == "single-phase"],
-                         ids=[p.name for p in EXTENSIONS if load_fixture(p).expect == "single-phase"])
+@pytest.mark.parametrize("folder", [p for p in EXTENSIONS if load_fixture(p).expect in PORTABLE],
+                         ids=[p.name for p in EXTENSIONS if load_fixture(p).expect in PORTABLE])
 def test_porters_own_compile_check_agrees_with_the_fixture(folder):
     """porter's status after its compile check: `compiles` for a full port, `partial` otherwise."""
     from porting import read

@@ -88,7 +88,12 @@ PyInit_m(void)
 
 MULTI_PHASE = HEADER + """
 static int m_exec(PyObject *module) { return 0; }
-static PyModuleDef_Slot slots[] = {{Py_mod_exec, m_exec}, {0, NULL}};
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, m_exec},
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+    {Py_mod_gil, Py_MOD_GIL_USED},
+    {0, NULL},
+};
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, .m_name = "m", .m_slots = slots};
 PyMODINIT_FUNC PyInit_m(void) { return PyModuleDef_Init(&def); }
 """
@@ -137,6 +142,9 @@ CASES = [
     pytest.param("module-def", MULTI_PHASE, lambda r: not r.edits, id="module-def leaves a multi-phase definition alone"),
     pytest.param("module-def", PLAIN, lambda r: "return PyModuleDef_Init(&def);" in texts(r),
                  id="module-def makes PyInit return the definition"),
+    pytest.param("module-def", MULTI_PHASE.replace("    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},\n", ""),
+                 lambda r: "{Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED}," in texts(r),
+                 id="module-def adds the multiple-interpreters slot to a module that is multi-phase already"),
 ]
 
 

@@ -137,7 +137,8 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
                             in_assert=ctree.in_assert(ident),
                             call=call.child_by_field_name("function").text.decode() if call else None,
                             call_span=ctree.span(call) if call else None,
-                            statement=_assignment_statement(ident)))
+                            statement=_assignment_statement(ident),
+                            null_guarded=_null_guarded(ident)))
         if g.function is None:
             for mask_name, span in index.blanked_names.get(g.name, ()):
                 node = index.src.root.descendant_for_byte_range(span.start, span.start)
@@ -204,6 +205,17 @@ def _assignment_statement(ident: Node) -> Span | None:
         return None
     stmt = parent.parent
     return ctree.span(stmt) if stmt is not None and stmt.type == "expression_statement" else None
+
+
+def _null_guarded(ident: Node) -> bool:
+    """Inside `if (x == NULL) { ... }` (or `if (!x)`) for the same name."""
+    name = ident.text.decode()
+    node = ident.parent
+    while node is not None and node.type not in ("function_definition", "translation_unit"):
+        if node.type == "if_statement" and ctree.null_test(node.child_by_field_name("condition"), name) == "null":
+            return True
+        node = node.parent
+    return False
 
 
 def _refers_to(ident: Node, g: Global) -> bool:

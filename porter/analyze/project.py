@@ -35,6 +35,7 @@ from porter.model import (
     Function,
     IncludeLine,
     InitFunction,
+    InitStyle,
     InstanceStruct,
     Location,
     MacroUse,
@@ -134,6 +135,13 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     types = collect_static_types(indexes, lambda name: expand(macros, name, None))
     tables = collect_tables(indexes, macros)
     init_index = next(idx for idx in indexes if idx.path == init.file)
+    module_init, style = init, init_style(init)
+    if style is InitStyle.MULTI_PHASE:
+        # A module multi-phase already: its exec slot's function is where it fills itself.
+        exec_name = _exec_slot_function(definition, tables)
+        exec_index = next((idx for idx in indexes if exec_name in idx.functions), None) if exec_name else None
+        if exec_index is not None:
+            init_index, init = exec_index, dataclasses.replace(init, worker=exec_name, create_calls=())
     early = read_init_body(init_index, init, macros)  # slots that init fills at run time
     assigned: dict[str, list[tuple[str, str]]] = {}
     for a in early.field_assignments if early else ():
@@ -160,9 +168,13 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     findings = collect_findings(indexes, functions, globals_, types)
     phase = _init_phase_nodes(indexes, functions, init_names)
     init_body = read_init_body(init_index, init, macros, phase)
+    if init_body is not None and style is InitStyle.MULTI_PHASE:
+        exec_fn = next((f for f in functions if f.name == init_body.function), None)
+        param = exec_fn.params[0].name if exec_fn is not None and exec_fn.params else None
+        init_body = dataclasses.replace(init_body, module_var=param, returns=(), problems=())
     return ExtensionModule(
-        name=init.name[len("PyInit_"):], files=tuple(idx.path for idx in indexes), init=init,
-        init_style=init_style(init), definition=definition, static_types=tuple(types),
+        name=init.name[len("PyInit_"):], files=tuple(idx.path for idx in indexes), init=module_init,
+        init_style=style, definition=definition, static_types=tuple(types),
         globals=tuple(globals_), functions=tuple(functions), findings=tuple(findings),
         macros=tuple(m for idx in indexes for m in idx.macros), init_body=init_body,
         macro_uses=macro_uses,
@@ -227,6 +239,17 @@ def _type_definitions(idx: FileIndex) -> list[TypeDefinition]:
     return out
 
 
+def _exec_slot_function(definition, tables) -> str | None:
+    """The function the definition's m_slots table gives Py_mod_exec."""
+    from porter.analyze.initializers import is_null, referenced_name
+
+    slots = definition.field("m_slots") if definition is not None else None
+    if slots is None or is_null(slots.text):
+        return None
+    rows = tables.slot_tables.get(referenced_name(slots.text) or "", [])
+    return next((fn for slot, fn in rows if slot == "Py_mod_exec"), None)
+
+
 def _module_slots(definition, globals_) -> tuple[tuple[str, str], ...]:
     """(slot, value) rows of the table the definition's m_slots names."""
     from porter.analyze.functions import split_braced
@@ -239,11 +262,10 @@ def _module_slots(definition, globals_) -> tuple[tuple[str, str], ...]:
     table = next((g for g in globals_ if g.name == name and g.function in (None, definition.function)), None)
     if table is None or table.initializer is None:
         return ()
-    text = table.initializer_text.encode()
+    # Rows in every #if branch count: `{Py_mod_gil, ...}` is usually guarded by the version.
     rows = []
-    for span in table.table_rows:
-        start, end = span.start - table.initializer.start, span.end - table.initializer.start
-        values = split_braced(text[start:end].decode("utf-8", "replace"))
+    for m in re.finditer(r"\{[^{}]*\}", table.initializer_text):
+        values = split_braced(m.group(0))
         if len(values) >= 2 and not is_null(values[0]):
             rows.append((values[0].strip(), values[1].strip()))
     return tuple(rows)

@@ -136,7 +136,7 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
                     failure = failure or block
                 else:
                     callback_block = block
-    init_function = module.init.worker or module.init.function
+    init_function = module.exec_function
     spec_types = tuple(s for s in module.spec_types
                        if (None, s.global_name) in decisions.movable and s.function == init_function
                        and not _made_with_module(s))

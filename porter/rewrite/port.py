@@ -24,6 +24,7 @@ from porter.rewrite.steps.once_per_process import OncePerProcess
 from porter.rewrite.steps.state_access import StateAccess
 from porter.rewrite.steps.state_struct import StateStruct
 from porter.rewrite.vocab import Applicability, PortStatus, Reason
+from porter.status import Status, isolation_of
 
 # Steps run in this order on one plan; each only reads the plan, so the order only decides
 # the order of their checklist items (and which failure is reported first).
@@ -84,8 +85,9 @@ def plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe:
 
 def _plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: bool,
                  multi_phase_is_done: bool) -> ModulePort:
-    if module.init_style is InitStyle.MULTI_PHASE and multi_phase_is_done:
-        return ModulePort(module, PortStatus.NOTHING_TO_DO, "already multi-phase")
+    if module.init_style is InitStyle.MULTI_PHASE and multi_phase_is_done \
+            and isolation_of(module) is Status.ALREADY_ISOLATED:
+        return ModulePort(module, PortStatus.NOTHING_TO_DO, "already isolated")
     if module.init_style is InitStyle.UNKNOWN:
         return ModulePort(module, PortStatus.FAILED, "porter cannot tell how this module is created")
     try:

@@ -34,7 +34,7 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
     kinds = f.role_kinds
     # A first parameter marked Py_UNUSED(self) is renamed when the function needs it.
     first = (f.params[0].name or f.params[0].unused_name) if f.params else None
-    if RoleKind.MODULE_INIT in kinds or f.name == (module.init.worker or module.init.function):
+    if RoleKind.MODULE_INIT in kinds or f.name == module.exec_function:
         return Access(AccessKind.EXEC)
     if RoleKind.CALLBACK in kinds:
         return _callback_access(f, module, type_ok, called, first)

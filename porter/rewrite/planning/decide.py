@@ -105,7 +105,7 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
     type_ok = {k[1] for k, g in movable.items() if g.kind is GlobalKind.STATIC_TYPE}
     # Heap types made from a spec in init and kept in a moved global: created with the module
     # from now on, their methods find it through the type.
-    init_function = module.init.worker or module.init.function
+    init_function = module.exec_function
     type_ok |= {s.global_name for s in module.spec_types
                 if (None, s.global_name) in movable and s.function == init_function}
     access = {name: function_access(f, module, type_ok, name in called) for name, f in functions.items()}

@@ -34,7 +34,10 @@ class ExecSlot:
         out = Emitter(self.id, plan)
         body = plan.module.init_body
         if plan.module.init_style is InitStyle.MULTI_PHASE:
-            pass  # exec is there already
+            if body is not None:  # exec is there already: it gets what the port adds
+                with out.about(EXEC):
+                    _add_objects(out, plan, body)
+                    _prologue(out, plan, body, plan.names.exec_param)
         elif body is None:
             out.fail("init-unreadable", "porter could not read the init function's body")
         elif body.problems:

@@ -32,7 +32,10 @@ class ModuleDefinition:
         module, names = plan.module, plan.names
         d, body = module.definition, module.init_body
         if module.init_style is InitStyle.MULTI_PHASE:
-            return out.result  # the definition has its slots already
+            if d is not None and body is not None:
+                with out.about(("module",)):
+                    _continue(out, plan, d)
+            return out.result
         if d is None or body is None:
             out.fail("no-module-def", "porter found no PyModuleDef for the init function")
             return out.result
@@ -93,3 +96,83 @@ def _value(d: ModuleDef, name: str, default: str) -> str:
 def _size(d: ModuleDef) -> str:
     value = _value(d, "m_size", "0")
     return "0" if value.replace(" ", "") in ("-1", "(-1)") else value
+
+
+def _continue(out: Emitter, plan: Plan, d: ModuleDef) -> None:
+    """A module multi-phase already: the state's new fields get into its GC functions, the
+    definition gets the state's size, and the slot table the multiple-interpreters slot."""
+    module, names = plan.module, plan.names
+    objects = [f.name for f in plan.fields if f.is_object]
+    changed: dict[str, str] = {}
+    if plan.fields and names.new_struct:
+        changed["m_size"] = f"sizeof({names.state_type})"
+    made = []
+    for field, macro, fresh in (("m_traverse", "Py_VISIT", names.traverse), ("m_clear", "Py_CLEAR", names.clear)):
+        if not objects:
+            break
+        existing = module.function(referenced_name(_value(d, field, "NULL")) or "") \
+            if not is_null(_value(d, field, "NULL")) else None
+        if existing is not None and existing.params and existing.params[0].name:
+            # Its own function visits (clears) the new fields too, first thing.
+            layout = plan.layout(existing.file)
+            indent = layout.body_indent(existing.body)
+            param = existing.params[0].name
+            lines = "".join(f"\n{indent}{macro}({names.get_state}({param})->{name});" for name in objects)
+            out.insert(existing.file, existing.body.start + 1, lines, order=-6)
+        elif existing is None:
+            changed[field] = fresh
+            made.append(field[2:])
+        else:
+            out.todo(d.file, d.span, f"{field} {existing.name}() must also handle the state's new objects "
+                                     f"{', '.join(objects)}", code="state-gc-incomplete", subject=existing.name)
+    if objects and is_null(_value(d, "m_free", "NULL")) and "m_clear" not in changed:
+        clear = referenced_name(_value(d, "m_clear", "NULL")) or names.clear
+        changed["m_free"] = names.free
+        free = render("c/state_gc.c.jinja", made=["free"], object_fields=objects, state_type=names.state_type,
+                      state_var=names.state_var, get_state=names.get_state, traverse=names.traverse, clear=clear,
+                      free=names.free, old_traverse=None, old_clear=None, old_free=None)
+    else:
+        free = ""
+    if "m_clear" in changed:
+        made.append("free")
+        changed["m_free"] = names.free
+    _add_slots(out, plan, d)
+    if not changed:
+        return
+    gc = render("c/state_gc.c.jinja", made=made, object_fields=objects, state_type=names.state_type,
+                state_var=names.state_var, get_state=names.get_state, traverse=names.traverse, clear=names.clear,
+                free=names.free, old_traverse=None, old_clear=None, old_free=None) if made else ""
+    given = ", ".join(sorted(changed))
+    fields = [(f.name, f.text.strip()) for f in d.fields if f.name != "m_base"]
+    fields = [(name, changed.pop(name, value)) for name, value in fields] + sorted(changed.items())
+    text = render("c/module_def.c.jinja", def_storage="static " if d.is_static else "", def_name=names.def_name,
+                  def_fields=fields)
+    out.edit(d.file, d.span, (gc + free).strip("\n") + ("\n\n" if gc or free else "") + text.strip("\n"),
+             supersedes=True)
+    out.done(d.file, d.span, f"{names.def_name} gets {given} for the state's new fields", key=("module",))
+
+
+def _add_slots(out: Emitter, plan: Plan, d: ModuleDef) -> None:
+    """The multiple-interpreters slot (and Py_mod_gil) in the module's own slot table."""
+    module = plan.module
+    present = {slot for slot, _ in module.module_slots}
+    slots = d.field("m_slots")
+    table = next((g for g in module.globals if slots is not None and g.name == referenced_name(slots.text)
+                  and g.table_rows), None)
+    if table is None:
+        return
+    rows = []
+    if "Py_mod_multiple_interpreters" not in present:
+        rows.append((capi.version_guard("Py_mod_multiple_interpreters"),
+                     f"{{Py_mod_multiple_interpreters, {plan.posture.value}}},"))
+    if "Py_mod_gil" not in present:
+        rows.append((capi.version_guard("Py_mod_gil"), "{Py_mod_gil, Py_MOD_GIL_USED},"))
+    if not rows:
+        return
+    sentinel = table.table_rows[-1]
+    layout = plan.layout(table.file)
+    indent = layout.line_indent(sentinel.start)
+    out.insert(table.file, layout.line_start(sentinel.start),
+               "".join(f"#if {guard}\n{indent}{row}\n#endif\n" for guard, row in rows))
+    out.done(table.file, table.span, f"{table.name} declares Py_mod_multiple_interpreters = {plan.posture.value}"
+             + (" and Py_mod_gil" if len(rows) > 1 else ""), key=("module",))

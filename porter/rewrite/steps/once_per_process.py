@@ -32,7 +32,8 @@ class OncePerProcess:
             g = next(g for g in plan.module.globals if g.key == key)
             if not g.kind.is_object_kind or g.kind is GlobalKind.STATIC_TYPE or g.function is not None:
                 continue
-            writes = [u for u in g.uses if u.function == exec_function and u.access is UseAccess.WRITE]
+            writes = [u for u in g.uses if u.function == exec_function and u.access is UseAccess.WRITE
+                      and not u.null_guarded]
             for u in writes:
                 if u.statement is None:
                     out.todo(u.file, u.span, f"{g.name} is assigned on every load of the module inside an "
