@@ -93,8 +93,8 @@ class CompileCheck:
             return self.skipped
         broken = next((u for u in self.units if u.original_errors), None)
         if broken is not None:
-            return (f"not compiled: the original {broken.unit} does not compile here either "
-                    f"({broken.original_errors[0]}); give porter the build's include folders")
+            return (f"the original {broken.unit} does not compile here either ({broken.original_errors[0]}); "
+                    "give porter the build's include folders")
         added = self.added
         if added:
             more = f" (and {len(added) - 1} more)" if len(added) > 1 else ""
@@ -104,19 +104,23 @@ class CompileCheck:
 
 def find_toolchain() -> Toolchain | str:
     """A C compiler and the headers of the newest CPython >= 3.12 porter can find, or why not."""
+    found = find_toolchains()
+    return found[0] if isinstance(found, list) else found
+
+
+def find_toolchains() -> list[Toolchain] | str:
+    """A C compiler with the headers of each CPython >= 3.12 porter can find, newest first."""
     from porter.verify import _config_vars, find_interpreters
 
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         return "no C compiler found (set CC)"
-    interpreters = find_interpreters()
-    if not interpreters:
-        return "no CPython >= 3.12 found for its headers (pyenv, or PORTER_PYTHON312=/path/to/python3.12)"
-    newest = interpreters[-1]
-    include = _config_vars(newest.executable).get("INCLUDEPY") or ""
-    if not include or not Path(include, "Python.h").is_file():
-        return f"the headers of {newest.executable} are not installed"
-    return Toolchain(cc.split()[0], str(newest.executable), newest.version, include)
+    found = []
+    for interpreter in reversed(find_interpreters()):
+        include = _config_vars(interpreter.executable).get("INCLUDEPY") or ""
+        if include and Path(include, "Python.h").is_file():
+            found.append(Toolchain(cc.split()[0], str(interpreter.executable), interpreter.version, include))
+    return found or "no CPython >= 3.12 with its headers found (pyenv, or PORTER_PYTHON312=/path/to/python3.12)"
 
 
 def translation_units(module: ExtensionModule, changed: set[str]) -> list[str]:
@@ -127,24 +131,80 @@ def translation_units(module: ExtensionModule, changed: set[str]) -> list[str]:
 
 
 def check_module(module: ExtensionModule, original: dict[str, bytes], new_text: dict[str, bytes],
-                 toolchain: Toolchain, config: BuildConfig | None, cwd: Path | None = None) -> CompileCheck:
-    """Compile each changed unit before and after the port and keep what the port added."""
+                 toolchains: list[Toolchain] | Toolchain, config: BuildConfig | None,
+                 cwd: Path | None = None) -> CompileCheck:
+    """Compile each changed unit before and after the port and keep what the port added.
+
+    The headers of the newest CPython come first; when the original does not compile with them
+    (a private API a newer release removed), the next older ones are tried.
+    """
+    if isinstance(toolchains, Toolchain):
+        toolchains = [toolchains]
     changed = {f for f in module.files if f in new_text and new_text[f] != original.get(f)}
     units = translation_units(module, changed)
     if not units:
-        return CompileCheck((), toolchain, "not compiled: no translation unit of its own changed (a header only)")
+        return CompileCheck((), toolchains[0], "not compiled: no translation unit of its own changed (a header only)")
     cwd = cwd or Path.cwd()
+    extra = _project_include_dirs(module, original, cwd)
+    first: CompileCheck | None = None
     with tempfile.TemporaryDirectory(prefix="porter-compile-") as tmp:
         before = _materialise(Path(tmp) / "a", module.files, original, {})
         after = _materialise(Path(tmp) / "b", module.files, original, new_text)
-        results = []
-        for unit in units:
-            old, _ = _compile(toolchain, config, before, unit, cwd)
-            new, command = _compile(toolchain, config, after, unit, cwd)
-            errors = tuple(d for d in old if d.kind == "error")
-            added = tuple(_added(old, new)) if not errors else ()
-            results.append(UnitCheck(unit, added, errors, command))
-    return CompileCheck(tuple(results), toolchain)
+        for toolchain in toolchains:
+            results = []
+            for unit in units:
+                old, _ = _compile(toolchain, config, before, unit, cwd, extra)
+                errors = tuple(d for d in old if d.kind == "error")
+                if errors:
+                    results.append(UnitCheck(unit, (), errors))
+                    break
+                new, command = _compile(toolchain, config, after, unit, cwd, extra)
+                results.append(UnitCheck(unit, tuple(_added(old, new)), (), command))
+            check = CompileCheck(tuple(results), toolchain)
+            if check.compiled:
+                return check
+            first = first or check
+    assert first is not None
+    return first
+
+
+_QUOTED_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.MULTILINE)
+_SKIP = {".git", ".hg", "build", "dist", ".venv", "venv", "__pycache__", ".tox", "node_modules"}
+MAX_SEARCHED_FILES = 20000
+
+
+def _project_include_dirs(module: ExtensionModule, original: dict[str, bytes], cwd: Path) -> list[str]:
+    """Folders of the project that hold headers the sources include but that sit neither next
+    to them nor in a folder the build files name (`-Ideps/lib` computed at build time)."""
+    from porter.inputs import project_root
+
+    wanted = set()
+    for f in module.files:
+        base = (cwd / f).resolve().parent
+        for m in _QUOTED_INCLUDE.finditer(original.get(f, b"")):
+            name = m.group(1).decode("utf-8", "replace")
+            if not (base / name).exists():
+                wanted.add(name)
+    if not wanted or not module.files:
+        return []
+    root = project_root((cwd / module.files[0]).resolve())
+    found: list[str] = []
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP and not d.startswith("."))
+        seen += len(filenames)
+        if seen > MAX_SEARCHED_FILES:
+            break
+        folder = Path(dirpath)
+        for name in list(wanted):
+            if (folder / name).is_file():
+                top = str(folder)
+                if top not in found:
+                    found.append(top)
+                wanted.discard(name)
+        if not wanted:
+            break
+    return found
 
 
 @dataclass(frozen=True)
@@ -167,7 +227,7 @@ def _materialise(root: Path, files: tuple[str, ...], original: dict[str, bytes],
 
 
 def _compile(toolchain: Toolchain, config: BuildConfig | None, tree: _Tree, unit: str,
-             cwd: Path) -> tuple[list[Diagnostic], str]:
+             cwd: Path, extra: list[str] | None = None) -> tuple[list[Diagnostic], str]:
     """Compile one unit; its diagnostics with paths mapped back to the module's files."""
     copies = {str(p): f for f, p in tree.where.items()}
     include_dirs = list(dict.fromkeys(str(p.parent) for p in tree.where.values()))
@@ -175,6 +235,7 @@ def _compile(toolchain: Toolchain, config: BuildConfig | None, tree: _Tree, unit
     include_dirs += list(dict.fromkeys(str((cwd / f).resolve().parent) for f in tree.where))
     if config is not None:
         include_dirs += [str((cwd / d).resolve()) for d in config.include_dirs]
+    include_dirs += [d for d in extra or () if d not in include_dirs]
     command = [toolchain.cc, *FLAGS, *(f"-I{d}" for d in include_dirs), f"-I{toolchain.include}"]
     if config is not None:
         command += [f"-D{name}={value}" if value else f"-D{name}" for name, value in config.defines]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from porter.compile_check import CompileCheck, Toolchain, check_module, find_toolchain
+from porter.compile_check import CompileCheck, Toolchain, check_module, find_toolchains
 from porter.model import Companions, FileProblem
 from porter.pipeline import port_files
 from porter.rewrite.port import ModulePort, PortResult
@@ -35,17 +35,15 @@ def checked_port(files: list[tuple[str, bytes]], unsafe: bool = False, problems:
                  companions: Companions | None = None, compile: bool = True, cwd: Path | None = None) -> CheckedPort:
     result = port_files(files, unsafe=unsafe, problems=problems, companions=companions or Companions())
     original = dict(files)
-    toolchain: Toolchain | str = "not compiled (--no-compile)"
+    toolchains: list[Toolchain] | str = "asked not to (--no-compile)"
     if compile and any(mp.status is PortStatus.PORTED for mp in result.modules):
-        toolchain = find_toolchain()
-        if isinstance(toolchain, str):
-            toolchain = f"not compiled: {toolchain}"
+        toolchains = find_toolchains()
     checks: dict[str, CompileCheck] = {}
     for mp in result.modules:
-        if mp.status is PortStatus.PORTED and isinstance(toolchain, Toolchain):
-            checks[mp.module.name] = check_module(mp.module, original, result.new_text, toolchain,
+        if mp.status is PortStatus.PORTED and isinstance(toolchains, list):
+            checks[mp.module.name] = check_module(mp.module, original, result.new_text, toolchains,
                                                   mp.module.build, cwd)
-    outcomes = [outcome(mp, checks.get(mp.module.name), toolchain if isinstance(toolchain, str) else "")
+    outcomes = [outcome(mp, checks.get(mp.module.name), toolchains if isinstance(toolchains, str) else "")
                 for mp in result.modules]
     outcomes = _needed_files(result, outcomes)
     withdrawn: dict[str, bytes] = {}
@@ -59,7 +57,7 @@ def checked_port(files: list[tuple[str, bytes]], unsafe: bool = False, problems:
             why = f"shares {shared[0]} with a module whose port failed"
             outcomes[i] = Outcome(o.module, o.file, Status.FAILED, why)
             withdrawn.update(_withdraw(result, mp))
-    return CheckedPort(result, outcomes, checks, toolchain if isinstance(toolchain, Toolchain) else None, withdrawn)
+    return CheckedPort(result, outcomes, checks, toolchains[0] if isinstance(toolchains, list) else None, withdrawn)
 
 
 def outcome(mp: ModulePort, check: CompileCheck | None, not_compiled: str) -> Outcome:
@@ -77,8 +75,12 @@ def outcome(mp: ModulePort, check: CompileCheck | None, not_compiled: str) -> Ou
         return Outcome(m.name, m.init.file, Status.NOT_COMPILED, check.reason())
     if not check.ok:
         return Outcome(m.name, m.init.file, Status.FAILED, check.reason())
-    kept = sorted({g.name for g in m.globals if g.key in mp.kept})
-    weaker = mp.posture is not None and mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    conditional = mp.posture is not None and mp.posture.condition is not None
+    # Globals kept only in builds with a condition porter cannot evaluate (`#ifdef MEMORY_DEBUG`)
+    # weaken those builds only, and the slot table says so: the default build is whole.
+    kept = sorted({g.name for g in m.globals if g.key in mp.kept and not (conditional and g.condition)})
+    weaker = mp.posture is not None and mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED" \
+        and not conditional
     if kept or weaker:
         what = ", ".join(kept[:6]) + (f" and {len(kept) - 6} more" if len(kept) > 6 else "")
         return Outcome(m.name, m.init.file, Status.PARTIAL,

@@ -137,6 +137,18 @@ def test_a_module_descriptor_type_converts_and_the_report_asks_for_review():
     assert any("review: T.__dict__['__module__']" in it.message for it in mp.items)
 
 
+def test_a_getattro_given_through_a_cast_is_called_through_the_cast():
+    """`(getattrofunc)f` called as `(getattrofunc)f(self, name)` casts the result (GCC 14 rejects it)."""
+    c = MODULE_DESCRIPTOR_TYPE.replace(
+        "    .tp_getset = T_getset,",
+        "    .tp_getset = T_getset,\n    .tp_getattro = (getattrofunc)T_getattro,").replace(
+        "static PyTypeObject T = {",
+        "static PyObject *T_getattro(Obj *self, PyObject *name) { return PyObject_GenericGetAttr((PyObject *)self, name); }\n"
+        "static PyTypeObject T = {")
+    _, text = port(c)
+    assert "return ((getattrofunc)T_getattro)(self, name);" in text
+
+
 def test_python_code_reading_the_module_descriptor_keeps_the_type_static():
     reader = b"from pkg import Proxy\ndescr = Proxy.__dict__['__module__']\n"
     result = port_files([("m.c", MODULE_DESCRIPTOR_TYPE.encode())],

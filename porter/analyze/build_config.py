@@ -114,13 +114,22 @@ def _from_setup_py(path: str, data: bytes) -> dict:
 
 
 def _literal_names(tree: ast.Module) -> dict[str, object]:
-    """Module-level `NAME = <literal>` bindings, for keyword arguments that name them."""
+    """`NAME = <literal>` bindings anywhere in the script, for keyword arguments that name them.
+
+    A name bound to lists in several branches (`include_dirs = []` / `= ['deps/x']`) stands
+    for all of them together: for include folders a superset is harmless.
+    """
     names: dict[str, object] = {}
-    for stmt in tree.body:
+    for stmt in ast.walk(tree):
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             value = _literal(stmt.value, names)
-            if value is not _UNKNOWN:
-                names[stmt.targets[0].id] = value
+            if value is _UNKNOWN:
+                continue
+            name = stmt.targets[0].id
+            before = names.get(name)
+            if isinstance(before, list) and isinstance(value, list):
+                value = before + [v for v in value if v not in before]
+            names[name] = value
     return names
 
 
@@ -134,9 +143,11 @@ def _literal(node: ast.AST, names: dict[str, object]) -> object:
         items = [_literal(e, names) for e in node.elts]
         return _UNKNOWN if any(i is _UNKNOWN for i in items) else items
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        # `["./python", "./lib"] + computed`: the parts porter can read still count.
         left, right = _literal(node.left, names), _literal(node.right, names)
-        if isinstance(left, list) and isinstance(right, list):
-            return left + right
+        parts = [p for p in (left, right) if isinstance(p, list)]
+        if parts:
+            return [item for part in parts for item in part]
         return _UNKNOWN
     try:
         return ast.literal_eval(node)

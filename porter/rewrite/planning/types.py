@@ -389,8 +389,15 @@ def _descriptor_wrappers(t: StaticType, values: dict[str, str], types, assigns,
     old_get = _inherited(t, "tp_getattro", types, assigns) or "PyObject_GenericGetAttr"
     old_set = _inherited(t, "tp_setattro", types, assigns) or "PyObject_GenericSetAttr"
     name = string_value(values.get("tp_name", '""')) or ""
-    return DescriptorWrappers(f"{t.name}_getattro", f"{t.name}_setattro", old_get, old_set, with_helpers,
-                              name.rsplit(".", 1)[0] if "." in name else "builtins")
+    return DescriptorWrappers(f"{t.name}_getattro", f"{t.name}_setattro", _callable(old_get), _callable(old_set),
+                              with_helpers, name.rsplit(".", 1)[0] if "." in name else "builtins")
+
+
+def _callable(value: str) -> str:
+    """A slot's value as the callee of a call: `(getattrofunc)f` needs parentheses, or the cast
+    would apply to the call's result (an error since GCC 14)."""
+    value = value.strip()
+    return f"({value})" if value.startswith("(") else value
 
 
 def _spec_slots(values, guards, sub_values, sub_guards) -> tuple[list[SpecSlot], list[tuple[str, str]]]:

@@ -56,6 +56,7 @@ class ExecSlot:
 def _exec(out: Emitter, plan: Plan, body: InitBody) -> None:
     file, mvar = body.file, plan.names.exec_param
     out.edit(file, body.header, cbuild.exec_header(plan.names.exec, mvar))
+    _drop_prototypes(out, plan, body)
     out.done(file, body.header, f"{body.function}() is now {plan.names.exec}(PyObject *{mvar}), the Py_mod_exec slot")
     for span in body.module_var_decls:
         out.delete_statement(file, span)
@@ -89,6 +90,15 @@ def _exec(out: Emitter, plan: Plan, body: InitBody) -> None:
     _prologue(out, plan, body, mvar)
 
 
+def _drop_prototypes(out: Emitter, plan: Plan, body: InitBody) -> None:
+    """`static PyObject *moduleinit(void);` for the function exec replaces: it is never defined now."""
+    worker = plan.module.function(body.function)
+    if worker is None or body.function == plan.module.init.function:
+        return
+    for proto in worker.prototypes:
+        out.delete_statement(proto.file, proto.span)
+
+
 def _drop_module_global(out: Emitter, plan: Plan, name: str | None) -> None:
     """`PyObject *mod;` that init filled with the module: exec's parameter takes its place
     in init, and every other use became the module (or state) of its function."""
@@ -115,6 +125,7 @@ def _owning_variable(out: Emitter, plan: Plan, body: InitBody) -> None:
     """
     file, mvar, param = body.file, body.module_var, plan.names.exec_param
     out.edit(file, body.header, cbuild.exec_header(plan.names.exec, param))
+    _drop_prototypes(out, plan, body)
     if body.create_kind not in ("assign",):
         out.fail("module-var-reused", f"{body.function}() reuses {mvar} before creating the module in a way "
                                       "porter cannot rewrite")
