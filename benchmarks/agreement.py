@@ -10,7 +10,8 @@ and says for every package whether they agree:
   isolated-subinterpreter oracle;
 - porter `partial` => the patch built and ran in the main interpreter, and isolated
   subinterpreters still refuse it (porter never claimed they would not);
-- porter `failed` => porter wrote no patch for that module.
+- porter `failed` => porter wrote no patch for that module;
+- porter `not compiled` claims nothing (it says why it could not compile) and agrees with anything.
 
 A disagreement is porter claiming more than was true (a `compiles` patch that does not build
 or is refused), or less (a `failed` module whose patch would have been fine).
@@ -50,7 +51,8 @@ def verdict(statuses: list[str], result: dict) -> tuple[str, bool]:
         return word, builds and main and not result.get("isolated_ok")
     if word == "failed":
         return word, result.get("patch") in ("none", "no", "empty") or not result.get("patch")
-    return word, False  # "not compiled": porter did not check, so it cannot agree
+    # "not compiled": porter said it did not check; it claimed nothing the harness could refute.
+    return word, True
 
 
 def main(argv: list[str]) -> int:

@@ -146,7 +146,8 @@ def test_a_getattro_given_through_a_cast_is_called_through_the_cast():
         "static PyObject *T_getattro(Obj *self, PyObject *name) { return PyObject_GenericGetAttr((PyObject *)self, name); }\n"
         "static PyTypeObject T = {")
     _, text = port(c)
-    assert "return ((getattrofunc)T_getattro)(self, name);" in text
+    assert "T_getattro2(PyObject *self, PyObject *name)" in text  # the wrapper's own name
+    assert "return T_getattro((Obj *)self, name);" in text
 
 
 def test_python_code_reading_the_module_descriptor_keeps_the_type_static():

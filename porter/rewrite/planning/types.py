@@ -170,10 +170,13 @@ class DescriptorWrappers:
 
     getattro: str
     setattro: str
-    old_getattro: str
+    old_getattro: str  # the call's callee
     old_setattro: str
     with_helpers: bool  # the first such type in its file also gets the shared helpers
     module_name: str  # what `Type.__module__` answers: tp_name up to its last dot
+    # The first argument as the old functions take it (`(ProxyObject *)self`).
+    old_get_self: str = "self"
+    old_set_self: str = "self"
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,8 @@ class _TypePlanner:
         bases, deps = self._bases(values)
         descriptor = None
         if serves_module_descriptor(t, self.module) and self.module_attribute_field:
-            descriptor = _descriptor_wrappers(t, values, self.types, self.assigns, t.file not in self.descriptor_files)
+            descriptor = _descriptor_wrappers(self.module, t, values, self.types, self.assigns,
+                                              t.file not in self.descriptor_files, self.names)
             self.descriptor_files.add(t.file)
             values["tp_getattro"], values["tp_setattro"] = descriptor.getattro, descriptor.setattro
         gc = plan_gc(self.module, self.layouts, t, values, self.types,
@@ -384,20 +388,30 @@ def _folds_functions(t: StaticType, assigns: list[FieldAssignment]) -> bool:
                and a.field not in ("tp_doc", "tp_flags") for a in assigns)
 
 
-def _descriptor_wrappers(t: StaticType, values: dict[str, str], types, assigns,
-                         with_helpers: bool) -> DescriptorWrappers:
+def _descriptor_wrappers(module: ExtensionModule, t: StaticType, values: dict[str, str], types, assigns,
+                         with_helpers: bool, names: NameAllocator) -> DescriptorWrappers:
     old_get = _inherited(t, "tp_getattro", types, assigns) or "PyObject_GenericGetAttr"
     old_set = _inherited(t, "tp_setattro", types, assigns) or "PyObject_GenericSetAttr"
     name = string_value(values.get("tp_name", '""')) or ""
-    return DescriptorWrappers(f"{t.name}_getattro", f"{t.name}_setattro", _callable(old_get), _callable(old_set),
-                              with_helpers, name.rsplit(".", 1)[0] if "." in name else "builtins")
+    get, get_self = _callee(module, old_get)
+    put, put_self = _callee(module, old_set)
+    return DescriptorWrappers(names.fresh(f"{t.name}_getattro"), names.fresh(f"{t.name}_setattro"), get, put,
+                              with_helpers, name.rsplit(".", 1)[0] if "." in name else "builtins", get_self, put_self)
 
 
-def _callable(value: str) -> str:
-    """A slot's value as the callee of a call: `(getattrofunc)f` needs parentheses, or the cast
-    would apply to the call's result (an error since GCC 14)."""
+def _callee(module: ExtensionModule, value: str) -> tuple[str, str]:
+    """A slot's value as a callee, and how its first argument is spelled.
+
+    `(getattrofunc)Proxy_getattro` is called as `Proxy_getattro((ProxyObject *)self, ...)`: calling
+    through the cast is undefined (GCC warns), and `(getattrofunc)f(...)` would cast the result.
+    """
     value = value.strip()
-    return f"({value})" if value.startswith("(") else value
+    name = referenced_name(value)
+    f = module.function(name) if name else None
+    if f is not None and f.params:
+        own = f.params[0].type_text.rsplit(f.params[0].name or "\0", 1)[0].strip() if f.params[0].name else ""
+        return name, f"({own})self" if own and own.replace(" ", "") != "PyObject*" else "self"
+    return (f"({value})" if value.startswith("(") else value), "self"
 
 
 def _spec_slots(values, guards, sub_values, sub_guards) -> tuple[list[SpecSlot], list[tuple[str, str]]]:

@@ -150,7 +150,7 @@ def _descriptor_code(out: Emitter, plan: Plan, tp: TypePlan) -> str:
                   keep_descriptor=names.keep_module_descriptor, state_type=names.state_type,
                   get_state_by_type=names.get_state_by_type, field=plan.module_attribute_field,
                   getattro=d.getattro, setattro=d.setattro, old_getattro=d.old_getattro,
-                  old_setattro=d.old_setattro)
+                  old_setattro=d.old_setattro, old_get_self=d.old_get_self, old_set_self=d.old_set_self)
 
 
 def _spec_types(out: Emitter, plan: Plan) -> None:
