@@ -408,7 +408,7 @@ def _callee(module: ExtensionModule, value: str) -> tuple[str, str]:
     value = value.strip()
     name = referenced_name(value)
     f = module.function(name) if name else None
-    if f is not None and f.params:
+    if name is not None and f is not None and f.params:
         own = f.params[0].type_text.rsplit(f.params[0].name or "\0", 1)[0].strip() if f.params[0].name else ""
         return name, f"({own})self" if own and own.replace(" ", "") != "PyObject*" else "self"
     return (f"({value})" if value.startswith("(") else value), "self"
