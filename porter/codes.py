@@ -123,6 +123,10 @@ _KEPT = [
           "--unsafe converts the branch porter read; check the other configurations by hand."),
     _code("used-at-file-scope", CodeKind.KEPT, "a global named outside any function (a static initialiser).",
           "Only another converted type's initialiser may name a moved global."),
+    _code("used-in-generated-code", CodeKind.KEPT, "a global Argument Clinic output names.",
+          "Generated code is regenerated from the clinic input; porter never edits it.",
+          todo="change the clinic input (a `defining_class` parameter, or the class directive's type "
+               "expression) and run Tools/clinic/clinic.py, then port again."),
     _code("used-in-unparsed-code", CodeKind.KEPT, "a global used in code tree-sitter could not parse."),
     _code("object-with-initializer", CodeKind.KEPT, "an object pointer with a static initialiser."),
     _code("static-object", CodeKind.KEPT, "a statically allocated Python object.",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from porter.analyze.build_config import BuildConfig
+from porter.cpython import cpython_tree
 from porter.model import ExtensionModule
 
 # -Wall, and what GCC 14 turns into errors by default: older compilers only warn, and a port
@@ -36,6 +37,8 @@ class Toolchain:
     python: str  # the interpreter whose headers are used
     version: str  # its X.Y
     include: str  # its INCLUDEPY
+    more_includes: tuple[str, ...] = ()  # CPython's own tree: Include/internal, the build folder...
+    defines: tuple[str, ...] = ()  # CPython's own tree: Py_BUILD_CORE_MODULE
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,14 @@ def check_module(module: ExtensionModule, original: dict[str, bytes], new_text: 
     if not units:
         return CompileCheck((), toolchains[0], "not compiled: no translation unit of its own changed (a header only)")
     cwd = cwd or Path.cwd()
+    tree = cpython_tree((cwd / module.files[0]).resolve()) if module.files else None
+    if tree is not None:
+        # A module of CPython itself compiles against that tree's headers, as part of the core.
+        if not tree.built:
+            return CompileCheck((), toolchains[0], f"not compiled: the CPython tree at {tree.root} is not configured "
+                                                   "(run ./configure there)")
+        toolchains = [Toolchain(toolchains[0].cc, str(tree.root / "python"), f"{tree.version[0]}.{tree.version[1]}",
+                                str(tree.root / "Include"), tuple(tree.include_dirs()), ("Py_BUILD_CORE_MODULE",))]
     extra = _project_include_dirs(module, original, cwd)
     first: CompileCheck | None = None
     with tempfile.TemporaryDirectory(prefix="porter-compile-") as tmp:
@@ -236,7 +247,8 @@ def _compile(toolchain: Toolchain, config: BuildConfig | None, tree: _Tree, unit
     if config is not None:
         include_dirs += [str((cwd / d).resolve()) for d in config.include_dirs]
     include_dirs += [d for d in extra or () if d not in include_dirs]
-    command = [toolchain.cc, *FLAGS, *(f"-I{d}" for d in include_dirs), f"-I{toolchain.include}"]
+    command = [toolchain.cc, *FLAGS, *(f"-I{d}" for d in include_dirs), f"-I{toolchain.include}",
+               *(f"-I{d}" for d in toolchain.more_includes), *(f"-D{d}" for d in toolchain.defines)]
     if config is not None:
         command += [f"-D{name}={value}" if value else f"-D{name}" for name, value in config.defines]
         if config.limited_api is not None:

@@ -482,6 +482,12 @@ class ExtensionModule:
     # Headers among the module's files that the package installs for other code (setup.py
     # headers=...): their declarations and macros are public API and porter never edits them.
     public_headers: frozenset[str] = frozenset()
+    # Argument Clinic output (`clinic/*.c.h`, and the blocks between `[clinic start generated
+    # code]` and `[clinic end generated code]`): regenerated from the clinic input, never edited.
+    generated: tuple[Location, ...] = ()
+
+    def in_generated(self, file: str, offset: int) -> bool:
+        return any(g.file == file and g.span.start <= offset < g.span.end for g in self.generated)
     include_lines: tuple[IncludeLine, ...] = ()  # every #include of the module's files
     # Headers with an include guard (or #pragma once): where the guarded part ends.
     guard_ends: tuple[tuple[str, int], ...] = ()

@@ -159,6 +159,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     spelling = frozenset(m.name for m in macros.all() if m.params and re.search(r"#", m.body_text))
     functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling)
     functions += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in functions})
+    generated = tuple(g for idx in indexes for g in clinic_output(idx.path, idx.src.text))
+    functions = _clinic_impls(functions, generated)
     object_structs = _object_structs(indexes)
     init_names = {init.function} | ({init.worker} if init.worker else set())
     macro_uses = tuple(_macro_uses(indexes, macros))
@@ -194,6 +196,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
                                   and d.initializer is None and d.function is None),
         includes=tuple(module_includes),
         module_slots=_module_slots(definition, globals_),
+        generated=generated,
         type_definitions=tuple(d for idx in indexes for d in _type_definitions(idx)),
         include_lines=tuple(IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))
                             for idx in indexes for inc in idx.src.pre.includes),
@@ -236,6 +239,49 @@ def _type_definitions(idx: FileIndex) -> list[TypeDefinition]:
         mentions = frozenset(t.text.decode("utf-8", "replace")
                              for t in identifiers(text, statement.start, statement.end))
         out.extend(TypeDefinition(name, idx.path, statement, conditions, mentions) for name in names)
+    return out
+
+
+_CLINIC_START = b"[clinic start generated code]*/"
+_CLINIC_END = re.compile(rb"/\*\[clinic end generated code[^\]]*\]\*/")
+
+
+def clinic_output(path: str, text: bytes) -> list[Location]:
+    """Argument Clinic's output in a file: all of a `clinic/*.c.h`, else each generated block."""
+    if "/clinic/" in f"/{path}" and path.endswith(".c.h"):
+        return [Location(path, Span(0, len(text)))]
+    out = []
+    at = 0
+    while (start := text.find(_CLINIC_START, at)) >= 0:
+        end = _CLINIC_END.search(text, start)
+        if end is None:
+            break
+        out.append(Location(path, Span(start + len(_CLINIC_START), end.end())))
+        at = end.end()
+    return out
+
+
+def _clinic_impls(functions: list[Function], generated: tuple[Location, ...]) -> list[Function]:
+    """A clinic `_impl` (its header is generated) plays the part of the generated wrapper that
+    calls it: the method of the module or type, reaching state from its own first parameter."""
+    def generated_at(file: str, offset: int) -> bool:
+        return any(g.file == file and g.span.start <= offset < g.span.end for g in generated)
+
+    if not generated:
+        return functions
+    callers: dict[str, list[Function]] = {}
+    for f in functions:
+        for c in f.calls:
+            callers.setdefault(c.callee, []).append(f)
+    out = []
+    for f in functions:
+        wrappers = [c for c in callers.get(f.name, []) if generated_at(c.file, c.span.start)]
+        if f.only_helper and generated_at(f.file, f.header.start) and wrappers:
+            roles = tuple(dict.fromkeys(r for w in wrappers for r in w.roles if r.kind is not RoleKind.HELPER))
+            if roles:
+                types = tuple(dict.fromkeys(t for w in wrappers for t in w.types))
+                f = dataclasses.replace(f, roles=roles, types=types, flags=wrappers[0].flags)
+        out.append(f)
     return out
 
 

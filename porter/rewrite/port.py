@@ -115,9 +115,17 @@ def _plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe
     if failure is not None:
         return ModulePort(module, PortStatus.FAILED, failure.message, [], items, plan.posture, plan.decisions.kept,
                           failure_code=failure.code)
-    edits, items = judge(plan, edits, items)
+    try:
+        edits, items = judge(plan, edits, items)
+    except GeneratedCodeEdit as e:
+        return ModulePort(module, PortStatus.FAILED, f"internal error: {e}; please report it", [], items,
+                          plan.posture, plan.decisions.kept, failure_code="internal-error")
     status = PortStatus.PORTED if edits else PortStatus.NOTHING_TO_DO
     return ModulePort(module, status, "", edits, items, plan.posture, plan.decisions.kept)
+
+
+class GeneratedCodeEdit(Exception):
+    """A step edited generated code: a porter bug the module pays for, never a silent edit."""
 
 
 def judge(plan: Plan, edits: list[Edit], items: list[Item]) -> tuple[list[Edit], list[Item]]:
@@ -130,6 +138,10 @@ def judge(plan: Plan, edits: list[Edit], items: list[Item]) -> tuple[list[Edit],
     orphans: dict[tuple, tuple[Edit, str]] = {}
     keys = {it.key for it in items if it.key is not None}
     for e in edits:
+        if module.in_generated(e.file, e.span.start) or (e.span.end > e.span.start
+                                                         and module.in_generated(e.file, e.span.end - 1)):
+            raise GeneratedCodeEdit(f"{e.step} would edit Argument Clinic output at {e.file}:"
+                                    f"{plan.layout(e.file).line(e.span.start)}")
         why = _needs_review(e, unseen_macros, module.unread_branches)
         if why and e.applicability is Applicability.SAFE:
             e = replace(e, applicability=Applicability.REVIEW)

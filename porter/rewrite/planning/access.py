@@ -26,10 +26,12 @@ NO_ACCESS = Access(AccessKind.NONE, reason="not a function of this module")
 _TYPE_ROLES = (RoleKind.TYPE_METHOD, RoleKind.GETTER, RoleKind.SETTER, RoleKind.SLOT)
 
 
-def function_access(f: Function, module: ExtensionModule, type_ok: set[str], called: bool) -> Access:
+def function_access(f: Function, module: ExtensionModule, type_ok: set[str], called: bool,
+                    generated_callers: frozenset[str] = frozenset()) -> Access:
     """How `f` reaches state when the types in `type_ok` become heap types.
 
-    `called`: some function of the module calls it directly.
+    `called`: some function of the module calls it directly; `generated_callers`: the functions
+    Argument Clinic's output calls (their signatures are fixed by the generated calls).
     """
     kinds = f.role_kinds
     # A first parameter marked Py_UNUSED(self) is renamed when the function needs it.
@@ -41,7 +43,8 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
     if RoleKind.MODULE_METHOD in kinds:
         if first is None:
             return Access(AccessKind.NONE, reason="its module parameter has no usable name")
-        if called and kinds == {RoleKind.MODULE_METHOD} and not f.defined_by:
+        if called and kinds == {RoleKind.MODULE_METHOD} and not f.defined_by \
+                and not module.in_generated(f.file, f.header.start):
             # Also called directly (often with NULL for the module): split into an _impl that
             # takes the state, and the method that finds it.
             return Access(AccessKind.SPLIT, (first,))
@@ -57,6 +60,9 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
         public = _public_signature(f, module)
         if public:
             return Access(AccessKind.NONE, reason=public)
+        if f.name in generated_callers:
+            return Access(AccessKind.NONE, reason="Argument Clinic output calls it: its signature is fixed "
+                                                  "by generated code (change the clinic input)")
         if f.defined_by:
             return Access(AccessKind.NONE, reason=f"defined by macro {f.defined_by}: porter cannot add a "
                                                   "parameter to it")

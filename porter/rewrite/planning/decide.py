@@ -108,7 +108,10 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
     init_function = module.exec_function
     type_ok |= {s.global_name for s in module.spec_types
                 if (None, s.global_name) in movable and s.function == init_function}
-    access = {name: function_access(f, module, type_ok, name in called) for name, f in functions.items()}
+    generated_callers = frozenset(c.callee for f in module.functions for c in f.calls
+                                  if module.in_generated(f.file, c.span.start))
+    access = {name: function_access(f, module, type_ok, name in called, generated_callers)
+              for name, f in functions.items()}
     unsure_files = dict(module.file_conditions)
     calling: set[str] = set()
     while True:

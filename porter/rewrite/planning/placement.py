@@ -50,6 +50,7 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
         spots.append(Location(fns[exec_name].file, fns[exec_name].span))
     spots += [Location(t.file, t.span) for t in module.static_types if t.name in moved_types]
     # Macros that read `state` need it only where they expand, inside these functions.
+    spots = [_outside_generated(module, layouts, s) for s in spots]
     files = {s.file for s in spots}
     if len(files) <= 1:
         file = next(iter(files or {module.init.file}))
@@ -132,6 +133,22 @@ def _conditions_at(module: ExtensionModule, file: str, at: int) -> set[Span]:
     """The #if groups around an offset, read off the type definitions' and includes' facts."""
     spans = {c for d in module.type_definitions if d.file == file for c in d.conditions}
     return {c for c in spans if c.start <= at < c.end}
+
+
+def _outside_generated(module: ExtensionModule, layouts, spot: Location) -> Location:
+    """A place outside Argument Clinic's output for code that must come before `spot`: before the
+    `#include` of a generated file, or before the clinic input of a generated block."""
+    for g in module.generated:
+        if g.file != spot.file or not (g.span.start <= spot.span.start < g.span.end):
+            continue
+        if g.span.start == 0:  # a whole generated file: where it is included
+            inc = next((i for i in module.include_lines if i.name.endswith(posixpath.basename(g.file))
+                        and i.file != g.file), None)
+            return Location(inc.file, inc.span) if inc is not None else spot
+        text = layouts[g.file].text
+        opening = text.rfind(b"/*[clinic input]", 0, g.span.start)
+        return Location(g.file, Span(opening, opening)) if opening >= 0 else spot
+    return spot
 
 
 def _header_to_share(module: ExtensionModule, layouts, files: set[str], closures) -> Placement | None:

@@ -86,15 +86,25 @@ def array_with_initializer(g: Global, module: ExtensionModule, convertible) -> R
     return None
 
 
+def used_in_generated_code(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    """Argument Clinic's output is regenerated from its input: porter never edits it."""
+    for u in g.uses:
+        if u.access is not UseAccess.MACRO and module.in_generated(u.file, u.span.start):
+            return Reason("used-in-generated-code", f"Argument Clinic output names it in {u.file}: porter never "
+                                                    "edits generated code (change the clinic input)")
+    return None
+
+
 # Static types are judged by type_not_convertible alone; their uses by the round rules.
-GLOBAL_VETOES = (used_at_file_scope, object_with_static_initializer, statically_allocated_object,
+GLOBAL_VETOES = (used_in_generated_code, used_at_file_scope, object_with_static_initializer,
+                 statically_allocated_object,
                  used_in_unread_branch, public_declaration, external_linkage, array_with_initializer)
 
 
 def global_veto(g: Global, module: ExtensionModule, convertible: dict[str, Reason | None]) -> Reason | None:
     """The first rule that keeps `g` global, judged on `g` alone."""
     if g.kind is GlobalKind.STATIC_TYPE:
-        return type_not_convertible(g, module, convertible)
+        return type_not_convertible(g, module, convertible) or used_in_generated_code(g, module, convertible)
     for rule in GLOBAL_VETOES:
         reason = rule(g, module, convertible)
         if reason is not None:

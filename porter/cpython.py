@@ -1,0 +1,54 @@
+"""CPython's own tree: porter knows it when a source sits under one (Tools/clinic/clinic.py and
+Include/patchlevel.h above it), and then targets that tree's version and headers."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# Modules CPython's tests keep single-phase on purpose: they test single-phase init itself.
+SINGLE_PHASE_ON_PURPOSE = ("_testsinglephase", "_testimportmultiple", "_test_module_state_shared")
+
+
+@dataclass(frozen=True)
+class CPythonTree:
+    root: Path
+    version: tuple[int, int]  # the tree's PY_MAJOR_VERSION, PY_MINOR_VERSION
+
+    @property
+    def built(self) -> bool:
+        """Configured (pyconfig.h exists), so its headers compile."""
+        return (self.root / "pyconfig.h").is_file()
+
+    def include_dirs(self) -> list[str]:
+        return [str(self.root / "Include"), str(self.root / "Include" / "internal"), str(self.root),
+                str(self.root / "Modules")]
+
+    @property
+    def clinic(self) -> Path:
+        return self.root / "Tools" / "clinic" / "clinic.py"
+
+
+def cpython_tree(path: Path) -> CPythonTree | None:
+    """The CPython source tree `path` belongs to, if any."""
+    start = (path if path.is_dir() else path.parent).resolve()
+    return _tree_at(start)
+
+
+@functools.cache
+def _tree_at(start: Path) -> CPythonTree | None:
+    for folder in (start, *start.parents):
+        patchlevel = folder / "Include" / "patchlevel.h"
+        if patchlevel.is_file() and (folder / "Tools" / "clinic" / "clinic.py").is_file():
+            text = patchlevel.read_text(errors="replace")
+            major = re.search(r"#define\s+PY_MAJOR_VERSION\s+(\d+)", text)
+            minor = re.search(r"#define\s+PY_MINOR_VERSION\s+(\d+)", text)
+            if major and minor:
+                return CPythonTree(folder, (int(major.group(1)), int(minor.group(1))))
+    return None
+
+
+def kept_single_phase(module_name: str) -> bool:
+    return any(module_name.startswith(prefix) for prefix in SINGLE_PHASE_ON_PURPOSE)
