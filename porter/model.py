@@ -375,6 +375,15 @@ class ModuleDef:
 
 
 @dataclass(frozen=True)
+class SubstructTable:
+    """`static PyMappingMethods t_as_mapping = {...};`: a sub-struct variable and its slots."""
+
+    name: str
+    struct: str  # PyMappingMethods
+    slots: tuple[Initializer, ...]
+
+
+@dataclass(frozen=True)
 class StaticType:
     name: str  # the C variable
     file: str
@@ -479,6 +488,7 @@ class ExtensionModule:
     # The rows of the definition's m_slots table: (slot, value), for a multi-phase module.
     module_slots: tuple[tuple[str, str], ...] = ()
     type_definitions: tuple[TypeDefinition, ...] = ()
+    substruct_tables: tuple[SubstructTable, ...] = ()
     # Headers among the module's files that the package installs for other code (setup.py
     # headers=...): their declarations and macros are public API and porter never edits them.
     public_headers: frozenset[str] = frozenset()

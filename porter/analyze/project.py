@@ -23,7 +23,7 @@ from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
 from porter.analyze.spec_types import collect_spec_types
-from porter.analyze.types import collect_static_types
+from porter.analyze.types import collect_static_types, collect_substruct_tables
 from porter.model import (
     NO_COMPANIONS,
     Call,
@@ -196,6 +196,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
                                   and d.initializer is None and d.function is None),
         includes=tuple(module_includes),
         module_slots=_module_slots(definition, globals_),
+        substruct_tables=tuple(collect_substruct_tables(indexes)),
         generated=generated,
         type_definitions=tuple(d for idx in indexes for d in _type_definitions(idx)),
         include_lines=tuple(IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))

@@ -10,7 +10,7 @@ from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, read_initializer, referenced_name
 from porter.analyze.macros import split_args
 from porter.lexer import tokenize
-from porter.model import Initializer, Location, StaticType
+from porter.model import Initializer, Location, StaticType, SubstructTable
 from porter.parse import Node
 
 
@@ -185,3 +185,22 @@ def _as_expression(branch) -> str:
     if branch.kind == "ifndef":
         return f"!defined({branch.condition})"
     return branch.condition
+
+
+def collect_substruct_tables(indexes: list[FileIndex]) -> list[SubstructTable]:
+    """Every PyNumberMethods/PySequenceMethods/... variable with an initialiser, read by field:
+    init may link one to a type at run time (`T.tp_as_mapping = &t_as_mapping;`)."""
+    out = []
+    for index in indexes:
+        for decl in index.file_declarations:
+            struct = ctree.type_name(decl)
+            if struct not in capi.SUBSTRUCT_FIELDS:
+                continue
+            for d in ctree.declarators(decl):
+                info = ctree.read_declarator(d)
+                if info.name and info.value is not None and info.value.type == "initializer_list":
+                    read, _ = read_initializer(index.src, info.value, capi.SUBSTRUCT_FIELDS[struct],
+                                               capi.SUBSTRUCT_ALIASES)
+                    out.append(SubstructTable(info.name, struct, tuple(
+                        dataclasses.replace(s, guard=slot_guard(index.src, s)) for s in read if not is_null(s.text))))
+    return out

@@ -323,6 +323,13 @@ class _TypePlanner:
                            {s.name: s.text.strip() for s in t.substruct_slots},
                            {s.name: s.guard for s in t.substruct_slots}, set(), [])
         for a in self.assigns:
+            linked = referenced_name(a.value) if a.target == t.name and a.field in capi.SUBSTRUCT_OF_FIELD else None
+            table = next((s for s in self.module.substruct_tables if s.name == linked), None)
+            if table is not None:
+                # `T.tp_as_mapping = &t_as_mapping;`: the table's slots become the spec's.
+                for slot in table.slots:
+                    spec.sub_values.setdefault(slot.name, slot.text.strip())
+                    spec.sub_guards.setdefault(slot.name, slot.guard)
             if a.target == t.name:
                 if (a.field, a.value.strip().replace(" ", "")) in capi.INHERITED_ASSIGNMENTS:
                     spec.values.pop(a.field, None)
