@@ -501,7 +501,8 @@ class ExtensionModule:
     include_lines: tuple[IncludeLine, ...] = ()  # every #include of the module's files
     # Headers with an include guard (or #pragma once): where the guarded part ends.
     guard_ends: tuple[tuple[str, int], ...] = ()
-    # Branches of #if groups porter masked away (unread code), and project macros whose
+    # Branches of #if groups porter masked away (unread code some targeted Python compiles;
+    # `#if PY_MAJOR_VERSION < 3` branches are dead, not unread), and project macros whose
     # every expansion site porter saw (an edit in any other macro body needs review).
     unread_branches: tuple[Location, ...] = ()
     macros_fully_seen: frozenset[str] = frozenset()

@@ -94,6 +94,11 @@ class Source:
             for d in mc.dropped
         )
 
+    def dropped_live(self) -> list[Span]:
+        """Dropped branches some Python a port targets compiles (not `#if PY_MAJOR_VERSION < 3`)."""
+        dead = {b.body for mc in self.masked_conditionals for b in mc.conditional.branches if b.dead}
+        return [d for mc in self.masked_conditionals for d in mc.dropped if d not in dead]
+
     def dropped_text(self) -> list[tuple[Span, bytes]]:
         return [(d, self.text[d.start:d.end]) for mc in self.masked_conditionals for d in mc.dropped]
 
@@ -170,7 +175,7 @@ def error_nodes(tree: Tree) -> list[Node]:
     return found
 
 
-def _groups_to_mask(tree: Tree, conds: tuple[Conditional, ...], done: set[int]) -> set[int]:
+def _groups_to_mask(tree: Tree, buf: bytes, conds: tuple[Conditional, ...], done: set[int]) -> set[int]:
     wanted: set[int] = set()
     for err in error_nodes(tree):
         es, ee = err.start_byte, max(err.end_byte, err.start_byte + 1)
@@ -179,6 +184,10 @@ def _groups_to_mask(tree: Tree, conds: tuple[Conditional, ...], done: set[int]) 
             if i in done:
                 continue
             if any(d.start < ee and es < d.end for d in c.directive_spans()):
+                wanted.add(i)
+            # `if (PyType_Ready(&T) < 0)` then `#if PY3 return NULL; #else return; #endif`: the
+            # statement misses its body where the group starts; each branch holds one.
+            if err.is_missing and es <= c.span.start and not buf[es:c.span.start].strip():
                 wanted.add(i)
             if c.span.start <= es < c.span.end:
                 if innermost is None or c.span.start >= conds[innermost].span.start:
@@ -230,7 +239,7 @@ def parse_source(
             done.add(i)
     tree = _parser().parse(bytes(buf))
     for _ in range(MAX_MASK_ROUNDS):
-        wanted = _groups_to_mask(tree, conds, done)
+        wanted = _groups_to_mask(tree, bytes(buf), conds, done)
         # A group inside a branch that an outer masked group dropped needs nothing more.
         wanted = {i for i in wanted if not _in_dropped(conds[i], masked_conds)}
         if not wanted:

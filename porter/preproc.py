@@ -262,3 +262,23 @@ def unknown_condition(pre: Preprocessed, offset: int) -> str | None:
         if cond.branches[i].value is None:
             parts.append(branch_expression(cond, i))
     return " && ".join(parts) if parts else None
+
+
+def unbalanced_directive(text: bytes) -> int | None:
+    """Offset of the first `#elif`/`#else`/`#endif` without its `#if`, or of an `#if` never closed."""
+    open_at: list[int] = []
+    for tok in tokenize(text):
+        if tok.kind != "directive":
+            continue
+        m = _DIRECTIVE.match(tok.text)
+        if not m:
+            continue
+        word = m.group(1)
+        if word in (b"if", b"ifdef", b"ifndef"):
+            open_at.append(tok.start)
+        elif word in (b"elif", b"else", b"endif"):
+            if not open_at:
+                return tok.start
+            if word == b"endif":
+                open_at.pop()
+    return open_at[0] if open_at else None

@@ -7,6 +7,7 @@ import pytest
 
 from porter.model import Span
 from porter.pipeline import scan
+from porter.preproc import unbalanced_directive
 from porter.rewrite import port as port_module
 from porter.rewrite.edits import Edit, OverlappingEdits, apply_edits, drop_moot
 from porter.rewrite.emit import Emitter, StepResult
@@ -197,6 +198,15 @@ class _Garbage:
         return out.result
 
 
+class _HalfAnIfGroup:
+    id = "half-an-if-group"
+
+    def run(self, plan):
+        out = Emitter(self.id, plan)
+        out.insert(plan.module.init.file, plan.module.init.body.start + 1, "\n#if FEATURE\n")
+        return out.result
+
+
 def _two_modules():
     bad = PLAIN.replace('"m"', '"bad"').replace("PyInit_m", "PyInit_bad")
     return scan([("good.c", PLAIN.encode()), ("bad.c", bad.encode())])
@@ -232,6 +242,25 @@ def test_a_rewrite_that_does_not_parse_is_refused(monkeypatch):
     (mp,) = result.modules
     assert mp.status is PortStatus.FAILED and "does not parse" in mp.reason
     assert result.new_text == {}
+
+
+def test_a_rewrite_that_unbalances_an_if_group_is_refused(monkeypatch):
+    monkeypatch.setattr(port_module, "PASSES", (*PASSES, _HalfAnIfGroup()))
+    result = port(scan([("m.c", PLAIN.encode())]))
+    (mp,) = result.modules
+    assert mp.status is PortStatus.FAILED and "unmatched #if directive" in mp.reason
+    assert result.new_text == {}
+
+
+@pytest.mark.parametrize(("text", "at"), [
+    (b"#if A\nx\n#else\ny\n#endif\n", None),
+    (b"#ifdef A\n#if B\n#endif\n#endif\n", None),
+    (b"x\n#else\ny\n#endif\n", 2),
+    (b"#if A\nx\n#if B\n#endif\n", 0),
+    (b"/* #endif */\n#define E \"#endif\"\n", None),
+])
+def test_unbalanced_directive_finds_the_first_unmatched_one(text, at):
+    assert unbalanced_directive(text) == at
 
 
 # --------------------------------------------------------------------------- edits

@@ -14,6 +14,23 @@ def span(node: Node) -> Span:
     return Span(node.start_byte, node.end_byte)
 
 
+def statement_span(src: Source, stmt: Node) -> Span:
+    """A statement's extent, with any `#if` group that starts inside it and ends after it.
+
+    `if (PyType_Ready(&T) < 0)` `#if PY3 return NULL; #else return; #endif`: the tree reads one
+    branch as the body; deleting the statement must take the whole group, or leave `#else`
+    without its `#if`.
+    """
+    start, end = stmt.start_byte, stmt.end_byte
+    grown = True
+    while grown:
+        grown = False
+        for cond in src.conditionals:
+            if start < cond.span.start < end < cond.span.end:
+                end, grown = cond.span.end, True
+    return Span(start, end)
+
+
 def text(src: Source, node: Node | None) -> str:
     return "" if node is None else src.text_of(node)
 

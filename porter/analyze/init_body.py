@@ -45,11 +45,11 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         if callee in capi.RELEASE_MACROS and module_var and len(args) == 1 and _is_name(args[0], module_var):
             stmt = _statement_of(node)
             if stmt is not None:
-                decrefs.append(ctree.span(stmt))
+                decrefs.append(ctree.statement_span(src, stmt))
         elif callee == "PyState_AddModule":
             stmt = _enclosing_if_or_statement(node)
             if stmt is not None:
-                add_module.append(ctree.span(stmt))
+                add_module.append(ctree.statement_span(src, stmt))
         elif callee == "PyModule_AddObject" and len(args) == 3:
             add_objects.append(_add_object(src, node, args))
         elif (callee == "PyType_Ready" and len(args) == 1) or (
@@ -58,7 +58,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
             stmt = _enclosing_if_or_statement(node)
             if type_name and stmt is not None:
                 readies.append(TypeReady(
-                    type_name, ctree.span(stmt), ctree.span(node), stmt.type == "if_statement",
+                    type_name, ctree.statement_span(src, stmt), ctree.span(node), stmt.type == "if_statement",
                     alone=_alone(stmt, node),
                     structseq_desc=src.text_of(args[1]) if len(args) == 2 else None))
     for where, scope in [(index, body)] + [(i, h.child_by_field_name("body")) for i, h in helpers]:
@@ -75,7 +75,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
                             and stmt is not None and stmt.type == "expression_statement"):
                         assigns.append(FieldAssignment(
                             target.text.decode(), field.text.decode(),
-                            where.src.text_of(node.child_by_field_name("right")), ctree.span(stmt),
+                            where.src.text_of(node.child_by_field_name("right")), ctree.statement_span(where.src, stmt),
                             where.path))
             elif where is not index or scope is not body:
                 if node.type == "call_expression" and ctree.call_name(node) == "PyType_Ready":
@@ -83,7 +83,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
                     type_name = referenced_name(where.src.text_of(a[0])) if a else None
                     stmt = _enclosing_if_or_statement(node)
                     if type_name and stmt is not None:
-                        readies.append(TypeReady(type_name, ctree.span(stmt), ctree.span(node),
+                        readies.append(TypeReady(type_name, ctree.statement_span(where.src, stmt), ctree.span(node),
                                                  stmt.type == "if_statement", _alone(stmt, node),
                                                  file=where.path))
     def returns_in_body(name: str, object_like: bool = False) -> bool:
@@ -297,7 +297,7 @@ def _create_sites(index, init: InitFunction, body: Node, problems: list[str], ma
         if stmt.type == "declaration" and len(ctree.declarators(stmt)) > 1:
             problems.append(f"module created inside a multi-variable declaration at line {src.line(stmt.start_byte)}")
             continue
-        statements.append(ctree.span(stmt))
+        statements.append(ctree.statement_span(src, stmt))
         nodes.append(stmt)
     return statements, module_var, kind, nodes
 

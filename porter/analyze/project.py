@@ -203,7 +203,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
                             for idx in indexes for inc in idx.src.pre.includes),
         guard_ends=tuple((idx.path, end) for idx in indexes if idx.path.endswith(".h")
                          for end in [guard_end(idx.src)] if end is not None),
-        unread_branches=tuple(Location(idx.path, span) for idx in indexes for span, _ in idx.src.dropped_text()),
+        unread_branches=tuple(Location(idx.path, span) for idx in indexes for span in idx.src.dropped_live()),
         macros_fully_seen=_macros_fully_seen(indexes, macros, macro_uses),
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from porter.analyze.project import Analysis, load_sources
 from porter.model import ExtensionModule, FileProblem, InitStyle, Location
+from porter.preproc import unbalanced_directive
 from porter.rewrite.edits import Edit, OverlappingEdits, applicable, apply_edits, drop_moot, join_deleted_lines
 from porter.rewrite.emit import Item, Step
 from porter.rewrite.layout import FileLayout
@@ -212,15 +213,20 @@ def _fail(mp: ModulePort, reason: str) -> None:
 
 
 def _reparse_check(analysis: Analysis, new_text: dict[str, bytes], owners) -> None:
-    """A rewrite that adds an ERROR span is refused: the module is reported failed."""
+    """A rewrite that adds an ERROR span or an unmatched #if directive is refused: the module fails."""
     if not new_text:
         return
     items = [(path, new_text.get(path, src.text)) for path, src in analysis.sources.items()]
     reparsed = {s.path: s for s in load_sources(items)}
     for path in new_text:
-        before = len(analysis.sources[path].error_spans)
         after = reparsed[path]
-        if len(after.error_spans) > before:
+        broken = unbalanced_directive(new_text[path])
+        if broken is not None and unbalanced_directive(analysis.sources[path].text) is None:
+            # An edit took part of an #if group (its `#if` but not its `#else`): a porter bug.
+            for mp in owners[path]:
+                _fail(mp, f"internal error: the rewritten {path} has an unmatched #if directive "
+                          f"(line {after.line(broken)}); please report it")
+        elif len(after.error_spans) > len(analysis.sources[path].error_spans):
             line = after.line(after.error_spans[0].start)
             for mp in owners[path]:
                 _fail(mp, f"the rewritten {path} does not parse (line {line}); nothing was emitted")
