@@ -360,7 +360,7 @@ def verify(
         except (oracle.FixtureError, OSError) as e:
             raise fail(str(e)) from None
         sources, name, smoke_text, isolation = list(fixture.sources), fixture.module, fixture.smoke, fixture.isolation
-        unsafe = fixture.unsafe
+        unsafe, defines = fixture.unsafe, fixture.defines
     else:
         if not module or smoke is None:
             raise fail("give --module and --smoke with C files (or a fixture or package folder)")
@@ -369,6 +369,7 @@ def verify(
         if missing:
             raise fail(f"no such file: {', '.join(missing)}")
         name, smoke_text = module[0], smoke.read_text()
+        defines = _build_defines(sources)
     interpreters = _interpreters(python)
     import tempfile
 
@@ -377,13 +378,22 @@ def verify(
         if port:
             sources = _ported_copy(sources, Path(tmp) / "src", unsafe)
         result = oracle.verify(sources, name, smoke_text, interpreters, isolation=isolation,
-                               workdir=Path(tmp) / "build")
+                               workdir=Path(tmp) / "build", defines=defines)
         if port:
             # What Python code can observe of the module must not change with the port.
-            before = oracle.verify(original, name, smoke_text, interpreters, workdir=Path(tmp) / "original")
+            before = oracle.verify(original, name, smoke_text, interpreters, workdir=Path(tmp) / "original",
+                                   defines=defines)
             result = oracle.with_surface_kept(result, before)
     print(oracle.format_verification(result))
     raise typer.Exit(0 if result.ok else EXIT_FAILED)
+
+
+def _build_defines(sources: list[Path]) -> tuple[tuple[str, str], ...]:
+    """The -D macros of the build files porter finds around `sources` (as `porter port` reads them)."""
+    from porter.analyze.build_config import read_build_config
+    from porter.inputs import build_files
+
+    return read_build_config([(f.path, f.data) for f in build_files(sources, Path.cwd())]).defines
 
 
 def _interpreters(python: list[str] | None):

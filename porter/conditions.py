@@ -8,6 +8,7 @@ the choice among macro definitions depend on it; an unknown never becomes an edi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from porter.capi import ANALYSIS_TARGET, PYTHON_H_MACROS
 
@@ -26,8 +27,9 @@ KNOWN_FALSE = {
 class Defines:
     """Object-like macros seen so far in a file, for `defined()` and values."""
 
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
+    def __init__(self, given: Mapping[str, str] | None = None) -> None:
+        # `given`: the build's -D macros, defined before the file's first line.
+        self.values: dict[str, str] = dict(given or {})
         self.undefined: set[str] = set()
 
     def apply(self, word: str, rest: bytes) -> None:
@@ -248,8 +250,8 @@ TARGET_VERSIONS = (0x030B00F0, 0x030C00F0, 0x030D00F0)
 class TargetDefines(Defines):
     """Only what <Python.h> and the platform say, for one target Python version."""
 
-    def __init__(self, hexversion: int):
-        super().__init__()
+    def __init__(self, hexversion: int, given: Mapping[str, str] | None = None):
+        super().__init__(given)
         self.hexversion = hexversion
 
     def value(self, name: str) -> int | None:
@@ -260,9 +262,10 @@ class TargetDefines(Defines):
         return super().value(name)
 
 
-def _taken(branches: list[tuple[str, bytes]], hexversion: int) -> int | None | str:
+def _taken(branches: list[tuple[str, bytes]], hexversion: int,
+           given: Mapping[str, str] | None = None) -> int | None | str:
     """The branch a target Python compiles; None if none; "?" if porter cannot tell."""
-    defines = TargetDefines(hexversion)
+    defines = TargetDefines(hexversion, given)
     for i, (kind, condition) in enumerate(branches):
         value = True if kind == "else" else evaluate(kind, condition, defines)
         if value is None:
@@ -272,9 +275,10 @@ def _taken(branches: list[tuple[str, bytes]], hexversion: int) -> int | None | s
     return None
 
 
-def dead_everywhere(branches: list[tuple[str, bytes]], index: int) -> bool:
-    """Whether branch `index` of a group is compiled by none of the target Pythons."""
-    return all(_taken(branches, v) not in (index, "?") for v in TARGET_VERSIONS)
+def dead_everywhere(branches: list[tuple[str, bytes]], index: int, given: Mapping[str, str] | None = None) -> bool:
+    """Whether branch `index` of a group is compiled by none of the target Pythons (with the
+    build's -D macros `given`)."""
+    return all(_taken(branches, v, given) not in (index, "?") for v in TARGET_VERSIONS)
 
 
 def taken_everywhere(branches: list[tuple[str, bytes]], index: int) -> bool:

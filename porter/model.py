@@ -739,6 +739,9 @@ class InitBody:
     # Statements among those a port deletes that are the whole body of an if/else: they
     # become `{}` instead of disappearing.
     lone_bodies: tuple[Span, ...] = ()
+    # `PyMODINIT_FUNC` `#ifdef PY3` `PyInit_x(void)` `#else` `initx(void)` `#endif` with a branch
+    # porter cannot rule out: (specifiers, declarator), rewritten apart so the directives stay.
+    header_split: tuple[Span, Span] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from porter.analyze.build_config import read_build_config
 from porter.analyze.project import Analysis, analyze, load_sources
 from porter.model import NO_COMPANIONS, Companions, FileProblem
 
@@ -10,8 +11,9 @@ def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = No
          companions: Companions = NO_COMPANIONS) -> Analysis:
     """Facts for every extension module in `files`; what porter cannot read becomes a problem."""
     problems = list(problems or [])
-    sources = load_sources(files, problems)
-    return analyze(sources, tuple(problems), companions)
+    build = read_build_config(list(companions.build_files))
+    sources = load_sources(files, problems, dict(build.defines))
+    return analyze(sources, tuple(problems), companions, build)
 
 
 def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from porter import conditions
@@ -96,9 +97,10 @@ class Preprocessed:
         return result
 
 
-def preprocess(path: str, text: bytes) -> Preprocessed:
+def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None = None) -> Preprocessed:
+    """`build_defines`: the -D macros the package's build gives every file."""
     tokens = list(tokenize(text))
-    conds = _conditionals(text, tokens)
+    conds = _conditionals(text, tokens, build_defines)
     macros, includes = [], []
     for tok in tokens:
         if tok.kind != "directive":
@@ -134,8 +136,8 @@ def _body_tokens(text: bytes, body: Span) -> tuple[Token, ...]:
                  if t.kind not in ("comment", "newline"))
 
 
-def _conditionals(text: bytes, tokens) -> tuple[Conditional, ...]:
-    defines = conditions.Defines()
+def _conditionals(text: bytes, tokens, build_defines: Mapping[str, str] | None) -> tuple[Conditional, ...]:
+    defines = conditions.Defines(build_defines)
     stack: list[dict] = []
     done: list[Conditional] = []
     directives = [t for t in tokens if t.kind == "directive"]
@@ -191,7 +193,7 @@ def _conditionals(text: bytes, tokens) -> tuple[Conditional, ...]:
             body_end = raw[i + 1][1].start if i + 1 < len(raw) else tok.start
             branches.append(Branch(kind, dspan, Span(dspan.end, body_end),
                                    cond.decode("utf-8", "replace").strip(), value, balanced,
-                                   value is False and conditions.dead_everywhere(tests, i)))
+                                   value is False and conditions.dead_everywhere(tests, i, build_defines)))
         done.append(Conditional(Span(frame["start"], tok.end), tuple(branches), span))
     done.sort(key=lambda c: (c.span.start, -c.span.end))
     return tuple(done)

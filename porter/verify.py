@@ -84,6 +84,7 @@ class Fixture:
     # main interpreter, and isolated subinterpreters still refuse it).
     port: str = "isolated"
     unsafe: bool = False  # port with --unsafe
+    defines: tuple[tuple[str, str], ...] = ()  # -D macros its setup.py gives, as a build would
 
 
 PORT_EXPECTATIONS = ("isolated", "partial")
@@ -178,8 +179,11 @@ def build_extension(
     interpreter: Interpreter,
     outdir: Path,
     include_dirs: Sequence[Path] = (),
+    defines: Sequence[tuple[str, str]] = (),
 ) -> BuildResult:
-    """Compile and link `module` for `interpreter` into outdir; a failed build is a result, not an error."""
+    """Compile and link `module` for `interpreter` into outdir; a failed build is a result, not an error.
+
+    `defines`: the -D macros the package's build gives (its setup.py's define_macros)."""
     outdir = Path(outdir)
     log: list[str] = []
     try:
@@ -189,6 +193,7 @@ def build_extension(
     sources = [Path(s).resolve() for s in sources]
     folders = dict.fromkeys([s.parent for s in sources] + [Path(d).resolve() for d in include_dirs])
     includes = [f"-I{folder}" for folder in folders] + [f"-I{config['INCLUDEPY']}"]
+    includes += [f"-D{name}={value}" if value else f"-D{name}" for name, value in defines]
     # A dotted name is a namespace package folder; the init symbol uses the last part.
     *packages, leaf = module.split(".")
     target = outdir.joinpath(*packages, leaf + config["EXT_SUFFIX"])
@@ -341,9 +346,10 @@ def _verify_one(
     root: Path,
     leak_cycles: int,
     timeout: float,
+    defines: Sequence[tuple[str, str]],
 ) -> list[Step]:
     builddir = root / f"python{interpreter.version}"
-    build = build_extension(sources, module, interpreter, builddir)
+    build = build_extension(sources, module, interpreter, builddir, defines=defines)
     if not build.ok:
         detail = _first_error(build.log)
         skipped = [Step(interpreter.version, name, False, "skipped: build failed")
@@ -365,6 +371,7 @@ def verify(
     workdir: Path | None = None,
     leak_cycles: int = 50,
     timeout: float = 120,
+    defines: Sequence[tuple[str, str]] = (),
 ) -> Verification:
     """Build and check `module` with every interpreter; each failure is a failed Step, never an exception."""
     if interpreters is None:
@@ -378,7 +385,8 @@ def verify(
     with scratch as root, ThreadPoolExecutor(max_workers=len(interpreters)) as pool:
         # Interpreters are independent processes: check them side by side.
         runs = [
-            pool.submit(_verify_one, sources, module, smoke, interp, isolation, Path(root), leak_cycles, timeout)
+            pool.submit(_verify_one, sources, module, smoke, interp, isolation, Path(root), leak_cycles, timeout,
+                        defines)
             for interp in interpreters
         ]
         steps = [step for run in runs for step in run.result()]
@@ -423,7 +431,16 @@ def load_fixture(folder: Path) -> Fixture:
         summary=data["summary"],
         smoke=smoke,
         isolation=isolation_path.read_text(encoding="utf-8") if isolation_path.exists() else None,
+        defines=_build_defines(folder),
     )
+
+
+def _build_defines(folder: Path) -> tuple[tuple[str, str], ...]:
+    from porter.analyze.build_config import read_build_config
+
+    files = [(name, (folder / name).read_bytes()) for name in ("setup.py", "setup.cfg", "pyproject.toml")
+             if (folder / name).is_file()]
+    return read_build_config(files).defines
 
 
 def format_verification(verification: Verification) -> str:

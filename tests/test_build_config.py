@@ -40,3 +40,37 @@ ext-modules = [{name = "m", sources = ["m.c"], define-macros = [["Py_LIMITED_API
 '''
     config = read_build_config([("pyproject.toml", doc), ("setup.py", b"def (:\n")])
     assert config.limited_api_version == 0x030D0000 and config.files == ("pyproject.toml",)
+
+
+FLOW = b'''
+import platform, sys
+from setuptools import Extension, setup
+try:
+    import __pypy__
+except ImportError:
+    __pypy__ = None
+
+macros = [("STEP", "2")]
+if __pypy__ is not None:
+    macros.append(("_PYPY", "1"))
+elif sys.version_info.major == 2:
+    macros.append(("_PYTHON2", "1"))
+elif sys.version_info.major == 3:
+    macros.append(("_PYTHON3", "1"))
+if sys.version_info >= (3, 8):
+    macros += [("NEW_API", None)]
+if sys.version_info >= (3, 13):
+    macros.append(("ONLY_SOME", "1"))   # 3.11 and 3.12 do not: not every target defines it
+if platform.python_implementation() == "PyPy":
+    macros.append(("PYPY_PATH", "1"))
+if os.environ.get("LIMITED", "1") == "1":
+    macros.append(("Py_LIMITED_API", "0x030a0000"))   # may be declared: the port must fit it
+kwargs = {"define_macros": macros}
+setup(ext_modules=[Extension("m", ["m.c"], **kwargs)])
+'''
+
+
+def test_setup_py_macros_follow_the_branches_every_targeted_cpython_takes():
+    config = read_build_config([("setup.py", FLOW)])
+    assert dict(config.defines) == {"STEP": "2", "_PYTHON3": "1", "NEW_API": ""}
+    assert config.limited_api is not None and config.limited_api_version == 0x030A0000

@@ -46,7 +46,7 @@ def steps(verification, interpreter, *names):
 def test_original_builds_runs_and_is_refused_when_single_phase(folder, interpreters, tmp_path):
     fx = load_fixture(folder)
     result = verify(fx.sources, fx.module, fx.smoke, interpreters, isolation=None,
-                    workdir=tmp_path / "build")
+                    workdir=tmp_path / "build", defines=fx.defines)
     for i in interpreters:
         got = steps(result, i, "build", "main-import", "main-smoke", "sub1-import", "sub2-import")
         assert got["build"].ok and got["main-import"].ok and got["main-smoke"].ok, result
@@ -64,15 +64,16 @@ def test_port_builds_without_new_warnings_and_passes_the_oracle(folder, interpre
     fx = load_fixture(folder)
     ported, result = ported_copy(folder, tmp_path, fx.unsafe)
     assert [mp.status for mp in result.modules] == ["ported"]
-    original = verify(fx.sources, fx.module, fx.smoke, interpreters, workdir=tmp_path / "orig")
+    original = verify(fx.sources, fx.module, fx.smoke, interpreters, workdir=tmp_path / "orig", defines=fx.defines)
     after = verify([ported / s.name for s in fx.sources], fx.module, fx.smoke, interpreters,
-                   isolation=fx.isolation, workdir=tmp_path / "port")
+                   isolation=fx.isolation, workdir=tmp_path / "port", defines=fx.defines)
     from porter.verify import build_extension
 
     for i in interpreters:
-        before_w = build_extension(fx.sources, fx.module, i, tmp_path / f"w0-{i.version}").warnings
+        before_w = build_extension(fx.sources, fx.module, i, tmp_path / f"w0-{i.version}",
+                                   defines=fx.defines).warnings
         after_w = build_extension([ported / s.name for s in fx.sources], fx.module, i,
-                                  tmp_path / f"w1-{i.version}").warnings
+                                  tmp_path / f"w1-{i.version}", defines=fx.defines).warnings
         assert set(after_w) <= set(before_w), f"new warnings on {i.version}: {set(after_w) - set(before_w)}"
     kept = [s for s in with_surface_kept(after, original).steps if s.name == "surface-kept"]
     assert len(kept) == len(interpreters) and all(s.ok for s in kept), kept
@@ -100,8 +101,9 @@ def test_port_builds_on_311_without_new_warnings(folder, tmp_path):
     assert found, "need CPython 3.11 (pyenv) to check that ports build on it"
     fx = load_fixture(folder)
     ported, _ = ported_copy(folder, tmp_path, fx.unsafe)
-    before = build_extension(fx.sources, fx.module, found[0], tmp_path / "orig")
-    after = build_extension([ported / s.name for s in fx.sources], fx.module, found[0], tmp_path / "port")
+    before = build_extension(fx.sources, fx.module, found[0], tmp_path / "orig", defines=fx.defines)
+    after = build_extension([ported / s.name for s in fx.sources], fx.module, found[0], tmp_path / "port",
+                            defines=fx.defines)
     assert before.ok and after.ok, after.log
     assert set(after.warnings) <= set(before.warnings)
 

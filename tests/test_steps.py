@@ -9,7 +9,7 @@ from porter.model import Span
 from porter.pipeline import scan
 from porter.preproc import unbalanced_directive
 from porter.rewrite import port as port_module
-from porter.rewrite.edits import Edit, OverlappingEdits, apply_edits, drop_moot
+from porter.rewrite.edits import Edit, OverlappingEdits, apply_edits, drop_emptied_groups, drop_moot
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.plan import build_plan
@@ -313,3 +313,29 @@ PyMODINIT_FUNC PyInit_m(void)
     assert in_unsure and all(e.applicability is Applicability.REVIEW for e in in_unsure)
     seen = [e for e in mp.edits if src.index(b"#define FAIL2") < e.span.start < src.index(b"static PyObject *f")]
     assert seen and all(e.applicability is Applicability.SAFE for e in seen)
+
+
+GROUPED = b"a;\n#ifdef PY3K\nstatic int d;\n#endif\nb;\n#if X\nc;\n#else\ne;\n#endif\n"
+
+
+def _groups(text):
+    from porter.preproc import preprocess
+
+    return [(c.span, [b.body for b in c.branches]) for c in preprocess("f.c", text).conditionals]
+
+
+def test_a_group_the_edits_empty_goes_with_its_directives():
+    start = GROUPED.index(b"static")
+    kept = drop_emptied_groups(GROUPED, [edit(start, GROUPED.index(b"#endif"))], _groups(GROUPED))
+    assert apply_edits(GROUPED, kept) == b"a;\nb;\n#if X\nc;\n#else\ne;\n#endif\n"
+
+
+@pytest.mark.parametrize("edits", [
+    [],  # untouched groups are not the port's to remove, even if blank
+    [edit(GROUPED.index(b"c;"), GROUPED.index(b"c;") + 3)],  # the #else branch still holds code
+    [edit(GROUPED.index(b"static"), GROUPED.index(b"#endif")),
+     edit(GROUPED.index(b"static"), GROUPED.index(b"static"), "int x;\n", order=1)],  # written inside
+])
+def test_a_group_with_anything_left_in_it_stays(edits):
+    out = apply_edits(GROUPED, drop_emptied_groups(GROUPED, edits, _groups(GROUPED)))
+    assert out.count(b"#endif") == 2

@@ -88,49 +88,154 @@ def read_build_config(files: list[tuple[str, bytes]], root: str = "") -> BuildCo
 
 def _from_setup_py(path: str, data: bytes) -> dict:
     tree = ast.parse(data, filename=path)
-    names = _literal_names(tree)
+    names, certain = _literal_names(tree)
     out: dict = {"defines": [], "include_dirs": [], "headers": []}
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        for kw in node.keywords:
-            value = _literal(kw.value, names)
-            if kw.arg == "define_macros" and isinstance(value, list):
-                for item in value:
-                    if isinstance(item, (tuple, list)) and item and isinstance(item[0], str):
-                        macro = item[1] if len(item) > 1 else None
-                        out["defines"].append((item[0], "" if macro is None else str(macro), kw.value.lineno))
-            elif kw.arg == "include_dirs" and isinstance(value, list):
-                out["include_dirs"] += [d for d in value if isinstance(d, str)]
-            elif kw.arg == "extra_compile_args" and isinstance(value, list):
-                for flag in value:
-                    if isinstance(flag, str):
-                        _flag(flag, out, kw.value.lineno)
-            elif kw.arg == "headers" and isinstance(value, list):
-                out["headers"] += [h for h in value if isinstance(h, str)]
-            elif kw.arg == "py_limited_api" and value is True:
-                out["py_limited_api"] = True
+    for arg, node in _settings(tree):
+        value = _literal(node, names)
+        if arg == "define_macros":
+            # A macro counts if every CPython porter targets defines it; the limited API if
+            # any build may declare it (code within it builds without it too).
+            sure = _literal(node, certain)
+            for item in value if isinstance(value, list) else ():
+                if isinstance(item, (tuple, list)) and item and isinstance(item[0], str) \
+                        and (item[0] == "Py_LIMITED_API" or (isinstance(sure, list) and item in sure)):
+                    macro = item[1] if len(item) > 1 else None
+                    out["defines"].append((item[0], "" if macro is None else str(macro), node.lineno))
+        elif arg == "include_dirs" and isinstance(value, list):
+            out["include_dirs"] += [d for d in value if isinstance(d, str)]
+        elif arg == "extra_compile_args" and isinstance(value, list):
+            for flag in value:
+                if isinstance(flag, str):
+                    _flag(flag, out, node.lineno)
+        elif arg == "headers" and isinstance(value, list):
+            out["headers"] += [h for h in value if isinstance(h, str)]
+        elif arg == "py_limited_api" and value is True:
+            out["py_limited_api"] = True
     return out
 
 
-def _literal_names(tree: ast.Module) -> dict[str, object]:
-    """`NAME = <literal>` bindings anywhere in the script, for keyword arguments that name them.
+def _settings(tree: ast.Module):
+    """(keyword, value) of every call, and of dicts passed as `**kwargs` (`{"define_macros": ...}`)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg is not None:
+                    yield kw.arg, kw.value
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    yield key.value, value
 
-    A name bound to lists in several branches (`include_dirs = []` / `= ['deps/x']`) stands
-    for all of them together: for include folders a superset is harmless.
+
+def _literal_names(tree: ast.Module) -> tuple[dict[str, object], dict[str, object]]:
+    """`NAME = <literal>` bindings in the script, and list items added by `NAME.append(...)`,
+    `.extend(...)` and `+=`, for keyword arguments that name them.
+
+    Two views: every binding (a name bound to lists in several branches stands for all of them
+    together: for include folders a superset is harmless), and only what every targeted CPython
+    runs (`if sys.version_info.major == 3:` yes, `if __pypy__ is not None:` no): a macro
+    defined on some other interpreter must not count.
     """
-    names: dict[str, object] = {}
-    for stmt in ast.walk(tree):
+    every: dict[str, object] = {}
+    certain: dict[str, object] = {}
+    _bind(tree.body, every, certain, True)
+    return every, certain
+
+
+def _bind(body: list[ast.stmt], every: dict, certain: dict, sure: bool) -> None:
+    for stmt in body:
+        if isinstance(stmt, ast.If):
+            taken = _python_test(stmt.test)
+            if taken is not False:
+                _bind(stmt.body, every, certain, sure and taken is True)
+            if taken is not True:
+                _bind(stmt.orelse, every, certain, sure and taken is False)
+            continue
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            value = _literal(stmt.value, names)
-            if value is _UNKNOWN:
-                continue
-            name = stmt.targets[0].id
-            before = names.get(name)
-            if isinstance(before, list) and isinstance(value, list):
-                value = before + [v for v in value if v not in before]
-            names[name] = value
-    return names
+            _add(stmt.targets[0].id, stmt.value, every, certain, sure, replace=True)
+        elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and isinstance(stmt.op, ast.Add):
+            _add(stmt.target.id, stmt.value, every, certain, sure)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            call = stmt.value
+            func = call.func
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and len(call.args) == 1:
+                if func.attr == "append":
+                    _add(func.value.id, ast.List([call.args[0]]), every, certain, sure)
+                elif func.attr == "extend":
+                    _add(func.value.id, call.args[0], every, certain, sure)
+        # Loops and functions run who knows when: what they bind is possible, not sure.
+        definite = sure and isinstance(stmt, (ast.With, ast.Try))
+        for field in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                _bind(inner, every, certain, definite)
+        for handler in getattr(stmt, "handlers", ()):
+            _bind(handler.body, every, certain, False)
+
+
+def _add(name: str, node: ast.expr, every: dict, certain: dict, sure: bool, replace: bool = False) -> None:
+    for names, counts in ((every, True), (certain, sure)):
+        if not counts:
+            continue
+        value = _literal(node, names)
+        if value is _UNKNOWN:
+            continue
+        before = names.get(name)
+        if isinstance(before, list) and isinstance(value, list) and (not replace or names is every):
+            value = before + [v for v in value if v not in before]
+        names[name] = value
+
+
+# sys.version_info of the Pythons porter targets; a test they disagree on is not known.
+_TARGETS = ((3, 11), (3, 12), (3, 13))
+
+
+def _python_test(test: ast.expr) -> bool | None:
+    """Whether a setup.py `if` test holds for every targeted CPython (None: not known)."""
+    if isinstance(test, ast.BoolOp):
+        values = [_python_test(v) for v in test.values]
+        if isinstance(test.op, ast.And):
+            return False if False in values else (True if all(v is True for v in values) else None)
+        return True if True in values else (False if all(v is False for v in values) else None)
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _python_test(test.operand)
+        return None if inner is None else not inner
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "hasattr" \
+            and len(test.args) == 2 and ast.unparse(test.args[0]) == "sys":
+        name = test.args[1].value if isinstance(test.args[1], ast.Constant) else None
+        return False if name == "pypy_version_info" else None
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return None
+    left, op, right = ast.unparse(test.left), test.ops[0], test.comparators[0]
+    if left in ("__pypy__", "pypy") and isinstance(op, (ast.Is, ast.IsNot)) and ast.unparse(right) == "None":
+        return isinstance(op, ast.Is)  # `try: import __pypy__` / `except ImportError: __pypy__ = None`
+    if left in ("platform.python_implementation()", "sys.implementation.name"):
+        try:
+            name = ast.literal_eval(right)
+        except ValueError:
+            return None
+        if not isinstance(name, str):
+            return None
+        same = name.lower() == "cpython"
+        return same if isinstance(op, ast.Eq) else (not same if isinstance(op, ast.NotEq) else None)
+    versions = {"sys.version_info": lambda v: v, "sys.version_info.major": lambda v: v[0],
+                "sys.version_info[0]": lambda v: v[0], "sys.version_info.minor": lambda v: v[1],
+                "sys.version_info[1]": lambda v: v[1], "sys.version_info[:2]": lambda v: v}
+    if left not in versions:
+        return None
+    try:
+        other = ast.literal_eval(right)
+    except ValueError:
+        return None
+    compare = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+               ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}.get(type(op))
+    if compare is None:
+        return None
+    try:
+        results = {bool(compare(versions[left](v), other)) for v in _TARGETS}
+    except TypeError:
+        return None
+    return results.pop() if len(results) == 1 else None
 
 
 _UNKNOWN = object()

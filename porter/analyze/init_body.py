@@ -99,6 +99,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
     reused = _module_var_reused(index, body, module_var, create_nodes, macros)
     droppable = set(decrefs) | set(add_module) | {d for a in add_objects for d in a.failure_decrefs}
     header_end = _header_end(fn, src)
+    header_split = _header_split(fn, src, header_end)
     return InitBody(
         function=name, file=index.path, header=Span(fn.start_byte, header_end),
         body=ctree.span(body), module_var=module_var, module_var_decls=tuple(decls),
@@ -108,7 +109,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         returning_macros=tuple(returning), module_var_reused=reused,
         module_var_global=module_var_global,
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
-        lone_bodies=_lone_bodies(body, droppable),
+        lone_bodies=_lone_bodies(body, droppable), header_split=header_split,
     )
 
 
@@ -188,8 +189,6 @@ def _header_end(fn: Node, src=None) -> int:
     """The end of the function's declarator; past the `#endif` of a group that spells the name
     in one live branch and only dead ones otherwise (`#if PY_MAJOR_VERSION >= 3`
     `PyInit_x(void)` `#else` `initx(void)` `#endif`): the new header replaces all of it."""
-    from porter import conditions
-
     decl = fn.child_by_field_name("declarator")
     body = fn.child_by_field_name("body")
     end = decl.end_byte if decl is not None else (body.start_byte if body is not None else fn.end_byte)
@@ -199,12 +198,23 @@ def _header_end(fn: Node, src=None) -> int:
         if not (fn.start_byte <= cond.span.start < end <= cond.endif.start and cond.endif.end <= body.start_byte):
             continue
         live = cond.branch_at(end - 1)
-        branches = [(b.kind, b.condition.encode()) for b in cond.branches]
-        if live is not None and all(conditions.dead_everywhere(branches, i)
-                                    for i in range(len(branches)) if i != live):
+        if live is not None and all(b.dead for i, b in enumerate(cond.branches) if i != live):
             line_end = src.text.find(b"\n", cond.endif.end - 1)
             end = cond.endif.end if line_end < 0 or line_end >= body.start_byte else line_end
     return end
+
+
+def _header_split(fn: Node, src, header_end: int) -> tuple[Span, Span] | None:
+    """(specifiers, declarator) when an #if directive sits between them in the header."""
+    kind, decl = fn.child_by_field_name("type"), fn.child_by_field_name("declarator")
+    if kind is None or decl is None or decl.end_byte != header_end:
+        return None
+    if not any(fn.start_byte <= d.start < header_end for c in src.pre.conditionals for d in c.directive_spans()):
+        return None
+    if any(kind.end_byte <= d.start and d.end <= decl.start_byte for c in src.pre.conditionals
+           for d in c.directive_spans()):
+        return Span(fn.start_byte, kind.end_byte), ctree.span(decl)
+    return None
 
 
 def _is_name(node: Node, name: str) -> bool:
@@ -366,7 +376,7 @@ def _null_checks(src, body: Node, module_var: str | None, create_nodes: list[Nod
         v = re.escape(module_var)
         if re.fullmatch(rf"\((!{v}|{v}==NULL|NULL=={v}|{v}==0|!\({v}\)|\({v}\)==NULL)\)", text) \
                 and nxt.child_by_field_name("alternative") is None:
-            out.append(ctree.span(nxt))
+            out.append(ctree.statement_span(src, nxt))
     return out
 
 

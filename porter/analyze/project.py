@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from porter.analyze import ctree
-from porter.analyze.build_config import read_build_config
+from porter.analyze.build_config import BuildConfig, read_build_config
 from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.findings import collect_findings
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables, init_phase
@@ -64,15 +64,16 @@ class Analysis:
     files: tuple[FileFacts, ...]
     problems: tuple[FileProblem, ...]
     sources: dict[str, Source]
+    build_defines: tuple[tuple[str, str], ...] = ()  # the -D macros the sources were read with
 
 
 def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
-            companions: Companions = NO_COMPANIONS) -> Analysis:
+            companions: Companions = NO_COMPANIONS, build: BuildConfig | None = None) -> Analysis:
     """Facts for every module in `sources`, with what their project says around them."""
     python_files, outside_files = list(companions.python_files), list(companions.outside_files)
     dict_reads = collect_dict_reads(python_files)
     module_reads = collect_getattr_reads(python_files, "__module__")
-    build = read_build_config(list(companions.build_files))
+    build = build or read_build_config(list(companions.build_files))
     limited = []
     level = build.limited_api_version
     if build.limited_api is not None and level is not None and level < 0x030C0000:
@@ -122,7 +123,7 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
         )
         for path, idx in sorted(indexes.items())
     )
-    return Analysis(tuple(modules), facts, tuple(found_problems), {s.path: s for s in sources})
+    return Analysis(tuple(modules), facts, tuple(found_problems), {s.path: s for s in sources}, build.defines)
 
 
 def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) -> ExtensionModule:
@@ -725,8 +726,10 @@ def _module_files(root: str, closures, linked) -> list[str]:
     return files
 
 
-def load_sources(items: list[tuple[str, bytes]], problems: list[FileProblem] | None = None) -> list[Source]:
-    """Parse files together: each sees the macros of the headers it includes.
+def load_sources(items: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
+                 build_defines: Mapping[str, str] | None = None) -> list[Source]:
+    """Parse files together: each sees the macros of the headers it includes, and the build's
+    -D macros (`build_defines`) decide #if branches as they do for the compiler.
 
     A file porter fails on is left out and, when `problems` is given, reported there.
     """
@@ -736,7 +739,7 @@ def load_sources(items: list[tuple[str, bytes]], problems: list[FileProblem] | N
     pres = {}
     for path, data in items:
         try:
-            pres[path] = preprocess(path, data)
+            pres[path] = preprocess(path, data, build_defines)
         except Exception as e:
             if problems is None:
                 raise

@@ -49,8 +49,15 @@ def debug_only(lines: str) -> str:
     return f"#ifndef NDEBUG\n{lines}\n#endif"
 
 
+EXEC_RETURN_TYPE = "static int"
+
+
+def exec_declarator(exec_name: str, param: str) -> str:
+    return f"{exec_name}(PyObject *{param})"
+
+
 def exec_header(exec_name: str, param: str) -> str:
-    return f"static int\n{exec_name}(PyObject *{param})"
+    return f"{EXEC_RETURN_TYPE}\n{exec_declarator(exec_name, param)}"
 
 
 def return_module_def(def_name: str) -> str:

@@ -64,6 +64,41 @@ def drop_moot(edits: list[Edit]) -> list[Edit]:
     return out
 
 
+def drop_emptied_groups(text: bytes, edits: list[Edit], groups: list[tuple[Span, list[Span]]]) -> list[Edit]:
+    """An `#if` group whose every branch the edits delete goes too, directives included.
+
+    `#ifdef PY3K` `static struct PyModuleDef def = {...};` `#endif`: the definition moves below
+    the exec function; an empty `#ifdef PY3K` `#endif` left behind is noise in the patch.
+    `groups`: each group's span and its branch bodies, innermost first or in any order.
+    """
+    deleted = [e.span for e in edits if e.text == "" and e.span.end > e.span.start]
+    added: list[Edit] = []
+    for span, bodies in sorted(groups, key=lambda g: g[0].end - g[0].start):
+        if any(span.start < e.span.start < span.end for e in edits if e.text or e.span.start == e.span.end):
+            continue  # something is written inside: the group stays
+        ours = [e for e in edits if e.text == "" and span.start <= e.span.start < span.end]
+        if not ours or not all(_left_blank(text, body, deleted) for body in bodies):
+            continue  # untouched by the port (not ours to remove), or something is left in it
+        start = text.rfind(b"\n", 0, span.start) + 1
+        line_end = text.find(b"\n", span.end)
+        end = len(text) if line_end < 0 else line_end + 1
+        if text[start:span.start].strip() or text[span.end:end].strip():
+            continue
+        first = ours[0]
+        added.append(Edit(first.file, Span(start, end), "", first.step, first.order, False, first.applicability,
+                          first.item))
+        deleted.append(Span(start, end))
+    return drop_moot(edits + added) if added else edits
+
+
+def _left_blank(text: bytes, body: Span, deleted: list[Span]) -> bool:
+    kept = bytearray(text[body.start:body.end])
+    for d in deleted:
+        for i in range(max(d.start, body.start), min(d.end, body.end)):
+            kept[i - body.start] = 0x20
+    return not bytes(kept).strip()
+
+
 def join_deleted_lines(text: bytes, edits: list[Edit]) -> list[Edit]:
     """Deletions of whole lines that touch become one, and a blank line left doubled goes.
 

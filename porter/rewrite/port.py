@@ -12,7 +12,15 @@ from dataclasses import dataclass, field, replace
 from porter.analyze.project import Analysis, load_sources
 from porter.model import ExtensionModule, FileProblem, InitStyle, Location
 from porter.preproc import unbalanced_directive
-from porter.rewrite.edits import Edit, OverlappingEdits, applicable, apply_edits, drop_moot, join_deleted_lines
+from porter.rewrite.edits import (
+    Edit,
+    OverlappingEdits,
+    applicable,
+    apply_edits,
+    drop_emptied_groups,
+    drop_moot,
+    join_deleted_lines,
+)
 from porter.rewrite.emit import Item, Step
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.plan import Plan, build_plan
@@ -194,8 +202,10 @@ def port(analysis: Analysis, unsafe: bool = False, multi_phase_is_done: bool = T
         try:
             # The same edit asked for twice (a sub-struct shared by two types) is one edit.
             unique = list({(e.span, e.text, e.order): e for e in applicable(edits, unsafe)}.values())
-            text = analysis.sources[file].text
-            new_text[file] = apply_edits(text, join_deleted_lines(text, drop_moot(unique)))
+            source = analysis.sources[file]
+            groups = [(c.span, [b.body for b in c.branches]) for c in source.conditionals]
+            kept = drop_emptied_groups(source.text, drop_moot(unique), groups)
+            new_text[file] = apply_edits(source.text, join_deleted_lines(source.text, kept))
         except OverlappingEdits as e:
             for mp in owners[file]:
                 _fail(mp, f"internal error: overlapping edits ({e}); please report it")
@@ -217,7 +227,7 @@ def _reparse_check(analysis: Analysis, new_text: dict[str, bytes], owners) -> No
     if not new_text:
         return
     items = [(path, new_text.get(path, src.text)) for path, src in analysis.sources.items()]
-    reparsed = {s.path: s for s in load_sources(items)}
+    reparsed = {s.path: s for s in load_sources(items, build_defines=dict(analysis.build_defines))}
     for path in new_text:
         after = reparsed[path]
         broken = unbalanced_directive(new_text[path])

@@ -55,7 +55,7 @@ class ExecSlot:
 
 def _exec(out: Emitter, plan: Plan, body: InitBody) -> None:
     file, mvar = body.file, plan.names.exec_param
-    out.edit(file, body.header, cbuild.exec_header(plan.names.exec, mvar))
+    _exec_header(out, plan, body, mvar)
     _drop_prototypes(out, plan, body)
     out.done(file, body.header, f"{body.function}() is now {plan.names.exec}(PyObject *{mvar}), the Py_mod_exec slot")
     for span in body.module_var_decls:
@@ -124,7 +124,7 @@ def _owning_variable(out: Emitter, plan: Plan, body: InitBody) -> None:
     before, with the module now made by the import system.
     """
     file, mvar, param = body.file, body.module_var, plan.names.exec_param
-    out.edit(file, body.header, cbuild.exec_header(plan.names.exec, param))
+    _exec_header(out, plan, body, param)
     _drop_prototypes(out, plan, body)
     if body.create_kind not in ("assign",):
         out.fail("module-var-reused", f"{body.function}() reuses {mvar} before creating the module in a way "
@@ -193,6 +193,15 @@ def _null_return_end(text: bytes, body_end: int, toks, i: int) -> int | None:
     while end < body_end and text[end:end + 1].isspace():
         end += 1
     return end if end >= body_end or text[end:end + 1] in (b";", b"\\") else None
+
+
+def _exec_header(out: Emitter, plan: Plan, body: InitBody, param: str) -> None:
+    if body.header_split is None:
+        out.edit(body.file, body.header, cbuild.exec_header(plan.names.exec, param))
+        return
+    specifiers, declarator = body.header_split
+    out.edit(body.file, specifiers, cbuild.EXEC_RETURN_TYPE)
+    out.edit(body.file, declarator, cbuild.exec_declarator(plan.names.exec, param))
 
 
 def _drop_statement(out: Emitter, body: InitBody, span: Span) -> None:
