@@ -109,6 +109,19 @@ static PyObject *setmode(PyObject *self, PyObject *arg) { mode = 1; Py_RETURN_NO
     assert any("Py_AtExit" in r for r in mp.posture.reasons)
 
 
+def test_a_callback_keeping_both_a_global_and_a_function_static_keeps_both():
+    """Globals and function statics are planned together (their keys sort side by side)."""
+    c = HEADER + """
+static int mode;
+static void on_exit_hook(void) { static int calls; calls++; mode = calls; }
+static PyObject *setmode(PyObject *self, PyObject *arg) { mode = 1; Py_RETURN_NONE; }
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"setmode", setmode, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
+        "    Py_AtExit(on_exit_hook);"
+    mp, text = port(c)
+    assert mp.status.value == "ported" and "static int mode;" in text and "static int calls;" in text
+    assert {key for key in mp.kept} >= {(None, "mode")}
+
+
 def test_the_patch_of_a_port_is_stable_across_runs():
     c = HEADER + "static long calls;\nstatic PyObject *bump(PyObject *self, PyObject *a) { calls++; return PyLong_FromLong(calls); }\n" + \
         INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % ""

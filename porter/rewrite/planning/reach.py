@@ -13,6 +13,11 @@ GlobalKey = tuple[str | None, str]
 MODULE_STATE: GlobalKey = (None, "<module state>")
 
 
+def key_order(key: GlobalKey) -> tuple[str, str]:
+    """Sort key: file-scope globals (function None) and function statics sort together."""
+    return key[0] or "", key[1]
+
+
 @dataclass(frozen=True)
 class MacroGraph:
     """Project macros: which other macros each body names, and which globals."""

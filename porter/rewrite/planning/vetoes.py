@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from porter import capi
 from porter.model import ExtensionModule, Global, GlobalKind, Use, UseAccess
 from porter.rewrite.planning.access import Access
-from porter.rewrite.planning.reach import MODULE_STATE, GlobalKey
+from porter.rewrite.planning.reach import MODULE_STATE, GlobalKey, key_order
 from porter.rewrite.vocab import AccessKind, Reason
 
 # --------------------------------------------------------------------------- per global
@@ -133,7 +133,7 @@ def unreachable_function(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
         if not keys or (acc is not None and acc.kind is not AccessKind.NONE):
             continue
         why = acc.reason if acc else "not a function of this module"
-        for k in sorted(keys):
+        for k in sorted(keys, key=key_order):
             yield k, Reason("unreachable-function", f"used in {name}(), which cannot reach module state ({why})")
 
 
@@ -142,7 +142,7 @@ def named_by_public_macro(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
     for m in r.module.macros:
         if m.file not in r.module.public_headers:
             continue
-        for k in sorted(r.macro_bodies.get(m.name, set()) & set(r.movable)):
+        for k in sorted(r.macro_bodies.get(m.name, set()) & set(r.movable), key=key_order):
             yield k, Reason("public-macro", f"named by macro {m.name} in {m.file}, a header the package installs: "
                                             "its meaning for other packages must not change")
 
@@ -154,7 +154,7 @@ def macro_used_outside_functions(r: Round) -> Iterator[tuple[GlobalKey, Reason]]
             continue  # its uses outside functions are the functions it defines
         outside = next((u for u in r.module.macro_uses if u.name == macro and u.function is None), None)
         if outside is not None:
-            for k in sorted(keys & set(r.movable)):
+            for k in sorted(keys & set(r.movable), key=key_order):
                 yield k, Reason("macro-outside-functions", f"reached through macro {macro}, which is used "
                                                            f"outside functions (in {outside.file})")
 
@@ -168,7 +168,7 @@ def pasted_with_kept_names(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
             (None, n) for n in use.pasted if (None, n) in keys_of)
     for macro, pasted in pasted_by_macro.items():
         if pasted and not pasted <= set(r.movable):
-            for k in sorted(pasted & set(r.movable)):
+            for k in sorted(pasted & set(r.movable), key=key_order):
                 yield k, Reason("pasted-with-kept-names", f"built by macro {macro} (##) together with names "
                                                           "that stay global")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from porter.model import GlobalKind, UseAccess
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
+from porter.rewrite.planning.reach import key_order
 
 
 class OncePerProcess:
@@ -28,7 +29,7 @@ class OncePerProcess:
     def run(self, plan: Plan) -> StepResult:
         out = Emitter(self.id, plan)
         exec_function = plan.exec_function
-        for key in sorted(plan.decisions.kept):
+        for key in sorted(plan.decisions.kept, key=key_order):
             g = next(g for g in plan.module.globals if g.key == key)
             if not g.kind.is_object_kind or g.kind is GlobalKind.STATIC_TYPE or g.function is not None:
                 continue
