@@ -281,6 +281,14 @@ def test_insertions_at_one_offset_apply_in_order_and_touching_edits_do_not_overl
     assert out == b"X12Y"
 
 
+def test_touching_line_deletions_with_an_insertion_between_stay_apart():
+    from porter.rewrite.edits import join_deleted_lines
+
+    text = b"a\nb\nc\n"
+    edits = [edit(0, 2), edit(2, 4), edit(2, 2, "X\n")]
+    assert apply_edits(text, join_deleted_lines(text, edits)) == b"X\nc\n"
+
+
 def test_edits_inside_a_deletion_are_moot():
     kept = drop_moot([edit(0, 10, ""), edit(2, 4, "x"), edit(10, 10, "after")])
     assert [(e.span.start, e.text) for e in kept] == [(0, ""), (10, "after")]

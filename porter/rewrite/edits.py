@@ -107,9 +107,11 @@ def join_deleted_lines(text: bytes, edits: list[Edit]) -> list[Edit]:
     """
     deletions = sorted((e for e in edits if e.text == "" and _whole_lines(text, e.span)),
                        key=lambda e: e.span.start)
+    # Where something is inserted between two deletions, they stay two.
+    insertions = {e.span.start for e in edits if e.span.start == e.span.end}
     merged: list[Edit] = []
     for e in deletions:
-        if merged and merged[-1].span.end == e.span.start:
+        if merged and merged[-1].span.end == e.span.start and e.span.start not in insertions:
             last = merged[-1]
             merged[-1] = Edit(last.file, Span(last.span.start, e.span.end), "", last.step,
                               last.order, last.supersedes, last.applicability, last.item)
