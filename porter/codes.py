@@ -123,6 +123,9 @@ _KEPT = [
           "--unsafe converts the branch porter read; check the other configurations by hand."),
     _code("used-at-file-scope", CodeKind.KEPT, "a global named outside any function (a static initialiser).",
           "Only another converted type's initialiser may name a moved global."),
+    _code("used-in-static-initializer", CodeKind.KEPT, "named in the initialiser of a `static` local (a table of "
+          "type addresses in init).", todo="drop `static` from that local if nothing keeps its address past the "
+          "call (then it is rebuilt each call and may read module state), and port again."),
     _code("used-in-generated-code", CodeKind.KEPT, "a global Argument Clinic output names.",
           "Generated code is regenerated from the clinic input; porter never edits it.",
           todo="change the clinic input (a `defining_class` parameter, or the class directive's type "

@@ -122,6 +122,25 @@ static PyObject *setmode(PyObject *self, PyObject *arg) { mode = 1; Py_RETURN_NO
     assert {key for key in mp.kept} >= {(None, "mode")}
 
 
+def test_a_type_named_in_a_static_local_table_stays_static_and_the_rest_moves():
+    c = HEADER + """
+typedef struct { PyObject_HEAD } Obj;
+static PyTypeObject A = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.A", .tp_basicsize = sizeof(Obj)};
+static PyTypeObject B = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.B", .tp_basicsize = sizeof(Obj)};
+static PyObject *Err;
+""" + INIT % """    static PyTypeObject *all_types[] = {&A, NULL};
+    for (int i = 0; all_types[i] != NULL; i++) {
+        if (PyType_Ready(all_types[i]) < 0) return NULL;
+    }
+    if (PyType_Ready(&B) < 0) return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);"""
+    mp, text = port(c)
+    assert "static PyTypeObject *all_types[] = {&A, NULL};" in text and "static PyTypeObject A = {" in text
+    assert "B_spec" in text and "state->Err" in text
+    (reason,) = [it for it in mp.items if it.code == "used-in-static-initializer"]
+    assert reason.subject == "A" and "all_types" in reason.message
+
+
 def test_the_patch_of_a_port_is_stable_across_runs():
     c = HEADER + "static long calls;\nstatic PyObject *bump(PyObject *self, PyObject *a) { calls++; return PyLong_FromLong(calls); }\n" + \
         INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % ""

@@ -138,7 +138,8 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
                             call=call.child_by_field_name("function").text.decode() if call else None,
                             call_span=ctree.span(call) if call else None,
                             statement=_assignment_statement(ident),
-                            null_guarded=_null_guarded(ident)))
+                            null_guarded=_null_guarded(ident),
+                            static_initializer=_static_local_initialized(ident) if owner is not None else None))
         if g.function is None:
             for mask_name, span in index.blanked_names.get(g.name, ()):
                 node = index.src.root.descendant_for_byte_range(span.start, span.start)
@@ -150,6 +151,20 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
                 uses.append(Use(index.path, span, None, UseAccess.MACRO, macro_name))
     uses.sort(key=lambda u: (u.file, u.span.start))
     return uses
+
+
+def _static_local_initialized(ident: Node) -> str | None:
+    """The `static` local whose initialiser holds `ident`."""
+    node = ident.parent
+    while node is not None and node.type not in ("compound_statement", "function_definition"):
+        if node.type == "init_declarator":
+            value = node.child_by_field_name("value")
+            decl = node.parent
+            if value is not None and value.start_byte <= ident.start_byte < value.end_byte \
+                    and decl is not None and decl.type == "declaration" and "static" in ctree.storage(decl):
+                return ctree.read_declarator(node).name
+        node = node.parent
+    return None
 
 
 def _declares_itself(ident: Node) -> bool:

@@ -86,6 +86,16 @@ def array_with_initializer(g: Global, module: ExtensionModule, convertible) -> R
     return None
 
 
+def used_in_static_initializer(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    """`static PyTypeObject *all[] = {&A, &B};` in a function: a constant cannot read state."""
+    for u in g.uses:
+        if u.static_initializer is not None:
+            return Reason("used-in-static-initializer", f"named in the initialiser of the static "
+                                                        f"{u.static_initializer} in {u.function}(), which must "
+                                                        "be a constant")
+    return None
+
+
 def used_in_generated_code(g: Global, module: ExtensionModule, convertible) -> Reason | None:
     """Argument Clinic's output is regenerated from its input: porter never edits it."""
     for u in g.uses:
@@ -96,7 +106,8 @@ def used_in_generated_code(g: Global, module: ExtensionModule, convertible) -> R
 
 
 # Static types are judged by type_not_convertible alone; their uses by the round rules.
-GLOBAL_VETOES = (used_in_generated_code, used_at_file_scope, object_with_static_initializer,
+GLOBAL_VETOES = (used_in_generated_code, used_at_file_scope, used_in_static_initializer,
+                 object_with_static_initializer,
                  statically_allocated_object,
                  used_in_unread_branch, public_declaration, external_linkage, array_with_initializer)
 
@@ -104,7 +115,8 @@ GLOBAL_VETOES = (used_in_generated_code, used_at_file_scope, object_with_static_
 def global_veto(g: Global, module: ExtensionModule, convertible: dict[str, Reason | None]) -> Reason | None:
     """The first rule that keeps `g` global, judged on `g` alone."""
     if g.kind is GlobalKind.STATIC_TYPE:
-        return type_not_convertible(g, module, convertible) or used_in_generated_code(g, module, convertible)
+        return type_not_convertible(g, module, convertible) or used_in_generated_code(g, module, convertible) \
+            or used_in_static_initializer(g, module, convertible)
     for rule in GLOBAL_VETOES:
         reason = rule(g, module, convertible)
         if reason is not None:
