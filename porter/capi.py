@@ -292,6 +292,16 @@ LIMITED_API_SINCE = {
 }
 
 
+# Numbers the stable ABI fixes: an abi3 build whose Py_LIMITED_API predates a slot's name may
+# still hand it to the CPython that reads it (see templates/c/runtime_slots.c.jinja).
+STABLE_ABI_NUMBERS = {
+    "Py_mod_multiple_interpreters": 3,
+    "Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED": 0,
+    "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED": 1,
+    "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED": 2,
+}
+
+
 def version_hex(version: tuple[int, int]) -> str:
     return f"0x{version[0]:02X}{version[1]:02X}0000"
 

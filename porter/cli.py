@@ -393,7 +393,7 @@ def _build_defines(sources: list[Path]) -> tuple[tuple[str, str], ...]:
     from porter.analyze.build_config import read_build_config
     from porter.inputs import build_files
 
-    return read_build_config([(f.path, f.data) for f in build_files(sources, Path.cwd())]).defines
+    return read_build_config([(f.path, f.data) for f in build_files(sources, Path.cwd())]).compiler_defines
 
 
 def _interpreters(python: list[str] | None):

@@ -440,7 +440,7 @@ def _build_defines(folder: Path) -> tuple[tuple[str, str], ...]:
 
     files = [(name, (folder / name).read_bytes()) for name in ("setup.py", "setup.cfg", "pyproject.toml")
              if (folder / name).is_file()]
-    return read_build_config(files).defines
+    return read_build_config(files).compiler_defines
 
 
 def format_verification(verification: Verification) -> str:

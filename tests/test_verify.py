@@ -529,3 +529,12 @@ def test_the_surface_step_sees_a_type_that_became_mutable(tmp_path, interpreters
             "types.Counter.flags: ['IMMUTABLETYPE'] -> []",
             "types.Counter.set-attribute: 'TypeError' -> 'ok'",
         ]
+
+
+def test_a_fixture_builds_with_the_macros_its_setup_py_gives():
+    from conftest import ROOT
+
+    fx = load_fixture(ROOT / "fixtures" / "limited-api-below-312")
+    assert ("Py_LIMITED_API", "0x030A0000") in fx.defines
+    fx = load_fixture(ROOT / "fixtures" / "build-defines-decide-branches")
+    assert dict(fx.defines) == {"TALLY_STEP": "2", "_PY3K": "1"}

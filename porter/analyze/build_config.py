@@ -37,6 +37,12 @@ class BuildConfig:
     files: tuple[str, ...] = ()  # the build files read
 
     @property
+    def compiler_defines(self) -> tuple[tuple[str, str], ...]:
+        """Every -D the build gives the compiler, Py_LIMITED_API included."""
+        limited = (("Py_LIMITED_API", self.limited_api.value),) if self.limited_api is not None else ()
+        return self.defines + limited
+
+    @property
     def limited_api_version(self) -> int | None:
         if self.limited_api is None:
             return None

@@ -81,8 +81,9 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
         limited.append(Finding(
             "limited-api", Severity.RISK, where.file, Span(0, 0),
             f"{where.file}:{where.line} builds with Py_LIMITED_API={where.value}: below 0x030C0000 the "
-            "Py_mod_multiple_interpreters slot is compiled out, so the port keeps refusing "
-            "subinterpreters: raise it to 0x030C0000 (PyType_GetModuleByDef needs 0x030D0000)"))
+            "headers do not name Py_mod_multiple_interpreters, so the port fills that slot in at import "
+            "when CPython 3.12+ runs it (by its stable-ABI number); raising the limited API to "
+            "0x030C0000 would let the slot be written plainly"))
     indexes = {s.path: build_index(s) for s in sources}
     includes = {path: _resolve_includes(path, idx, indexes) for path, idx in indexes.items()}
     closures = {path: _closure(path, includes) for path in indexes}

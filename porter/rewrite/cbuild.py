@@ -60,9 +60,11 @@ def exec_header(exec_name: str, param: str) -> str:
     return f"{EXEC_RETURN_TYPE}\n{exec_declarator(exec_name, param)}"
 
 
-def return_module_def(def_name: str) -> str:
-    """The body of a PyInit_ that only hands out its definition."""
-    return f"{{\n    return PyModuleDef_Init(&{def_name});\n}}"
+def return_module_def(def_name: str, runtime_slots: str | None = None) -> str:
+    """The body of a PyInit_ that only hands out its definition (after `runtime_slots`, the
+    code that fills the slots the build's limited API cannot name)."""
+    fill = f"{runtime_slots}\n" if runtime_slots else ""
+    return f"{{\n{fill}    return PyModuleDef_Init(&{def_name});\n}}"
 
 
 def keep_descriptor_call(keep: str, state_var: str, field: str, module_name: str) -> str:

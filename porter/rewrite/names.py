@@ -64,6 +64,7 @@ class Names:
     module_by_type: str  # the limited API's stand-in for PyType_GetModuleByDef
     module_descriptor: str  # finds a type's saved __module__ descriptor
     keep_module_descriptor: str  # saves it when the type is made
+    runtime_slots: str  # fills the multiple-interpreters slot at import when the limited API hides it
     impl: dict[str, str]  # split methods -> the name of the function that does the work
 
     def saved_callback_state(self, n: int) -> str:

@@ -188,5 +188,6 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
         type_var=allocator.first_free(TYPE_VAR_CANDIDATES, "dealloc_type"), new_struct=existing is None,
         module_by_type=allocator.fresh(f"get_{base}_module_by_type"),
         module_descriptor=allocator.fresh(f"{base}_module_descriptor"),
-        keep_module_descriptor=allocator.fresh(f"{base}_keep_module_descriptor"), impl=impl)
+        keep_module_descriptor=allocator.fresh(f"{base}_keep_module_descriptor"), impl=impl,
+        runtime_slots=allocator.fresh(f"{base}_add_runtime_slots"))
     return names, allocator

@@ -75,17 +75,41 @@ class ModuleDefinition:
                 free=names.free, slots=names.slots, exec=names.exec, posture=plan.posture.value,
                 posture_condition=plan.posture.condition,
                 multiple_interpreters_guard=capi.version_guard("Py_mod_multiple_interpreters"),
+                runtime_slots=_runtime_slots(plan),
                 gil_guard=capi.version_guard("Py_mod_gil"),
                 def_storage=storage, def_name=names.def_name, def_fields=fields,
                 pyinit=module.init.name if worker_is_init else None,
             )
             out.insert(body.file, body.body.end, "\n\n" + text.strip("\n"), order=10)
             if not worker_is_init:
-                out.edit(module.init.file, module.init.body, cbuild.return_module_def(names.def_name))
-        out.done(body.file, body.header, f"{module.init.name}() returns PyModuleDef_Init(&{names.def_name}); slots: "
-                                         f"Py_mod_exec, Py_mod_multiple_interpreters = {plan.posture.value}, "
-                                         "Py_mod_gil = Py_MOD_GIL_USED", key=("module",))
+                out.edit(module.init.file, module.init.body, cbuild.return_module_def(
+                    names.def_name, _runtime_slots_call(plan)))
+        at_import = " (filled in at import on CPython 3.12+: the build's limited API does not name it)" \
+            if _runtime_slots(plan) else ""
+        slots = f"Py_mod_exec, Py_mod_multiple_interpreters = {plan.posture.value}{at_import}, " \
+                "Py_mod_gil = Py_MOD_GIL_USED"
+        out.done(body.file, body.header,
+                 f"{module.init.name}() returns PyModuleDef_Init(&{names.def_name}); slots: {slots}", key=("module",))
         return out.result
+
+
+def _runtime_slots(plan: Plan) -> dict | None:
+    """An abi3 build whose Py_LIMITED_API predates Py_mod_multiple_interpreters fills the slot
+    at import on CPython 3.12+ (templates/c/runtime_slots.c.jinja)."""
+    if plan.has("Py_mod_multiple_interpreters"):
+        return None
+    guard = capi.version_guard("Py_mod_multiple_interpreters")
+    return {"function": plan.names.runtime_slots, "guard": f"defined(Py_LIMITED_API) && !({guard})",
+            "slot": capi.STABLE_ABI_NUMBERS["Py_mod_multiple_interpreters"],
+            "value": capi.STABLE_ABI_NUMBERS[plan.posture.value],
+            "per_interpreter_gil": capi.STABLE_ABI_NUMBERS["Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"]}
+
+
+def _runtime_slots_call(plan: Plan) -> str | None:
+    runtime = _runtime_slots(plan)
+    if runtime is None:
+        return None
+    return f"#if {runtime['guard']}\n    {runtime['function']}();\n#endif"
 
 
 def _value(d: ModuleDef, name: str, default: str) -> str:
