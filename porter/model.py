@@ -508,6 +508,7 @@ class ExtensionModule:
     # `#if PY_MAJOR_VERSION < 3` branches are dead, not unread), and project macros whose
     # every expansion site porter saw (an edit in any other macro body needs review).
     unread_branches: tuple[Location, ...] = ()
+    top_level_groups: tuple[Location, ...] = ()  # #if groups in no other one (include guards aside)
     macros_fully_seen: frozenset[str] = frozenset()
 
     def function(self, name: str) -> Function | None:
@@ -710,6 +711,7 @@ class FieldAssignment:
     value: str
     statement: Span
     file: str = ""  # when not the init function's file (a helper only init calls)
+    reads_locals: bool = False  # the value names a local of the function: known only at run time
 
 
 @dataclass(frozen=True)

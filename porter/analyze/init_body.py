@@ -73,10 +73,12 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
                     stmt = node.parent
                     if (target is not None and target.type == "identifier" and field is not None
                             and stmt is not None and stmt.type == "expression_statement"):
+                        right = node.child_by_field_name("right")
                         assigns.append(FieldAssignment(
                             target.text.decode(), field.text.decode(),
-                            where.src.text_of(node.child_by_field_name("right")), ctree.statement_span(where.src, stmt),
-                            where.path))
+                            where.src.text_of(right), ctree.statement_span(where.src, stmt),
+                            where.path, reads_locals=any(_declared_in(scope, n.text.decode())
+                                                         for n in walk(right) if n.type == "identifier")))
             elif where is not index or scope is not body:
                 if node.type == "call_expression" and ctree.call_name(node) == "PyType_Ready":
                     a = ctree.call_args(node)

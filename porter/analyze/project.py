@@ -206,6 +206,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         guard_ends=tuple((idx.path, end) for idx in indexes if idx.path.endswith(".h")
                          for end in [guard_end(idx.src)] if end is not None),
         unread_branches=tuple(Location(idx.path, span) for idx in indexes for span in idx.src.dropped_live()),
+        top_level_groups=tuple(Location(idx.path, span) for idx in indexes for span in _top_level_groups(idx.src)),
         macros_fully_seen=_macros_fully_seen(indexes, macros, macro_uses),
         names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
         | frozenset(m.name for idx in indexes for m in idx.macros),
@@ -318,6 +319,13 @@ def _module_slots(definition, globals_) -> tuple[tuple[str, str], ...]:
         if len(values) >= 2 and not is_null(values[0]):
             rows.append((values[0].strip(), values[1].strip()))
     return tuple(rows)
+
+
+def _top_level_groups(src: Source) -> list[Span]:
+    """#if groups inside no other (an include guard does not count), the guard excluded."""
+    end = guard_end(src) if src.path.endswith(".h") else None
+    groups = [c.span for c in src.conditionals if end is None or c.endif.start != end]
+    return [g for g in groups if not any(o.start < g.start and g.end <= o.end for o in groups)]
 
 
 def guard_end(src: Source) -> int | None:

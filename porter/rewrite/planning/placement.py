@@ -56,7 +56,7 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
         file = next(iter(files or {module.init.file}))
         starts = [s.span.start for s in spots if s.file == file]
         at = min(starts) if starts else module.init.span.start
-        return Placement(file, _line_before(layouts[file], at))
+        return Placement(file, _line_before(layouts[file], _outside_groups(module, file, at)))
     closures = {f: module.translation_unit(f) - {f} for f in module.files}
     # A unity build: one file includes all the others that use state.
     for root in [module.init.file] + [f for f in module.files if f != module.init.file]:
@@ -64,7 +64,8 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
             # Right before the first use in the order the compiler reads the unit.
             order = _unit_order(module, root)
             first = min(spots, key=lambda s: order[s.file] + (s.span.start,))
-            return Placement(first.file, _line_before(layouts[first.file], first.span.start))
+            return Placement(first.file, _line_before(layouts[first.file],
+                                                      _outside_groups(module, first.file, first.span.start)))
     # Separate translation units: a header every one of them includes.
     shared = set.intersection(*(set(closures[f]) | {f} for f in files))
     headers = [h for h in module.files if h in shared and h.endswith(".h")
@@ -231,6 +232,15 @@ def _end_of_header(module: ExtensionModule, layouts, header: str) -> int:
     """Before the include guard's closing #endif (or at the end with #pragma once)."""
     end = dict(module.guard_ends).get(header)
     return end if end is not None else len(layouts[header].text)
+
+
+def _outside_groups(module: ExtensionModule, file: str, offset: int) -> int:
+    """Before the #if group around `offset`: the state block belongs to every configuration
+    (`#ifdef PY3K` `static PyTypeObject T = ...` `#else` ... must not hide it)."""
+    for g in module.top_level_groups:
+        if g.file == file and g.span.start < offset < g.span.end:
+            return g.span.start
+    return offset
 
 
 def _line_before(layout: FileLayout, offset: int) -> int:

@@ -11,6 +11,7 @@ from porter.model import (
     ExtensionModule,
     FieldAssignment,
     GlobalKind,
+    InitBody,
     Initializer,
     PythonDictRead,
     StaticType,
@@ -71,7 +72,10 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
             "Python side needs a change first (--unsafe keeps the descriptor in the dict and "
             f"lets {read.owner}.__module__ change)"), unsafe_fix=True)
     for a in (module.init_body.field_assignments if module.init_body else ()):
-        if a.target == t.name and not _foldable(a.field, a.value):
+        if a.target == t.name and a.field == "tp_base" and module.init_body is not None \
+                and _base_known_at_creation(module, module.init_body, t, a):
+            continue  # `T.tp_base = PyDateTimeAPI->TZInfoType;`: the bases argument where T is made
+        if a.target == t.name and (a.reads_locals or not _foldable(a.field, a.value)):
             return Reason("type-runtime-slot", f"init sets {t.name}.{a.field} = {a.value.strip()}, which is "
                                                "not a constant a PyType_Slot table can hold")
     if t.conditional and not unsafe and unreadable_conditionals(t):
@@ -122,6 +126,20 @@ def _deferred(text: str, module: ExtensionModule) -> bool:
     args, _ = split_args(text.encode(), text.index("("))
     expansion = expand(MacroTable(list(module.macros)), m.group(1), args)
     return expansion is not None and is_null(expansion)
+
+
+def _base_known_at_creation(module: ExtensionModule, body: InitBody, t: StaticType, a: FieldAssignment) -> bool:
+    """A base computed at run time can be the bases argument of PyType_FromModuleAndSpec where
+    the type is made: its one PyType_Ready, later in the same function (the init function).
+    The expression is copied as written, so it must not name a global of the module."""
+    if set(re.findall(r"[A-Za-z_]\w*", a.value)) & {g.name for g in module.globals}:
+        return False
+    readies = [r for r in body.type_readies if r.type_name == t.name]
+    inside = body.body.start <= a.statement.start and a.statement.end <= body.body.end \
+        and a.file in ("", body.file)
+    return inside and len(readies) == 1 and readies[0].file in ("", body.file) \
+        and body.body.start <= readies[0].statement.start < body.body.end \
+        and a.statement.end <= readies[0].statement.start
 
 
 def _foldable(field_name: str, value: str) -> bool:
@@ -208,6 +226,9 @@ class TypePlan:
     descriptor: DescriptorWrappers | None = None
     folded_assignments: tuple[FieldAssignment, ...] = ()  # init statements that now live in the spec
     readies: tuple[TypeReady, ...] = ()  # PyType_Ready statements that go
+    # Made where its PyType_Ready was, not at the top of exec: its base is computed in init
+    # before that point (`T.tp_base = api->Sock_Type;`).
+    created_at: TypeReady | None = None
     substructs: tuple[str, ...] = ()  # sub-struct variables whose tables the spec now holds
     flagged_gc: bool = False  # Py_TPFLAGS_HAVE_GC is set (given or added): traverse visits the type
     extend_members_include: bool = False  # the existing members table's file needs structmember.h
@@ -311,7 +332,7 @@ class _TypePlanner:
             basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
             before_init=_folds_functions(t, self.assigns) and t.file == self.body.file,
             bases=bases, deps=deps, gc=gc, descriptor=descriptor, folded_assignments=tuple(spec.folded),
-            readies=_readies(self.body, t),
+            readies=_readies(self.body, t), created_at=self._runtime_base_ready(t),
             substructs=tuple(sorted({v for _, v in t.substructs} | set(self.linked.get(t.name, ())))),
             flagged_gc="Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", ""), values=tuple(values.items()),
         )
@@ -342,6 +363,13 @@ class _TypePlanner:
                 spec.sub_values[a.field] = a.value.strip()
                 spec.folded.append(a)
         return spec
+
+    def _runtime_base_ready(self, t: StaticType) -> TypeReady | None:
+        """The PyType_Ready whose place the type is made at, when init computes its base."""
+        for a in self.assigns:
+            if a.target == t.name and a.field == "tp_base" and (a.reads_locals or not _foldable(a.field, a.value)):
+                return next(r for r in self.body.type_readies if r.type_name == t.name)
+        return None
 
     def _bases(self, values: dict[str, str]) -> tuple[str, tuple[str, ...]]:
         """The bases argument of PyType_FromModuleAndSpec, and the module types to make first."""

@@ -23,6 +23,7 @@ from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
 from porter.rewrite.planning.types import creation_order
+from porter.rewrite.steps.heap_types import type_key
 
 EXEC = ("module",)  # the checklist item about the module as a whole
 
@@ -38,6 +39,7 @@ class ExecSlot:
                 with out.about(EXEC):
                     _add_objects(out, plan, body)
                     _prologue(out, plan, body, plan.names.exec_param)
+                    _created_in_place(out, plan, body)
         elif body is None:
             out.fail("init-unreadable", "porter could not read the init function's body")
         elif body.problems:
@@ -88,6 +90,7 @@ def _exec(out: Emitter, plan: Plan, body: InitBody) -> None:
     _add_objects(out, plan, body)
     _returning_macros(out, plan, body)
     _prologue(out, plan, body, mvar)
+    _created_in_place(out, plan, body)
 
 
 def _drop_prototypes(out: Emitter, plan: Plan, body: InitBody) -> None:
@@ -150,6 +153,7 @@ def _owning_variable(out: Emitter, plan: Plan, body: InitBody) -> None:
     _add_objects(out, plan, body)
     _returning_macros(out, plan, body)
     _prologue(out, plan, body, param)
+    _created_in_place(out, plan, body)
 
 
 def _returning_macros(out: Emitter, plan: Plan, body: InitBody) -> None:
@@ -235,7 +239,7 @@ def _prologue(out: Emitter, plan: Plan, body: InitBody, mvar: str) -> None:
     """At the top of exec: the state, the initial values of moved C data, the heap types."""
     names = plan.names
     lines = []
-    creations = [_creation(plan, tp) for tp in creation_order(plan.types)]
+    creations = [_creation(plan, tp) for tp in creation_order(plan.types) if tp.created_at is None]
     if plan.decisions.needs.get(body.function) or any(f.initial for f in plan.fields) or creations:
         lines.append(cbuild.state_declaration(names.state_type, names.state_var, f"{names.get_state}({mvar})"))
         for f in plan.fields:
@@ -248,6 +252,20 @@ def _prologue(out: Emitter, plan: Plan, body: InitBody, mvar: str) -> None:
     text = "".join(f"\n{indent}{line}" if not line.startswith("#") else f"\n{line}"
                    for block in lines for line in block.split("\n"))
     out.insert(body.file, body.body.start + 1, text, order=-5)
+
+
+def _created_in_place(out: Emitter, plan: Plan, body: InitBody) -> None:
+    """A type whose base init computes is made where its PyType_Ready was."""
+    layout = plan.layout(body.file)
+    for tp in plan.types:
+        r = tp.created_at
+        if r is None:
+            continue
+        with out.about(type_key(tp.name)):
+            indent = layout.line_indent(r.statement.start)
+            code = "\n".join(indent + line if line and not line.startswith("#") else line
+                             for line in _creation(plan, tp).rstrip("\n").split("\n"))
+            out.edit(r.file or body.file, layout.whole_lines(r.statement), code + "\n", supersedes=True)
 
 
 def _creation(plan: Plan, tp) -> str:

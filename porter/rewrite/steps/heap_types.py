@@ -173,7 +173,8 @@ def _drop_readies(out: Emitter, plan: Plan, tp: TypePlan) -> None:
     body = plan.module.init_body
     assert body is not None
     for r in tp.readies:
-        out.delete_statement(r.file or body.file, r.statement)
+        if r != tp.created_at:  # exec-slot makes the type there
+            out.delete_statement(r.file or body.file, r.statement)
 
 
 def _drop_substruct(out: Emitter, plan: Plan, var: str) -> None:
