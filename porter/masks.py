@@ -240,7 +240,7 @@ _STATEMENT_START = {b";", b"{", b"}", b":", b")"}
 def _classify(macro: Macro) -> str | None:
     """How to mask uses of a project macro: blank, specifier, cast, statement, or None."""
     body = re.sub(r"/\*.*?\*/|//[^\n]*|\\\r?\n", " ", macro.body_text, flags=re.DOTALL).strip()
-    words = re.findall(r"[A-Za-z_]\w*|\S", body)
+    words = re.findall(r"[A-Za-z_]\w*|\S", _without_attribute_arguments(body))
     if macro.params is None:
         if not body:
             return "blank"
@@ -258,6 +258,24 @@ def _classify(macro: Macro) -> str | None:
     if not body:
         return "blank-call"
     return "statement" if _statement_like(body) else "call"
+
+
+def _without_attribute_arguments(body: str) -> str:
+    """`__attribute__((cpychecker_sets_exception))` -> `__attribute__`: what an attribute or
+    `__declspec` says does not make the macro anything but a specifier."""
+    out, i = [], 0
+    for m in re.finditer(r"\b(__attribute__|__declspec)\s*\(", body):
+        if m.start() < i:
+            continue
+        depth, j = 0, m.end() - 1
+        while j < len(body):
+            depth += {"(": 1, ")": -1}.get(body[j], 0)
+            j += 1
+            if depth == 0:
+                break
+        out.append(body[i:m.start()] + m.group(1) + " ")
+        i = j
+    return "".join(out) + body[i:]
 
 
 def _statement_like(body: str) -> bool:

@@ -521,6 +521,25 @@ class ExtensionModule:
             return self.init_body.function
         return self.init.worker or self.init.function
 
+    def unit_roots(self, file: str) -> frozenset[str]:
+        """The files compiled on their own whose translation unit holds `file`: `file` itself
+        unless another module file includes it (`typecast.c` does `#include "typecast_basic.c"`)."""
+        includers = {inc for inc, target, _ in self.includes if target == file}
+        if not includers:
+            return frozenset({file})
+        seen, stack, roots = {file}, list(includers), set()
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            above = {inc for inc, target, _ in self.includes if target == current}
+            if above:
+                stack.extend(above)
+            else:
+                roots.add(current)
+        return frozenset(roots) or frozenset({file})
+
     def translation_unit(self, file: str) -> frozenset[str]:
         """`file` and every module file it includes, directly or not."""
         seen, stack = {file}, [file]

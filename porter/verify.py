@@ -210,7 +210,8 @@ def build_extension(
     with objdir_context as objdir:
         objects = []
         commands = []
-        for index, source in enumerate(s for s in sources if s.suffix not in HEADER_SUFFIXES):
+        units = [s for s in sources if s.suffix not in HEADER_SUFFIXES and not _included_by_another(s, sources)]
+        for index, source in enumerate(units):
             obj = Path(objdir) / f"{index}-{source.stem}.o"
             objects.append(str(obj))
             commands.append(compiler + _compiler_flags(config) + includes + ["-c", str(source), "-o", str(obj)])
@@ -230,6 +231,21 @@ def build_extension(
     text = "\n".join(part.rstrip("\n") for part in log if part) + "\n"
     warnings = tuple(w for line in text.splitlines() if (w := normalise_diagnostic(line)))
     return BuildResult(ok, target if ok else None, warnings, text)
+
+
+def _included_by_another(source: Path, sources: Sequence[Path]) -> bool:
+    """A .c file another source `#include`s is compiled inside that one, not on its own."""
+    pattern = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"', re.MULTILINE)
+    for other in sources:
+        if other == source:
+            continue
+        try:
+            names = pattern.findall(other.read_bytes())
+        except OSError:
+            continue
+        if any((other.parent / name.decode("utf-8", "replace")).resolve() == source for name in names):
+            return True
+    return False
 
 
 # -- the checks in a child process

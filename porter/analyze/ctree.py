@@ -126,13 +126,19 @@ def type_name(decl: Node) -> str:
 def function_name(fn: Node) -> tuple[str | None, Node | None, Node | None]:
     """(name, name node, function_declarator) of a function definition.
 
-    `MOD_INIT(name) { ... }`, a project macro in the header position, is named as written.
+    `MOD_INIT(name) { ... }` and `PyMODINIT_FUNC INIT_MODULE(name)(void) { ... }`, a project
+    macro in the header position, are named as written.
     """
     node = fn.child_by_field_name("declarator")
     type_node = fn.child_by_field_name("type")
     if node is not None and node.type == "parenthesized_declarator" and type_node is not None \
             and type_node.type == "type_identifier":
         return f"{type_node.text.decode()}{node.text.decode()}".replace(" ", ""), None, None
+    inner = node.child_by_field_name("declarator") if node is not None and node.type == "function_declarator" else None
+    if inner is not None and inner.type == "function_declarator":
+        macro, args = inner.child_by_field_name("declarator"), inner.child_by_field_name("parameters")
+        if macro is not None and macro.type == "identifier" and args is not None:
+            return f"{macro.text.decode()}{args.text.decode()}".replace(" ", ""), None, node
     while node is not None:
         if node.type == "function_declarator":
             inner = node.child_by_field_name("declarator")

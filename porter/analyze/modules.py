@@ -48,13 +48,23 @@ def _macro_header_functions(index: FileIndex, macros: MacroTable) -> list[InitFu
             continue
         type_node = fn.child_by_field_name("type")
         decl = fn.child_by_field_name("declarator")
-        if type_node is None or decl is None or decl.type != "parenthesized_declarator":
+        inner = decl.child_by_field_name("declarator") if decl is not None and decl.type == "function_declarator" \
+            else None
+        if inner is not None and inner.type == "function_declarator" \
+                and (name_node := inner.child_by_field_name("declarator")) is not None \
+                and name_node.type == "identifier":
+            # `PyMODINIT_FUNC INIT_MODULE(_psycopg)(void)`: the macro spells the name only.
+            macro_name = name_node.text.decode()
+            params = inner.child_by_field_name("parameters")
+            arg = params.text.decode().strip("() \t\n") if params is not None else ""
+        elif type_node is not None and decl is not None and decl.type == "parenthesized_declarator":
+            macro_name = type_node.text.decode()
+            arg = decl.text.decode().strip("() \t\n")
+        else:
             continue
-        macro_name = type_node.text.decode()
         macro = macros.get(macro_name)
         if macro is None or macro.params is None:
             continue
-        arg = decl.text.decode().strip("() \t\n")
         expansion = expand(macros, macro_name, [arg]) or ""
         m = _PYINIT_IN_TEXT.search(expansion)
         if not m:

@@ -52,6 +52,8 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
     # Macros that read `state` need it only where they expand, inside these functions.
     spots = [_outside_generated(module, layouts, s) for s in spots]
     files = {s.file for s in spots}
+    # A .c file another one includes is compiled inside that one's unit.
+    units = {root for f in files for root in module.unit_roots(f)}
     if len(files) <= 1:
         file = next(iter(files or {module.init.file}))
         starts = [s.span.start for s in spots if s.file == file]
@@ -67,7 +69,7 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
             return Placement(first.file, _line_before(layouts[first.file],
                                                       _outside_groups(module, first.file, first.span.start)))
     # Separate translation units: a header every one of them includes.
-    shared = set.intersection(*(set(closures[f]) | {f} for f in files))
+    shared = set.intersection(*(set(closures[f]) | {f} for f in units))
     headers = [h for h in module.files if h in shared and h.endswith(".h")
                and _usable_header(module, layouts, h, files)]
     for g in d.movable.values():
@@ -78,7 +80,7 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
         # The deepest shared header: the one the others include.
         header = min(headers, key=lambda h: len(closures[h]))
         return Placement(header, _end_of_header(module, layouts, header))
-    return _header_to_share(module, layouts, files, closures) or Reason(
+    return _header_to_share(module, layouts, units, closures) or Reason(
         "no-state-header", "module state is needed in several files that share no header porter can put it "
                            "in (one seen after Python.h, once per file or behind an include guard)")
 
