@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from enum import IntEnum
 from pathlib import Path
@@ -56,13 +57,31 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _read_inputs(paths: list[Path], follow_includes: bool = True):
-    from porter.inputs import collect_inputs
+DefineOption = Annotated[Optional[list[str]], typer.Option(
+    "--define", "-D", metavar="NAME[=VALUE]",
+    help="A macro the build defines that its build files do not say (repeatable).")]
+IncludeOption = Annotated[Optional[list[Path]], typer.Option(
+    "--include-dir", "-I", metavar="DIR",
+    help="A folder the build searches for headers that its build files do not say (repeatable).")]
+
+
+def _read_inputs(paths: list[Path], follow_includes: bool = True, defines: list[str] | None = None,
+                 include_dirs: list[Path] | None = None):
+    from porter.inputs import collect_inputs, display_path
 
     inputs = collect_inputs([str(p) for p in paths], follow_includes=follow_includes)
     if not inputs.files:
         reasons = "; ".join(f"{p.file}: {p.reason}" for p in inputs.problems) or "no .c or .h files"
         raise fail(f"nothing to read ({reasons})")
+    for text in defines or ():
+        name, _, value = text.partition("=")
+        if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            raise fail(f"-D {text}: not a macro name")
+        inputs.given_defines.append((name, value))
+    for folder in include_dirs or ():
+        if not folder.is_dir():
+            raise fail(f"-I {folder}: no such folder")
+        inputs.given_include_dirs.append(display_path(folder, Path.cwd()))
     return inputs
 
 
@@ -96,12 +115,14 @@ def scan(
     paths: Annotated[list[Path], typer.Argument(
         metavar="PATH...", help="C files or directories (searched for .c and .h).")],
     as_json: Annotated[bool, typer.Option("--json", help="Every fact as JSON (schema porter-scan/1).")] = False,
+    define: DefineOption = None,
+    include_dir: IncludeOption = None,
 ) -> None:
     """Find single-phase modules, their static types, globals and blockers."""
     from porter.facts_json import analysis_to_json
     from porter.report import scan_rows
 
-    inputs = _read_inputs(paths)
+    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
     analysis = _scan(inputs)
     if as_json:
         json.dump(analysis_to_json(analysis), sys.stdout, indent=2, sort_keys=False)
@@ -135,6 +156,8 @@ def port(
         "--verify", help="Build the patched package with its own build and import each module that compiles in "
         "isolated subinterpreters: `isolated` only when that passes.")] = False,
     smoke: Annotated[Optional[Path], typer.Option(help="With --verify: a smoke script run after each import.")] = None,
+    define: DefineOption = None,
+    include_dir: IncludeOption = None,
 ) -> None:
     """Port single-phase modules to multi-phase init with module state: a unified diff."""
     from porter.diff import unified_diff
@@ -150,7 +173,7 @@ def port(
         report_target = writable_target(report, "--report", force) if report is not None else None
     except WriteRefused as e:
         raise fail(str(e)) from None
-    inputs = _read_inputs(paths)
+    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
     sources = {os.path.realpath(f.path) for f in inputs.files}
     for target in (out_target, report_target):
         if target is not None and os.path.realpath(target) in sources:
@@ -228,6 +251,8 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="The table as JSON.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write it here instead of stdout.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
+    define: DefineOption = None,
+    include_dir: IncludeOption = None,
 ) -> None:
     """Every extension module of a tree: where it stands, and what a port would do."""
     from porter.report import tree_markdown, tree_rows
@@ -238,7 +263,7 @@ def report(
         target = writable_target(output, "--output", force) if output is not None else None
     except WriteRefused as e:
         raise fail(str(e)) from None
-    inputs = _read_inputs(paths)
+    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
     analysis = _scan(inputs)
     rows = tree_rows(analysis, plan_ports(analysis))
     summary = tree_summary(rows)
@@ -270,13 +295,15 @@ def check(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="C files or directories to check.")],
     config: Annotated[Optional[Path], typer.Option(
         "--config", help="The pyproject.toml with the [tool.porter] allow-list (default: the project's).")] = None,
+    define: DefineOption = None,
+    include_dir: IncludeOption = None,
 ) -> None:
     """CI and pre-commit: 0 when every module is isolated or allow-listed, 1 with findings, 2 on error."""
     from porter.check import AllowListError, read_allow_list
     from porter.check import check as find
     from porter.inputs import project_root
 
-    inputs = _read_inputs(paths)
+    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
     pyproject = config or (project_root(paths[0]) / "pyproject.toml")
     allowed = []
     if pyproject.is_file():

@@ -225,12 +225,12 @@ class _Tree:
 
 
 def _materialise(root: Path, files: tuple[str, ...], original: dict[str, bytes], new: dict[str, bytes]) -> _Tree:
-    """The module's files under `root`, at their paths relative to their common folder."""
+    """The module's files under `root` at their whole paths (root/work/pkg/src/x.c), so that
+    `#include "pkg/x.h"` through a mirrored -I folder finds the rewritten copy, not the original."""
     absolute = {f: Path(f).resolve() if Path(f).is_absolute() else Path(os.path.abspath(f)) for f in files}
-    base = Path(os.path.commonpath([str(p.parent) for p in absolute.values()])) if absolute else Path("/")
     where = {}
     for f, path in absolute.items():
-        target = root / path.relative_to(base)
+        target = root / path.relative_to(path.anchor)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(new.get(f, original.get(f, b"")))
         where[f] = target
@@ -240,12 +240,18 @@ def _materialise(root: Path, files: tuple[str, ...], original: dict[str, bytes],
 def _compile(toolchain: Toolchain, config: BuildConfig | None, tree: _Tree, unit: str,
              cwd: Path, extra: list[str] | None = None) -> tuple[list[Diagnostic], str]:
     """Compile one unit; its diagnostics with paths mapped back to the module's files."""
+    from porter.inputs import project_root
+
     copies = {str(p): f for f, p in tree.where.items()}
-    include_dirs = list(dict.fromkeys(str(p.parent) for p in tree.where.values()))
-    # Headers porter was not given are found where they really are.
-    include_dirs += list(dict.fromkeys(str((cwd / f).resolve().parent) for f in tree.where))
+    real = [(cwd / f).resolve().parent for f in tree.where]
+    # Builds commonly search the project root (`-I.`) for `#include "pkg/x.h"`.
+    real += [project_root((cwd / f).resolve()) for f in tree.where]
     if config is not None:
-        include_dirs += [str((cwd / d).resolve()) for d in config.include_dirs]
+        real += [(cwd / d).resolve() for d in config.include_dirs]
+    include_dirs: list[str] = []
+    for folder in dict.fromkeys(real):
+        # The copy first, then the real folder for the headers porter was not given.
+        include_dirs += [str(tree.root / folder.relative_to(folder.anchor)), str(folder)]
     include_dirs += [d for d in extra or () if d not in include_dirs]
     command = [toolchain.cc, *FLAGS, *(f"-I{d}" for d in include_dirs), f"-I{toolchain.include}",
                *(f"-I{d}" for d in toolchain.more_includes), *(f"-D{d}" for d in toolchain.defines)]

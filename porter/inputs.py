@@ -37,11 +37,15 @@ class Inputs:
     outside_files: list[InputFile] = field(default_factory=list)
     # setup.py, setup.cfg and pyproject.toml of the projects the sources belong to.
     build_files: list[InputFile] = field(default_factory=list)
+    # -D and -I given on the command line, for what a build computes (pg_config --includedir).
+    given_defines: list[tuple[str, str]] = field(default_factory=list)
+    given_include_dirs: list[str] = field(default_factory=list)
 
     def companions(self) -> Companions:
         return Companions(tuple((f.path, f.data) for f in self.python_files),
                           tuple((f.path, f.data) for f in self.outside_files),
-                          tuple((f.path, f.data) for f in self.build_files))
+                          tuple((f.path, f.data) for f in self.build_files),
+                          tuple(self.given_defines), tuple(self.given_include_dirs))
 
 
 def display_path(path: Path, cwd: Path) -> str:

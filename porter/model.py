@@ -665,6 +665,8 @@ class Companions:
     python_files: tuple[tuple[str, bytes], ...] = ()
     outside_files: tuple[tuple[str, bytes], ...] = ()
     build_files: tuple[tuple[str, bytes], ...] = ()
+    given_defines: tuple[tuple[str, str], ...] = ()  # -D on porter's command line
+    given_include_dirs: tuple[str, ...] = ()  # -I on porter's command line
 
 
 NO_COMPANIONS = Companions()

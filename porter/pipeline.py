@@ -11,7 +11,8 @@ def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = No
          companions: Companions = NO_COMPANIONS) -> Analysis:
     """Facts for every extension module in `files`; what porter cannot read becomes a problem."""
     problems = list(problems or [])
-    build = read_build_config(list(companions.build_files))
+    build = read_build_config(list(companions.build_files)).with_given(companions.given_defines,
+                                                                      companions.given_include_dirs)
     sources = load_sources(files, problems, dict(build.defines))
     return analyze(sources, tuple(problems), companions, build)
 

@@ -72,6 +72,80 @@ def test_port_prints_a_patch_and_chatter_goes_to_stderr():
     assert "counter: compiles" in out.stderr
 
 
+GIVEN = """#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include "vendor_config.h"
+
+static PyObject *Err;
+
+#ifdef WITH_VENDOR
+static PyObject *vendored(PyObject *m, PyObject *arg)
+{
+    PyErr_SetString(Err, VENDOR_NAME);
+    return NULL;
+}
+#endif
+
+static PyMethodDef methods[] = {
+#ifdef WITH_VENDOR
+    {"vendored", vendored, METH_O, NULL},
+#endif
+    {NULL, NULL, 0, NULL}
+};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "given", NULL, -1, methods};
+
+PyMODINIT_FUNC
+PyInit_given(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("given.Err", NULL, NULL);
+    return m;
+}
+"""
+
+
+def test_macros_and_include_folders_the_build_computes_are_given_with_D_and_I(tmp_path):
+    """What setup.py works out at build time (pg_config --includedir) porter cannot read: -D
+    and -I say it, for the #if branches porter reads and for its compile check."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "given.c").write_text(GIVEN)
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "vendor_config.h").write_text('#define VENDOR_NAME "v"\n')
+    out = run("port", "src/given.c", cwd=tmp_path)
+    assert "given: not compiled" in out.stderr and "vendor_config.h" in out.stderr  # nor does the original
+    out = run("port", "src/given.c", "-I", "vendor", "-D", "WITH_VENDOR", cwd=tmp_path)
+    assert out.returncode == 0 and "given: compiles" in out.stderr
+    assert "PyErr_SetString(state->Err, VENDOR_NAME);" in out.stdout  # the branch -D opened was read
+    out = run("port", "src/given.c", "-D", "1X", cwd=tmp_path)
+    assert out.returncode == 2 and "not a macro name" in out.stderr
+
+
+def test_the_compile_check_sees_rewritten_headers_included_through_the_project_root(tmp_path):
+    """`#include "pkg/shared.h"` (the build adds `-I.`): the check must compile against the
+    rewritten header that now holds the state, not the original beside it."""
+    (tmp_path / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "shared.h").write_text(
+        "#ifndef SHARED_H\n#define SHARED_H\n#define PY_SSIZE_T_CLEAN\n#include <Python.h>\n"
+        "extern PyObject *Err;\nPyObject *fail_with(const char *why);\n#endif\n")
+    (tmp_path / "pkg" / "helper.c").write_text(
+        '#include "pkg/shared.h"\nPyObject *fail_with(const char *why)\n'
+        "{\n    PyErr_SetString(Err, why);\n    return NULL;\n}\n")
+    (tmp_path / "pkg" / "mod.c").write_text(
+        '#include "pkg/shared.h"\nPyObject *Err;\n'
+        "static PyObject *boom(PyObject *m, PyObject *a) { return fail_with(\"boom\"); }\n"
+        'static PyMethodDef methods[] = {{"boom", boom, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};\n'
+        'static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "mod", NULL, -1, methods};\n'
+        "PyMODINIT_FUNC\nPyInit_mod(void)\n{\n    PyObject *m = PyModule_Create(&def);\n"
+        "    if (m == NULL)\n        return NULL;\n"
+        '    Err = PyErr_NewException("mod.Err", NULL, NULL);\n    return m;\n}\n')
+    out = run("port", "pkg/mod.c", "pkg/helper.c", "pkg/shared.h", cwd=tmp_path)
+    assert "+++ b/pkg/shared.h" in out.stdout and "mod_state" in out.stdout
+    assert out.returncode == 0 and "mod: compiles" in out.stderr, out.stderr
+
+
 def test_port_refuses_to_overwrite_an_output_without_force(tmp_path):
     target = tmp_path / "out.patch"
     target.write_text("mine")

@@ -24,7 +24,7 @@ class Setting:
     """A build setting and where it is stated."""
 
     value: str
-    file: str
+    file: str  # "" with line 0: given on porter's command line
     line: int
 
 
@@ -35,6 +35,17 @@ class BuildConfig:
     limited_api: Setting | None = None  # Py_LIMITED_API the build defines (its value: hex text)
     installed_headers: tuple[str, ...] = ()  # headers the package installs for other code
     files: tuple[str, ...] = ()  # the build files read
+
+    def with_given(self, defines: tuple[tuple[str, str], ...], include_dirs: tuple[str, ...]) -> BuildConfig:
+        """With what the user said on the command line (it wins over the build files)."""
+        if not defines and not include_dirs:
+            return self
+        limited = next((Setting(v, "", 0) for k, v in defines if k == "Py_LIMITED_API"), self.limited_api)
+        given = dict(defines)
+        merged = tuple(sorted({**dict(self.defines), **given}.items()))
+        return BuildConfig(tuple((k, v) for k, v in merged if k != "Py_LIMITED_API"),
+                           tuple(dict.fromkeys(self.include_dirs + include_dirs)), limited,
+                           self.installed_headers, self.files)
 
     @property
     def compiler_defines(self) -> tuple[tuple[str, str], ...]:

@@ -78,9 +78,10 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
     level = build.limited_api_version
     if build.limited_api is not None and level is not None and level < 0x030C0000:
         where = build.limited_api
+        said = f"{where.file}:{where.line}" if where.line else "-D on porter's command line"
         limited.append(Finding(
             "limited-api", Severity.RISK, where.file, Span(0, 0),
-            f"{where.file}:{where.line} builds with Py_LIMITED_API={where.value}: below 0x030C0000 the "
+            f"{said} builds with Py_LIMITED_API={where.value}: below 0x030C0000 the "
             "headers do not name Py_mod_multiple_interpreters, so the port fills that slot in at import "
             "when CPython 3.12+ runs it (by its stable-ABI number); raising the limited API to "
             "0x030C0000 would let the slot be written plainly"))
