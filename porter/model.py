@@ -509,6 +509,9 @@ class ExtensionModule:
     # every expansion site porter saw (an edit in any other macro body needs review).
     unread_branches: tuple[Location, ...] = ()
     top_level_groups: tuple[Location, ...] = ()  # #if groups in no other one (include guards aside)
+    # Names with several definitions (static helpers in two files): the facts hold the first.
+    ambiguous_functions: frozenset[str] = frozenset()
+    called_from_ambiguous: frozenset[str] = frozenset()  # callees of any of their definitions
     macros_fully_seen: frozenset[str] = frozenset()
 
     def function(self, name: str) -> Function | None:

@@ -141,6 +141,26 @@ static PyObject *Err;
     assert reason.subject == "A" and "all_types" in reason.message
 
 
+def test_two_static_helpers_of_one_name_in_two_files_keep_their_signatures():
+    """Facts name functions; with two definitions of `fail` porter cannot tell calls apart."""
+    a = HEADER + """extern PyObject *Err;
+static PyObject *fail(void) { PyErr_SetString(Err, "a"); return NULL; }
+PyObject *from_a(void) { return fail(); }
+"""
+    b = HEADER + """extern PyObject *Err;
+PyObject *from_a(void);
+static PyObject *fail(void) { PyErr_SetString(Err, "b"); return NULL; }
+static PyObject *go(PyObject *m, PyObject *arg) { return arg == Py_None ? from_a() : fail(); }
+PyObject *Err;
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"go", go, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
+        '    Err = PyErr_NewException("m.Err", NULL, NULL);'
+    result = port_files([("a.c", a.encode()), ("m.c", b.encode())])
+    (mp,) = result.modules
+    assert {g[1] for g in mp.kept} == {"Err"}
+    for text in result.new_text.values():
+        assert b"static PyObject *fail(void)" in text and b"fail(state" not in text
+
+
 def test_the_patch_of_a_port_is_stable_across_runs():
     c = HEADER + "static long calls;\nstatic PyObject *bump(PyObject *self, PyObject *a) { calls++; return PyLong_FromLong(calls); }\n" + \
         INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % ""

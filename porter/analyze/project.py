@@ -177,10 +177,13 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
         exec_fn = next((f for f in functions if f.name == init_body.function), None)
         param = exec_fn.params[0].name if exec_fn is not None and exec_fn.params else None
         init_body = dataclasses.replace(init_body, module_var=param, returns=(), problems=())
+    twice = _defined_twice(indexes)
     return ExtensionModule(
         name=init.name[len("PyInit_"):], files=tuple(idx.path for idx in indexes), init=module_init,
         init_style=style, definition=definition, static_types=tuple(types),
         globals=tuple(globals_), functions=tuple(functions), findings=tuple(findings),
+        ambiguous_functions=twice,
+        called_from_ambiguous=_called_from(indexes, twice),
         macros=tuple(m for idx in indexes for m in idx.macros), init_body=init_body,
         macro_uses=macro_uses,
         find_module_uses=tuple(u for u in collect_find_module_uses(indexes, definition.name if definition else None,
@@ -320,6 +323,25 @@ def _module_slots(definition, globals_) -> tuple[tuple[str, str], ...]:
         if len(values) >= 2 and not is_null(values[0]):
             rows.append((values[0].strip(), values[1].strip()))
     return tuple(rows)
+
+
+def _defined_twice(indexes: list[FileIndex]) -> frozenset[str]:
+    """Function names with more than one definition among the module's files (two `static`
+    helpers of one name in two files, or one per #if branch)."""
+    from collections import Counter
+
+    counts = Counter(name for idx in indexes for name, nodes in idx.functions.items() for _ in nodes)
+    return frozenset(name for name, n in counts.items() if n > 1)
+
+
+def _called_from(indexes: list[FileIndex], names: frozenset[str]) -> frozenset[str]:
+    """What the definitions of `names` call (every definition, not only the first)."""
+    out = set()
+    for idx in indexes:
+        for name in names:
+            for fn in idx.functions.get(name, ()):
+                out |= {c for c, node in idx.calls if fn.start_byte <= node.start_byte < fn.end_byte}
+    return frozenset(out)
 
 
 def _top_level_groups(src: Source) -> list[Span]:

@@ -67,6 +67,22 @@ class Plan:
     def layout(self, file: str) -> FileLayout:
         return self.layouts[file]
 
+    @property
+    def state_tagged(self) -> bool:
+        """Whether the state struct gets a tag: a header declares a function that now takes
+        the state, and a header cannot rely on the struct's definition coming first
+        (`struct X_state;` there, and `struct X_state *` in its prototypes)."""
+        takes_state = self.decisions.helpers | set(self.names.impl)
+        return self.names.new_struct and any(self.names_state_early(p.file, p.span.start)
+                                             for f in self.module.functions if f.name in takes_state
+                                             for p in f.prototypes)
+
+    def names_state_early(self, file: str, offset: int) -> bool:
+        """Whether a declaration at `offset` in a header may come before the state struct is
+        defined: anywhere but below the state block in its own header."""
+        placed = self.placement
+        return file.endswith(".h") and not (placed is not None and placed.file == file and offset >= placed.at)
+
     def has(self, name: str) -> bool:
         """Whether the generated code may name `name` in the package's declared limited API."""
         return capi.in_limited_api(name, self.limited_api)

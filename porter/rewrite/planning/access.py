@@ -34,6 +34,13 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
     Argument Clinic's output calls (their signatures are fixed by the generated calls).
     """
     kinds = f.role_kinds
+    if f.name in module.ambiguous_functions:
+        # Two static functions of one name in different files: porter's facts name functions,
+        # so it cannot tell their calls apart and changes neither signature.
+        return Access(AccessKind.NONE, reason=f"another function named {f.name} is defined in another file")
+    if f.name in module.called_from_ambiguous and f.only_helper:
+        return Access(AccessKind.NONE, reason="it is called from a function with two definitions, whose calls "
+                                              "porter cannot tell apart")
     # A first parameter marked Py_UNUSED(self) is renamed when the function needs it.
     first = (f.params[0].name or f.params[0].unused_name) if f.params else None
     if RoleKind.MODULE_INIT in kinds or f.name == module.exec_function:

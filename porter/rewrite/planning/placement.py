@@ -98,12 +98,19 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
     the block's place moves up above it when it can (same #if nesting, and nothing it names is
     defined in between); otherwise the global stays global."""
     defs = {d.name: d for d in module.type_definitions if d.file == placement.file}
+    visible = module.translation_unit(placement.file)
+    elsewhere = {d.name: d for d in module.type_definitions if d.file not in visible}
     at = placement.at
     hoisted: dict[str, TypeDefinition] = {}
     vetoes: dict[GlobalKey, Reason] = {}
     for f in fields:
         g = f.source
         if g is None or g.kind.is_object_kind:
+            continue
+        hidden = elsewhere.get(g.c_type)
+        if hidden is not None and g.c_type not in defs and not _pointer_to_tag(g.type_text):
+            vetoes[f.key] = Reason("type-declared-late", f"its type {hidden.name} is defined in {hidden.file}, which "
+                                   f"{placement.file} (where the module state goes) does not see")
             continue
         d = defs.get(g.c_type)
         if d is None or d.statement.start < at or _pointer_to_tag(g.type_text):

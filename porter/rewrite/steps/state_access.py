@@ -170,17 +170,35 @@ def _split(out: Emitter, plan: Plan, f: Function, acc: Access) -> None:
             text = plan.layout(proto.file).text_of(proto.span)
             at_name = proto.name_span.start - proto.span.start
             at_params = proto.param_list.start + 1 - proto.span.start
-            state_param = f"{names.state_type} *{names.state_var}, "
+            state_param = _state_param(plan, proto.file, proto.span.start) + ", "
             renamed = (text[:at_name] + impl + text[at_name + len(f.name):at_params] + state_param
                        + text[at_params:])
+            if plan.state_tagged and plan.names_state_early(proto.file, proto.span.start):
+                _declare_state_tag(out, plan, proto.file, proto.span.start)
             out.insert(proto.file, proto.span.end, "\n" + renamed)
     out.done(f.file, f.header, f"{f.name}() is a module method that other functions also call directly: "
                                f"{impl}(state, ...) does the work and {f.name}() finds the state for it",
              key=("function", f.name))
 
 
+def _state_param(plan: Plan, file: str, offset: int) -> str:
+    """`X_state *st`; in a header above the state, `struct X_state *st` after a `struct X_state;`."""
+    if plan.state_tagged and plan.names_state_early(file, offset):
+        return f"struct {plan.names.state_type} *{plan.names.state_var}"
+    return f"{plan.names.state_type} *{plan.names.state_var}"
+
+
+def _declare_state_tag(out: Emitter, plan: Plan, file: str, before: int) -> None:
+    """`struct X_state;` at file scope above a header's first prototype that names it (one per
+    header: the same insertion asked twice is one edit)."""
+    first = min((p.span.start for f in plan.module.functions for p in f.prototypes if p.file == file
+                 and (f.name in plan.decisions.helpers or f.name in plan.names.impl)
+                 and plan.names_state_early(file, p.span.start)), default=before)
+    layout = plan.layout(file)
+    out.insert(file, layout.line_start(first), f"struct {plan.names.state_type};\n", order=-30)
+
+
 def _add_parameter(out: Emitter, plan: Plan, f: Function, prototypes: bool = True) -> None:
-    param = f"{plan.names.state_type} *{plan.names.state_var}"
     lists = [(f.file, f.param_list)]
     if prototypes:
         lists += [(p.file, p.param_list) for p in f.prototypes]
@@ -188,6 +206,9 @@ def _add_parameter(out: Emitter, plan: Plan, f: Function, prototypes: bool = Tru
         for file, plist in lists:
             if plist is None:
                 continue
+            param = _state_param(plan, file, plist.start)
+            if plan.state_tagged and plan.names_state_early(file, plist.start):
+                _declare_state_tag(out, plan, file, plist.start)
             inner = plan.layout(file).text[plist.start + 1:plist.end - 1]
             if inner.strip() in (b"", b"void"):
                 out.edit(file, Span(plist.start + 1, plist.end - 1), param)

@@ -114,6 +114,7 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
     text = render(
         "c/state.c.jinja",
         struct_fields=[f.decl for f in plan.fields] if names.new_struct else None,
+        state_tag=names.state_type if plan.state_tagged else None,
         state_type=names.state_type, def_declaration=f"{storage}struct PyModuleDef {names.def_name}",
         def_name=names.def_name, get_state=names.get_state, get_state_by_type=names.get_state_by_type,
         get_state_by_operands=names.get_state_by_operands,
