@@ -74,3 +74,25 @@ def test_setup_py_macros_follow_the_branches_every_targeted_cpython_takes():
     config = read_build_config([("setup.py", FLOW)])
     assert dict(config.defines) == {"STEP": "2", "_PYTHON3": "1", "NEW_API": ""}
     assert config.limited_api is not None and config.limited_api_version == 0x030A0000
+
+
+PLATFORM = b'''
+import os, sys
+from setuptools import Extension, setup
+
+(u_sysname, u_nodename, u_release, u_version, u_machine) = os.uname()
+macros = []
+if u_sysname == "Linux":
+    macros.append(("HAVE_LINUX", None))
+elif u_sysname == "FreeBSD":
+    macros.append(("HAVE_FREEBSD", None))
+if sys.platform.startswith("linux") and os.name == "posix":
+    macros.append(("POSIX_LINUX", "1"))
+if sys.platform in ("win32", "cygwin"):
+    macros.append(("WINDOWS", "1"))
+setup(ext_modules=[Extension("m", ["m.c"], define_macros=macros)])
+'''
+
+
+def test_setup_py_platform_tests_are_read_for_linux():
+    assert dict(read_build_config([("setup.py", PLATFORM)]).defines) == {"HAVE_LINUX": "", "POSIX_LINUX": "1"}

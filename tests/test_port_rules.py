@@ -161,6 +161,21 @@ PyObject *Err;
         assert b"static PyObject *fail(void)" in text and b"fail(state" not in text
 
 
+def test_a_type_defined_under_an_unknown_condition_is_made_under_it():
+    c = HEADER + """
+typedef struct { PyObject_HEAD } Obj;
+#ifdef HAVE_LEVEL2
+static PyTypeObject Entry = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.Entry", .tp_basicsize = sizeof(Obj)};
+#endif
+""" + INIT % """#ifdef HAVE_LEVEL2
+    if (PyType_Ready(&Entry) < 0) return NULL;
+    PyModule_AddObjectRef(m, "Entry", (PyObject *)&Entry);
+#endif"""
+    mp, text = port(c)
+    made = text.index("PyType_FromModuleAndSpec(m, &Entry_spec")
+    assert text.rfind("#if defined(HAVE_LEVEL2)", 0, made) > text.rfind("#endif", 0, made)
+
+
 def test_the_patch_of_a_port_is_stable_across_runs():
     c = HEADER + "static long calls;\nstatic PyObject *bump(PyObject *self, PyObject *a) { calls++; return PyLong_FromLong(calls); }\n" + \
         INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % ""

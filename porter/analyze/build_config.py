@@ -155,19 +155,21 @@ def _literal_names(tree: ast.Module) -> tuple[dict[str, object], dict[str, objec
     """
     every: dict[str, object] = {}
     certain: dict[str, object] = {}
-    _bind(tree.body, every, certain, True)
+    _bind(tree.body, every, certain, True, {})
     return every, certain
 
 
-def _bind(body: list[ast.stmt], every: dict, certain: dict, sure: bool) -> None:
+def _bind(body: list[ast.stmt], every: dict, certain: dict, sure: bool, env: dict[str, object]) -> None:
     for stmt in body:
         if isinstance(stmt, ast.If):
-            taken = _python_test(stmt.test)
+            taken = _python_test(stmt.test, env)
             if taken is not False:
-                _bind(stmt.body, every, certain, sure and taken is True)
+                _bind(stmt.body, every, certain, sure and taken is True, env)
             if taken is not True:
-                _bind(stmt.orelse, every, certain, sure and taken is False)
+                _bind(stmt.orelse, every, certain, sure and taken is False, env)
             continue
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and sure:
+            _bind_known(stmt.targets[0], stmt.value, env)
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             _add(stmt.targets[0].id, stmt.value, every, certain, sure, replace=True)
         elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and isinstance(stmt.op, ast.Add):
@@ -185,9 +187,9 @@ def _bind(body: list[ast.stmt], every: dict, certain: dict, sure: bool) -> None:
         for field in ("body", "orelse", "finalbody"):
             inner = getattr(stmt, field, None)
             if isinstance(inner, list):
-                _bind(inner, every, certain, definite)
+                _bind(inner, every, certain, definite, env)
         for handler in getattr(stmt, "handlers", ()):
-            _bind(handler.body, every, certain, False)
+            _bind(handler.body, every, certain, False, env)
 
 
 def _add(name: str, node: ast.expr, every: dict, certain: dict, sure: bool, replace: bool = False) -> None:
@@ -206,52 +208,92 @@ def _add(name: str, node: ast.expr, every: dict, certain: dict, sure: bool, repl
 # sys.version_info of the Pythons porter targets; a test they disagree on is not known.
 _TARGETS = ((3, 11), (3, 12), (3, 13))
 
+# What a setup.py can ask about the interpreter and platform, for porter's target: CPython on
+# Linux (the versions come from _TARGETS).
+_PLATFORM = {
+    "sys.platform": "linux", "os.name": "posix", "platform.system()": "Linux",
+    "os.uname()[0]": "Linux", "os.uname().sysname": "Linux", "platform.uname()[0]": "Linux",
+    "platform.uname().system": "Linux", "platform.python_implementation()": "CPython",
+    "sys.implementation.name": "cpython",
+}
+_VERSIONS = {"sys.version_info": lambda v: v, "sys.version_info.major": lambda v: v[0],
+             "sys.version_info[0]": lambda v: v[0], "sys.version_info.minor": lambda v: v[1],
+             "sys.version_info[1]": lambda v: v[1], "sys.version_info[:2]": lambda v: v}
+_COMPARE = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+            ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
 
-def _python_test(test: ast.expr) -> bool | None:
-    """Whether a setup.py `if` test holds for every targeted CPython (None: not known)."""
+
+def _known(node: ast.expr, env: dict[str, object]) -> list[object] | None:
+    """The value of an expression on each target (None: porter cannot know it)."""
+    text = ast.unparse(node)
+    if text in _VERSIONS:
+        return [_VERSIONS[text](v) for v in _TARGETS]
+    if text in _PLATFORM:
+        return [_PLATFORM[text]] * len(_TARGETS)
+    if isinstance(node, ast.Name) and node.id in env:
+        return [env[node.id]] * len(_TARGETS)
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return [value] * len(_TARGETS)
+
+
+def _bind_known(target: ast.expr, value: ast.expr, env: dict[str, object]) -> None:
+    """`sysname = platform.system()`, `(sysname, node, ...) = os.uname()`: names of known values."""
+    if isinstance(target, ast.Name):
+        known = _known(value, env)
+        if known is not None and len(set(map(repr, known))) == 1 and isinstance(known[0], str):
+            env[target.id] = known[0]
+    elif isinstance(target, (ast.Tuple, ast.List)) and target.elts and isinstance(target.elts[0], ast.Name) \
+            and ast.unparse(value) in ("os.uname()", "platform.uname()"):
+        env[target.elts[0].id] = "Linux"
+
+
+def _python_test(test: ast.expr, env: dict[str, object] | None = None) -> bool | None:
+    """Whether a setup.py `if` test holds for every targeted CPython on Linux (None: not known)."""
+    env = env or {}
     if isinstance(test, ast.BoolOp):
-        values = [_python_test(v) for v in test.values]
+        values = [_python_test(v, env) for v in test.values]
         if isinstance(test.op, ast.And):
             return False if False in values else (True if all(v is True for v in values) else None)
         return True if True in values else (False if all(v is False for v in values) else None)
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        inner = _python_test(test.operand)
+        inner = _python_test(test.operand, env)
         return None if inner is None else not inner
+    results: set[bool] = set()
     if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "hasattr" \
             and len(test.args) == 2 and ast.unparse(test.args[0]) == "sys":
         name = test.args[1].value if isinstance(test.args[1], ast.Constant) else None
         return False if name == "pypy_version_info" else None
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Attribute) \
+            and test.func.attr in ("startswith", "endswith") and len(test.args) == 1:
+        subject, arg = _known(test.func.value, env), _known(test.args[0], env)
+        if subject is None or arg is None:
+            return None
+        for a, b in zip(subject, arg, strict=True):
+            if not isinstance(a, str) or not isinstance(b, (str, tuple)):
+                return None
+            results.add(a.startswith(b) if test.func.attr == "startswith" else a.endswith(b))
+        return results.pop() if len(results) == 1 else None
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
         return None
-    left, op, right = ast.unparse(test.left), test.ops[0], test.comparators[0]
-    if left in ("__pypy__", "pypy") and isinstance(op, (ast.Is, ast.IsNot)) and ast.unparse(right) == "None":
+    left, op, right = test.left, test.ops[0], test.comparators[0]
+    if ast.unparse(left) in ("__pypy__", "pypy") and isinstance(op, (ast.Is, ast.IsNot)) \
+            and ast.unparse(right) == "None":
         return isinstance(op, ast.Is)  # `try: import __pypy__` / `except ImportError: __pypy__ = None`
-    if left in ("platform.python_implementation()", "sys.implementation.name"):
+    a, b, compare = _known(left, env), _known(right, env), _COMPARE.get(type(op))
+    if a is None or b is None or compare is None:
+        return None
+    implementation = "implementation" in ast.unparse(left)
+    for x, y in zip(a, b, strict=True):
+        if implementation and isinstance(x, str) and isinstance(y, str):
+            x, y = x.lower(), y.lower()  # "CPython" and "cpython" both spell it
         try:
-            name = ast.literal_eval(right)
-        except ValueError:
+            results.add(bool(compare(x, y)))
+        except TypeError:
             return None
-        if not isinstance(name, str):
-            return None
-        same = name.lower() == "cpython"
-        return same if isinstance(op, ast.Eq) else (not same if isinstance(op, ast.NotEq) else None)
-    versions = {"sys.version_info": lambda v: v, "sys.version_info.major": lambda v: v[0],
-                "sys.version_info[0]": lambda v: v[0], "sys.version_info.minor": lambda v: v[1],
-                "sys.version_info[1]": lambda v: v[1], "sys.version_info[:2]": lambda v: v}
-    if left not in versions:
-        return None
-    try:
-        other = ast.literal_eval(right)
-    except ValueError:
-        return None
-    compare = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
-               ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}.get(type(op))
-    if compare is None:
-        return None
-    try:
-        results = {bool(compare(versions[left](v), other)) for v in _TARGETS}
-    except TypeError:
-        return None
     return results.pop() if len(results) == 1 else None
 
 
