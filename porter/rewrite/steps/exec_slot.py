@@ -226,6 +226,9 @@ def _add_objects(out: Emitter, plan: Plan, body: InitBody) -> None:
             if len(inside) != 1:
                 continue
             name = inside.pop()
+        if not plan.has("PyModule_AddObjectRef"):
+            _add_object_limited(out, plan, body, call, name)
+            continue
         out.edit(body.file, call.callee, "PyModule_AddObjectRef")
         if call.incref is not None:
             out.delete_statement(body.file, call.incref)
@@ -233,6 +236,20 @@ def _add_objects(out: Emitter, plan: Plan, body: InitBody) -> None:
             _drop_statement(out, body, span)
         out.done(body.file, call.call, f"PyModule_AddObject({name}) -> PyModule_AddObjectRef: the module "
                                        "state keeps its own reference")
+
+
+def _add_object_limited(out: Emitter, plan: Plan, body: InitBody, call, name: str) -> None:
+    """A limited API without PyModule_AddObjectRef (3.10): PyModule_AddObject stays, and the
+    module state keeps its own reference through a Py_INCREF (kept, or added before the call)."""
+    if call.incref is not None:
+        out.done(body.file, call.call, f"PyModule_AddObject({name}) stays (the declared limited API has no "
+                                       "PyModule_AddObjectRef): the Py_INCREF before it keeps the state's reference")
+        return
+    value = f"{plan.names.state_var}->{plan.field((None, name)).name}"
+    out.insert(body.file, call.call.start, f"(Py_INCREF({value}), ")
+    out.insert(body.file, call.call.end, ")")
+    out.done(body.file, call.call, f"PyModule_AddObject({name}) stays (the declared limited API has no "
+                                   "PyModule_AddObjectRef) after a Py_INCREF: the module state keeps its own reference")
 
 
 def _prologue(out: Emitter, plan: Plan, body: InitBody, mvar: str) -> None:
