@@ -146,6 +146,16 @@ def test_the_compile_check_sees_rewritten_headers_included_through_the_project_r
     assert out.returncode == 0 and "mod: compiles" in out.stderr, out.stderr
 
 
+def test_an_original_with_a_warning_the_check_makes_an_error_is_still_compared(tmp_path):
+    """GCC 14's errors (-Werror=incompatible-pointer-types) in the original are its baseline:
+    the port is judged on what it adds."""
+    source = (FIXTURES / "globals-counter" / "counter.c").read_text()
+    source += "\nstatic void legacy(void) { long n = 0; int *p = &n; (void)p; }\n"
+    (tmp_path / "counter.c").write_text(source)
+    out = run("port", "counter.c", cwd=tmp_path)
+    assert out.returncode == 0 and "counter: compiles" in out.stderr, out.stderr
+
+
 def test_port_refuses_to_overwrite_an_output_without_force(tmp_path):
     target = tmp_path / "out.patch"
     target.write_text("mine")

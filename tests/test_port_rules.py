@@ -176,6 +176,16 @@ static PyTypeObject Entry = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.Entry"
     assert text.rfind("#if defined(HAVE_LEVEL2)", 0, made) > text.rfind("#endif", 0, made)
 
 
+def test_an_empty_specifier_macro_before_a_type_goes_with_its_declaration():
+    c = HEADER + """#define INTERNAL
+typedef struct { PyObject_HEAD } Obj;
+INTERNAL PyTypeObject T = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.T", .tp_basicsize = sizeof(Obj)};
+""" + INIT % '    if (PyType_Ready(&T) < 0) return NULL;'
+    mp, text = port(c)
+    assert "T_spec" in text and "INTERNAL static" not in text and "INTERNAL #" not in text
+    assert "\nINTERNAL" not in text.split("#define INTERNAL", 1)[1]
+
+
 def test_the_patch_of_a_port_is_stable_across_runs():
     c = HEADER + "static long calls;\nstatic PyObject *bump(PyObject *self, PyObject *a) { calls++; return PyLong_FromLong(calls); }\n" + \
         INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % ""

@@ -31,6 +31,20 @@ def statement_span(src: Source, stmt: Node) -> Span:
     return Span(start, end)
 
 
+def declaration_span(src: Source, decl: Node) -> Span:
+    """A declaration's extent with the macro uses before it that the tree does not see
+    (`PYCURL_INTERNAL PyTypeObject T = {...};` with an empty PYCURL_INTERNAL): replacing or
+    deleting the declaration takes them too."""
+    start = decl.start_byte
+    for mask in sorted(src.macro_masks, key=lambda m: m.span.start, reverse=True):
+        if mask.span.end > start:
+            continue
+        if src.text[mask.span.end:start].strip() or src.masked[mask.span.start:mask.span.end].strip():
+            break
+        start = mask.span.start
+    return Span(start, decl.end_byte)
+
+
 def text(src: Source, node: Node | None) -> str:
     return "" if node is None else src.text_of(node)
 

@@ -89,7 +89,7 @@ def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: 
     quals = ctree.qualifiers(decl)
     return Global(
         name=info.name, function=function, kind=GlobalKind.OBJECT, file=src.path,
-        span=ctree.span(info.node), declaration=ctree.span(decl),
+        span=ctree.span(info.node), declaration=ctree.declaration_span(src, decl),
         type_text=f"{ctree.base_type_text(src, decl)} {src.text_of(info.node)}".strip(),
         c_type=ctree.type_name(decl), is_static="static" in ctree.storage(decl),
         is_const=_is_const(src, decl, info, quals),

@@ -114,7 +114,7 @@ def _static_type(index, decl, name, value, forwards, substruct_vars, expand_macr
     )
     locs = [loc for loc in forwards.get(name, []) if loc.span.start != decl.start_byte]
     return StaticType(
-        name=name, file=index.path, span=ctree.span(decl), initializer=ctree.span(value),
+        name=name, file=index.path, span=ctree.declaration_span(index.src, decl), initializer=ctree.span(value),
         slots=tuple(slots), positional=positional, forward_declarations=tuple(locs),
         substructs=tuple(substructs), substruct_slots=tuple(sub_slots), tables=tuple(tables),
         conditional=conditional, metatype=metatype, is_static="static" in ctree.storage(decl),
