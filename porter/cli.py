@@ -206,12 +206,15 @@ def port(
         new_text.update(done.withdrawn)
     if report_target is not None:
         write_atomic(report_target, checklist(done, _sources_of(done)).encode())
+    read = {f.path for f in inputs.files}
+    created = sorted(p for p in new_text if p not in read)
     if apply:
-        _apply(inputs, new_text, force)
+        _apply(inputs, new_text, force, created)
         raise typer.Exit(code)
-    root = patch_root([f.path for f in inputs.files if f.path in new_text], cwd)
+    root = patch_root([f.path for f in inputs.files if f.path in new_text] + created, cwd)
     patch = b"".join(unified_diff(patch_path(f.path, root, cwd), f.data, new_text[f.path])
                      for f in inputs.files if f.path in new_text)
+    patch += b"".join(unified_diff(patch_path(p, root, cwd), b"", new_text[p], created=True) for p in created)
     if root != Path(os.path.abspath(cwd)) and patch:
         err.print(f"porter: the patch's paths are relative to {root}: apply it there", markup=False)
     if out_target is not None:
@@ -229,11 +232,17 @@ def _sources_of(done) -> dict:
     return sources
 
 
-def _apply(inputs, new_text: dict[str, bytes], force: bool) -> None:
-    """--apply: each changed source rewritten atomically (through a symlink only with --force)."""
+def _apply(inputs, new_text: dict[str, bytes], force: bool, created: list[str]) -> None:
+    """--apply: each changed source rewritten atomically (through a symlink only with --force),
+    and the headers porter writes created (an existing file is not overwritten without --force)."""
     from porter.writes import WriteRefused, writable_target, write_atomic
 
     targets = {}
+    for path in created:
+        try:
+            targets[path] = writable_target(Path(path), "new header", force)
+        except WriteRefused as e:
+            raise fail(str(e)) from None
     for f in inputs.files:
         if f.path not in new_text:
             continue
@@ -455,6 +464,12 @@ def _ported_copy(sources: list[Path], dest: Path, unsafe: bool) -> list[Path]:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(result.new_text.get(f.path, f.data))
         written[path] = out
+    read = {f.path for f in inputs.files}
+    for created in (p for p in result.new_text if p not in read):  # a header of porter's own
+        path = Path(created).resolve()
+        out = dest / (path.relative_to(base) if path.is_relative_to(base) else Path(path.name))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(result.new_text[created])
     for folder in {s.resolve().parent for s in sources}:
         for h in folder.glob("*.h"):
             target = dest / h.relative_to(base)

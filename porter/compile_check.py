@@ -135,7 +135,7 @@ def translation_units(module: ExtensionModule, changed: set[str]) -> list[str]:
 
 def check_module(module: ExtensionModule, original: dict[str, bytes], new_text: dict[str, bytes],
                  toolchains: list[Toolchain] | Toolchain, config: BuildConfig | None,
-                 cwd: Path | None = None) -> CompileCheck:
+                 cwd: Path | None = None, created: tuple[str, ...] = ()) -> CompileCheck:
     """Compile each changed unit before and after the port and keep what the port added.
 
     The headers of the newest CPython come first; when the original does not compile with them
@@ -160,7 +160,7 @@ def check_module(module: ExtensionModule, original: dict[str, bytes], new_text: 
     first: CompileCheck | None = None
     with tempfile.TemporaryDirectory(prefix="porter-compile-") as tmp:
         before = _materialise(Path(tmp) / "a", module.files, original, {})
-        after = _materialise(Path(tmp) / "b", module.files, original, new_text)
+        after = _materialise(Path(tmp) / "b", tuple(module.files) + created, original, new_text)
         for toolchain in toolchains:
             results = []
             for unit in units:

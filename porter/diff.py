@@ -7,8 +7,9 @@ import patiencediff
 NO_NEWLINE = b"\\ No newline at end of file\n"
 
 
-def unified_diff(path: str, old: bytes, new: bytes, context: int = 3) -> bytes:
-    """A diff of one file with a/ and b/ prefixes; empty when nothing changed."""
+def unified_diff(path: str, old: bytes, new: bytes, context: int = 3, created: bool = False) -> bytes:
+    """A diff of one file with a/ and b/ prefixes (from /dev/null for a file the port
+    `created`); empty when nothing changed."""
     if old == new:
         return b""
     # Split on "\n" only, as patch and git do (splitlines would also split on a lone "\r" or
@@ -16,7 +17,7 @@ def unified_diff(path: str, old: bytes, new: bytes, context: int = 3) -> bytes:
     a = [x.decode("utf-8", "surrogateescape") for x in _lines(old)]
     b = [x.decode("utf-8", "surrogateescape") for x in _lines(new)]
     lines = patiencediff.unified_diff(
-        a, b, fromfile=f"a/{path}", tofile=f"b/{path}", n=context,
+        a, b, fromfile="/dev/null" if created else f"a/{path}", tofile=f"b/{path}", n=context,
         sequencematcher=patiencediff.PatienceSequenceMatcher,
     )
     out = []
@@ -24,6 +25,8 @@ def unified_diff(path: str, old: bytes, new: bytes, context: int = 3) -> bytes:
         line = text_line.encode("utf-8", "surrogateescape")
         if line.startswith((b"---", b"+++")):
             line = line.rstrip(b"\r\n \t") + b"\n"
+        elif created and line.startswith(b"@@ -1,0 "):
+            line = b"@@ -0,0 " + line[len(b"@@ -1,0 "):]  # GNU patch creates a file from -0,0
         elif not line.endswith((b"\n", b"\r")):
             # The file's last line has no newline: the marker goes on a line of its own.
             line = line + b"\n" + NO_NEWLINE

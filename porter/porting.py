@@ -42,7 +42,7 @@ def checked_port(files: list[tuple[str, bytes]], unsafe: bool = False, problems:
     for mp in result.modules:
         if mp.status is PortStatus.PORTED and isinstance(toolchains, list):
             checks[mp.module.name] = check_module(mp.module, original, result.new_text, toolchains,
-                                                  mp.module.build, cwd)
+                                                  mp.module.build, cwd, tuple(mp.created))
     outcomes = [outcome(mp, checks.get(mp.module.name), toolchains if isinstance(toolchains, str) else "")
                 for mp in result.modules]
     outcomes = _needed_files(result, outcomes)
@@ -52,7 +52,7 @@ def checked_port(files: list[tuple[str, bytes]], unsafe: bool = False, problems:
             withdrawn.update(_withdraw(result, mp))
     # A file two modules share goes with either: the other module fails with it.
     for i, (mp, o) in enumerate(zip(result.modules, outcomes)):
-        shared = sorted(set(mp.module.files) & set(withdrawn))
+        shared = sorted(set(mp.written) & set(withdrawn))
         if shared and o.status is not Status.FAILED and mp.status is PortStatus.PORTED:
             why = f"shares {shared[0]} with a module whose port failed"
             outcomes[i] = Outcome(o.module, o.file, Status.FAILED, why)
@@ -91,7 +91,7 @@ def outcome(mp: ModulePort, check: CompileCheck | None, not_compiled: str) -> Ou
 
 def _withdraw(result: PortResult, mp: ModulePort) -> dict[str, bytes]:
     """A module whose port failed after the pipeline: none of its files change."""
-    return {f: result.new_text.pop(f) for f in mp.module.files if f in result.new_text}
+    return {f: result.new_text.pop(f) for f in mp.written if f in result.new_text}
 
 
 def _needed_files(result: PortResult, outcomes: list[Outcome]) -> list[Outcome]:

@@ -36,6 +36,9 @@ def port_folder(folder: Path, unsafe: bool = False, files: dict[str, bytes] | No
         sources.update(mp.sources)
     patch = b"".join(unified_diff(path, data, result.new_text[path])
                      for path, data in items if path in result.new_text)
+    given = {path for path, _ in items}
+    patch += b"".join(unified_diff(path, b"", text, created=True)
+                      for path, text in sorted(result.new_text.items()) if path not in given)
     # Snapshots are made without the compile check (it is slow; the oracle tests compile).
     outcomes = [outcome(mp, None, "not compiled (--no-compile)") for mp in result.modules]
     return patch, checklist(CheckedPort(result, outcomes), sources), result, dict(items)

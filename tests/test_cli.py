@@ -156,6 +156,25 @@ def test_an_original_with_a_warning_the_check_makes_an_error_is_still_compared(t
     assert out.returncode == 0 and "counter: compiles" in out.stderr, out.stderr
 
 
+def test_a_header_porter_writes_is_a_new_file_in_the_patch_and_created_by_apply(tmp_path):
+    import shutil
+
+    shutil.copytree(FIXTURES / "multifile-new-state-header" / "src", tmp_path / "src")
+    out = run("port", "src", cwd=tmp_path)
+    assert out.returncode == 0 and "tapi: compiles" in out.stderr
+    assert "--- /dev/null\n+++ b/src/tapi_state.h\n@@ -0,0 +1," in out.stdout
+    (tmp_path / "src" / "tapi_state.h").write_text("mine")
+    sources = ["src/main.c", "src/device.c", "src/stream.c"]
+    out = run("port", *sources, "--apply", cwd=tmp_path)  # a file porter was not given is not overwritten
+    assert out.returncode == 2 and "exists" in out.stderr and (tmp_path / "src" / "tapi_state.h").read_text() == "mine"
+    out = run("port", "src", cwd=tmp_path)  # one it reads is a name taken
+    assert "+++ b/src/tapi_state2.h" in out.stdout
+    (tmp_path / "src" / "tapi_state.h").unlink()
+    out = run("port", "src", "--apply", cwd=tmp_path)
+    assert out.returncode == 0 and "#ifndef TAPI_STATE_H" in (tmp_path / "src" / "tapi_state.h").read_text()
+    assert '#include "tapi_state.h"' in (tmp_path / "src" / "device.c").read_text()
+
+
 def test_port_refuses_to_overwrite_an_output_without_force(tmp_path):
     target = tmp_path / "out.patch"
     target.write_text("mine")

@@ -31,9 +31,10 @@ def ported_copy(folder, tmp_path, unsafe: bool):
     _, _, result, items = port_folder(folder, unsafe=unsafe)
     dest = tmp_path / folder.name
     shutil.copytree(folder, dest)
-    for path in items:
-        if path in result.new_text:
-            (dest / path.split("/")[-1]).write_bytes(result.new_text[path])
+    for path in set(items) | set(result.new_text):
+        if path in result.new_text:  # a changed source, or a header porter wrote
+            (dest / path.split("/", 2)[-1]).parent.mkdir(parents=True, exist_ok=True)
+            (dest / path.split("/", 2)[-1]).write_bytes(result.new_text[path])
     return dest, result
 
 
@@ -65,14 +66,14 @@ def test_port_builds_without_new_warnings_and_passes_the_oracle(folder, interpre
     ported, result = ported_copy(folder, tmp_path, fx.unsafe)
     assert [mp.status for mp in result.modules] == ["ported"]
     original = verify(fx.sources, fx.module, fx.smoke, interpreters, workdir=tmp_path / "orig", defines=fx.defines)
-    after = verify([ported / s.name for s in fx.sources], fx.module, fx.smoke, interpreters,
+    after = verify([ported / s.relative_to(fx.path) for s in fx.sources], fx.module, fx.smoke, interpreters,
                    isolation=fx.isolation, workdir=tmp_path / "port", defines=fx.defines)
     from porter.verify import build_extension
 
     for i in interpreters:
         before_w = build_extension(fx.sources, fx.module, i, tmp_path / f"w0-{i.version}",
                                    defines=fx.defines).warnings
-        after_w = build_extension([ported / s.name for s in fx.sources], fx.module, i,
+        after_w = build_extension([ported / s.relative_to(fx.path) for s in fx.sources], fx.module, i,
                                   tmp_path / f"w1-{i.version}", defines=fx.defines).warnings
         assert set(after_w) <= set(before_w), f"new warnings on {i.version}: {set(after_w) - set(before_w)}"
     kept = [s for s in with_surface_kept(after, original).steps if s.name == "surface-kept"]
@@ -102,7 +103,7 @@ def test_port_builds_on_311_without_new_warnings(folder, tmp_path):
     fx = load_fixture(folder)
     ported, _ = ported_copy(folder, tmp_path, fx.unsafe)
     before = build_extension(fx.sources, fx.module, found[0], tmp_path / "orig", defines=fx.defines)
-    after = build_extension([ported / s.name for s in fx.sources], fx.module, found[0], tmp_path / "port",
+    after = build_extension([ported / s.relative_to(fx.path) for s in fx.sources], fx.module, found[0], tmp_path / "port",
                             defines=fx.defines)
     assert before.ok and after.ok, after.log
     assert set(after.warnings) <= set(before.warnings)

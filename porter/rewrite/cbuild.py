@@ -6,6 +6,9 @@ indentation of its first line: the caller knows where it goes.
 
 from __future__ import annotations
 
+import posixpath
+import re
+
 from porter.render import render
 
 
@@ -86,3 +89,12 @@ def publish_state(state_type: str, saved: str, thread_local: str, state_var: str
 def split_wrapper(header: str, name: str, params: str, impl: str, args: str) -> str:
     """A module method split into `<name>_impl(state, ...)` and the method that finds the state."""
     return f"{header}\n{name}({params})\n{{\n    return {impl}({args});\n}}"
+
+
+def state_header(path: str, module_name: str, block: str) -> str:
+    """porter's own header for a module whose files share none it can use: guarded, after the
+    including file's own includes (the state's field types come from them)."""
+    guard = re.sub(r"\W", "_", posixpath.basename(path)).upper()
+    return (f"/* The module state of {module_name}, shared by its files. Each includes this header\n"
+            f"   after its other includes: the fields' types come from them. */\n"
+            f"#ifndef {guard}\n#define {guard}\n\n#include <Python.h>\n\n{block.rstrip()}\n\n#endif /* {guard} */\n")

@@ -146,6 +146,8 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
             failure = failure or placed
         else:
             placement = placed
+            if placed.new_file:
+                layouts = {**layouts, placed.file: FileLayout(b"")}  # porter's own header, empty so far
             if needs_callback_state and placed.shared_header:
                 block = place_callback_state(module, decisions, layouts)
                 if isinstance(block, Reason):

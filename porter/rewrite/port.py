@@ -52,6 +52,12 @@ class ModulePort:
     kept: dict = field(default_factory=dict)  # global key -> Reason it stays global
     sources: dict = field(default_factory=dict)  # for line numbers in reports
     failure_code: str = ""
+    created: list[str] = field(default_factory=list)  # files the port writes that did not exist
+
+    @property
+    def written(self) -> list[str]:
+        """Every file the port may change or create."""
+        return list(self.module.files) + self.created
 
 
 @dataclass
@@ -197,15 +203,18 @@ def port(analysis: Analysis, unsafe: bool = False, multi_phase_is_done: bool = T
             by_file.setdefault(e.file, []).append(e)
             if mp not in owners.setdefault(e.file, []):
                 owners[e.file].append(mp)
+            if e.file not in analysis.sources and e.file not in mp.created:
+                mp.created.append(e.file)  # a header of porter's own
     new_text: dict[str, bytes] = {}
     for file, edits in by_file.items():
         try:
             # The same edit asked for twice (a sub-struct shared by two types) is one edit.
             unique = list({(e.span, e.text, e.order): e for e in applicable(edits, unsafe)}.values())
-            source = analysis.sources[file]
-            groups = [(c.span, [b.body for b in c.branches]) for c in source.conditionals]
-            kept = drop_emptied_groups(source.text, drop_moot(unique), groups)
-            new_text[file] = apply_edits(source.text, join_deleted_lines(source.text, kept))
+            source = analysis.sources.get(file)
+            text = source.text if source is not None else b""
+            groups = [(c.span, [b.body for b in c.branches]) for c in source.conditionals] if source else []
+            kept = drop_emptied_groups(text, drop_moot(unique), groups)
+            new_text[file] = apply_edits(text, join_deleted_lines(text, kept))
         except OverlappingEdits as e:
             for mp in owners[file]:
                 _fail(mp, f"internal error: overlapping edits ({e}); please report it")
@@ -227,16 +236,18 @@ def _reparse_check(analysis: Analysis, new_text: dict[str, bytes], owners) -> No
     if not new_text:
         return
     items = [(path, new_text.get(path, src.text)) for path, src in analysis.sources.items()]
+    items += [(path, text) for path, text in new_text.items() if path not in analysis.sources]
     reparsed = {s.path: s for s in load_sources(items, build_defines=dict(analysis.build_defines))}
     for path in new_text:
         after = reparsed[path]
+        before = analysis.sources.get(path)
         broken = unbalanced_directive(new_text[path])
-        if broken is not None and unbalanced_directive(analysis.sources[path].text) is None:
+        if broken is not None and (before is None or unbalanced_directive(before.text) is None):
             # An edit took part of an #if group (its `#if` but not its `#else`): a porter bug.
             for mp in owners[path]:
                 _fail(mp, f"internal error: the rewritten {path} has an unmatched #if directive "
                           f"(line {after.line(broken)}); please report it")
-        elif len(after.error_spans) > len(analysis.sources[path].error_spans):
+        elif len(after.error_spans) > (len(before.error_spans) if before is not None else 0):
             line = after.line(after.error_spans[0].start)
             for mp in owners[path]:
                 _fail(mp, f"the rewritten {path} does not parse (line {line}); nothing was emitted")

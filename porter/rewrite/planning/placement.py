@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass
 
 from porter.model import ExtensionModule, Location, Span, TypeDefinition
@@ -27,6 +28,7 @@ class Placement:
     file: str
     at: int
     includes: tuple[IncludeAddition, ...] = ()
+    new_file: bool = False  # a header porter writes for the state: `<module>_state.h`
 
     @property
     def shared_header(self) -> bool:
@@ -80,9 +82,10 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
         # The deepest shared header: the one the others include.
         header = min(headers, key=lambda h: len(closures[h]))
         return Placement(header, _end_of_header(module, layouts, header))
-    return _header_to_share(module, layouts, units, closures) or Reason(
+    return _header_to_share(module, layouts, units, closures) or _new_header(module, layouts, units) or Reason(
         "no-state-header", "module state is needed in several files that share no header porter can put it "
-                           "in (one seen after Python.h, once per file or behind an include guard)")
+                           "in (one seen after Python.h, once per file or behind an include guard), and porter "
+                           "cannot include a header of its own in each of them after Python.h")
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
     defs = {d.name: d for d in module.type_definitions if d.file == placement.file}
     visible = module.translation_unit(placement.file)
     elsewhere = {d.name: d for d in module.type_definitions if d.file not in visible}
+    if placement.new_file:
+        # Included after each file's own includes: only what a .c file defines is out of sight.
+        elsewhere = {d.name: d for d in module.type_definitions if not d.file.endswith(".h")}
     at = placement.at
     hoisted: dict[str, TypeDefinition] = {}
     vetoes: dict[GlobalKey, Reason] = {}
@@ -180,6 +186,31 @@ def _header_to_share(module: ExtensionModule, layouts, files: set[str], closures
         path = posixpath.relpath(header, posixpath.dirname(f) or ".")
         additions.append(IncludeAddition(f, layouts[f].line_after(last.span.end - 1), path, last.span))
     return Placement(header, _end_of_header(module, layouts, header), tuple(additions))
+
+
+def _new_header(module: ExtensionModule, layouts, files: set[str]) -> Placement | None:
+    """A header of porter's own next to the init function's file, included by every file that
+    needs the state right after its last top-level #include (which must come after Python.h)."""
+    folder = posixpath.dirname(module.init.file)
+    stem = re.sub(r"\W", "_", module.name.lstrip("_")) or "module"
+    header = posixpath.join(folder, f"{stem}_state.h")
+    taken = set(module.files) | set(layouts) | {target for _, target, _ in module.includes}
+    n = 2
+    while header in taken or any(posixpath.basename(header) == inc.name for inc in module.include_lines):
+        header, n = posixpath.join(folder, f"{stem}_state{n}.h"), n + 1
+    additions = []
+    for f in sorted(files):
+        # A file whose includes all sit in one `#ifdef __APPLE__` gets it there, after them.
+        anchors = [inc for inc in module.include_lines if inc.file == f and inc.top_level] or \
+            [inc for inc in module.include_lines if inc.file == f]
+        if not anchors:
+            return None
+        last = max(anchors, key=lambda inc: inc.span.start)
+        if not _sees_python_h(module, f, last.span.end, set()):
+            return None
+        path = posixpath.relpath(header, posixpath.dirname(f) or ".")
+        additions.append(IncludeAddition(f, layouts[f].line_after(last.span.end - 1), path, last.span))
+    return Placement(header, 0, tuple(additions), new_file=True)
 
 
 def _unit_order(module: ExtensionModule, root: str) -> dict[str, tuple[int, ...]]:

@@ -47,8 +47,9 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
     if t.initializer is None:
         return Reason("type-no-initializer", "no initialiser porter could read")
     body = module.init_body
-    if body is not None and t.file not in module.translation_unit(body.file) \
-            and not any(loc.file.endswith(".h") for loc in t.forward_declarations):
+    exec_unit = module.translation_unit(body.file) if body is not None else frozenset()
+    if body is not None and t.file not in exec_unit \
+            and not any(loc.file.endswith(".h") or loc.file in exec_unit for loc in t.forward_declarations):
         return Reason("type-invisible-to-exec", f"it is defined in {t.file}, and no header shows it to "
                                                 f"{body.file}, where exec would create it from a spec")
     if t.metatype and t.metatype.replace(" ", "") not in ("&PyType_Type",) and not _deferred(t.metatype, module):

@@ -127,7 +127,9 @@ def _forward_declarations(out: Emitter, plan: Plan, tp: TypePlan) -> None:
     same_unit = plan.module.translation_unit(body.file)
     shared = False
     for loc in t.forward_declarations:
-        if t.file not in same_unit and loc.file.endswith(".h") and not shared and not t.structseq:
+        # A header that shows the type to exec's file, or exec's unit's own `extern` of it.
+        shows_exec = loc.file.endswith(".h") or loc.file in same_unit
+        if t.file not in same_unit and shows_exec and not shared and not t.structseq:
             # The header that made the type visible to exec's file now shows its spec.
             out.edit(loc.file, loc.span, f"extern PyType_Spec {t.name}_spec;")
             shared = True

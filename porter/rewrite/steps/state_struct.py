@@ -146,6 +146,10 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         if moved is None:
             return
         block_text = moved + block_text
+    if placement.new_file:
+        block_text = cbuild.state_header(file, plan.module.name, block_text)
+        out.done(file, None, f"{file} is new: it holds the module state, and every file that needs the state "
+                             "includes it after its other includes", key=("module",))
     out.insert(file, placement.at, block_text, order=-10, about=("module",))
 
 
