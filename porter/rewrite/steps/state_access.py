@@ -446,7 +446,7 @@ def _find_last_module(out: Emitter, plan: Plan, use: FindModuleUse) -> None:
                          if any(c.callee == function for f in plan.module.functions if f.name == n for c in f.calls))
         why = "; ".join(d.last_module[n] for n in callers)
         where = f"{function}(), which {', '.join(c + '()' for c in callers)} still " + (
-            "calls" if len(callers) == 1 else "call")
+            "calls," if len(callers) == 1 else "call,")
     else:
         why, where = d.last_module.get(function, ""), f"{function}()"
     out.todo(use.file, use.span, f"{use.source} in {where} now finds the module the last exec made, kept "
