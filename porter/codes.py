@@ -52,6 +52,23 @@ such lookups (gh-114682). benchmarks/hot_path.py measures one fixture's iterator
 What to do: if it is hot, store the state pointer in the instance when it is created (its
 lifetime is the instance's: the instance keeps its type, the type its module), or use
 METH_METHOD with defining_class for methods."""),
+    _code("last-module-lookup", CodeKind.ITEM,
+          "PyState_FindModule() in a function that cannot reach module state finds the module the last exec "
+          "made.", """
+What: the function's signature is fixed (a callback a C library calls, a slot porter cannot
+tie to a type) or it reaches the state but not the module object, so no state parameter or
+type lookup reaches it. Its PyState_FindModule() (NULL for a multi-phase module) becomes a
+lookup of the module the last exec made, which exec keeps in a process-global and the module's
+m_free forgets: found only in the interpreter that made it, NULL elsewhere, as
+PyState_FindModule returned when no module was loaded.
+
+Why it matters: one module per process is what such a function can see, so the module does
+not claim to support several interpreters (Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED); with two
+instances in one interpreter it sees the last one made.
+
+What to do: give the function a way to its own module: a data pointer the library passes back
+(store the module or its state there), the object it receives, or a state parameter from its
+callers; then remove the lookup and port again."""),
     _code("gc-slot-lookup", CodeKind.ITEM, "tp_traverse, tp_clear or tp_dealloc now looks module state up.", """
 Why it matters: at interpreter shutdown these can run after the module's state was cleared;
 the state must not be needed there for anything but assertions.
@@ -143,6 +160,10 @@ _KEPT = [
           "porter does not copy initial array contents into module state."),
     _code("unreachable-function", CodeKind.KEPT, "a global used in a function that cannot reach module state.",
           "Its signature is fixed (a callback) or porter cannot tie it to the module; the item says which."),
+    _code("interpreter-keyed", CodeKind.KEPT,
+          "a value kept with the interpreter it belongs to, read only where that interpreter is checked.",
+          "porter's own lookup of the module the last exec made is one: a function that cannot reach module "
+          "state reads it only in the interpreter that set it."),
     _code("macro-outside-functions", CodeKind.KEPT, "a global reached through a macro that is used outside functions."),
     _code("pasted-with-kept-names", CodeKind.KEPT,
           "a global a macro builds with ## together with names that stay global."),
@@ -235,6 +256,8 @@ _TODO = {
     "hot-path-lookup": "if it is hot, store the state pointer in the instance when it is created, or use "
                        "METH_METHOD with defining_class.",
     "gc-slot-lookup": "keep what the function needs in the instance itself.",
+    "last-module-lookup": "give the function a way to its own module (a data pointer the library passes back, "
+                          "the object it receives, or a state parameter), then port again.",
     "type-unread": "give porter the file that defines it, or convert it by hand with PyType_FromModuleAndSpec.",
     "type-no-initializer": "give porter the file that defines it, or convert it by hand.",
     "type-invisible-to-exec": "declare the type (or its spec) in a header the init file includes.",
@@ -255,6 +278,7 @@ _TODO = {
     "array-with-initializer": "keep the initial contents in a const table and copy them into the state in exec.",
     "unreachable-function": "give that function a way to the module: pass `state` (or the module) to it from "
                             "its callers, or keep the state in the object it receives.",
+    "interpreter-keyed": "give the functions that read it a way to their own module, then remove it.",
     "macro-outside-functions": "move the macro's use into a function, or expand it by hand.",
     "pasted-with-kept-names": "move the other names the macro builds too, or stop building them with ##.",
     "base-stays-static": "convert the base type first.",

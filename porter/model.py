@@ -806,3 +806,5 @@ class FindModuleUse:
     null_checks: tuple[Span, ...] = ()
     state_reads: tuple[Span, ...] = ()
     source: str = "PyState_FindModule()"  # or "the global mod", where init kept the module
+    # The lookup itself (`PyState_FindModule(&def)`, or the global's name) when `span` is wider.
+    call: Span | None = None

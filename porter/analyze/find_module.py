@@ -12,7 +12,8 @@ from porter.model import FindModuleUse, FindModuleWant, Span
 from porter.parse import Node, walk
 
 _IN_MACRO = re.compile(
-    rb"(?P<state>PyModule_GetState\s*\(\s*)?PyState_FindModule\s*\(\s*&\s*(?P<def>\w+)\s*\)(?(state)\s*\))")
+    rb"(?P<state>PyModule_GetState\s*\(\s*)?(?P<find>PyState_FindModule\s*\(\s*&\s*(?P<def>\w+)\s*\))"
+    rb"(?(state)\s*\))")
 # A macro that is only a (cast) PyModule_GetState of its argument: `GLOBALS(m)`.
 _STATE_GETTER = re.compile(r"\(*\s*(?:\(\s*[\w\s]+\*\s*\)\s*)?PyModule_GetState\s*\(\s*\(*\s*x\s*\)*\s*\)\s*\)*")
 
@@ -30,7 +31,8 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, mac
             function = ctree.function_name(owner)[0] if owner is not None else None
             wrapper = _state_wrapper(call)
             if wrapper is not None:
-                out.append(FindModuleUse(idx.path, ctree.span(wrapper), function, FindModuleWant.STATE))
+                out.append(FindModuleUse(idx.path, ctree.span(wrapper), function, FindModuleWant.STATE,
+                                         call=ctree.span(call)))
                 continue
             found = None
             if owner is not None and function == init_function:
@@ -46,7 +48,8 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, mac
                 span = Span(m.body.start + match.start(), m.body.start + match.end())
                 out.append(FindModuleUse(idx.path, span, None,
                                          FindModuleWant.STATE if match.group("state") else FindModuleWant.MODULE,
-                                         m.name))
+                                         m.name, call=Span(m.body.start + match.start("find"),
+                                                           m.body.start + match.end("find"))))
     out.sort(key=lambda u: (u.file, u.span.start))
     return out
 
@@ -204,7 +207,8 @@ def module_global_uses(indexes: list[FileIndex], name: str, macros: MacroTable,
                 parent = parent.parent
             call = parent.parent if parent is not None and parent.type == "argument_list" else None
             if call is not None and ctree.call_name(call) in getters and len(ctree.call_args(call)) == 1:
-                out.append(FindModuleUse(idx.path, ctree.span(call), function, FindModuleWant.STATE, source=source))
+                out.append(FindModuleUse(idx.path, ctree.span(call), function, FindModuleWant.STATE, source=source,
+                                         call=ctree.span(ident)))
             else:
                 out.append(FindModuleUse(idx.path, ctree.span(ident), function, FindModuleWant.MODULE, source=source))
         for m in idx.macros:

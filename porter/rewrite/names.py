@@ -66,6 +66,11 @@ class Names:
     keep_module_descriptor: str  # saves it when the type is made
     runtime_slots: str  # fills the multiple-interpreters slot at import when the limited API hides it
     impl: dict[str, str]  # split methods -> the name of the function that does the work
+    # The module the last exec made, its interpreter, and the function that finds it there: for
+    # functions that cannot reach module state (what PyState_FindModule did for them).
+    last_module: str = ""
+    last_module_interp: str = ""
+    find_last_module: str = ""
 
     def saved_callback_state(self, n: int) -> str:
         """The local that keeps the previous thread-local value around the n-th publishing call."""

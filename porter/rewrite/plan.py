@@ -140,7 +140,8 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
     if isinstance(types, Reason):
         failure, types = failure or types, ()
     placement = callback_block = None
-    if fields or decisions.state_macros or any(decisions.needs.values()) or needs_by_type:
+    if fields or decisions.state_macros or any(decisions.needs.values()) or needs_by_type \
+            or decisions.last_module or decisions.last_module_macros:
         placed = place_state(module, decisions, layouts, moved_types)
         if isinstance(placed, Reason):
             failure = failure or placed
@@ -208,4 +209,8 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
         module_descriptor=allocator.fresh(f"{base}_module_descriptor"),
         keep_module_descriptor=allocator.fresh(f"{base}_keep_module_descriptor"), impl=impl,
         runtime_slots=allocator.fresh(f"{base}_add_runtime_slots"))
+    if decisions.last_module or decisions.last_module_macros:
+        names = replace(names, last_module=allocator.fresh(f"{base}_last_module"),
+                        last_module_interp=allocator.fresh(f"{base}_last_module_interp"),
+                        find_last_module=allocator.fresh(f"find_{base}_module"))
     return names, allocator

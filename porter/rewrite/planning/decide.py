@@ -10,9 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from porter.analyze.initializers import sizeof_operand
-from porter.model import ExtensionModule, FindModuleWant, Global, GlobalKind, RoleKind
+from porter.model import ExtensionModule, FindModuleUse, FindModuleWant, Global, GlobalKind, RoleKind
 from porter.rewrite.planning.access import Access, function_access
-from porter.rewrite.planning.reach import MODULE_STATE, GlobalKey, MacroGraph, debug_only, direct_needs, thread_helpers
+from porter.rewrite.planning.reach import (
+    MODULE_STATE,
+    GlobalKey,
+    MacroGraph,
+    debug_only,
+    direct_needs,
+    reached_from,
+    state_edges,
+    thread_helpers,
+)
 from porter.rewrite.planning.vetoes import ROUND_VETOES, Round, global_veto
 from porter.rewrite.vocab import AccessKind, Reason
 
@@ -28,6 +37,12 @@ class Decisions:
     debug_only: frozenset[str] = frozenset()  # functions needing state only in assert()
     finders: frozenset[str] = frozenset()  # `S *get_global_state(void)` around FindModule
     blocked: tuple[Reason, ...] = field(default=())  # why the whole module cannot be ported
+    # Functions whose PyState_FindModule finds the module the last exec made (kept process-global)
+    # because they cannot reach module state: function -> why not.
+    last_module: dict[str, str] = field(default_factory=dict)
+    kept_finders: frozenset[str] = frozenset()  # finders those functions still call: they stay
+    # Macros whose PyState_FindModule does the same, because they expand in such a function.
+    last_module_macros: dict[str, str] = field(default_factory=dict)
 
     def access_of(self, name: str) -> Access | None:
         return self.access.get(name)
@@ -51,15 +66,25 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
             movable[g.key] = g
     graph = MacroGraph.of(module)
     finders = state_finders(module)
-    base_bodies = _base_macro_bodies(module, graph, finders)
+    last_module: dict[str, str] = {}
+    last_module_macros: dict[str, str] = {}
     while True:
-        access, needs, helpers, macro_bodies = _reach(module, movable, base_bodies, graph, finders)
+        base_bodies = _base_macro_bodies(module, graph, finders, set(last_module_macros))
+        access, needs, helpers, macro_bodies, direct = _reach(module, movable, base_bodies, graph, finders,
+                                                              frozenset(last_module))
         this_round = Round(module, movable, access, needs, macro_bodies)
         vetoed: dict[GlobalKey, Reason] = {}
         for rule in ROUND_VETOES:
             for key, reason in rule(this_round):
                 vetoed.setdefault(key, reason)
         blocked_state = vetoed.pop(MODULE_STATE, None)
+        if blocked_state is not None:
+            found, macros = _last_module_lookups(module, access, needs, direct, macro_bodies, graph,
+                                                 last_module, last_module_macros)
+            if found or macros:
+                last_module.update(found)
+                last_module_macros.update(macros)
+                continue  # the functions that find the module themselves need no state for it
         if not vetoed:
             break
         for key, reason in vetoed.items():
@@ -71,20 +96,64 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
     if blocked_state:
         blocked.append(Reason("find-module-unreachable", "PyState_FindModule: " + blocked_state.message.replace(
             "<module state>", "module state")))
-    blocked += _find_module_blockers(module, access, finders)
+    for use, why in _find_module_without_module(module, access, finders, last_module):
+        if use.function is None or use.macro is not None:
+            where = f"macro {use.macro}" if use.macro else "file scope"
+            blocked.append(Reason("find-module-needs-module",
+                                  f"{use.source} in {where} needs the module object, which porter cannot reach there"))
+        else:
+            last_module.setdefault(use.function, why)
+    functions = {f.name: f for f in module.functions}
+    kept_finders = frozenset(c.callee for name in last_module if name in functions
+                             for c in functions[name].calls if c.callee in finders)
     return Decisions(
         movable=movable, kept=kept, access=access, needs=needs, helpers=frozenset(helpers),
         state_macros={m: keys & wanted for m, keys in macro_bodies.items() if keys & wanted},
         debug_only=frozenset(debug_only(module, movable, macro_bodies, needs,
                                         {f.name: f for f in module.functions})),
-        finders=frozenset(finders), blocked=tuple(blocked))
+        finders=frozenset(finders), blocked=tuple(blocked), last_module=dict(sorted(last_module.items())),
+        kept_finders=kept_finders, last_module_macros=dict(sorted(last_module_macros.items())))
 
 
-def _base_macro_bodies(module: ExtensionModule, graph: MacroGraph, finders: set[str]) -> dict[str, set[GlobalKey]]:
+def _last_module_lookups(module: ExtensionModule, access: dict[str, Access], needs: dict[str, set[GlobalKey]],
+                         direct: dict[str, set[GlobalKey]], macro_bodies: dict[str, set[GlobalKey]],
+                         graph: MacroGraph, already: dict[str, str], already_macros: dict[str, str],
+                         ) -> tuple[dict[str, str], dict[str, str]]:
+    """The functions and macros whose own PyState_FindModule (or state finder call) makes a
+    function that cannot reach module state need it, with why that function cannot: they find
+    the module the last exec made instead (a macro for every function it expands in)."""
+    functions = {f.name: f for f in module.functions}
+    own = {fm.function for fm in module.find_module_uses
+           if fm.macro is None and fm.function and fm.wants in (FindModuleWant.STATE, FindModuleWant.STATE_VIA)}
+    finders = state_finders(module)
+    own |= {f.name for f in module.functions if f.name not in finders and any(c.callee in finders for c in f.calls)}
+    edges = state_edges(functions, access)
+    in_macro = {fm.macro for fm in module.find_module_uses if fm.macro is not None and fm.call is not None}
+    found: dict[str, str] = {}
+    macros: dict[str, str] = {}
+    for name, keys in sorted(needs.items()):
+        acc = access.get(name)
+        if MODULE_STATE not in keys or (acc is not None and acc.kind is not AccessKind.NONE):
+            continue
+        why = f"{name}() cannot reach module state ({acc.reason if acc else 'not a function of this module'})"
+        reached = reached_from(name, edges)
+        for source in sorted(reached):
+            if source in own and MODULE_STATE in direct.get(source, set()) and source not in already:
+                found.setdefault(source, why)
+        for use in module.macro_uses:
+            if use.function in reached and MODULE_STATE in macro_bodies.get(use.name, set()):
+                for macro in sorted(graph.reaching(use.name) & in_macro):
+                    if macro not in already_macros:
+                        macros.setdefault(macro, why)
+    return found, macros
+
+
+def _base_macro_bodies(module: ExtensionModule, graph: MacroGraph, finders: set[str],
+                       last_module_macros: set[str]) -> dict[str, set[GlobalKey]]:
     """Macro -> globals its body reaches, before knowing which helpers take a state parameter."""
     bodies = {name: set(keys) for name, keys in graph.globals_named.items()}
     for use in module.find_module_uses:
-        if use.macro is not None and use.wants is FindModuleWant.STATE:
+        if use.macro is not None and use.wants is FindModuleWant.STATE and use.macro not in last_module_macros:
             bodies.setdefault(use.macro, set()).add(MODULE_STATE)
     # A macro that calls a state finder (`st = get_global_state();`) needs state where it expands.
     for m in module.macros:
@@ -94,7 +163,7 @@ def _base_macro_bodies(module: ExtensionModule, graph: MacroGraph, finders: set[
 
 
 def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodies, graph: MacroGraph,
-           finders: set[str]):
+           finders: set[str], looked_up: frozenset[str]):
     """How functions reach state and which need it, for one set of moving globals.
 
     A macro that calls a helper taking a state parameter passes `state` where it expands, so
@@ -119,27 +188,30 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
         for name in calling:
             macro_bodies.setdefault(name, set()).add(MODULE_STATE)
         macro_bodies = graph.close(macro_bodies)
-        needs, helpers = thread_helpers(functions, access, direct_needs(module, movable, macro_bodies, finders))
+        direct = direct_needs(module, movable, macro_bodies, finders, looked_up)
+        needs, helpers = thread_helpers(functions, access, direct)
         # One defined only under a condition porter cannot evaluate is reported instead.
         now = {m.name for m in module.macros
                if m.active is not None and m.file not in unsure_files
                and any(name in helpers for name, *_ in m.called())}
         if now <= calling:
-            return access, needs, helpers, macro_bodies
+            return access, needs, helpers, macro_bodies, direct
         calling |= now
 
 
-def _find_module_blockers(module: ExtensionModule, access: dict[str, Access], finders: set[str]) -> list[Reason]:
+def _find_module_without_module(module: ExtensionModule, access: dict[str, Access], finders: set[str],
+                                last_module: dict[str, str]) -> list[tuple[FindModuleUse, str]]:
+    """Uses that want the module object where the function's access gives none, with why."""
     out = []
     for use in module.find_module_uses:
-        if use.function in finders or use.wants is not FindModuleWant.MODULE:
+        if use.function in finders or use.wants is not FindModuleWant.MODULE or use.function in last_module:
             continue  # a finder goes: its callers get the state instead
         acc = access.get(use.function or "")
         if use.macro is not None or acc is None or acc.kind not in (
                 AccessKind.MODULE, AccessKind.EXEC, AccessKind.TYPE, AccessKind.NEW):
-            where = f"macro {use.macro}" if use.macro else f"{use.function or 'file scope'}()"
-            out.append(Reason("find-module-needs-module",
-                              f"{use.source} in {where} needs the module object, which porter cannot reach there"))
+            why = acc.reason if acc is not None and acc.kind is AccessKind.NONE else \
+                "it reaches module state but not the module object"
+            out.append((use, f"{use.function}() cannot reach the module object ({why})"))
     return out
 
 

@@ -42,6 +42,8 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
     spots: list[Location] = []
     spots += [Location(fns[n].file, fns[n].span) for n, keys in d.needs.items() if keys and n in fns]
     spots += [Location(fns[n].file, fns[n].span) for n in d.helpers if n in fns]
+    # Functions that find the module the last exec made call the generated finder.
+    spots += [Location(fns[n].file, fns[n].span) for n in (*d.last_module, *d.kept_finders) if n in fns]
     # A helper's prototype names the state type too.
     spots += [Location(p.file, p.span) for n in d.helpers if n in fns for p in fns[n].prototypes]
     for name, acc in d.access.items():

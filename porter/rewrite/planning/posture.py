@@ -44,6 +44,10 @@ def choose_posture(module: ExtensionModule, decisions: Decisions) -> Posture:
             unconditional = True
         if g.kind.is_object_kind and g.kind is not GlobalKind.STATIC_TYPE:
             objects_left = True
+    for name, because in decisions.last_module.items():
+        reasons.append(f"{name}() finds the module the last exec made, kept process-global: {because}")
+    for name, because in decisions.last_module_macros.items():
+        reasons.append(f"macro {name} finds the module the last exec made, kept process-global: {because}")
     for f in module.findings:
         if f.code == "process-global":
             reasons.append(f"{f.message} ({f.file})")
@@ -54,7 +58,8 @@ def choose_posture(module: ExtensionModule, decisions: Decisions) -> Posture:
                      if re.search(r"\bstatic\b[^;]*=\s*\{\s*Py(Var)?Object_HEAD_INIT", m.body_text)}
     for name in sorted(static_macros & {u.name for u in module.macro_uses}):
         reasons.append(f"macro {name} defines a statically allocated Python object where it is used")
-    process_global = any(f.code == "process-global" for f in module.findings) or bool(
+    process_global = bool(decisions.last_module or decisions.last_module_macros) or any(
+        f.code == "process-global" for f in module.findings) or bool(
         static_macros & {u.name for u in module.macro_uses})
     if not reasons:
         return Posture(PER_INTERPRETER_GIL, (), None)

@@ -39,6 +39,16 @@ class MacroGraph:
         closed = graph.close({k: set(v) for k, v in direct.items()})
         return cls(graph.mentions, {k: frozenset(v) for k, v in closed.items() if v})
 
+    def reaching(self, name: str) -> set[str]:
+        """`name` and the macros its body names, transitively."""
+        seen, todo = {name}, [name]
+        while todo:
+            for other in sorted(self.mentions.get(todo.pop(), ())):
+                if other not in seen:
+                    seen.add(other)
+                    todo.append(other)
+        return seen
+
     def close(self, bodies: dict[str, set[GlobalKey]]) -> dict[str, set[GlobalKey]]:
         """A macro naming another macro reaches what that one reaches (a new mapping)."""
         out = {k: set(v) for k, v in bodies.items()}
@@ -55,8 +65,13 @@ class MacroGraph:
 
 
 def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
-                 macro_bodies: dict[str, set[GlobalKey]], finders: set[str]) -> dict[str, set[GlobalKey]]:
-    """Function -> the moved globals (and module state) its own body reaches."""
+                 macro_bodies: dict[str, set[GlobalKey]], finders: set[str],
+                 looked_up: frozenset[str] = frozenset()) -> dict[str, set[GlobalKey]]:
+    """Function -> the moved globals (and module state) its own body reaches.
+
+    `looked_up`: functions whose PyState_FindModule (and calls to state finders) find the module
+    the last exec made instead (planning.decide): those need no state for them.
+    """
     wanted = set(movable) | {MODULE_STATE}
     needs: dict[str, set[GlobalKey]] = {}
     for k, g in movable.items():
@@ -73,10 +88,11 @@ def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
             if keys:
                 needs.setdefault(f.name, set()).update(keys)
     for fm in module.find_module_uses:
-        if fm.macro is None and fm.wants in ("state", "state-via") and fm.function:
+        if fm.macro is None and fm.wants in ("state", "state-via") and fm.function \
+                and fm.function not in looked_up:
             needs.setdefault(fm.function, set()).add(MODULE_STATE)
     for f in module.functions:
-        if f.name not in finders and any(c.callee in finders for c in f.calls):
+        if f.name not in finders and f.name not in looked_up and any(c.callee in finders for c in f.calls):
             needs.setdefault(f.name, set()).add(MODULE_STATE)
     return needs
 
@@ -88,14 +104,7 @@ def thread_helpers(functions: dict[str, Function], access: dict[str, Access],
         return access.get(name, NO_ACCESS).kind
 
     needs = {name: set(keys) for name, keys in direct.items()}
-    threaded = (AccessKind.HELPER, AccessKind.SPLIT)
-    edges = [(name, c.callee) for name, f in functions.items() for c in f.calls if kind(c.callee) in threaded]
-    # A function that hands a synchronous callback to qsort() must provide its state.
-    edges += [(site.caller, name) for name, f in functions.items()
-              if kind(name) is AccessKind.CALLBACK for site in f.sync_callback_sites]
-    # Calls in #if branches porter did not read get the state too (lexically): their callers need it.
-    edges += [(call.caller, name) for name, f in functions.items()
-              if kind(name) in threaded for call in f.unread_calls if call.caller is not None]
+    edges = state_edges(functions, access)
     changed = True
     while changed:
         changed = False
@@ -104,8 +113,40 @@ def thread_helpers(functions: dict[str, Function], access: dict[str, Access],
             if got and not got <= needs.get(caller, set()):
                 needs.setdefault(caller, set()).update(got)
                 changed = True
-    helpers = {name for name, keys in needs.items() if keys and kind(name) in threaded}
+    helpers = {name for name, keys in needs.items() if keys and kind(name) in _THREADED}
     return needs, helpers
+
+
+_THREADED = (AccessKind.HELPER, AccessKind.SPLIT)
+
+
+def state_edges(functions: dict[str, Function], access: dict[str, Access]) -> list[tuple[str, str]]:
+    """(caller, callee) pairs along which a callee's need for state becomes its caller's."""
+    def kind(name: str) -> AccessKind:
+        return access.get(name, NO_ACCESS).kind
+
+    edges = [(name, c.callee) for name, f in functions.items() for c in f.calls if kind(c.callee) in _THREADED]
+    # A function that hands a synchronous callback to qsort() must provide its state.
+    edges += [(site.caller, name) for name, f in functions.items()
+              if kind(name) is AccessKind.CALLBACK for site in f.sync_callback_sites]
+    # Calls in #if branches porter did not read get the state too (lexically): their callers need it.
+    edges += [(call.caller, name) for name, f in functions.items()
+              if kind(name) in _THREADED for call in f.unread_calls if call.caller is not None]
+    return edges
+
+
+def reached_from(start: str, edges: list[tuple[str, str]]) -> set[str]:
+    """`start` and every function whose need for state reaches it along `edges`."""
+    callees: dict[str, set[str]] = {}
+    for caller, callee in edges:
+        callees.setdefault(caller, set()).add(callee)
+    seen, todo = {start}, [start]
+    while todo:
+        for callee in sorted(callees.get(todo.pop(), ())):
+            if callee not in seen:
+                seen.add(callee)
+                todo.append(callee)
+    return seen
 
 
 def debug_only(module: ExtensionModule, movable: dict[GlobalKey, Global], macro_bodies,

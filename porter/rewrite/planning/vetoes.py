@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from porter import capi
-from porter.model import ExtensionModule, Global, GlobalKind, Use, UseAccess
+from porter.model import ExtensionModule, Global, GlobalKind, RoleKind, Use, UseAccess
 from porter.rewrite.planning.access import Access
 from porter.rewrite.planning.reach import MODULE_STATE, GlobalKey, key_order
 from porter.rewrite.vocab import AccessKind, Reason
@@ -105,8 +105,34 @@ def used_in_generated_code(g: Global, module: ExtensionModule, convertible) -> R
     return None
 
 
+def interpreter_keyed(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    """`if (owner == PyInterpreterState_Get()) use(x)`: a value kept with the interpreter it
+    belongs to (porter's own "last module"), read only where that interpreter is checked."""
+    keys = {k.name for k in module.globals if k.function is None and _interpreter_pointer(k.type_text)}
+    if _interpreter_pointer(g.type_text):
+        return Reason("interpreter-keyed", "it records which interpreter a process-global value belongs to")
+    if not keys:
+        return None
+    functions = {f.name: f for f in module.functions}
+    readers = {u.function for u in g.uses if u.access is UseAccess.READ and u.function is not None}
+    checked = {name for name in readers if name in functions
+               and any(c.callee == "PyInterpreterState_Get" for c in functions[name].calls)
+               and any(u.function == name and u.access is UseAccess.READ for k in module.globals
+                       if k.name in keys for u in k.uses)}
+    # The module's m_free only compares it with the module being freed.
+    slots = {name for name in readers if name in functions and functions[name].has_role(RoleKind.MODULE_SLOT)}
+    if checked and readers <= checked | slots:
+        return Reason("interpreter-keyed", f"read only where {', '.join(sorted(checked))}() checks that the "
+                                           "interpreter that set it is the current one")
+    return None
+
+
+def _interpreter_pointer(type_text: str) -> bool:
+    return type_text.replace(" ", "").startswith("PyInterpreterState*")
+
+
 # Static types are judged by type_not_convertible alone; their uses by the round rules.
-GLOBAL_VETOES = (used_in_generated_code, used_at_file_scope, used_in_static_initializer,
+GLOBAL_VETOES = (interpreter_keyed, used_in_generated_code, used_at_file_scope, used_in_static_initializer,
                  object_with_static_initializer,
                  statically_allocated_object,
                  used_in_unread_branch, public_declaration, external_linkage, array_with_initializer)

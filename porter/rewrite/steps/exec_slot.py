@@ -262,6 +262,10 @@ def _prologue(out: Emitter, plan: Plan, body: InitBody, mvar: str) -> None:
         for f in plan.fields:
             if f.initial is not None:
                 lines.append(f"{names.state_var}->{f.name} = {f.initial};")
+    if names.last_module:
+        # For the functions that cannot reach module state: this module, in this interpreter.
+        lines.append(f"{names.last_module} = {mvar};")
+        lines.append(f"{names.last_module_interp} = PyInterpreterState_Get();")
     lines.extend(c.rstrip("\n") for c in creations)
     if not lines:
         return

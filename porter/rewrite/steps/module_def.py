@@ -53,7 +53,9 @@ class ModuleDefinition:
             else:
                 for name in ("m_traverse", "m_clear", "m_free"):
                     value = _value(d, name, "NULL")
-                    if value != "NULL":
+                    if name == "m_free" and names.last_module:
+                        fields.append((name, names.free))  # it forgets the module exec kept
+                    elif value != "NULL":
                         fields.append((name, value))
             # The definition is deleted where it was and written again after exec.
             if not any(s.overlaps(d.span) for s in body.create_statements):
@@ -65,7 +67,7 @@ class ModuleDefinition:
             # The generated functions call the old ones by name: `(freefunc)module_free` -> module_free.
             old = {}
             for name in ("m_traverse", "m_clear", "m_free"):
-                value = _value(d, name, "NULL") if objects else "NULL"
+                value = _value(d, name, "NULL") if objects or (name == "m_free" and names.last_module) else "NULL"
                 old[name] = None if is_null(value) else (referenced_name(value) or value)
             text = render(
                 "c/module_tail.c.jinja",
@@ -79,6 +81,8 @@ class ModuleDefinition:
                 gil_guard=capi.version_guard("Py_mod_gil"),
                 def_storage=storage, def_name=names.def_name, def_fields=fields,
                 pyinit=module.init.name if worker_is_init else None,
+                last_module=names.last_module, last_module_interp=names.last_module_interp,
+                last_module_definitions=bool(names.last_module) and shared,
             )
             out.insert(body.file, body.body.end, "\n\n" + text.strip("\n"), order=10)
             if not worker_is_init:

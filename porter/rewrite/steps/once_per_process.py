@@ -31,7 +31,8 @@ class OncePerProcess:
         exec_function = plan.exec_function
         for key in sorted(plan.decisions.kept, key=key_order):
             g = next(g for g in plan.module.globals if g.key == key)
-            if not g.kind.is_object_kind or g.kind is GlobalKind.STATIC_TYPE or g.function is not None:
+            if not g.kind.is_object_kind or g.kind is GlobalKind.STATIC_TYPE or g.function is not None \
+                    or plan.decisions.kept[key].code == "interpreter-keyed":
                 continue
             writes = [u for u in g.uses if u.function == exec_function and u.access is UseAccess.WRITE
                       and not u.null_guarded]

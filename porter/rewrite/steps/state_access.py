@@ -20,7 +20,18 @@ every call; the report lists those places with cheaper alternatives.
 from __future__ import annotations
 
 from porter import capi
-from porter.model import CallEndKind, FindModuleWant, Function, GlobalKind, Macro, Span, Use, UseAccess, UseShape
+from porter.model import (
+    CallEndKind,
+    FindModuleUse,
+    FindModuleWant,
+    Function,
+    GlobalKind,
+    Macro,
+    Span,
+    Use,
+    UseAccess,
+    UseShape,
+)
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
@@ -357,6 +368,8 @@ def _drop_finders(out: Emitter, plan: Plan) -> None:
     if not d.finders:
         return
     for f in plan.module.functions:
+        if f.name in d.kept_finders:
+            continue  # a function that cannot reach module state still calls it
         if f.name in d.finders:
             key = ("function", f.name)
             out.delete_statement(f.file, f.span, about=key)
@@ -365,6 +378,8 @@ def _drop_finders(out: Emitter, plan: Plan) -> None:
             out.done(f.file, f.header, f"{f.name}() found the state with PyState_FindModule (NULL for multi-phase "
                                        f"modules): its callers use their own `{var}` instead", key=key)
             continue
+        if f.name in d.last_module:
+            continue  # it keeps calling the finder, which finds the module the last exec made
         for call in f.calls:
             if call.callee in d.finders:
                 out.edit(f.file, call.span, var, about=("function", call.callee))
@@ -380,6 +395,10 @@ def _replace_find_module(out: Emitter, plan: Plan) -> None:
     """PyState_FindModule: the state, or the module object, of the function's access."""
     d, var = plan.decisions, plan.names.state_var
     for use in plan.module.find_module_uses:
+        if (use.macro is None and (use.function in d.last_module or use.function in d.kept_finders)) \
+                or (use.macro is not None and use.macro in d.last_module_macros):
+            _find_last_module(out, plan, use)
+            continue
         if use.function in d.finders:
             continue
         key = ("find-module", use.file, use.span.start)
@@ -410,6 +429,29 @@ def _replace_find_module(out: Emitter, plan: Plan) -> None:
                  + ("module object" if use.wants is FindModuleWant.MODULE else "module state")
                  + (f" in macro {use.macro}" if use.macro else f" in {use.function}()"), key=key)
         del layout
+
+
+def _find_last_module(out: Emitter, plan: Plan, use: FindModuleUse) -> None:
+    """In a function that cannot reach module state: the module the last exec made, found only
+    in its own interpreter (NULL elsewhere, as PyState_FindModule returned when there was none)."""
+    d, names = plan.decisions, plan.names
+    key = ("find-module", use.file, use.span.start)
+    with out.about(key):
+        out.edit(use.file, use.call or use.span, f"{names.find_last_module}()")
+    function = use.function or ""
+    if use.macro is not None:
+        why, where = d.last_module_macros[use.macro], f"macro {use.macro} (every function it expands in)"
+    elif function in d.kept_finders:
+        callers = sorted(n for n in d.last_module
+                         if any(c.callee == function for f in plan.module.functions if f.name == n for c in f.calls))
+        why = "; ".join(d.last_module[n] for n in callers)
+        where = f"{function}(), which {', '.join(c + '()' for c in callers)} still " + (
+            "calls," if len(callers) == 1 else "call,")
+    else:
+        why, where = d.last_module.get(function, ""), f"{function}()"
+    out.todo(use.file, use.span, f"{use.source} in {where} now finds the module the last exec made, kept "
+                                 f"process-global and found only in its own interpreter: {why}",
+             key=key, code="last-module-lookup", subject=use.macro or function)
 
 
 def _state_span(plan: Plan, use) -> Span:

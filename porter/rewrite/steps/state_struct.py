@@ -127,6 +127,11 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         # one file with the callbacks and the calls that make them instead.
         callback_state=names.callback_state if plan.needs_callback_state and not shared_header else None,
         thread_local=names.thread_local,
+        last_module=names.last_module, last_module_interp=names.last_module_interp,
+        find_last_module=names.find_last_module,
+        # A header declares them; the file with exec defines them (module-def).
+        last_module_storage="extern " if shared_header else "static ",
+        last_module_init="" if shared_header else " = NULL",
     )
     if plan.callback_block is not None:
         block = plan.callback_block
