@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from porter.diff import unified_diff
 from porter.model import Companions
 from porter.pipeline import port_files
@@ -184,6 +186,37 @@ INTERNAL PyTypeObject T = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.T", .tp_
     mp, text = port(c)
     assert "T_spec" in text and "INTERNAL static" not in text and "INTERNAL #" not in text
     assert "\nINTERNAL" not in text.split("#define INTERNAL", 1)[1]
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_method_tables_of_one_name_in_two_files_are_told_apart(order):
+    """`static PyMethodDef methods[]` in each file: a type's `tp_methods = methods` is its own file's."""
+    t = HEADER + """extern PyObject *Err;
+typedef struct { PyObject_HEAD } Obj;
+static PyObject *poke(PyObject *self, PyObject *arg) { PyErr_SetString(Err, "poked"); return NULL; }
+static PyMethodDef methods[] = {{"poke", poke, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+PyTypeObject T = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.T", .tp_basicsize = sizeof(Obj), .tp_methods = methods};
+"""
+    m = HEADER + """extern PyTypeObject T;
+PyObject *Err;
+static PyObject *ping(PyObject *module, PyObject *arg) { Py_RETURN_NONE; }
+static PyMethodDef methods[] = {{"ping", ping, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    if (PyType_Ready(&T) < 0) return NULL;
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL) return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+    result = port_files([("t.c", t.encode()), ("m.c", m.encode())][::order])
+    (mp,) = result.modules
+    assert not mp.kept, mp.kept
+    poke = result.new_text["t.c"].split(b"poke(PyObject *self", 1)[1].split(b"}", 1)[0]
+    assert b"_state_by_type(Py_TYPE(self))" in poke and b"PyErr_SetString(state->Err" in poke
 
 
 def test_the_patch_of_a_port_is_stable_across_runs():

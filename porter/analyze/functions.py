@@ -42,13 +42,23 @@ class MethodEntry:
 
 @dataclass
 class Tables:
-    """Definition tables found in the module's files, by variable name."""
+    """Definition tables found in the module's files, by (file, variable name): four files may
+    each have their own `static PyMethodDef methods[]`."""
 
-    methods: dict[str, list[MethodEntry]] = field(default_factory=dict)
-    getsets: dict[str, list[tuple[str | None, str | None, Location]]] = field(default_factory=dict)
+    methods: dict[tuple[str, str], list[MethodEntry]] = field(default_factory=dict)
+    getsets: dict[tuple[str, str], list[tuple[str | None, str | None, Location]]] = field(default_factory=dict)
     spans: list[Location] = field(default_factory=list)  # every table initialiser
     slot_tables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # PyType_Slot / PyModuleDef_Slot
     specs: dict[str, str] = field(default_factory=dict)  # PyType_Spec -> its PyType_Slot table
+
+    def table(self, kind: dict, name: str | None, file: str | None) -> tuple[str, str] | None:
+        """The table a name refers to from `file`: that file's own, else the only one of that name."""
+        if name is None:
+            return None
+        if file is not None and (file, name) in kind:
+            return (file, name)
+        named = [key for key in kind if key[1] == name]
+        return named[0] if len(named) == 1 else None
 
 
 def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
@@ -69,9 +79,9 @@ def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
                 tables.spans.append(Location(index.path, ctree.span(info.value)))
                 rows = ctree.initializer_elements(info.value)
                 if tname == "PyMethodDef":
-                    tables.methods[info.name] = _method_rows(src, index, macros, info.name, rows)
+                    tables.methods[(index.path, info.name)] = _method_rows(src, index, macros, info.name, rows)
                 elif tname == "PyGetSetDef":
-                    tables.getsets[info.name] = _getset_rows(src, index, rows)
+                    tables.getsets[(index.path, info.name)] = _getset_rows(src, index, rows)
                 else:
                     tables.slot_tables[info.name] = _slot_rows(src, rows)
     return tables
@@ -191,11 +201,12 @@ def assign_roles(
 
     if init_name:
         add(init_name, Role(RoleKind.MODULE_INIT))
-    claimed: set[str] = set()
+    claimed: set[tuple[str, str]] = set()
     if module_def is not None:
         m_methods = module_def.field("m_methods")
-        table = referenced_name(m_methods.text) if m_methods and not is_null(m_methods.text) else None
-        if table in tables.methods:
+        name = referenced_name(m_methods.text) if m_methods and not is_null(m_methods.text) else None
+        table = tables.table(tables.methods, name, module_def.file)
+        if table is not None:
             claimed.add(table)
             for entry in tables.methods[table]:
                 add(entry.function, Role(RoleKind.MODULE_METHOD))
@@ -214,15 +225,17 @@ def assign_roles(
         runtime = (assigned or {}).get(t.name, [])
         tables_of_t = list(t.tables) + [(f, referenced_name(v)) for f, v in runtime
                                          if f in ("tp_methods", "tp_getset") and referenced_name(v)]
-        for slot_name, table in tables_of_t:
-            if slot_name == "tp_methods" and table in tables.methods:
-                claimed.add(table)
-                for entry in tables.methods[table]:
+        for slot_name, name in tables_of_t:
+            methods = tables.table(tables.methods, name, t.file) if slot_name == "tp_methods" else None
+            if methods is not None:
+                claimed.add(methods)
+                for entry in tables.methods[methods]:
                     add(entry.function, Role(RoleKind.TYPE_METHOD))
                     flags[entry.function] = entry.flags
-            if slot_name == "tp_getset" and table in tables.getsets:
-                claimed.add(table)
-                for getter, setter, _ in tables.getsets[table]:
+            getsets = tables.table(tables.getsets, name, t.file) if slot_name == "tp_getset" else None
+            if getsets is not None:
+                claimed.add(getsets)
+                for getter, setter, _ in tables.getsets[getsets]:
                     add(getter, Role(RoleKind.GETTER))
                     add(setter, Role(RoleKind.SETTER))
         runtime_slots = [type("Slot", (), {"name": f, "text": v})() for f, v in runtime]
@@ -235,17 +248,19 @@ def assign_roles(
     # Slot tables of heap types the module already builds from a spec: the type is the
     # global the spec's type is kept in (`Pair_Type = PyType_FromSpec(&Pair_spec)`).
     owner_of_table = {tables.specs[spec]: g for g, spec in (spec_globals or {}).items() if spec in tables.specs}
-    for table, rows in tables.slot_tables.items():
-        current_type[:] = [owner_of_table[table]] if table in owner_of_table else []
+    for slot_table, rows in tables.slot_tables.items():
+        current_type[:] = [owner_of_table[slot_table]] if slot_table in owner_of_table else []
         for slot_id, fn in rows:
-            if slot_id.startswith("Py_tp_methods") and fn in tables.methods:
-                claimed.add(fn)
-                for entry in tables.methods[fn]:
+            methods = tables.table(tables.methods, fn, None) if slot_id.startswith("Py_tp_methods") else None
+            getsets = tables.table(tables.getsets, fn, None) if slot_id.startswith("Py_tp_getset") else None
+            if methods is not None:
+                claimed.add(methods)
+                for entry in tables.methods[methods]:
                     add(entry.function, Role(RoleKind.TYPE_METHOD))
                     flags[entry.function] = entry.flags
-            elif slot_id.startswith("Py_tp_getset") and fn in tables.getsets:
-                claimed.add(fn)
-                for getter, setter, _ in tables.getsets[fn]:
+            elif getsets is not None:
+                claimed.add(getsets)
+                for getter, setter, _ in tables.getsets[getsets]:
                     add(getter, Role(RoleKind.GETTER))
                     add(setter, Role(RoleKind.SETTER))
             elif slot_id.startswith(("Py_tp_", "Py_nb_", "Py_sq_", "Py_mp_", "Py_am_", "Py_bf_")):
@@ -253,8 +268,8 @@ def assign_roles(
             elif slot_id.startswith("Py_mod_"):
                 add(fn, Role(RoleKind.MODULE_SLOT))
     current_type.clear()
-    for table, entries in tables.methods.items():
-        if table in claimed:
+    for key, entries in tables.methods.items():
+        if key in claimed:
             continue
         for entry in entries:
             add(entry.function, Role(RoleKind.METHOD))
