@@ -219,6 +219,33 @@ PyInit_m(void)
     assert b"_state_by_type(Py_TYPE(self))" in poke and b"PyErr_SetString(state->Err" in poke
 
 
+def test_with_its_own_state_struct_a_multifile_module_gets_the_accessors_after_it():
+    api = "#ifndef API_H\n#define API_H\n#include <Python.h>\nPyObject *helper(void);\n#endif\n"
+    state = ('#ifndef STATE_H\n#define STATE_H\n#include "api.h"\n'
+             "typedef struct { PyObject *Base; } m_state;\n#endif\n")
+    a = ('#include "state.h"\nextern PyObject *Err;\n'
+         'PyObject *helper(void) { PyErr_SetString(Err, "x"); return NULL; }\n')
+    m = '#include "state.h"\nPyObject *Err;\n' + """
+static PyObject *go(PyObject *module, PyObject *arg) { return helper(); }
+static PyMethodDef methods[] = {{"go", go, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, sizeof(m_state), methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL) return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+    result = port_files([("api.h", api.encode()), ("state.h", state.encode()), ("a.c", a.encode()),
+                         ("m.c", m.encode())])
+    (mp,) = result.modules
+    header = result.new_text["state.h"]
+    assert header.index(b"} m_state;") < header.index(b"get_m_state(PyObject *module)")
+    assert b"get_m_state" not in result.new_text.get("api.h", b"")
+
+
 def test_the_patch_of_a_port_is_stable_across_runs():
     c = HEADER + "static long calls;\nstatic PyObject *bump(PyObject *self, PyObject *a) { calls++; return PyLong_FromLong(calls); }\n" + \
         INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % ""
