@@ -140,6 +140,9 @@ _KEPT = [
           "--unsafe converts the branch porter read; check the other configurations by hand."),
     _code("used-at-file-scope", CodeKind.KEPT, "a global named outside any function (a static initialiser).",
           "Only another converted type's initialiser may name a moved global."),
+    _code("macro-name-shadowed", CodeKind.KEPT, "a macro names the global and also expands where that name "
+          "is a local or parameter.", todo="rename the local or parameter, or write the global's name out at "
+          "the other sites, and port again."),
     _code("used-in-static-initializer", CodeKind.KEPT, "named in the initialiser of a `static` local (a table of "
           "type addresses in init).", todo="drop `static` from that local if nothing keeps its address past the "
           "call (then it is rebuilt each call and may read module state), and port again."),

@@ -178,6 +178,9 @@ class Use:
     # is a statement of its own; and whether an `if (x == NULL)` around it makes it happen once.
     statement: Span | None = None
     null_guarded: bool = False
+    # For a use in a macro body: functions where the macro expands and the name means one of
+    # their own parameters or locals (the body cannot be rewritten for the other sites).
+    shadowed_in: tuple[str, ...] = ()
     # Inside a function, in the initialiser of a `static` local (`static PyTypeObject *all[] =
     # {&A, &B};`): that local's name. A constant initialiser cannot read module state.
     static_initializer: str | None = None

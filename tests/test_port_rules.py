@@ -246,6 +246,28 @@ PyInit_m(void)
     assert b"get_m_state" not in result.new_text.get("api.h", b"")
 
 
+SHADOWING = HEADER + """
+static long head;
+#define SHOW_HEAD() printf_like("head %ld", (long)head)
+static void printf_like(const char *f, long v) { (void)f; (void)v; }
+static PyObject *peek(PyObject *m, PyObject *arg) { long head = PyLong_AsLong(arg); SHOW_HEAD(); Py_RETURN_NONE; }
+static PyObject *bump(PyObject *m, PyObject *arg) { head++; BUMP_EXTRA Py_RETURN_NONE; }
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"peek", peek, METH_O, NULL}, {"bump", bump, METH_O, NULL}, '
+                                             '{NULL, NULL, 0, NULL}}') % ""
+
+
+def test_a_macro_whose_name_means_a_local_wherever_it_expands_is_left_alone():
+    mp, text = port(SHADOWING.replace("BUMP_EXTRA", ""))
+    assert "#define SHOW_HEAD() printf_like(\"head %ld\", (long)head)" in text
+    assert "state->head++" in text and not mp.kept
+
+
+def test_a_macro_whose_name_means_the_global_at_one_site_and_a_local_at_another_keeps_it():
+    mp, text = port(SHADOWING.replace("BUMP_EXTRA", "SHOW_HEAD();"))
+    assert "static long head;" in text and "state->head" not in text
+    assert [r.code for r in mp.kept.values()] == ["macro-name-shadowed"]
+
+
 def test_the_patch_of_a_port_is_stable_across_runs():
     c = HEADER + "static long calls;\nstatic PyObject *bump(PyObject *self, PyObject *a) { calls++; return PyLong_FromLong(calls); }\n" + \
         INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % ""

@@ -55,7 +55,7 @@ def collect_globals(
     phase = init_phase(functions, init_functions)
     out = []
     for g in by_key.values():
-        uses = _uses(indexes, g, macros, fn_by_name)
+        uses = _uses(indexes, g, macros, fn_by_name, macro_uses)
         if g.function is None:
             # `DEFINE_STRING(__dict__)` with `str ## S` in the body names str__dict__.
             uses += [Use(u.file, u.span, u.function, UseAccess.MACRO_PASTE, u.name)
@@ -115,7 +115,7 @@ def _is_const(src, decl, info, quals: set[str]) -> bool:
     return "const" in quals
 
 
-def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
+def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> list[Use]:
     uses = []
     for index in indexes:
         if g.function is not None and index.path != g.file:
@@ -127,7 +127,7 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
             owner_name = ctree.function_name(owner)[0] if owner is not None else None
             if g.function is not None and owner_name != g.function:
                 continue
-            if not _refers_to(ident, g) or _declares_itself(ident):
+            if not _refers_to(ident, g) or _declares_itself(ident) or _names_a_parameter(ident):
                 continue
             shape, shape_span = _shape(ident)
             call = _argument_of(ident)
@@ -148,7 +148,11 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name) -> list[Use]:
                                 ctree.function_name(owner)[0] if owner is not None else None,
                                 UseAccess.MACRO_ARG, mask_name))
             for macro_name, span in index.macro_body_names.get(g.name, ()):
-                uses.append(Use(index.path, span, None, UseAccess.MACRO, macro_name))
+                sites = [mu for mu in macro_uses if mu.name == macro_name]
+                shadowing = tuple(sorted({s.function for s in sites if _shadowed(indexes, s, g.name)}))
+                if sites and len(shadowing) and all(_shadowed(indexes, s, g.name) for s in sites):
+                    continue  # `head` in the body means the parameter `head` wherever it expands
+                uses.append(Use(index.path, span, None, UseAccess.MACRO, macro_name, shadowed_in=shadowing))
     uses.sort(key=lambda u: (u.file, u.span.start))
     return uses
 
@@ -165,6 +169,45 @@ def _static_local_initialized(ident: Node) -> str | None:
                 return ctree.read_declarator(node).name
         node = node.parent
     return None
+
+
+def _shadowed(indexes, site, name: str) -> bool:
+    """Whether `name` at a macro's expansion site means a parameter or local of that function."""
+    if site.function is None:
+        return False
+    for idx in indexes:
+        if idx.path != site.file:
+            continue
+        for fn in idx.functions.get(site.function, []):
+            if fn.start_byte <= site.span.start < fn.end_byte:
+                return name in _declared_names(fn)
+    return False
+
+
+def _declared_names(fn: Node) -> frozenset[str]:
+    """The names a function definition declares: its parameters and its locals."""
+    names = set()
+    stack = [fn]
+    while stack:
+        node = stack.pop()
+        if node.type in ("parameter_declaration", "declaration"):
+            for d in node.children_by_field_name("declarator"):
+                name = ctree.read_declarator(d).name
+                if name:
+                    names.add(name)
+        stack.extend(node.children)
+    return frozenset(names)
+
+
+def _names_a_parameter(ident: Node) -> bool:
+    """A parameter's name (`PyObject *play(item_t *head);` beside a global `head`)."""
+    node = ident.parent
+    while node is not None and node.type in ("pointer_declarator", "array_declarator", "parenthesized_declarator"):
+        node = node.parent
+    if node is None or node.type != "parameter_declaration":
+        return False
+    declarator = node.child_by_field_name("declarator")
+    return declarator is not None and declarator.start_byte <= ident.start_byte < declarator.end_byte
 
 
 def _declares_itself(ident: Node) -> bool:

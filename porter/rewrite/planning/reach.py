@@ -28,13 +28,20 @@ class MacroGraph:
     @classmethod
     def of(cls, module: ExtensionModule) -> MacroGraph:
         names = {m.name for m in module.macros}
-        file_scope = {g.name for g in module.globals if g.function is None}
+        # A body's name means the global unless every expansion site declares it (the facts
+        # then hold no macro use of it).
+        named_in: dict[str, set[str]] = {}
+        for g in module.globals:
+            if g.function is None:
+                for u in g.uses:
+                    if u.access is UseAccess.MACRO and u.macro is not None:
+                        named_in.setdefault(u.macro, set()).add(g.name)
         mentions: dict[str, set[str]] = {}
         direct: dict[str, set[GlobalKey]] = {}
         for m in module.macros:
             idents = m.identifiers
             mentions.setdefault(m.name, set()).update(i for i in idents if i in names and i != m.name)
-            direct.setdefault(m.name, set()).update((None, i) for i in idents if i in file_scope)
+            direct.setdefault(m.name, set()).update((None, i) for i in idents if i in named_in.get(m.name, ()))
         graph = cls({k: frozenset(v) for k, v in mentions.items()}, {})
         closed = graph.close({k: set(v) for k, v in direct.items()})
         return cls(graph.mentions, {k: frozenset(v) for k, v in closed.items() if v})

@@ -96,6 +96,16 @@ def used_in_static_initializer(g: Global, module: ExtensionModule, convertible) 
     return None
 
 
+def shadowed_in_a_macro(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    """A macro naming the global expands where that name is a parameter or local too."""
+    for u in g.uses:
+        if u.shadowed_in:
+            return Reason("macro-name-shadowed", f"macro {u.macro} names it, and also expands in "
+                                                 f"{', '.join(u.shadowed_in)}(), where that name is a local or "
+                                                 "parameter: its body cannot read the state there")
+    return None
+
+
 def used_in_generated_code(g: Global, module: ExtensionModule, convertible) -> Reason | None:
     """Argument Clinic's output is regenerated from its input: porter never edits it."""
     for u in g.uses:
@@ -133,7 +143,7 @@ def _interpreter_pointer(type_text: str) -> bool:
 
 # Static types are judged by type_not_convertible alone; their uses by the round rules.
 GLOBAL_VETOES = (interpreter_keyed, used_in_generated_code, used_at_file_scope, used_in_static_initializer,
-                 object_with_static_initializer,
+                 shadowed_in_a_macro, object_with_static_initializer,
                  statically_allocated_object,
                  used_in_unread_branch, public_declaration, external_linkage, array_with_initializer)
 
