@@ -1,0 +1,1 @@
+"""Planning: every cross-step decision of a port, made once from the facts."""
