@@ -8,8 +8,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# Modules CPython's tests keep single-phase on purpose: they test single-phase init itself.
-SINGLE_PHASE_ON_PURPOSE = ("_testsinglephase", "_testimportmultiple", "_test_module_state_shared")
+# Modules CPython's tests use to test module initialisation itself (single-phase on purpose,
+# or multi-phase in deliberately odd ways): porter leaves them as they are.
+SINGLE_PHASE_ON_PURPOSE = ("_testsinglephase", "_testimportmultiple", "_test_module_state_shared",
+                           "_testmultiphase", "_testmultiphase_")
 
 
 @dataclass(frozen=True)
@@ -50,5 +52,11 @@ def _tree_at(start: Path) -> CPythonTree | None:
     return None
 
 
-def kept_single_phase(module_name: str) -> bool:
-    return any(module_name.startswith(prefix) for prefix in SINGLE_PHASE_ON_PURPOSE)
+# Files that hold only such modules (`_testmultiphase.c` also defines `x`, `_test_non_isolated`).
+ON_PURPOSE_FILES = ("_testsinglephase.c", "_testmultiphase.c", "_testimportmultiple.c")
+
+
+def kept_single_phase(module_name: str, init_file: str = "") -> bool:
+    """A module CPython's tests use to test module initialisation itself."""
+    return any(module_name.startswith(prefix) for prefix in SINGLE_PHASE_ON_PURPOSE) \
+        or init_file.rsplit("/", 1)[-1] in ON_PURPOSE_FILES

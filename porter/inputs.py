@@ -40,12 +40,13 @@ class Inputs:
     # -D and -I given on the command line, for what a build computes (pg_config --includedir).
     given_defines: list[tuple[str, str]] = field(default_factory=list)
     given_include_dirs: list[str] = field(default_factory=list)
+    in_cpython: bool = False  # the sources sit in CPython's own tree
 
     def companions(self) -> Companions:
         return Companions(tuple((f.path, f.data) for f in self.python_files),
                           tuple((f.path, f.data) for f in self.outside_files),
                           tuple((f.path, f.data) for f in self.build_files),
-                          tuple(self.given_defines), tuple(self.given_include_dirs))
+                          tuple(self.given_defines), tuple(self.given_include_dirs), self.in_cpython)
 
 
 def display_path(path: Path, cwd: Path) -> str:
@@ -96,6 +97,9 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
     inputs.python_files = python_companions(existing, cwd)
     inputs.build_files = build_files(existing, cwd)
     inputs.outside_files = outside_includers(inputs.files, cwd)
+    from porter.cpython import cpython_tree
+
+    inputs.in_cpython = any(cpython_tree(p.resolve()) is not None for p in existing)
     return inputs
 
 

@@ -65,10 +65,12 @@ def outcome(mp: ModulePort, check: CompileCheck | None, not_compiled: str) -> Ou
     m = mp.module
     if mp.status is PortStatus.FAILED:
         return Outcome(m.name, m.init.file, Status.FAILED, mp.reason)
+    if mp.kept_on_purpose:
+        return Outcome(m.name, m.init.file, Status.KEPT, mp.reason)
     if mp.status is PortStatus.NOTHING_TO_DO:
         found = isolation_of(m) or Status.ALREADY_ISOLATED
         why = "" if found is Status.ALREADY_ISOLATED else "multi-phase; porter found nothing more it can move"
-        return Outcome(m.name, m.init.file, found, why)
+        return Outcome(m.name, m.init.file, found, mp.reason or why)
     if check is None:
         return Outcome(m.name, m.init.file, Status.NOT_COMPILED, not_compiled)
     if not check.compiled:

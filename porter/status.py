@@ -18,6 +18,7 @@ class Status(StrEnum):
     FAILED = "failed"  # no patch: porter could not port it, or the port did not compile
     ALREADY_ISOLATED = "already isolated"  # multi-phase, claims a per-interpreter GIL, nothing static
     NOT_ISOLATED = "not isolated"  # multi-phase, but static types or globals remain (scan, report)
+    KEPT = "kept as it is"  # left alone on purpose, with the reason (CPython's import-machinery tests)
     NO_MODULE = "no extension module"
 
     @property
@@ -28,7 +29,7 @@ class Status(StrEnum):
 
 # The order summaries count in.
 SUMMARY_ORDER = (Status.ALREADY_ISOLATED, Status.ISOLATED, Status.COMPILES, Status.PARTIAL,
-                 Status.NOT_COMPILED, Status.NOT_ISOLATED, Status.FAILED)
+                 Status.NOT_COMPILED, Status.NOT_ISOLATED, Status.KEPT, Status.FAILED)
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,21 @@ def test_a_header_porter_writes_is_a_new_file_in_the_patch_and_created_by_apply(
     assert '#include "tapi_state.h"' in (tmp_path / "src" / "device.c").read_text()
 
 
+def test_cpythons_own_import_machinery_tests_are_kept_as_they_are(tmp_path):
+    (tmp_path / "Include").mkdir()
+    (tmp_path / "Include" / "patchlevel.h").write_text("#define PY_MAJOR_VERSION 3\n#define PY_MINOR_VERSION 12\n")
+    (tmp_path / "Tools" / "clinic").mkdir(parents=True)
+    (tmp_path / "Tools" / "clinic" / "clinic.py").write_text("")
+    (tmp_path / "Modules").mkdir()
+    counter = (FIXTURES / "globals-counter" / "counter.c").read_text()
+    (tmp_path / "Modules" / "_testsinglephase.c").write_text(counter)
+    (tmp_path / "Modules" / "counter.c").write_text(counter)
+    out = run("port", "Modules/_testsinglephase.c", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout == "" and "kept as it is" in out.stderr
+    out = run("port", "Modules/counter.c", "--no-compile", cwd=tmp_path)
+    assert out.returncode == 0 and "+++ b/Modules/counter.c" in out.stdout
+
+
 def test_port_refuses_to_overwrite_an_output_without_force(tmp_path):
     target = tmp_path / "out.patch"
     target.write_text("mine")

@@ -105,6 +105,7 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
                 module = _module(init, module_indexes, macros)
                 shared = _included_by(outside_files)
                 modules.append(dataclasses.replace(module, python_dict_reads=dict_reads, build=build,
+                                                   in_cpython=companions.in_cpython,
                                                    public_headers=_public_headers(module, build),
                                                    python_module_reads=module_reads,
                                                    outside_uses=_outside_uses(module, outside_files),

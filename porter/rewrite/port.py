@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 
 from porter.analyze.project import Analysis, load_sources
+from porter.cpython import kept_single_phase
 from porter.model import ExtensionModule, FileProblem, InitStyle, Location
 from porter.preproc import unbalanced_directive
 from porter.rewrite.edits import (
@@ -53,6 +54,7 @@ class ModulePort:
     sources: dict = field(default_factory=dict)  # for line numbers in reports
     failure_code: str = ""
     created: list[str] = field(default_factory=list)  # files the port writes that did not exist
+    kept_on_purpose: bool = False  # a module porter must not port (CPython's import-machinery tests)
 
     @property
     def written(self) -> list[str]:
@@ -103,6 +105,10 @@ def _plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe
     if module.init_style is InitStyle.MULTI_PHASE and multi_phase_is_done \
             and isolation_of(module) is Status.ALREADY_ISOLATED:
         return ModulePort(module, PortStatus.NOTHING_TO_DO, "already isolated")
+    if module.in_cpython and kept_single_phase(module.name, module.init.file):
+        return ModulePort(module, PortStatus.NOTHING_TO_DO, "CPython's tests use it to test module "
+                                                            "initialisation itself: porter leaves it as it is",
+                          kept_on_purpose=True)
     if module.init_style is InitStyle.UNKNOWN:
         return ModulePort(module, PortStatus.FAILED, "porter cannot tell how this module is created")
     try:
