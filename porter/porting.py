@@ -70,7 +70,7 @@ def outcome(mp: ModulePort, check: CompileCheck | None, not_compiled: str) -> Ou
     if mp.status is PortStatus.NOTHING_TO_DO:
         found = isolation_of(m) or Status.ALREADY_ISOLATED
         why = "" if found is Status.ALREADY_ISOLATED else "multi-phase; porter found nothing more it can move"
-        return Outcome(m.name, m.init.file, found, mp.reason or why)
+        return Outcome(m.name, m.init.file, found, why)
     if check is None:
         return Outcome(m.name, m.init.file, Status.NOT_COMPILED, not_compiled)
     if not check.compiled:
