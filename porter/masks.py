@@ -333,7 +333,12 @@ def mask_macros(
     depths = _brace_depths(tokens)
     skip_until = 0
     for i, tok in enumerate(tokens):
-        if tok.start < skip_until or tok.kind != "ident":
+        if tok.start < skip_until:
+            continue
+        if tok.kind in ("string", "char") and b"\\\r\n" in tok.text:
+            _mask_crlf_splices(buf, tok)
+            continue
+        if tok.kind != "ident":
             continue
         masker = MACRO_MASKS.get(tok.text)
         if masker is None and tok.text.endswith(b"_METHODDEF") and len(tok.text) > 10:
@@ -360,6 +365,17 @@ def mask_macros(
             skip_until = stop
     assert len(buf) == len(text)
     return bytes(buf), tuple(masks)
+
+
+_ESCAPE = re.compile(rb"\\(?:\r\n|.)", re.DOTALL)
+
+
+def _mask_crlf_splices(buf: bytearray, tok: Token) -> None:
+    """`"first line\\` CRLF `second"`: tree-sitter reads a backslash-newline inside a literal
+    only before a bare LF; ` \\` LF keeps the length, the line count and the literal whole."""
+    for m in _ESCAPE.finditer(tok.text):
+        if m.group() == b"\\\r\n":
+            _put(buf, tok.start + m.start(), b" \\\n")
 
 
 def _brace_depths(tokens: list[Token]) -> list[int]:
