@@ -92,3 +92,12 @@ def test_a_crlf_continued_string_is_one_token_and_the_code_after_it_is_read():
     assert src.error_spans == ()
     assert src.line_col(text.index(b"int f")) == (5, 1)
 
+
+def test_a_macro_body_keeps_its_strings_whole_when_expanded():
+    from porter.analyze.macros import MacroTable, expand
+
+    text = b'#define DOC "see\\\nhttps://example.org/x"\n#define DEF(d) static const char *doc = d;\n'
+    src = load_sources([("t.c", text)])[0]
+    table = MacroTable(list(src.pre.macros))
+    assert expand(table, "DEF", ["DOC"]) == 'static const char *doc = "seehttps://example.org/x";'
+    assert expand(table, "DEF", ["DOC"], nested=False) == "static const char *doc = DOC;"

@@ -195,11 +195,15 @@ def _macro_module_defs(index: FileIndex, macros: MacroTable) -> list[ModuleDef]:
         if macro is None or "PyModuleDef" not in macro.body_text:
             continue
         args = [src.text_of(a) for a in ctree.call_args(call)]
-        text = expand(macros, name, args)
-        if not text:
-            continue
-        parsed = _parse_expansion(text)
-        if parsed is None:
+        # The fields as the use spells them (`YARA_DOC`, not the string it names), unless the
+        # definition only appears once the macros inside the body are expanded too.
+        parsed = None
+        for nested in (False, True):
+            text = expand(macros, name, args, nested=nested)
+            parsed = _parse_expansion(text) if text else None
+            if parsed is not None:
+                break
+        if parsed is None or text is None:
             continue
         def_name, fields = parsed
         owner = ctree.enclosing_function(call)
