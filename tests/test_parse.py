@@ -29,6 +29,8 @@ MASKED = [
      b"#define FORCE_INLINE inline __attribute__((always_inline))\nstatic FORCE_INLINE int f(void) { return 1; }\n"),
     ("a project's statement macro without a semicolon gets one",
      b"#define CHECK(x) if (!(x)) { return -1; }\nstatic int f(int a) {\n    CHECK(a)\n    return 0;\n}\n"),
+    ("an object-like macro that is a whole function header opens a function",
+     b"#define INIT_FUNC PyMODINIT_FUNC CAT(PyInit_, NAME)(void)\nINIT_FUNC {\n    return NULL;\n}\n"),
     ("a string literal continued with a backslash before CRLF parses",
      b'static const char doc[] =\r\n"first line\\n\\\r\nsecond line";\r\nstatic int after;\r\n'),
 ]
@@ -101,3 +103,11 @@ def test_a_macro_body_keeps_its_strings_whole_when_expanded():
     table = MacroTable(list(src.pre.macros))
     assert expand(table, "DEF", ["DOC"]) == 'static const char *doc = "seehttps://example.org/x";'
     assert expand(table, "DEF", ["DOC"], nested=False) == "static const char *doc = DOC;"
+
+
+def test_a_header_macro_names_its_function_as_written():
+    from porter.analyze.index import build_index
+
+    text = b"#define INIT_FUNC PyMODINIT_FUNC CAT(PyInit_, NAME)(void)\nINIT_FUNC {\n    return NULL;\n}\n"
+    src = load_sources([("t.c", text)])[0]
+    assert list(build_index(src).functions) == ["INIT_FUNC"]

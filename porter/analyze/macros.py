@@ -87,11 +87,15 @@ def expand(table: MacroTable, name: str, args: list[str] | None, depth: int = 0,
         values = dict(zip(params, args))
         if variadic:
             values["__VA_ARGS__"] = ", ".join(args[len(params) - 1:])
-        body = _substitute(body, values)
+        # As the preprocessor does, an argument is expanded before it is substituted, unless
+        # it is pasted (`PyInit_ ## name`) or stringified: `CAT(PyInit_, MODULE)` names the module.
+        expanded = {p: _expand_nested(table, v, depth + 1) for p, v in values.items()} if nested else values
+        body = _substitute(body, values, expanded)
     return _expand_nested(table, body, depth + 1) if nested else body
 
 
-def _substitute(body: str, values: dict[str, str]) -> str:
+def _substitute(body: str, values: dict[str, str], expanded: dict[str, str] | None = None) -> str:
+    expanded = values if expanded is None else expanded
     out = []
     raw = body.encode()
     pos = 0
@@ -108,8 +112,11 @@ def _substitute(body: str, values: dict[str, str]) -> str:
             # #param: the argument as a string literal.
             out.append('"' + values[nxt.text.decode()].replace("\\", "\\\\").replace('"', '\\"') + '"')
             skip = i + 1
+        elif tok.kind == "ident" and word in values:
+            pasted = (nxt is not None and nxt.text == b"##") or (i > 0 and toks[i - 1].text == b"##")
+            out.append(values[word] if pasted else expanded[word])
         else:
-            out.append(values.get(word, word) if tok.kind == "ident" else word)
+            out.append(word)
         pos = tok.end
     out.append(raw[pos:].decode())
     text = "".join(out)

@@ -90,7 +90,8 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
     closures = {path: _closure(path, includes) for path in indexes}
     tu_macros = {path: MacroTable([m for p in closures[path] for m in indexes[p].macros])
                  for path in indexes}
-    inits = {path: find_init_functions(idx, tu_macros[path]) for path, idx in indexes.items()}
+    inits = {path: find_init_functions(idx, tu_macros[path], _build_names(build, path))
+             for path, idx in indexes.items()}
     roots = [path for path in indexes if inits[path]]
     found_problems = list(problems)
     found_problems += _unread_inits(indexes, {i.name for found in inits.values() for i in found})
@@ -104,7 +105,8 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
             try:
                 module = _module(init, module_indexes, macros)
                 shared = _included_by(outside_files)
-                modules.append(dataclasses.replace(module, python_dict_reads=dict_reads, build=build,
+                modules.append(dataclasses.replace(module, python_dict_reads=dict_reads,
+                                                   build=build.with_given(init.implied_defines, ()),
                                                    public_headers=_public_headers(module, build),
                                                    python_module_reads=module_reads,
                                                    outside_uses=_outside_uses(module, outside_files),
@@ -424,6 +426,16 @@ def _unread_inits(indexes, found: set[str]) -> list[FileProblem]:
                                              "(the function's header or braces are split); nothing was "
                                              "ported for it"))
     return out
+
+
+def _build_names(build: BuildConfig, path: str) -> dict[str, str]:
+    """What the build says names stand for when compiling `path`: its -D macros, and
+    `__module__`, the last part of the module it builds the file as."""
+    names = dict(build.defines)
+    ext = build.extension_of(path)
+    if ext is not None:
+        names["__module__"] = ext.name.rsplit(".", 1)[-1]
+    return names
 
 
 def _outside_uses(module: ExtensionModule, outside_files) -> tuple[tuple[str, str], ...]:
