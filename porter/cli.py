@@ -194,9 +194,7 @@ def port(
         err.print(f"porter: {o.module}: {o.status.value}{': ' + o.reason if o.reason else ''}", markup=False)
     for p in done.result.problems:
         err.print(f"porter: {p.file}: {p.reason}", markup=False)
-    if not done.outcomes and any(b"PyInit_" in f.data for f in inputs.files):
-        err.print("porter: a file defines PyInit_ but porter found no module it can read", markup=False)
-    elif not done.outcomes:
+    if not done.outcomes and not done.result.problems:
         err.print("porter: no extension module found", markup=False)
     if len(done.outcomes) > 1:
         err.print(f"porter: {summary_line(done.outcomes)}", markup=False)

@@ -254,10 +254,17 @@ def _classify(macro: Macro) -> str | None:
             return "specifier"
         if re.fullmatch(r"\(\s*(const\s+)?[A-Za-z_]\w*(\s+[A-Za-z_]\w*)*\s*\**\s*\)", body):
             return "cast"
+        if _FUNCTION_HEADER.fullmatch(body) and not _statement_like(body):
+            return "header"
         return "statement" if _statement_like(body) else None
     if not body:
         return "blank-call"
     return "statement" if _statement_like(body) else "call"
+
+
+# `PyMODINIT_FUNC CONCATENATE(PyInit_, EXT_MODULE)(void)`: specifiers, a declarator (perhaps
+# itself a macro use), then the parameter list last.
+_FUNCTION_HEADER = re.compile(r"[A-Za-z_][\w\s*]*\s[\w\s*]*[A-Za-z_]\w*\s*(\([^()]*\)\s*)?\([^()]*\)")
 
 
 def _without_attribute_arguments(body: str) -> str:
@@ -333,7 +340,12 @@ def mask_macros(
     depths = _brace_depths(tokens)
     skip_until = 0
     for i, tok in enumerate(tokens):
-        if tok.start < skip_until or tok.kind != "ident":
+        if tok.start < skip_until:
+            continue
+        if tok.kind in ("string", "char") and b"\\\r\n" in tok.text:
+            _mask_crlf_splices(buf, tok)
+            continue
+        if tok.kind != "ident":
             continue
         masker = MACRO_MASKS.get(tok.text)
         if masker is None and tok.text.endswith(b"_METHODDEF") and len(tok.text) > 10:
@@ -360,6 +372,17 @@ def mask_macros(
             skip_until = stop
     assert len(buf) == len(text)
     return bytes(buf), tuple(masks)
+
+
+_ESCAPE = re.compile(rb"\\(?:\r\n|.)", re.DOTALL)
+
+
+def _mask_crlf_splices(buf: bytearray, tok: Token) -> None:
+    """`"first line\\` CRLF `second"`: tree-sitter reads a backslash-newline inside a literal
+    only before a bare LF; ` \\` LF keeps the length, the line count and the literal whole."""
+    for m in _ESCAPE.finditer(tok.text):
+        if m.group() == b"\\\r\n":
+            _put(buf, tok.start + m.start(), b" \\\n")
 
 
 def _brace_depths(tokens: list[Token]) -> list[int]:
@@ -396,6 +419,8 @@ def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
             _put(buf, tok.start, stand_in)
         return tok.end, False
     prev = _prev_significant(tokens, i)
+    if kind == "header":
+        return _mask_header(buf, tokens, i, prev, depth)
     if macro.params is None:
         end, j = tok.end, i + 1
     else:
@@ -426,3 +451,17 @@ def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
         return end, False
     _blank(buf, tok.start, end)
     return end, True
+
+
+def _mask_header(buf: bytearray, tokens: list[Token], i: int, prev: Token | None, depth: int):
+    """`EXT_INIT_FUNC {` at file scope, the macro being a whole function header: `EXT INIT_FUNC`
+    (its first inner underscore a space) parses as a function `INIT_FUNC` of type `EXT`, which
+    `ctree.function_name` reads back as the macro's name. A name without one stays unread."""
+    tok = tokens[i]
+    nxt_i = _next_index(tokens, i + 1)
+    gap = tok.text.find(b"_", 1)
+    if depth or not _at_statement_start(prev) or nxt_i >= len(tokens) or tokens[nxt_i].text != b"{" \
+            or gap < 0 or gap == len(tok.text) - 1 or tok.text[gap + 1:gap + 2].isdigit():
+        return None
+    buf[tok.start + gap] = 0x20
+    return tok.end, False

@@ -448,6 +448,9 @@ class InitFunction:
     c_name: str | None = None  # the name as written when a macro spells PyInit_<module>
     worker: str | None = None  # `return moduleinit();`: the function that creates the module
     worker_span: Span | None = None
+    # What the build must define for the name to be PyInit_<module>: (`EXT_MODULE`, `_rjsmin`)
+    # when a header macro pastes `PyInit_` with a macro only the build defines.
+    implied_defines: tuple[tuple[str, str], ...] = ()
 
     @property
     def function(self) -> str:
@@ -776,6 +779,10 @@ class InitBody:
     # `PyMODINIT_FUNC` `#ifdef PY3` `PyInit_x(void)` `#else` `initx(void)` `#endif` with a branch
     # porter cannot rule out: (specifiers, declarator), rewritten apart so the directives stay.
     header_split: tuple[Span, Span] | None = None
+    # `#define EXT_INIT_ERROR(module) do { Py_XDECREF(module); return NULL; } while (0)`, every
+    # use in init handing it the module (or NULL): (macro, the release in its body). In exec
+    # the module is borrowed, so the release goes with the `return NULL`.
+    macro_module_releases: tuple[tuple[str, Location], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -437,6 +437,9 @@ def load_fixture(folder: Path) -> Fixture:
     port = data.get("port", "isolated")
     if port not in PORT_EXPECTATIONS:
         raise FixtureError(f"{folder / 'fixture.toml'}: port must be one of {', '.join(PORT_EXPECTATIONS)}")
+    computed = data.get("computed_defines", {})
+    if not isinstance(computed, dict) or not all(isinstance(v, str) for v in computed.values()):
+        raise FixtureError(f"{folder / 'fixture.toml'}: computed_defines must map macro names to strings")
     return Fixture(
         path=folder,
         port=port,
@@ -447,7 +450,7 @@ def load_fixture(folder: Path) -> Fixture:
         summary=data["summary"],
         smoke=smoke,
         isolation=isolation_path.read_text(encoding="utf-8") if isolation_path.exists() else None,
-        defines=_build_defines(folder),
+        defines=_build_defines(folder) + tuple(sorted(computed.items())),
     )
 
 

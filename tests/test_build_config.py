@@ -28,6 +28,18 @@ def test_setup_py_settings_come_from_literals_and_module_level_names():
     assert config.installed_headers == ("pkg/include/pkg/api.h",)
 
 
+def test_extension_names_and_their_sources_are_read_from_literals():
+    config = read_build_config([("pkg/setup.py", SETUP + b"""
+class Extension(Extension):
+    pass
+EXTS = lambda v: [Extension("_fast", sources=["fast.c"], version=v)]
+""")])
+    assert [(e.name, e.sources, e.line) for e in config.extensions] == [
+        ("pkg._speed", ("pkg/src/speed.c",), 9), ("_fast", ("pkg/fast.c",), 16)]
+    assert config.extension_of("pkg/src/./speed.c").name == "pkg._speed"
+    assert config.extension_of("pkg/other.c") is None
+
+
 def test_a_commented_out_setting_says_nothing():
     config = read_build_config([("setup.py", b'# Extension("m", ["m.c"], define_macros=[("Py_LIMITED_API", '
                                              b'"0x03060000")])\nfrom setuptools import setup\nsetup()\n')])

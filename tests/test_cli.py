@@ -337,3 +337,48 @@ def test_a_new_file_gets_the_users_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "new.patch").stat().st_mode & 0o777 == 0o640
+
+
+PASTED_INIT = """\
+#include <Python.h>
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define INIT_FUNC PyMODINIT_FUNC CAT(PyInit_, MODNAME)(void)
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "demo", NULL, -1, NULL};
+INIT_FUNC {
+    PyObject *m;
+    if (!(m = PyModule_Create(&def)))
+        return NULL;
+    return m;
+}
+"""
+
+
+def test_a_file_naming_pyinit_that_porter_cannot_read_exits_1_with_one_line_saying_why(tmp_path):
+    (tmp_path / "demo.c").write_text(PASTED_INIT)
+    out = run("port", "demo.c", "--no-compile", cwd=tmp_path)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("porter: demo.c: line 6:") and "-D MODNAME=<module>" in out.stderr
+
+
+def test_the_name_a_header_macro_pastes_comes_from_the_build(tmp_path):
+    (tmp_path / "demo.c").write_text(PASTED_INIT)
+    given = run("port", "demo.c", "--no-compile", "-D", "MODNAME=demo", cwd=tmp_path)
+    assert given.returncode == 0 and "PyInit_demo(void)" in given.stdout
+    (tmp_path / "setup.py").write_text(
+        'from setuptools import Extension, setup\nsetup(ext_modules=[Extension("pkg.demo", ["demo.c"])])\n')
+    built = run("port", "demo.c", "--no-compile", cwd=tmp_path)
+    assert built.returncode == 0 and built.stdout == given.stdout
+
+
+def test_pyinit_named_only_in_code_porter_cannot_read_is_a_failure_and_in_a_comment_nothing(tmp_path):
+    (tmp_path / "embed.c").write_text(
+        "#include <Python.h>\nextern PyObject *PyInit_spam(void);\n"
+        'int main(void) { PyImport_AppendInittab("spam", PyInit_spam); return 0; }\n')
+    out = run("port", "embed.c", cwd=tmp_path)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith("porter: embed.c: line 2 names PyInit_") and out.stderr.count("\n") == 1
+    (tmp_path / "embed.c").write_text("/* no PyInit_ here */\nint f(void) { return 0; }\n")
+    out = run("port", "embed.c", cwd=tmp_path)
+    assert out.returncode == 0 and out.stderr == "porter: no extension module found\n"

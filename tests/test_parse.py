@@ -29,6 +29,10 @@ MASKED = [
      b"#define FORCE_INLINE inline __attribute__((always_inline))\nstatic FORCE_INLINE int f(void) { return 1; }\n"),
     ("a project's statement macro without a semicolon gets one",
      b"#define CHECK(x) if (!(x)) { return -1; }\nstatic int f(int a) {\n    CHECK(a)\n    return 0;\n}\n"),
+    ("an object-like macro that is a whole function header opens a function",
+     b"#define INIT_FUNC PyMODINIT_FUNC CAT(PyInit_, NAME)(void)\nINIT_FUNC {\n    return NULL;\n}\n"),
+    ("a string literal continued with a backslash before CRLF parses",
+     b'static const char doc[] =\r\n"first line\\n\\\r\nsecond line";\r\nstatic int after;\r\n'),
 ]
 
 
@@ -78,3 +82,32 @@ def test_an_include_guard_is_true_on_entry():
 
     pre = preprocess("g.h", b"#ifndef G_H\n#define G_H\nint x;\n#endif\n")
     assert pre.conditionals[0].branches[0].value is True
+
+
+def test_a_crlf_continued_string_is_one_token_and_the_code_after_it_is_read():
+    from porter.lexer import tokenize
+
+    text = b'#define DOC "one\\\r\ntwo // not a comment"\r\nstatic const char d[] = "a\\\r\nb";\r\nint f(void);\r\n'
+    strings = [t.text for t in tokenize(text, directives=False) if t.kind == "string"]
+    assert strings == [b'"one\\\r\ntwo // not a comment"', b'"a\\\r\nb"']
+    src = load_sources([("t.c", text)])[0]
+    assert src.error_spans == ()
+    assert src.line_col(text.index(b"int f")) == (5, 1)
+
+
+def test_a_macro_body_keeps_its_strings_whole_when_expanded():
+    from porter.analyze.macros import MacroTable, expand
+
+    text = b'#define DOC "see\\\nhttps://example.org/x"\n#define DEF(d) static const char *doc = d;\n'
+    src = load_sources([("t.c", text)])[0]
+    table = MacroTable(list(src.pre.macros))
+    assert expand(table, "DEF", ["DOC"]) == 'static const char *doc = "seehttps://example.org/x";'
+    assert expand(table, "DEF", ["DOC"], nested=False) == "static const char *doc = DOC;"
+
+
+def test_a_header_macro_names_its_function_as_written():
+    from porter.analyze.index import build_index
+
+    text = b"#define INIT_FUNC PyMODINIT_FUNC CAT(PyInit_, NAME)(void)\nINIT_FUNC {\n    return NULL;\n}\n"
+    src = load_sources([("t.c", text)])[0]
+    assert list(build_index(src).functions) == ["INIT_FUNC"]

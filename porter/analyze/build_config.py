@@ -29,12 +29,29 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class ExtensionBuild:
+    """`Extension("pkg._mod", ["src/mod.c"])`: a module the build compiles, and from what."""
+
+    name: str  # the dotted import name
+    sources: tuple[str, ...]  # as the build file's folder joins them
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     defines: tuple[tuple[str, str], ...] = ()  # -D name=value for every extension of the package
     include_dirs: tuple[str, ...] = ()  # relative to the project root
     limited_api: Setting | None = None  # Py_LIMITED_API the build defines (its value: hex text)
     installed_headers: tuple[str, ...] = ()  # headers the package installs for other code
     files: tuple[str, ...] = ()  # the build files read
+    extensions: tuple[ExtensionBuild, ...] = ()  # setup.py's literal Extension(...) calls
+
+    def extension_of(self, source: str) -> ExtensionBuild | None:
+        """The one extension that compiles `source` (a path as shown), if exactly one does."""
+        wanted = posixpath.normpath(source)
+        found = [e for e in self.extensions if wanted in e.sources]
+        return found[0] if len(found) == 1 else None
 
     def with_given(self, defines: tuple[tuple[str, str], ...], include_dirs: tuple[str, ...]) -> BuildConfig:
         """With what the user said on the command line (it wins over the build files)."""
@@ -45,7 +62,7 @@ class BuildConfig:
         merged = tuple(sorted({**dict(self.defines), **given}.items()))
         return BuildConfig(tuple((k, v) for k, v in merged if k != "Py_LIMITED_API"),
                            tuple(dict.fromkeys(self.include_dirs + include_dirs)), limited,
-                           self.installed_headers, self.files)
+                           self.installed_headers, self.files, self.extensions)
 
     @property
     def compiler_defines(self) -> tuple[tuple[str, str], ...]:
@@ -69,6 +86,7 @@ def read_build_config(files: list[tuple[str, bytes]], root: str = "") -> BuildCo
     includes: list[str] = []
     headers: list[str] = []
     limited: Setting | None = None
+    extensions: list[ExtensionBuild] = []
     read = []
     for path, data in sorted(files):
         name = posixpath.basename(path)
@@ -92,12 +110,14 @@ def read_build_config(files: list[tuple[str, bytes]], root: str = "") -> BuildCo
                 defines.setdefault(key, value)
         includes += [posixpath.normpath(posixpath.join(base, d)) for d in found["include_dirs"]]
         headers += [posixpath.normpath(posixpath.join(base, h)) for h in found["headers"]]
+        extensions += [ExtensionBuild(name, tuple(posixpath.normpath(posixpath.join(base, f)) for f in sources),
+                                      path, line) for name, sources, line in found.get("extensions", ())]
         if found.get("py_limited_api") and limited is None:
             # py_limited_api=True alone builds an abi3 wheel without choosing a version: the
             # interpreter's own API applies.
             pass
     return BuildConfig(tuple(sorted(defines.items())), tuple(dict.fromkeys(includes)), limited,
-                       tuple(dict.fromkeys(headers)), tuple(read))
+                       tuple(dict.fromkeys(headers)), tuple(read), tuple(extensions))
 
 
 # --------------------------------------------------------------------------- setup.py
@@ -106,7 +126,7 @@ def read_build_config(files: list[tuple[str, bytes]], root: str = "") -> BuildCo
 def _from_setup_py(path: str, data: bytes) -> dict:
     tree = ast.parse(data, filename=path)
     names, certain = _literal_names(tree)
-    out: dict = {"defines": [], "include_dirs": [], "headers": []}
+    out: dict = {"defines": [], "include_dirs": [], "headers": [], "extensions": _extensions(tree, names)}
     for arg, node in _settings(tree):
         value = _literal(node, names)
         if arg == "define_macros":
@@ -129,6 +149,27 @@ def _from_setup_py(path: str, data: bytes) -> dict:
         elif arg == "py_limited_api" and value is True:
             out["py_limited_api"] = True
     return out
+
+
+def _extensions(tree: ast.Module, names: dict[str, object]) -> list[tuple[str, list[str], int]]:
+    """(name, sources, line) of each `Extension("name", ["a.c", ...])` (a project's own
+    subclass of Extension too) whose name and sources are literals."""
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if not called.endswith("Extension"):
+            continue
+        keywords = {k.arg: k.value for k in node.keywords if k.arg}
+        name_node = node.args[0] if node.args else keywords.get("name")
+        sources_node = node.args[1] if len(node.args) > 1 else keywords.get("sources")
+        name = _literal(name_node, names) if name_node is not None else None
+        sources = _literal(sources_node, names) if sources_node is not None else None
+        if isinstance(name, str) and isinstance(sources, list) and all(isinstance(f, str) for f in sources):
+            out.append((name, sources, node.lineno))
+    return sorted(out, key=lambda e: e[2])
 
 
 def _settings(tree: ast.Module):

@@ -148,6 +148,10 @@ def function_name(fn: Node) -> tuple[str | None, Node | None, Node | None]:
     if node is not None and node.type == "parenthesized_declarator" and type_node is not None \
             and type_node.type == "type_identifier":
         return f"{type_node.text.decode()}{node.text.decode()}".replace(" ", ""), None, None
+    if node is not None and node.type == "identifier" and type_node is not None \
+            and type_node.type == "type_identifier" and node.start_byte == type_node.end_byte + 1:
+        # `EXT_INIT_FUNC {`, a macro that is the whole header, masked as `EXT INIT_FUNC {`.
+        return f"{type_node.text.decode()}_{node.text.decode()}", None, None
     inner = node.child_by_field_name("declarator") if node is not None and node.type == "function_declarator" else None
     if inner is not None and inner.type == "function_declarator":
         macro, args = inner.child_by_field_name("declarator"), inner.child_by_field_name("parameters")
@@ -248,7 +252,7 @@ def in_assert(node: Node) -> bool:
 
 
 def null_test(cond: Node | None, name: str) -> str | None:
-    """'null' for `m == NULL` / `!m`, 'found' for `m != NULL` / `m`; else None."""
+    """'null' for `m == NULL` / `!m` / `!(m = ...)`, 'found' for `m != NULL` / `m`; else None."""
     cond = unwrap_parens(cond)
     if cond is None:
         return None
@@ -256,6 +260,8 @@ def null_test(cond: Node | None, name: str) -> str | None:
         return "found"
     if cond.type == "unary_expression" and cond.children[0].type == "!":
         inner = unwrap_parens(cond.child_by_field_name("argument"))
+        if inner is not None and inner.type == "assignment_expression" and inner.children[1].type == "=":
+            inner = inner.child_by_field_name("left")  # `!(m = PyModule_Create(&def))`
         return "null" if inner is not None and inner.text.decode() == name else None
     if cond.type == "binary_expression":
         op = cond.children[1].type

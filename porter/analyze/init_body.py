@@ -10,7 +10,16 @@ from porter.analyze.find_module import existing_module_return
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import referenced_name
 from porter.analyze.macros import MacroTable, expand
-from porter.model import AddObjectCall, FieldAssignment, InitBody, InitFunction, ReturnSite, Span, TypeReady
+from porter.model import (
+    AddObjectCall,
+    FieldAssignment,
+    InitBody,
+    InitFunction,
+    Location,
+    ReturnSite,
+    Span,
+    TypeReady,
+)
 from porter.parse import Node, walk
 
 _NULLISH = re.compile(r"^\(?\s*(NULL|0|\(\s*PyObject\s*\*\s*\)\s*NULL)\s*\)?$")
@@ -99,6 +108,8 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
                           and any(body.start_byte <= x.start_byte < body.end_byte for x in nodes)})
     returning = [n for n in returning if n not in {r.text.split("(")[0].strip().rstrip(";") for r in returns}]
     reused = _module_var_reused(index, body, module_var, create_nodes, macros)
+    releases = _macro_module_releases(index, body, module_var, returning, macros,
+                                      list(create_statements) + list(null_checks))
     droppable = set(decrefs) | set(add_module) | {d for a in add_objects for d in a.failure_decrefs}
     header_end = _header_end(fn, src)
     header_split = _header_split(fn, src, header_end)
@@ -112,7 +123,97 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         module_var_global=module_var_global,
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
         lone_bodies=_lone_bodies(body, droppable), header_split=header_split,
+        macro_module_releases=releases,
     )
+
+
+def _macro_module_releases(index, body: Node, module_var: str | None, returning: list[str],
+                           macros: MacroTable, dropped: list[Span]) -> tuple[tuple[str, Location], ...]:
+    """`Py_XDECREF(param);` in the body of a returning macro, when every use of the macro in
+    init passes the module (or NULL) as `param`, directly or through a macro that forwards
+    its own parameter (`EXT_ADD(m, ...)` whose body says `EXT_INIT_ERROR(m)`)."""
+    if not module_var:
+        return ()
+    out = []
+    for name in returning:
+        macro = macros.get(name)
+        if macro is None or not macro.params:
+            continue
+        toks = [t for t in macro.tokens if t.kind not in ("comment", "newline")]
+        for i in range(len(toks) - 3):
+            if toks[i].text.decode() not in capi.RELEASE_MACROS or toks[i + 1].text != b"(" \
+                    or toks[i + 3].text != b")" or toks[i + 2].text.decode() not in macro.params:
+                continue
+            param = macro.params.index(toks[i + 2].text.decode())
+            if not _passes_module(index, body, name, param, module_var, macros, dropped, depth=0):
+                continue
+            end = toks[i + 4].end if i + 4 < len(toks) and toks[i + 4].text == b";" else toks[i + 3].end
+            out.append((name, Location(macro.file, Span(toks[i].start, end))))
+    return tuple(out)
+
+
+def _passes_module(index, body: Node, name: str, param: int, module_var: str, macros: MacroTable,
+                   dropped: list[Span], depth: int) -> bool:
+    """Whether every use of macro `name` in init (and in the bodies of the macros used there)
+    gives argument `param` as the module or NULL; False when a use cannot be read. Uses in
+    `dropped` (the create statement and its NULL check, which the port deletes) do not count."""
+    allowed = {module_var, "NULL", "0", "(NULL)"}
+    for ident in index.identifiers.get(name, []):
+        if not (body.start_byte <= ident.start_byte < body.end_byte) \
+                or any(d.start <= ident.start_byte < d.end for d in dropped):
+            continue
+        call = ident.parent
+        if call is None or call.type != "call_expression" or ctree.call_name(call) != name:
+            return False  # a use the tree does not show as a call: its arguments are unknown
+        args = ctree.call_args(call)
+        if param >= len(args) or index.src.text_of(args[param]).strip() not in allowed:
+            return False
+    if depth > 2:
+        return False
+    for outer in macros.all():
+        if outer.active is False or outer.name == name or name not in outer.identifiers:
+            continue
+        toks = [t for t in outer.tokens if t.kind not in ("comment", "newline")]
+        for i, tok in enumerate(toks):
+            if tok.text.decode() != name:
+                continue
+            passed = _body_call_args(toks, i)
+            if passed is None or param >= len(passed):
+                return False
+            forwarded = passed[param]
+            if forwarded in ("NULL", "0"):
+                continue
+            if not outer.params or forwarded not in outer.params:
+                return False
+            if not _passes_module(index, body, outer.name, outer.params.index(forwarded), module_var, macros,
+                                  dropped, depth + 1):
+                return False
+    return True
+
+
+def _body_call_args(toks, i: int) -> list[str] | None:
+    """The arguments, as single identifiers, of the macro use at toks[i] in another macro's body."""
+    if i + 1 >= len(toks) or toks[i + 1].text != b"(":
+        return None
+    args: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for tok in toks[i + 1:]:
+        if tok.text in (b"(", b"[", b"{"):
+            depth += 1
+            if depth == 1:
+                continue
+        elif tok.text in (b")", b"]", b"}"):
+            depth -= 1
+            if depth == 0:
+                args.append(" ".join(current))
+                return args
+        elif tok.text == b"," and depth == 1:
+            args.append(" ".join(current))
+            current = []
+            continue
+        current.append(tok.text.decode("utf-8", "replace"))
+    return None
 
 
 def _lone_bodies(body: Node, spans: set[Span]) -> tuple[Span, ...]:

@@ -54,17 +54,26 @@ class MacroTable:
 
 
 def _clean_body(text: str) -> str:
-    text = re.sub(r"\\\r?\n", " ", text)
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.DOTALL)
-    text = re.sub(r"//[^\n]*", "", text)
-    return text.strip()
+    """The body as the preprocessor reads it: lines spliced (inside a string literal too) and
+    each comment one space; `"https://..."` stays a string."""
+    raw = re.sub(rb"\\\r?\n", b"", text.encode())
+    out, pos = [], 0
+    for tok in tokenize(raw, directives=False):
+        if tok.kind == "comment":
+            out += [raw[pos:tok.start], b" "]
+            pos = tok.end
+    out.append(raw[pos:])
+    return b"".join(out).decode("utf-8", "replace").strip()
 
 
-def expand(table: MacroTable, name: str, args: list[str] | None, depth: int = 0) -> str | None:
+def expand(table: MacroTable, name: str, args: list[str] | None, depth: int = 0,
+           *, nested: bool = True) -> str | None:
     """Expand one use of a project macro, then project macros inside it (a few levels deep).
 
-    Good enough to recognise `obj = PyModule_Create(&moduledef)` behind `MOD_CREATE(obj)`;
-    never used to produce code.
+    Good enough to recognise `obj = PyModule_Create(&moduledef)` behind `MOD_CREATE(obj)`.
+    What porter writes from an expansion (a `MOD_DEF(...)`'s fields) comes from `nested=False`:
+    only the use itself is replaced, so the arguments and the macros the body names stay as
+    the source spells them.
     """
     macro = table.get(name)
     if macro is None or depth > 4:
@@ -78,11 +87,15 @@ def expand(table: MacroTable, name: str, args: list[str] | None, depth: int = 0)
         values = dict(zip(params, args))
         if variadic:
             values["__VA_ARGS__"] = ", ".join(args[len(params) - 1:])
-        body = _substitute(body, values)
-    return _expand_nested(table, body, depth + 1)
+        # As the preprocessor does, an argument is expanded before it is substituted, unless
+        # it is pasted (`PyInit_ ## name`) or stringified: `CAT(PyInit_, MODULE)` names the module.
+        expanded = {p: _expand_nested(table, v, depth + 1) for p, v in values.items()} if nested else values
+        body = _substitute(body, values, expanded)
+    return _expand_nested(table, body, depth + 1) if nested else body
 
 
-def _substitute(body: str, values: dict[str, str]) -> str:
+def _substitute(body: str, values: dict[str, str], expanded: dict[str, str] | None = None) -> str:
+    expanded = values if expanded is None else expanded
     out = []
     raw = body.encode()
     pos = 0
@@ -99,8 +112,11 @@ def _substitute(body: str, values: dict[str, str]) -> str:
             # #param: the argument as a string literal.
             out.append('"' + values[nxt.text.decode()].replace("\\", "\\\\").replace('"', '\\"') + '"')
             skip = i + 1
+        elif tok.kind == "ident" and word in values:
+            pasted = (nxt is not None and nxt.text == b"##") or (i > 0 and toks[i - 1].text == b"##")
+            out.append(values[word] if pasted else expanded[word])
         else:
-            out.append(values.get(word, word) if tok.kind == "ident" else word)
+            out.append(word)
         pos = tok.end
     out.append(raw[pos:].decode())
     text = "".join(out)

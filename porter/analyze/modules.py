@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 
 from porter import capi
 from porter.analyze import ctree
@@ -16,27 +18,66 @@ _CREATE_IN_TEXT = re.compile(r"\b(PyModule_Create2?|PyModuleDef_Init)\s*\(\s*&?\
 _PYINIT_IN_TEXT = re.compile(r"\bPyInit_(\w*)")
 
 
-def find_init_functions(index: FileIndex, macros: MacroTable) -> list[InitFunction]:
+def find_init_functions(index: FileIndex, macros: MacroTable,
+                        build_names: Mapping[str, str] | None = None) -> list[InitFunction]:
+    """`build_names`: what the build says a name the files leave undefined stands for (its -D
+    macros, and `__module__` for the module the build compiles this file as)."""
     found = []
     for name, nodes in index.functions.items():
         if "(" in name:
             continue  # macro headers are read below
         spelled = name
+        implied: tuple[tuple[str, str], ...] = ()
         macro = macros.get(name)
         if macro is not None and macro.params is None:
             # `#define init_function PyInit_foo` then `PyMODINIT_FUNC init_function(void)`.
             expansion = (expand(macros, name, None) or "").strip()
             if re.fullmatch(r"PyInit_\w+", expansion):
                 spelled = expansion
+            elif (header := _PYINIT_HEADER.search(expansion)) is not None:
+                # `EXT_INIT_FUNC {`: the macro is the whole header.
+                module = pasted_module(header.group(1), name, macros, build_names or {})
+                if module is None:
+                    continue
+                spelled = "PyInit_" + module
+                if module != header.group(1):
+                    implied = ((header.group(1), module),)
         if spelled.startswith("PyInit_"):
             for fn in nodes:
-                found.append(_init_function(index, macros, spelled, fn, None,
-                                            c_name=name if spelled != name else None))
+                found.append(dataclasses.replace(
+                    _init_function(index, macros, spelled, fn, None, c_name=name if spelled != name else None),
+                    implied_defines=implied))
     # MOD_INIT(name) { ... }: a project macro in the header position.
     for fn in _macro_header_functions(index, macros):
         found.append(fn)
     found.sort(key=lambda f: f.span.start)
     return found
+
+
+_PYINIT_HEADER = re.compile(r"\bPyInit_(\w*)\s*\(")
+
+
+def pasted_module(suffix: str, header: str, macros: MacroTable, build_names: Mapping[str, str]) -> str | None:
+    """The module of `PyInit_<suffix>` spelled by the macro `header`: the suffix itself, unless
+    the macros behind `header` paste `PyInit_` with a name no file defines
+    (`CONCATENATE(PyInit_, EXT_MODULE)`, EXT_MODULE given by the build): then what the build
+    defines it as, or the module the build compiles the file as; None when nothing says it."""
+    if suffix in macros or suffix not in _names_behind(header, macros):
+        return suffix or None
+    return build_names.get(suffix) or build_names.get("__module__")
+
+
+def _names_behind(name: str, macros: MacroTable) -> set[str]:
+    """The identifiers in the body of macro `name` and of the macros those name, transitively."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        macro = macros.get(todo.pop())
+        for ident in macro.identifiers if macro is not None else ():
+            if ident not in seen:
+                seen.add(ident)
+                todo.append(ident)
+    return seen
 
 
 def _macro_header_functions(index: FileIndex, macros: MacroTable) -> list[InitFunction]:
@@ -126,8 +167,10 @@ def _create_calls(index: FileIndex, macros: MacroTable, fn: Node) -> tuple[list[
             continue
         if name in macros:
             arg_texts = [index.src.text_of(a) for a in args]
-            text = expand(macros, name, arg_texts) or ""
-            m = _CREATE_IN_TEXT.search(text)
+            # The definition as the use spells it (`EXT_CREATE(&EXT_DEFINE_VAR)`), as a
+            # MOD_DEF-style definition is named; else through the macros inside.
+            m = _CREATE_IN_TEXT.search(expand(macros, name, arg_texts, nested=False) or "") \
+                or _CREATE_IN_TEXT.search(expand(macros, name, arg_texts) or "")
             if m:
                 calls.append(Call(name, ctree.span(call), tuple(ctree.span(a) for a in args)))
                 def_name = def_name or m.group(2)
@@ -195,11 +238,15 @@ def _macro_module_defs(index: FileIndex, macros: MacroTable) -> list[ModuleDef]:
         if macro is None or "PyModuleDef" not in macro.body_text:
             continue
         args = [src.text_of(a) for a in ctree.call_args(call)]
-        text = expand(macros, name, args)
-        if not text:
-            continue
-        parsed = _parse_expansion(text)
-        if parsed is None:
+        # The fields as the use spells them (`YARA_DOC`, not the string it names), unless the
+        # definition only appears once the macros inside the body are expanded too.
+        parsed = None
+        for nested in (False, True):
+            text = expand(macros, name, args, nested=nested)
+            parsed = _parse_expansion(text) if text else None
+            if parsed is not None:
+                break
+        if parsed is None or text is None:
             continue
         def_name, fields = parsed
         owner = ctree.enclosing_function(call)

@@ -20,7 +20,7 @@ from porter.analyze.init_body import read_init_body
 from porter.analyze.initializers import sizeof_operand
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
-from porter.analyze.modules import find_init_functions, find_module_defs, init_style
+from porter.analyze.modules import find_init_functions, find_module_defs, init_style, pasted_module
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
 from porter.analyze.spec_types import collect_spec_types
 from porter.analyze.types import collect_static_types, collect_substruct_tables
@@ -90,10 +90,12 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
     closures = {path: _closure(path, includes) for path in indexes}
     tu_macros = {path: MacroTable([m for p in closures[path] for m in indexes[p].macros])
                  for path in indexes}
-    inits = {path: find_init_functions(idx, tu_macros[path]) for path, idx in indexes.items()}
+    inits = {path: find_init_functions(idx, tu_macros[path], _build_names(build, path))
+             for path, idx in indexes.items()}
     roots = [path for path in indexes if inits[path]]
     found_problems = list(problems)
     found_problems += _unread_inits(indexes, {i.name for found in inits.values() for i in found})
+    found_problems += _unread_init_headers(indexes, tu_macros, [p for p in indexes if not inits[p]], build)
     linked = _link_files(indexes, closures, roots)
     modules = []
     for root in roots:
@@ -104,7 +106,8 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
             try:
                 module = _module(init, module_indexes, macros)
                 shared = _included_by(outside_files)
-                modules.append(dataclasses.replace(module, python_dict_reads=dict_reads, build=build,
+                modules.append(dataclasses.replace(module, python_dict_reads=dict_reads,
+                                                   build=build.with_given(init.implied_defines, ()),
                                                    in_cpython=companions.in_cpython,
                                                    public_headers=_public_headers(module, build),
                                                    python_module_reads=module_reads,
@@ -117,6 +120,7 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
             except Exception as e:  # one module porter cannot read must not stop the run
                 found_problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
     modules.sort(key=lambda m: (m.init.file, m.init.span.start))
+    found_problems += _silent_inits(indexes, closures, modules, found_problems)
     facts = tuple(
         FileFacts(
             path=path, error_spans=idx.src.error_spans,
@@ -424,6 +428,97 @@ def _unread_inits(indexes, found: set[str]) -> list[FileProblem]:
                 out.append(FileProblem(path, f"{name} is defined under #if in a way porter cannot read "
                                              "(the function's header or braces are split); nothing was "
                                              "ported for it"))
+    return out
+
+
+def _silent_inits(indexes, closures, modules, problems) -> list[FileProblem]:
+    """A file whose code names `PyInit_` (outside comments and strings) that yields no module
+    and no problem: never an empty patch that says nothing. A header of a file that yields
+    either is that file's."""
+    from porter.lexer import tokenize
+
+    said = {p.file for p in problems} | {f for m in modules for f in m.files}
+    out = []
+    for path, idx in sorted(indexes.items()):
+        text = idx.src.text
+        if b"PyInit_" not in text or path in said \
+                or any(path in closures[other] for other in said if other in closures):
+            continue
+        at = next((t.start for t in tokenize(text) if t.kind in ("ident", "directive") and b"PyInit_" in t.text
+                   and not idx.src.pre.dead(t.start)), None)
+        if at is not None:
+            line = idx.src.line(at)
+            out.append(FileProblem(path, f"line {line} names PyInit_, but porter found no init function it can "
+                                         "read here (a `PyMODINIT_FUNC PyInit_<module>(void)` definition, "
+                                         "or a macro that spells one): nothing was ported"))
+    return out
+
+
+def _build_names(build: BuildConfig, path: str) -> dict[str, str]:
+    """What the build says names stand for when compiling `path`: its -D macros, and
+    `__module__`, the last part of the module it builds the file as."""
+    names = dict(build.defines)
+    ext = build.extension_of(path)
+    if ext is not None:
+        names["__module__"] = ext.name.rsplit(".", 1)[-1]
+    return names
+
+
+_PASTED_INIT = re.compile(r"\bPyInit_(\w*)")
+
+
+def _unread_init_headers(indexes, tu_macros, paths: list[str], build: BuildConfig) -> list[FileProblem]:
+    """`EXT_INIT_FUNC {`: a function whose header is a project macro spelling `PyInit_...` that
+    porter could not read as an init function, said with the line, the macro and what to do:
+    the module name a pasted macro leaves open (`CONCATENATE(PyInit_, EXT_MODULE)` when no
+    setup.py names the module), or a header shape porter does not read."""
+    from porter.lexer import tokenize
+
+    out = []
+    for path in paths:
+        idx = indexes[path]
+        text = idx.src.text
+        macros = tu_macros[path]
+        toks = [t for t in tokenize(text) if t.kind not in ("comment", "newline", "directive")]
+        depth = 0
+        for i, tok in enumerate(toks):
+            depth += {b"{": 1, b"}": -1}.get(tok.text, 0) if tok.kind == "punct" else 0
+            macro = macros.get(tok.text.decode("utf-8", "replace")) if tok.kind == "ident" and not depth else None
+            if macro is None or "PyInit_" not in macro.body_text and "PyInit_" not in (
+                    expand(macros, macro.name, None if macro.params is None else list(macro.params)) or ""):
+                continue
+            if idx.src.pre.dead(tok.start):
+                continue
+            args, j = None, i + 1
+            if macro.params is not None:
+                if j >= len(toks) or toks[j].text != b"(":
+                    continue
+                args, end = split_args(text, toks[j].start)
+                while j < len(toks) and toks[j].start < end:
+                    j += 1
+            while j < len(toks) and toks[j].text == b"(":  # `INIT(name)(void)`
+                close = split_args(text, toks[j].start)[1]
+                while j < len(toks) and toks[j].start < close:
+                    j += 1
+            if j >= len(toks) or toks[j].text != b"{":
+                continue
+            expansion = " ".join((expand(macros, macro.name, args) or "").split())
+            use = text[tok.start:toks[j - 1].end].decode("utf-8", "replace")
+            where = f"{macro.file}:{indexes[macro.file].src.line(macro.span.start)}" if macro.file in indexes \
+                else macro.file
+            line = idx.src.line(tok.start)
+            pasted = _PASTED_INIT.search(expansion)
+            suffix = pasted.group(1) if pasted else ""
+            if pasted and pasted_module(suffix, macro.name, macros, _build_names(build, path)) is None:
+                reason = (f"line {line}: the init function's header `{use}` ({where}) expands to `{expansion}`, "
+                          f"and `{suffix}` is a name the build defines, not these files; porter found no setup.py "
+                          f"`Extension(...)` that lists this file: give it as `-D {suffix}=<module>`")
+            else:
+                reason = (f"line {line}: the init function's header is the macro use `{use}` ({where}), which "
+                          f"expands to `{expansion}`; porter could not read it as a function header: write it "
+                          "out as `PyMODINIT_FUNC PyInit_<module>(void)`")
+            out.append(FileProblem(path, reason))
+            break
     return out
 
 

@@ -174,8 +174,12 @@ def _returning_macros(out: Emitter, plan: Plan, body: InitBody) -> None:
             end = _null_return_end(text, m.body.end, toks, i + 1) if tok.text == b"return" else None
             if end is not None:
                 out.edit(m.file, Span(tok.start, end), "return -1")
+        released = [loc for macro, loc in body.macro_module_releases if macro == name and loc.file == m.file]
+        for loc in released:
+            out.edit(loc.file, loc.span, "")
         out.done(m.file, m.span, f"macro {name} is used only in {plan.names.exec}(): its `return NULL` is now "
-                                 "`return -1`")
+                                 "`return -1`" + (", and its release of the module goes (exec borrows the module)"
+                                                  if released else ""))
         if m.file.endswith(".h"):
             out.todo(m.file, m.span, code="returning-macro-in-header", subject=name, message=
                      f"macro {name} is defined in the header {m.file}: code outside these sources "

@@ -92,8 +92,12 @@ class ModuleDefinition:
             if _runtime_slots(plan) else ""
         slots = f"Py_mod_exec, Py_mod_multiple_interpreters = {plan.posture.value}{at_import}, " \
                 "Py_mod_gil = Py_MOD_GIL_USED"
+        named = "".join(f"; named as the build compiles this file ({macro} = {value}): a build that defines "
+                        f"{macro} otherwise needs {module.init.name} renamed"
+                        for macro, value in module.init.implied_defines)
         out.done(body.file, body.header,
-                 f"{module.init.name}() returns PyModuleDef_Init(&{names.def_name}); slots: {slots}", key=("module",))
+                 f"{module.init.name}() returns PyModuleDef_Init(&{names.def_name}); slots: {slots}{named}",
+                 key=("module",))
         return out.result
 
 
