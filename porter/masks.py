@@ -81,6 +81,12 @@ def _paren_after(text: bytes, pos: int) -> int | None:
 def _mask_block(opening: bytes):
     def mask(buf, text, tok):
         _blank(buf, tok.start, tok.end)
+        if opening == b"}" and text[max(0, tok.start - 200):tok.start].rstrip().endswith(b":") \
+                and tok.end - tok.start >= 2:
+            # `done: Py_TRASHCAN_END`: a label needs a statement before the closing brace.
+            buf[tok.start] = ord(";")
+            buf[tok.start + 1] = opening[0]
+            return tok.end
         buf[tok.start] = opening[0]
         return tok.end
 

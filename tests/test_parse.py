@@ -111,3 +111,24 @@ def test_a_header_macro_names_its_function_as_written():
     text = b"#define INIT_FUNC PyMODINIT_FUNC CAT(PyInit_, NAME)(void)\nINIT_FUNC {\n    return NULL;\n}\n"
     src = load_sources([("t.c", text)])[0]
     assert list(build_index(src).functions) == ["INIT_FUNC"]
+
+
+def test_a_label_right_before_a_block_closing_macro_parses():
+    from porter.parse import parse_source
+
+    text = b"""#include <Python.h>
+static void
+dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, dealloc)
+    if (self == NULL)
+        goto done;
+    Py_TYPE(self)->tp_free(self);
+done:
+    Py_TRASHCAN_END
+}
+static PyTypeObject T = {PyVarObject_HEAD_INIT(NULL, 0) "m.T"};
+"""
+    src = parse_source("m.c", text)
+    assert src.error_spans == ()
