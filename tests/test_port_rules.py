@@ -268,6 +268,24 @@ def test_a_macro_whose_name_means_the_global_at_one_site_and_a_local_at_another_
     assert [r.code for r in mp.kept.values()] == ["macro-name-shadowed"]
 
 
+def test_a_macro_calling_a_helper_in_a_callback_keeps_what_the_helper_needs_global():
+    """The callback cannot take the state, so neither can the helper its macro calls."""
+    c = HEADER + """
+static PyObject *Err;
+static long calls;
+static int note(void) { calls++; return 0; }
+#define BEGIN_CALLBACK() (void)note()
+static void on_event(int code) { BEGIN_CALLBACK(); (void)code; }
+static void (*hook)(int) = NULL;
+static PyObject *fail(PyObject *m, PyObject *arg) { PyErr_SetString(Err, "no"); return NULL; }
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"fail", fail, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
+        '    hook = on_event;\n    Err = PyErr_NewException("m.Err", NULL, NULL);'
+    mp, text = port(c)
+    assert mp.status.value == "ported", mp.reason
+    assert "static long calls;" in text and "state->Err" in text
+    assert [r.code for k, r in mp.kept.items() if k[1] == "calls"] == ["unreachable-function"]
+
+
 def test_the_patch_of_a_port_is_stable_across_runs():
     c = HEADER + "static long calls;\nstatic PyObject *bump(PyObject *self, PyObject *a) { calls++; return PyLong_FromLong(calls); }\n" + \
         INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % ""

@@ -18,6 +18,7 @@ from porter.rewrite.planning.reach import (
     MacroGraph,
     debug_only,
     direct_needs,
+    key_order,
     reached_from,
     state_edges,
     thread_helpers,
@@ -85,6 +86,12 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
                 last_module.update(found)
                 last_module_macros.update(macros)
                 continue  # the functions that find the module themselves need no state for it
+            through_macros = _helpers_called_where_no_state(module, access, needs, helpers, movable)
+            if through_macros:
+                # A macro calls a helper that would take the state, in a function that has none:
+                # what makes that helper need the state stays global instead.
+                vetoed.update({k: r for k, r in through_macros.items() if k not in vetoed})
+                blocked_state = None
         if not vetoed:
             break
         for key, reason in vetoed.items():
@@ -160,6 +167,28 @@ def _base_macro_bodies(module: ExtensionModule, graph: MacroGraph, finders: set[
         if any(name in finders for name, *_ in m.called()):
             bodies.setdefault(m.name, set()).add(MODULE_STATE)
     return graph.close(bodies)
+
+
+def _helpers_called_where_no_state(module: ExtensionModule, access: dict[str, Access],
+                                   needs: dict[str, set[GlobalKey]], helpers: set[str],
+                                   movable: dict[GlobalKey, Global]) -> dict[GlobalKey, Reason]:
+    """The globals that make a helper need state, where a macro calls that helper inside a
+    function that cannot reach state (a callback with a fixed signature)."""
+    out: dict[GlobalKey, Reason] = {}
+    macros = {m.name: m for m in module.macros}
+    for use in module.macro_uses:
+        acc = access.get(use.function or "")
+        if use.function is None or acc is None or acc.kind is not AccessKind.NONE:
+            continue
+        m = macros.get(use.name)
+        for callee, *_ in (m.called() if m is not None else ()):
+            if callee not in helpers:
+                continue
+            for key in sorted(needs.get(callee, set()) & set(movable), key=key_order):
+                out.setdefault(key, Reason("unreachable-function", f"{callee}() needs it, and macro {use.name} "
+                                                                   f"calls {callee}() in {use.function}(), which "
+                                                                   f"cannot reach module state ({acc.reason})"))
+    return out
 
 
 def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodies, graph: MacroGraph,
