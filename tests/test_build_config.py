@@ -108,3 +108,25 @@ setup(ext_modules=[Extension("m", ["m.c"], define_macros=macros)])
 
 def test_setup_py_platform_tests_are_read_for_linux():
     assert dict(read_build_config([("setup.py", PLATFORM)]).defines) == {"HAVE_LINUX": "", "POSIX_LINUX": "1"}
+
+
+ENVIRONMENT = b'''
+import os
+from setuptools import Extension, setup
+
+if os.environ.get("DEBUG_PKG") == "1":
+    define_macros = []
+    undef_macros = ["NDEBUG"]
+else:
+    define_macros = [("NDEBUG", "1")]
+if "PKG_EXTRA" in os.environ:
+    define_macros.append(("EXTRA", "1"))
+if os.getenv("PKG_FAST", "yes") == "yes":
+    define_macros.append(("FAST", "1"))
+setup(ext_modules=[Extension("m", ["m.c"], define_macros=define_macros)])
+'''
+
+
+def test_setup_py_environment_variables_are_read_as_unset():
+    """The default build: what a developer switches on with an environment variable is off."""
+    assert dict(read_build_config([("setup.py", ENVIRONMENT)]).defines) == {"NDEBUG": "1", "FAST": "1"}

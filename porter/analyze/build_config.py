@@ -257,6 +257,7 @@ _PLATFORM = {
     "platform.uname().system": "Linux", "platform.python_implementation()": "CPython",
     "sys.implementation.name": "cpython",
 }
+_ENVIRONMENT_READS = ("os.environ.get", "os.getenv", "environ.get", "getenv")
 _VERSIONS = {"sys.version_info": lambda v: v, "sys.version_info.major": lambda v: v[0],
              "sys.version_info[0]": lambda v: v[0], "sys.version_info.minor": lambda v: v[1],
              "sys.version_info[1]": lambda v: v[1], "sys.version_info[:2]": lambda v: v}
@@ -268,6 +269,14 @@ _COMPARE = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt:
 def _known(node: ast.expr, env: dict[str, object]) -> list[object] | None:
     """The value of an expression on each target (None: porter cannot know it)."""
     text = ast.unparse(node)
+    # The default build: environment variables a build reads are unset (`DEBUG_X=1 pip install`
+    # is a developer's choice, not the package's build).
+    if isinstance(node, ast.Call) and ast.unparse(node.func) in _ENVIRONMENT_READS:
+        if node.args and len(node.args) >= 2:
+            return _known(node.args[1], env)
+        return [None] * len(_TARGETS)
+    if text in ("os.environ", "environ"):
+        return [{}] * len(_TARGETS)
     if text in _VERSIONS:
         return [_VERSIONS[text](v) for v in _TARGETS]
     if text in _PLATFORM:
