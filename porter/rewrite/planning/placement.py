@@ -115,11 +115,21 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
         # Included after each file's own includes: only what a .c file defines is out of sight.
         elsewhere = {d.name: d for d in module.type_definitions if not d.file.endswith(".h")}
     at = placement.at
+    existing = module.state_struct
+    if existing is not None and existing.file == placement.file and existing.statement.end <= at:
+        at = existing.statement.start  # the new fields go into the module's own struct, up there
     hoisted: dict[str, TypeDefinition] = {}
     vetoes: dict[GlobalKey, Reason] = {}
+    late_macros = {m.name: m for m in module.macros if m.file == placement.file and m.span.start > at}
     for f in fields:
         g = f.source
         if g is None or g.kind.is_object_kind:
+            continue
+        named = [late_macros[w] for w in re.findall(r"[A-Za-z_]\w*", f.decl) if w in late_macros]
+        if named:
+            m = named[0]
+            vetoes[f.key] = Reason("type-declared-late", f"its declaration names {m.name}, defined at {m.file}:"
+                                   f"{layouts[m.file].line(m.span.start)}, after code that needs module state")
             continue
         hidden = elsewhere.get(g.c_type)
         if hidden is not None and g.c_type not in defs and not _pointer_to_tag(g.type_text):

@@ -40,7 +40,7 @@ class ModuleDefinition:
             out.fail("no-module-def", "porter found no PyModuleDef for the init function")
             return out.result
         with out.about(("module",)):
-            objects = [f.name for f in plan.fields if f.is_object]
+            objects = _gc_names(plan)
             fields = [
                 ("m_name", _value(d, "m_name", '"' + module.name + '"')),
                 ("m_doc", _value(d, "m_doc", "NULL")),
@@ -120,6 +120,19 @@ def _runtime_slots_call(plan: Plan) -> str | None:
     return f"#if {runtime['guard']}\n    {runtime['function']}();\n#endif"
 
 
+def _gc_names(plan: Plan) -> list[str]:
+    """The state's object fields for traverse and clear; an array of objects as `name[]`."""
+    return [f.name + ("[]" if "[" in f.decl else "") for f in plan.fields if f.is_object]
+
+
+def _each(macro: str, field: str) -> str:
+    """`Py_VISIT(field);`, or a loop over an array of objects (`field[]`)."""
+    if not field.endswith("[]"):
+        return f"{macro}({field});"
+    array = field[:-2]
+    return f"for (size_t i = 0; i < sizeof({array}) / sizeof({array}[0]); i++) {{ {macro}({array}[i]); }}"
+
+
 def _value(d: ModuleDef, name: str, default: str) -> str:
     f = d.field(name)
     return f.text.strip() if f is not None and f.text.strip() else default
@@ -134,7 +147,7 @@ def _continue(out: Emitter, plan: Plan, d: ModuleDef) -> None:
     """A module multi-phase already: the state's new fields get into its GC functions, the
     definition gets the state's size, and the slot table the multiple-interpreters slot."""
     module, names = plan.module, plan.names
-    objects = [f.name for f in plan.fields if f.is_object]
+    objects = _gc_names(plan)
     changed: dict[str, str] = {}
     if plan.fields and names.new_struct:
         changed["m_size"] = f"sizeof({names.state_type})"
@@ -149,7 +162,7 @@ def _continue(out: Emitter, plan: Plan, d: ModuleDef) -> None:
             layout = plan.layout(existing.file)
             indent = layout.body_indent(existing.body)
             param = existing.params[0].name
-            lines = "".join(f"\n{indent}{macro}({names.get_state}({param})->{name});" for name in objects)
+            lines = "".join(f"\n{indent}{_each(macro, f'{names.get_state}({param})->{name}')}" for name in objects)
             out.insert(existing.file, existing.body.start + 1, lines, order=-6)
         elif existing is None:
             changed[field] = fresh

@@ -139,11 +139,20 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
                           state_type=names.state_type, callback_state=names.callback_state)
         out.insert(block.file, block.span.start, callback.strip("\n") + "\n\n", order=-9, about=("module",))
     block_text = text.strip("\n") + "\n\n"
+    existing = plan.module.state_struct
+    in_place = not names.new_struct and existing is not None and existing.file == file \
+        and existing.statement.end <= placement.at
+    hoisted_text = ""
     for hoisted in plan.hoisted_types:
         # The struct's fields need it: it moves up, unchanged, right above the struct.
         layout = plan.layout(hoisted.file)
         out.delete_statement(hoisted.file, hoisted.statement, about=("module",))
-        block_text = layout.text_of(hoisted.statement) + "\n\n" + block_text
+        if in_place:
+            assert existing is not None
+            out.insert(file, layout.line_start(existing.statement.start),
+                       layout.text_of(hoisted.statement) + "\n\n", order=-11, about=("module",))
+        else:
+            hoisted_text += layout.text_of(hoisted.statement) + "\n\n"
         out.done(hoisted.file, hoisted.statement, f"{hoisted.name} is defined above {names.state_type} now: a "
                                                   "field of it has that type", key=("module",))
     if not names.new_struct and plan.fields:
@@ -151,6 +160,7 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         if moved is None:
             return
         block_text = moved + block_text
+    block_text = hoisted_text + block_text  # the types the struct's fields need come first
     if placement.new_file:
         block_text = cbuild.state_header(file, plan.module.name, block_text)
         out.done(file, None, f"{file} is new: it holds the module state, and every file that needs the state "
