@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -23,6 +24,18 @@ def scan_json(folder: Path) -> bytes:
     inputs = read([folder.relative_to(ROOT)])
     analysis = scan([(f.path, f.data) for f in inputs.files], companions=inputs.companions())
     return (json.dumps(analysis_to_json(analysis), indent=2) + "\n").encode()
+
+
+@functools.cache
+def scanned(folder: Path) -> bytes:
+    """scan_json(folder) once per process."""
+    return scan_json(folder)
+
+
+@functools.cache
+def ported(folder: Path, unsafe: bool = False):
+    """port_folder(folder) once per process: several tests read the same port (never change it)."""
+    return port_folder(folder, unsafe=unsafe)
 
 
 def port_folder(folder: Path, unsafe: bool = False, files: dict[str, bytes] | None = None,

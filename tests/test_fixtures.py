@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from conftest import ROOT, fixture_dirs
-from porting import port_folder, scan_json
+from porting import port_folder, ported, scan_json, scanned
 from snapshots import check_snapshot
 
 from porter.verify import PORTABLE, load_fixture
@@ -17,23 +17,28 @@ IDS = [p.name for p in FIXTURES]
 SINGLE_PHASE = [p for p in FIXTURES if load_fixture(p).expect in PORTABLE]
 
 
-@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+def by_fixture(folders):
+    """One worker takes every test of a fixture, so that its port is computed once there."""
+    return [pytest.param(p, id=p.name, marks=pytest.mark.xdist_group(p.name)) for p in folders]
+
+
+@pytest.mark.parametrize("folder", by_fixture(FIXTURES))
 def test_scan_json_matches_snapshot(folder, update_snapshots):
-    check_snapshot(folder / "expected.scan.json", scan_json(folder), update_snapshots)
+    check_snapshot(folder / "expected.scan.json", scanned(folder), update_snapshots)
 
 
-@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+@pytest.mark.parametrize("folder", by_fixture(FIXTURES))
 def test_port_patch_and_report_match_snapshots(folder, update_snapshots):
     fixture = load_fixture(folder)
-    patch, report, result, _ = port_folder(folder, unsafe=fixture.unsafe)
+    patch, report, result, _ = ported(folder, fixture.unsafe)
     check_snapshot(folder / "expected.patch", patch, update_snapshots)
     check_snapshot(folder / "expected.report.md", report.encode(), update_snapshots)
 
 
-@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+@pytest.mark.parametrize("folder", by_fixture(FIXTURES))
 def test_every_single_phase_fixture_ports_and_nothing_else_changes(folder):
     fixture = load_fixture(folder)
-    patch, _, result, _ = port_folder(folder, unsafe=fixture.unsafe)
+    patch, _, result, _ = ported(folder, fixture.unsafe)
     statuses = {mp.module.name: mp.status for mp in result.modules}
     if fixture.expect in PORTABLE:
         assert statuses == {fixture.module: "ported"}
@@ -46,10 +51,10 @@ def test_every_single_phase_fixture_ports_and_nothing_else_changes(folder):
         assert patch == b""
 
 
-@pytest.mark.parametrize("folder", SINGLE_PHASE, ids=[p.name for p in SINGLE_PHASE])
+@pytest.mark.parametrize("folder", by_fixture(SINGLE_PHASE))
 def test_patch_applies_with_git_apply_and_patch(folder, tmp_path):
     fixture = load_fixture(folder)
-    patch, _, _, _ = port_folder(folder, unsafe=fixture.unsafe)
+    patch, _, _, _ = ported(folder, fixture.unsafe)
     for tool in (["git", "apply", "--check", "-"], ["patch", "-p1", "--dry-run", "--quiet"]):
         work = tmp_path / tool[0]
         shutil.copytree(folder, work / "fixtures" / folder.name)
@@ -57,33 +62,33 @@ def test_patch_applies_with_git_apply_and_patch(folder, tmp_path):
         assert done.returncode == 0, done.stderr.decode() + done.stdout.decode()
 
 
-@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+@pytest.mark.parametrize("folder", by_fixture(FIXTURES))
 def test_porting_the_port_again_changes_nothing(folder):
     fixture = load_fixture(folder)
-    _, _, first, items = port_folder(folder, unsafe=fixture.unsafe)
-    ported = {path: first.new_text.get(path, data) for path, data in items.items()}
-    patch, _, second, _ = port_folder(folder, unsafe=fixture.unsafe, files=ported)
+    _, _, first, items = ported(folder, fixture.unsafe)
+    output = {path: first.new_text.get(path, data) for path, data in items.items()}
+    patch, _, second, _ = port_folder(folder, unsafe=fixture.unsafe, files=output)
     assert patch == b""
     assert all(mp.status == "nothing-to-do" for mp in second.modules)
 
 
-@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+@pytest.mark.parametrize("folder", by_fixture(FIXTURES))
 def test_every_step_finds_nothing_left_in_a_port_even_without_the_multi_phase_shortcut(folder):
     fixture = load_fixture(folder)
-    _, _, first, items = port_folder(folder, unsafe=fixture.unsafe)
-    ported = {path: first.new_text.get(path, data) for path, data in items.items()}
-    patch, _, second, _ = port_folder(folder, unsafe=fixture.unsafe, files=ported, multi_phase_is_done=False)
+    _, _, first, items = ported(folder, fixture.unsafe)
+    output = {path: first.new_text.get(path, data) for path, data in items.items()}
+    patch, _, second, _ = port_folder(folder, unsafe=fixture.unsafe, files=output, multi_phase_is_done=False)
     assert patch == b"", patch.decode()
     assert all(mp.status == "nothing-to-do" for mp in second.modules), [(m.status, m.reason) for m in second.modules]
 
 
-@pytest.mark.parametrize("folder", FIXTURES, ids=IDS)
+@pytest.mark.parametrize("folder", by_fixture(FIXTURES))
 def test_output_is_deterministic(folder):
     fixture = load_fixture(folder)
-    first = port_folder(folder, unsafe=fixture.unsafe)
+    first = ported(folder, fixture.unsafe)  # the run the snapshot tests compared
     second = port_folder(folder, unsafe=fixture.unsafe)
     assert first[0] == second[0] and first[1] == second[1]
-    assert scan_json(folder) == scan_json(folder)
+    assert scanned(folder) == scan_json(folder)
 
 
 def test_the_repository_has_enough_fixtures():
