@@ -272,7 +272,20 @@ def query(name: str) -> Query:
 
 
 def captures(node: Node, name: str) -> dict[str, list[Node]]:
-    return QueryCursor(query(name)).captures(node)
+    """Captures by name, each list in document order (outer nodes before the nodes inside them).
+
+    tree-sitter returns them in an order that varies between runs (and not sorted by position),
+    which would make the analysis depend on it: which of two `#if` alternative definitions of a
+    function is read, say.
+    """
+    found = QueryCursor(query(name)).captures(node)
+    for nodes in found.values():
+        nodes.sort(key=_document_order)
+    return found
+
+
+def _document_order(node: Node) -> tuple[int, int]:
+    return node.start_byte, -node.end_byte
 
 
 def matches(node: Node, name: str) -> list[dict[str, list[Node]]]:

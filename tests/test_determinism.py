@@ -1,0 +1,85 @@
+"""The same input gives the same output, byte for byte, in every process.
+
+tree-sitter hands query captures back in an order that varies (and is not sorted by position),
+and Python's string hashing differs between processes: neither may reach porter's output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import FIXTURES, ROOT
+
+from porter.analyze.project import load_sources
+from porter.parse import captures
+from porter.pipeline import scan
+
+
+def alternatives(count: int) -> bytes:
+    """A module whose functions are each defined twice, in the two branches of an `#ifndef`:
+    captures of such a file come back out of order."""
+    parts = [b"#include <Python.h>\n"]
+    for i in range(count):
+        parts.append(b"""
+#ifndef WITH_VAR
+static PyObject *cached_%d;
+static PyObject *
+current_%d(PyObject *self, PyObject *args)
+{
+    static int calls = 0;
+    return PyLong_FromLong(calls++);
+}
+#else
+static PyObject *
+current_%d(PyObject *self, PyObject *args)
+{
+    static long other = 1;
+    return PyLong_FromLong(other);
+}
+#endif
+""" % (i, i, i))
+    rows = b"".join(b'    {"current_%d", current_%d, METH_VARARGS, NULL},\n' % (i, i) for i in range(count))
+    parts.append(b"""
+static PyMethodDef methods[] = {
+%s    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef alt_module = {PyModuleDef_HEAD_INIT, "alt", NULL, -1, methods};
+
+PyMODINIT_FUNC
+PyInit_alt(void)
+{
+    return PyModule_Create(&alt_module);
+}
+""" % rows)
+    return b"".join(parts)
+
+
+def test_captures_come_in_document_order():
+    src = load_sources([("alt.c", alternatives(40))])[0]
+    for name, nodes in captures(src.root, "definitions").items():
+        starts = [(n.start_byte, -n.end_byte) for n in nodes]
+        assert starts == sorted(starts), name
+
+
+def test_of_two_alternative_definitions_the_first_is_read():
+    text = alternatives(40)
+    module = scan([("alt.c", text)]).modules[0]
+    first = {f"current_{i}": text.index(b"static PyObject *\ncurrent_%d(" % i) for i in range(40)}
+    assert {f.name: f.span.start for f in module.functions if f.name in first} == first
+
+
+def test_scan_json_is_the_same_bytes_in_separate_processes(tmp_path):
+    (tmp_path / "alt.c").write_bytes(alternatives(40))
+    paths = [str(tmp_path / "alt.c")] + [str(FIXTURES / name) for name in (
+        "multifile-module", "type-ifdef", "init-macros", "state-findmodule", "type-protocols",
+        "globals-unread-branch-subject")]
+    outputs = set()
+    for seed in ("0", "1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        done = subprocess.run([sys.executable, "-m", "porter", "scan", "--json", *paths], cwd=ROOT, env=env,
+                              capture_output=True, check=True)
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
