@@ -74,4 +74,4 @@ def measure(argv: list[str], timeout: float | None = None, stdout=subprocess.DEV
     sampler.join()
     return {"wall": wall, "tree_peak_mib": peak[0] / 1024, "maxrss_mib": usage.ru_maxrss / 1024,
             "cpu": usage.ru_utime + usage.ru_stime, "code": os.waitstatus_to_exitcode(status),
-            "stderr": stderr.decode("utf-8", "replace")[-2000:]}
+            "stderr": stderr.decode("utf-8", "replace")}

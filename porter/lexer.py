@@ -1,12 +1,16 @@
-"""A small C tokenizer: enough to find comments, strings, identifiers and directive lines.
+"""A small C lexer: where comments, literals and directive lines are, and tokens where needed.
 
-tree-sitter parses structure; this lexer serves the places tree-sitter cannot see:
-masking macros before parsing, reading preprocessor conditionals and scanning macro bodies.
+tree-sitter parses structure; this lexer serves the places tree-sitter cannot see: masking
+macros before parsing, reading preprocessor conditionals and scanning macro bodies. A whole
+file is read once by `lex()` into spans and a blanked copy (no token list: a list of Python
+objects per token costs more than the parse); `tokenize()` reads the small pieces that need
+tokens (a macro body, a macro use's arguments).
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -128,3 +132,169 @@ def identifiers(
     for tok in tokenize(text, start, end, directives=directives):
         if tok.kind == "ident":
             yield tok
+
+
+# --------------------------------------------------------------------------- whole files
+
+# What `tokenize()` reads as comments, string and character literals and directive lines. A
+# directive starts at a `#` (not `##`) that only spaces, line continuations and comments separate
+# from the start of a line; it ends where `directive_end()` says. Each pattern starts with one
+# byte class (a line break, `/`, a quote), which the search skips to fast: three searches, each
+# run again only when a token found by another one covers its match, cost less than one search
+# for all three. A literal's u8/u/U/L prefix is read back from its quote.
+_DIRECTIVE_LINE = (rb"[ \t\f\v]*(?:(?:\\\r?\n|/\*.*?(?:\*/|\Z))[ \t\f\v]*)*+"
+                   rb"(?P<hash>\#)(?!\#)(?>[^\r\n\\/]++|\\\r?\n|\\|/\*.*?(?:\*/|\Z)|/)*+")
+_DIRECTIVE = re.compile(rb"[\r\n]" + _DIRECTIVE_LINE, re.DOTALL)
+_FIRST_DIRECTIVE = re.compile(_DIRECTIVE_LINE, re.DOTALL)
+_COMMENT = re.compile(rb"/\*.*?(?:\*/|\Z)|//(?:\\\r?\n|[^\n])*", re.DOTALL)
+_LITERAL = re.compile(rb"\"(?:[^\"\\\n]++|\\.)*+(?:\"|$)|'(?:[^'\\\n]++|\\.)*+(?:'|$)", re.DOTALL | re.MULTILINE)
+IDENT_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_BLANK = bytes(b if b in (0x0A, 0x0D) else 0x20 for b in range(256))
+_NOT_CODE = frozenset(b" \t\f\v\r\n")
+IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def blank(text: bytes) -> bytes:
+    """Spaces for every byte but line breaks, so that lines stay where they were."""
+    return text.translate(_BLANK)
+
+
+@dataclass(frozen=True)
+class Lexed:
+    """A file read once: its directive lines, comments and literals as sorted spans, and `code`,
+    a copy of the text with those blanked (a literal keeps its quotes). What is left in `code`
+    are the tokens `tokenize()` would give between them, at their offsets: identifiers found in
+    `code` are the file's identifiers outside comments, literals and directives."""
+
+    code: bytes
+    directives: tuple[tuple[int, int], ...]
+    comments: tuple[tuple[int, int], ...]
+    literals: tuple[tuple[int, int], ...]
+
+    def directive_before(self, start: int, end: int) -> bool:
+        """Whether a directive line starts in `start..end`."""
+        i = bisect_left(self.directives, (start, -1))
+        return i < len(self.directives) and self.directives[i][0] < end
+
+    def is_directive_start(self, offset: int) -> bool:
+        i = bisect_left(self.directives, (offset, -1))
+        return i < len(self.directives) and self.directives[i][0] == offset
+
+    def prev_code_byte(self, offset: int) -> int | None:
+        """Offset of the last byte before `offset` that starts or ends a token: comments,
+        directives and line continuations are skipped (a literal's closing quote counts)."""
+        code = self.code
+        end = offset
+        window = 256
+        while end > 0:
+            start = max(0, end - window)
+            chunk = code[start:end].rstrip(b" \t\f\v\r\n")
+            while chunk.endswith(b"\\") and start + len(chunk) < len(code) \
+                    and code[start + len(chunk)] in (0x0A, 0x0D):
+                chunk = chunk[:-1].rstrip(b" \t\f\v\r\n")  # a line continuation is a space
+            if chunk:
+                return start + len(chunk) - 1
+            end = start
+            window *= 2
+        return None
+
+
+def lex(text: bytes) -> Lexed:
+    """Spans of the directives, comments and literals `tokenize(text)` would find, and the
+    blanked copy: a few regular-expression searches per such span, no token objects."""
+    directives: list[tuple[int, int]] = []
+    comments: list[tuple[int, int]] = []
+    literals: list[tuple[int, int]] = []
+    parts: list[bytes] = []
+    done = 0  # everything before `done` is read, and in `parts`
+    first = _FIRST_DIRECTIVE.match(text)
+    directive = first or _DIRECTIVE.search(text)
+    comment = _COMMENT.search(text)
+    literal = _LITERAL.search(text)
+    never = len(text) + 1
+    d_at = 0 if first else directive.start() + 1 if directive else never  # the line's start
+    c_at = comment.start() if comment else never
+    l_at = literal.start() if literal else never
+    while True:
+        if d_at <= c_at and d_at <= l_at and d_at < never:
+            assert directive is not None
+            if _continued(text, d_at, done):
+                # `x = a + \\` then `#b`: the line break is a continuation, `#` no directive.
+                directive = _DIRECTIVE.search(text, d_at)
+                d_at = directive.start() + 1 if directive else never
+                continue
+            start, end = d_at, directive.end()
+            hash_at = directive.start("hash")
+            if hash_at > start:
+                comments.extend((c.start(), c.end()) for c in _COMMENT.finditer(text, start, hash_at))
+            directives.append((hash_at, end))
+            parts.append(text[done:start])
+            parts.append(blank(text[start:end]))
+        elif c_at < l_at:
+            assert comment is not None
+            start, end = comment.span()
+            comments.append((start, end))
+            parts.append(text[done:start])
+            parts.append(blank(text[start:end]))
+        elif l_at < never:
+            assert literal is not None
+            quote, end = literal.span()
+            start = quote - _prefix(text, quote, done)
+            literals.append((start, end))
+            parts.append(text[done:start])
+            closed = end - 1 > quote and text[end - 1] == text[quote]
+            parts.append(b" " * (quote - start) + text[quote:quote + 1]
+                         + blank(text[quote + 1:end - closed]) + (text[end - 1:end] if closed else b""))
+        else:
+            break
+        done = end
+        # Searches whose match the token just read covers start again after it.
+        if d_at - 1 < end and directive is not None:
+            directive = _DIRECTIVE.search(text, end)
+            d_at = directive.start() + 1 if directive else never
+        if c_at < end:
+            comment = _COMMENT.search(text, end)
+            c_at = comment.start() if comment else never
+        if l_at < end:
+            literal = _LITERAL.search(text, end)
+            l_at = literal.start() if literal else never
+    parts.append(text[done:])
+    return Lexed(b"".join(parts), tuple(directives), tuple(comments), tuple(literals))
+
+
+def _prefix(text: bytes, quote: int, done: int) -> int:
+    """Length of the u8/u/U/L prefix before the quote at `quote`: `tokenize()` reads `u8"x"`
+    as one literal, `xu8"x"` as a name and a literal."""
+    for prefix in (b"u8", b"u", b"U", b"L"):
+        start = quote - len(prefix)
+        if start >= done and text.startswith(prefix, start) and (start == 0 or text[start - 1] not in IDENT_CHARS):
+            return len(prefix)
+    return 0
+
+
+def _continued(text: bytes, line_start: int, done: int) -> bool:
+    """Whether the line break just before `line_start` continues a line: a backslash before
+    `\n` or `\r\n` (not before a lone `\r`, which `tokenize()` reads as a line break) that
+    no literal or comment ending at `done` has taken."""
+    p = line_start - 1
+    if p < 0 or text[p] != 0x0A:
+        return False
+    if p > 0 and text[p - 1] == 0x0D:
+        p -= 1
+    return p > done and text[p - 1] == 0x5C
+
+
+# Block comments between a line's start and its directive's `#`.
+_BLOCK_COMMENT = re.compile(rb"/\*.*?(?:\*/|\Z)", re.DOTALL)
+
+
+def spans_overlapping(spans, start: int, end: int) -> list[tuple[int, int]]:
+    """Those of sorted, disjoint `spans` that overlap `start..end`."""
+    i = bisect_right(spans, (start, 1 << 62))
+    if i > 0 and spans[i - 1][1] > start:
+        i -= 1
+    out = []
+    while i < len(spans) and spans[i][0] < end:
+        out.append(spans[i])
+        i += 1
+    return out

@@ -10,10 +10,21 @@ text are found lexically by the analysis.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from porter.lexer import Token, matching_paren, tokenize, top_level_commas, top_level_punct
+from porter.lexer import (
+    IDENT_CHARS,
+    IDENTIFIER,
+    Lexed,
+    Token,
+    lex,
+    matching_paren,
+    tokenize,
+    top_level_commas,
+    top_level_punct,
+)
 from porter.model import Macro, Span
 
 
@@ -297,18 +308,29 @@ def _statement_like(body: str) -> bool:
         re.match(r"(if|do|while|for|switch|return|goto|break|continue)\b|\{", body))
 
 
-def _prev_significant(tokens: list[Token], i: int) -> Token | None:
-    j = i - 1
-    while j >= 0 and tokens[j].kind in ("comment", "newline"):
-        j -= 1
-    return tokens[j] if j >= 0 else None
+def _prev_significant(lexed: Lexed, text: bytes, offset: int) -> Token | None:
+    """The token before `offset` (comments and line breaks skipped), as far as the masks need
+    it: a directive, or a one-byte token that ends a statement, or anything else."""
+    at = lexed.prev_code_byte(offset)
+    if lexed.directive_before(at + 1 if at is not None else 0, offset):
+        return Token("directive", offset, offset, b"")
+    if at is None:
+        return None
+    return Token("punct" if text[at] in _PUNCT_BYTES else "other", at, at + 1, text[at:at + 1])
 
 
-def _next_index(tokens: list[Token], i: int) -> int:
-    j = i
-    while j < len(tokens) and tokens[j].kind in ("comment", "newline"):
-        j += 1
-    return j
+_PUNCT_BYTES = frozenset(b";{}:)")
+
+
+def _next_significant_token(lexed: Lexed, text: bytes, offset: int) -> Token | None:
+    """The first token at or after `offset` that is no comment or line break."""
+    for tok in tokenize(text, offset):
+        if tok.kind in ("comment", "newline"):
+            continue
+        if tok.kind == "directive" and not lexed.is_directive_start(tok.start):
+            return Token("punct", tok.start, tok.start + 1, b"#")  # a `#` in the middle of a line
+        return tok
+    return None
 
 
 def _at_statement_start(prev: Token | None) -> bool:
@@ -335,23 +357,21 @@ def _place_semicolon(buf: bytearray, text: bytes, at: int) -> bool:
 
 
 def mask_macros(
-    text: bytes, project: dict[str, Macro] | None = None, iso646: bool = False, tokens=None,
+    text: bytes, project: dict[str, Macro] | None = None, iso646: bool = False, lexed: Lexed | None = None,
 ) -> tuple[bytes, tuple[MacroMask, ...]]:
     """Replace macro uses outside comments, strings and directives with stand-ins."""
     buf = bytearray(text)
     masks: list[MacroMask] = []
     project = project or {}
+    lexed = lexed or lex(text)
     kinds = {name.encode(): _classify(m) for name, m in project.items()}
-    tokens = list(tokens) if tokens else list(tokenize(text))
-    depths = _brace_depths(tokens)
     skip_until = 0
-    for i, tok in enumerate(tokens):
+    depths = _BraceDepths(lexed.code)
+    for tok in sorted(_uses(lexed.code, kinds, iso646) + _crlf_literals(text, lexed), key=lambda t: t.start):
         if tok.start < skip_until:
             continue
-        if tok.kind in ("string", "char") and b"\\\r\n" in tok.text:
+        if tok.kind == "string":
             _mask_crlf_splices(buf, tok)
-            continue
-        if tok.kind != "ident":
             continue
         masker = MACRO_MASKS.get(tok.text)
         if masker is None and tok.text.endswith(b"_METHODDEF") and len(tok.text) > 10:
@@ -371,13 +391,39 @@ def mask_macros(
         kind = kinds.get(tok.text)
         if kind is None:
             continue
-        result = _mask_project(buf, text, tokens, i, project[tok.text.decode()], kind, depths[i])
+        result = _mask_project(buf, text, lexed, tok, project[tok.text.decode()], kind, depths)
         if result is not None:
             stop, blanked = result
             masks.append(MacroMask(tok.text.decode(), Span(tok.start, stop), blanked))
             skip_until = stop
     assert len(buf) == len(text)
     return bytes(buf), tuple(masks)
+
+
+def _crlf_literals(text: bytes, lexed: Lexed) -> list[Token]:
+    """The string and character literals holding a backslash before CRLF."""
+    return [Token("string", start, end, text[start:end]) for start, end in lexed.literals
+            if b"\\\r\n" in text[start:end]] if b"\\\r\n" in text else []
+
+
+class _BraceDepths:
+    """How many braces are open before an offset (a `}` too many closes nothing), counted in
+    the lexer's blanked copy the first time one is asked for."""
+
+    def __init__(self, code: bytes) -> None:
+        self.code = code
+        self.starts: list[int] | None = None
+        self.depths: list[int] = []
+
+    def at(self, offset: int) -> int:
+        if self.starts is None:
+            self.starts, depth = [], 0
+            for m in re.finditer(rb"[{}]", self.code):
+                depth = depth + 1 if m.group() == b"{" else max(0, depth - 1)
+                self.starts.append(m.start())
+                self.depths.append(depth)
+        i = bisect_left(self.starts, offset)
+        return self.depths[i - 1] if i else 0
 
 
 _ESCAPE = re.compile(rb"\\(?:\r\n|.)", re.DOTALL)
@@ -391,20 +437,38 @@ def _mask_crlf_splices(buf: bytearray, tok: Token) -> None:
             _put(buf, tok.start + m.start(), b" \\\n")
 
 
-def _brace_depths(tokens: list[Token]) -> list[int]:
-    depths, depth = [], 0
-    for t in tokens:
-        depths.append(depth)
-        if t.kind == "punct":
-            if t.text == b"{":
-                depth += 1
-            elif t.text == b"}":
-                depth = max(0, depth - 1)
-    return depths
+def _uses(code: bytes, kinds: dict[bytes, str | None], iso646: bool) -> list[Token]:
+    """Uses of the names a mask may apply to, in order, found in the lexer's blanked copy (so
+    never in a comment, a literal or a directive): the file's names are gathered first, and
+    only those that matter are looked for one by one."""
+    names = set(IDENTIFIER.findall(code))
+    wanted = {n for n in names if n in MACRO_MASKS or kinds.get(n) is not None
+              or (n.endswith(b"_METHODDEF") and len(n) > 10) or (iso646 and n in ISO646)}
+    found = []
+    for name in wanted:
+        size = len(name)
+        for m in re.finditer(re.escape(name) + rb"(?![A-Za-z0-9_])", code):
+            start = m.start()
+            # A whole name, not the tail of another one or of a number (`1.L`).
+            if start and (code[start - 1] in IDENT_CHARS or (code[start - 1] == 0x2E and start > 1
+                                                              and code[start - 2] in _DIGITS
+                                                              and not _starts_token(code, start))):
+                continue
+            found.append(Token("ident", start, start + size, name))
+    found.sort(key=lambda t: t.start)
+    return found
 
 
-def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
-    tok = tokens[i]
+_DIGITS = frozenset(b"0123456789")
+
+
+def _starts_token(code: bytes, offset: int) -> bool:
+    """Whether a token starts at `offset`, read from the start of its line."""
+    line_start = code.rfind(b"\n", 0, offset) + 1
+    return any(t.start == offset for t in tokenize(code, line_start, offset + 1))
+
+
+def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, depths: _BraceDepths):
     if kind == "blank" or kind == "cast":
         _blank(buf, tok.start, tok.end)
         return tok.end, False
@@ -424,16 +488,16 @@ def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
         if len(stand_in) <= tok.end - tok.start:
             _put(buf, tok.start, stand_in)
         return tok.end, False
-    prev = _prev_significant(tokens, i)
+    prev = _prev_significant(lexed, text, tok.start)
     if kind == "header":
-        return _mask_header(buf, tokens, i, prev, depth)
+        return _mask_header(buf, lexed, text, tok, prev, depths.at(tok.start))
     if macro.params is None:
-        end, j = tok.end, i + 1
+        end = tok.end
     else:
-        j = _next_index(tokens, i + 1)
-        if j >= len(tokens) or tokens[j].text != b"(":
+        opening = _next_significant_token(lexed, text, tok.end)
+        if opening is None or opening.text != b"(":
             return None
-        close = matching_paren(text, tokens[j].start)
+        close = matching_paren(text, opening.start)
         if close is None:
             return None
         if kind == "blank-call":
@@ -441,14 +505,11 @@ def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
                 _blank(buf, tok.start, close + 1)
                 return close + 1, True
             return None
-        if any(t.text == b";" for t in top_level_punct(text, tokens[j].start, close + 1)):
+        if any(t.text == b";" for t in top_level_punct(text, opening.start, close + 1)):
             _blank(buf, tok.start, close + 1)
             return close + 1, True
         end = close + 1
-        while j < len(tokens) and tokens[j].start < end:
-            j += 1
-    nxt_i = _next_index(tokens, j)
-    nxt = tokens[nxt_i] if nxt_i < len(tokens) else None
+    nxt = _next_significant_token(lexed, text, end)
     if kind != "statement" or not _at_statement_start(prev) or not _needs_semicolon(nxt):
         return None
     if nxt is not None and nxt.text == b"else":
@@ -459,14 +520,13 @@ def _mask_project(buf, text, tokens, i, macro: Macro, kind: str, depth: int):
     return end, True
 
 
-def _mask_header(buf: bytearray, tokens: list[Token], i: int, prev: Token | None, depth: int):
+def _mask_header(buf: bytearray, lexed: Lexed, text: bytes, tok: Token, prev: Token | None, depth: int):
     """`EXT_INIT_FUNC {` at file scope, the macro being a whole function header: `EXT INIT_FUNC`
     (its first inner underscore a space) parses as a function `INIT_FUNC` of type `EXT`, which
     `ctree.function_name` reads back as the macro's name. A name without one stays unread."""
-    tok = tokens[i]
-    nxt_i = _next_index(tokens, i + 1)
+    nxt = _next_significant_token(lexed, text, tok.end)
     gap = tok.text.find(b"_", 1)
-    if depth or not _at_statement_start(prev) or nxt_i >= len(tokens) or tokens[nxt_i].text != b"{" \
+    if depth or not _at_statement_start(prev) or nxt is None or nxt.text != b"{" \
             or gap < 0 or gap == len(tok.text) - 1 or tok.text[gap + 1:gap + 2].isdigit():
         return None
     buf[tok.start + gap] = 0x20

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -646,8 +647,17 @@ class Macro:
     body: Span
     body_text: str
     active: bool | None  # whether the analysis target compiles this definition
-    # The body's tokens (offsets in the file), without comments and line breaks.
-    tokens: tuple[Token, ...] = ()
+    # The body as written; its tokens are read from it when asked (most bodies never are).
+    body_bytes: bytes = field(default=b"", repr=False, compare=False)
+
+    @cached_property
+    def tokens(self) -> tuple[Token, ...]:
+        """The body's tokens (offsets in the file), without comments and line breaks."""
+        from porter.lexer import Token, tokenize
+
+        at = self.body.start
+        return tuple(Token(t.kind, t.start + at, t.end + at, t.text)
+                     for t in tokenize(self.body_bytes, directives=False) if t.kind not in ("comment", "newline"))
 
     @property
     def identifiers(self) -> frozenset[str]:

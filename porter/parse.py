@@ -227,7 +227,7 @@ def parse_source(
         for m in pre.macros:
             if m.active is not False:
                 project_macros.setdefault(m.name, m)
-    masked, macro_masks = mask_macros(text, project_macros, iso646, pre.tokens)
+    masked, macro_masks = mask_macros(text, project_macros, iso646, pre.lexed)
     conds = pre.conditionals
     buf = bytearray(masked)
     masked_conds: list[MaskedConditional] = []

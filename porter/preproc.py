@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from porter import conditions
-from porter.lexer import Token, tokenize
+from porter.lexer import Lexed, lex
 from porter.model import Macro, Span
 
 _DIRECTIVE = re.compile(rb"#\s*(if|ifdef|ifndef|elif|else|endif|define|undef)\b(.*)", re.DOTALL)
@@ -69,10 +71,35 @@ class Preprocessed:
     conditionals: tuple[Conditional, ...]
     macros: tuple[Macro, ...]
     includes: tuple[Include, ...]
-    tokens: tuple = ()  # the lexer's tokens, so that masking does not read the file again
+    lexed: Lexed | None = None  # the lexer's spans, so that masking does not read the file again
+
+    @cached_property
+    def _nesting(self) -> tuple[list[int], list[int]]:
+        """The groups' starts, and for each group the one it sits in (-1: none). Groups nest
+        (each `#if` closes before the one around it), which makes `enclosing` a bisection."""
+        starts: list[int] = []
+        parents: list[int] = []
+        stack: list[int] = []
+        for i, c in enumerate(self.conditionals):
+            while stack and self.conditionals[stack[-1]].span.end <= c.span.start:
+                stack.pop()
+            starts.append(c.span.start)
+            parents.append(stack[-1] if stack else -1)
+            stack.append(i)
+        return starts, parents
 
     def enclosing(self, offset: int) -> list[Conditional]:
-        return [c for c in self.conditionals if c.span.start <= offset < c.span.end]
+        """The groups around `offset`, outermost first."""
+        starts, parents = self._nesting
+        out = []
+        i = bisect_right(starts, offset) - 1
+        while i >= 0:
+            c = self.conditionals[i]
+            if offset < c.span.end:
+                out.append(c)
+            i = parents[i]
+        out.reverse()
+        return out
 
     def dead(self, offset: int) -> bool:
         """Whether no Python a port targets compiles the code at `offset`."""
@@ -99,72 +126,68 @@ class Preprocessed:
 
 def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None = None) -> Preprocessed:
     """`build_defines`: the -D macros the package's build gives every file."""
-    tokens = list(tokenize(text))
-    conds = _conditionals(text, tokens, build_defines)
+    lexed = lex(text)
+    conds = _conditionals(text, lexed, build_defines)
     macros, includes = [], []
-    for tok in tokens:
-        if tok.kind != "directive":
-            continue
-        inc = _INCLUDE.match(tok.text)
+    for start, end in lexed.directives:
+        line = text[start:end]
+        inc = _INCLUDE.match(line)
         if inc:
-            includes.append(Include(inc.group(2).decode("utf-8", "replace"),
-                                    inc.group(1) == b"<", Span(tok.start, tok.end)))
+            includes.append(Include(inc.group(2).decode("utf-8", "replace"), inc.group(1) == b"<", Span(start, end)))
             continue
-        m = _DEFINE.match(tok.text)
+        m = _DEFINE.match(line)
         if m:
-            macros.append(_macro(path, tok, m))
+            macros.append(_macro(path, start, end, m, text))
     pre = Preprocessed(path, conds, (), tuple(includes))
-    macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text,
-                    pre.activity(m.span.start), _body_tokens(text, m.body)) for m in macros]
-    return Preprocessed(path, conds, tuple(macros), tuple(includes), tuple(tokens))
+    macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text, pre.activity(m.span.start),
+                    m.body_bytes) for m in macros]
+    return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed)
 
 
-def _macro(path: str, tok, m) -> Macro:
+def _macro(path: str, start: int, end: int, m, text: bytes) -> Macro:
     params = None
     if m.group(2):
         params = tuple(p.strip() for p in m.group(2)[1:-1].decode().split(",") if p.strip())
+    body = Span(start + m.start(3), end)
     return Macro(
-        name=m.group(1).decode(), file=path, span=Span(tok.start, tok.end), params=params,
-        body=Span(tok.start + m.start(3), tok.end), body_text=m.group(3).decode("utf-8", "replace"),
-        active=None,
+        name=m.group(1).decode(), file=path, span=Span(start, end), params=params,
+        body=body, body_text=m.group(3).decode("utf-8", "replace"),
+        active=None, body_bytes=text[body.start:body.end],
     )
 
 
-def _body_tokens(text: bytes, body: Span) -> tuple[Token, ...]:
-    """A macro body's tokens, `#` and `##` included, without comments and line breaks."""
-    return tuple(t for t in tokenize(text, body.start, body.end, directives=False)
-                 if t.kind not in ("comment", "newline"))
+# A branch's first token, after spaces, line breaks and continuations (comments are blanked).
+_SPACE = re.compile(rb"(?:[ \t\f\v\r\n]|\\\r?\n)*")
+_ELSE = re.compile(rb"else(?![A-Za-z0-9_])")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"(){}")
 
 
-def _conditionals(text: bytes, tokens, build_defines: Mapping[str, str] | None) -> tuple[Conditional, ...]:
+def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | None) -> tuple[Conditional, ...]:
     defines = conditions.Defines(build_defines)
     stack: list[dict] = []
     done: list[Conditional] = []
-    directives = [t for t in tokens if t.kind == "directive"]
-    next_directive = {id(a): b for a, b in zip(directives, directives[1:])}
-    for tok in tokens:
-        if tok.kind != "directive":
-            if stack and tok.kind == "punct":
-                _count(stack[-1], tok.text)
-            elif stack and tok.kind == "ident" and stack[-1]["first"] is None:
-                stack[-1]["first"] = tok.text
-            if stack and tok.kind not in ("comment", "newline") and stack[-1]["first"] is None:
-                stack[-1]["first"] = tok.text
-            continue
-        m = _DIRECTIVE.match(tok.text)
+    directives = lexed.directives
+    previous_end = 0
+    for k, (start, end) in enumerate(directives):
+        if stack:
+            # The code since the last directive belongs to the innermost open branch.
+            _read_code(stack[-1], lexed.code, previous_end, start)
+        previous_end = end
+        m = _DIRECTIVE.match(text, start, end)
         if not m:
             continue
         word, rest = m.group(1).decode(), _strip_comments(m.group(2))
-        span = Span(tok.start, tok.end)
+        span = Span(start, end)
         if word in ("define", "undef"):
             if all(frame["live"] for frame in stack):
                 defines.apply(word, rest)
             continue
         if word in ("if", "ifdef", "ifndef"):
             value = conditions.evaluate(word, rest, defines)
-            if word == "ifndef" and value is None and _is_include_guard(rest, next_directive.get(id(tok))):
+            following = text[directives[k + 1][0]:directives[k + 1][1]] if k + 1 < len(directives) else None
+            if word == "ifndef" and value is None and _is_include_guard(rest, following):
                 value = True
-            stack.append({"start": tok.start, "branches": [], "live": value is not False,
+            stack.append({"start": start, "branches": [], "live": value is not False,
                           "taken": value is True})
             _open_branch(stack[-1], word, span, rest, value)
             continue
@@ -190,20 +213,42 @@ def _conditionals(text: bytes, tokens, build_defines: Mapping[str, str] | None) 
         branches = []
         tests = [(kind, cond) for kind, _, cond, _, _ in raw]
         for i, (kind, dspan, cond, value, balanced) in enumerate(raw):
-            body_end = raw[i + 1][1].start if i + 1 < len(raw) else tok.start
+            body_end = raw[i + 1][1].start if i + 1 < len(raw) else start
             branches.append(Branch(kind, dspan, Span(dspan.end, body_end),
                                    cond.decode("utf-8", "replace").strip(), value, balanced,
                                    value is False and conditions.dead_everywhere(tests, i, build_defines)))
-        done.append(Conditional(Span(frame["start"], tok.end), tuple(branches), span))
+        done.append(Conditional(Span(frame["start"], end), tuple(branches), span))
     done.sort(key=lambda c: (c.span.start, -c.span.end))
     return tuple(done)
 
 
-def _is_include_guard(name: bytes, following) -> bool:
+def _read_code(frame, code: bytes, start: int, end: int) -> None:
+    """Note a branch's first token and its bracket balance from the code in `start..end`."""
+    if frame["first"] is None:
+        space = _SPACE.match(code, start, end)
+        at = space.end() if space else start
+        if at < end:
+            frame["first"] = b"else" if _ELSE.match(code, at, end) else b""
+    brackets = code[start:end].translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return
+    depth = frame["depth"]
+    for key, pair, other in (("{", b"{}", b"()"), ("(", b"()", b"{}")):
+        seq = brackets.translate(None, other)
+        while pair in seq:
+            seq = seq.replace(pair, b"")
+        # What is left closes `closing` enclosing brackets, then opens the rest.
+        closing = seq.count(pair[1:])
+        if depth[key] - closing < 0:
+            frame["unbalanced"] = True
+        depth[key] += len(seq) - 2 * closing
+
+
+def _is_include_guard(name: bytes, following: bytes | None) -> bool:
     """`#ifndef FOO_H` followed at once by `#define FOO_H`: the header's guard, true on entry."""
     if following is None:
         return False
-    m = _DIRECTIVE.match(following.text)
+    m = _DIRECTIVE.match(following)
     return bool(m and m.group(1) == b"define" and m.group(2).split()[:1] == name.split()[:1])
 
 
@@ -212,17 +257,6 @@ def _open_branch(frame, word, span, rest, value) -> None:
     frame["depth"] = {"{": 0, "(": 0}
     frame["first"] = None
     frame["unbalanced"] = False
-
-
-def _count(frame, punct: bytes) -> None:
-    depth = frame["depth"]
-    if punct in (b"{", b"("):
-        depth[punct.decode()] += 1
-    elif punct in (b"}", b")"):
-        key = "{" if punct == b"}" else "("
-        depth[key] -= 1
-        if depth[key] < 0:
-            frame["unbalanced"] = True
 
 
 def _close_branch(frame) -> None:
@@ -269,18 +303,16 @@ def unknown_condition(pre: Preprocessed, offset: int) -> str | None:
 def unbalanced_directive(text: bytes) -> int | None:
     """Offset of the first `#elif`/`#else`/`#endif` without its `#if`, or of an `#if` never closed."""
     open_at: list[int] = []
-    for tok in tokenize(text):
-        if tok.kind != "directive":
-            continue
-        m = _DIRECTIVE.match(tok.text)
+    for start, end in lex(text).directives:
+        m = _DIRECTIVE.match(text, start, end)
         if not m:
             continue
         word = m.group(1)
         if word in (b"if", b"ifdef", b"ifndef"):
-            open_at.append(tok.start)
+            open_at.append(start)
         elif word in (b"elif", b"else", b"endif"):
             if not open_at:
-                return tok.start
+                return start
             if word == b"endif":
                 open_at.pop()
     return open_at[0] if open_at else None

@@ -891,8 +891,8 @@ def load_sources(items: list[tuple[str, bytes]], problems: list[FileProblem] | N
         iso646 = any(inc.name == "iso646.h" for p in closure for inc in pres[p].includes)
         try:
             out.append(parse_source(path, data, pres[path], macros, iso646))
-            # The tokens served the masks; the analysis does not need them.
-            out[-1].pre = dataclasses.replace(pres[path], tokens=())
+            # The lexer's spans served the masks; the analysis does not need them.
+            out[-1].pre = dataclasses.replace(pres[path], lexed=None)
             pres[path] = out[-1].pre
         except Exception as e:
             if problems is None:
