@@ -298,3 +298,38 @@ def spans_overlapping(spans, start: int, end: int) -> list[tuple[int, int]]:
         out.append(spans[i])
         i += 1
     return out
+
+
+_DIGITS = frozenset(b"0123456789")
+
+
+def find_names(code: bytes, name: bytes) -> list[tuple[int, int]]:
+    """Where a whole identifier matching the pattern `name` is in `code` (`Lexed.code`): not
+    the tail of a longer name, nor of a number (`1.L` is one token)."""
+    found = []
+    for m in re.finditer(name + rb"(?![A-Za-z0-9_])", code):
+        start = m.start()
+        if start and (code[start - 1] in IDENT_CHARS or (code[start - 1] == 0x2E and start > 1
+                                                          and code[start - 2] in _DIGITS
+                                                          and not _starts_token(code, start))):
+            continue
+        found.append((start, m.end()))
+    return found
+
+
+def _starts_token(code: bytes, offset: int) -> bool:
+    """Whether a token starts at `offset`, read from the start of its line."""
+    line_start = code.rfind(b"\n", 0, offset) + 1
+    return any(t.start == offset for t in tokenize(code, line_start, offset + 1))
+
+
+# Identifiers, and numbers so that `0x1F` or `1e5f` give no name: `findall` keeps the first group.
+_NAME_OR_NUMBER = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)|\.?[0-9](?:[eEpP][+-]|[A-Za-z0-9_.])*")
+
+
+def names_in_code(text: bytes) -> set[str]:
+    """The identifiers of `text`, outside comments and literals: what `tokenize` calls `ident`
+    (a big data table gives no token objects, only its few names)."""
+    found = set(_NAME_OR_NUMBER.findall(lex(text).code))
+    found.discard(b"")
+    return {n.decode("utf-8", "replace") for n in found}

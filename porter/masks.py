@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from porter.lexer import (
-    IDENT_CHARS,
     IDENTIFIER,
     Lexed,
     Token,
+    find_names,
     lex,
     matching_paren,
     tokenize,
@@ -444,28 +444,9 @@ def _uses(code: bytes, kinds: dict[bytes, str | None], iso646: bool) -> list[Tok
     names = set(IDENTIFIER.findall(code))
     wanted = {n for n in names if n in MACRO_MASKS or kinds.get(n) is not None
               or (n.endswith(b"_METHODDEF") and len(n) > 10) or (iso646 and n in ISO646)}
-    found = []
-    for name in wanted:
-        size = len(name)
-        for m in re.finditer(re.escape(name) + rb"(?![A-Za-z0-9_])", code):
-            start = m.start()
-            # A whole name, not the tail of another one or of a number (`1.L`).
-            if start and (code[start - 1] in IDENT_CHARS or (code[start - 1] == 0x2E and start > 1
-                                                              and code[start - 2] in _DIGITS
-                                                              and not _starts_token(code, start))):
-                continue
-            found.append(Token("ident", start, start + size, name))
+    found = [Token("ident", start, end, name) for name in wanted for start, end in find_names(code, re.escape(name))]
     found.sort(key=lambda t: t.start)
     return found
-
-
-_DIGITS = frozenset(b"0123456789")
-
-
-def _starts_token(code: bytes, offset: int) -> bool:
-    """Whether a token starts at `offset`, read from the start of its line."""
-    line_start = code.rfind(b"\n", 0, offset) + 1
-    return any(t.start == offset for t in tokenize(code, line_start, offset + 1))
 
 
 def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, depths: _BraceDepths):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -650,7 +649,7 @@ class Macro:
     # The body as written; its tokens are read from it when asked (most bodies never are).
     body_bytes: bytes = field(default=b"", repr=False, compare=False)
 
-    @cached_property
+    @property
     def tokens(self) -> tuple[Token, ...]:
         """The body's tokens (offsets in the file), without comments and line breaks."""
         from porter.lexer import Token, tokenize

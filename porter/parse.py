@@ -10,10 +10,11 @@ ERROR span, inside which nothing is ever edited.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import tree_sitter_c
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
 else:
     from tree_sitter import Node
 
+from porter.lexer import Token, tokenize
 from porter.masks import MacroMask, mask_macros
 from porter.model import Macro, Span
 from porter.preproc import Conditional, Preprocessed, preprocess
+from porter.spans import SpanSet
 
 LANGUAGE = Language(tree_sitter_c.language())
 MAX_MASK_ROUNDS = 8
@@ -58,6 +61,9 @@ class Source:
     masked_conditionals: tuple[MaskedConditional, ...]
     error_spans: tuple[Span, ...]
     _line_starts: list[int] = field(default_factory=list, repr=False)
+    _errors: SpanSet | None = field(default=None, repr=False)
+    _dropped: SpanSet | None = field(default=None, repr=False)
+    _dropped_tokens: dict[bool, list] = field(default_factory=dict, repr=False)
 
     @property
     def root(self) -> Node:
@@ -85,14 +91,14 @@ class Source:
 
     def in_error(self, span: Span) -> bool:
         """Whether `span` touches a region the parser could not read."""
-        return any(e.start < span.end and span.start < e.end for e in self.error_spans)
+        if self._errors is None:
+            self._errors = SpanSet(self.error_spans)
+        return self._errors.overlaps(span.start, span.end)
 
     def in_dropped_branch(self, span: Span) -> bool:
-        return any(
-            d.start < span.end and span.start < d.end
-            for mc in self.masked_conditionals
-            for d in mc.dropped
-        )
+        if self._dropped is None:
+            self._dropped = SpanSet(d for mc in self.masked_conditionals for d in mc.dropped)
+        return self._dropped.overlaps(span.start, span.end)
 
     def dropped_live(self) -> list[Span]:
         """Dropped branches some Python a port targets compiles (not `#if PY_MAJOR_VERSION < 3`)."""
@@ -102,12 +108,33 @@ class Source:
     def dropped_text(self) -> list[tuple[Span, bytes]]:
         return [(d, self.text[d.start:d.end]) for mc in self.masked_conditionals for d in mc.dropped]
 
+    def dropped_tokens(self, directives: bool = True) -> list[tuple[Span, tuple[Token, ...]]]:
+        """The tokens of each branch body the tree does not see, comments and line breaks left
+        out; read once per file (every module of a unity file asks)."""
+        found = self._dropped_tokens.get(directives)
+        if found is None:
+            found = [(span, tuple(t for t in tokenize(self.text, span.start, span.end, directives=directives)
+                                  if t.kind not in ("comment", "newline")))
+                     for span, _ in self.dropped_text()]
+            self._dropped_tokens[directives] = found
+        return found
+
+    def dropped_names(self) -> frozenset[str]:
+        """The identifiers in branch bodies the tree does not see."""
+        return frozenset(t.text.decode("utf-8", "replace") for _, toks in self.dropped_tokens() for t in toks
+                         if t.kind == "ident")
+
     @property
     def conditionals(self) -> tuple[Conditional, ...]:
         return self.pre.conditionals
 
     def enclosing_conditionals(self, offset: int) -> list[Conditional]:
         return self.pre.enclosing(offset)
+
+    @cached_property
+    def mask_starts(self) -> list[int]:
+        """Where each of `macro_masks` starts (they are in the order of the file)."""
+        return [m.span.start for m in self.macro_masks]
 
     def blanked_masks(self) -> list[MacroMask]:
         """Macro uses the tree does not see: their text is read lexically."""
@@ -129,6 +156,7 @@ def _blank(buf: bytearray, start: int, end: int) -> None:
             buf[i] = 0x20
 
 
+_SPACES = re.compile(rb"[ \t\n\r\x0b\x0c]*")
 _DEFINE_LINE = re.compile(rb"^[ \t]*#[ \t]*(define|undef)\b(?:[^\n]*\\\r?\n)*[^\n]*", re.MULTILINE)
 
 
@@ -175,23 +203,36 @@ def error_nodes(tree: Tree) -> list[Node]:
     return found
 
 
-def _groups_to_mask(tree: Tree, buf: bytes, conds: tuple[Conditional, ...], done: set[int]) -> set[int]:
+def _groups_to_mask(tree: Tree, buf: bytes, pre: Preprocessed, done: set[int]) -> set[int]:
+    """The groups an ERROR node touches: one whose directive lines it overlaps, one that starts
+    where a MISSING node is, or the innermost one around its start (unless the error sits in a
+    block inside one branch)."""
+    conds = pre.conditionals
+    directives = sorted((d.start, d.end, i) for i, c in enumerate(conds) for d in c.directive_spans())
+    starts = [d[0] for d in directives]
+    cond_starts = [c.span.start for c in conds]
     wanted: set[int] = set()
     for err in error_nodes(tree):
         es, ee = err.start_byte, max(err.end_byte, err.start_byte + 1)
-        innermost = None
-        for i, c in enumerate(conds):
-            if i in done:
-                continue
-            if any(d.start < ee and es < d.end for d in c.directive_spans()):
+        # Directive lines never overlap each other: those that overlap the error are in a row.
+        j = bisect_right(starts, es) - 1
+        j = max(j, 0)
+        while j < len(directives) and directives[j][0] < ee:
+            start, end, i = directives[j]
+            if start < ee and es < end and i not in done:
                 wanted.add(i)
+            j += 1
+        if err.is_missing:
             # `if (PyType_Ready(&T) < 0)` then `#if PY3 return NULL; #else return; #endif`: the
-            # statement misses its body where the group starts; each branch holds one.
-            if err.is_missing and es <= c.span.start and not buf[es:c.span.start].strip():
-                wanted.add(i)
-            if c.span.start <= es < c.span.end:
-                if innermost is None or c.span.start >= conds[innermost].span.start:
-                    innermost = i
+            # statement misses its body where the group starts; each branch holds one. Only
+            # blanks lie between: the group starts at the first byte that is not one.
+            at = _SPACES.match(buf, es).end()  # type: ignore[union-attr]  # matches ""
+            k = bisect_left(cond_starts, at)
+            while k < len(conds) and cond_starts[k] == at:
+                if k not in done:
+                    wanted.add(k)
+                k += 1
+        innermost = next((i for i in reversed(pre.enclosing_indexes(es)) if i not in done), None)
         if innermost is not None and not _inside_branch_block(err, conds[innermost]):
             wanted.add(innermost)
     return wanted
@@ -231,47 +272,52 @@ def parse_source(
     conds = pre.conditionals
     buf = bytearray(masked)
     masked_conds: list[MaskedConditional] = []
+    dropped = SpanSet()  # branch bodies the tree does not see
     done: set[int] = set()
+
+    def mask(i: int) -> None:
+        mc = _mask_conditional(buf, conds[i])
+        masked_conds.append(mc)
+        for d in mc.dropped:
+            dropped.add(d.start, d.end)
+        done.add(i)
+
     # Groups whose branches split a statement or a header cannot parse as written.
     for i, cond in enumerate(conds):
-        if cond.splits_code and not _in_dropped(cond, masked_conds):
-            masked_conds.append(_mask_conditional(buf, cond))
-            done.add(i)
-    tree = _parser().parse(bytes(buf))
+        if cond.splits_code and not dropped.covers(cond.span.start):
+            mask(i)
+    seen = bytes(buf)  # the tree holds this text; the Source keeps the same object
+    tree = _parser().parse(seen)
     for _ in range(MAX_MASK_ROUNDS):
-        wanted = _groups_to_mask(tree, bytes(buf), conds, done)
         # A group inside a branch that an outer masked group dropped needs nothing more.
-        wanted = {i for i in wanted if not _in_dropped(conds[i], masked_conds)}
+        wanted = {i for i in _groups_to_mask(tree, seen, pre, done) if not dropped.covers(conds[i].span.start)}
         if not wanted:
             break
         for i in sorted(wanted, key=lambda i: conds[i].span.start):
-            if _in_dropped(conds[i], masked_conds):
-                continue
-            masked_conds.append(_mask_conditional(buf, conds[i]))
-            done.add(i)
-        tree = _parser().parse(bytes(buf))
+            if not dropped.covers(conds[i].span.start):
+                mask(i)
+        seen = bytes(buf)
+        tree = _parser().parse(seen)
     errors = tuple(
         Span(n.start_byte, max(n.end_byte, n.start_byte + 1)) for n in error_nodes(tree)
     )
     masked_conds.sort(key=lambda mc: mc.conditional.span.start)
-    return Source(path, text, bytes(buf), tree, macro_masks, pre, tuple(masked_conds), errors)
-
-
-def _in_dropped(cond: Conditional, masked: list[MaskedConditional]) -> bool:
-    return any(d.start <= cond.span.start < d.end for mc in masked for d in mc.dropped)
+    return Source(path, text, seen, tree, macro_masks, pre, tuple(masked_conds), errors)
 
 
 # --------------------------------------------------------------------------- queries
 
 
 @cache
-def query(name: str) -> Query:
-    """A query from porter/queries/<name>.scm, compiled once."""
-    text = resources.files("porter.queries").joinpath(f"{name}.scm").read_text()
+def query(name: str | tuple[str, ...]) -> Query:
+    """A query from porter/queries/<name>.scm, compiled once; several names make one query,
+    whose captures cost one walk of the tree instead of one per file."""
+    names = (name,) if isinstance(name, str) else name
+    text = "\n".join(resources.files("porter.queries").joinpath(f"{n}.scm").read_text() for n in names)
     return Query(LANGUAGE, text)
 
 
-def captures(node: Node, name: str) -> dict[str, list[Node]]:
+def captures(node: Node, name: str | tuple[str, ...]) -> dict[str, list[Node]]:
     """Captures by name, each list in document order (outer nodes before the nodes inside them).
 
     tree-sitter returns them in an order that varies between runs (and not sorted by position),
@@ -280,12 +326,28 @@ def captures(node: Node, name: str) -> dict[str, list[Node]]:
     """
     found = QueryCursor(query(name)).captures(node)
     for nodes in found.values():
-        nodes.sort(key=_document_order)
+        # By start, and of two nodes that start together the outer first: two stable sorts
+        # with C-level keys cost less than one with a Python key.
+        nodes.sort(key=_END, reverse=True)
+        nodes.sort(key=_START)
     return found
 
 
-def _document_order(node: Node) -> tuple[int, int]:
-    return node.start_byte, -node.end_byte
+_START, _END = attrgetter("start_byte"), attrgetter("end_byte")
+
+
+@cache
+def _types_query(types: tuple[str, ...]) -> Query:
+    return Query(LANGUAGE, " ".join(f"({t}) @node" for t in types))
+
+
+def descendants(node: Node, types: tuple[str, ...]) -> list[Node]:
+    """The nodes of these types in `node` (itself included), in document order, as `walk`
+    would give them: tree-sitter walks the tree, Python only sees the nodes asked for."""
+    nodes = QueryCursor(_types_query(types)).captures(node).get("node", [])
+    nodes.sort(key=_END, reverse=True)
+    nodes.sort(key=_START)
+    return nodes
 
 
 def matches(node: Node, name: str) -> list[dict[str, list[Node]]]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from porter import conditions
-from porter.lexer import Lexed, lex
+from porter.lexer import Lexed, find_names, lex
 from porter.model import Macro, Span
 
 _DIRECTIVE = re.compile(rb"#\s*(if|ifdef|ifndef|elif|else|endif|define|undef)\b(.*)", re.DOTALL)
@@ -72,6 +72,8 @@ class Preprocessed:
     macros: tuple[Macro, ...]
     includes: tuple[Include, ...]
     lexed: Lexed | None = None  # the lexer's spans, so that masking does not read the file again
+    # Every `PyInit_...` name outside comments, literals and directives: (start, end, name).
+    init_names: tuple[tuple[int, int, str], ...] = ()
 
     @cached_property
     def _nesting(self) -> tuple[list[int], list[int]]:
@@ -90,13 +92,16 @@ class Preprocessed:
 
     def enclosing(self, offset: int) -> list[Conditional]:
         """The groups around `offset`, outermost first."""
+        return [self.conditionals[i] for i in self.enclosing_indexes(offset)]
+
+    def enclosing_indexes(self, offset: int) -> list[int]:
+        """Indexes in `conditionals` of the groups around `offset`, outermost first."""
         starts, parents = self._nesting
         out = []
         i = bisect_right(starts, offset) - 1
         while i >= 0:
-            c = self.conditionals[i]
-            if offset < c.span.end:
-                out.append(c)
+            if offset < self.conditionals[i].span.end:
+                out.append(i)
             i = parents[i]
         out.reverse()
         return out
@@ -141,7 +146,9 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
     pre = Preprocessed(path, conds, (), tuple(includes))
     macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text, pre.activity(m.span.start),
                     m.body_bytes) for m in macros]
-    return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed)
+    inits = tuple((start, end, lexed.code[start:end].decode("utf-8", "replace"))
+                  for start, end in find_names(lexed.code, rb"PyInit_[A-Za-z0-9_]*")) if b"PyInit_" in text else ()
+    return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed, inits)
 
 
 def _macro(path: str, start: int, end: int, m, text: bytes) -> Macro:

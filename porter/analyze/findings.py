@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from porter import capi
 from porter.analyze.index import FileIndex
-from porter.lexer import identifiers
 from porter.model import Finding, Function, Global, Severity, Span, StaticType
 
 _BLOCKER_CODES = {
@@ -73,8 +74,10 @@ def collect_findings(
 def _dropped_branch_uses(index: FileIndex, globals_: list[Global]) -> list[Finding]:
     names = {g.name for g in globals_ if g.kind.needs_port and g.function is None}
     out = []
-    for span, _ in index.src.dropped_text():
-        for tok in identifiers(index.src.text, span.start, span.end):
+    for _, toks in index.src.dropped_tokens():
+        for tok in toks:
+            if tok.kind != "ident":
+                continue
             name = tok.text.decode("utf-8", "replace")
             if name in names:
                 out.append(Finding(
@@ -84,14 +87,31 @@ def _dropped_branch_uses(index: FileIndex, globals_: list[Global]) -> list[Findi
 
 
 def _function_locator(functions: list[Function]):
-    by_file: dict[str, list[Function]] = {}
-    for f in functions:
-        by_file.setdefault(f.file, []).append(f)
+    """The function a byte of a file is in. Definitions do not nest; functions a macro use
+    defines share that use's span, and the first of them is the one named."""
+    by_file: dict[str, list[tuple[int, int, int, str]]] = {}
+    for i, f in enumerate(functions):
+        by_file.setdefault(f.file, []).append((f.span.start, i, f.span.end, f.name))
+    starts: dict[str, list[int]] = {}
+    for path, entries in by_file.items():
+        entries.sort()
+        starts[path] = [e[0] for e in entries]
 
     def locate(path: str, offset: int) -> str | None:
-        for f in by_file.get(path, []):
-            if f.span.start <= offset < f.span.end:
-                return f.name
+        entries = by_file.get(path)
+        if not entries:
+            return None
+        i = bisect_right(starts[path], offset) - 1
+        if i < 0:
+            return None
+        # Of the functions starting where the last one before `offset` starts, the first listed.
+        while i > 0 and entries[i - 1][0] == entries[i][0]:
+            i -= 1
+        start = entries[i][0]
+        while i < len(entries) and entries[i][0] == start:
+            if offset < entries[i][2]:
+                return entries[i][3]
+            i += 1
         return None
 
     return locate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from porter import capi
@@ -27,7 +28,8 @@ from porter.model import (
     StaticType,
     UnreadCall,
 )
-from porter.parse import Node, walk
+from porter.parse import Node, descendants, walk
+from porter.spans import SpanSet
 
 _FLAG = re.compile(r"\bMETH_\w+")
 
@@ -289,7 +291,10 @@ def collect_functions(
     for index in indexes:
         for name, nodes in index.functions.items():
             defined.setdefault(name, (index, nodes[0]))
-    known_tables = tables.spans + type_spans + def_spans
+    tables_by_file: dict[str, list[Span]] = {}
+    for loc in tables.spans + type_spans + def_spans:
+        tables_by_file.setdefault(loc.file, []).append(loc.span)
+    known_tables = {path: SpanSet(spans) for path, spans in tables_by_file.items()}
     unread = _unread_calls(indexes, defined)
     all_called = {c for other in indexes for c, _ in other.calls} | set().union(
         *(other.macro_called for other in indexes))
@@ -299,12 +304,12 @@ def collect_functions(
         body = fn.child_by_field_name("body")
         _, name_node, fdecl = ctree.function_name(fn)
         params = _params(src, fdecl)
+        starts = index.call_starts
         calls = tuple(
             Call(c, ctree.span(node), tuple(ctree.span(a) for a in ctree.call_args(node)),
                  ctree.span(node.child_by_field_name("arguments"))
                  if node.child_by_field_name("arguments") is not None else None)
-            for c, node in index.calls
-            if fn.start_byte <= node.start_byte < fn.end_byte
+            for c, node in index.calls[bisect_left(starts, fn.start_byte):bisect_left(starts, fn.end_byte)]
         )
         taken = []
         referenced = False
@@ -330,7 +335,9 @@ def collect_functions(
             fn_roles.append(Role(RoleKind.HELPER if called and not referenced else
                                  RoleKind.REFERENCED if referenced else RoleKind.UNREFERENCED))
         ret = fn.child_by_field_name("type")
-        frees, untracks_first = _frees(body, params[0].name if params else None)
+        self_name = params[0].name if params else None
+        aliases = _object_aliases(body, self_name) if body is not None and self_name else set()
+        frees, untracks_first = _frees(body, self_name, aliases)
         sync_sites = _sync_sites(indexes, taken)
         out.append(Function(
             name=name, file=index.path, span=ctree.span(fn),
@@ -344,7 +351,7 @@ def collect_functions(
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
             flags=tuple((flags or {}).get(name, ())),
             frees=tuple(frees), untracks_first=untracks_first, sync_callback_sites=tuple(sync_sites),
-            releases=_releases(body, params[0].name if params else None),
+            releases=_releases(body, self_name, aliases),
             unread_calls=tuple(unread.get(name, ())),
             name_span=ctree.span(name_node) if name_node is not None else None,
         ))
@@ -353,22 +360,23 @@ def collect_functions(
 
 def _unread_calls(indexes: list[FileIndex], defined) -> dict[str, list[UnreadCall]]:
     """`f(` in the #if branches masked away, by callee: the tree never saw these calls."""
-    from porter.lexer import tokenize
-
     spans_by_file: dict[str, list[tuple[int, int, str]]] = {}
     for name, (index, fn) in defined.items():
         spans_by_file.setdefault(index.path, []).append((fn.start_byte, fn.end_byte, name))
     out: dict[str, list[UnreadCall]] = {}
     for idx in indexes:
-        for span, _ in idx.src.dropped_text():
-            toks = [t for t in tokenize(idx.src.text, span.start, span.end, directives=False)
-                    if t.kind not in ("comment", "newline")]
+        callers = sorted(spans_by_file.get(idx.path, ()))
+        caller_starts = [start for start, _, _ in callers]
+        for _, toks in idx.src.dropped_tokens(directives=False):
             for i, tok in enumerate(toks[:-1]):
-                name = tok.text.decode("utf-8", "replace")
-                if tok.kind != "ident" or name not in defined or toks[i + 1].text != b"(":
+                if tok.kind != "ident" or toks[i + 1].text != b"(":
                     continue
-                caller = next((n for start, end, n in spans_by_file.get(idx.path, ())
-                               if start <= tok.start < end), None)
+                name = tok.text.decode("utf-8", "replace")
+                if name not in defined:
+                    continue
+                # Function definitions do not nest: the one starting last before the call.
+                j = bisect_right(caller_starts, tok.start) - 1
+                caller = callers[j][2] if j >= 0 and tok.start < callers[j][1] else None
                 empty = i + 2 < len(toks) and toks[i + 2].text == b")"
                 out.setdefault(name, []).append(
                     UnreadCall(caller, Location(idx.path, Span(tok.start, toks[i + 1].end)), empty))
@@ -516,16 +524,13 @@ def _call_site(call: Node):
 
 
 
-def _frees(body: Node | None, self_name: str | None) -> tuple[list[Span], bool]:
+def _frees(body: Node | None, self_name: str | None, aliases: set[str]) -> tuple[list[Span], bool]:
     """Statements that release the object's own memory (not a buffer it points to), and
-    whether GC untracking comes first."""
+    whether GC untracking comes first. `aliases` are the names the object goes by."""
     if body is None or not self_name:
         return [], False
-    aliases = _object_aliases(body, self_name)
     frees = []
-    for node in walk(body):
-        if node.type != "call_expression":
-            continue
+    for node in descendants(body, ("call_expression",)):
         fn = node.child_by_field_name("function")
         is_free = (fn is not None and fn.type == "identifier" and fn.text.decode() in capi.INSTANCE_FREE_FUNCTIONS) or (
             fn is not None and fn.type == "field_expression"
@@ -544,18 +549,17 @@ def _frees(body: Node | None, self_name: str | None) -> tuple[list[Span], bool]:
 
 
 
-def _releases(body: Node | None, self_name: str | None) -> tuple[FieldRelease, ...]:
+def _releases(body: Node | None, self_name: str | None, aliases: set[str]) -> tuple[FieldRelease, ...]:
     """Fields of the first parameter the function releases: `Py_DECREF(self->f)`.
 
     The object may be reached through the parameter itself, a cast of it, or a local
-    initialised from it (`Obj *o = (Obj *)self;`).
+    initialised from it (`Obj *o = (Obj *)self;`): `aliases`.
     """
     if body is None or not self_name:
         return ()
-    aliases = _object_aliases(body, self_name)
     out = []
-    for node in walk(body):
-        if node.type != "call_expression" or ctree.call_name(node) not in capi.RELEASE_MACROS:
+    for node in descendants(body, ("call_expression",)):
+        if ctree.call_name(node) not in capi.RELEASE_MACROS:
             continue
         args = ctree.call_args(node)
         target = ctree.unwrap_parens(args[0]) if len(args) == 1 else None
@@ -573,7 +577,7 @@ def _releases(body: Node | None, self_name: str | None) -> tuple[FieldRelease, .
 def _object_aliases(body: Node, self_name: str) -> set[str]:
     """The first parameter's name and the locals set from it (`Obj *o = (Obj *)self;`)."""
     aliases = {self_name}
-    for node in walk(body):
+    for node in descendants(body, ("init_declarator", "assignment_expression")):
         if node.type == "init_declarator":
             value = ctree.unwrap_parens(node.child_by_field_name("value"))
             if value is not None and _names_object(value, aliases):
@@ -667,8 +671,9 @@ def _spelled(ident: Node, macros: frozenset[str]) -> bool:
     return call is not None and ctree.call_name(call) in macros
 
 
-def _inside(path: str, node: Node, known: list[Location]) -> bool:
-    return any(loc.file == path and loc.span.start <= node.start_byte < loc.span.end for loc in known)
+def _inside(path: str, node: Node, known: dict[str, SpanSet]) -> bool:
+    spans = known.get(path)
+    return spans is not None and spans.covers(node.start_byte)
 
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import replace
 
 from porter import capi
@@ -10,7 +11,7 @@ from porter.analyze import ctree
 from porter.analyze.functions import init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
-from porter.lexer import tokenize
+from porter.lexer import names_in_code
 from porter.model import Function, Global, GlobalKind, Location, Span, Use, UseAccess, UseShape
 from porter.parse import Node
 from porter.preproc import unknown_condition
@@ -77,11 +78,13 @@ def _thread_local(src, decl: Node, macros: MacroTable) -> bool:
     """`_Thread_local`, `__thread`, or a project macro that spells one (in the active branch)."""
     if "__thread" in ctree.storage(decl):
         return True
-    for mask in src.macro_masks:
-        if decl.start_byte <= mask.span.start < decl.end_byte:
-            m = macros.get(mask.name)
-            if m is not None and _THREAD_WORDS.search(m.body_text):
-                return True
+    masks = src.macro_masks  # in the order of the file
+    i = bisect_left(src.mask_starts, decl.start_byte)
+    while i < len(masks) and masks[i].span.start < decl.end_byte:
+        m = macros.get(masks[i].name)
+        if m is not None and _THREAD_WORDS.search(m.body_text):
+            return True
+        i += 1
     return False
 
 
@@ -392,7 +395,7 @@ def _function_table(g: Global, indexes) -> bool:
     text = g.initializer_text.strip()
     if not text.startswith("{"):
         return False
-    names = {t.text.decode() for t in tokenize(text.encode()) if t.kind == "ident"}
+    names = names_in_code(text.encode())
     return bool(names) and all(n == "NULL" or n in capi.ALLOCATOR_FUNCTIONS
                                or any(n in idx.functions or n in idx.prototypes for idx in indexes)
                                for n in names)

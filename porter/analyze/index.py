@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from porter.analyze import ctree
 from porter.lexer import tokenize
 from porter.model import Macro, Span
 from porter.parse import Node, Source, captures
+from porter.spans import SpanSet
 
 
 @dataclass
@@ -33,16 +35,25 @@ class FileIndex:
     def path(self) -> str:
         return self.src.path
 
+    @cached_property
+    def call_starts(self) -> list[int]:
+        """Where each of `calls` starts: the calls inside a span are a slice, by bisection."""
+        return [node.start_byte for _, node in self.calls]
+
+
+# One walk of the tree for every fact family the index keeps.
+INDEX_QUERIES = ("definitions", "identifiers", "calls")
+
 
 def build_index(src: Source) -> FileIndex:
     index = FileIndex(src)
     # Code no target Python compiles (`#if PY_MAJOR_VERSION < 3`) is not part of the module.
-    dead_ranges = [b.body for c in src.pre.conditionals for b in c.branches if b.dead]
+    dead_ranges = SpanSet(b.body for c in src.pre.conditionals for b in c.branches if b.dead)
 
     def dead(node) -> bool:
-        return any(r.start <= node.start_byte < r.end for r in dead_ranges)
+        return bool(dead_ranges) and dead_ranges.covers(node.start_byte)
 
-    found = captures(src.root, "definitions")
+    found = captures(src.root, INDEX_QUERIES)
     for fn in found.get("function", []):
         name, _, _ = ctree.function_name(fn)
         if name is not None and ctree.enclosing_function(fn) is None and not dead(fn):
@@ -63,17 +74,15 @@ def build_index(src: Source) -> FileIndex:
                         index.prototypes[info.name].append(decl)
         elif "static" in ctree.storage(decl):
             index.local_declarations.append((decl, owner))
-    for ident in captures(src.root, "identifiers").get("id", []):
-        if dead_ranges and dead(ident):
+    identifiers = index.identifiers
+    for ident in found.get("id", []):
+        if dead(ident):
             continue
-        index.identifiers[ident.text.decode("utf-8", "replace")].append(ident)
-    for call in captures(src.root, "calls").get("call", []):
+        identifiers[ident.text.decode("utf-8", "replace")].append(ident)
+    for call in found.get("call", []):
         name = ctree.call_name(call)
-        if name and not (dead_ranges and dead(call)):
+        if name and not dead(call):
             index.calls.append((name, call))
-    index.calls.sort(key=lambda c: c[1].start_byte)
-    for ids in index.identifiers.values():
-        ids.sort(key=lambda n: n.start_byte)
     index.macros = [m for m in src.pre.macros if not src.pre.dead(m.span.start)]
     for mask in src.blanked_masks():
         for tok in tokenize(src.text, mask.span.start, mask.span.end):
@@ -81,8 +90,7 @@ def build_index(src: Source) -> FileIndex:
                 index.blanked_names.setdefault(tok.text.decode("utf-8", "replace"), []).append(
                     (mask.name, Span(tok.start, tok.end)))
     for m in index.macros:
-        toks = [t for t in tokenize(src.text, m.body.start, m.body.end, directives=False)
-                if t.kind not in ("comment", "newline")]
+        toks = m.tokens
         for i, tok in enumerate(toks):
             if tok.kind == "ident":
                 name = tok.text.decode("utf-8", "replace")

@@ -24,6 +24,7 @@ from porter.analyze.modules import find_init_functions, find_module_defs, init_s
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
 from porter.analyze.spec_types import collect_spec_types
 from porter.analyze.types import collect_static_types, collect_substruct_tables
+from porter.lexer import names_in_code
 from porter.model import (
     NO_COMPANIONS,
     Call,
@@ -86,7 +87,8 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
             "when CPython 3.12+ runs it (by its stable-ABI number); raising the limited API to "
             "0x030C0000 would let the slot be written plainly"))
     indexes = {s.path: build_index(s) for s in sources}
-    includes = {path: _resolve_includes(path, idx, indexes) for path, idx in indexes.items()}
+    by_name = paths_by_basename(indexes)
+    includes = {path: _resolve_includes(path, idx, indexes, by_name) for path, idx in indexes.items()}
     closures = {path: _closure(path, includes) for path in indexes}
     tu_macros = {path: MacroTable([m for p in closures[path] for m in indexes[p].macros])
                  for path in indexes}
@@ -97,6 +99,8 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
     found_problems += _unread_inits(indexes, {i.name for found in inits.values() for i in found})
     found_problems += _unread_init_headers(indexes, tu_macros, [p for p in indexes if not inits[p]], build)
     linked = _link_files(indexes, closures, roots)
+    shared = _included_by(outside_files)
+    outside_names = _OutsideNames(outside_files)
     modules = []
     for root in roots:
         files = _module_files(root, closures, linked)
@@ -105,13 +109,12 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
         for init in inits[root]:
             try:
                 module = _module(init, module_indexes, macros)
-                shared = _included_by(outside_files)
                 modules.append(dataclasses.replace(module, python_dict_reads=dict_reads,
                                                    build=build.with_given(init.implied_defines, ()),
                                                    in_cpython=companions.in_cpython,
                                                    public_headers=_public_headers(module, build),
                                                    python_module_reads=module_reads,
-                                                   outside_uses=_outside_uses(module, outside_files),
+                                                   outside_uses=_outside_uses(module, outside_names),
                                                    macros_fully_seen=frozenset(
                                                        n for n in module.macros_fully_seen
                                                        if not any(m.name == n and posixpath.basename(m.file) in shared
@@ -378,12 +381,9 @@ def _macros_fully_seen(indexes: list[FileIndex], macros: MacroTable, uses) -> fr
     """Project macros whose every expansion site porter read: defined (unconditionally) in a
     source file, or in a header only the module's files include, and named in no #if branch
     porter left unread. An edit in another macro's body changes code porter has not seen."""
-    from porter.lexer import identifiers
-
     in_unread: set[str] = set()
     for idx in indexes:
-        for span, _ in idx.src.dropped_text():
-            in_unread.update(t.text.decode("utf-8", "replace") for t in identifiers(idx.src.text, span.start, span.end))
+        in_unread.update(idx.src.dropped_names())
     seen = set()
     for m in macros.all():
         if m.active is True and m.name not in in_unread:
@@ -411,19 +411,14 @@ def _included_by(outside_files) -> set[str]:
 def _unread_inits(indexes, found: set[str]) -> list[FileProblem]:
     """`PyInit_x(` that porter could not read as an init function (a definition split by #if,
     say): a module it would silently skip."""
-    from porter.lexer import identifiers
-
     out = []
     for path, idx in indexes.items():
         text = idx.src.text
-        if b"PyInit_" not in text:
-            continue  # most files: no need to lex them again
         seen = set()
-        for tok in identifiers(text):
-            name = tok.text.decode("utf-8", "replace")
-            if not name.startswith("PyInit_") or name in found or name in seen or idx.src.pre.dead(tok.start):
+        for start, end, name in idx.src.pre.init_names:
+            if name in found or name in seen or idx.src.pre.dead(start):
                 continue
-            if text[tok.end:tok.end + 16].lstrip().startswith(b"(") and idx.src.pre.enclosing(tok.start):
+            if text[end:end + 16].lstrip().startswith(b"(") and idx.src.pre.enclosing(start):
                 seen.add(name)
                 out.append(FileProblem(path, f"{name} is defined under #if in a way porter cannot read "
                                              "(the function's header or braces are split); nothing was "
@@ -522,18 +517,29 @@ def _unread_init_headers(indexes, tu_macros, paths: list[str], build: BuildConfi
     return out
 
 
-def _outside_uses(module: ExtensionModule, outside_files) -> tuple[tuple[str, str], ...]:
+class _OutsideNames:
+    """The identifiers of each file outside the module, read once, when first asked for."""
+
+    def __init__(self, outside_files: Sequence[tuple[str, bytes]]) -> None:
+        self.files = list(outside_files)
+        self._names: dict[str, set[str]] = {}
+
+    def of(self, path: str, data: bytes) -> set[str]:
+        if path not in self._names:
+            self._names[path] = names_in_code(data)
+        return self._names[path]
+
+
+def _outside_uses(module: ExtensionModule, outside: _OutsideNames) -> tuple[tuple[str, str], ...]:
     """(global, file) for the module's globals declared in its headers that a source porter
     does not port names: moving them would break that file."""
-    from porter.lexer import identifiers
-
     declared = {g.name for g in module.globals if g.function is None and not g.is_static
                 and any(loc.file.endswith(".h") for loc in g.extern_declarations)}
     out: list[tuple[str, str]] = []
-    for path, data in outside_files:
+    for path, data in outside.files:
         if path in module.files or not declared:
             continue
-        named = {t.text.decode("utf-8", "replace") for t in identifiers(data)}
+        named = outside.of(path, data)
         out.extend((name, path) for name in sorted(declared & named))
     return tuple(out)
 
@@ -770,23 +776,33 @@ def _struct_fields(idx: FileIndex, body, heads, object_names: set[str]) -> list[
 
 
 def _resolve_includes(path: str, idx: FileIndex | _IncludesOnly,
-                      indexes: Mapping[str, FileIndex | _IncludesOnly]) -> list[str]:
+                      indexes: Mapping[str, FileIndex | _IncludesOnly],
+                      by_name: dict[str, list[str]] | None = None) -> list[str]:
+    """The files of `indexes` that the quoted includes of `path` name. `by_name` (the paths of
+    `indexes` by base name, in their order) is worked out once by callers that ask for many."""
     out = []
     base = posixpath.dirname(path)
-    by_name: dict[str, list[str]] = {}
-    for p in indexes:
-        by_name.setdefault(posixpath.basename(p), []).append(p)
+    if by_name is None:
+        by_name = paths_by_basename(indexes)
     for name, _ in idx.includes:
         candidate = posixpath.normpath(posixpath.join(base, name))
         if candidate in indexes:
             out.append(candidate)
             continue
-        matches = [p for p in indexes if p.endswith("/" + name) or p == name]
+        # Every path ending in `/name` has name's base name: look among those only.
+        matches = [p for p in by_name.get(posixpath.basename(name), []) if p.endswith("/" + name) or p == name]
         if len(matches) == 1:
             out.append(matches[0])
         elif not matches and len(by_name.get(posixpath.basename(name), [])) == 1:
             out.append(by_name[posixpath.basename(name)][0])
     return out
+
+
+def paths_by_basename(paths) -> dict[str, list[str]]:
+    by_name: dict[str, list[str]] = {}
+    for p in paths:
+        by_name.setdefault(posixpath.basename(p), []).append(p)
+    return by_name
 
 
 def _closure(path: str, includes: dict[str, list[str]]) -> list[str]:
@@ -874,7 +890,8 @@ def load_sources(items: list[tuple[str, bytes]], problems: list[FileProblem] | N
             problems.append(FileProblem(path, internal_error("reading directives of", e)))
     items = [(path, data) for path, data in items if path in pres]
     fake = {path: _IncludesOnly(pre) for path, pre in pres.items()}
-    includes = {path: _resolve_includes(path, fake[path], fake) for path in pres}
+    by_name = paths_by_basename(fake)
+    includes = {path: _resolve_includes(path, fake[path], fake, by_name) for path in pres}
     closures = {path: _closure(path, includes) for path in pres}
     out = []
     for path, data in items:

@@ -1,0 +1,64 @@
+"""Questions about many spans at once, by bisection: is an offset inside one, does a range touch one.
+
+Every pass that asked such a question of each span in turn, for each node or use, was
+quadratic on big files; these answer in O(log n).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable
+
+from porter.model import Span
+
+
+class SpanSet:
+    """Half-open spans, possibly overlapping, kept as the union of those that overlap.
+
+    Spans that only touch (`0..5` and `5..9`) stay apart, so that `overlaps` answers for an
+    empty range exactly as a test against each span would. Empty spans are left out: they
+    hold no offset (callers never ask whether a range overlaps one).
+    """
+
+    __slots__ = ("_starts", "_ends")
+
+    def __init__(self, spans: Iterable[Span | tuple[int, int]] = ()):
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        pairs = ((x.start, x.end) if isinstance(x, Span) else x for x in spans)
+        for start, end in sorted((s, e) for s, e in pairs if e > s):
+            if self._ends and start < self._ends[-1]:
+                self._ends[-1] = max(self._ends[-1], end)
+            else:
+                self._starts.append(start)
+                self._ends.append(end)
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def add(self, start: int, end: int) -> None:
+        if end <= start:
+            return
+        starts, ends = self._starts, self._ends
+        i = bisect_right(starts, start)
+        if i > 0 and start < ends[i - 1]:
+            i -= 1
+            start, end = starts[i], max(end, ends[i])
+            del starts[i], ends[i]
+        while i < len(starts) and starts[i] < end:
+            end = max(end, ends[i])
+            del starts[i], ends[i]
+        starts.insert(i, start)
+        ends.insert(i, end)
+
+    def covers(self, offset: int) -> bool:
+        """Whether some span has `start <= offset < end`."""
+        i = bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset < self._ends[i]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether some span has `span.start < end and start < span.end`."""
+        i = bisect_right(self._starts, start) - 1
+        if i >= 0 and start < self._ends[i] and self._starts[i] < end:
+            return True
+        return i + 1 < len(self._starts) and self._starts[i + 1] < end and start < self._ends[i + 1]
