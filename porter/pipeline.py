@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from porter.analyze.build_config import read_build_config
 from porter.analyze.project import Analysis, analyze, load_sources
 from porter.model import NO_COMPANIONS, Companions, FileProblem
+
+
+@contextmanager
+def few_collections() -> Iterator[None]:
+    """Cyclic garbage collection tuned for a run: porter makes millions of small objects (nodes,
+    spans, facts) and almost no cycles, so the default thresholds spend a quarter of a scan
+    looking for garbage that is not there. What exists before the run is frozen out of every
+    collection; the youngest generation is collected every 100 000 allocations instead of 700."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
@@ -13,8 +33,9 @@ def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = No
     problems = list(problems or [])
     build = read_build_config(list(companions.build_files)).with_given(companions.given_defines,
                                                                       companions.given_include_dirs)
-    sources = load_sources(files, problems, dict(build.defines))
-    return analyze(sources, tuple(problems), companions, build)
+    with few_collections():
+        sources = load_sources(files, problems, dict(build.defines))
+        return analyze(sources, tuple(problems), companions, build)
 
 
 def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,
@@ -23,4 +44,6 @@ def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,
     """Scan, plan and apply: the new text of every file a ported module changed."""
     from porter.rewrite.port import port
 
-    return port(scan(files, problems, companions), unsafe=unsafe, multi_phase_is_done=multi_phase_is_done)
+    analysis = scan(files, problems, companions)
+    with few_collections():
+        return port(analysis, unsafe=unsafe, multi_phase_is_done=multi_phase_is_done)
