@@ -199,16 +199,17 @@ class Lexed:
         return None
 
 
-def lex(text: bytes) -> Lexed:
-    """Spans of the directives, comments and literals `tokenize(text)` would find, and the
-    blanked copy: a few regular-expression searches per such span, no token objects."""
-    directives: list[tuple[int, int]] = []
+def lex(text: bytes, directives: bool = True) -> Lexed:
+    """Spans of the directives, comments and literals `tokenize(text, directives=...)` would
+    find, and the blanked copy: a few regular-expression searches per such span, no token
+    objects."""
+    lines: list[tuple[int, int]] = []
     comments: list[tuple[int, int]] = []
     literals: list[tuple[int, int]] = []
     parts: list[bytes] = []
     done = 0  # everything before `done` is read, and in `parts`
-    first = _FIRST_DIRECTIVE.match(text)
-    directive = first or _DIRECTIVE.search(text)
+    first = _FIRST_DIRECTIVE.match(text) if directives else None
+    directive = first or (_DIRECTIVE.search(text) if directives else None)
     comment = _COMMENT.search(text)
     literal = _LITERAL.search(text)
     never = len(text) + 1
@@ -227,7 +228,7 @@ def lex(text: bytes) -> Lexed:
             hash_at = directive.start("hash")
             if hash_at > start:
                 comments.extend((c.start(), c.end()) for c in _COMMENT.finditer(text, start, hash_at))
-            directives.append((hash_at, end))
+            lines.append((hash_at, end))
             parts.append(text[done:start])
             parts.append(blank(text[start:end]))
         elif c_at < l_at:
@@ -259,7 +260,7 @@ def lex(text: bytes) -> Lexed:
             literal = _LITERAL.search(text, end)
             l_at = literal.start() if literal else never
     parts.append(text[done:])
-    return Lexed(b"".join(parts), tuple(directives), tuple(comments), tuple(literals))
+    return Lexed(b"".join(parts), tuple(lines), tuple(comments), tuple(literals))
 
 
 def _prefix(text: bytes, quote: int, done: int) -> int:
@@ -303,18 +304,26 @@ def spans_overlapping(spans, start: int, end: int) -> list[tuple[int, int]]:
 _DIGITS = frozenset(b"0123456789")
 
 
-def find_names(code: bytes, name: bytes) -> list[tuple[int, int]]:
-    """Where a whole identifier matching the pattern `name` is in `code` (`Lexed.code`): not
-    the tail of a longer name, nor of a number (`1.L` is one token)."""
+def find_names(code: bytes, name: bytes, prefix: bool = False) -> list[tuple[int, int]]:
+    """Where the identifier `name` (with `prefix`, every identifier starting with it) is in
+    `code` (`Lexed.code`): not the tail of a longer name, nor of a number (`1.L` is one token)."""
     found = []
-    for m in re.finditer(name + rb"(?![A-Za-z0-9_])", code):
-        start = m.start()
-        if start and (code[start - 1] in IDENT_CHARS or (code[start - 1] == 0x2E and start > 1
-                                                          and code[start - 2] in _DIGITS
-                                                          and not _starts_token(code, start))):
-            continue
-        found.append((start, m.end()))
+    find = code.find
+    size = len(name)
+    at = find(name)
+    while at >= 0:
+        end = at + size
+        if prefix:
+            end = _NAME_TAIL.match(code, end).end()  # type: ignore[union-attr]  # matches ""
+        if (prefix or end == len(code) or code[end] not in IDENT_CHARS) and not (at and (
+                code[at - 1] in IDENT_CHARS or (code[at - 1] == 0x2E and at > 1 and code[at - 2] in _DIGITS
+                                                and not _starts_token(code, at)))):
+            found.append((at, end))
+        at = find(name, end if prefix else at + 1)
     return found
+
+
+_NAME_TAIL = re.compile(rb"[A-Za-z0-9_]*")
 
 
 def _starts_token(code: bytes, offset: int) -> bool:
@@ -333,3 +342,38 @@ def names_in_code(text: bytes) -> set[str]:
     found = set(_NAME_OR_NUMBER.findall(lex(text).code))
     found.discard(b"")
     return {n.decode("utf-8", "replace") for n in found}
+
+
+# A name, and whether a `(` follows it (and at once a `)`); or a number, to skip it.
+_SPACES = rb"(?:[ \t\f\v\r\n]|\\\r?\n)*"
+_NAME_CALL = re.compile(rb"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<open>" + _SPACES + rb"\()(?P<close>" + _SPACES
+                        + rb"\))?)?|\.?[0-9](?:[eEpP][+-]|[A-Za-z0-9_.])*")
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    """An identifier `tokenize` would give; read without directives, also where the `(` that
+    follows it ends (the next token), and whether `)` comes right after that."""
+
+    start: int
+    end: int
+    text: str
+    paren_end: int | None = None
+    empty_call: bool = False
+
+
+def names(text: bytes, start: int = 0, end: int | None = None, *, directives: bool = True) -> list[Name]:
+    """The identifiers of `text[start:end]` outside comments and literals (and, with
+    `directives`, outside directive lines), with their offsets in `text`."""
+    code = lex(text[start:end], directives).code
+    out = []
+    for m in _NAME_CALL.finditer(code):
+        name = m.group("name")
+        if name is None:
+            continue  # a number
+        if directives or m.group("open") is None:
+            out.append(Name(start + m.start(), start + m.end("name"), name.decode("utf-8", "replace")))
+        else:
+            out.append(Name(start + m.start(), start + m.end("name"), name.decode("utf-8", "replace"),
+                            start + m.end("open"), m.group("close") is not None))
+    return out

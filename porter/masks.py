@@ -255,7 +255,22 @@ _STATEMENT_START = {b";", b"{", b"}", b":", b")"}
 
 
 def _classify(macro: Macro) -> str | None:
-    """How to mask uses of a project macro: blank, specifier, cast, statement, or None."""
+    """How to mask uses of a project macro: blank, specifier, cast, statement, or None.
+
+    It depends on the parameters and the body only, and every file that sees a header's
+    macros asks again: the answer is kept."""
+    key = (macro.params is None, macro.body_text)
+    kind = _CLASSIFIED.get(key, _UNKNOWN)
+    if kind is _UNKNOWN:
+        kind = _CLASSIFIED[key] = _classify_body(macro)
+    return kind  # type: ignore[return-value]
+
+
+_CLASSIFIED: dict[tuple[bool, str], str | None] = {}
+_UNKNOWN = object()
+
+
+def _classify_body(macro: Macro) -> str | None:
     body = re.sub(r"/\*.*?\*/|//[^\n]*|\\\r?\n", " ", macro.body_text, flags=re.DOTALL).strip()
     words = re.findall(r"[A-Za-z_]\w*|\S", _without_attribute_arguments(body))
     if macro.params is None:
@@ -444,7 +459,7 @@ def _uses(code: bytes, kinds: dict[bytes, str | None], iso646: bool) -> list[Tok
     names = set(IDENTIFIER.findall(code))
     wanted = {n for n in names if n in MACRO_MASKS or kinds.get(n) is not None
               or (n.endswith(b"_METHODDEF") and len(n) > 10) or (iso646 and n in ISO646)}
-    found = [Token("ident", start, end, name) for name in wanted for start, end in find_names(code, re.escape(name))]
+    found = [Token("ident", start, end, name) for name in wanted for start, end in find_names(code, name)]
     found.sort(key=lambda t: t.start)
     return found
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 else:
     from tree_sitter import Node
 
-from porter.lexer import Token, tokenize
+from porter.lexer import Name, names
 from porter.masks import MacroMask, mask_macros
 from porter.model import Macro, Span
 from porter.preproc import Conditional, Preprocessed, preprocess
@@ -63,7 +63,7 @@ class Source:
     _line_starts: list[int] = field(default_factory=list, repr=False)
     _errors: SpanSet | None = field(default=None, repr=False)
     _dropped: SpanSet | None = field(default=None, repr=False)
-    _dropped_tokens: dict[bool, list] = field(default_factory=dict, repr=False)
+    _dropped_names: dict[bool, list] = field(default_factory=dict, repr=False)
 
     @property
     def root(self) -> Node:
@@ -108,21 +108,15 @@ class Source:
     def dropped_text(self) -> list[tuple[Span, bytes]]:
         return [(d, self.text[d.start:d.end]) for mc in self.masked_conditionals for d in mc.dropped]
 
-    def dropped_tokens(self, directives: bool = True) -> list[tuple[Span, tuple[Token, ...]]]:
-        """The tokens of each branch body the tree does not see, comments and line breaks left
-        out; read once per file (every module of a unity file asks)."""
-        found = self._dropped_tokens.get(directives)
+    def dropped_names(self, directives: bool = True) -> list[Name]:
+        """The identifiers of the branch bodies the tree does not see, read once per file
+        (every module of a unity file asks); without `directives`, with the calls they make."""
+        found = self._dropped_names.get(directives)
         if found is None:
-            found = [(span, tuple(t for t in tokenize(self.text, span.start, span.end, directives=directives)
-                                  if t.kind not in ("comment", "newline")))
-                     for span, _ in self.dropped_text()]
-            self._dropped_tokens[directives] = found
+            found = [n for span, _ in self.dropped_text()
+                     for n in names(self.text, span.start, span.end, directives=directives)]
+            self._dropped_names[directives] = found
         return found
-
-    def dropped_names(self) -> frozenset[str]:
-        """The identifiers in branch bodies the tree does not see."""
-        return frozenset(t.text.decode("utf-8", "replace") for _, toks in self.dropped_tokens() for t in toks
-                         if t.kind == "ident")
 
     @property
     def conditionals(self) -> tuple[Conditional, ...]:

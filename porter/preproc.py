@@ -147,7 +147,7 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
     macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text, pre.activity(m.span.start),
                     m.body_bytes) for m in macros]
     inits = tuple((start, end, lexed.code[start:end].decode("utf-8", "replace"))
-                  for start, end in find_names(lexed.code, rb"PyInit_[A-Za-z0-9_]*")) if b"PyInit_" in text else ()
+                  for start, end in find_names(lexed.code, b"PyInit_", prefix=True)) if b"PyInit_" in text else ()
     return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed, inits)
 
 
@@ -275,9 +275,16 @@ def _close_branch(frame) -> None:
 
 
 def _strip_comments(text: bytes) -> bytes:
-    text = re.sub(rb"/\*.*?\*/", b" ", text, flags=re.DOTALL)
-    text = re.sub(rb"//.*", b"", text)
-    return re.sub(rb"\\\r?\n", b" ", text).strip()
+    if b"/" not in text and b"\\" not in text:
+        return text.strip()  # most conditions: no comment, no continuation
+    text = _BLOCK_COMMENT.sub(b" ", text)
+    text = _LINE_COMMENT.sub(b"", text)
+    return _CONTINUATION.sub(b" ", text).strip()
+
+
+_BLOCK_COMMENT = re.compile(rb"/\*.*?\*/", re.DOTALL)
+_LINE_COMMENT = re.compile(rb"//.*")
+_CONTINUATION = re.compile(rb"\\\r?\n")
 
 
 def branch_expression(cond: Conditional, index: int) -> str:

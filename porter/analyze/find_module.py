@@ -55,12 +55,18 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, mac
 
 
 def _state_getter_macros(macros: MacroTable) -> set[str]:
-    out = set()
-    for name in macros.by_name:
-        text = expand(macros, name, ["x"])
-        if text is not None and _STATE_GETTER.fullmatch(text.strip()):
-            out.add(name)
-    return out
+    """Macros that are a (cast) PyModule_GetState of their argument: only those whose
+    expansion may spell it are expanded, once per table."""
+    if "state-getters" not in macros.memo:
+        out = set()
+        for name in macros.by_name:
+            if name not in macros.may_expand_to("PyModule_GetState"):
+                continue
+            text = expand(macros, name, ["x"])
+            if text is not None and _STATE_GETTER.fullmatch(text.strip()):
+                out.add(name)
+        macros.memo["state-getters"] = frozenset(out)
+    return set(macros.memo["state-getters"])  # type: ignore[call-overload]
 
 
 def _stored_in(call: Node) -> tuple[str, Node, Node] | None:

@@ -74,15 +74,12 @@ def collect_findings(
 def _dropped_branch_uses(index: FileIndex, globals_: list[Global]) -> list[Finding]:
     names = {g.name for g in globals_ if g.kind.needs_port and g.function is None}
     out = []
-    for _, toks in index.src.dropped_tokens():
-        for tok in toks:
-            if tok.kind != "ident":
-                continue
-            name = tok.text.decode("utf-8", "replace")
-            if name in names:
-                out.append(Finding(
-                    "global-in-unread-branch", Severity.RISK, index.path, Span(tok.start, tok.end),
-                    f"{name} is used in an #if branch porter did not read: check it by hand", subject=name))
+    for tok in index.src.dropped_names():
+        name = tok.text
+        if name in names:
+            out.append(Finding(
+                "global-in-unread-branch", Severity.RISK, index.path, Span(tok.start, tok.end),
+                f"{name} is used in an #if branch porter did not read: check it by hand", subject=name))
     return out
 
 

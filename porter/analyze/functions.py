@@ -367,19 +367,14 @@ def _unread_calls(indexes: list[FileIndex], defined) -> dict[str, list[UnreadCal
     for idx in indexes:
         callers = sorted(spans_by_file.get(idx.path, ()))
         caller_starts = [start for start, _, _ in callers]
-        for _, toks in idx.src.dropped_tokens(directives=False):
-            for i, tok in enumerate(toks[:-1]):
-                if tok.kind != "ident" or toks[i + 1].text != b"(":
-                    continue
-                name = tok.text.decode("utf-8", "replace")
-                if name not in defined:
-                    continue
-                # Function definitions do not nest: the one starting last before the call.
-                j = bisect_right(caller_starts, tok.start) - 1
-                caller = callers[j][2] if j >= 0 and tok.start < callers[j][1] else None
-                empty = i + 2 < len(toks) and toks[i + 2].text == b")"
-                out.setdefault(name, []).append(
-                    UnreadCall(caller, Location(idx.path, Span(tok.start, toks[i + 1].end)), empty))
+        for tok in idx.src.dropped_names(directives=False):
+            if tok.paren_end is None or tok.text not in defined:
+                continue
+            # Function definitions do not nest: the one starting last before the call.
+            j = bisect_right(caller_starts, tok.start) - 1
+            caller = callers[j][2] if j >= 0 and tok.start < callers[j][1] else None
+            out.setdefault(tok.text, []).append(
+                UnreadCall(caller, Location(idx.path, Span(tok.start, tok.paren_end)), tok.empty_call))
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from porter.lexer import tokenize
+from porter.lexer import IDENTIFIER, tokenize
 from porter.model import Macro
 
 
@@ -15,6 +15,36 @@ class MacroTable:
         self.by_name: dict[str, list[Macro]] = {}
         for m in macros:
             self.by_name.setdefault(m.name, []).append(m)
+        # What collectors work out from the whole table, kept for the next module of a file.
+        self.memo: dict[str, object] = {}
+
+    def with_text(self, word: str) -> frozenset[str]:
+        """Names with a definition whose body contains `word`."""
+        key = f"with:{word}"
+        if key not in self.memo:
+            self.memo[key] = frozenset(name for name, ms in self.by_name.items()
+                                       if any(word in m.body_text for m in ms))
+        return self.memo[key]  # type: ignore[return-value]
+
+    def may_expand_to(self, word: str) -> frozenset[str]:
+        """Names whose expansion may contain `word`: a definition's body spells it, pastes
+        tokens (`##`), or names another such macro. A superset, cheap to find: only these are
+        worth expanding to look for `word`."""
+        key = f"expands:{word}"
+        if key not in self.memo:
+            found = {name for name, ms in self.by_name.items()
+                     if any(word in m.body_text or "##" in m.body_text for m in ms)}
+            named = {name: {n.decode() for m in ms for n in IDENTIFIER.findall(m.body_text.encode())}
+                     for name, ms in self.by_name.items()}
+            changed = True
+            while changed:
+                changed = False
+                for name, words in named.items():
+                    if name not in found and words & found:
+                        found.add(name)
+                        changed = True
+            self.memo[key] = frozenset(found)
+        return self.memo[key]  # type: ignore[return-value]
 
     def get(self, name: str) -> Macro | None:
         found = self.by_name.get(name)

@@ -233,7 +233,10 @@ def _macro_module_defs(index: FileIndex, macros: MacroTable) -> list[ModuleDef]:
     """MOD_DEF(...)-style uses whose expansion declares a PyModuleDef."""
     out = []
     src = index.src
+    defining = macros.with_text("PyModuleDef")
     for name, call in index.calls:
+        if name not in defining:
+            continue
         macro = macros.get(name)
         if macro is None or "PyModuleDef" not in macro.body_text:
             continue

@@ -363,18 +363,24 @@ def guard_end(src: Source) -> int | None:
     """Where a header's guarded part ends: its guard's `#endif`, or the end of a header with
     `#pragma once`; None when it has neither (a second include would define things twice)."""
     text = src.text
-    if re.search(rb"^[ \t]*#[ \t]*pragma[ \t]+once\b", text, re.MULTILINE):
+    if _PRAGMA_ONCE.search(text):
         return len(text)
-    blank = rb"\s*(/\*.*?\*/\s*|//[^\n]*\s*)*"
+    # Only a group that starts where the file's first code does can be the guard.
+    lead = _BLANK.match(text).end()  # type: ignore[union-attr]  # matches ""
     for cond in src.conditionals:
+        if cond.span.start != lead:
+            continue
         first = cond.branches[0]
         if first.kind == "ifndef" and len(cond.branches) == 1 \
-                and re.fullmatch(blank, text[:cond.span.start], re.DOTALL) \
-                and re.fullmatch(blank, text[cond.endif.end:], re.DOTALL) \
+                and _BLANK.fullmatch(text, cond.endif.end) \
                 and re.match(rb"\s*#[ \t]*define[ \t]+" + re.escape(first.condition.encode()) + rb"\b",
                              text[first.body.start:]):
             return cond.endif.start
     return None
+
+
+_PRAGMA_ONCE = re.compile(rb"^[ \t]*#[ \t]*pragma[ \t]+once\b", re.MULTILINE)
+_BLANK = re.compile(rb"\s*(/\*.*?\*/\s*|//[^\n]*\s*)*", re.DOTALL)
 
 
 def _macros_fully_seen(indexes: list[FileIndex], macros: MacroTable, uses) -> frozenset[str]:
@@ -383,7 +389,7 @@ def _macros_fully_seen(indexes: list[FileIndex], macros: MacroTable, uses) -> fr
     porter left unread. An edit in another macro's body changes code porter has not seen."""
     in_unread: set[str] = set()
     for idx in indexes:
-        in_unread.update(idx.src.dropped_names())
+        in_unread.update(n.text for n in idx.src.dropped_names())
     seen = set()
     for m in macros.all():
         if m.active is True and m.name not in in_unread:
