@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from porter.analyze.build_config import BuildConfig
     from porter.lexer import Token
 
 
-@dataclass(frozen=True, order=True)
-class Span:
+class Span(NamedTuple):
+    """A byte range of a file, `start` included, `end` not. A named tuple, not a dataclass:
+    a scan makes a million of them, and a tuple is made in half the time (it compares, sorts,
+    hashes and prints as the frozen dataclass did)."""
+
     start: int
     end: int
 

@@ -103,9 +103,26 @@ def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: 
         thread_local=thread_local,
         declarators=tuple(ctree.span(x) for x in ctree.declarators(decl)) if len(ctree.declarators(decl)) > 1 else (),
         declarator_index=next(i for i, x in enumerate(ctree.declarators(decl)) if x == d),
-        table_rows=tuple(ctree.span(c) for c in info.value.named_children if c.type != "comment")
+        table_rows=_table_rows(src, info.value)
         if info.value is not None and info.value.type == "initializer_list" else (),
     )
+
+
+# The inside of a table of plain values (numbers, names, signs: no comment, literal, call,
+# brace or directive), whose elements are exactly the pieces between its commas.
+_PLAIN_VALUES = re.compile(rb"[\w\s,.+\-]*")
+_PLAIN_VALUE = re.compile(rb"[^\s,](?:[^,]*[^\s,])?")
+
+
+def _table_rows(src, value: Node) -> tuple[Span, ...]:
+    """The elements of an initialiser list. Data tables hold hundreds of thousands of numbers:
+    for one that parsed, and that holds nothing but plain values, the elements are read from
+    the text the parser saw (the same spans as its child nodes, without making each node)."""
+    start, end = value.start_byte + 1, value.end_byte - 1
+    if end - start > 4096 and src.masked[end:end + 1] == b"}" and _PLAIN_VALUES.fullmatch(src.masked, start, end) \
+            and not src.in_error(Span(value.start_byte, value.end_byte)):
+        return tuple(Span(m.start(), m.end()) for m in _PLAIN_VALUE.finditer(src.masked, start, end))
+    return tuple(ctree.span(c) for c in value.named_children if c.type != "comment")
 
 
 def _is_const(src, decl, info, quals: set[str]) -> bool:

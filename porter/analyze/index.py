@@ -74,11 +74,15 @@ def build_index(src: Source) -> FileIndex:
                         index.prototypes[info.name].append(decl)
         elif "static" in ctree.storage(decl):
             index.local_declarations.append((decl, owner))
-    identifiers = index.identifiers
-    for ident in found.get("id", []):
-        if dead(ident):
-            continue
-        identifiers[ident.text.decode("utf-8", "replace")].append(ident)
+    # Grouped by the bytes of the name first: one decode per name, not per use.
+    by_text: dict[bytes, list[Node]] = defaultdict(list)
+    ids = found.get("id", [])
+    if dead_ranges:
+        ids = [n for n in ids if not dead_ranges.covers(n.start_byte)]
+    for ident in ids:
+        by_text[ident.text].append(ident)
+    for text, nodes in by_text.items():
+        index.identifiers[text.decode("utf-8", "replace")].extend(nodes)
     for call in found.get("call", []):
         name = ctree.call_name(call)
         if name and not dead(call):

@@ -17,6 +17,7 @@ class MacroTable:
             self.by_name.setdefault(m.name, []).append(m)
         # What collectors work out from the whole table, kept for the next module of a file.
         self.memo: dict[str, object] = {}
+        self.expansions: dict[tuple[str, tuple[str, ...] | None, bool], str | None] = {}
 
     def with_text(self, word: str) -> frozenset[str]:
         """Names with a definition whose body contains `word`."""
@@ -103,8 +104,18 @@ def expand(table: MacroTable, name: str, args: list[str] | None, depth: int = 0,
     Good enough to recognise `obj = PyModule_Create(&moduledef)` behind `MOD_CREATE(obj)`.
     What porter writes from an expansion (a `MOD_DEF(...)`'s fields) comes from `nested=False`:
     only the use itself is replaced, so the arguments and the macros the body names stay as
-    the source spells them.
+    the source spells them. A table keeps what its uses expanded to: collectors ask for the
+    same expansions again, and so do the other modules of a file.
     """
+    if depth:
+        return _expand(table, name, args, depth, nested)
+    key = (name, None if args is None else tuple(args), nested)
+    if key not in table.expansions:
+        table.expansions[key] = _expand(table, name, args, 0, nested)
+    return table.expansions[key]
+
+
+def _expand(table: MacroTable, name: str, args: list[str] | None, depth: int, nested: bool = True) -> str | None:
     macro = table.get(name)
     if macro is None or depth > 4:
         return None
@@ -169,7 +180,7 @@ def _expand_nested(table: MacroTable, body: str, depth: int) -> str:
             i += 1
             continue
         if macro.params is None:
-            replacement = expand(table, name, None, depth)
+            replacement = _expand(table, name, None, depth)
             end = tok.end
         else:
             if i + 1 >= len(toks) or toks[i + 1].text != b"(":
@@ -179,7 +190,7 @@ def _expand_nested(table: MacroTable, body: str, depth: int) -> str:
             if args is None:
                 i += 1
                 continue
-            replacement = expand(table, name, args, depth)
+            replacement = _expand(table, name, args, depth)
         if replacement is None:
             i += 1
             continue
