@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, overload
 
 if TYPE_CHECKING:
     from porter.analyze.build_config import BuildConfig
@@ -24,6 +26,63 @@ class Span(NamedTuple):
 
     def overlaps(self, other: Span) -> bool:
         return self.start < other.end and other.start < self.end
+
+
+class SpanList(Sequence[Span]):
+    """Spans kept as one array of offsets: a data table's rows are hundreds of thousands, and an
+    object per row costs more to make, keep and pickle than the rows are worth. Reads like a
+    tuple of `Span`s (indexing, iteration, length, equality with one)."""
+
+    __slots__ = ("_offsets",)
+
+    def __init__(self, spans: Iterable[Span] = ()) -> None:
+        self._offsets = array("q", [x for span in spans for x in span])
+
+    @classmethod
+    def from_offsets(cls, offsets: Iterable[int]) -> SpanList:
+        """From `start, end, start, end, ...`."""
+        made = cls()
+        made._offsets = array("q", offsets)
+        return made
+
+    def __len__(self) -> int:
+        return len(self._offsets) // 2
+
+    @overload
+    def __getitem__(self, i: int) -> Span: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[Span, ...]: ...
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self)[i]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("span index out of range")
+        return Span(self._offsets[2 * i], self._offsets[2 * i + 1])
+
+    def __iter__(self) -> Iterator[Span]:
+        offsets = self._offsets
+        return (Span(offsets[i], offsets[i + 1]) for i in range(0, len(offsets), 2))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SpanList):
+            return self._offsets == other._offsets
+        if isinstance(other, tuple):
+            return tuple(self) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+    def __reduce__(self):
+        return SpanList.from_offsets, (self._offsets,)
 
 
 @dataclass(frozen=True, order=True)
@@ -216,7 +275,7 @@ class Global:
     declarator_index: int = 0  # which of them is this one
     thread_local: bool = False  # _Thread_local / __thread: one per thread, not per process
     # The elements of an `{...}` initialiser list (a table's rows, the sentinel last).
-    table_rows: tuple[Span, ...] = ()
+    table_rows: SpanList | tuple[Span, ...] = ()
 
     @property
     def key(self) -> tuple[str | None, str]:

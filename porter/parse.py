@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 else:
     from tree_sitter import Node
 
-from porter.lexer import Name, names
+from porter.lexer import Lexed, Name, blank, lex, names
 from porter.masks import MacroMask, mask_macros
 from porter.model import Macro, Span
 from porter.preproc import Conditional, Preprocessed, preprocess
@@ -60,6 +60,9 @@ class Source:
     pre: Preprocessed
     masked_conditionals: tuple[MaskedConditional, ...]
     error_spans: tuple[Span, ...]
+    # Big initialisers of numbers only, whose numbers the parser was not shown (see
+    # `_blank_number_tables`): the `{...}` spans.
+    number_tables: frozenset[Span] = frozenset()
     _line_starts: list[int] = field(default_factory=list, repr=False)
     _errors: SpanSet | None = field(default=None, repr=False)
     _dropped: SpanSet | None = field(default=None, repr=False)
@@ -173,6 +176,40 @@ def _mask_conditional(buf: bytearray, cond: Conditional) -> MaskedConditional:
     return MaskedConditional(cond, kept, tuple(dropped))
 
 
+# --------------------------------------------------------------------------- number tables
+
+# A number as C writes one, with its sign and suffix, and blanks around it.
+_NUMBER = (rb"[ \t\r\n\f\v]*+[+-]?[ \t\r\n\f\v]*+(?:0[xX][0-9a-fA-F]++|[0-9]++(?:\.[0-9]*+)?(?:[eE][+-]?[0-9]++)?"
+           rb"|\.[0-9]++(?:[eE][+-]?[0-9]++)?)[uUlLfF]*+[ \t\r\n\f\v]*+")
+_NUMBER_LIST = re.compile(rb"\{(?:" + _NUMBER + rb",)*+(?:" + _NUMBER + rb")?[ \t\r\n\f\v]*+\}")
+_NUMBER_LIST_START = re.compile(rb"\{[ \t\r\n\f\v]*[-+0-9.]")
+NUMBER_TABLE_BYTES = 4096
+
+
+def _blank_number_tables(buf: bytearray, text: bytes, lexed: Lexed) -> frozenset[Span]:
+    """Blank the numbers of every big `{...}` that holds nothing else (no name, comment,
+    directive or macro mask): generated data tables (a Unicode database is megabytes of them) cost
+    the parser a node per number and the analysis nothing. The braces stay, so the tree still
+    has the initialiser list; its elements are read from the text (`table_rows`). Returns the
+    spans of the lists blanked."""
+    code = lexed.code
+    found = []
+    pos = 0
+    while (start := _NUMBER_LIST_START.search(code, pos)) is not None:
+        m = _NUMBER_LIST.match(code, start.start())
+        if m is None:
+            pos = start.end()
+            continue
+        pos = m.end()
+        region = text[m.start():m.end()]
+        if m.end() - m.start() < NUMBER_TABLE_BYTES or code[m.start():m.end()] != region \
+                or buf[m.start():m.end()] != region:
+            continue  # small, or a comment, directive or mask inside
+        buf[m.start() + 1:m.end() - 1] = blank(bytes(buf[m.start() + 1:m.end() - 1]))
+        found.append(Span(m.start(), m.end()))
+    return frozenset(found)
+
+
 # --------------------------------------------------------------------------- parsing
 
 
@@ -265,6 +302,7 @@ def parse_source(
     masked, macro_masks = mask_macros(text, project_macros, iso646, pre.lexed)
     conds = pre.conditionals
     buf = bytearray(masked)
+    number_tables = _blank_number_tables(buf, text, pre.lexed or lex(text))
     masked_conds: list[MaskedConditional] = []
     dropped = SpanSet()  # branch bodies the tree does not see
     done: set[int] = set()
@@ -296,7 +334,7 @@ def parse_source(
         Span(n.start_byte, max(n.end_byte, n.start_byte + 1)) for n in error_nodes(tree)
     )
     masked_conds.sort(key=lambda mc: mc.conditional.span.start)
-    return Source(path, text, seen, tree, macro_masks, pre, tuple(masked_conds), errors)
+    return Source(path, text, seen, tree, macro_masks, pre, tuple(masked_conds), errors, number_tables)
 
 
 # --------------------------------------------------------------------------- queries

@@ -12,7 +12,7 @@ from porter.analyze.functions import init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.lexer import names_in_code
-from porter.model import Function, Global, GlobalKind, Location, Span, Use, UseAccess, UseShape
+from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
 from porter.parse import Node
 from porter.preproc import unknown_condition
 
@@ -114,15 +114,18 @@ _PLAIN_VALUES = re.compile(rb"[\w\s,.+\-]*")
 _PLAIN_VALUE = re.compile(rb"[^\s,](?:[^,]*[^\s,])?")
 
 
-def _table_rows(src, value: Node) -> tuple[Span, ...]:
+def _table_rows(src, value: Node) -> SpanList:
     """The elements of an initialiser list. Data tables hold hundreds of thousands of numbers:
     for one that parsed, and that holds nothing but plain values, the elements are read from
-    the text the parser saw (the same spans as its child nodes, without making each node)."""
+    the text (the same spans as its child nodes, without making each node); for a table whose
+    numbers the parser was not shown, they must be."""
     start, end = value.start_byte + 1, value.end_byte - 1
+    if Span(value.start_byte, value.end_byte) in src.number_tables:
+        return SpanList.from_offsets(x for m in _PLAIN_VALUE.finditer(src.text, start, end) for x in m.span())
     if end - start > 4096 and src.masked[end:end + 1] == b"}" and _PLAIN_VALUES.fullmatch(src.masked, start, end) \
             and not src.in_error(Span(value.start_byte, value.end_byte)):
-        return tuple(Span(m.start(), m.end()) for m in _PLAIN_VALUE.finditer(src.masked, start, end))
-    return tuple(ctree.span(c) for c in value.named_children if c.type != "comment")
+        return SpanList.from_offsets(x for m in _PLAIN_VALUE.finditer(src.masked, start, end) for x in m.span())
+    return SpanList(ctree.span(c) for c in value.named_children if c.type != "comment")
 
 
 def _is_const(src, decl, info, quals: set[str]) -> bool:
