@@ -6,7 +6,7 @@ from typing import Any
 
 from porter.analyze.project import Analysis
 from porter.model import ExtensionModule, Global, Location, Span, StaticType
-from porter.parse import Source
+from porter.parse import Source, SourceText
 
 SCHEMA = "porter-scan/1"
 
@@ -42,7 +42,7 @@ def analysis_to_json(analysis: Analysis) -> dict[str, Any]:
     }
 
 
-def _span_lines(src: Source, span: Span) -> dict[str, int]:
+def _span_lines(src: Source | SourceText, span: Span) -> dict[str, int]:
     line, col = src.line_col(span.start)
     end_line, end_col = src.line_col(max(span.start, span.end - 1))
     return {"line": line, "column": col, "end_line": end_line, "end_column": end_col}

@@ -14,6 +14,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
+from itertools import accumulate
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -83,11 +84,13 @@ class Source:
     def line_col(self, offset: int) -> tuple[int, int]:
         """1-based line and column of a byte offset."""
         if not self._line_starts:
-            starts = [0]
-            starts.extend(m.end() for m in re.finditer(rb"\r\n|\n|\r", self.text))
-            self._line_starts = starts
+            self._line_starts = line_starts(self.text)
         line = bisect_right(self._line_starts, offset)
         return line, offset - self._line_starts[line - 1] + 1
+
+    def as_text(self) -> SourceText:
+        """What outlives the tree: the text, the preprocessor's facts and the error spans."""
+        return SourceText(self.path, self.text, self.pre, self.error_spans, self._line_starts)
 
     def line(self, offset: int) -> int:
         return self.line_col(offset)[0]
@@ -136,6 +139,42 @@ class Source:
     def blanked_masks(self) -> list[MacroMask]:
         """Macro uses the tree does not see: their text is read lexically."""
         return [m for m in self.macro_masks if m.blanked]
+
+
+@dataclass
+class SourceText:
+    """A file after its tree is gone: what reports, JSON and ports read (lines, the #if groups,
+    the error spans to compare a rewrite with)."""
+
+    path: str
+    text: bytes
+    pre: Preprocessed
+    error_spans: tuple[Span, ...] = ()
+    _line_starts: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def conditionals(self) -> tuple[Conditional, ...]:
+        return self.pre.conditionals
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        """1-based line and column of a byte offset."""
+        if not self._line_starts:
+            self._line_starts = line_starts(self.text)
+        line = bisect_right(self._line_starts, offset)
+        return line, offset - self._line_starts[line - 1] + 1
+
+    def line(self, offset: int) -> int:
+        return self.line_col(offset)[0]
+
+
+def line_starts(text: bytes) -> list[int]:
+    """Where each line starts (after `\r\n`, `\n` or `\r`), from one split in C."""
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    starts.extend(accumulate(map(len, lines)))
+    if lines and not lines[-1].endswith((b"\n", b"\r")):
+        starts.pop()  # the last line has no break: nothing starts after it
+    return starts
 
 
 def _bounds(node_or_span: Node | Span) -> tuple[int, int]:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from porter.analyze.build_config import read_build_config
-from porter.analyze.project import Analysis, analyze, load_sources
+from porter.analyze.project import Analysis
+from porter.analyze.schedule import Progress
 from porter.model import NO_COMPANIONS, Companions, FileProblem
 
 
@@ -28,22 +29,29 @@ def few_collections() -> Iterator[None]:
 
 
 def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
-         companions: Companions = NO_COMPANIONS) -> Analysis:
-    """Facts for every extension module in `files`; what porter cannot read becomes a problem."""
-    problems = list(problems or [])
+         companions: Companions = NO_COMPANIONS, *, jobs: int | None = None, file_facts_for: str = "all",
+         progress: Progress | None = None) -> Analysis:
+    """Facts for every extension module in `files`; what porter cannot read becomes a problem.
+
+    `jobs` is how many processes may parse and analyse (default: one per CPU; small inputs stay
+    in this process); `file_facts_for` which files outside every module are parsed for their own
+    facts ("all", "c" for the sources, "none"); `progress(done, total)` hears of bytes parsed.
+    """
+    from porter.analyze.schedule import scan_files
+
     build = read_build_config(list(companions.build_files)).with_given(companions.given_defines,
                                                                       companions.given_include_dirs)
     with few_collections():
-        sources = load_sources(files, problems, dict(build.defines))
-        return analyze(sources, tuple(problems), companions, build)
+        return scan_files(files, problems, companions, build, jobs=jobs, file_facts_for=file_facts_for,
+                          progress=progress)
 
 
 def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,
                problems: list[FileProblem] | None = None, companions: Companions = NO_COMPANIONS,
-               multi_phase_is_done: bool = True):
+               multi_phase_is_done: bool = True, *, jobs: int | None = None, progress: Progress | None = None):
     """Scan, plan and apply: the new text of every file a ported module changed."""
     from porter.rewrite.port import port
 
-    analysis = scan(files, problems, companions)
+    analysis = scan(files, problems, companions, jobs=jobs, file_facts_for="none", progress=progress)
     with few_collections():
         return port(analysis, unsafe=unsafe, multi_phase_is_done=multi_phase_is_done)

@@ -72,8 +72,9 @@ class Preprocessed:
     macros: tuple[Macro, ...]
     includes: tuple[Include, ...]
     lexed: Lexed | None = None  # the lexer's spans, so that masking does not read the file again
-    # Every `PyInit_...` name outside comments, literals and directives: (start, end, name).
-    init_names: tuple[tuple[int, int, str], ...] = ()
+    # Every `PyInit_...` name outside comments, literals and directives: (start, end, name,
+    # whether `(` follows it within a few blanks).
+    init_names: tuple[tuple[int, int, str, bool], ...] = ()
 
     @cached_property
     def _nesting(self) -> tuple[list[int], list[int]]:
@@ -146,7 +147,8 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
     pre = Preprocessed(path, conds, (), tuple(includes))
     macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text, pre.activity(m.span.start),
                     m.body_bytes) for m in macros]
-    inits = tuple((start, end, lexed.code[start:end].decode("utf-8", "replace"))
+    inits = tuple((start, end, lexed.code[start:end].decode("utf-8", "replace"),
+                   text[end:end + 16].lstrip().startswith(b"("))
                   for start, end in find_names(lexed.code, b"PyInit_", prefix=True)) if b"PyInit_" in text else ()
     return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed, inits)
 

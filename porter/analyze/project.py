@@ -49,7 +49,8 @@ from porter.model import (
     StructField,
     TypeDefinition,
 )
-from porter.parse import Source
+from porter.parse import Source, SourceText
+from porter.preproc import Preprocessed
 
 
 def internal_error(what: str, error: Exception) -> str:
@@ -64,76 +65,108 @@ class Analysis:
     modules: tuple[ExtensionModule, ...]
     files: tuple[FileFacts, ...]
     problems: tuple[FileProblem, ...]
-    sources: dict[str, Source]
+    sources: dict[str, Source] | dict[str, SourceText]  # a SourceText once the trees are gone
     build_defines: tuple[tuple[str, str], ...] = ()  # the -D macros the sources were read with
 
 
 def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
             companions: Companions = NO_COMPANIONS, build: BuildConfig | None = None) -> Analysis:
     """Facts for every module in `sources`, with what their project says around them."""
-    python_files, outside_files = list(companions.python_files), list(companions.outside_files)
-    dict_reads = collect_dict_reads(python_files)
-    module_reads = collect_getattr_reads(python_files, "__module__")
-    build = build or read_build_config(list(companions.build_files))
-    limited = []
-    level = build.limited_api_version
-    if build.limited_api is not None and level is not None and level < 0x030C0000:
-        where = build.limited_api
-        said = f"{where.file}:{where.line}" if where.line else "-D on porter's command line"
-        limited.append(Finding(
-            "limited-api", Severity.RISK, where.file, Span(0, 0),
-            f"{said} builds with Py_LIMITED_API={where.value}: below 0x030C0000 the "
-            "headers do not name Py_mod_multiple_interpreters, so the port fills that slot in at import "
-            "when CPython 3.12+ runs it (by its stable-ABI number); raising the limited API to "
-            "0x030C0000 would let the slot be written plainly"))
+    context = ModuleContext.of(companions, build)
     indexes = {s.path: build_index(s) for s in sources}
     by_name = paths_by_basename(indexes)
     includes = {path: _resolve_includes(path, idx, indexes, by_name) for path, idx in indexes.items()}
     closures = {path: _closure(path, includes) for path in indexes}
-    tu_macros = {path: MacroTable([m for p in closures[path] for m in indexes[p].macros])
-                 for path in indexes}
-    inits = {path: find_init_functions(idx, tu_macros[path], _build_names(build, path))
-             for path, idx in indexes.items()}
+    build = context.build
+    tus = {path: tu_macros(path, closures, indexes) for path in indexes}
+    inits = {path: find_init_functions(idx, tus[path], _build_names(build, path)) for path, idx in indexes.items()}
     roots = [path for path in indexes if inits[path]]
     found_problems = list(problems)
-    found_problems += _unread_inits(indexes, {i.name for found in inits.values() for i in found})
-    found_problems += _unread_init_headers(indexes, tu_macros, [p for p in indexes if not inits[p]], build)
+    found_problems += _unread_inits({p: idx.src.pre for p, idx in indexes.items()},
+                                    {i.name for found in inits.values() for i in found})
+    found_problems += _unread_init_headers(indexes, tus, [p for p in indexes if not inits[p]], build)
     linked = _link_files(indexes, closures, roots)
-    shared = _included_by(outside_files)
-    outside_names = _OutsideNames(outside_files)
     modules = []
     for root in roots:
-        files = _module_files(root, closures, linked)
-        module_indexes = [indexes[p] for p in files]
-        macros = MacroTable([m for idx in module_indexes for m in idx.macros])
-        for init in inits[root]:
-            try:
-                module = _module(init, module_indexes, macros)
-                modules.append(dataclasses.replace(module, python_dict_reads=dict_reads,
-                                                   build=build.with_given(init.implied_defines, ()),
-                                                   in_cpython=companions.in_cpython,
-                                                   public_headers=_public_headers(module, build),
-                                                   python_module_reads=module_reads,
-                                                   outside_uses=_outside_uses(module, outside_names),
-                                                   macros_fully_seen=frozenset(
-                                                       n for n in module.macros_fully_seen
-                                                       if not any(m.name == n and posixpath.basename(m.file) in shared
-                                                                  for m in module.macros)),
-                                                   findings=module.findings + tuple(limited)))
-            except Exception as e:  # one module porter cannot read must not stop the run
-                found_problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
+        files = module_files(root, closures, linked)
+        found, failed = analyze_root(root, inits[root], [indexes[p] for p in files])
+        modules += [context.finish(m) for m in found]
+        found_problems += failed
     modules.sort(key=lambda m: (m.init.file, m.init.span.start))
-    found_problems += _silent_inits(indexes, closures, modules, found_problems)
-    facts = tuple(
-        FileFacts(
-            path=path, error_spans=idx.src.error_spans,
-            masked_conditionals=len(idx.src.masked_conditionals),
-            macro_masks=len(idx.src.macro_masks), lines=idx.src.text.count(b"\n") + 1,
-            includes=tuple(includes[path]),
-        )
-        for path, idx in sorted(indexes.items())
+    found_problems += _silent_inits({p: idx.src for p, idx in indexes.items()}, closures, modules, found_problems)
+    facts = tuple(file_facts(idx.src, includes[path]) for path, idx in sorted(indexes.items()))
+    return Analysis(tuple(modules), facts, tuple(found_problems), {s.path: s for s in sources}, context.build.defines)
+
+
+def tu_macros(path: str, closures: Mapping[str, list[str]], indexes: Mapping[str, FileIndex]) -> MacroTable:
+    """The macros a file's translation unit sees: those of the file and the headers it includes
+    (those porter could parse)."""
+    return MacroTable([m for p in closures[path] if p in indexes for m in indexes[p].macros])
+
+
+def analyze_root(root: str, inits: list[InitFunction], indexes: list[FileIndex]) -> tuple[
+        list[ExtensionModule], list[FileProblem]]:
+    """The modules whose init functions are in `root`, from its files' indexes (the root's
+    first), not yet finished by `ModuleContext.finish`; a module porter fails on is a problem."""
+    macros = MacroTable([m for idx in indexes for m in idx.macros])
+    modules, problems = [], []
+    for init in inits:
+        try:
+            modules.append(_module(init, indexes, macros))
+        except Exception as e:  # one module porter cannot read must not stop the run
+            problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
+    return modules, problems
+
+
+def file_facts(src: Source, includes: list[str]) -> FileFacts:
+    return FileFacts(
+        path=src.path, error_spans=src.error_spans, masked_conditionals=len(src.masked_conditionals),
+        macro_masks=len(src.macro_masks), lines=src.text.count(b"\n") + 1, includes=tuple(includes),
     )
-    return Analysis(tuple(modules), facts, tuple(found_problems), {s.path: s for s in sources}, build.defines)
+
+
+@dataclass
+class ModuleContext:
+    """What the project around the sources says about every module: its Python files, its
+    build, the sources outside the module that include its headers."""
+
+    dict_reads: tuple
+    module_reads: tuple
+    build: BuildConfig
+    limited: list[Finding]
+    shared: set[str]
+    outside_names: _OutsideNames
+    in_cpython: bool = False
+
+    @classmethod
+    def of(cls, companions: Companions, build: BuildConfig | None) -> ModuleContext:
+        python_files, outside_files = list(companions.python_files), list(companions.outside_files)
+        build = build or read_build_config(list(companions.build_files))
+        limited = []
+        level = build.limited_api_version
+        if build.limited_api is not None and level is not None and level < 0x030C0000:
+            where = build.limited_api
+            said = f"{where.file}:{where.line}" if where.line else "-D on porter's command line"
+            limited.append(Finding(
+                "limited-api", Severity.RISK, where.file, Span(0, 0),
+                f"{said} builds with Py_LIMITED_API={where.value}: below 0x030C0000 the "
+                "headers do not name Py_mod_multiple_interpreters, so the port fills that slot in at import "
+                "when CPython 3.12+ runs it (by its stable-ABI number); raising the limited API to "
+                "0x030C0000 would let the slot be written plainly"))
+        return cls(tuple(collect_dict_reads(python_files)), tuple(collect_getattr_reads(python_files, "__module__")),
+                   build, limited, _included_by(outside_files), _OutsideNames(outside_files), companions.in_cpython)
+
+    def finish(self, module: ExtensionModule) -> ExtensionModule:
+        shared = self.shared
+        return dataclasses.replace(
+            module, python_dict_reads=self.dict_reads, build=self.build.with_given(module.init.implied_defines, ()),
+            in_cpython=self.in_cpython, public_headers=_public_headers(module, self.build),
+            python_module_reads=self.module_reads,
+            outside_uses=_outside_uses(module, self.outside_names),
+            macros_fully_seen=frozenset(
+                n for n in module.macros_fully_seen
+                if not any(m.name == n and posixpath.basename(m.file) in shared for m in module.macros)),
+            findings=module.findings + tuple(self.limited))
 
 
 def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) -> ExtensionModule:
@@ -414,17 +447,16 @@ def _included_by(outside_files) -> set[str]:
     return names
 
 
-def _unread_inits(indexes, found: set[str]) -> list[FileProblem]:
+def _unread_inits(pres: Mapping[str, Preprocessed], found: set[str]) -> list[FileProblem]:
     """`PyInit_x(` that porter could not read as an init function (a definition split by #if,
     say): a module it would silently skip."""
     out = []
-    for path, idx in indexes.items():
-        text = idx.src.text
+    for path, pre in pres.items():
         seen = set()
-        for start, end, name in idx.src.pre.init_names:
-            if name in found or name in seen or idx.src.pre.dead(start):
+        for start, _, name, called in pre.init_names:
+            if name in found or name in seen or pre.dead(start):
                 continue
-            if text[end:end + 16].lstrip().startswith(b"(") and idx.src.pre.enclosing(start):
+            if called and pre.enclosing(start):
                 seen.add(name)
                 out.append(FileProblem(path, f"{name} is defined under #if in a way porter cannot read "
                                              "(the function's header or braces are split); nothing was "
@@ -432,7 +464,7 @@ def _unread_inits(indexes, found: set[str]) -> list[FileProblem]:
     return out
 
 
-def _silent_inits(indexes, closures, modules, problems) -> list[FileProblem]:
+def _silent_inits(sources: Mapping[str, Source | SourceText], closures, modules, problems) -> list[FileProblem]:
     """A file whose code names `PyInit_` (outside comments and strings) that yields no module
     and no problem: never an empty patch that says nothing. A header of a file that yields
     either is that file's."""
@@ -440,15 +472,15 @@ def _silent_inits(indexes, closures, modules, problems) -> list[FileProblem]:
 
     said = {p.file for p in problems} | {f for m in modules for f in m.files}
     out = []
-    for path, idx in sorted(indexes.items()):
-        text = idx.src.text
+    for path, src in sorted(sources.items()):
+        text = src.text
         if b"PyInit_" not in text or path in said \
                 or any(path in closures[other] for other in said if other in closures):
             continue
         at = next((t.start for t in tokenize(text) if t.kind in ("ident", "directive") and b"PyInit_" in t.text
-                   and not idx.src.pre.dead(t.start)), None)
+                   and not src.pre.dead(t.start)), None)
         if at is not None:
-            line = idx.src.line(at)
+            line = src.line(at)
             out.append(FileProblem(path, f"line {line} names PyInit_, but porter found no init function it can "
                                          "read here (a `PyMODINIT_FUNC PyInit_<module>(void)` definition, "
                                          "or a macro that spells one): nothing was ported"))
@@ -822,30 +854,52 @@ def _closure(path: str, includes: dict[str, list[str]]) -> list[str]:
     return seen
 
 
+@dataclass(frozen=True)
+class LinkFacts:
+    """What a file gives and takes at link time: the external names it defines (functions
+    and variables not static), and every identifier it names."""
+
+    exported: frozenset[str]
+    referenced: frozenset[str]
+
+
+def link_facts(idx: FileIndex) -> LinkFacts:
+    names = set()
+    for name, nodes in idx.functions.items():
+        if not any("static" in ctree.storage(n) for n in nodes):
+            names.add(name)
+    for decl in idx.file_declarations:
+        st = ctree.storage(decl)
+        if "static" in st or "extern" in st or "typedef" in st:
+            continue
+        for d in ctree.declarators(decl):
+            info = ctree.read_declarator(d)
+            if info.name and not info.is_function:
+                names.add(info.name)
+    return LinkFacts(frozenset(names), frozenset(idx.identifiers))
+
+
 def _link_files(indexes, closures, roots) -> dict[str, list[str]]:
     """Files without an init function that a module's files link with, by external symbol."""
-    exported: dict[str, set[str]] = {}
-    referenced: dict[str, set[str]] = {}
-    for path, idx in indexes.items():
-        names = set()
-        for name, nodes in idx.functions.items():
-            if not any("static" in ctree.storage(n) for n in nodes):
-                names.add(name)
-        for decl in idx.file_declarations:
-            st = ctree.storage(decl)
-            if "static" in st or "extern" in st or "typedef" in st:
-                continue
-            for d in ctree.declarators(decl):
-                info = ctree.read_declarator(d)
-                if info.name and not info.is_function:
-                    names.add(info.name)
-        exported[path] = names
-        referenced[path] = set(idx.identifiers)
-    linked: dict[str, list[str]] = {}
+    facts = {path: link_facts(idx) for path, idx in indexes.items()}
+    return link_files(facts, list(indexes), closures, roots)
+
+
+def link_candidates(paths: list[str], closures: Mapping[str, list[str]], roots) -> list[str]:
+    """Source files no module includes and that are no module's init file: each may be
+    compiled with a module it sits next to."""
     root_set = set(roots)
     included_anywhere = {p for c in closures.values() for p in c[1:]}
-    candidates = [p for p in indexes if p not in root_set and p.endswith(".c")
-                  and p not in included_anywhere]
+    return [p for p in paths if p not in root_set and p.endswith(".c") and p not in included_anywhere]
+
+
+def link_files(facts: Mapping[str, LinkFacts], paths: list[str], closures: Mapping[str, list[str]],
+               roots) -> dict[str, list[str]]:
+    """Files without an init function that each root's module links with, by external symbol:
+    `facts` are needed for the roots' files, the candidates next to them and the candidates'
+    headers; `paths` are all files, in the order of the input."""
+    linked: dict[str, list[str]] = {}
+    candidates = link_candidates(paths, closures, roots)
     for root in roots:
         members = list(closures[root])
         # A module's separately compiled files sit next to its init file: in a tree of many
@@ -854,12 +908,13 @@ def _link_files(indexes, closures, roots) -> dict[str, list[str]]:
         changed = True
         while changed:
             changed = False
-            mem_exports = set().union(*(exported[p] for p in members))
-            mem_refs = set().union(*(referenced[p] for p in members))
+            mem_exports = set().union(*(facts[p].exported for p in members))
+            mem_refs = set().union(*(facts[p].referenced for p in members))
             for cand in candidates:
                 if cand in members or posixpath.dirname(cand) != folder:
                     continue
-                if (exported[cand] & mem_refs) or (mem_exports & referenced[cand] and exported[cand]):
+                if (facts[cand].exported & mem_refs) or (mem_exports & facts[cand].referenced
+                                                         and facts[cand].exported):
                     for p in closures[cand]:
                         if p not in members:
                             members.append(p)
@@ -868,7 +923,7 @@ def _link_files(indexes, closures, roots) -> dict[str, list[str]]:
     return linked
 
 
-def _module_files(root: str, closures, linked) -> list[str]:
+def module_files(root: str, closures, linked) -> list[str]:
     files = list(closures[root])
     for p in linked.get(root, []):
         if p not in files:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field, replace
 
-from porter.analyze.project import Analysis, load_sources
+from porter.analyze.project import Analysis
+from porter.analyze.schedule import reparse
 from porter.cpython import kept_single_phase
 from porter.model import ExtensionModule, FileProblem, InitStyle, Location
 from porter.preproc import unbalanced_directive
@@ -241,9 +242,8 @@ def _reparse_check(analysis: Analysis, new_text: dict[str, bytes], owners) -> No
     """A rewrite that adds an ERROR span or an unmatched #if directive is refused: the module fails."""
     if not new_text:
         return
-    items = [(path, new_text.get(path, src.text)) for path, src in analysis.sources.items()]
-    items += [(path, text) for path, text in new_text.items() if path not in analysis.sources]
-    reparsed = {s.path: s for s in load_sources(items, build_defines=dict(analysis.build_defines))}
+    # Only the files the port changed (or made) are parsed again.
+    reparsed = reparse(analysis.sources, new_text, dict(analysis.build_defines))
     for path in new_text:
         after = reparsed[path]
         before = analysis.sources.get(path)

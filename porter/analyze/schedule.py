@@ -1,0 +1,448 @@
+"""Which files a scan parses, in which groups, on how many processes.
+
+A tree lives only inside the task that parsed it. A task parses a group of files (the files
+that may hold an init function, with the headers they include), reads their facts, which are
+plain data and pickle, and lets the trees go. The parent process reads every file's directives
+first (cheap, and what decides groups); then it runs the tasks, on worker processes forked from
+it (so that they share its view of every file without copying it), largest first:
+
+1. one task per group of possible init files connected by the headers they include: each
+   module is analysed as if it linked with no other file, and every file's link facts come back;
+2. the files next to a module's init file that might link with it, and, when asked, the files
+   no module needs: parsed for their link facts or their error spans only;
+3. the few modules that do link with other files, analysed again with them.
+
+Results are sorted by position, as one process would have them, whatever the order in which
+tasks finish.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import posixpath
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+
+from porter.analyze.build_config import BuildConfig
+from porter.analyze.index import build_index
+from porter.analyze.macros import MacroTable
+from porter.analyze.modules import find_init_functions
+from porter.analyze.project import (
+    Analysis,
+    LinkFacts,
+    ModuleContext,
+    _build_names,
+    _closure,
+    _IncludesOnly,
+    _resolve_includes,
+    _silent_inits,
+    _unread_init_headers,
+    _unread_inits,
+    analyze_root,
+    file_facts,
+    internal_error,
+    link_candidates,
+    link_facts,
+    link_files,
+    paths_by_basename,
+    tu_macros,
+)
+from porter.lexer import IDENTIFIER
+from porter.model import NO_COMPANIONS, Companions, ExtensionModule, FileFacts, FileProblem, InitFunction, Macro
+from porter.parse import Source, SourceText, parse_source
+from porter.preproc import Preprocessed, preprocess
+
+# Below this many bytes to parse, worker processes cost more than they save.
+PARALLEL_BYTES = 1 << 20
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
+
+
+@dataclass
+class Prepared:
+    """Every file's text and directives, and how files include each other: what tasks read."""
+
+    paths: list[str]  # the files whose directives could be read, in the order given
+    texts: dict[str, bytes]
+    pres: dict[str, Preprocessed]
+    closures: dict[str, list[str]]  # a file, then every file it includes, transitively
+    includes: dict[str, list[str]]  # the files a file's quoted includes name
+    includers: dict[str, list[str]]  # the files whose closure holds a file (a unity build's)
+    build: BuildConfig | None = None
+
+    def project_macros(self, path: str) -> tuple[dict[str, Macro], bool]:
+        """The #defines a file sees (its own and its headers', and in a unity build its
+        includers'), first definition first; and whether <iso646.h> spells its operators."""
+        closure = list(self.closures[path])
+        for other in self.includers[path]:
+            closure.extend(p for p in self.closures[other] if p not in closure)
+        macros: dict[str, Macro] = {}
+        for p in closure:
+            for m in self.pres[p].macros:
+                if m.active is not False:
+                    macros.setdefault(m.name, m)
+        iso646 = any(inc.name == "iso646.h" for p in closure for inc in self.pres[p].includes)
+        return macros, iso646
+
+
+def prepare(items: list[tuple[str, bytes]], problems: list[FileProblem],
+            build_defines: Mapping[str, str] | None = None,
+            known: Mapping[str, SourceText | Source] | None = None) -> Prepared:
+    """Every file's directives (those of `known` files whose text is the same are reused)."""
+    pres: dict[str, Preprocessed] = {}
+    texts: dict[str, bytes] = {}
+    for path, data in items:
+        try:
+            old = (known or {}).get(path)
+            pres[path] = old.pre if old is not None and old.text is data else preprocess(path, data, build_defines)
+            texts[path] = data
+        except Exception as e:
+            problems.append(FileProblem(path, internal_error("reading directives of", e)))
+    fake = {path: _IncludesOnly(pre) for path, pre in pres.items()}
+    by_name = paths_by_basename(fake)
+    includes = {path: _resolve_includes(path, fake[path], fake, by_name) for path in pres}
+    closures = {path: _closure(path, includes) for path in pres}
+    includers: dict[str, list[str]] = {path: [] for path in pres}
+    for other, closure in closures.items():
+        for p in closure[1:]:
+            if p != other:
+                includers[p].append(other)
+    return Prepared(list(pres), texts, pres, closures, includes, includers)
+
+
+def may_define_init(prepared: Prepared, path: str) -> bool:
+    """Whether a file may define an init function: it names a `PyInit_...`, or it names a
+    macro of its translation unit whose expansion may (`MOD_INIT(name)`, `#define INIT
+    PyInit_x`). A superset of the files `find_init_functions` finds one in; the others are
+    only parsed when some module needs them."""
+    pre = prepared.pres[path]
+    if pre.init_names:
+        return True
+    table = MacroTable([m for p in prepared.closures[path] for m in prepared.pres[p].macros])
+    spelling = table.may_expand_to("PyInit_")
+    if not spelling:
+        return False
+    code = pre.lexed.code if pre.lexed is not None else prepared.texts[path]
+    return any(name.decode("utf-8", "replace") in spelling for name in set(IDENTIFIER.findall(code)))
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class Task:
+    files: tuple[str, ...]  # parsed, in the order given
+    index: frozenset[str] = frozenset()  # indexed for their link facts
+    # Files that may define init functions, each with its module's files (None: the files it
+    # includes, the module linking with no other file).
+    analyse: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
+
+    def cost(self, prepared: Prepared) -> int:
+        return sum(len(prepared.texts[p]) for p in self.files)
+
+
+@dataclass
+class TaskResult:
+    facts: dict[str, FileFacts] = field(default_factory=dict)
+    error_spans: dict[str, tuple] = field(default_factory=dict)
+    links: dict[str, LinkFacts] = field(default_factory=dict)
+    inits: dict[str, list[InitFunction]] = field(default_factory=dict)
+    modules: dict[str, list[ExtensionModule]] = field(default_factory=dict)
+    module_problems: dict[str, list[FileProblem]] = field(default_factory=dict)
+    header_problems: dict[str, list[FileProblem]] = field(default_factory=dict)  # init headers not read
+    parse_problems: list[FileProblem] = field(default_factory=list)
+
+
+_PREPARED: Prepared | None = None  # the parent's, inherited by forked workers
+_PROGRESS = None  # a queue of bytes done, from workers to the parent
+
+
+def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskResult:
+    """Parse a task's files, read what it asks for, and let the trees go."""
+    prepared = _PREPARED
+    assert prepared is not None and prepared.build is not None
+    build = prepared.build
+    report = report or _report_to_parent
+    out = TaskResult()
+    sources: dict[str, Source] = {}
+    for path in task.files:
+        try:
+            macros, iso646 = prepared.project_macros(path)
+            src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646)
+            # The lexer's spans served the masks; the analysis does not need them.
+            src.pre = replace(src.pre, lexed=None)
+            sources[path] = src
+            out.facts[path] = file_facts(src, prepared.includes[path])
+            out.error_spans[path] = src.error_spans
+        except Exception as e:
+            out.parse_problems.append(FileProblem(path, internal_error("parsing", e)))
+        report(len(prepared.texts[path]))
+    wanted = task.index | {p for root, files in task.analyse for p in (files or prepared.closures[root])}
+    indexes = {path: build_index(src) for path, src in sources.items() if path in wanted}
+    for path in task.index:
+        if path in indexes:
+            out.links[path] = link_facts(indexes[path])
+    for root, files in task.analyse:
+        module_files = [p for p in files or prepared.closures[root] if p in indexes]
+        if root not in indexes:
+            continue
+        tu = tu_macros(root, prepared.closures, indexes)
+        inits = find_init_functions(indexes[root], tu, _build_names(build, root))
+        out.inits[root] = inits
+        if inits:
+            out.modules[root], out.module_problems[root] = analyze_root(
+                root, inits, [indexes[p] for p in module_files])
+        else:
+            out.header_problems[root] = _unread_init_headers(indexes, {root: tu}, [root], build)
+    return out
+
+
+def _report_to_parent(done: int) -> None:
+    if _PROGRESS is not None:
+        _PROGRESS.put(done)
+
+
+class Runner:
+    """Runs tasks in this process or on forked workers, largest first; reports bytes parsed."""
+
+    def __init__(self, prepared: Prepared, jobs: int | None, progress: Progress | None):
+        self.prepared = prepared
+        self.jobs = jobs if jobs is not None else _available_cpus()
+        self.progress = progress
+        self.total = 0
+        self.done = 0
+        self.pool: ProcessPoolExecutor | None = None
+
+    def plan(self, tasks: list[Task]) -> None:
+        """Tell the progress report about more bytes to parse."""
+        self.total += sum(t.cost(self.prepared) for t in tasks)
+        self._tell(0)
+
+    def run(self, tasks: list[Task]) -> list[TaskResult]:
+        tasks = [t for t in tasks if t.files]
+        order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost(self.prepared))
+        results: list[TaskResult | None] = [None] * len(tasks)
+        pool = self._pool(tasks)
+        if pool is not None:
+            try:
+                futures = {i: pool.submit(run_task, tasks[i]) for i in order}
+                pending = set(futures)
+                while pending:
+                    self._drain()
+                    for i in [i for i in pending if futures[i].done()]:
+                        pending.discard(i)
+                        try:
+                            results[i] = futures[i].result()
+                        except BrokenProcessPool:
+                            raise
+                        except Exception:  # a result that does not pickle: done again here, below
+                            pass
+                    if pending:
+                        time.sleep(0.005)
+                self._drain()
+            except BrokenProcessPool:
+                # A worker died (out of memory, a crash in the parser): finish here, and stay here.
+                self.pool = None
+                self.jobs = 1
+        for i in order:
+            if results[i] is None:
+                results[i] = run_task(tasks[i], self._tell)
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def _pool(self, tasks: list[Task]) -> ProcessPoolExecutor | None:
+        if self.pool is not None:
+            return self.pool
+        if self.jobs <= 1 or len(tasks) < 2 or "fork" not in multiprocessing.get_all_start_methods() \
+                or sum(t.cost(self.prepared) for t in tasks) < PARALLEL_BYTES:
+            return None
+        global _PREPARED, _PROGRESS
+        context = multiprocessing.get_context("fork")
+        _PROGRESS = context.SimpleQueue()
+        # What exists now is never collected again, here or in a worker: the workers' collectors
+        # would otherwise touch, and so copy, every page they share with this process.
+        gc.freeze()
+        self.pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=context)
+        return self.pool
+
+    def _drain(self) -> None:
+        queue = _PROGRESS
+        while queue is not None and not queue.empty():
+            self._tell(queue.get())
+
+    def _tell(self, done: int) -> None:
+        self.done += done
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# --------------------------------------------------------------------------- the scan
+
+
+def scan_files(items: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
+               companions: Companions = NO_COMPANIONS, build=None, *, jobs: int | None = None,
+               file_facts_for: str = "all", progress: Progress | None = None) -> Analysis:
+    """Facts for every module in `items`. `file_facts_for` says which other files' facts to
+    read (their error spans): "all", "c" (the sources a table lists) or "none" (a port)."""
+    global _PREPARED
+    problems = list(problems or [])
+    context = ModuleContext.of(companions, build)
+    prepared = prepare(items, problems, dict(context.build.defines))
+    prepared.build = context.build
+    _PREPARED = prepared
+    runner = Runner(prepared, jobs, progress)
+    try:
+        return _scan(prepared, runner, problems, context, file_facts_for)
+    finally:
+        runner.close()
+        _PREPARED = None
+
+
+def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], context: ModuleContext,
+          file_facts_for: str) -> Analysis:
+    paths, closures = prepared.paths, prepared.closures
+    # 1. Files that may define init functions, grouped by the headers they share.
+    possible = [p for p in paths if may_define_init(prepared, p)]
+    groups = _connected(possible, closures, paths)
+    first = [Task(tuple(files), frozenset(files), tuple((r, None) for r in roots)) for roots, files in groups]
+    runner.plan(first)
+    results = runner.run(first)
+    inits: dict[str, list[InitFunction]] = {}
+    links: dict[str, LinkFacts] = {}
+    for r in results:
+        inits.update(r.inits)
+        links.update(r.links)
+    roots = [p for p in paths if inits.get(p)]
+    # 2. Files next to a module's init file that may link with it; files asked for.
+    folders = {posixpath.dirname(r) for r in roots}
+    candidates = [c for c in link_candidates(paths, closures, roots) if posixpath.dirname(c) in folders]
+    need_links = [p for p in paths if p not in links and any(p in closures[c] for c in candidates)]
+    parsed = {p for r in results for p in r.facts} | {p.file for r in results for p in r.parse_problems}
+    asked = [p for p in paths if p not in parsed and p not in need_links and (
+        file_facts_for == "all" or (file_facts_for == "c" and p.endswith(".c")))]
+    second = [Task(tuple(files), frozenset(files) & set(need_links))
+              for files in _chunks(need_links + asked, prepared, runner.jobs)]
+    runner.plan(second)
+    results += runner.run(second)
+    for r in results:
+        links.update(r.links)
+    # 3. The modules that do link with other files, again with them.
+    linked = link_files(links, paths, closures, roots)
+    again = [Task(tuple(_module_files(r, linked)), analyse=((r, tuple(_module_files(r, linked))),))
+             for r in roots if linked[r]]
+    runner.plan(again)
+    redone = runner.run(again)
+    modules: dict[str, list[ExtensionModule]] = {}
+    module_problems: dict[str, list[FileProblem]] = {}
+    for r in results + redone:
+        modules.update(r.modules)
+        module_problems.update(r.module_problems)
+    return _assemble(prepared, results + redone, problems, roots, inits, modules, module_problems, context)
+
+
+def _module_files(root: str, linked: dict[str, list[str]]) -> list[str]:
+    files = list(_PREPARED.closures[root]) if _PREPARED else []
+    files += [p for p in linked.get(root, []) if p not in files]
+    return files
+
+
+def _connected(starts: list[str], closures: Mapping[str, list[str]],
+               paths: list[str]) -> list[tuple[list[str], list[str]]]:
+    """Groups of `starts` whose closures share a file: each group's starts, and the files of
+    their closures, in input order."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for start in starts:
+        for p in closures[start]:
+            parent[find(p)] = find(start)
+    heads: dict[str, list[str]] = {}
+    members: dict[str, set[str]] = {}
+    for start in starts:
+        key = find(start)
+        heads.setdefault(key, []).append(start)
+        members.setdefault(key, set()).update(closures[start])
+    rank = {p: i for i, p in enumerate(paths)}
+    return [(heads[key], sorted(members[key], key=rank.__getitem__)) for key in heads]
+
+
+def _chunks(files: list[str], prepared: Prepared, jobs: int) -> list[list[str]]:
+    """Files parsed on their own, in a few tasks of about the same size (largest files first
+    into the smallest task), each in input order."""
+    count = max(1, min(len(files), 4 * max(jobs, 1)))
+    chunks: list[list[str]] = [[] for _ in range(count)]
+    sizes = [0] * count
+    rank = {p: i for i, p in enumerate(prepared.paths)}
+    for path in sorted(files, key=lambda p: -len(prepared.texts[p])):
+        i = sizes.index(min(sizes))
+        chunks[i].append(path)
+        sizes[i] += len(prepared.texts[path])
+    return [sorted(c, key=rank.__getitem__) for c in chunks if c]
+
+
+def _assemble(prepared: Prepared, results: list[TaskResult], problems: list[FileProblem], roots: list[str],
+              inits: dict[str, list[InitFunction]], modules: dict[str, list[ExtensionModule]],
+              module_problems: dict[str, list[FileProblem]], context: ModuleContext) -> Analysis:
+    facts: dict[str, FileFacts] = {}
+    errors: dict[str, tuple] = {}
+    parse_problems: dict[str, FileProblem] = {}
+    for r in results:
+        facts.update(r.facts)
+        errors.update(r.error_spans)
+        for p in r.parse_problems:
+            parse_problems.setdefault(p.file, p)
+    found = list(problems) + [parse_problems[p] for p in prepared.paths if p in parse_problems]
+    found += _unread_inits({p: prepared.pres[p] for p in prepared.paths if p not in parse_problems},
+                           {i.name for root in roots for i in inits[root]})
+    headers: dict[str, list[FileProblem]] = {}
+    for r in results:
+        headers.update(r.header_problems)
+    found += [p for path in prepared.paths for p in headers.get(path, ())]
+    finished = []
+    for root in roots:
+        finished += [context.finish(m) for m in modules.get(root, [])]
+        found += module_problems.get(root, [])
+    finished.sort(key=lambda m: (m.init.file, m.init.span.start))
+    sources = {p: SourceText(p, prepared.texts[p], replace(prepared.pres[p], lexed=None), errors.get(p, ()))
+               for p in prepared.paths}
+    found += _silent_inits({p: s for p, s in sources.items() if p not in parse_problems}, prepared.closures,
+                           finished, found)
+    return Analysis(tuple(finished), tuple(facts[p] for p in sorted(facts)), tuple(found), sources,
+                    context.build.defines)
+
+
+def reparse(sources: Mapping[str, SourceText | Source], new_text: Mapping[str, bytes],
+            build_defines: Mapping[str, str] | None = None) -> dict[str, Source]:
+    """Parse the files whose text changed, each seeing the macros of the others as they are now
+    (a port may have changed a header and added includes); the others are not parsed again."""
+    problems: list[FileProblem] = []
+    items = [(path, new_text.get(path, src.text)) for path, src in sources.items()]
+    items += [(path, text) for path, text in new_text.items() if path not in sources]  # a file the port made
+    prepared = prepare(items, problems, build_defines, sources)
+    out = {}
+    for path in new_text:
+        if path in prepared.pres:
+            macros, iso646 = prepared.project_macros(path)
+            out[path] = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646)
+    return out
