@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -50,6 +51,9 @@ def exit_code(result) -> ExitCode:
     """The exit status of a port run: FAILED when any module or file failed."""
     return ExitCode.FAILED if result.failed else ExitCode.OK
 PROGRESS_THRESHOLD = 40  # files; below this a progress bar is noise
+PROGRESS_BYTES = 1 << 20  # unless they are this big
+JobsOption = Annotated[Optional[int], typer.Option(
+    "--jobs", "-j", min=1, help="Processes that parse and analyse (default: one per CPU).")]
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -85,17 +89,30 @@ def _read_inputs(paths: list[Path], follow_includes: bool = True, defines: list[
     return inputs
 
 
-def _scan(inputs):
+def _scan(inputs, file_facts_for: str = "all", jobs: int | None = None):
     from porter.pipeline import scan
 
     files = [(f.path, f.data) for f in inputs.files]
-    if len(files) >= PROGRESS_THRESHOLD and err.is_terminal:
-        from rich.progress import Progress
+    with _progress(files, "scanning") as progress:
+        return scan(files, inputs.problems, inputs.companions(), jobs=jobs, file_facts_for=file_facts_for,
+                    progress=progress)
 
-        with Progress(console=err, transient=True) as progress:
-            progress.add_task(f"scanning {len(files)} files", total=None)
-            return scan(files, inputs.problems, inputs.companions())
-    return scan(files, inputs.problems, inputs.companions())
+
+@contextmanager
+def _progress(files: list[tuple[str, bytes]], what: str):
+    """A progress bar on stderr for a tree of files or a big file (a terminal only): bytes
+    parsed, then bytes of the modules analysed."""
+    size = sum(len(data) for _, data in files)
+    if not err.is_terminal or (len(files) < PROGRESS_THRESHOLD and size < PROGRESS_BYTES):
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(f"{what} {len(files)} files, {size / 1e6:.1f} MB"), BarColumn(), TaskProgressColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @app.callback(invoke_without_command=True)
@@ -117,13 +134,15 @@ def scan(
     as_json: Annotated[bool, typer.Option("--json", help="Every fact as JSON (schema porter-scan/1).")] = False,
     define: DefineOption = None,
     include_dir: IncludeOption = None,
+    jobs: JobsOption = None,
 ) -> None:
     """Find single-phase modules, their static types, globals and blockers."""
     from porter.facts_json import analysis_to_json
     from porter.report import scan_rows
 
     inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
-    analysis = _scan(inputs)
+    # The table lists the sources outside every module; the JSON, every file.
+    analysis = _scan(inputs, "all" if as_json else "c", jobs)
     if as_json:
         json.dump(analysis_to_json(analysis), sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
@@ -158,6 +177,7 @@ def port(
     smoke: Annotated[Optional[Path], typer.Option(help="With --verify: a smoke script run after each import.")] = None,
     define: DefineOption = None,
     include_dir: IncludeOption = None,
+    jobs: JobsOption = None,
 ) -> None:
     """Port single-phase modules to multi-phase init with module state: a unified diff."""
     from porter.diff import unified_diff
@@ -179,8 +199,10 @@ def port(
         if target is not None and os.path.realpath(target) in sources:
             raise fail(f"{target} is one of the sources; porter writes patches and reports elsewhere")
     cwd = Path.cwd()
-    done = checked_port([(f.path, f.data) for f in inputs.files], unsafe=unsafe, problems=list(inputs.problems),
-                        companions=inputs.companions(), compile=compile_check, cwd=cwd)
+    files = [(f.path, f.data) for f in inputs.files]
+    with _progress(files, "porting") as progress:
+        done = checked_port(files, unsafe=unsafe, problems=list(inputs.problems), companions=inputs.companions(),
+                            compile=compile_check, cwd=cwd, jobs=jobs, progress=progress)
     if verify:
         from porter.inputs import project_root
         from porter.package_verify import is_package

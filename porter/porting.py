@@ -32,8 +32,10 @@ class CheckedPort:
 
 
 def checked_port(files: list[tuple[str, bytes]], unsafe: bool = False, problems: list[FileProblem] | None = None,
-                 companions: Companions | None = None, compile: bool = True, cwd: Path | None = None) -> CheckedPort:
-    result = port_files(files, unsafe=unsafe, problems=problems, companions=companions or Companions())
+                 companions: Companions | None = None, compile: bool = True, cwd: Path | None = None,
+                 jobs: int | None = None, progress=None) -> CheckedPort:
+    result = port_files(files, unsafe=unsafe, problems=problems, companions=companions or Companions(),
+                        jobs=jobs, progress=progress)
     original = dict(files)
     toolchains: list[Toolchain] | str = "asked not to (--no-compile)"
     if compile and any(mp.status is PortStatus.PORTED for mp in result.modules):

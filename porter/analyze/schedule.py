@@ -145,6 +145,14 @@ class Task:
     def cost(self, prepared: Prepared) -> int:
         return sum(len(prepared.texts[p]) for p in self.files)
 
+    def work(self, prepared: Prepared) -> int:
+        """What the progress report counts: bytes parsed, then bytes of the modules analysed."""
+        return self.cost(prepared) + sum(_analysed_bytes(prepared, root, files) for root, files in self.analyse)
+
+
+def _analysed_bytes(prepared: Prepared, root: str, files: tuple[str, ...] | None) -> int:
+    return sum(len(prepared.texts[p]) for p in files or prepared.closures[root])
+
 
 @dataclass
 class TaskResult:
@@ -189,16 +197,16 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
             out.links[path] = link_facts(indexes[path])
     for root, files in task.analyse:
         module_files = [p for p in files or prepared.closures[root] if p in indexes]
-        if root not in indexes:
-            continue
-        tu = tu_macros(root, prepared.closures, indexes)
-        inits = find_init_functions(indexes[root], tu, _build_names(build, root))
-        out.inits[root] = inits
-        if inits:
-            out.modules[root], out.module_problems[root] = analyze_root(
-                root, inits, [indexes[p] for p in module_files])
-        else:
-            out.header_problems[root] = _unread_init_headers(indexes, {root: tu}, [root], build)
+        if root in indexes:
+            tu = tu_macros(root, prepared.closures, indexes)
+            inits = find_init_functions(indexes[root], tu, _build_names(build, root))
+            out.inits[root] = inits
+            if inits:
+                out.modules[root], out.module_problems[root] = analyze_root(
+                    root, inits, [indexes[p] for p in module_files])
+            else:
+                out.header_problems[root] = _unread_init_headers(indexes, {root: tu}, [root], build)
+        report(_analysed_bytes(prepared, root, files))
     return out
 
 
@@ -220,7 +228,7 @@ class Runner:
 
     def plan(self, tasks: list[Task]) -> None:
         """Tell the progress report about more bytes to parse."""
-        self.total += sum(t.cost(self.prepared) for t in tasks)
+        self.total += sum(t.work(self.prepared) for t in tasks)
         self._tell(0)
 
     def run(self, tasks: list[Task]) -> list[TaskResult]:
