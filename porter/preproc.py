@@ -7,9 +7,10 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from porter import conditions
-from porter.lexer import Lexed, find_names, lex
+from porter.lexer import Lexed, find_names, lex, matching_paren
 from porter.model import Macro, Span
 
 _DIRECTIVE = re.compile(rb"#\s*(if|ifdef|ifndef|elif|else|endif|define|undef)\b(.*)", re.DOTALL)
@@ -65,6 +66,16 @@ class Include:
     span: Span
 
 
+class InitName(NamedTuple):
+    """A `PyInit_...` name in the code, and what follows it."""
+
+    start: int
+    end: int
+    name: str
+    called: bool  # `(` follows it within a few blanks
+    may_define: bool  # `(...)` follows, and then no `;`, `,` or `)`: it may start a definition
+
+
 @dataclass(frozen=True)
 class Preprocessed:
     path: str
@@ -72,9 +83,8 @@ class Preprocessed:
     macros: tuple[Macro, ...]
     includes: tuple[Include, ...]
     lexed: Lexed | None = None  # the lexer's spans, so that masking does not read the file again
-    # Every `PyInit_...` name outside comments, literals and directives: (start, end, name,
-    # whether `(` follows it within a few blanks).
-    init_names: tuple[tuple[int, int, str, bool], ...] = ()
+    # Every `PyInit_...` name outside comments, literals and directives.
+    init_names: tuple[InitName, ...] = ()
 
     @cached_property
     def _nesting(self) -> tuple[list[int], list[int]]:
@@ -147,10 +157,21 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
     pre = Preprocessed(path, conds, (), tuple(includes))
     macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text, pre.activity(m.span.start),
                     m.body_bytes) for m in macros]
-    inits = tuple((start, end, lexed.code[start:end].decode("utf-8", "replace"),
-                   text[end:end + 16].lstrip().startswith(b"("))
+    inits = tuple(_init_name(text, lexed, start, end)
                   for start, end in find_names(lexed.code, b"PyInit_", prefix=True)) if b"PyInit_" in text else ()
     return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed, inits)
+
+
+def _init_name(text: bytes, lexed: Lexed, start: int, end: int) -> InitName:
+    code = lexed.code
+    called = text[end:end + 16].lstrip().startswith(b"(")
+    may_define = False
+    opening = _SPACE.match(code, end)
+    if opening is not None and code[opening.end():opening.end() + 1] == b"(":
+        close = matching_paren(code, opening.end())
+        after = _SPACE.match(code, close + 1) if close is not None else None
+        may_define = after is None or code[after.end():after.end() + 1] not in (b";", b",", b")")
+    return InitName(start, end, code[start:end].decode("utf-8", "replace"), called, may_define)
 
 
 def _macro(path: str, start: int, end: int, m, text: bytes) -> Macro:

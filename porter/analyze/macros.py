@@ -27,14 +27,14 @@ class MacroTable:
                                        if any(word in m.body_text for m in ms))
         return self.memo[key]  # type: ignore[return-value]
 
-    def may_expand_to(self, word: str) -> frozenset[str]:
+    def may_expand_to(self, word: str, pasting: bool = True) -> frozenset[str]:
         """Names whose expansion may contain `word`: a definition's body spells it, pastes
-        tokens (`##`), or names another such macro. A superset, cheap to find: only these are
-        worth expanding to look for `word`."""
-        key = f"expands:{word}"
+        tokens (`##`, unless `pasting` is false), or names another such macro. A superset,
+        cheap to find: only these are worth expanding to look for `word`."""
+        key = f"expands:{word}:{pasting}"
         if key not in self.memo:
             found = {name for name, ms in self.by_name.items()
-                     if any(word in m.body_text or "##" in m.body_text for m in ms)}
+                     if any(word in m.body_text or (pasting and "##" in m.body_text) for m in ms)}
             named = {name: {n.decode() for m in ms for n in IDENTIFIER.findall(m.body_text.encode())}
                      for name, ms in self.by_name.items()}
             changed = True

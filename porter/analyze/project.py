@@ -453,7 +453,7 @@ def _unread_inits(pres: Mapping[str, Preprocessed], found: set[str]) -> list[Fil
     out = []
     for path, pre in pres.items():
         seen = set()
-        for start, _, name, called in pre.init_names:
+        for start, _, name, called, _ in pre.init_names:
             if name in found or name in seen or pre.dead(start):
                 continue
             if called and pre.enclosing(start):
@@ -898,29 +898,33 @@ def link_files(facts: Mapping[str, LinkFacts], paths: list[str], closures: Mappi
     """Files without an init function that each root's module links with, by external symbol:
     `facts` are needed for the roots' files, the candidates next to them and the candidates'
     headers; `paths` are all files, in the order of the input."""
-    linked: dict[str, list[str]] = {}
     candidates = link_candidates(paths, closures, roots)
-    for root in roots:
-        members = list(closures[root])
-        # A module's separately compiled files sit next to its init file: in a tree of many
-        # modules (CPython's Modules/), shared names would otherwise link unrelated files.
-        folder = posixpath.dirname(root)
-        changed = True
-        while changed:
-            changed = False
-            mem_exports = set().union(*(facts[p].exported for p in members))
-            mem_refs = set().union(*(facts[p].referenced for p in members))
-            for cand in candidates:
-                if cand in members or posixpath.dirname(cand) != folder:
-                    continue
-                if (facts[cand].exported & mem_refs) or (mem_exports & facts[cand].referenced
-                                                         and facts[cand].exported):
-                    for p in closures[cand]:
-                        if p not in members:
-                            members.append(p)
-                    changed = True
-        linked[root] = [p for p in members if p not in closures[root]]
-    return linked
+    return {root: link_root(root, facts, candidates, closures) for root in roots}
+
+
+def link_root(root: str, facts: Mapping[str, LinkFacts], candidates: list[str],
+              closures: Mapping[str, list[str]]) -> list[str]:
+    """The candidates (with their headers) one root's module links with."""
+    members = list(closures[root])
+    # A module's separately compiled files sit next to its init file: in a tree of many
+    # modules (CPython's Modules/), shared names would otherwise link unrelated files.
+    folder = posixpath.dirname(root)
+    nearby = [c for c in candidates if posixpath.dirname(c) == folder]
+    changed = bool(nearby)
+    while changed:
+        changed = False
+        mem_exports = set().union(*(facts[p].exported for p in members))
+        mem_refs = set().union(*(facts[p].referenced for p in members))
+        for cand in nearby:
+            if cand in members:
+                continue
+            if (facts[cand].exported & mem_refs) or (mem_exports & facts[cand].referenced
+                                                     and facts[cand].exported):
+                for p in closures[cand]:
+                    if p not in members:
+                        members.append(p)
+                changed = True
+    return [p for p in members if p not in closures[root]]
 
 
 def module_files(root: str, closures, linked) -> list[str]:

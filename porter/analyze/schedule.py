@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 from porter.analyze.build_config import BuildConfig
-from porter.analyze.index import build_index
+from porter.analyze.index import FileIndex, build_index
 from porter.analyze.macros import MacroTable
 from porter.analyze.modules import find_init_functions
 from porter.analyze.project import (
@@ -49,10 +49,11 @@ from porter.analyze.project import (
     link_candidates,
     link_facts,
     link_files,
+    link_root,
     paths_by_basename,
     tu_macros,
 )
-from porter.lexer import IDENTIFIER
+from porter.lexer import IDENTIFIER, lex
 from porter.model import NO_COMPANIONS, Companions, ExtensionModule, FileFacts, FileProblem, InitFunction, Macro
 from porter.parse import Source, SourceText, parse_source
 from porter.preproc import Preprocessed, preprocess
@@ -74,6 +75,7 @@ class Prepared:
     includes: dict[str, list[str]]  # the files a file's quoted includes name
     includers: dict[str, list[str]]  # the files whose closure holds a file (a unity build's)
     build: BuildConfig | None = None
+    possible: list[str] = field(default_factory=list)  # the files that may define init functions
 
     def project_macros(self, path: str) -> tuple[dict[str, Macro], bool]:
         """The #defines a file sees (its own and its headers', and in a unity build its
@@ -116,18 +118,24 @@ def prepare(items: list[tuple[str, bytes]], problems: list[FileProblem],
 
 
 def may_define_init(prepared: Prepared, path: str) -> bool:
-    """Whether a file may define an init function: it names a `PyInit_...`, or it names a
-    macro of its translation unit whose expansion may (`MOD_INIT(name)`, `#define INIT
-    PyInit_x`). A superset of the files `find_init_functions` finds one in; the others are
-    only parsed when some module needs them."""
+    """Whether a file may define an init function: `PyInit_...(...)` not followed by `;`, `,`
+    or `)` (a prototype, a call, a table entry), or `PyInit_...` as a macro's argument
+    (`MOD_INIT(PyInit_x)`), or a macro of its translation unit whose body spells `PyInit`, or
+    names one that does (`MOD_INIT(name)`, `#define INIT PyInit_x`). A superset of the files
+    `find_init_functions` finds one in (it only reads function definitions whose name is
+    `PyInit_...`, a macro that expands to one, or a macro header that expands to one); the
+    other files are parsed only when a module needs them."""
     pre = prepared.pres[path]
-    if pre.init_names:
-        return True
+    lexed = pre.lexed or lex(prepared.texts[path])
+    code = lexed.code
+    for n in pre.init_names:
+        before = lexed.prev_code_byte(n.start)
+        if n.may_define or (before is not None and code[before] == 0x28):  # `(`
+            return True
     table = MacroTable([m for p in prepared.closures[path] for m in prepared.pres[p].macros])
-    spelling = table.may_expand_to("PyInit_")
+    spelling = table.may_expand_to("PyInit", pasting=False)
     if not spelling:
         return False
-    code = pre.lexed.code if pre.lexed is not None else prepared.texts[path]
     return any(name.decode("utf-8", "replace") in spelling for name in set(IDENTIFIER.findall(code)))
 
 
@@ -139,7 +147,7 @@ class Task:
     files: tuple[str, ...]  # parsed, in the order given
     index: frozenset[str] = frozenset()  # indexed for their link facts
     # Files that may define init functions, each with its module's files (None: the files it
-    # includes, the module linking with no other file).
+    # includes and the files it links with, found in the task).
     analyse: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
 
     def cost(self, prepared: Prepared) -> int:
@@ -163,10 +171,12 @@ class TaskResult:
     modules: dict[str, list[ExtensionModule]] = field(default_factory=dict)
     module_problems: dict[str, list[FileProblem]] = field(default_factory=dict)
     header_problems: dict[str, list[FileProblem]] = field(default_factory=dict)  # init headers not read
+    linked: dict[str, list[str] | None] = field(default_factory=dict)  # what each module was read with
     parse_problems: list[FileProblem] = field(default_factory=list)
 
 
 _PREPARED: Prepared | None = None  # the parent's, inherited by forked workers
+_LINKS: dict[str, LinkFacts] = {}  # the link facts of the files next to modules, likewise
 _PROGRESS = None  # a queue of bytes done, from workers to the parent
 
 
@@ -178,7 +188,9 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
     report = report or _report_to_parent
     out = TaskResult()
     sources: dict[str, Source] = {}
-    for path in task.files:
+    indexes: dict[str, FileIndex] = {}
+
+    def parse(path: str) -> None:
         try:
             macros, iso646 = prepared.project_macros(path)
             src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646)
@@ -189,21 +201,43 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
             out.error_spans[path] = src.error_spans
         except Exception as e:
             out.parse_problems.append(FileProblem(path, internal_error("parsing", e)))
+
+    def index(path: str) -> None:
+        if path not in indexes and path in sources:
+            indexes[path] = build_index(sources[path])
+
+    for path in task.files:
+        parse(path)
         report(len(prepared.texts[path]))
-    wanted = task.index | {p for root, files in task.analyse for p in (files or prepared.closures[root])}
-    indexes = {path: build_index(src) for path, src in sources.items() if path in wanted}
     for path in task.index:
+        index(path)
         if path in indexes:
             out.links[path] = link_facts(indexes[path])
+    candidates = None
     for root, files in task.analyse:
-        module_files = [p for p in files or prepared.closures[root] if p in indexes]
+        for p in files or prepared.closures[root]:
+            index(p)
         if root in indexes:
             tu = tu_macros(root, prepared.closures, indexes)
             inits = find_init_functions(indexes[root], tu, _build_names(build, root))
             out.inits[root] = inits
+            if inits and files is None:
+                # The files it links with: from the link facts of the files next to it.
+                if candidates is None:
+                    candidates = link_candidates(prepared.paths, prepared.closures, prepared.possible)
+                try:
+                    linked = link_root(root, {**_LINKS, **out.links}, candidates, prepared.closures)
+                except KeyError:  # a file porter has no link facts of: the parent decides
+                    linked = None
+                out.linked[root] = linked
+                for p in linked or ():
+                    if p not in sources:
+                        parse(p)
+                    index(p)
+                files = tuple(prepared.closures[root]) + tuple(linked or ())
             if inits:
                 out.modules[root], out.module_problems[root] = analyze_root(
-                    root, inits, [indexes[p] for p in module_files])
+                    root, inits, [indexes[p] for p in files or prepared.closures[root] if p in indexes])
             else:
                 out.header_problems[root] = _unread_init_headers(indexes, {root: tu}, [root], build)
         report(_analysed_bytes(prepared, root, files))
@@ -230,6 +264,12 @@ class Runner:
         """Tell the progress report about more bytes to parse."""
         self.total += sum(t.work(self.prepared) for t in tasks)
         self._tell(0)
+
+    def restart(self) -> None:
+        """Workers forked from now on see what the parent knows now (`_LINKS`)."""
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
 
     def run(self, tasks: list[Task]) -> list[TaskResult]:
         tasks = [t for t in tasks if t.files]
@@ -324,36 +364,43 @@ def scan_files(items: list[tuple[str, bytes]], problems: list[FileProblem] | Non
 
 def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], context: ModuleContext,
           file_facts_for: str) -> Analysis:
+    global _LINKS
     paths, closures = prepared.paths, prepared.closures
-    # 1. Files that may define init functions, grouped by the headers they share.
-    possible = [p for p in paths if may_define_init(prepared, p)]
+    possible = prepared.possible = [p for p in paths if may_define_init(prepared, p)]
     groups = _connected(possible, closures, paths)
-    first = [Task(tuple(files), frozenset(files), tuple((r, None) for r in roots)) for roots, files in groups]
-    runner.plan(first)
+    in_groups = {p for _, files in groups for p in files}
+    # 1. The files next to what may be a module that may link with it, for their link facts;
+    #    and the files asked for only for their own facts.
+    folders = {posixpath.dirname(r) for r in possible}
+    nearby = [c for c in link_candidates(paths, closures, possible) if posixpath.dirname(c) in folders]
+    need_links = [p for p in paths if any(p in closures[c] for c in nearby)]
+    asked = [p for p in paths if p not in in_groups and p not in need_links and (
+        file_facts_for == "all" or (file_facts_for == "c" and p.endswith(".c")))]
+    first = [Task(tuple(files), frozenset(files) & set(need_links)) for files in _chunks(need_links + asked, prepared,
+                                                                                      runner.jobs)]
+    # 2. The files that may define init functions, grouped by the headers they share: each
+    #    module found is read with the files it links with.
+    second = [Task(tuple(files), frozenset(files), tuple((r, None) for r in roots)) for roots, files in groups]
+    runner.plan(first + second)
     results = runner.run(first)
-    inits: dict[str, list[InitFunction]] = {}
     links: dict[str, LinkFacts] = {}
+    for r in results:
+        links.update(r.links)
+    _LINKS = links
+    runner.restart()
+    results += runner.run(second)
+    inits: dict[str, list[InitFunction]] = {}
+    used: dict[str, list[str] | None] = {}
     for r in results:
         inits.update(r.inits)
         links.update(r.links)
+        used.update(r.linked)
     roots = [p for p in paths if inits.get(p)]
-    # 2. Files next to a module's init file that may link with it; files asked for.
-    folders = {posixpath.dirname(r) for r in roots}
-    candidates = [c for c in link_candidates(paths, closures, roots) if posixpath.dirname(c) in folders]
-    need_links = [p for p in paths if p not in links and any(p in closures[c] for c in candidates)]
-    parsed = {p for r in results for p in r.facts} | {p.file for r in results for p in r.parse_problems}
-    asked = [p for p in paths if p not in parsed and p not in need_links and (
-        file_facts_for == "all" or (file_facts_for == "c" and p.endswith(".c")))]
-    second = [Task(tuple(files), frozenset(files) & set(need_links))
-              for files in _chunks(need_links + asked, prepared, runner.jobs)]
-    runner.plan(second)
-    results += runner.run(second)
-    for r in results:
-        links.update(r.links)
-    # 3. The modules that do link with other files, again with them.
+    # 3. A module read with other files than it links with (a file that may have defined an
+    #    init function but did not is one more candidate): read again.
     linked = link_files(links, paths, closures, roots)
     again = [Task(tuple(_module_files(r, linked)), analyse=((r, tuple(_module_files(r, linked))),))
-             for r in roots if linked[r]]
+             for r in roots if used.get(r) != linked[r]]
     runner.plan(again)
     redone = runner.run(again)
     modules: dict[str, list[ExtensionModule]] = {}
@@ -361,6 +408,7 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     for r in results + redone:
         modules.update(r.modules)
         module_problems.update(r.module_problems)
+    _LINKS = {}
     return _assemble(prepared, results + redone, problems, roots, inits, modules, module_problems, context)
 
 
