@@ -20,7 +20,7 @@ from porter.model import (
     Span,
     TypeReady,
 )
-from porter.parse import Node, walk
+from porter.parse import Node, descendants, walk
 
 _NULLISH = re.compile(r"^\(?\s*(NULL|0|\(\s*PyObject\s*\*\s*\)\s*NULL)\s*\)?$")
 
@@ -46,9 +46,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
     null_checks = _null_checks(src, body, module_var, create_nodes)
     returns = _returns(src, body, module_var, macros, problems)
     decrefs, add_module, add_objects, readies, assigns = [], [], [], [], []
-    for node in walk(body):
-        if node.type != "call_expression":
-            continue
+    for node in descendants(body, ("call_expression",)):
         callee = ctree.call_name(node)
         args = ctree.call_args(node)
         if callee in capi.RELEASE_MACROS and module_var and len(args) == 1 and _is_name(args[0], module_var):
@@ -73,7 +71,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
     for where, scope in [(index, body)] + [(i, h.child_by_field_name("body")) for i, h in helpers]:
         if scope is None:
             continue
-        for node in walk(scope):
+        for node in descendants(scope, ("assignment_expression", "call_expression")):
             if node.type == "assignment_expression":
                 left = node.child_by_field_name("left")
                 if left is not None and left.type == "field_expression" and left.children[1].type == ".":
@@ -220,6 +218,8 @@ def _lone_bodies(body: Node, spans: set[Span]) -> tuple[Span, ...]:
     """Those of `spans` that are statements standing alone as the body of an if/else/loop:
     deleting one needs `{}` in its place."""
     found = []
+    if not spans:
+        return ()
     for node in walk(body):
         if Span(node.start_byte, node.end_byte) in spans and node.parent is not None \
                 and node.parent.type not in ("compound_statement", "labeled_statement") \
@@ -423,9 +423,8 @@ def expand_use(index, node: Node, table: MacroTable) -> str | None:
 
 def _declared_in(body: Node, name: str) -> bool:
     """Whether `name` is a local of the function whose body this is."""
-    for node in walk(body):
-        if node.type == "declaration" and any(ctree.read_declarator(d).name == name
-                                               for d in ctree.declarators(node)):
+    for node in descendants(body, ("declaration",)):
+        if any(ctree.read_declarator(d).name == name for d in ctree.declarators(node)):
             return True
     return False
 
@@ -485,7 +484,7 @@ def _null_checks(src, body: Node, module_var: str | None, create_nodes: list[Nod
 
 def _returns(src, body: Node, module_var: str | None, macros: MacroTable, problems: list[str]) -> list[ReturnSite]:
     out = []
-    for node in walk(body):
+    for node in descendants(body, ("return_statement", "expression_statement")):
         if src.pre.dead(node.start_byte):
             continue  # `#if PY_MAJOR_VERSION < 3` ... `return;`: no Python porter targets compiles it
         if node.type == "return_statement":

@@ -389,7 +389,14 @@ def _top_level_groups(src: Source) -> list[Span]:
     """#if groups inside no other (an include guard does not count), the guard excluded."""
     end = guard_end(src) if src.path.endswith(".h") else None
     groups = [c.span for c in src.conditionals if end is None or c.endif.start != end]
-    return [g for g in groups if not any(o.start < g.start and g.end <= o.end for o in groups)]
+    # In the order of their starts (no two start together): a group is inside another exactly
+    # when one before it ends at or after its end.
+    out, reach = [], -1
+    for g in groups:
+        if reach < g.end:
+            out.append(g)
+        reach = max(reach, g.end)
+    return out
 
 
 def guard_end(src: Source) -> int | None:
