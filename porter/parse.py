@@ -136,6 +136,15 @@ class Source:
         """Where each of `macro_masks` starts (they are in the order of the file)."""
         return [m.span.start for m in self.macro_masks]
 
+    def masks_in(self, start: int, end: int) -> tuple[MacroMask, ...]:
+        """The macro masks that start in `start..end`, in the order of the file."""
+        starts = self.mask_starts
+        return self.macro_masks[bisect_left(starts, start):bisect_left(starts, end)]
+
+    def masks_at(self, offset: int) -> tuple[MacroMask, ...]:
+        """The macro masks that start at `offset`."""
+        return self.masks_in(offset, offset + 1)
+
     def blanked_masks(self) -> list[MacroMask]:
         """Macro uses the tree does not see: their text is read lexically."""
         return [m for m in self.macro_masks if m.blanked]

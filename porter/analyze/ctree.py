@@ -182,18 +182,31 @@ def enclosing_function(node: Node) -> Node | None:
     return None
 
 
-def is_declared_locally(name: str, ident: Node) -> bool:
-    """Whether `ident` refers to a local or parameter named `name` rather than a global."""
+def is_declared_locally(name: str, ident: Node, scopes: dict[int, dict[str, int]] | None = None) -> bool:
+    """Whether `ident` refers to a local or parameter named `name` rather than a global.
+
+    `scopes` (one per tree: `FileIndex.scopes`) keeps, for each block asked about, where each
+    name is first declared in it: a block of thousands of statements (a big init function) is
+    then read once, not once per use of a global inside it.
+    """
     current = ident.parent
     child = ident
     while current is not None:
         kind = current.type
         if kind in ("compound_statement", "for_statement"):
-            for c in current.children:
-                if c.start_byte >= child.start_byte and kind == "compound_statement":
-                    break
-                if c.type == "declaration" and _declares(c, name):
+            if scopes is not None:
+                first = scopes.get(current.id)
+                if first is None:
+                    first = scopes[current.id] = _first_declarations(current)
+                if first.get(name, child.start_byte) < child.start_byte or (
+                        kind == "for_statement" and name in first):
                     return True
+            else:
+                for c in current.children:
+                    if c.start_byte >= child.start_byte and kind == "compound_statement":
+                        break
+                    if c.type == "declaration" and _declares(c, name):
+                        return True
         elif kind == "function_definition":
             _, _, fdecl = function_name(current)
             params = fdecl.child_by_field_name("parameters") if fdecl is not None else None
@@ -207,6 +220,18 @@ def is_declared_locally(name: str, ident: Node) -> bool:
         child = current
         current = current.parent
     return False
+
+
+def _first_declarations(block: Node) -> dict[str, int]:
+    """Where each name a block's own declarations declare is first declared in it."""
+    first: dict[str, int] = {}
+    for c in block.children:
+        if c.type == "declaration":
+            for d in declarators(c):
+                found = read_declarator(d).name
+                if found is not None:
+                    first.setdefault(found, c.start_byte)
+    return first
 
 
 def _declares(decl: Node, name: str) -> bool:

@@ -206,7 +206,7 @@ def module_global_uses(indexes: list[FileIndex], name: str, macros: MacroTable,
         for ident in idx.identifiers.get(name, []):
             owner = ctree.enclosing_function(ident)
             function = ctree.function_name(owner)[0] if owner is not None else None
-            if function is None or function == init_function or ctree.is_declared_locally(name, ident):
+            if function is None or function == init_function or ctree.is_declared_locally(name, ident, idx.scopes):
                 continue
             parent = ident.parent
             while parent is not None and parent.type == "parenthesized_expression":

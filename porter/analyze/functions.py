@@ -129,8 +129,7 @@ def _method_rows(src, index, macros, table, rows) -> list[MethodEntry]:
             here = macros.at(index.path, row.start_byte)
             text = expand(here, macro, [src.text_of(a) for a in ctree.call_args(row)]) or ""
             values = split_braced(text)
-        clinic = next((m.name for m in src.macro_masks
-                       if m.span.start == row.start_byte and m.name.endswith("_METHODDEF")), None)
+        clinic = next((m.name for m in src.masks_at(row.start_byte) if m.name.endswith("_METHODDEF")), None)
         if clinic is not None:
             # Argument Clinic: the mask `{FOO_METHOD},` stands for FOO_METHODDEF.
             text = expand(macros.at(index.path, row.start_byte), clinic, None) or ""

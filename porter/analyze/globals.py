@@ -150,7 +150,7 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> 
             owner_name = ctree.function_name(owner)[0] if owner is not None else None
             if g.function is not None and owner_name != g.function:
                 continue
-            if not _refers_to(ident, g) or _declares_itself(ident) or _names_a_parameter(ident):
+            if not _refers_to(ident, g, index.scopes) or _declares_itself(ident) or _names_a_parameter(ident):
                 continue
             shape, shape_span = _shape(ident)
             call = _argument_of(ident)
@@ -299,13 +299,13 @@ def _null_guarded(ident: Node) -> bool:
     return False
 
 
-def _refers_to(ident: Node, g: Global) -> bool:
+def _refers_to(ident: Node, g: Global, scopes: dict | None = None) -> bool:
     """Whether an identifier names `g` and not a local, a parameter or a struct field."""
     parent = ident.parent
     if parent is not None and parent.type in ("preproc_def", "preproc_function_def", "preproc_params"):
         return False
     if g.function is None:
-        return not ctree.is_declared_locally(g.name, ident)
+        return not ctree.is_declared_locally(g.name, ident, scopes)
     # A function-local static: the innermost declaration in scope must be the static one.
     return True
 

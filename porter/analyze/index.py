@@ -30,6 +30,8 @@ class FileIndex:
     macro_called: set[str] = field(default_factory=set)
     # Identifier -> (macro, span) for names inside macro uses the parser did not see.
     blanked_names: dict[str, list[tuple[str, Span]]] = field(default_factory=dict)
+    # Block node id -> where each name is first declared in it (ctree.is_declared_locally).
+    scopes: dict[int, dict[str, int]] = field(default_factory=dict)
 
     @property
     def path(self) -> str:

@@ -96,7 +96,7 @@ def _expanded_elements(src: Source, element: Node, expand_macro):
 
 
 def _is_head_init(src: Source, node: Node, macro: str) -> bool:
-    return any(m.name == macro and m.span.start == node.start_byte for m in src.macro_masks)
+    return any(m.name == macro for m in src.masks_at(node.start_byte))
 
 
 def _field(src: Source, name: str, value: Node, designated: bool, conditional: bool) -> Initializer:

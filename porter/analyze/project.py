@@ -6,6 +6,7 @@ import dataclasses
 import posixpath
 import re
 import traceback
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,7 @@ from porter.model import (
 )
 from porter.parse import Source, SourceText
 from porter.preproc import Preprocessed
+from porter.spans import SpanSet
 
 
 def internal_error(what: str, error: Exception) -> str:
@@ -758,7 +760,7 @@ def collect_instance_structs(indexes: list[FileIndex]) -> list[InstanceStruct]:
     for idx in indexes:
         heads = [m.span for m in idx.src.macro_masks if m.name in ("PyObject_HEAD", "PyObject_VAR_HEAD")]
         for node in _file_scope(idx.src.root):
-            if node.type != "type_definition" or not any(node.start_byte <= h.start < node.end_byte for h in heads):
+            if node.type != "type_definition" or not _any_start_in(heads, node.start_byte, node.end_byte):
                 continue
             t = node.child_by_field_name("type")
             names = [d.text.decode() for d in node.children_by_field_name("declarator")]
@@ -788,14 +790,19 @@ def _file_scope(root):
 _PY_OBJECT_TYPE = re.compile(r"Py\w*Object")
 
 
+def _any_start_in(spans: list[Span], start: int, end: int) -> bool:
+    """Whether one of `spans` (in the order of their starts) starts in `start..end`."""
+    i = bisect_left(spans, (start,))
+    return i < len(spans) and spans[i].start < end
+
+
 def _struct_fields(idx: FileIndex, body, heads, object_names: set[str]) -> list[StructField]:
     out = []
-    masked = [mc.conditional.span for mc in idx.src.masked_conditionals]
+    masked = SpanSet(mc.conditional.span for mc in idx.src.masked_conditionals)
     for decl in body.named_children:
-        if decl.type != "field_declaration" or any(decl.start_byte <= h.start < decl.end_byte for h in heads):
+        if decl.type != "field_declaration" or _any_start_in(heads, decl.start_byte, decl.end_byte):
             continue
-        conditional = any(
-            m.start <= decl.start_byte < m.end for m in masked)
+        conditional = masked.covers(decl.start_byte)
         type_node = decl.child_by_field_name("type")
         type_text = idx.src.text_of(type_node).strip() if type_node is not None else ""
         for d in decl.children_by_field_name("declarator"):

@@ -34,7 +34,7 @@ def collect_spec_types(indexes: list[FileIndex]) -> list[SpecType]:
             function = ctree.function_name(owner)[0] if owner is not None else None
             if left is None or left.type != "identifier" or function is None or spec is None:
                 continue
-            if ctree.is_declared_locally(left.text.decode(), left):
+            if ctree.is_declared_locally(left.text.decode(), left, idx.scopes):
                 continue
             out.append(SpecType(left.text.decode(), spec, idx.path, function,
                                 ctree.span(call), name, tuple(ctree.span(a) for a in args),

@@ -144,8 +144,8 @@ def _metatype(src, slots: list[Initializer]) -> str | None:
     head = next((s for s in slots if s.name == "ob_base"), None)
     if head is None:
         return None
-    for mask in src.macro_masks:
-        if mask.span.start == head.span.start and mask.blanked:
+    for mask in src.masks_at(head.span.start):
+        if mask.blanked:
             raw = src.text[mask.span.start:mask.span.end]
             if b"(" not in raw:
                 return None  # a project macro standing for PyVarObject_HEAD_INIT(NULL, 0)
