@@ -6,11 +6,13 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple, overload
 
 if TYPE_CHECKING:
     from porter.analyze.build_config import BuildConfig
     from porter.lexer import Token
+    from porter.spans import SpanSet
 
 
 class Span(NamedTuple):
@@ -470,7 +472,14 @@ class StaticType:
     conditional_groups: tuple = ()  # (Conditional, kept branch, values per branch) of masked #ifs inside
 
     def slot(self, name: str) -> Initializer | None:
-        return next((s for s in self.slots if s.name == name), None)
+        return self._slots.get(name)
+
+    @cached_property
+    def _slots(self) -> dict[str, Initializer]:
+        found: dict[str, Initializer] = {}
+        for s in self.slots:
+            found.setdefault(s.name, s)
+        return found
 
     def slot_text(self, name: str) -> str | None:
         """The initialiser text of a slot, when the type sets it."""
@@ -569,7 +578,17 @@ class ExtensionModule:
     generated: tuple[Location, ...] = ()
 
     def in_generated(self, file: str, offset: int) -> bool:
-        return any(g.file == file and g.span.start <= offset < g.span.end for g in self.generated)
+        spans = self._generated.get(file)
+        return spans is not None and spans.covers(offset)
+
+    @cached_property
+    def _generated(self) -> dict[str, SpanSet]:
+        from porter.spans import SpanSet
+
+        by_file: dict[str, list[Span]] = {}
+        for g in self.generated:
+            by_file.setdefault(g.file, []).append(g.span)
+        return {file: SpanSet(spans) for file, spans in by_file.items()}
     include_lines: tuple[IncludeLine, ...] = ()  # every #include of the module's files
     # Headers with an include guard (or #pragma once): where the guarded part ends.
     guard_ends: tuple[tuple[str, int], ...] = ()
@@ -584,7 +603,23 @@ class ExtensionModule:
     macros_fully_seen: frozenset[str] = frozenset()
 
     def function(self, name: str) -> Function | None:
-        return next((f for f in self.functions if f.name == name), None)
+        return self._by_name[0].get(name)
+
+    def file_global(self, name: str) -> Global | None:
+        """The file-scope global named `name` (the first one, as a search of `globals` finds)."""
+        return self._by_name[1].get(name)
+
+    @cached_property
+    def _by_name(self) -> tuple[dict[str, Function], dict[str, Global]]:
+        # Planning asks by name for every type and use: a dict, not a search, each time.
+        functions: dict[str, Function] = {}
+        for f in self.functions:
+            functions.setdefault(f.name, f)
+        globals_: dict[str, Global] = {}
+        for g in self.globals:
+            if g.function is None:
+                globals_.setdefault(g.name, g)
+        return functions, globals_
 
     @property
     def exec_function(self) -> str:

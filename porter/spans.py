@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable
-
-from porter.model import Span
+from itertools import accumulate
 
 
 class SpanSet:
@@ -22,11 +21,10 @@ class SpanSet:
 
     __slots__ = ("_starts", "_ends")
 
-    def __init__(self, spans: Iterable[Span | tuple[int, int]] = ()):
+    def __init__(self, spans: Iterable[tuple[int, int]] = ()):
         self._starts: list[int] = []
         self._ends: list[int] = []
-        pairs = ((x.start, x.end) if isinstance(x, Span) else x for x in spans)
-        for start, end in sorted((s, e) for s, e in pairs if e > s):
+        for start, end in sorted((s, e) for s, e in spans if e > s):
             if self._ends and start < self._ends[-1]:
                 self._ends[-1] = max(self._ends[-1], end)
             else:
@@ -62,3 +60,19 @@ class SpanSet:
         if i >= 0 and start < self._ends[i] and self._starts[i] < end:
             return True
         return i + 1 < len(self._starts) and self._starts[i + 1] < end and start < self._ends[i + 1]
+
+
+class Containers:
+    """Half-open spans, for asking whether one of them holds a whole range."""
+
+    __slots__ = ("_starts", "_reach")
+
+    def __init__(self, spans: Iterable[tuple[int, int]] = ()):
+        ordered = sorted(spans)
+        self._starts = [s for s, _ in ordered]
+        self._reach = list(accumulate((e for _, e in ordered), max))  # the furthest end so far
+
+    def holds(self, start: int, end: int) -> bool:
+        """Whether some span has `span.start <= start and end <= span.end`."""
+        i = bisect_right(self._starts, start)
+        return i > 0 and self._reach[i - 1] >= end

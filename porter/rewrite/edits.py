@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import accumulate
 
 from porter.model import Span
 from porter.rewrite.vocab import Applicability
+from porter.spans import SpanSet
 
 ItemKey = tuple  # what a checklist item is about: ("global", function, name), ("type", name), ...
 
@@ -49,16 +52,26 @@ def apply_edits(text: bytes, edits: list[Edit]) -> bytes:
 
 
 def drop_moot(edits: list[Edit]) -> list[Edit]:
-    """Edits inside a span another edit deletes change nothing: leave them out."""
+    """Edits inside a span another edit deletes change nothing: leave them out.
+
+    By bisection over the deletions sorted by start (a big port has tens of thousands of edits,
+    and asking each deletion about each edit was quadratic)."""
     deletions = sorted((e.span for e in edits if (e.text == "" or e.supersedes)
                         and e.span.end > e.span.start), key=lambda s: (s.start, -s.end))
+    starts = [d.start for d in deletions]
+    reach = list(accumulate((d.end for d in deletions), max))  # the furthest end so far
+    interiors = SpanSet((d.start + 1, d.end) for d in deletions)
     out = []
     for e in edits:
-        if e.span.start == e.span.end:  # an insertion survives at either edge of a deletion
-            inside = any(d.start < e.span.start < d.end for d in deletions)
+        start, end = e.span
+        if start == end:  # an insertion survives at either edge of a deletion
+            inside = interiors.covers(start)
         else:
-            inside = any(d.start <= e.span.start and e.span.end <= d.end and d != e.span
-                         for d in deletions)
+            # One that starts before it and reaches its end, or one that starts with it and
+            # ends after it (the same span is no other deletion).
+            i = bisect_left(starts, start)
+            inside = (i > 0 and reach[i - 1] >= end) or (i < len(starts) and starts[i] == start
+                                                          and deletions[i].end > end)
         if not inside:
             out.append(e)
     return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from porter.analyze.project import Analysis
 from porter.analyze.schedule import reparse
 from porter.cpython import kept_single_phase
-from porter.model import ExtensionModule, FileProblem, InitStyle, Location
+from porter.model import ExtensionModule, FileProblem, InitStyle, Location, Span
 from porter.preproc import unbalanced_directive
 from porter.rewrite.edits import (
     Edit,
@@ -35,6 +35,7 @@ from porter.rewrite.steps.once_per_process import OncePerProcess
 from porter.rewrite.steps.state_access import StateAccess
 from porter.rewrite.steps.state_struct import StateStruct
 from porter.rewrite.vocab import Applicability, PortStatus, Reason
+from porter.spans import Containers
 from porter.status import Status, isolation_of
 
 # Steps run in this order on one plan; each only reads the plan, so the order only decides
@@ -155,7 +156,8 @@ def judge(plan: Plan, edits: list[Edit], items: list[Item]) -> tuple[list[Edit],
     see, or in an #if branch porter did not read, is at best REVIEW; each item then carries the
     edits that implement it, and is as weak as the weakest of them."""
     module = plan.module
-    unseen_macros = [Location(m.file, m.span) for m in module.macros if m.name not in module.macros_fully_seen]
+    unseen_macros = _by_file(Location(m.file, m.span) for m in module.macros if m.name not in module.macros_fully_seen)
+    unread = _by_file(module.unread_branches)
     judged = []
     orphans: dict[tuple, tuple[Edit, str]] = {}
     keys = {it.key for it in items if it.key is not None}
@@ -164,7 +166,7 @@ def judge(plan: Plan, edits: list[Edit], items: list[Item]) -> tuple[list[Edit],
                                                          and module.in_generated(e.file, e.span.end - 1)):
             raise GeneratedCodeEdit(f"{e.step} would edit Argument Clinic output at {e.file}:"
                                     f"{plan.layout(e.file).line(e.span.start)}")
-        why = _needs_review(e, unseen_macros, module.unread_branches)
+        why = _needs_review(e, unseen_macros, unread)
         if why and e.applicability is Applicability.SAFE:
             e = replace(e, applicability=Applicability.REVIEW)
             if e.item is None or e.item not in keys:
@@ -174,11 +176,12 @@ def judge(plan: Plan, edits: list[Edit], items: list[Item]) -> tuple[list[Edit],
     for e in judged:
         if e.item is not None:
             by_key.setdefault(e.item, []).append(e)
+    reviewed = {key for key, es in by_key.items() if any(e.applicability is Applicability.REVIEW for e in es)}
     linked = []
     for it in items:
         implementing = tuple(by_key.get(it.key, ())) if it.key is not None else ()
         weakest = it.applicability
-        if it.done and any(e.applicability is Applicability.REVIEW for e in implementing):
+        if it.done and it.key in reviewed:
             weakest = weakest.at_most(Applicability.REVIEW)
         linked.append(replace(it, edits=implementing, applicability=weakest))
     for key, (e, why) in sorted(orphans.items(), key=lambda kv: kv[0][1:]):
@@ -186,14 +189,21 @@ def judge(plan: Plan, edits: list[Edit], items: list[Item]) -> tuple[list[Edit],
     return judged, linked
 
 
-def _needs_review(e: Edit, unseen_macros: list[Location], unread: tuple[Location, ...]) -> str:
-    for loc in unseen_macros:
-        if loc.file == e.file and loc.span.start <= e.span.start and e.span.end <= loc.span.end:
-            return "edited inside a macro body whose every expansion porter did not see: review it"
-    for loc in unread:
-        if loc.file == e.file and loc.span.start <= e.span.start and e.span.end <= loc.span.end:
-            return "edited in an #if branch porter did not read: check that configuration builds"
+def _needs_review(e: Edit, unseen_macros: dict[str, Containers], unread: dict[str, Containers]) -> str:
+    macros, branches = unseen_macros.get(e.file), unread.get(e.file)
+    if macros is not None and macros.holds(e.span.start, e.span.end):
+        return "edited inside a macro body whose every expansion porter did not see: review it"
+    if branches is not None and branches.holds(e.span.start, e.span.end):
+        return "edited in an #if branch porter did not read: check that configuration builds"
     return ""
+
+
+def _by_file(locations) -> dict[str, Containers]:
+    """Spans by file, for asking whether one holds an edit (each edit used to ask each span)."""
+    spans: dict[str, list[Span]] = {}
+    for loc in locations:
+        spans.setdefault(loc.file, []).append(loc.span)
+    return {file: Containers(s) for file, s in spans.items()}
 
 
 def port(analysis: Analysis, unsafe: bool = False, multi_phase_is_done: bool = True) -> PortResult:

@@ -74,7 +74,7 @@ def plan_gc(module: ExtensionModule, layouts: dict[str, FileLayout], t: StaticTy
         return f"its dealloc {dealloc.name}() also serves {', '.join(x for x in dealloc.types if x != t.name)}"
     if not dealloc.frees:
         return f"{dealloc.name}() frees no object porter can see"
-    subtypes = [o.name for o in types.values() if referenced_name(o.slot_text("tp_base") or "") == t.name]
+    subtypes = list(_subtypes(types).get(t.name, ()))
     body = module.init_body
     subtypes += [a.target for a in (body.field_assignments if body else ())
                  if a.field == "tp_base" and referenced_name(a.value) == t.name and a.target not in subtypes]
@@ -90,7 +90,7 @@ def plan_gc(module: ExtensionModule, layouts: dict[str, FileLayout], t: StaticTy
 
 def _allocation_sites(module: ExtensionModule, layouts: dict[str, FileLayout],
                       t: StaticType) -> tuple[AllocationSite, ...] | str:
-    g = next((g for g in module.globals if g.name == t.name and g.function is None), None)
+    g = module.file_global(t.name)
     if g is None:
         return "porter cannot see where it is used"
     sites = []
@@ -115,13 +115,45 @@ def _allocation_sites(module: ExtensionModule, layouts: dict[str, FileLayout],
     # `PyObject_New(Obj, Py_TYPE(self))` allocates the type without naming it.
     operand = sizeof_operand(t.slot_text("tp_basicsize"))
     seen = {s.call for s in sites}
+    for fn, call, first in _allocating_calls(module, layouts).get(operand[1], ()) if operand else ():
+        if call.span in seen:
+            continue
+        line = layouts[fn.file].line(call.span.start)
+        return (f"{fn.file}:{line} allocates a {first} through {call.callee}(...) without "
+                f"naming {t.name}")
+    return tuple(sites)
+
+
+_SUBTYPES: list = [None, None]  # the types last asked about, and their subtypes
+
+
+def _subtypes(types: dict[str, StaticType]) -> dict[str, list[str]]:
+    """Each type's subtypes among `types` (by tp_base), in their order: asked for every type."""
+    if _SUBTYPES[0] is not types:
+        found: dict[str, list[str]] = {}
+        for o in types.values():
+            base = referenced_name(o.slot_text("tp_base") or "")
+            if base:
+                found.setdefault(base, []).append(o.name)
+        _SUBTYPES[:] = [types, found]
+    return _SUBTYPES[1]
+
+
+_ALLOCATING_CALLS: list = [None, None, None]  # the module and layouts last asked about, and the answer
+
+
+def _allocating_calls(module: ExtensionModule, layouts: dict[str, FileLayout]) -> dict[str, list]:
+    """The module's calls that look like allocations, by the struct their first argument names
+    (`struct` dropped), in the order of its functions and calls: every type of a module asks,
+    so they are found once per module, not once per type."""
+    if _ALLOCATING_CALLS[0] is module and _ALLOCATING_CALLS[1] is layouts:
+        return _ALLOCATING_CALLS[2]
+    found: dict[str, list] = {}
     for fn in module.functions:
         for call in fn.calls:
-            if not _ALLOCATING.search(call.callee) or call.span in seen or not call.args:
+            if not call.args or not _ALLOCATING.search(call.callee):
                 continue
             first = layouts[fn.file].text_of(call.args[0]).strip()
-            if operand is not None and re.sub(r"^struct\s+", "", first) == operand[1]:
-                line = layouts[fn.file].line(call.span.start)
-                return (f"{fn.file}:{line} allocates a {first} through {call.callee}(...) without "
-                        f"naming {t.name}")
-    return tuple(sites)
+            found.setdefault(re.sub(r"^struct\s+", "", first), []).append((fn, call, first))
+    _ALLOCATING_CALLS[:] = [module, layouts, found]
+    return found

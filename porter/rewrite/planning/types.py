@@ -111,7 +111,7 @@ def defines_module_attribute(t: StaticType, module: ExtensionModule) -> bool:
     """A `__module__` member or getset: a heap type reads `T.__module__` from its dict."""
     for slot_name in ("tp_members", "tp_getset"):
         table = referenced_name(t.slot_text(slot_name) or "")
-        g = next((g for g in module.globals if g.name == table and g.function is None), None)
+        g = module.file_global(table) if table else None
         if g is not None and '"__module__"' in g.initializer_text:
             return True
     return False
