@@ -19,34 +19,17 @@ _BLOCKER_CODES = {
 
 def collect_findings(
     indexes: list[FileIndex], functions: list[Function], globals_: list[Global],
-    types: list[StaticType],
+    types: list[StaticType], shared: dict | None = None,
 ) -> list[Finding]:
-    out: list[Finding] = []
-    fn_at = _function_locator(functions)
+    """`shared` keeps the findings that depend only on the files (calls, unparsed regions,
+    Py_LIMITED_API) between the modules of one set of files (a unity file's inits)."""
+    shared = {} if shared is None else shared
+    found = shared.get("file findings")
+    if found is None:
+        found = shared["file findings"] = _file_findings(indexes, functions)
+    out: list[Finding] = list(found)
     for index in indexes:
-        for name, call in index.calls:
-            span = Span(call.start_byte, call.end_byte)
-            where = fn_at(index.path, call.start_byte)
-            if name in capi.BLOCKER_CALLS:
-                code, severity = _BLOCKER_CODES.get(name, ("gilstate", Severity.RISK))
-                out.append(Finding(code, severity, index.path, span,
-                                   f"{name}(): {capi.BLOCKER_CALLS[name]}", where))
-            elif name in capi.PROCESS_GLOBAL_CALLS:
-                out.append(Finding("process-global", Severity.RISK, index.path, span,
-                                   f"{name}(): {capi.PROCESS_GLOBAL_CALLS[name]}", where))
-        for span in index.src.error_spans:
-            out.append(Finding("unparsed", Severity.INFO, index.path, span,
-                               "tree-sitter could not parse this region; porter edits nothing in it",
-                               fn_at(index.path, span.start)))
         out.extend(_dropped_branch_uses(index, globals_))
-        for m in index.macros:
-            if m.name == "Py_LIMITED_API" and m.active is not False:
-                out.append(Finding(
-                    "limited-api", Severity.RISK, index.path, m.span,
-                    f"Py_LIMITED_API is {m.body_text.strip() or 'defined'}: below 0x030C0000 the "
-                    "Py_mod_multiple_interpreters slot is invisible, so such builds keep refusing "
-                    "subinterpreters; heap types and module state need 0x030A0000 (PyType_GetModuleByDef "
-                    "0x030D0000): raise it"))
     for g in globals_:
         if not g.kind.needs_port:
             continue
@@ -68,6 +51,37 @@ def collect_findings(
                 f"{t.name} has metatype {t.metatype}: heap types with a custom metaclass need "
                 "PyType_FromMetaclass (3.12+)", subject=t.name))
     out.sort(key=lambda f: (f.file, f.span.start, f.code))
+    return out
+
+
+def _file_findings(indexes: list[FileIndex], functions: list[Function]) -> list[Finding]:
+    """Blocking and process-global calls, unparsed regions, Py_LIMITED_API: what the files say
+    whatever module they serve (the functions' names and spans are the same for each)."""
+    out: list[Finding] = []
+    fn_at = _function_locator(functions)
+    for index in indexes:
+        for name, call in index.calls:
+            span = Span(call.start_byte, call.end_byte)
+            where = fn_at(index.path, call.start_byte)
+            if name in capi.BLOCKER_CALLS:
+                code, severity = _BLOCKER_CODES.get(name, ("gilstate", Severity.RISK))
+                out.append(Finding(code, severity, index.path, span,
+                                   f"{name}(): {capi.BLOCKER_CALLS[name]}", where))
+            elif name in capi.PROCESS_GLOBAL_CALLS:
+                out.append(Finding("process-global", Severity.RISK, index.path, span,
+                                   f"{name}(): {capi.PROCESS_GLOBAL_CALLS[name]}", where))
+        for span in index.src.error_spans:
+            out.append(Finding("unparsed", Severity.INFO, index.path, span,
+                               "tree-sitter could not parse this region; porter edits nothing in it",
+                               fn_at(index.path, span.start)))
+        for m in index.macros:
+            if m.name == "Py_LIMITED_API" and m.active is not False:
+                out.append(Finding(
+                    "limited-api", Severity.RISK, index.path, m.span,
+                    f"Py_LIMITED_API is {m.body_text.strip() or 'defined'}: below 0x030C0000 the "
+                    "Py_mod_multiple_interpreters slot is invisible, so such builds keep refusing "
+                    "subinterpreters; heap types and module state need 0x030A0000 (PyType_GetModuleByDef "
+                    "0x030D0000): raise it"))
     return out
 
 

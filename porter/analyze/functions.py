@@ -278,22 +278,76 @@ def assign_roles(
     return roles, flags, owners
 
 
+@dataclass
+class _Skeleton:
+    """What a function is whatever module its file serves (a unity file's inits share it)."""
+
+    name: str
+    index: FileIndex
+    node: Node
+    fields: dict  # the Function's fields that do not depend on the module's roles
+    references: list[tuple[str, Node]]  # uses of its name that are neither calls nor declarations
+    called: bool
+    taken: dict = field(default_factory=dict)  # address-taken uses -> (taken, sync sites)
+
+
 def collect_functions(
     indexes: list[FileIndex], roles: dict[str, list[Role]], tables: Tables,
     type_spans: list[Location], def_spans: list[Location],
     owners: dict[str, list[str]] | None = None, flags: dict[str, tuple[str, ...]] | None = None,
-    spelling_macros: frozenset[str] = frozenset(),
+    spelling_macros: frozenset[str] = frozenset(), shared: dict | None = None,
 ) -> list[Function]:
-    """`spelling_macros` paste or stringify their arguments: a name passed to one is text."""
-    """Function facts for every definition in the module's files."""
-    defined: dict[str, tuple[FileIndex, Node]] = {}
-    for index in indexes:
-        for name, nodes in index.functions.items():
-            defined.setdefault(name, (index, nodes[0]))
+    """Function facts for every definition in the module's files.
+
+    `spelling_macros` paste or stringify their arguments: a name passed to one is text.
+    `shared` keeps, between the modules of one set of files (a unity file's inits), what does
+    not depend on the module: each module then only settles roles and addresses taken, and a
+    function whose facts come out the same is the same object.
+    """
+    shared = {} if shared is None else shared
+    skeletons = shared.get("function skeletons")
+    if skeletons is None:
+        skeletons = shared["function skeletons"] = _skeletons(indexes, spelling_macros)
+    made = shared.setdefault("functions made", {})
     tables_by_file: dict[str, list[Span]] = {}
     for loc in tables.spans + type_spans + def_spans:
         tables_by_file.setdefault(loc.file, []).append(loc.span)
     known_tables = {path: SpanSet(spans) for path, spans in tables_by_file.items()}
+    out = []
+    for sk in skeletons:
+        name = sk.name
+        taken_key = tuple(_inside(path, ident, known_tables) for path, ident in sk.references)
+        if taken_key not in sk.taken:
+            taken = tuple(Location(path, ctree.span(ident)) for (path, ident), inside in zip(sk.references, taken_key)
+                          if not inside)
+            sk.taken[taken_key] = (taken, tuple(_sync_sites(indexes, list(taken))))
+        taken, sync_sites = sk.taken[taken_key]
+        fn_roles = list(roles.get(name, []))
+        if taken and Role(RoleKind.CALLBACK) not in fn_roles:
+            fn_roles.append(Role(RoleKind.CALLBACK))
+        if not fn_roles:
+            # Named in a table porter could not tie to anything, or named nowhere porter can
+            # see (a macro may paste its name): never give it a new parameter.
+            referenced = bool(sk.references)
+            fn_roles.append(Role(RoleKind.HELPER if sk.called and not referenced else
+                                 RoleKind.REFERENCED if referenced else RoleKind.UNREFERENCED))
+        key = (tuple(fn_roles), taken_key, tuple((owners or {}).get(name, ())), tuple((flags or {}).get(name, ())))
+        previous = made.get(name)
+        if previous is not None and previous[0] == key:
+            out.append(previous[1])
+            continue
+        function = Function(**sk.fields, roles=tuple(fn_roles), address_taken=taken, types=key[2], flags=key[3],
+                            sync_callback_sites=sync_sites)
+        made[name] = (key, function)
+        out.append(function)
+    return out
+
+
+def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str]) -> list[_Skeleton]:
+    defined: dict[str, tuple[FileIndex, Node]] = {}
+    for index in indexes:
+        for name, nodes in index.functions.items():
+            defined.setdefault(name, (index, nodes[0]))
     unread = _unread_calls(indexes, defined)
     all_called = {c for other in indexes for c, _ in other.calls} | set().union(
         *(other.macro_called for other in indexes))
@@ -310,8 +364,7 @@ def collect_functions(
                  if node.child_by_field_name("arguments") is not None else None)
             for c, node in index.calls[bisect_left(starts, fn.start_byte):bisect_left(starts, fn.end_byte)]
         )
-        taken = []
-        referenced = False
+        references = []
         prototypes = []
         for other in indexes:
             for decl in other.prototypes.get(name, []):
@@ -321,39 +374,26 @@ def collect_functions(
                                             ctree.span(plist) if plist is not None else None))
             for ident in other.identifiers.get(name, []):
                 if _is_reference(ident, fn) and not _spelled(ident, spelling_macros):
-                    referenced = True
-                    if not _inside(other.path, ident, known_tables):
-                        taken.append(Location(other.path, ctree.span(ident)))
-        fn_roles = list(roles.get(name, []))
-        if taken and Role(RoleKind.CALLBACK) not in fn_roles:
-            fn_roles.append(Role(RoleKind.CALLBACK))
-        if not fn_roles:
-            # Named in a table porter could not tie to anything, or named nowhere porter can
-            # see (a macro may paste its name): never give it a new parameter.
-            called = name in all_called
-            fn_roles.append(Role(RoleKind.HELPER if called and not referenced else
-                                 RoleKind.REFERENCED if referenced else RoleKind.UNREFERENCED))
+                    references.append((other.path, ident))
         ret = fn.child_by_field_name("type")
         self_name = params[0].name if params else None
         aliases = _object_aliases(body, self_name) if body is not None and self_name else set()
         frees, untracks_first = _frees(body, self_name, aliases)
-        sync_sites = _sync_sites(indexes, taken)
-        out.append(Function(
+        fields = dict(
             name=name, file=index.path, span=ctree.span(fn),
             header=Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
             body=ctree.span(body) if body is not None else ctree.span(fn),
             return_type=src.text_of(ret) if ret is not None else "",
-            params=params, is_static="static" in ctree.storage(fn), roles=tuple(fn_roles),
-            calls=calls, address_taken=tuple(taken), prototypes=tuple(prototypes),
-            types=tuple((owners or {}).get(name, ())),
+            params=params, is_static="static" in ctree.storage(fn),
+            calls=calls, prototypes=tuple(prototypes),
             param_list=ctree.span(fdecl.child_by_field_name("parameters"))
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
-            flags=tuple((flags or {}).get(name, ())),
-            frees=tuple(frees), untracks_first=untracks_first, sync_callback_sites=tuple(sync_sites),
+            frees=tuple(frees), untracks_first=untracks_first,
             releases=_releases(body, self_name, aliases),
             unread_calls=tuple(unread.get(name, ())),
             name_span=ctree.span(name_node) if name_node is not None else None,
-        ))
+        )
+        out.append(_Skeleton(name, index, fn, fields, references, name in all_called))
     return out
 
 
@@ -673,21 +713,33 @@ def _inside(path: str, node: Node, known: dict[str, SpanSet]) -> bool:
 
 
 
-def init_phase(functions: list[Function], init_names: set[str]) -> set[str]:
-    """The init functions and the helpers only they call, transitively: work done once, at init."""
+def init_phase(functions: list[Function], init_names: set[str], graph: tuple | None = None) -> set[str]:
+    """The init functions and the helpers only they call, transitively: work done once, at init.
+
+    `graph` is `call_graph(functions)`, when the caller keeps it (the calls of a unity file's
+    functions are the same for each of its modules)."""
+    callers, callees = graph if graph is not None else call_graph(functions)
+    eligible = {f.name for f in functions if not f.address_taken and f.only_helper}
+    phase = set(init_names)
+    # A helper joins once every function that calls it has: look at it when one of them joins.
+    work = list(phase)
+    while work:
+        for callee in callees.get(work.pop(), ()):
+            if callee in phase or callee not in eligible:
+                continue
+            cs = callers.get(callee)
+            if cs and cs <= phase:
+                phase.add(callee)
+                work.append(callee)
+    return phase
+
+
+def call_graph(functions: list[Function]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Who calls each function, and whom each calls, by name."""
     callers: dict[str, set[str]] = {}
+    callees: dict[str, set[str]] = {}
     for f in functions:
         for c in f.calls:
             callers.setdefault(c.callee, set()).add(f.name)
-    phase = set(init_names)
-    changed = True
-    while changed:
-        changed = False
-        for f in functions:
-            if f.name in phase or f.address_taken or not f.only_helper:
-                continue
-            cs = callers.get(f.name, set())
-            if cs and cs <= phase:
-                phase.add(f.name)
-                changed = True
-    return phase
+            callees.setdefault(f.name, set()).add(c.callee)
+    return callers, callees

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from porter import capi
 from porter.analyze import ctree
-from porter.analyze.functions import init_phase
+from porter.analyze.functions import call_graph, init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.lexer import names_in_code
@@ -20,9 +20,39 @@ from porter.preproc import unknown_condition
 def collect_globals(
     indexes: list[FileIndex], functions: list[Function], macros: MacroTable,
     init_functions: set[str], object_structs: set[str], macro_uses=(),
-    file_conditions: dict[str, str] | None = None,
+    file_conditions: dict[str, str] | None = None, shared: dict | None = None,
 ) -> list[Global]:
-    """Every file-scope variable and function-local static, with uses and a kind."""
+    """Every file-scope variable and function-local static, with uses and a kind.
+
+    `shared` keeps, between the modules of one set of files (a unity file's inits), what does
+    not depend on the module: each module then only classifies (what runs at init differs),
+    and a global whose facts come out the same is the same object.
+    """
+    shared = {} if shared is None else shared
+    skeletons = shared.get("global skeletons")
+    if skeletons is None:
+        skeletons = shared["global skeletons"] = _global_skeletons(indexes, macros, macro_uses, file_conditions)
+    graph = shared.get("call graph")
+    if graph is None:
+        graph = shared["call graph"] = call_graph(functions)
+    phase = init_phase(functions, init_functions, graph)
+    memo = shared.setdefault("classify memo", {})
+    made = shared.setdefault("globals made", {})
+    out = []
+    for g in skeletons:
+        kind, reason = classify(g, indexes, phase, object_structs, memo)
+        previous = made.get(g.key)
+        if previous is not None and previous.kind is kind and previous.reason == reason:
+            out.append(previous)
+            continue
+        made[g.key] = g = replace(g, kind=kind, reason=reason)
+        out.append(g)
+    return out
+
+
+def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
+                      file_conditions: dict[str, str] | None) -> list[Global]:
+    """The globals with their uses and declarations, not yet classified, in file order."""
     raw: list[Global] = []
     externs: dict[str, list[Location]] = {}
     for index in indexes:
@@ -52,11 +82,9 @@ def collect_globals(
         prev = by_key.get(g.key)
         if prev is None or (prev.initializer is None and g.initializer is not None):
             by_key[g.key] = g
-    fn_by_name = {f.name: f for f in functions}
-    phase = init_phase(functions, init_functions)
     out = []
     for g in by_key.values():
-        uses = _uses(indexes, g, macros, fn_by_name, macro_uses)
+        uses = _uses(indexes, g, macros, None, macro_uses)
         if g.function is None:
             # `DEFINE_STRING(__dict__)` with `str ## S` in the body names str__dict__.
             uses += [Use(u.file, u.span, u.function, UseAccess.MACRO_PASTE, u.name)
@@ -65,8 +93,7 @@ def collect_globals(
         inherited = (file_conditions or {}).get(g.file)
         if inherited:
             g = replace(g, condition=f"({inherited}) && ({g.condition})" if g.condition else inherited)
-        kind, reason = classify(g, indexes, phase, object_structs)
-        out.append(replace(g, kind=kind, reason=reason))
+        out.append(g)
     out.sort(key=lambda g: (g.file, g.span.start))
     return out
 
@@ -356,12 +383,23 @@ def _access(ident: Node, is_array: bool = False) -> UseAccess:
 
 
 
-def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> tuple[GlobalKind, str]:
+def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
+             memo: dict | None = None) -> tuple[GlobalKind, str]:
+    """A global's kind and why. `memo` keeps what does not depend on `phase` (a unity file's
+    modules classify the same globals once each)."""
+    def once(test, *args) -> bool:
+        if memo is None:
+            return test(g, indexes, *args)
+        key = (test.__name__, g.key)
+        if key not in memo:
+            memo[key] = test(g, indexes, *args)
+        return memo[key]
+
     decl_type = g.c_type
     declarator = g.type_text
     pointer_decl = "*" in declarator
     writes = [u for u in g.uses if u.access in (UseAccess.WRITE, UseAccess.ADDRESS, UseAccess.MACRO_PASTE)]
-    if _function_table(g, indexes):
+    if once(_function_table):
         # A struct of function pointers: passing its address around does not write it.
         writes = [u for u in writes if u.access is UseAccess.WRITE]
     late_writes = [u for u in writes if u.function not in phase and u.function is not None]
@@ -371,12 +409,12 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> t
         return GlobalKind.STATIC_TYPE, "a static PyTypeObject"
     if decl_type == "_Py_Identifier":
         return GlobalKind.IDENTIFIER, "_Py_IDENTIFIER"
-    if _is_capsule_table(g, indexes):
+    if once(_is_capsule_table):
         return GlobalKind.CAPSULE_API, "passed to PyCapsule_New"
     if pointer_decl and (decl_type in capi.OBJECT_TYPES or decl_type in object_structs) and "(" not in declarator:
         if decl_type == "PyTypeObject":
             return GlobalKind.TYPE_POINTER, "a PyTypeObject pointer filled at run time"
-        if _assigned_from(g, indexes, capi.EXCEPTION_FACTORIES):
+        if once(_assigned_from, capi.EXCEPTION_FACTORIES):
             return GlobalKind.EXCEPTION, "assigned PyErr_NewException()"
         if late_writes:
             fn = late_writes[0].function
@@ -394,9 +432,9 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str]) -> t
         return GlobalKind.MUTABLE_DATA, "a statically allocated Python object (PyObject_HEAD_INIT)"
     if g.is_const:
         return GlobalKind.CONST_DATA, "const"
-    if decl_type in ("char",) and _is_kwlist(g, indexes):
+    if decl_type in ("char",) and once(_is_kwlist):
         return GlobalKind.KWLIST, "a keyword list"
-    if decl_type == "char" and not writes and _initialized_with_string(g, indexes):
+    if decl_type == "char" and not writes and once(_initialized_with_string):
         return GlobalKind.STRING, "a string constant"
     if late_writes:
         fn = late_writes[0].function

@@ -112,9 +112,10 @@ def analyze_root(root: str, inits: list[InitFunction], indexes: list[FileIndex])
     first), not yet finished by `ModuleContext.finish`; a module porter fails on is a problem."""
     macros = MacroTable([m for idx in indexes for m in idx.macros])
     modules, problems = [], []
+    shared: dict = {}  # what the modules of these files have in common, worked out once
     for init in inits:
         try:
-            modules.append(_module(init, indexes, macros))
+            modules.append(_module(init, indexes, macros, shared))
         except Exception as e:  # one module porter cannot read must not stop the run
             problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
     return modules, problems
@@ -171,15 +172,25 @@ class ModuleContext:
             findings=module.findings + tuple(self.limited))
 
 
-def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) -> ExtensionModule:
-    defs = [d for idx in indexes for d in find_module_defs(idx, macros)]
+def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
+            shared: dict | None = None) -> ExtensionModule:
+    """One module's facts. `shared` keeps what depends only on the files between the modules
+    of one set of files: a unity file with many inits is read once, not once per init."""
+    shared = {} if shared is None else shared
+
+    def once(key: str, compute):
+        if key not in shared:
+            shared[key] = compute()
+        return shared[key]
+
+    defs = once("defs", lambda: [d for idx in indexes for d in find_module_defs(idx, macros)])
     # A forward declaration names the definition too: prefer the one with an initialiser.
     named = sorted((d for d in defs if d.name == init.def_name), key=lambda d: not d.fields)
     definition = named[0] if named else None
     if definition is None and len(defs) == 1 and init.def_name is None:
         definition = defs[0]
-    types = collect_static_types(indexes, lambda name: expand(macros, name, None))
-    tables = collect_tables(indexes, macros)
+    types = once("types", lambda: collect_static_types(indexes, lambda name: expand(macros, name, None)))
+    tables = once("tables", lambda: collect_tables(indexes, macros))
     init_index = next(idx for idx in indexes if idx.path == init.file)
     module_init, style = init, init_style(init)
     if style is InitStyle.MULTI_PHASE:
@@ -192,42 +203,45 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
     assigned: dict[str, list[tuple[str, str]]] = {}
     for a in early.field_assignments if early else ():
         assigned.setdefault(a.target, []).append((a.field, a.value))
-    spec_types = [s for s in collect_spec_types(indexes) if s.spec in tables.specs]
+    spec_types = [s for s in once("spec types", lambda: collect_spec_types(indexes)) if s.spec in tables.specs]
     roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned,
                                         {s.global_name: s.spec for s in spec_types})
-    type_spans = [Location(t.file, t.initializer) for t in types if t.initializer]
-    type_spans += _substruct_initializers(indexes)
+    type_spans = list(once("type spans", lambda: [Location(t.file, t.initializer) for t in types if t.initializer]
+                           + _substruct_initializers(indexes)))
     # `Type.tp_dealloc = f;` in init gives f a slot role, not a callback's.
     type_names = {t.name for t in types}
     type_spans += [Location(a.file or init.file, a.statement) for a in (early.field_assignments if early else ())
                    if a.target in type_names]
-    def_spans = [Location(d.file, d.initializer) for d in defs if d.initializer]
-    spelling = frozenset(m.name for m in macros.all() if m.params and re.search(r"#", m.body_text))
-    functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling)
-    functions += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in functions})
-    generated = tuple(g for idx in indexes for g in clinic_output(idx.path, idx.src.text))
+    def_spans = once("def spans", lambda: [Location(d.file, d.initializer) for d in defs if d.initializer])
+    spelling = once("spelling", lambda: frozenset(m.name for m in macros.all()
+                                                  if m.params and re.search(r"#", m.body_text)))
+    functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling, shared)
+    functions += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in functions}, shared)
+    generated = once("generated", lambda: tuple(g for idx in indexes for g in clinic_output(idx.path, idx.src.text)))
     functions = _clinic_impls(functions, generated)
-    object_structs = _object_structs(indexes)
+    object_structs = once("object structs", lambda: _object_structs(indexes))
     init_names = {init.function} | ({init.worker} if init.worker else set())
-    macro_uses = tuple(_macro_uses(indexes, macros))
-    module_includes = _module_includes(indexes)
+    macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros)))
+    module_includes = once("includes", lambda: _module_includes(indexes))
+    file_conditions = once("file conditions", lambda: _file_conditions(indexes, module_includes))
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
-                               _file_conditions(indexes, module_includes))
-    findings = collect_findings(indexes, functions, globals_, types)
-    phase = _init_phase_nodes(indexes, functions, init_names)
+                               file_conditions, shared)
+    findings = collect_findings(indexes, functions, globals_, types, shared)
+    phase = _init_phase_nodes(indexes, functions, init_names, shared.get("call graph"))
     init_body = read_init_body(init_index, init, macros, phase)
     if init_body is not None and style is InitStyle.MULTI_PHASE:
         exec_fn = next((f for f in functions if f.name == init_body.function), None)
         param = exec_fn.params[0].name if exec_fn is not None and exec_fn.params else None
         init_body = dataclasses.replace(init_body, module_var=param, returns=(), problems=())
-    twice = _defined_twice(indexes)
+    twice = once("defined twice", lambda: _defined_twice(indexes))
+    instance_structs = once("instance structs", lambda: tuple(collect_instance_structs(indexes)))
     return ExtensionModule(
-        name=init.name[len("PyInit_"):], files=tuple(idx.path for idx in indexes), init=module_init,
-        init_style=style, definition=definition, static_types=tuple(types),
+        name=init.name[len("PyInit_"):], files=once("files", lambda: tuple(idx.path for idx in indexes)),
+        init=module_init, init_style=style, definition=definition, static_types=tuple(types),
         globals=tuple(globals_), functions=tuple(functions), findings=tuple(findings),
         ambiguous_functions=twice,
-        called_from_ambiguous=_called_from(indexes, twice),
-        macros=tuple(m for idx in indexes for m in idx.macros), init_body=init_body,
+        called_from_ambiguous=once("called from ambiguous", lambda: _called_from(indexes, twice)),
+        macros=once("macros", lambda: tuple(m for idx in indexes for m in idx.macros)), init_body=init_body,
         macro_uses=macro_uses,
         find_module_uses=tuple(u for u in collect_find_module_uses(indexes, definition.name if definition else None,
                                                                    macros, init.worker or init.function)
@@ -235,28 +249,32 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable) ->
                                                      init.worker or init.function)
                                   if init_body is not None and init_body.module_var_global else [])
                                if u.macro is None or _macro_is_used(u.macro, macro_uses, indexes)),
-        object_structs=tuple(sorted(_instance_structs(indexes).items())),
-        instance_structs=tuple(collect_instance_structs(indexes)),
+        object_structs=once("object struct facts", lambda: tuple(sorted(
+            {s.name: any(f.is_object for f in s.fields) for s in instance_structs}.items()))),
+        instance_structs=instance_structs,
         state_struct=_state_struct(indexes, definition),
         spec_types=tuple(spec_types),
-        file_conditions=tuple(sorted(_file_conditions(indexes, module_includes).items())),
+        file_conditions=once("file condition facts", lambda: tuple(sorted(file_conditions.items()))),
         definition_forwards=tuple(Location(d.file, d.span) for d in defs
                                   if definition is not None and d.name == definition.name
                                   and d.initializer is None and d.function is None),
-        includes=tuple(module_includes),
+        includes=once("include facts", lambda: tuple(module_includes)),
         module_slots=_module_slots(definition, globals_),
-        substruct_tables=tuple(collect_substruct_tables(indexes)),
+        substruct_tables=once("substruct tables", lambda: tuple(collect_substruct_tables(indexes))),
         generated=generated,
-        type_definitions=tuple(d for idx in indexes for d in _type_definitions(idx)),
-        include_lines=tuple(IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))
-                            for idx in indexes for inc in idx.src.pre.includes),
-        guard_ends=tuple((idx.path, end) for idx in indexes if idx.path.endswith(".h")
-                         for end in [guard_end(idx.src)] if end is not None),
-        unread_branches=tuple(Location(idx.path, span) for idx in indexes for span in idx.src.dropped_live()),
-        top_level_groups=tuple(Location(idx.path, span) for idx in indexes for span in _top_level_groups(idx.src)),
-        macros_fully_seen=_macros_fully_seen(indexes, macros, macro_uses),
-        names_in_use=frozenset(n for idx in indexes for n in idx.identifiers)
-        | frozenset(m.name for idx in indexes for m in idx.macros),
+        type_definitions=once("type definitions", lambda: tuple(d for idx in indexes for d in _type_definitions(idx))),
+        include_lines=once("include lines", lambda: tuple(
+            IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))
+            for idx in indexes for inc in idx.src.pre.includes)),
+        guard_ends=once("guard ends", lambda: tuple((idx.path, end) for idx in indexes if idx.path.endswith(".h")
+                                                    for end in [guard_end(idx.src)] if end is not None)),
+        unread_branches=once("unread branches", lambda: tuple(
+            Location(idx.path, span) for idx in indexes for span in idx.src.dropped_live())),
+        top_level_groups=once("top-level groups", lambda: tuple(
+            Location(idx.path, span) for idx in indexes for span in _top_level_groups(idx.src))),
+        macros_fully_seen=once("macros fully seen", lambda: _macros_fully_seen(indexes, macros, macro_uses)),
+        names_in_use=once("names in use", lambda: frozenset(n for idx in indexes for n in idx.identifiers)
+                          | frozenset(m.name for idx in indexes for m in idx.macros)),
     )
 
 
@@ -381,9 +399,11 @@ def _called_from(indexes: list[FileIndex], names: frozenset[str]) -> frozenset[s
     """What the definitions of `names` call (every definition, not only the first)."""
     out = set()
     for idx in indexes:
+        starts = idx.call_starts
         for name in names:
             for fn in idx.functions.get(name, ()):
-                out |= {c for c, node in idx.calls if fn.start_byte <= node.start_byte < fn.end_byte}
+                # The calls inside a definition are a slice of the file's calls, in order.
+                out |= {c for c, _ in idx.calls[bisect_left(starts, fn.start_byte):bisect_left(starts, fn.end_byte)]}
     return frozenset(out)
 
 
@@ -621,9 +641,9 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
     return out
 
 
-def _init_phase_nodes(indexes: list[FileIndex], functions: list[Function], init_names: set[str]):
+def _init_phase_nodes(indexes: list[FileIndex], functions: list[Function], init_names: set[str], graph=None):
     """Helpers only the init function calls (transitively), as (index, definition node)."""
-    phase = init_phase(functions, init_names) - init_names
+    phase = init_phase(functions, init_names, graph) - init_names
     return [(idx, nodes[0]) for idx in indexes for name, nodes in idx.functions.items() if name in phase]
 
 
@@ -675,10 +695,16 @@ def _pasted(idx: FileIndex, node, macro, macros: MacroTable) -> tuple[str, ...]:
     return tuple(sorted(names_in(expansion) - spelled))
 
 
-def _macro_defined(indexes, macros, roles, owners, flags, known: set[str]) -> list[Function]:
+def _macro_defined(indexes, macros, roles, owners, flags, known: set[str],
+                   shared: dict | None = None) -> list[Function]:
     """Function facts for functions a project macro's use defines at file scope."""
     out = []
-    for mf in collect_macro_functions(indexes, macros):
+    found = (shared or {}).get("macro functions")
+    if found is None:
+        found = collect_macro_functions(indexes, macros)
+        if shared is not None:
+            shared["macro functions"] = found
+    for mf in found:
         if mf.name in known:
             continue
         known.add(mf.name)
