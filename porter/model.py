@@ -609,17 +609,24 @@ class ExtensionModule:
         """The file-scope global named `name` (the first one, as a search of `globals` finds)."""
         return self._by_name[1].get(name)
 
+    def global_of(self, key: tuple[str | None, str]) -> Global:
+        """The global with this `Global.key` (the first one, as a search of `globals` finds)."""
+        return self._by_name[2][key]
+
     @cached_property
-    def _by_name(self) -> tuple[dict[str, Function], dict[str, Global]]:
-        # Planning asks by name for every type and use: a dict, not a search, each time.
+    def _by_name(self) -> tuple[dict[str, Function], dict[str, Global], dict[tuple[str | None, str], Global]]:
+        # Planning asks by name or key for every type, use and global kept: a dict, not a
+        # search, each time.
         functions: dict[str, Function] = {}
         for f in self.functions:
             functions.setdefault(f.name, f)
         globals_: dict[str, Global] = {}
+        by_key: dict[tuple[str | None, str], Global] = {}
         for g in self.globals:
             if g.function is None:
                 globals_.setdefault(g.name, g)
-        return functions, globals_
+            by_key.setdefault(g.key, g)
+        return functions, globals_, by_key
 
     @property
     def exec_function(self) -> str:

@@ -132,7 +132,7 @@ def _plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe
             failure = result.failure
             break
     for key, why in plan.decisions.kept.items():
-        g = next(g for g in module.globals if g.key == key)
+        g = module.global_of(key)
         items.append(Item("state-struct", Applicability.MANUAL, g.file, g.span, f"{g.name} stays global: {why}",
                           False, ("global", *key), code=why.code, subject=g.name))
     if failure is not None:

@@ -34,7 +34,7 @@ def choose_posture(module: ExtensionModule, decisions: Decisions) -> Posture:
     conditions: list[str] = []
     unconditional = False
     for key, why in sorted(decisions.kept.items(), key=lambda kv: kv[0][1]):
-        g = next(g for g in module.globals if g.key == key)
+        g = module.global_of(key)
         where = f" (only when {g.condition})" if g.condition else ""
         reasons.append(f"{g.name} ({g.kind.value}) stays process-global{where}: {why.message}")
         if g.condition:

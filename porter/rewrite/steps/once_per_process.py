@@ -30,7 +30,7 @@ class OncePerProcess:
         out = Emitter(self.id, plan)
         exec_function = plan.exec_function
         for key in sorted(plan.decisions.kept, key=key_order):
-            g = next(g for g in plan.module.globals if g.key == key)
+            g = plan.module.global_of(key)
             if not g.kind.is_object_kind or g.kind is GlobalKind.STATIC_TYPE or g.function is not None \
                     or plan.decisions.kept[key].code == "interpreter-keyed":
                 continue
