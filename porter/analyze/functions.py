@@ -377,8 +377,11 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str]) -> lis
                     references.append((other.path, ident))
         ret = fn.child_by_field_name("type")
         self_name = params[0].name if params else None
-        aliases = _object_aliases(body, self_name) if body is not None and self_name else set()
-        frees, untracks_first = _frees(body, self_name, aliases)
+        # One walk of the body for the calls and the stores the object's facts read.
+        nodes = descendants(body, _BODY_NODES) if body is not None and self_name else []
+        body_calls = [n for n in nodes if n.type == "call_expression"]
+        aliases = _object_aliases(body, self_name, nodes) if body is not None and self_name else set()
+        frees, untracks_first = _frees(body, self_name, aliases, body_calls)
         fields = dict(
             name=name, file=index.path, span=ctree.span(fn),
             header=Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
@@ -389,7 +392,7 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str]) -> lis
             param_list=ctree.span(fdecl.child_by_field_name("parameters"))
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
             frees=tuple(frees), untracks_first=untracks_first,
-            releases=_releases(body, self_name, aliases),
+            releases=_releases(body, self_name, aliases, body_calls),
             unread_calls=tuple(unread.get(name, ())),
             name_span=ctree.span(name_node) if name_node is not None else None,
         )
@@ -558,13 +561,18 @@ def _call_site(call: Node):
 
 
 
-def _frees(body: Node | None, self_name: str | None, aliases: set[str]) -> tuple[list[Span], bool]:
+_BODY_NODES = ("call_expression", "init_declarator", "assignment_expression")
+
+
+def _frees(body: Node | None, self_name: str | None, aliases: set[str],
+           calls: list[Node] | None = None) -> tuple[list[Span], bool]:
     """Statements that release the object's own memory (not a buffer it points to), and
-    whether GC untracking comes first. `aliases` are the names the object goes by."""
+    whether GC untracking comes first. `aliases` are the names the object goes by; `calls`
+    the body's calls, when the caller has them."""
     if body is None or not self_name:
         return [], False
     frees = []
-    for node in descendants(body, ("call_expression",)):
+    for node in descendants(body, ("call_expression",)) if calls is None else calls:
         fn = node.child_by_field_name("function")
         is_free = (fn is not None and fn.type == "identifier" and fn.text.decode() in capi.INSTANCE_FREE_FUNCTIONS) or (
             fn is not None and fn.type == "field_expression"
@@ -583,7 +591,8 @@ def _frees(body: Node | None, self_name: str | None, aliases: set[str]) -> tuple
 
 
 
-def _releases(body: Node | None, self_name: str | None, aliases: set[str]) -> tuple[FieldRelease, ...]:
+def _releases(body: Node | None, self_name: str | None, aliases: set[str],
+              calls: list[Node] | None = None) -> tuple[FieldRelease, ...]:
     """Fields of the first parameter the function releases: `Py_DECREF(self->f)`.
 
     The object may be reached through the parameter itself, a cast of it, or a local
@@ -592,7 +601,7 @@ def _releases(body: Node | None, self_name: str | None, aliases: set[str]) -> tu
     if body is None or not self_name:
         return ()
     out = []
-    for node in descendants(body, ("call_expression",)):
+    for node in descendants(body, ("call_expression",)) if calls is None else calls:
         if ctree.call_name(node) not in capi.RELEASE_MACROS:
             continue
         args = ctree.call_args(node)
@@ -608,10 +617,13 @@ def _releases(body: Node | None, self_name: str | None, aliases: set[str]) -> tu
     return tuple(out)
 
 
-def _object_aliases(body: Node, self_name: str) -> set[str]:
-    """The first parameter's name and the locals set from it (`Obj *o = (Obj *)self;`)."""
+def _object_aliases(body: Node, self_name: str, nodes: list[Node] | None = None) -> set[str]:
+    """The first parameter's name and the locals set from it (`Obj *o = (Obj *)self;`);
+    `nodes`, the body's nodes of `_BODY_NODES` when the caller has them."""
     aliases = {self_name}
-    for node in descendants(body, ("init_declarator", "assignment_expression")):
+    if nodes is None:
+        nodes = descendants(body, ("init_declarator", "assignment_expression"))
+    for node in nodes:
         if node.type == "init_declarator":
             value = ctree.unwrap_parens(node.child_by_field_name("value"))
             if value is not None and _names_object(value, aliases):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from porter.lexer import IDENTIFIER, tokenize
+from porter.lexer import IDENTIFIER, names, tokenize
 from porter.model import Macro
 
 
@@ -136,6 +136,8 @@ def _expand(table: MacroTable, name: str, args: list[str] | None, depth: int, ne
 
 
 def _substitute(body: str, values: dict[str, str], expanded: dict[str, str] | None = None) -> str:
+    if body.isascii() and "#" not in body and values.keys().isdisjoint(_words(body)):
+        return body  # no parameter named, nothing stringified or pasted: the body as it is
     expanded = values if expanded is None else expanded
     out = []
     raw = body.encode()
@@ -167,6 +169,8 @@ def _substitute(body: str, values: dict[str, str], expanded: dict[str, str] | No
 
 
 def _expand_nested(table: MacroTable, body: str, depth: int) -> str:
+    if body.isascii() and table.by_name.keys().isdisjoint(_words(body)):
+        return body  # it names no macro (a word in a literal or comment counts: a superset)
     raw = body.encode()
     out = []
     pos = 0
@@ -227,5 +231,11 @@ def split_args(raw: bytes, open_at: int) -> tuple[list[str] | None, int]:
 
 
 def names_in(text: str) -> set[str]:
-    return {t.text.decode("utf-8", "replace") for t in tokenize(text.encode(), directives=False)
-            if t.kind == "ident"}
+    return {n.text for n in names(text.encode(), directives=False)}
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text))
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
