@@ -453,6 +453,9 @@ def _function_table(g: Global, indexes) -> bool:
     text = g.initializer_text.strip()
     if not text.startswith("{"):
         return False
+    if g.initializer is not None and any(idx.path == g.file and g.initializer in idx.src.number_tables
+                                         for idx in indexes):
+        return False  # numbers only: no name at all
     names = names_in_code(text.encode())
     return bool(names) and all(n == "NULL" or n in capi.ALLOCATOR_FUNCTIONS
                                or any(n in idx.functions or n in idx.prototypes for idx in indexes)

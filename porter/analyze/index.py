@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from porter.analyze import ctree
-from porter.lexer import tokenize
+from porter.lexer import names, tokenize
 from porter.model import Macro, Span
 from porter.parse import Node, Source, captures
 from porter.spans import SpanSet
@@ -96,13 +96,11 @@ def build_index(src: Source) -> FileIndex:
                 index.blanked_names.setdefault(tok.text.decode("utf-8", "replace"), []).append(
                     (mask.name, Span(tok.start, tok.end)))
     for m in index.macros:
-        toks = m.tokens
-        for i, tok in enumerate(toks):
-            if tok.kind == "ident":
-                name = tok.text.decode("utf-8", "replace")
-                index.macro_body_names.setdefault(name, []).append((m.name, Span(tok.start, tok.end)))
-                if i + 1 < len(toks) and toks[i + 1].text == b"(":
-                    index.macro_called.add(name)
+        at = m.body.start
+        for used in names(m.body_bytes, directives=False):
+            index.macro_body_names.setdefault(used.text, []).append((m.name, Span(at + used.start, at + used.end)))
+            if used.paren_end is not None:
+                index.macro_called.add(used.text)
     index.includes = [(inc.name, inc.span) for inc in src.pre.includes
                       if not inc.system and not src.pre.dead(inc.span.start)]
     return index

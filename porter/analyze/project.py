@@ -622,8 +622,9 @@ def _macro_is_used(name: str, macro_uses, indexes: list[FileIndex]) -> bool:
 def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
     out = []
     for idx in indexes:
-        for name in macros.by_name:
-            for node in idx.identifiers.get(name, []):
+        # The names both define and use; the uses are sorted by position below.
+        for name in [n for n in macros.by_name if n in idx.identifiers]:
+            for node in idx.identifiers[name]:
                 if node.parent is not None and node.parent.type in ("preproc_def", "preproc_function_def"):
                     continue
                 owner = ctree.enclosing_function(node)
