@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,12 +34,17 @@ class Span(NamedTuple):
 class SpanList(Sequence[Span]):
     """Spans kept as one array of offsets: a data table's rows are hundreds of thousands, and an
     object per row costs more to make, keep and pickle than the rows are worth. Reads like a
-    tuple of `Span`s (indexing, iteration, length, equality with one)."""
+    tuple of `Span`s (indexing, iteration, length, equality with one).
 
-    __slots__ = ("_offsets",)
+    `SpanList.pieces(text, at)` keeps only the text of a list of plain values (`1, 2, -3`) and
+    finds the pieces between its commas when first asked: a table of numbers is never asked."""
+
+    __slots__ = ("_offsets", "_text", "_at")
 
     def __init__(self, spans: Iterable[Span] = ()) -> None:
-        self._offsets = array("q", [x for span in spans for x in span])
+        self._offsets: array | None = array("q", [x for span in spans for x in span])
+        self._text = b""
+        self._at = 0
 
     @classmethod
     def from_offsets(cls, offsets: Iterable[int]) -> SpanList:
@@ -47,8 +53,23 @@ class SpanList(Sequence[Span]):
         made._offsets = array("q", offsets)
         return made
 
+    @classmethod
+    def pieces(cls, text: bytes, at: int) -> SpanList:
+        """The pieces of `text` (found at offset `at`) between its commas, blanks trimmed."""
+        made = cls()
+        made._offsets, made._text, made._at = None, text, at
+        return made
+
+    @property
+    def _spans(self) -> array:
+        if self._offsets is None:
+            at = self._at
+            self._offsets = array("q", (x + at for m in _PIECE.finditer(self._text) for x in m.span()))
+            self._text = b""
+        return self._offsets
+
     def __len__(self) -> int:
-        return len(self._offsets) // 2
+        return len(self._spans) // 2
 
     @overload
     def __getitem__(self, i: int) -> Span: ...
@@ -64,15 +85,16 @@ class SpanList(Sequence[Span]):
             i += n
         if not 0 <= i < n:
             raise IndexError("span index out of range")
-        return Span(self._offsets[2 * i], self._offsets[2 * i + 1])
+        offsets = self._spans
+        return Span(offsets[2 * i], offsets[2 * i + 1])
 
     def __iter__(self) -> Iterator[Span]:
-        offsets = self._offsets
+        offsets = self._spans
         return (Span(offsets[i], offsets[i + 1]) for i in range(0, len(offsets), 2))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, SpanList):
-            return self._offsets == other._offsets
+            return self._spans == other._spans
         if isinstance(other, tuple):
             return tuple(self) == other
         return NotImplemented
@@ -84,7 +106,13 @@ class SpanList(Sequence[Span]):
         return repr(tuple(self))
 
     def __reduce__(self):
+        if self._offsets is None:
+            return SpanList.pieces, (self._text, self._at)
         return SpanList.from_offsets, (self._offsets,)
+
+
+# A piece of a list of plain values: from its first byte that is no blank or comma to its last.
+_PIECE = re.compile(rb"[^\s,](?:[^,]*[^\s,])?")
 
 
 @dataclass(frozen=True, order=True)

@@ -138,7 +138,6 @@ def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: 
 # The inside of a table of plain values (numbers, names, signs: no comment, literal, call,
 # brace or directive), whose elements are exactly the pieces between its commas.
 _PLAIN_VALUES = re.compile(rb"[\w\s,.+\-]*")
-_PLAIN_VALUE = re.compile(rb"[^\s,](?:[^,]*[^\s,])?")
 
 
 def _table_rows(src, value: Node) -> SpanList:
@@ -148,10 +147,10 @@ def _table_rows(src, value: Node) -> SpanList:
     numbers the parser was not shown, they must be."""
     start, end = value.start_byte + 1, value.end_byte - 1
     if Span(value.start_byte, value.end_byte) in src.number_tables:
-        return SpanList.from_offsets(x for m in _PLAIN_VALUE.finditer(src.text, start, end) for x in m.span())
+        return SpanList.pieces(src.text[start:end], start)
     if end - start > 4096 and src.masked[end:end + 1] == b"}" and _PLAIN_VALUES.fullmatch(src.masked, start, end) \
             and not src.in_error(Span(value.start_byte, value.end_byte)):
-        return SpanList.from_offsets(x for m in _PLAIN_VALUE.finditer(src.masked, start, end) for x in m.span())
+        return SpanList.pieces(src.masked[start:end], start)
     return SpanList(ctree.span(c) for c in value.named_children if c.type != "comment")
 
 
