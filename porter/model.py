@@ -327,7 +327,7 @@ class Param:
 class Call:
     callee: str
     span: Span  # the whole call expression
-    args: tuple[Span, ...]
+    args: SpanList | tuple[Span, ...]
     arg_list: Span | None = None  # `(...)`, parentheses included
 
 
@@ -778,7 +778,8 @@ class Macro:
     body: Span
     body_text: str
     active: bool | None  # whether the analysis target compiles this definition
-    # The body as written; its tokens are read from it when asked (most bodies never are).
+    # The body as written when it is not ASCII (else `body_text` encoded); its tokens are read
+    # from it when asked (most bodies never are).
     body_bytes: bytes = field(default=b"", repr=False, compare=False)
 
     @property
@@ -788,7 +789,12 @@ class Macro:
 
         at = self.body.start
         return tuple(Token(t.kind, t.start + at, t.end + at, t.text)
-                     for t in tokenize(self.body_bytes, directives=False) if t.kind not in ("comment", "newline"))
+                     for t in tokenize(self.raw_body, directives=False) if t.kind not in ("comment", "newline"))
+
+    @property
+    def raw_body(self) -> bytes:
+        """The body's bytes, as in the file."""
+        return self.body_bytes or self.body_text.encode()
 
     @property
     def identifiers(self) -> frozenset[str]:

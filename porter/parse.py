@@ -347,10 +347,11 @@ def parse_source(
         for m in pre.macros:
             if m.active is not False:
                 project_macros.setdefault(m.name, m)
-    masked, macro_masks = mask_macros(text, project_macros, iso646, pre.lexed)
+    lexed = pre.lexed or lex(text)
+    masked, macro_masks = mask_macros(text, project_macros, iso646, lexed)
     conds = pre.conditionals
     buf = bytearray(masked)
-    number_tables = _blank_number_tables(buf, text, pre.lexed or lex(text))
+    number_tables = _blank_number_tables(buf, text, lexed)
     masked_conds: list[MaskedConditional] = []
     dropped = SpanSet()  # branch bodies the tree does not see
     done: set[int] = set()

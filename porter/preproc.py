@@ -179,10 +179,12 @@ def _macro(path: str, start: int, end: int, m, text: bytes) -> Macro:
     if m.group(2):
         params = tuple(p.strip() for p in m.group(2)[1:-1].decode().split(",") if p.strip())
     body = Span(start + m.start(3), end)
+    body_text = m.group(3).decode("utf-8", "replace")
+    raw = text[body.start:body.end]
     return Macro(
         name=m.group(1).decode(), file=path, span=Span(start, end), params=params,
-        body=body, body_text=m.group(3).decode("utf-8", "replace"),
-        active=None, body_bytes=text[body.start:body.end],
+        body=body, body_text=body_text, active=None,
+        body_bytes=b"" if raw.isascii() else raw,  # an ASCII body is its text, encoded
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from porter.model import Span
@@ -73,7 +74,7 @@ def read_declarator(node: Node) -> Declarator:
     while current is not None:
         kind = current.type
         if kind in ("identifier", "field_identifier", "type_identifier"):
-            return Declarator(current.text.decode("utf-8", "replace"), current, decl, value,
+            return Declarator(sys.intern(current.text.decode("utf-8", "replace")), current, decl, value,
                               is_function, is_pointer, is_array, is_fp)
         if kind == "pointer_declarator":
             if through_parens and is_function:
@@ -163,7 +164,7 @@ def function_name(fn: Node) -> tuple[str | None, Node | None, Node | None]:
             while inner is not None and inner.type == "parenthesized_declarator":
                 inner = inner.named_children[0] if inner.named_children else None
             if inner is not None and inner.type == "identifier":
-                return inner.text.decode(), inner, node
+                return sys.intern(inner.text.decode()), inner, node
             return None, None, node
         if node.type in ("pointer_declarator", "attributed_declarator"):
             node = node.child_by_field_name("declarator") or (
@@ -250,7 +251,7 @@ def unwrap_parens(node: Node | None) -> Node | None:
 def call_name(call: Node) -> str | None:
     fn = call.child_by_field_name("function")
     if fn is not None and fn.type == "identifier":
-        return fn.text.decode()
+        return sys.intern(fn.text.decode())
     return None
 
 

@@ -25,6 +25,7 @@ from porter.model import (
     Role,
     RoleKind,
     Span,
+    SpanList,
     StaticType,
     UnreadCall,
 )
@@ -359,7 +360,8 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str]) -> lis
         params = _params(src, fdecl)
         starts = index.call_starts
         calls = tuple(
-            Call(c, ctree.span(node), tuple(ctree.span(a) for a in ctree.call_args(node)),
+            Call(c, ctree.span(node), SpanList.from_offsets(x for a in ctree.call_args(node)
+                                                            for x in (a.start_byte, a.end_byte)),
                  ctree.span(node.child_by_field_name("arguments"))
                  if node.child_by_field_name("arguments") is not None else None)
             for c, node in index.calls[bisect_left(starts, fn.start_byte):bisect_left(starts, fn.end_byte)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -84,11 +85,13 @@ def build_index(src: Source) -> FileIndex:
     for ident in ids:
         by_text[ident.text].append(ident)
     for text, nodes in by_text.items():
-        index.identifiers[text.decode("utf-8", "replace")].extend(nodes)
+        # Interned: the same name in the facts of every module (a call's callee, a use's
+        # name) is then one string, here and in what a worker sends back.
+        index.identifiers[sys.intern(text.decode("utf-8", "replace"))].extend(nodes)
     for call in found.get("call", []):
         name = ctree.call_name(call)
         if name and not dead(call):
-            index.calls.append((name, call))
+            index.calls.append((sys.intern(name), call))
     index.macros = [m for m in src.pre.macros if not src.pre.dead(m.span.start)]
     for mask in src.blanked_masks():
         for tok in tokenize(src.text, mask.span.start, mask.span.end):
@@ -97,7 +100,7 @@ def build_index(src: Source) -> FileIndex:
                     (mask.name, Span(tok.start, tok.end)))
     for m in index.macros:
         at = m.body.start
-        for used in names(m.body_bytes, directives=False):
+        for used in names(m.raw_body, directives=False):
             index.macro_body_names.setdefault(used.text, []).append((m.name, Span(at + used.start, at + used.end)))
             if used.paren_end is not None:
                 index.macro_called.add(used.text)

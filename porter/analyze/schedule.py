@@ -367,6 +367,10 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     global _LINKS
     paths, closures = prepared.paths, prepared.closures
     possible = prepared.possible = [p for p in paths if may_define_init(prepared, p)]
+    # The lexer's blanked copies served that; a task lexes the files it parses again (a copy
+    # of every file, kept here and in every worker, costs more than lexing twice).
+    for path, pre in prepared.pres.items():
+        prepared.pres[path] = replace(pre, lexed=None)
     groups = _connected(possible, closures, paths)
     in_groups = {p for _, files in groups for p in files}
     # 1. The files next to what may be a module that may link with it, for their link facts;
