@@ -1,8 +1,10 @@
 """One child process, measured: wall time, CPU time, and the peak memory of its whole process tree.
 
-Shared by the benchmark scripts. Peak memory is the largest sum of the resident sets of the
-child and every descendant, sampled every 10 ms from /proc: work spread over worker processes
-is counted whole, which the child's own ru_maxrss (also returned) would not do.
+Shared by the benchmark scripts. Peak memory is the largest sum over the child and every
+descendant, sampled every 10 ms from /proc, of the resident set (RSS: pages a forked worker
+shares with its parent count in both) and of the proportional set (PSS: a shared page counts
+once, split between its sharers): work spread over worker processes is counted whole, which
+the child's own ru_maxrss (also returned) would not do.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ import threading
 import time
 
 
-def _rss_kib(pid: int) -> int:
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process."""
+    rss = pss = 0
     try:
-        with open(f"/proc/{pid}/status", "rb") as f:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
             for line in f:
-                if line.startswith(b"VmRSS:"):
-                    return int(line.split()[1])
+                if line.startswith(b"Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith(b"Pss:"):
+                    pss = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return rss, pss
 
 
 def _descendants(pid: int) -> list[int]:
@@ -43,12 +49,14 @@ def measure(argv: list[str], timeout: float | None = None, stdout=subprocess.DEV
     """Run `argv` once. `wall` is None when it ran past `timeout` seconds (it is then killed)."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], sum(_rss_kib(p) for p in _descendants(proc.pid)))
+            sizes = [_memory_kib(p) for p in _descendants(proc.pid)]
+            peak[0] = max(peak[0], sum(r for r, _ in sizes))
+            peak[1] = max(peak[1], sum(p for _, p in sizes))
             done.wait(0.01)
 
     def kill() -> None:
@@ -72,6 +80,7 @@ def measure(argv: list[str], timeout: float | None = None, stdout=subprocess.DEV
             wall = None
     done.set()
     sampler.join()
-    return {"wall": wall, "tree_peak_mib": peak[0] / 1024, "maxrss_mib": usage.ru_maxrss / 1024,
+    return {"wall": wall, "tree_peak_mib": peak[0] / 1024, "tree_pss_mib": peak[1] / 1024,
+            "maxrss_mib": usage.ru_maxrss / 1024,
             "cpu": usage.ru_utime + usage.ru_stime, "code": os.waitstatus_to_exitcode(status),
             "stderr": stderr.decode("utf-8", "replace")}

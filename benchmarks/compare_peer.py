@@ -42,17 +42,20 @@ def main() -> int:
             r = measure(argv)
             runs[name].append(r)
             print(f"run {i + 1} {name:6} {r['wall']:7.2f}s  cpu {r['cpu']:7.2f}s  "
-                  f"peak {r['tree_peak_mib']:6.0f} MiB (own maxrss {r['maxrss_mib']:.0f})  exit {r['code']}",
-                  file=sys.stderr)
+                  f"peak RSS {r['tree_peak_mib']:6.0f} MiB, PSS {r['tree_pss_mib']:6.0f} MiB "
+                  f"(own maxrss {r['maxrss_mib']:.0f})  exit {r['code']}", file=sys.stderr)
             if name == "porter" and r["code"] not in (0, 1):
                 print(r["stderr"], file=sys.stderr)
                 return 1
     best = {name: min(rs, key=lambda r: r["wall"]) for name, rs in runs.items()}
     print(f"{args.path}: best of {args.repeat}, load average {min(loads):.1f}-{max(loads):.1f} during the runs")
-    print(f"{'':8}{'wall s':>9}{'cpu s':>9}{'peak MiB':>10}{'maxrss MiB':>12}")
+    print(f"{'':8}{'wall s':>9}{'cpu s':>9}{'RSS MiB':>10}{'PSS MiB':>10}{'maxrss MiB':>12}")
     for name, r in best.items():
-        peak = max(x["tree_peak_mib"] for x in runs[name])
-        print(f"{name:8}{r['wall']:9.2f}{r['cpu']:9.2f}{peak:10.0f}{r['maxrss_mib']:12.0f}")
+        rss = max(x["tree_peak_mib"] for x in runs[name])
+        pss = max(x["tree_pss_mib"] for x in runs[name])
+        print(f"{name:8}{r['wall']:9.2f}{r['cpu']:9.2f}{rss:10.0f}{pss:10.0f}{r['maxrss_mib']:12.0f}")
+    print("RSS and PSS: the largest sum over porter's processes (RSS counts pages a worker shares with "
+          "its parent twice, PSS once); cpu: the process and the children it waited for")
     print(f"wall-clock ratio peer/porter: {best['peer']['wall'] / best['porter']['wall']:.2f}")
     return 0
 

@@ -195,12 +195,12 @@ def table(title: str, points: list[tuple[str, int, dict]]) -> None:
     print()
 
 
-def measure_point(path: Path, repeat: int, timeout: float) -> dict:
+def measure_point(path: Path, repeat: int, timeout: float, scan_args: list[str], port_args: list[str]) -> dict:
     porter = [sys.executable, "-m", "porter"]
     best: dict = {"scan": None, "port": None, "scan_mib": 0.0, "port_mib": 0.0}
     for _ in range(repeat):
-        for key, argv in (("scan", porter + ["scan", "--json", str(path)]),
-                          ("port", porter + ["port", "--keep-going", str(path)])):
+        for key, argv in (("scan", porter + ["scan", *scan_args, str(path)]),
+                          ("port", porter + ["port", *port_args, str(path)])):
             wall, rss = timed(argv, timeout)
             if wall is not None and (best[key] is None or wall < best[key]):
                 best[key] = wall
@@ -216,15 +216,20 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--only", choices=("module", "unity"))
+    parser.add_argument("--scan-args", default="--json", help="arguments of `porter scan` (default: --json)")
+    parser.add_argument("--port-args", default="--no-compile --keep-going",
+                        help="arguments of `porter port` (default: --no-compile --keep-going: porter's own work; "
+                             "porter before the compile check had neither option and did the same without them)")
     args = parser.parse_args()
-    print(f"load average {os.getloadavg()[0]:.1f}; best of {args.repeat}; timeout {args.timeout:.0f}s\n")
+    print(f"load average {os.getloadavg()[0]:.1f}; best of {args.repeat}; timeout {args.timeout:.0f}s; "
+          f"scan {args.scan_args}; port {args.port_args}\n")
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "module"):
             points = []
             for mb in (float(x) for x in args.sizes.split(",")):
                 path = Path(tmp) / f"big_{mb}.c"
                 path.write_bytes(big_module(mb))
-                r = measure_point(path, args.repeat, args.timeout)
+                r = measure_point(path, args.repeat, args.timeout, args.scan_args.split(), args.port_args.split())
                 points.append((f"module {mb} MB", path.stat().st_size, r))
                 print(f"  module {mb} MB: {r}", file=sys.stderr)
             table("one module", points)
@@ -233,7 +238,7 @@ def main() -> int:
             for k in (int(x) for x in args.inits.split(",")):
                 path = Path(tmp) / f"unity_{k}.c"
                 path.write_bytes(unity_file(k, args.units_per_init))
-                r = measure_point(path, args.repeat, args.timeout)
+                r = measure_point(path, args.repeat, args.timeout, args.scan_args.split(), args.port_args.split())
                 points.append((f"{k} inits", path.stat().st_size, r))
                 print(f"  unity {k}: {r}", file=sys.stderr)
             table(f"unity files ({args.units_per_init} units per init)", points)

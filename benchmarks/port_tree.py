@@ -2,7 +2,7 @@
 
     python benchmarks/port_tree.py PATH [--repeat 3] [--unsafe]
 
-Each run is a fresh `python -m porter port --keep-going PATH` child (the patch goes to a pipe
+Each run is a fresh `python -m porter port --no-compile --keep-going PATH` child (the patch goes to a pipe
 that is counted and dropped); peak memory is that of the child's whole process tree (see
 _measure.py). Also prints how many modules ported, failed or had nothing to do, and the size
 of the patch, so that a faster run that does less is visible.
@@ -26,8 +26,11 @@ def main() -> int:
     parser.add_argument("path")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--unsafe", action="store_true")
+    parser.add_argument("--port-args", default="--no-compile --keep-going",
+                        help="(default: --no-compile --keep-going: porter's own work, not the compiler's)")
     args = parser.parse_args()
-    argv = [sys.executable, "-m", "porter", "port", "--keep-going", args.path] + (["--unsafe"] if args.unsafe else [])
+    argv = [sys.executable, "-m", "porter", "port", *args.port_args.split(), args.path] + (
+        ["--unsafe"] if args.unsafe else [])
     runs = []
     for i in range(args.repeat):
         load = os.getloadavg()[0]
