@@ -147,7 +147,11 @@ _DIRECTIVE_LINE = (rb"[ \t\f\v]*(?:(?:\\\r?\n|/\*.*?(?:\*/|\Z))[ \t\f\v]*)*+"
 _DIRECTIVE = re.compile(rb"[\r\n]" + _DIRECTIVE_LINE, re.DOTALL)
 _FIRST_DIRECTIVE = re.compile(_DIRECTIVE_LINE, re.DOTALL)
 _COMMENT = re.compile(rb"/\*.*?(?:\*/|\Z)|//(?:\\\r?\n|[^\n])*", re.DOTALL)
-_LITERAL = re.compile(rb"\"(?:[^\"\\\n]++|\\\r\n|\\.)*+(?:\"|$)|'(?:[^'\\\n]++|\\\r\n|\\.)*+(?:'|$)",
+# A literal runs to its closing quote or to the end of its line. The second form of each is
+# `tokenize()`'s backtracking when a literal runs into a lone backslash at the end of the file: it
+# ends after the last backslash-CR whose LF comes next.
+_LITERAL = re.compile(rb"\"(?:[^\"\\\n]++|\\\r\n|\\.)*+(?:\"|$)|'(?:[^'\\\n]++|\\\r\n|\\.)*+(?:'|$)"
+                      rb"|\"(?:[^\"\\\n]++|\\\r\n|\\.)*\\\r(?=\n)|'(?:[^'\\\n]++|\\\r\n|\\.)*\\\r(?=\n)",
                       re.DOTALL | re.MULTILINE)
 IDENT_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _BLANK = bytes(b if b in (0x0A, 0x0D) else 0x20 for b in range(256))

@@ -1,0 +1,41 @@
+"""`lex()` finds the comments, literals and directive lines `tokenize()` would, without tokens."""
+
+import random
+
+import pytest
+
+from porter.lexer import lex, tokenize
+
+PIECES = [b"#", b"# define X 1", b"#if A\n", b"#endif", b"\n", b"\r\n", b"\r", b" ", b"\t", b"\\\n", b"\\\r\n",
+          b"\\", b"/*", b"*/", b"/* c */", b"//", b"// x\\\n", b'"', b'"str"', b"'", b"'c'", b'L"w"', b"u8'x'",
+          b"u", b"L", b"8", b"x", b"foo", b"1.5e+3", b"(", b")", b"{", b"}", b";", b'\\"', b"\\'", b"/", b"*", b"##"]
+
+
+def _spans(text: bytes) -> tuple[list, list, list]:
+    kinds: dict[str, list] = {"directive": [], "comment": [], "literal": []}
+    for t in tokenize(text):
+        kind = "literal" if t.kind in ("string", "char") else t.kind
+        if kind in kinds:
+            kinds[kind].append((t.start, t.end))
+    return kinds["directive"], kinds["comment"], kinds["literal"]
+
+
+@pytest.mark.parametrize("text", [
+    b'"one\\\r\ntwo" x',
+    b'\t1.5e+3}"foo\x0c/* c */\\\r\n\\\r\n}\\',  # runs into a lone backslash at the end of the file
+    b"'a\\\r\nb\\\r\n;\\",
+    b'x = a + \\\n#b\n#define Y 1 /* two\nlines */ z\n',
+    b'u8"x" xu8"y" L\'c\' //c\\\n still comment\n',
+])
+def test_lex_spans_are_the_tokenizers(text):
+    lexed = lex(text)
+    assert (list(lexed.directives), list(lexed.comments), list(lexed.literals)) == _spans(text)
+    assert len(lexed.code) == len(text)
+
+
+def test_lex_spans_are_the_tokenizers_on_random_text():
+    rng = random.Random(10)
+    for _ in range(2000):
+        text = b"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
+        lexed = lex(text)
+        assert (list(lexed.directives), list(lexed.comments), list(lexed.literals)) == _spans(text), text
