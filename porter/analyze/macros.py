@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from porter.lexer import IDENTIFIER, names, tokenize
 from porter.model import Macro
@@ -84,9 +85,13 @@ class MacroTable:
         return [m for ms in self.by_name.values() for m in ms]
 
 
+@lru_cache(maxsize=1 << 16)
 def _clean_body(text: str) -> str:
     """The body as the preprocessor reads it: lines spliced (inside a string literal too) and
-    each comment one space; `"https://..."` stays a string."""
+    each comment one space; `"https://..."` stays a string. (Kept per body: each expansion of
+    a macro asks again.)"""
+    if "/" not in text and "\\" not in text:
+        return text.strip()  # no comment, no line break to splice
     raw = re.sub(rb"\\\r?\n", b"", text.encode())
     out, pos = [], 0
     for tok in tokenize(raw, directives=False):
