@@ -22,6 +22,14 @@ KNOWN_FALSE = {
     "Py_BUILD_CORE_BUILTIN", "Py_BUILD_CORE_MODULE", "Py_GIL_DISABLED", "__MINGW32__",
     "__EMSCRIPTEN__", "__wasi__", "__VMS", "__hpux",
 }
+# Of those, the ones that differ between builds a port must keep working in: the platform, the
+# compiler, a debug or free-threaded CPython. Code under them is never dead, only unread here.
+VARIES_BY_BUILD = {
+    "__linux__", "linux", "__unix__", "unix", "__GNUC__", "_WIN32", "WIN32", "_WIN64", "MS_WINDOWS",
+    "MS_WIN32", "MS_WIN64", "_MSC_VER", "__APPLE__", "__MACH__", "__FreeBSD__", "__NetBSD__",
+    "__OpenBSD__", "__sun", "__CYGWIN__", "_AIX", "__clang__", "__MINGW32__", "__EMSCRIPTEN__",
+    "__wasi__", "__VMS", "__hpux", "Py_DEBUG", "Py_GIL_DISABLED",
+}
 
 
 class Defines:
@@ -248,17 +256,25 @@ TARGET_VERSIONS = (0x030B00F0, 0x030C00F0, 0x030D00F0)
 
 
 class TargetDefines(Defines):
-    """Only what <Python.h> and the platform say, for one target Python version."""
+    """Only what <Python.h> says, for one target Python version on any platform: the names that
+    vary by build (VARIES_BY_BUILD) are unknown."""
 
     def __init__(self, hexversion: int, given: Mapping[str, str] | None = None):
         super().__init__(given)
         self.hexversion = hexversion
+
+    def is_defined(self, name: str) -> bool | None:
+        if name in VARIES_BY_BUILD and name not in self.values:
+            return None
+        return super().is_defined(name)
 
     def value(self, name: str) -> int | None:
         if name == "PY_VERSION_HEX":
             return self.hexversion
         if name == "PY_MINOR_VERSION":
             return (self.hexversion >> 16) & 0xFF
+        if name in VARIES_BY_BUILD and name not in self.values:
+            return None
         return super().value(name)
 
 
