@@ -161,6 +161,9 @@ _KEPT = [
           "Give porter every source of the extension."),
     _code("array-with-initializer", CodeKind.KEPT, "a mutable array with an initialiser.",
           "porter does not copy initial array contents into module state."),
+    _code("declared-per-build", CodeKind.KEPT, "a global declared differently for different builds.",
+          "`#ifdef A` and `#else` declare it with other types and a value, or as objects: porter writes a "
+          "field per build only for C data that starts at zero."),
     _code("unreachable-function", CodeKind.KEPT, "a global used in a function that cannot reach module state.",
           "Its signature is fixed (a callback) or porter cannot tie it to the module; the item says which."),
     _code("interpreter-keyed", CodeKind.KEPT,
@@ -279,6 +282,8 @@ _TODO = {
     "extern-elsewhere": "give porter every file that declares it.",
     "named-by-unported-file": "give porter every source of the extension.",
     "array-with-initializer": "keep the initial contents in a const table and copy them into the state in exec.",
+    "declared-per-build": "declare a field per build in the state struct, under the same #if, and give each its "
+                          "value in exec.",
     "unreachable-function": "give that function a way to the module: pass `state` (or the module) to it from "
                             "its callers, or keep the state in the object it receives.",
     "interpreter-keyed": "give the functions that read it a way to their own module, then remove it.",

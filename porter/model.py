@@ -306,6 +306,9 @@ class Global:
     thread_local: bool = False  # _Thread_local / __thread: one per thread, not per process
     # The elements of an `{...}` initialiser list (a table's rows, the sentinel last).
     table_rows: SpanList | tuple[Span, ...] = ()
+    # The same variable declared again in other branches of the #if group around it, for other
+    # builds (`#ifdef __linux__ static struct timespec t; #else static time_t t; #endif`).
+    alternatives: tuple[Global, ...] = ()
 
     @property
     def key(self) -> tuple[str | None, str]:
@@ -522,6 +525,15 @@ class Severity(StrEnum):
 
 
 @dataclass(frozen=True)
+class BuildBranch:
+    """A branch of an `#if` group that only some builds compile."""
+
+    file: str
+    body: Span
+    condition: str  # the C expression it is compiled under (earlier branches of its group negated)
+
+
+@dataclass(frozen=True)
 class Finding:
     """Something a person must look at: a blocker, a risk or a note."""
 
@@ -624,6 +636,10 @@ class ExtensionModule:
     # `#if PY_MAJOR_VERSION < 3` branches are dead, not unread), and project macros whose
     # every expansion site porter saw (an edit in any other macro body needs review).
     unread_branches: tuple[Location, ...] = ()
+    # Branches of #if groups that some builds a port targets compile and others do not (another
+    # platform, compiler, Python version or -D): what code porter adds for what is inside needs
+    # the same condition.
+    build_branches: tuple[BuildBranch, ...] = ()
     top_level_groups: tuple[Location, ...] = ()  # #if groups in no other one (include guards aside)
     # Names with several definitions (static helpers in two files): the facts hold the first.
     ambiguous_functions: frozenset[str] = frozenset()

@@ -27,6 +27,9 @@ class Branch:
     value: bool | None  # evaluated for the analysis target; None when unknown
     balanced: bool  # braces and parentheses balance, and it does not start with `else`
     dead: bool = False  # no Python a port targets (3.11 to 3.13) compiles it: `#if PY_MAJOR_VERSION < 3`
+    # Every build a port targets compiles it, on any platform: a header's include guard, or a
+    # version test every target Python passes (`#if PY_MAJOR_VERSION >= 3`).
+    fixed: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,10 +220,11 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
         if word in ("if", "ifdef", "ifndef"):
             value = conditions.evaluate(word, rest, defines)
             following = text[directives[k + 1][0]:directives[k + 1][1]] if k + 1 < len(directives) else None
-            if word == "ifndef" and value is None and _is_include_guard(rest, following):
+            guard = word == "ifndef" and value is None and _is_include_guard(rest, following)
+            if guard:
                 value = True
             stack.append({"start": start, "branches": [], "live": value is not False,
-                          "taken": value is True})
+                          "taken": value is True, "guard": guard})
             _open_branch(stack[-1], word, span, rest, value)
             continue
         if not stack:
@@ -248,7 +252,8 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
             body_end = raw[i + 1][1].start if i + 1 < len(raw) else start
             branches.append(Branch(kind, dspan, Span(dspan.end, body_end),
                                    cond.decode("utf-8", "replace").strip(), value, balanced,
-                                   value is False and conditions.dead_everywhere(tests, i, build_defines)))
+                                   value is False and conditions.dead_everywhere(tests, i, build_defines),
+                                   (i == 0 and frame["guard"]) or conditions.taken_everywhere(tests, i)))
         done.append(Conditional(Span(frame["start"], end), tuple(branches), span))
     done.sort(key=lambda c: (c.span.start, -c.span.end))
     return tuple(done)
@@ -325,6 +330,17 @@ def branch_expression(cond: Conditional, index: int) -> str:
     if cond.branches[index].kind != "else":
         parts.append(expr(cond.branches[index]))
     return " && ".join(parts) if parts else "1"
+
+
+def build_condition(pre: Preprocessed, offset: int) -> tuple[str, ...]:
+    """The conditions, outermost first, that decide whether some build a port targets (another
+    platform, compiler or Python version, another -D) compiles the code at `offset`."""
+    parts = []
+    for cond in pre.enclosing(offset):
+        i = cond.branch_at(offset)
+        if i is not None and not cond.branches[i].fixed:
+            parts.append(branch_expression(cond, i))
+    return tuple(parts)
 
 
 def unknown_condition(pre: Preprocessed, offset: int) -> str | None:

@@ -6,7 +6,10 @@ missing one fails test_verify's interpreter test) and import it in isolated subi
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import tomllib
 
 import pytest
 from conftest import ROOT, fixture_dirs
@@ -107,6 +110,45 @@ def test_port_builds_on_311_without_new_warnings(folder, tmp_path):
                             defines=fx.defines)
     assert before.ok and after.ok, after.log
     assert set(after.warnings) <= set(before.warnings)
+
+
+def build_variants(folder) -> list[list[str]]:
+    """fixture.toml's `build_variants`: -D/-U sets of builds porter did not read (another platform,
+    a feature macro), in which the port must build as well as the original does."""
+    return tomllib.loads((folder / "fixture.toml").read_text())["build_variants"]
+
+
+VARIANT_FIXTURES = [p for p in EXTENSIONS if "build_variants" in tomllib.loads((p / "fixture.toml").read_text())]
+
+
+def _syntax_check(interpreter, source, flags) -> tuple[bool, set[str], str]:
+    """gcc -fsyntax-only with porter's compile-check flags: ok, normalised diagnostics, output."""
+    from porter.compile_check import FLAGS
+    from porter.verify import normalise_diagnostic
+
+    include = subprocess.run([str(interpreter.executable), "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    done = subprocess.run(["gcc", *FLAGS, *flags, f"-I{source.parent}", f"-I{include}", source.name],
+                          capture_output=True, text=True, cwd=source.parent, env={**os.environ, "LC_ALL": "C"})
+    out = done.stdout + done.stderr
+    return done.returncode == 0, {d for line in out.splitlines() if (d := normalise_diagnostic(line))}, out
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("folder", VARIANT_FIXTURES, ids=[p.name for p in VARIANT_FIXTURES])
+def test_port_builds_in_the_builds_porter_did_not_read(folder, interpreters, tmp_path):
+    """Code under `#ifdef __APPLE__`, `#ifndef __linux__` or a feature macro: with those -D/-U the
+    original builds, and so must the port, with no new diagnostics."""
+    fx = load_fixture(folder)
+    ported, _ = ported_copy(folder, tmp_path, fx.unsafe)
+    assert build_variants(folder)
+    for flags in build_variants(folder):
+        for i in interpreters:
+            for source in fx.sources:
+                ok0, before, _ = _syntax_check(i, source, flags)
+                ok1, after, log = _syntax_check(i, ported / source.relative_to(fx.path), flags)
+                assert ok0, f"the original does not build with {flags} on {i.version}"
+                assert ok1 and after <= before, f"{flags} on {i.version}: {after - before}\n{log}"
 
 
 @pytest.mark.oracle

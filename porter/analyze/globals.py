@@ -77,10 +77,17 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
                     continue
                 raw.append(_global(src, decl, d, info, owner_name, _thread_local(src, decl, macros)))
     # A tentative definition and the real one name the same variable: keep the one with a value.
+    # Declarations in different branches of one #if group are the same variable for different
+    # builds: the one in the branch porter reads, with the others as its alternatives.
     by_key: dict[tuple[str | None, str], Global] = {}
+    pres = {index.path: index.src.pre for index in indexes}
     for g in raw:
         prev = by_key.get(g.key)
-        if prev is None or (prev.initializer is None and g.initializer is not None):
+        if prev is not None and _alternative_branches(pres.get(g.file), prev, g):
+            active = g if pres[g.file].activity(g.declaration.start) is True else prev
+            other = prev if active is g else g
+            by_key[g.key] = replace(active, alternatives=(*prev.alternatives, other))
+        elif prev is None or (prev.initializer is None and g.initializer is not None):
             by_key[g.key] = g
     out = []
     for g in by_key.values():
@@ -96,6 +103,18 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
         out.append(g)
     out.sort(key=lambda g: (g.file, g.span.start))
     return out
+
+
+def _alternative_branches(pre, a: Global, b: Global) -> bool:
+    """Whether two declarations sit in different branches of one #if group of their file."""
+    if pre is None or a.file != b.file:
+        return False
+    for cond in pre.enclosing(a.declaration.start):
+        if cond.span.start <= b.declaration.start < cond.span.end:
+            i, j = cond.branch_at(a.declaration.start), cond.branch_at(b.declaration.start)
+            if i is not None and j is not None and i != j:
+                return True
+    return False
 
 
 _THREAD_WORDS = re.compile(r"\b(_Thread_local|__thread|thread_local|__declspec\s*\(\s*thread\s*\))")

@@ -28,6 +28,7 @@ from porter.analyze.types import collect_static_types, collect_substruct_tables
 from porter.lexer import names_in_code
 from porter.model import (
     NO_COMPANIONS,
+    BuildBranch,
     Call,
     Companions,
     ExtensionModule,
@@ -51,7 +52,7 @@ from porter.model import (
     TypeDefinition,
 )
 from porter.parse import Source, SourceText
-from porter.preproc import Preprocessed
+from porter.preproc import Preprocessed, branch_expression
 from porter.spans import SpanSet
 
 
@@ -270,6 +271,9 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
                                                     for end in [guard_end(idx.src)] if end is not None)),
         unread_branches=once("unread branches", lambda: tuple(
             Location(idx.path, span) for idx in indexes for span in idx.src.dropped_live())),
+        build_branches=once("build branches", lambda: tuple(
+            BuildBranch(idx.path, b.body, branch_expression(c, i)) for idx in indexes
+            for c in idx.src.pre.conditionals for i, b in enumerate(c.branches) if not (b.fixed or b.dead))),
         top_level_groups=once("top-level groups", lambda: tuple(
             Location(idx.path, span) for idx in indexes for span in _top_level_groups(idx.src))),
         macros_fully_seen=once("macros fully seen", lambda: _macros_fully_seen(indexes, macros, macro_uses)),

@@ -47,9 +47,18 @@ def state_declaration(state_type: str, state_var: str, expression: str) -> str:
     return f"{state_type} *{state_var} = {expression};"
 
 
-def debug_only(lines: str) -> str:
-    """Code only assert() needs: compiled in debug builds only."""
-    return f"#ifndef NDEBUG\n{lines}\n#endif"
+def guarded(lines: str, condition: str | None) -> str:
+    """Lines compiled only when `condition` holds (`#ifdef X` for `defined(X)`)."""
+    if not condition:
+        return lines
+    return f"{if_directive(condition)}\n{lines}\n#endif"
+
+
+def if_directive(condition: str) -> str:
+    m = re.fullmatch(r"(!?)defined\(\s*(\w+)\s*\)", condition.strip())
+    if m:
+        return f"#if{'n' if m.group(1) else ''}def {m.group(2)}"
+    return f"#if {condition}"
 
 
 EXEC_RETURN_TYPE = "static int"

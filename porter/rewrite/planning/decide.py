@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from porter.analyze.initializers import sizeof_operand
 from porter.model import ExtensionModule, FindModuleUse, FindModuleWant, Global, GlobalKind, RoleKind
 from porter.rewrite.planning.access import Access, function_access
+from porter.rewrite.planning.guards import BuildGuards, local_guards
 from porter.rewrite.planning.reach import (
     MODULE_STATE,
     GlobalKey,
     MacroGraph,
-    debug_only,
     direct_needs,
     key_order,
     reached_from,
@@ -35,7 +35,9 @@ class Decisions:
     needs: dict[str, set[GlobalKey]]  # function -> moved globals it reaches (also through helpers)
     helpers: frozenset[str]  # functions that get a state parameter
     state_macros: dict[str, set[GlobalKey]]  # macros whose body reaches moved globals
-    debug_only: frozenset[str] = frozenset()  # functions needing state only in assert()
+    # Functions that reach state only under a condition their body is not under (`#ifdef X`,
+    # assert()): that condition, for their `state` local.
+    local_guards: dict[str, str] = field(default_factory=dict)
     finders: frozenset[str] = frozenset()  # `S *get_global_state(void)` around FindModule
     blocked: tuple[Reason, ...] = field(default=())  # why the whole module cannot be ported
     # Functions whose PyState_FindModule finds the module the last exec made (kept process-global)
@@ -116,8 +118,9 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
     return Decisions(
         movable=movable, kept=kept, access=access, needs=needs, helpers=frozenset(helpers),
         state_macros={m: keys & wanted for m, keys in macro_bodies.items() if keys & wanted},
-        debug_only=frozenset(debug_only(module, movable, macro_bodies, needs,
-                                        {f.name: f for f in module.functions})),
+        local_guards=local_guards(module, BuildGuards(module.build_branches), movable.values(),
+                                  [m for m, keys in macro_bodies.items() if keys & wanted], needs,
+                                  module.exec_function),
         finders=frozenset(finders), blocked=tuple(blocked), last_module=dict(sorted(last_module.items())),
         kept_finders=kept_finders, last_module_macros=dict(sorted(last_module_macros.items())))
 

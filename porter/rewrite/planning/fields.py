@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from porter.analyze.initializers import is_null
 from porter.model import ExtensionModule, Global, GlobalKind
 from porter.rewrite.names import NameAllocator
+from porter.rewrite.planning.guards import BuildGuards
 from porter.rewrite.planning.reach import GlobalKey
 
 # The key of the field that keeps types' __module__ descriptors (not a global of the module).
@@ -22,11 +23,16 @@ class StateField:
     initial: str | None  # a value exec must assign (C data with a non-zero initialiser)
     is_type: bool = False
     source: Global | None = None  # the global it replaces
+    guard: str | None = None  # the build condition its global is declared under (None: every build)
+    # Declared differently for different builds: (condition, declaration) for each.
+    variants: tuple[tuple[str | None, str], ...] = ()
 
 
 def state_fields(module: ExtensionModule, movable: dict[GlobalKey, Global], names: NameAllocator,
                  existing_fields: frozenset[str], needs_descriptor_field: bool) -> tuple[StateField, ...]:
-    """A field per moved global, in source order; local statics are named `<function>_<name>`."""
+    """A field per moved global, in source order; local statics are named `<function>_<name>`.
+    A global declared only for some builds keeps that condition (its type may exist only there)."""
+    guards = BuildGuards(module.build_branches)
     fields = []
     for key, g in sorted(movable.items(), key=lambda kv: (kv[1].file, kv[1].span.start)):
         name = g.name if g.function is None else names.fresh(f"{g.function}_{g.name}")
@@ -41,8 +47,12 @@ def state_fields(module: ExtensionModule, movable: dict[GlobalKey, Global], name
                 # declared (`struct tag` when there is no typedef).
                 declared = decl.rsplit(name, 1)[0].replace("const ", "").strip()
                 initial = f"({declared or g.c_type}){initial.strip()}"
+        variants: tuple[tuple[str | None, str], ...] = ()
+        if any(x.type_text != g.type_text for x in g.alternatives):
+            variants = tuple((guards.of_global(x), _declaration(x, name)) for x in (g, *g.alternatives))
         fields.append(StateField(key, name, decl, g.kind.is_object_kind, initial,
-                                 g.kind is GlobalKind.STATIC_TYPE, g))
+                                 g.kind is GlobalKind.STATIC_TYPE, g, None if variants else guards.of_global(g),
+                                 variants))
     if needs_descriptor_field:
         name = names.fresh("module_attribute_descriptors")
         fields.append(StateField(MODULE_ATTRIBUTE_KEY, name, f"PyObject *{name}", True, None))

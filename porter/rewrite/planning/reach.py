@@ -154,26 +154,3 @@ def reached_from(start: str, edges: list[tuple[str, str]]) -> set[str]:
                 seen.add(callee)
                 todo.append(callee)
     return seen
-
-
-def debug_only(module: ExtensionModule, movable: dict[GlobalKey, Global], macro_bodies,
-               needs: dict[str, set[GlobalKey]], functions: dict[str, Function]) -> set[str]:
-    """Functions whose every use of state sits inside assert(): release builds need none."""
-    plain: set[str] = set()
-    asserted: set[str] = set()
-    for g in movable.values():
-        for u in g.uses:
-            if u.function and u.access is not UseAccess.MACRO:
-                (asserted if u.in_assert else plain).add(u.function)
-    wanted = set(movable) | {MODULE_STATE}
-    for use in module.macro_uses:
-        if use.function and macro_bodies.get(use.name, set()) & wanted:
-            (asserted if use.in_assert else plain).add(use.function)
-    for fm in module.find_module_uses:
-        if fm.function and fm.wants != "existing":
-            plain.add(fm.function)
-    # Calls that thread state to helpers count as plain uses.
-    for name, f in functions.items():
-        if any(needs.get(c.callee) for c in f.calls):
-            plain.add(name)
-    return {f for f in asserted - plain if needs.get(f)}

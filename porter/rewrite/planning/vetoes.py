@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from porter import capi
+from porter.analyze.initializers import is_null
 from porter.model import ExtensionModule, Global, GlobalKind, RoleKind, Use, UseAccess
 from porter.rewrite.planning.access import Access
 from porter.rewrite.planning.reach import MODULE_STATE, GlobalKey, key_order
@@ -86,6 +87,23 @@ def array_with_initializer(g: Global, module: ExtensionModule, convertible) -> R
     return None
 
 
+def declared_differently_per_build(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    """`#ifdef A static PyObject *x; #else static long x = 1; #endif`: a field per build is only
+    written for C data that starts at zero (no value to give each build, nothing for the GC)."""
+    if not g.alternatives or all(_same_declaration(g, x) for x in g.alternatives):
+        return None
+    if g.kind.is_object_kind or any(x.initializer is not None and not is_null(x.initializer_text)
+                                    for x in (g, *g.alternatives)):
+        return Reason("declared-per-build", "declared differently for other builds (#if branches), with a value "
+                                            "or holding objects: porter writes per-build fields only for C data "
+                                            "that starts at zero")
+    return None
+
+
+def _same_declaration(a: Global, b: Global) -> bool:
+    return a.type_text == b.type_text and a.initializer_text == b.initializer_text
+
+
 def used_in_static_initializer(g: Global, module: ExtensionModule, convertible) -> Reason | None:
     """`static PyTypeObject *all[] = {&A, &B};` in a function: a constant cannot read state."""
     for u in g.uses:
@@ -145,7 +163,8 @@ def _interpreter_pointer(type_text: str) -> bool:
 GLOBAL_VETOES = (interpreter_keyed, used_in_generated_code, used_at_file_scope, used_in_static_initializer,
                  shadowed_in_a_macro, object_with_static_initializer,
                  statically_allocated_object,
-                 used_in_unread_branch, public_declaration, external_linkage, array_with_initializer)
+                 used_in_unread_branch, public_declaration, external_linkage, array_with_initializer,
+                 declared_differently_per_build)
 
 
 def global_veto(g: Global, module: ExtensionModule, convertible: dict[str, Reason | None]) -> Reason | None:

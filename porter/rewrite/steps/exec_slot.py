@@ -265,7 +265,7 @@ def _prologue(out: Emitter, plan: Plan, body: InitBody, mvar: str) -> None:
         lines.append(cbuild.state_declaration(names.state_type, names.state_var, f"{names.get_state}({mvar})"))
         for f in plan.fields:
             if f.initial is not None:
-                lines.append(f"{names.state_var}->{f.name} = {f.initial};")
+                lines.append(cbuild.guarded(f"{names.state_var}->{f.name} = {f.initial};", f.guard))
     if names.last_module:
         # For the functions that cannot reach module state: this module, in this interpreter.
         lines.append(f"{names.last_module} = {mvar};")

@@ -72,7 +72,8 @@ class ModuleDefinition:
             text = render(
                 "c/module_tail.c.jinja",
                 old_traverse=old["m_traverse"], old_clear=old["m_clear"], old_free=old["m_free"],
-                object_fields=objects, state_type=names.state_type, state_var=names.state_var,
+                object_fields=objects, field_guards=_gc_guards(plan),
+                state_type=names.state_type, state_var=names.state_var,
                 get_state=names.get_state, traverse=names.traverse, clear=names.clear,
                 free=names.free, slots=names.slots, exec=names.exec, posture=plan.posture.value,
                 posture_condition=plan.posture.condition,
@@ -125,6 +126,16 @@ def _gc_names(plan: Plan) -> list[str]:
     return [f.name + ("[]" if "[" in f.decl else "") for f in plan.fields if f.is_object]
 
 
+def _gc_conditions(plan: Plan) -> dict[str, str]:
+    """The build condition of each object field declared only for some builds, by `_gc_names` name."""
+    return {f.name + ("[]" if "[" in f.decl else ""): f.guard for f in plan.fields if f.is_object and f.guard}
+
+
+def _gc_guards(plan: Plan) -> dict[str, str]:
+    """`#ifdef X` lines for those fields' lines in traverse and clear."""
+    return {name: cbuild.if_directive(c) for name, c in _gc_conditions(plan).items()}
+
+
 def _each(macro: str, field: str) -> str:
     """`Py_VISIT(field);`, or a loop over an array of objects (`field[]`)."""
     if not field.endswith("[]"):
@@ -162,7 +173,10 @@ def _continue(out: Emitter, plan: Plan, d: ModuleDef) -> None:
             layout = plan.layout(existing.file)
             indent = layout.body_indent(existing.body)
             param = existing.params[0].name
-            lines = "".join(f"\n{indent}{_each(macro, f'{names.get_state}({param})->{name}')}" for name in objects)
+            conditions = _gc_conditions(plan)
+            lines = "".join("\n" + cbuild.guarded(f"{indent}{_each(macro, f'{names.get_state}({param})->{name}')}",
+                                                  conditions.get(name))
+                            for name in objects)
             out.insert(existing.file, existing.body.start + 1, lines, order=-6)
         elif existing is None:
             changed[field] = fresh
@@ -173,8 +187,9 @@ def _continue(out: Emitter, plan: Plan, d: ModuleDef) -> None:
     if objects and is_null(_value(d, "m_free", "NULL")) and "m_clear" not in changed:
         clear = referenced_name(_value(d, "m_clear", "NULL")) or names.clear
         changed["m_free"] = names.free
-        free = render("c/state_gc.c.jinja", made=["free"], object_fields=objects, state_type=names.state_type,
-                      state_var=names.state_var, get_state=names.get_state, traverse=names.traverse, clear=clear,
+        free = render("c/state_gc.c.jinja", made=["free"], object_fields=objects, field_guards=_gc_guards(plan),
+                      state_type=names.state_type, state_var=names.state_var, get_state=names.get_state,
+                      traverse=names.traverse, clear=clear,
                       free=names.free, old_traverse=None, old_clear=None, old_free=None)
     else:
         free = ""
@@ -184,8 +199,9 @@ def _continue(out: Emitter, plan: Plan, d: ModuleDef) -> None:
     _add_slots(out, plan, d)
     if not changed:
         return
-    gc = render("c/state_gc.c.jinja", made=made, object_fields=objects, state_type=names.state_type,
-                state_var=names.state_var, get_state=names.get_state, traverse=names.traverse, clear=names.clear,
+    gc = render("c/state_gc.c.jinja", made=made, object_fields=objects, field_guards=_gc_guards(plan),
+                state_type=names.state_type, state_var=names.state_var, get_state=names.get_state,
+                traverse=names.traverse, clear=names.clear,
                 free=names.free, old_traverse=None, old_clear=None, old_free=None) if made else ""
     given = ", ".join(sorted(changed))
     fields = [(f.name, f.text.strip()) for f in d.fields if f.name != "m_base"]

@@ -37,6 +37,7 @@ from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
 from porter.rewrite.planning.access import Access
 from porter.rewrite.planning.fields import StateField
+from porter.rewrite.planning.guards import NDEBUG_ONLY
 from porter.rewrite.steps.state_struct import global_key
 from porter.rewrite.vocab import AccessKind
 
@@ -92,14 +93,15 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
                 out.edit(f.file, first.unused_span, first.unused_name)
             layout = plan.layout(f.file)
             declaration = cbuild.state_declaration(names.state_type, names.state_var, expr)
-            if name in d.debug_only:
-                # Only assert() reads it: no lookup (and no unused variable) in release builds.
-                text = "\n" + cbuild.debug_only(layout.body_indent(f.body) + declaration)
+            if name in d.local_guards:
+                # Read only under a condition (`#ifdef X`, assert()): no lookup, and no unused
+                # variable, in the builds without it.
+                text = "\n" + cbuild.guarded(layout.body_indent(f.body) + declaration, d.local_guards[name])
             else:
                 text = "\n" + layout.body_indent(f.body) + declaration
             out.insert(f.file, f.body.start + 1, text, order=-5)
         gc_slots = sorted(f.slots & capi.GC_SLOTS)
-        if gc_slots and name not in d.debug_only:
+        if gc_slots and d.local_guards.get(name) != NDEBUG_ONLY:
             out.todo(f.file, f.header, f"{name}() ({', '.join(gc_slots)}) now looks module state up; at interpreter "
                                        "shutdown it can run after the module is gone: prefer data kept in the instance",
                      step="gc-slot-lookup", subject=name)

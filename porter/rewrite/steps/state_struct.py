@@ -40,12 +40,25 @@ class StateStruct:
             g = f.source
             if g is not None:
                 out.done(g.file, g.span, f"{_label(g)} moved into {plan.names.state_type}.{f.name} "
-                                         f"({g.kind.value}: {g.reason})", key=global_key(f))
+                                         f"({g.kind.value}: {g.reason}){_builds(f)}", key=global_key(f))
         if plan.placement is None:
             return out.result
         _remove_declarations(out, plan)
         _insert_block(out, plan)
         return out.result
+
+
+def _builds(f: StateField) -> str:
+    """Which builds the field is declared for, when not all."""
+    if f.variants:
+        return "; declared per build, as the global was: " + ", ".join(f"`{d}` when {c or 'always'}"
+                                                                       for c, d in f.variants)
+    return f"; only when {f.guard}, as the global was" if f.guard else ""
+
+
+def _declarations(f: StateField) -> tuple[tuple[str | None, str], ...]:
+    """A field's declaration with its build condition, or one per build it is declared for."""
+    return f.variants or ((f.guard, f.decl),)
 
 
 def _label(g) -> str:
@@ -73,6 +86,12 @@ def _remove_declarations(out: Emitter, plan: Plan) -> None:
             continue  # heap-types decides what becomes of a type's declarations
         for loc in g.extern_declarations:
             out.delete_statement(loc.file, loc.span, about=global_key(f))
+        for alt in g.alternatives:  # the same variable declared for other builds
+            if alt.declarator_count == 1:
+                out.delete_statement(alt.file, alt.declaration, about=global_key(f))
+            else:
+                for span, _ in _declarator_deletions(alt.declarators, {alt.declarator_index: f}):
+                    out.edit(alt.file, span, "", about=global_key(f))
 
 
 def _declarator_deletions(declarators: tuple[Span, ...], doomed: dict[int, StateField]):
@@ -113,7 +132,8 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
             out.delete_statement(loc.file, loc.span, about=("module",))
     text = render(
         "c/state.c.jinja",
-        struct_fields=[f.decl for f in plan.fields] if names.new_struct else None,
+        struct_fields=[{"decl": decl, "guard": guard and cbuild.if_directive(guard)}
+                       for f in plan.fields for guard, decl in _declarations(f)] if names.new_struct else None,
         state_tag=names.state_type if plan.state_tagged else None,
         state_type=names.state_type, def_declaration=f"{storage}struct PyModuleDef {names.def_name}",
         def_name=names.def_name, get_state=names.get_state, get_state_by_type=names.get_state_by_type,
@@ -184,7 +204,8 @@ def _extend_existing(out: Emitter, plan: Plan) -> str | None:
     indent = layout.line_indent(existing.fields[0].span.start) if existing.fields else "    "
     line = layout.line_start(existing.closing_brace)
     brace_alone = layout.text[line:existing.closing_brace].strip() == b""
-    added = "".join(f"{indent}{f.decl};{nl}" for f in plan.fields)
+    added = "".join(cbuild.guarded(f"{indent}{decl};", guard).replace("\n", nl) + nl
+                    for f in plan.fields for guard, decl in _declarations(f))
     names = ", ".join(f.name for f in plan.fields)
     if existing.file == placement.file and existing.statement.end <= placement.at:
         if brace_alone:
