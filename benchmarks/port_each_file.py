@@ -7,8 +7,9 @@ its own process. A file ported alone often lacks the other files of its module: 
 say so (exit 1 with a reason), never crash. Counts:
 
 - traceback: a Python traceback on stderr, or exit 3 (porter's internal error);
-- silent empty patch: exit 0 and no patch for a file that defines `PyInit_` (a defect: porter
-  found nothing to do in a file that has a module, or says nothing about why);
+- silent empty patch: exit 0 and no patch for a file that defines `PyInit_`, and no line of
+  porter's naming a module and what became of it (`porter: _abc: already isolated` is an
+  answer; nothing at all, or "no extension module found", is the defect);
 - and per exit code, how many files; per file kind (defines `PyInit_` or not).
 
 Exit status 1 when any traceback or silent empty patch was found.
@@ -26,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 INIT = re.compile(rb"\bPyInit_\w*\s*\(")
+MODULE_STATUS = re.compile(r"^porter: [\w.]+: ", re.MULTILINE)  # `porter: <module>: <status>`
 
 
 def port_one(command: list[str], path: Path) -> dict:
@@ -38,7 +40,8 @@ def port_one(command: list[str], path: Path) -> dict:
         "init": has_init,
         "patch": bool(done.stdout.strip()),
         "traceback": "Traceback (most recent call last)" in stderr or done.returncode == 3,
-        "silent_empty": has_init and done.returncode == 0 and not done.stdout.strip(),
+        "silent_empty": has_init and done.returncode == 0 and not done.stdout.strip()
+        and not MODULE_STATUS.search(stderr),
         "last_line": stderr.strip().splitlines()[-1] if stderr.strip() else "",
     }
 
@@ -70,7 +73,7 @@ def main() -> int:
         other = sum(n for (i, c), n in by_code.items() if i == init and c not in (0, 1, 2))
         print(f"{label:>24} {row[0]:7} {row[1]:7} {row[2]:7} {other:7}")
     print(f"patches written: {sum(r['patch'] for r in results)}; tracebacks: {len(tracebacks)}; "
-          f"silent empty patches (PyInit_, exit 0, no patch): {len(silent)}")
+          f"silent empty patches (PyInit_, exit 0, no patch, no module named): {len(silent)}")
     wanted = {"traceback": tracebacks, "silent_empty": silent,
               "exit1": [r for r in results if r["code"] == 1], "all": results}.get(args.list or "", [])
     for r in wanted:
