@@ -143,8 +143,9 @@ static PyObject *Err;
     assert reason.subject == "A" and "all_types" in reason.message
 
 
-def test_two_static_helpers_of_one_name_in_two_files_keep_their_signatures():
-    """Facts name functions; with two definitions of `fail` porter cannot tell calls apart."""
+def test_two_static_helpers_of_one_name_in_two_files_are_two_functions():
+    """A function is (file, name): each file's `fail` gets the state, and each file's calls
+    pass it to the `fail` that file sees."""
     a = HEADER + """extern PyObject *Err;
 static PyObject *fail(void) { PyErr_SetString(Err, "a"); return NULL; }
 PyObject *from_a(void) { return fail(); }
@@ -158,9 +159,39 @@ PyObject *Err;
         '    Err = PyErr_NewException("m.Err", NULL, NULL);'
     result = port_files([("a.c", a.encode()), ("m.c", b.encode())])
     (mp,) = result.modules
-    assert {g[1] for g in mp.kept} == {"Err"}
-    for text in result.new_text.values():
-        assert b"static PyObject *fail(void)" in text and b"fail(state" not in text
+    assert not mp.kept
+    for path in ("a.c", "m.c"):
+        text = result.new_text[path]
+        assert b"static PyObject *fail(m_state *state)" in text and b"fail(state)" in text
+    assert b"from_a(state)" in result.new_text["m.c"]
+
+
+def test_a_static_function_named_like_an_extern_one_is_its_own_file_s():
+    """Callers in the file with the `static` definition call it; the other files call the
+    extern one: only the extern one needs the state here."""
+    a = HEADER + """extern PyObject *Err;
+static int check(int x) { return x > 0; }
+int use_a(int x) { return check(x) ? 0 : -1; }
+"""
+    b = HEADER + """extern PyObject *Err;
+int check(int x) { if (x < 0) { PyErr_SetString(Err, "negative"); return 0; } return 1; }
+"""
+    c = HEADER + """int check(int x);
+int use_a(int x);
+static PyObject *go(PyObject *m, PyObject *arg) {
+    long x = PyLong_AsLong(arg);
+    if (!check((int)x) || use_a((int)x) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+PyObject *Err;
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"go", go, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
+        '    Err = PyErr_NewException("m.Err", NULL, NULL);'
+    result = port_files([("a.c", a.encode()), ("b.c", b.encode()), ("m.c", c.encode())])
+    (mp,) = result.modules
+    assert not mp.kept
+    assert b"static int check(int x)" in result.new_text.get("a.c", a.encode())
+    assert b"int check(m_state *state, int x)" in result.new_text["b.c"]
+    assert b"check(state, (int)x)" in result.new_text["m.c"] and b"use_a((int)x)" in result.new_text["m.c"]
 
 
 def test_a_type_defined_under_an_unknown_condition_is_made_under_it():

@@ -14,6 +14,7 @@ from porter.analyze import ctree
 from porter.analyze.build_config import BuildConfig, read_build_config
 from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.findings import collect_findings
+from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables, init_phase
 from porter.analyze.globals import collect_globals
 from porter.analyze.index import FileIndex, build_index
@@ -49,6 +50,7 @@ from porter.model import (
     StateStructDefinition,
     StructField,
     TypeDefinition,
+    function_key,
 )
 from porter.parse import Source, SourceText
 from porter.preproc import Preprocessed
@@ -215,25 +217,31 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     def_spans = once("def spans", lambda: [Location(d.file, d.initializer) for d in defs if d.initializer])
     spelling = once("spelling", lambda: frozenset(m.name for m in macros.all()
                                                   if m.params and re.search(r"#", m.body_text)))
-    functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling, shared)
+    module_includes = once("includes", lambda: _module_includes(indexes))
+    keys = once("function keys", lambda: FunctionKeys.of(indexes, module_includes))
+    functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling, shared,
+                                  keys)
     functions += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in functions}, shared)
     generated = once("generated", lambda: tuple(g for idx in indexes for g in clinic_output(idx.path, idx.src.text)))
     functions = _clinic_impls(functions, generated)
     object_structs = once("object structs", lambda: _object_structs(indexes))
     init_names = {init.function} | ({init.worker} if init.worker else set())
     macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros)))
-    module_includes = once("includes", lambda: _module_includes(indexes))
     file_conditions = once("file conditions", lambda: _file_conditions(indexes, module_includes))
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
-                               file_conditions, shared)
-    findings = collect_findings(indexes, functions, globals_, types, shared)
+                               file_conditions, shared, keys)
+    macro_uses = once("macro uses by key", lambda: tuple(
+        dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in macro_uses))
+    findings = [dataclasses.replace(f, function=keys.in_file(f.file, f.function))
+                for f in collect_findings(indexes, functions, globals_, types, shared)]
     phase = _init_phase_nodes(indexes, functions, init_names, shared.get("call graph"))
     init_body = read_init_body(init_index, init, macros, phase)
     if init_body is not None and style is InitStyle.MULTI_PHASE:
         exec_fn = next((f for f in functions if f.name == init_body.function), None)
         param = exec_fn.params[0].name if exec_fn is not None and exec_fn.params else None
         init_body = dataclasses.replace(init_body, module_var=param, returns=(), problems=())
-    twice = once("defined twice", lambda: _defined_twice(indexes))
+    # Definitions porter cannot tell apart (one per #if branch of one file): one ambiguous name.
+    twice = once("defined twice", lambda: _defined_twice(indexes) - keys.names)
     instance_structs = once("instance structs", lambda: tuple(collect_instance_structs(indexes)))
     return ExtensionModule(
         name=init.name[len("PyInit_"):], files=once("files", lambda: tuple(idx.path for idx in indexes)),
@@ -243,7 +251,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         called_from_ambiguous=once("called from ambiguous", lambda: _called_from(indexes, twice)),
         macros=once("macros", lambda: tuple(m for idx in indexes for m in idx.macros)), init_body=init_body,
         macro_uses=macro_uses,
-        find_module_uses=tuple(u for u in collect_find_module_uses(indexes, definition.name if definition else None,
+        find_module_uses=tuple(dataclasses.replace(u, function=keys.in_file(u.file, u.function))
+                               for u in collect_find_module_uses(indexes, definition.name if definition else None,
                                                                    macros, init.worker or init.function)
                                + (module_global_uses(indexes, init_body.module_var or "", macros,
                                                      init.worker or init.function)
@@ -645,7 +654,8 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
 def _init_phase_nodes(indexes: list[FileIndex], functions: list[Function], init_names: set[str], graph=None):
     """Helpers only the init function calls (transitively), as (index, definition node)."""
     phase = init_phase(functions, init_names, graph) - init_names
-    return [(idx, nodes[0]) for idx in indexes for name, nodes in idx.functions.items() if name in phase]
+    return [(idx, nodes[0]) for idx in indexes for name, nodes in idx.functions.items()
+            if name in phase or function_key(idx.path, name) in phase]
 
 
 def _file_conditions(indexes: list[FileIndex], includes) -> dict[str, str]:
