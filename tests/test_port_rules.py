@@ -194,6 +194,42 @@ PyObject *Err;
     assert b"check(state, (int)x)" in result.new_text["m.c"] and b"use_a((int)x)" in result.new_text["m.c"]
 
 
+TYPE_IN_C_FILE = """#include <Python.h>
+#include "lib.h"
+%s
+static bytes8 raw = {{1, 2, 3}};
+desc_t d = {3, NULL};
+PyObject *Err;
+static PyObject *go(PyObject *m, PyObject *arg) { return lib_len(&d); }
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"go", go, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
+    '    d.p = &raw.b;\n    Err = PyErr_NewException("m.Err", NULL, NULL);'
+LIB_H = "typedef struct { int n; void *p; } desc_t;\nPyObject *lib_len(desc_t *d);\n"
+LIB_C = """#include <Python.h>
+#include "lib.h"
+extern PyObject *Err;
+PyObject *lib_len(desc_t *d) { if (d->p == NULL) { PyErr_SetString(Err, "empty"); return NULL; }
+    return PyLong_FromLong(d->n); }
+"""
+
+
+@pytest.mark.parametrize(("definition", "moves"), [
+    ("typedef union { char b[8]; long l; } bytes8;", True),
+    ("#define EIGHT 8\ntypedef union { char b[EIGHT]; long l; } bytes8;", False),
+    ("#ifdef HAVE_LONG\ntypedef union { char b[8]; long l; } bytes8;\n#else\n"
+     "typedef union { char b[8]; int i; } bytes8;\n#endif", False),
+], ids=["plain: moves into the state header", "names a macro of the .c file: stays global",
+        "under #if: stays global"])
+def test_a_field_type_only_the_init_file_defines_moves_into_the_state_header(definition, moves):
+    result = port_files([("m.c", (TYPE_IN_C_FILE % definition).encode()), ("lib.h", LIB_H.encode()),
+                         ("lib.c", LIB_C.encode())])
+    (mp,) = result.modules
+    assert ((None, "raw") not in mp.kept) is moves
+    header = result.new_text["lib.h"].decode()
+    assert ("bytes8 raw;" in header and header.index("} bytes8;") < header.index("bytes8 raw;")) is moves
+    if not moves:
+        assert [it.code for it in mp.items if it.subject == "raw"] == ["type-declared-late"]
+
+
 def test_a_type_defined_under_an_unknown_condition_is_made_under_it():
     c = HEADER + """
 typedef struct { PyObject_HEAD } Obj;
