@@ -48,7 +48,10 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
         return Reason("type-no-initializer", "no initialiser porter could read")
     body = module.init_body
     exec_unit = module.translation_unit(body.file) if body is not None else frozenset()
-    if body is not None and t.file not in exec_unit \
+    # A type another .c file defines (static, or extern with no header saying so) is made in
+    # exec from its spec, which porter declares `extern` in exec's file; a header's would be
+    # defined in every file that includes it.
+    if body is not None and t.file not in exec_unit and t.file.endswith(".h") \
             and not any(loc.file.endswith(".h") or loc.file in exec_unit for loc in t.forward_declarations):
         return Reason("type-invisible-to-exec", f"it is defined in {t.file}, and no header shows it to "
                                                 f"{body.file}, where exec would create it from a spec")

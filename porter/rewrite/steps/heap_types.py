@@ -136,8 +136,11 @@ def _forward_declarations(out: Emitter, plan: Plan, tp: TypePlan) -> None:
         else:
             out.delete_statement(loc.file, loc.span)
     if t.file not in same_unit and not shared and not t.structseq:
-        out.fail("type-invisible-to-exec", f"{t.name} is defined in {t.file} but created in {body.file}, and no "
-                                           "header declares it there")
+        # Nothing shows the type to exec's file (mercurial's dirs.c keeps `dirsType` static and
+        # readies it in its own dirs_module_init()): exec's file declares the spec itself.
+        layout = plan.layout(body.file)
+        out.insert(body.file, layout.line_start(body.header.start), f"extern PyType_Spec {t.name}_spec;\n\n",
+                   order=-21)
 
 
 def _descriptor_code(out: Emitter, plan: Plan, tp: TypePlan) -> str:
