@@ -230,6 +230,27 @@ def test_a_field_type_only_the_init_file_defines_moves_into_the_state_header(def
         assert [it.code for it in mp.items if it.subject == "raw"] == ["type-declared-late"]
 
 
+@pytest.mark.parametrize(("value", "converts"), [
+    ('"m.dirs"', True), ('"dirs"', True), ("names.dirs", False), ("name_of(2)", False),
+], ids=["a dotted string literal", "a plain string literal", "a field read", "a call"])
+def test_a_slot_init_assigns_converts_when_the_value_is_a_constant(value, converts):
+    """mercurial's dirs.c fills `dirsType` field by field at init: a string literal is a
+    constant whatever it spells."""
+    c = HEADER + """typedef struct { PyObject_HEAD } Obj;
+struct names_t { const char *dirs; };
+static struct names_t names = {"m.dirs"};
+static const char *name_of(int i) { return i ? "m.dirs" : "m.other"; }
+static PyTypeObject T = {PyVarObject_HEAD_INIT(NULL, 0)};
+""" + INIT % f"""    T.tp_name = {value};
+    T.tp_basicsize = sizeof(Obj);
+    T.tp_flags = Py_TPFLAGS_DEFAULT;
+    if (PyType_Ready(&T) < 0) return NULL;"""
+    mp, text = port(c)
+    assert ("T_spec" in text) is converts
+    if not converts:
+        assert [it.code for it in mp.items if it.subject == "T"] == ["type-runtime-slot"]
+
+
 def test_a_type_defined_under_an_unknown_condition_is_made_under_it():
     c = HEADER + """
 typedef struct { PyObject_HEAD } Obj;

@@ -155,6 +155,8 @@ def _foldable(field_name: str, value: str) -> bool:
         return True
     # Sizes, offsets, flags and names are constant expressions unless they read memory.
     rest = re.sub(r"\b(offsetof|sizeof)\s*\([^()]*(\([^()]*\)[^()]*)*\)", "0", v)
+    # A string literal is a constant whatever it spells (`"parsers.dirs"` is not a field read).
+    rest = re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', rest)
     return not re.search(r"->|\w\s*\.\s*[A-Za-z_]|\w\s*\(", rest)
 
 
