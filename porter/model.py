@@ -650,6 +650,17 @@ class ExtensionModule:
     def function(self, name: str) -> Function | None:
         return self._by_name[0].get(name)
 
+    def function_in(self, file: str, name: str) -> Function | None:
+        """The function `name` means in `file` (a type's slot, a module def's m_traverse): the
+        one of that key, else the one definition of that C name in the file's translation units
+        (a static function other files also define is keyed `file:name`)."""
+        found = self.function(name)
+        if found is not None:
+            return found
+        unit = frozenset().union(*(self.translation_unit(root) for root in self.unit_roots(file)))
+        seen = [f for f in self.functions if f.c_name == name and f.file in unit]
+        return seen[0] if len(seen) == 1 else None
+
     def file_global(self, name: str) -> Global | None:
         """The file-scope global named `name` (the first one, as a search of `globals` finds)."""
         return self._by_name[1].get(name)

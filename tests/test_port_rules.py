@@ -166,6 +166,27 @@ PyObject *Err;
     assert b"from_a(state)" in result.new_text["m.c"]
 
 
+def test_each_type_s_slot_is_the_function_its_own_file_defines():
+    """pyaudio: every file defines its own `static void dealloc(...)` for its type's tp_dealloc;
+    each one must release its heap type."""
+    def part(n: str) -> str:
+        return HEADER + f"""typedef struct {{ PyObject_HEAD int x; }} {n}Obj;
+static void dealloc({n}Obj *self) {{ Py_TYPE(self)->tp_free((PyObject *)self); }}
+PyTypeObject {n}Type = {{PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.{n}", .tp_basicsize = sizeof({n}Obj),
+    .tp_dealloc = (destructor)dealloc, .tp_flags = Py_TPFLAGS_DEFAULT, .tp_new = PyType_GenericNew}};
+"""
+    m = HEADER + "extern PyTypeObject AType;\nextern PyTypeObject BType;\n" + INIT % """    if (PyType_Ready(&AType) < 0 || PyType_Ready(&BType) < 0) return NULL;
+    Py_INCREF(&AType);
+    PyModule_AddObject(m, "A", (PyObject *)&AType);
+    Py_INCREF(&BType);
+    PyModule_AddObject(m, "B", (PyObject *)&BType);"""
+    result = port_files([("a.c", part("A").encode()), ("b.c", part("B").encode()), ("m.c", m.encode())])
+    (mp,) = result.modules
+    assert not [it for it in mp.items if it.code == "dealloc-not-editable"]
+    for path in ("a.c", "b.c"):
+        assert b"Py_DECREF(tp)" in result.new_text[path], result.new_text[path].decode()
+
+
 def test_a_static_function_named_like_an_extern_one_is_its_own_file_s():
     """Callers in the file with the `static` definition call it; the other files call the
     extern one: only the extern one needs the state here."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name
-from porter.model import GlobalKind, Span
+from porter.model import GlobalKind, Span, c_name
 from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
@@ -214,15 +214,15 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
     name = referenced_name(value)
     if not name or is_null(value):
         return  # the heap type's default dealloc releases the type itself
-    f = plan.module.function(name)
+    f = plan.module.function_in(t.file, name)
     if f is None:
         out.todo(t.file, t.span, code="dealloc-not-editable", subject=name, message=
                  f"{t.name}'s dealloc {name} is not a function porter can edit: it must "
                                  "Py_DECREF(Py_TYPE(self)) after freeing")
         return
-    if name in done:
+    if f.name in done:
         return
-    done.add(name)
+    done.add(f.name)
     self_name = f.params[0].name if f.params else None
     if not self_name:
         out.fail("dealloc-without-self", f"{name}() has no named self parameter")
@@ -237,7 +237,7 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
         out.insert(f.file, f.body.start + 1, prologue, order=-7)
     if not f.frees:
         deallocs = {referenced_name(tt.slot_text("tp_dealloc") or "") for tt in plan.module.static_types}
-        if not any(c.callee in deallocs for c in f.calls):
+        if not any(c_name(c.callee) in deallocs for c in f.calls):
             out.todo(f.file, f.header, code="dealloc-frees-nothing", subject=name, message=
                      f"{name}() frees no object porter can see: after freeing it must "
                                        "Py_DECREF(Py_TYPE(self))")
@@ -260,12 +260,12 @@ def _fix_traverse(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> Non
         return
     value = tp.value("tp_traverse", "0") or "0"
     name = referenced_name(value)
-    f = plan.module.function(name or "")
-    if f is None or name is None or name in done:
+    f = plan.module.function_in(tp.type.file, name or "")
+    if f is None or name is None or f.name in done:
         return
-    done.add(name)
+    done.add(f.name)
     traverses = {referenced_name(other.type.slot_text("tp_traverse") or "") for other in plan.types}
-    if any(c.callee in traverses and c.callee != name for c in f.calls):
+    if any(c_name(c.callee) in traverses and c.callee != f.name for c in f.calls):
         return  # it delegates to a base's traverse, which visits the type
     self_name = f.params[0].name if f.params else None
     if not self_name:
