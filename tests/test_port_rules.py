@@ -143,27 +143,40 @@ static PyObject *Err;
     assert reason.subject == "A" and "all_types" in reason.message
 
 
-def test_two_static_helpers_of_one_name_in_two_files_are_two_functions():
-    """A function is (file, name): each file's `fail` gets the state, and each file's calls
-    pass it to the `fail` that file sees."""
-    a = HEADER + """extern PyObject *Err;
+TWO_FAILS_A = HEADER + """extern PyObject *Err;
+%s
 static PyObject *fail(void) { PyErr_SetString(Err, "a"); return NULL; }
-PyObject *from_a(void) { return fail(); }
+PyObject *from_a(void) { return %s; }
 """
-    b = HEADER + """extern PyObject *Err;
+TWO_FAILS_M = HEADER + """extern PyObject *Err;
 PyObject *from_a(void);
 static PyObject *fail(void) { PyErr_SetString(Err, "b"); return NULL; }
 static PyObject *go(PyObject *m, PyObject *arg) { return arg == Py_None ? from_a() : fail(); }
 PyObject *Err;
 """ + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"go", go, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
-        '    Err = PyErr_NewException("m.Err", NULL, NULL);'
-    result = port_files([("a.c", a.encode()), ("m.c", b.encode())])
+    '    Err = PyErr_NewException("m.Err", NULL, NULL);'
+
+
+def test_two_static_helpers_of_one_name_in_two_files_are_two_functions():
+    """A function is (file, name): each file's `fail` gets the state, and each file's calls
+    pass it to the `fail` that file sees."""
+    result = port_files([("a.c", (TWO_FAILS_A % ("", "fail()")).encode()), ("m.c", TWO_FAILS_M.encode())])
     (mp,) = result.modules
     assert not mp.kept
     for path in ("a.c", "m.c"):
         text = result.new_text[path]
         assert b"static PyObject *fail(m_state *state)" in text and b"fail(state)" in text
     assert b"from_a(state)" in result.new_text["m.c"]
+
+
+def test_static_helpers_of_one_name_that_a_macro_calls_stay_one_ambiguous_name():
+    """A macro body's call means whichever definition the expanding file sees: porter does not
+    resolve macro bodies per expansion, so such helpers keep their signatures."""
+    result = port_files([("a.c", (TWO_FAILS_A % ("#define FAIL() fail()", "FAIL()")).encode()), ("m.c", TWO_FAILS_M.encode())])
+    (mp,) = result.modules
+    assert {g[1] for g in mp.kept} == {"Err"}
+    for text in result.new_text.values():
+        assert b"static PyObject *fail(void)" in text and b"fail(state" not in text
 
 
 def test_each_type_s_slot_is_the_function_its_own_file_defines():

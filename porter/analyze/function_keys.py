@@ -5,7 +5,9 @@ Two `static` functions of one name in two translation units are two functions (k
 prototype in a file means the definition that file's translation unit sees: its own, or the one
 a file of its unit brings (a `.c` it includes, the `.c` that includes it), else the one
 definition with external linkage. Facts name such a function `file:name` (`function_key`);
-every other function keeps its plain name, so nothing changes where names are unique.
+every other function keeps its plain name, so nothing changes where names are unique. A name
+a macro body spells stays one ambiguous name: an expansion means whichever definition the
+expanding file sees, and porter reads macro bodies once, not per expansion.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class FunctionKeys:
             # the definitions are #if alternatives, which stay one ambiguous name.
             if len(defs) < 2 or len(set(files)) < len(files) or sum(not static for _, static in defs) > 1:
                 continue
+            if any(name in idx.macro_body_names or name in idx.blanked_names for idx in indexes):
+                continue  # a macro body names it: porter cannot tell which one each expansion means
             extern = [file for file, static in defs if not static]
             by_file: dict[str, str] = {}
             for idx in indexes:
