@@ -191,8 +191,12 @@ def _drop_substruct(out: Emitter, plan: Plan, var: str) -> None:
     if g is None or module.init_body is None:
         return
     converted = {tp.name for tp in plan.types}
+    # `T.tp_as_sequence = &seq;` statements that now live in the spec, in init or in a helper
+    # only init calls (mercurial's dirs_module_init()).
+    folded = [(a.file or module.init_body.file, a.statement) for tp in plan.types for a in tp.folded_assignments]
     if all(u.function == module.init_body.function
            or (u.function is None and initializer_owner(module, u) in converted)
+           or any(file == u.file and span.start <= u.span.start < span.end for file, span in folded)
            for u in g.uses if u.access != "macro"):
         out.delete_statement(g.file, g.declaration)
 
