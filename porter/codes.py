@@ -126,7 +126,8 @@ _KEPT = [
     _code("type-unread", CodeKind.KEPT, "a static type porter could not read."),
     _code("type-no-initializer", CodeKind.KEPT, "a static type without an initialiser porter could read."),
     _code("type-invisible-to-exec", CodeKind.KEPT,
-          "a type defined in a file that no header shows to the file where exec creates it.",
+          "a type defined in a header that the file where exec creates it does not include (a type another "
+          ".c file defines is made from its spec, which porter declares in exec's file).",
           "Declare it in a header the init file includes, or give porter that header."),
     _code("type-metaclass", CodeKind.KEPT, "a type with a custom metaclass.",
           "PyType_FromMetaclass (3.12+) can make it; ports must also build on 3.11."),

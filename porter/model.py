@@ -326,9 +326,20 @@ class Param:
     unused_span: Span | None = None
 
 
+def function_key(file: str, name: str) -> str:
+    """The key of a function that another file of its module also defines (as `static`):
+    `file:name`. A function's key is its plain name otherwise (analyze.function_keys)."""
+    return f"{file}:{name}"
+
+
+def c_name(key: str) -> str:
+    """The C name of the function with this key (a C name holds no ':')."""
+    return key.rpartition(":")[2]
+
+
 @dataclass(frozen=True)
 class Call:
-    callee: str
+    callee: str  # the key of the function called (`function_key`), as the calling file sees it
     span: Span  # the whole call expression
     args: SpanList | tuple[Span, ...]
     arg_list: Span | None = None  # `(...)`, parentheses included
@@ -336,6 +347,8 @@ class Call:
 
 @dataclass(frozen=True)
 class Function:
+    # Its key: the C name, or `file:name` when another file defines a static function of that
+    # name (`function_key`); `c_name` is what the source spells.
     name: str
     file: str
     span: Span  # the whole definition
@@ -362,6 +375,10 @@ class Function:
     releases: tuple[FieldRelease, ...] = ()
     defined_by: str | None = None  # the project macro whose use defines it (BINOP(name, ...))
     name_span: Span | None = None  # its name in the definition's declarator
+
+    @property
+    def c_name(self) -> str:
+        return c_name(self.name)
 
     @property
     def role_kinds(self) -> frozenset[RoleKind]:
@@ -648,6 +665,17 @@ class ExtensionModule:
 
     def function(self, name: str) -> Function | None:
         return self._by_name[0].get(name)
+
+    def function_in(self, file: str, name: str) -> Function | None:
+        """The function `name` means in `file` (a type's slot, a module def's m_traverse): the
+        one of that key, else the one definition of that C name in the file's translation units
+        (a static function other files also define is keyed `file:name`)."""
+        found = self.function(name)
+        if found is not None:
+            return found
+        unit = frozenset().union(*(self.translation_unit(root) for root in self.unit_roots(file)))
+        seen = [f for f in self.functions if f.c_name == name and f.file in unit]
+        return seen[0] if len(seen) == 1 else None
 
     def file_global(self, name: str) -> Global | None:
         """The file-scope global named `name` (the first one, as a search of `globals` finds)."""

@@ -143,24 +143,146 @@ static PyObject *Err;
     assert reason.subject == "A" and "all_types" in reason.message
 
 
-def test_two_static_helpers_of_one_name_in_two_files_keep_their_signatures():
-    """Facts name functions; with two definitions of `fail` porter cannot tell calls apart."""
-    a = HEADER + """extern PyObject *Err;
+TWO_FAILS_A = HEADER + """extern PyObject *Err;
+%s
 static PyObject *fail(void) { PyErr_SetString(Err, "a"); return NULL; }
-PyObject *from_a(void) { return fail(); }
+PyObject *from_a(void) { return %s; }
 """
-    b = HEADER + """extern PyObject *Err;
+TWO_FAILS_M = HEADER + """extern PyObject *Err;
 PyObject *from_a(void);
 static PyObject *fail(void) { PyErr_SetString(Err, "b"); return NULL; }
 static PyObject *go(PyObject *m, PyObject *arg) { return arg == Py_None ? from_a() : fail(); }
 PyObject *Err;
 """ + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"go", go, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
-        '    Err = PyErr_NewException("m.Err", NULL, NULL);'
-    result = port_files([("a.c", a.encode()), ("m.c", b.encode())])
+    '    Err = PyErr_NewException("m.Err", NULL, NULL);'
+
+
+def test_two_static_helpers_of_one_name_in_two_files_are_two_functions():
+    """A function is (file, name): each file's `fail` gets the state, and each file's calls
+    pass it to the `fail` that file sees."""
+    result = port_files([("a.c", (TWO_FAILS_A % ("", "fail()")).encode()), ("m.c", TWO_FAILS_M.encode())])
+    (mp,) = result.modules
+    assert not mp.kept
+    for path in ("a.c", "m.c"):
+        text = result.new_text[path]
+        assert b"static PyObject *fail(m_state *state)" in text and b"fail(state)" in text
+    assert b"from_a(state)" in result.new_text["m.c"]
+
+
+def test_static_helpers_of_one_name_that_a_macro_calls_stay_one_ambiguous_name():
+    """A macro body's call means whichever definition the expanding file sees: porter does not
+    resolve macro bodies per expansion, so such helpers keep their signatures."""
+    result = port_files([("a.c", (TWO_FAILS_A % ("#define FAIL() fail()", "FAIL()")).encode()), ("m.c", TWO_FAILS_M.encode())])
     (mp,) = result.modules
     assert {g[1] for g in mp.kept} == {"Err"}
     for text in result.new_text.values():
         assert b"static PyObject *fail(void)" in text and b"fail(state" not in text
+
+
+def test_each_type_s_slot_is_the_function_its_own_file_defines():
+    """pyaudio: every file defines its own `static void dealloc(...)` for its type's tp_dealloc;
+    each one must release its heap type."""
+    def part(n: str) -> str:
+        return HEADER + f"""typedef struct {{ PyObject_HEAD int x; }} {n}Obj;
+static void dealloc({n}Obj *self) {{ Py_TYPE(self)->tp_free((PyObject *)self); }}
+PyTypeObject {n}Type = {{PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.{n}", .tp_basicsize = sizeof({n}Obj),
+    .tp_dealloc = (destructor)dealloc, .tp_flags = Py_TPFLAGS_DEFAULT, .tp_new = PyType_GenericNew}};
+"""
+    m = HEADER + "extern PyTypeObject AType;\nextern PyTypeObject BType;\n" + INIT % """    if (PyType_Ready(&AType) < 0 || PyType_Ready(&BType) < 0) return NULL;
+    Py_INCREF(&AType);
+    PyModule_AddObject(m, "A", (PyObject *)&AType);
+    Py_INCREF(&BType);
+    PyModule_AddObject(m, "B", (PyObject *)&BType);"""
+    result = port_files([("a.c", part("A").encode()), ("b.c", part("B").encode()), ("m.c", m.encode())])
+    (mp,) = result.modules
+    assert not [it for it in mp.items if it.code == "dealloc-not-editable"]
+    for path in ("a.c", "b.c"):
+        assert b"Py_DECREF(tp)" in result.new_text[path], result.new_text[path].decode()
+
+
+def test_a_static_function_named_like_an_extern_one_is_its_own_file_s():
+    """Callers in the file with the `static` definition call it; the other files call the
+    extern one: only the extern one needs the state here."""
+    a = HEADER + """extern PyObject *Err;
+static int check(int x) { return x > 0; }
+int use_a(int x) { return check(x) ? 0 : -1; }
+"""
+    b = HEADER + """extern PyObject *Err;
+int check(int x) { if (x < 0) { PyErr_SetString(Err, "negative"); return 0; } return 1; }
+"""
+    c = HEADER + """int check(int x);
+int use_a(int x);
+static PyObject *go(PyObject *m, PyObject *arg) {
+    long x = PyLong_AsLong(arg);
+    if (!check((int)x) || use_a((int)x) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+PyObject *Err;
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"go", go, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
+        '    Err = PyErr_NewException("m.Err", NULL, NULL);'
+    result = port_files([("a.c", a.encode()), ("b.c", b.encode()), ("m.c", c.encode())])
+    (mp,) = result.modules
+    assert not mp.kept
+    assert b"static int check(int x)" in result.new_text.get("a.c", a.encode())
+    assert b"int check(m_state *state, int x)" in result.new_text["b.c"]
+    assert b"check(state, (int)x)" in result.new_text["m.c"] and b"use_a((int)x)" in result.new_text["m.c"]
+
+
+TYPE_IN_C_FILE = """#include <Python.h>
+#include "lib.h"
+%s
+static bytes8 raw = {{1, 2, 3}};
+desc_t d = {3, NULL};
+PyObject *Err;
+static PyObject *go(PyObject *m, PyObject *arg) { return lib_len(&d); }
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"go", go, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
+    '    d.p = &raw.b;\n    Err = PyErr_NewException("m.Err", NULL, NULL);'
+LIB_H = "typedef struct { int n; void *p; } desc_t;\nPyObject *lib_len(desc_t *d);\n"
+LIB_C = """#include <Python.h>
+#include "lib.h"
+extern PyObject *Err;
+PyObject *lib_len(desc_t *d) { if (d->p == NULL) { PyErr_SetString(Err, "empty"); return NULL; }
+    return PyLong_FromLong(d->n); }
+"""
+
+
+@pytest.mark.parametrize(("definition", "moves"), [
+    ("typedef union { char b[8]; long l; } bytes8;", True),
+    ("#define EIGHT 8\ntypedef union { char b[EIGHT]; long l; } bytes8;", False),
+    ("#ifdef HAVE_LONG\ntypedef union { char b[8]; long l; } bytes8;\n#else\n"
+     "typedef union { char b[8]; int i; } bytes8;\n#endif", False),
+], ids=["plain: moves into the state header", "names a macro of the .c file: stays global",
+        "under #if: stays global"])
+def test_a_field_type_only_the_init_file_defines_moves_into_the_state_header(definition, moves):
+    result = port_files([("m.c", (TYPE_IN_C_FILE % definition).encode()), ("lib.h", LIB_H.encode()),
+                         ("lib.c", LIB_C.encode())])
+    (mp,) = result.modules
+    assert ((None, "raw") not in mp.kept) is moves
+    header = result.new_text["lib.h"].decode()
+    assert ("bytes8 raw;" in header and header.index("} bytes8;") < header.index("bytes8 raw;")) is moves
+    if not moves:
+        assert [it.code for it in mp.items if it.subject == "raw"] == ["type-declared-late"]
+
+
+@pytest.mark.parametrize(("value", "converts"), [
+    ('"m.dirs"', True), ('"dirs"', True), ("names.dirs", False), ("name_of(2)", False),
+], ids=["a dotted string literal", "a plain string literal", "a field read", "a call"])
+def test_a_slot_init_assigns_converts_when_the_value_is_a_constant(value, converts):
+    """mercurial's dirs.c fills `dirsType` field by field at init: a string literal is a
+    constant whatever it spells."""
+    c = HEADER + """typedef struct { PyObject_HEAD } Obj;
+struct names_t { const char *dirs; };
+static struct names_t names = {"m.dirs"};
+static const char *name_of(int i) { return i ? "m.dirs" : "m.other"; }
+static PyTypeObject T = {PyVarObject_HEAD_INIT(NULL, 0)};
+""" + INIT % f"""    T.tp_name = {value};
+    T.tp_basicsize = sizeof(Obj);
+    T.tp_flags = Py_TPFLAGS_DEFAULT;
+    if (PyType_Ready(&T) < 0) return NULL;"""
+    mp, text = port(c)
+    assert ("T_spec" in text) is converts
+    if not converts:
+        assert [it.code for it in mp.items if it.subject == "T"] == ["type-runtime-slot"]
 
 
 def test_a_type_defined_under_an_unknown_condition_is_made_under_it():

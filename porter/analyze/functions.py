@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from porter import capi
 from porter.analyze import ctree
+from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
@@ -28,6 +29,7 @@ from porter.model import (
     SpanList,
     StaticType,
     UnreadCall,
+    c_name,
 )
 from porter.parse import Node, descendants, walk
 from porter.spans import SpanSet
@@ -297,6 +299,7 @@ def collect_functions(
     type_spans: list[Location], def_spans: list[Location],
     owners: dict[str, list[str]] | None = None, flags: dict[str, tuple[str, ...]] | None = None,
     spelling_macros: frozenset[str] = frozenset(), shared: dict | None = None,
+    keys: FunctionKeys | None = None,
 ) -> list[Function]:
     """Function facts for every definition in the module's files.
 
@@ -306,9 +309,10 @@ def collect_functions(
     function whose facts come out the same is the same object.
     """
     shared = {} if shared is None else shared
+    keys = keys or FunctionKeys({})
     skeletons = shared.get("function skeletons")
     if skeletons is None:
-        skeletons = shared["function skeletons"] = _skeletons(indexes, spelling_macros)
+        skeletons = shared["function skeletons"] = _skeletons(indexes, spelling_macros, keys)
     made = shared.setdefault("functions made", {})
     tables_by_file: dict[str, list[Span]] = {}
     for loc in tables.spans + type_spans + def_spans:
@@ -323,7 +327,10 @@ def collect_functions(
                           if not inside)
             sk.taken[taken_key] = (taken, tuple(_sync_sites(indexes, list(taken))))
         taken, sync_sites = sk.taken[taken_key]
-        fn_roles = list(roles.get(name, []))
+        # Tables name functions by their C name: a static function of a name two files define
+        # gets the roles of that name (a role it does not have only keeps its signature).
+        spelled = c_name(name)
+        fn_roles = list(roles.get(spelled, []))
         if taken and Role(RoleKind.CALLBACK) not in fn_roles:
             fn_roles.append(Role(RoleKind.CALLBACK))
         if not fn_roles:
@@ -332,35 +339,38 @@ def collect_functions(
             referenced = bool(sk.references)
             fn_roles.append(Role(RoleKind.HELPER if sk.called and not referenced else
                                  RoleKind.REFERENCED if referenced else RoleKind.UNREFERENCED))
-        key = (tuple(fn_roles), taken_key, tuple((owners or {}).get(name, ())), tuple((flags or {}).get(name, ())))
+        key = (tuple(fn_roles), taken_key, tuple((owners or {}).get(spelled, ())),
+               tuple((flags or {}).get(spelled, ())))
         previous = made.get(name)
         if previous is not None and previous[0] == key:
             out.append(previous[1])
             continue
-        function = Function(**sk.fields, roles=tuple(fn_roles), address_taken=taken, types=key[2], flags=key[3],
-                            sync_callback_sites=sync_sites)
+        function = keys.of_sites(Function(**sk.fields, roles=tuple(fn_roles), address_taken=taken, types=key[2],
+                                          flags=key[3], sync_callback_sites=sync_sites))
         made[name] = (key, function)
         out.append(function)
     return out
 
 
-def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str]) -> list[_Skeleton]:
+def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: FunctionKeys) -> list[_Skeleton]:
+    # By key: a static function of a name another file also defines is a function of its own.
     defined: dict[str, tuple[FileIndex, Node]] = {}
     for index in indexes:
         for name, nodes in index.functions.items():
-            defined.setdefault(name, (index, nodes[0]))
-    unread = _unread_calls(indexes, defined)
-    all_called = {c for other in indexes for c, _ in other.calls} | set().union(
-        *(other.macro_called for other in indexes))
+            defined.setdefault(keys.key(index.path, name), (index, nodes[0]))
+    unread = _unread_calls(indexes, defined, keys)
+    all_called = {keys.key(other.path, c) for other in indexes for c, _ in other.calls} | {
+        keys.key(other.path, c) for other in indexes for c in other.macro_called}
     out = []
     for name, (index, fn) in sorted(defined.items(), key=lambda kv: (kv[1][0].path, kv[1][1].start_byte)):
+        spelled = c_name(name)
         src = index.src
         body = fn.child_by_field_name("body")
         _, name_node, fdecl = ctree.function_name(fn)
         params = _params(src, fdecl)
         starts = index.call_starts
         calls = tuple(
-            Call(c, ctree.span(node), SpanList.from_offsets(x for a in ctree.call_args(node)
+            Call(keys.key(index.path, c), ctree.span(node), SpanList.from_offsets(x for a in ctree.call_args(node)
                                                             for x in (a.start_byte, a.end_byte)),
                  ctree.span(node.child_by_field_name("arguments"))
                  if node.child_by_field_name("arguments") is not None else None)
@@ -369,12 +379,14 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str]) -> lis
         references = []
         prototypes = []
         for other in indexes:
-            for decl in other.prototypes.get(name, []):
-                proto_name, plist = _prototype_parts(decl, name)
+            if keys.key(other.path, spelled) != name:
+                continue  # that file sees another function of this name
+            for decl in other.prototypes.get(spelled, []):
+                proto_name, plist = _prototype_parts(decl, spelled)
                 prototypes.append(Prototype(other.path, ctree.span(decl),
                                             ctree.span(proto_name) if proto_name is not None else None,
                                             ctree.span(plist) if plist is not None else None))
-            for ident in other.identifiers.get(name, []):
+            for ident in other.identifiers.get(spelled, []):
                 if _is_reference(ident, fn) and not _spelled(ident, spelling_macros):
                     references.append((other.path, ident))
         ret = fn.child_by_field_name("type")
@@ -402,22 +414,23 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str]) -> lis
     return out
 
 
-def _unread_calls(indexes: list[FileIndex], defined) -> dict[str, list[UnreadCall]]:
-    """`f(` in the #if branches masked away, by callee: the tree never saw these calls."""
+def _unread_calls(indexes: list[FileIndex], defined, keys: FunctionKeys) -> dict[str, list[UnreadCall]]:
+    """`f(` in the #if branches masked away, by callee's key: the tree never saw these calls."""
     spans_by_file: dict[str, list[tuple[int, int, str]]] = {}
     for name, (index, fn) in defined.items():
         spans_by_file.setdefault(index.path, []).append((fn.start_byte, fn.end_byte, name))
+    spelled = {c_name(name) for name in defined}
     out: dict[str, list[UnreadCall]] = {}
     for idx in indexes:
         callers = sorted(spans_by_file.get(idx.path, ()))
         caller_starts = [start for start, _, _ in callers]
         for tok in idx.src.dropped_names(directives=False):
-            if tok.paren_end is None or tok.text not in defined:
+            if tok.paren_end is None or tok.text not in spelled:
                 continue
             # Function definitions do not nest: the one starting last before the call.
             j = bisect_right(caller_starts, tok.start) - 1
             caller = callers[j][2] if j >= 0 and tok.start < callers[j][1] else None
-            out.setdefault(tok.text, []).append(
+            out.setdefault(keys.key(idx.path, tok.text), []).append(
                 UnreadCall(caller, Location(idx.path, Span(tok.start, tok.paren_end)), tok.empty_call))
     return out
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from porter import capi
 from porter.analyze import ctree
+from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.functions import call_graph, init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
@@ -21,6 +22,7 @@ def collect_globals(
     indexes: list[FileIndex], functions: list[Function], macros: MacroTable,
     init_functions: set[str], object_structs: set[str], macro_uses=(),
     file_conditions: dict[str, str] | None = None, shared: dict | None = None,
+    keys: FunctionKeys | None = None,
 ) -> list[Global]:
     """Every file-scope variable and function-local static, with uses and a kind.
 
@@ -31,7 +33,10 @@ def collect_globals(
     shared = {} if shared is None else shared
     skeletons = shared.get("global skeletons")
     if skeletons is None:
-        skeletons = shared["global skeletons"] = _global_skeletons(indexes, macros, macro_uses, file_conditions)
+        # Read by C name, then named by function key (a use in a static function another file
+        # also defines is a use in that file's function).
+        found = _global_skeletons(indexes, macros, macro_uses, file_conditions)
+        skeletons = shared["global skeletons"] = [keys.of_global(g) for g in found] if keys else found
     graph = shared.get("call graph")
     if graph is None:
         graph = shared["call graph"] = call_graph(functions)

@@ -14,6 +14,7 @@ from porter.analyze import ctree
 from porter.analyze.build_config import BuildConfig, read_build_config
 from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.findings import collect_findings
+from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables, init_phase
 from porter.analyze.globals import collect_globals
 from porter.analyze.index import FileIndex, build_index
@@ -50,6 +51,7 @@ from porter.model import (
     StateStructDefinition,
     StructField,
     TypeDefinition,
+    function_key,
 )
 from porter.parse import Source, SourceText
 from porter.preproc import Preprocessed, branch_expression
@@ -201,40 +203,56 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         if exec_index is not None:
             init_index, init = exec_index, dataclasses.replace(init, worker=exec_name, create_calls=())
     early = read_init_body(init_index, init, macros)  # slots that init fills at run time
-    assigned: dict[str, list[tuple[str, str]]] = {}
-    for a in early.field_assignments if early else ():
-        assigned.setdefault(a.target, []).append((a.field, a.value))
     spec_types = [s for s in once("spec types", lambda: collect_spec_types(indexes)) if s.spec in tables.specs]
-    roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned,
-                                        {s.global_name: s.spec for s in spec_types})
-    type_spans = list(once("type spans", lambda: [Location(t.file, t.initializer) for t in types if t.initializer]
-                           + _substruct_initializers(indexes)))
-    # `Type.tp_dealloc = f;` in init gives f a slot role, not a callback's.
     type_names = {t.name for t in types}
-    type_spans += [Location(a.file or init.file, a.statement) for a in (early.field_assignments if early else ())
-                   if a.target in type_names]
     def_spans = once("def spans", lambda: [Location(d.file, d.initializer) for d in defs if d.initializer])
     spelling = once("spelling", lambda: frozenset(m.name for m in macros.all()
                                                   if m.params and re.search(r"#", m.body_text)))
-    functions = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling, shared)
-    functions += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in functions}, shared)
+    module_includes = once("includes", lambda: _module_includes(indexes))
+    keys = once("function keys", lambda: FunctionKeys.of(indexes, module_includes))
     generated = once("generated", lambda: tuple(g for idx in indexes for g in clinic_output(idx.path, idx.src.text)))
-    functions = _clinic_impls(functions, generated)
+
+    def settle(assignments) -> list[Function]:
+        """Function facts, with `Type.tp_dealloc = f;` statements of init (`assignments`) giving
+        f a slot role, not a callback's."""
+        assigned: dict[str, list[tuple[str, str]]] = {}
+        for a in assignments:
+            assigned.setdefault(a.target, []).append((a.field, a.value))
+        roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned,
+                                            {s.global_name: s.spec for s in spec_types})
+        type_spans = list(once("type spans", lambda: [Location(t.file, t.initializer) for t in types
+                                                      if t.initializer] + _substruct_initializers(indexes)))
+        type_spans += [Location(a.file or init.file, a.statement) for a in assignments if a.target in type_names]
+        found = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling, shared,
+                                  keys)
+        found += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in found}, shared)
+        return _clinic_impls(found, generated)
+
+    early_assignments = early.field_assignments if early else ()
+    functions = settle(early_assignments)
     object_structs = once("object structs", lambda: _object_structs(indexes))
     init_names = {init.function} | ({init.worker} if init.worker else set())
     macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros)))
-    module_includes = once("includes", lambda: _module_includes(indexes))
     file_conditions = once("file conditions", lambda: _file_conditions(indexes, module_includes))
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
-                               file_conditions, shared)
-    findings = collect_findings(indexes, functions, globals_, types, shared)
+                               file_conditions, shared, keys)
+    macro_uses = once("macro uses by key", lambda: tuple(
+        dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in macro_uses))
+    findings = [dataclasses.replace(f, function=keys.in_file(f.file, f.function))
+                for f in collect_findings(indexes, functions, globals_, types, shared)]
     phase = _init_phase_nodes(indexes, functions, init_names, shared.get("call graph"))
     init_body = read_init_body(init_index, init, macros, phase)
+    if init_body is not None and any(a.target in type_names and a not in early_assignments
+                                     for a in init_body.field_assignments):
+        # A helper only init calls fills a type too (mercurial's dirs_module_init() sets
+        # `dirsType.tp_init = (initproc)dirs_init;`): its functions are that type's slots.
+        functions = settle(init_body.field_assignments)
     if init_body is not None and style is InitStyle.MULTI_PHASE:
         exec_fn = next((f for f in functions if f.name == init_body.function), None)
         param = exec_fn.params[0].name if exec_fn is not None and exec_fn.params else None
         init_body = dataclasses.replace(init_body, module_var=param, returns=(), problems=())
-    twice = once("defined twice", lambda: _defined_twice(indexes))
+    # Definitions porter cannot tell apart (one per #if branch of one file): one ambiguous name.
+    twice = once("defined twice", lambda: _defined_twice(indexes) - keys.names)
     instance_structs = once("instance structs", lambda: tuple(collect_instance_structs(indexes)))
     return ExtensionModule(
         name=init.name[len("PyInit_"):], files=once("files", lambda: tuple(idx.path for idx in indexes)),
@@ -244,7 +262,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         called_from_ambiguous=once("called from ambiguous", lambda: _called_from(indexes, twice)),
         macros=once("macros", lambda: tuple(m for idx in indexes for m in idx.macros)), init_body=init_body,
         macro_uses=macro_uses,
-        find_module_uses=tuple(u for u in collect_find_module_uses(indexes, definition.name if definition else None,
+        find_module_uses=tuple(dataclasses.replace(u, function=keys.in_file(u.file, u.function))
+                               for u in collect_find_module_uses(indexes, definition.name if definition else None,
                                                                    macros, init.worker or init.function)
                                + (module_global_uses(indexes, init_body.module_var or "", macros,
                                                      init.worker or init.function)
@@ -649,7 +668,8 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
 def _init_phase_nodes(indexes: list[FileIndex], functions: list[Function], init_names: set[str], graph=None):
     """Helpers only the init function calls (transitively), as (index, definition node)."""
     phase = init_phase(functions, init_names, graph) - init_names
-    return [(idx, nodes[0]) for idx in indexes for name, nodes in idx.functions.items() if name in phase]
+    return [(idx, nodes[0]) for idx in indexes for name, nodes in idx.functions.items()
+            if name in phase or function_key(idx.path, name) in phase]
 
 
 def _file_conditions(indexes: list[FileIndex], includes) -> dict[str, str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from porter import capi
 from porter.analyze.initializers import is_null, sizeof_operand
-from porter.model import ExtensionModule, GlobalKind, Location, RoleKind, SpecType, TypeDefinition
+from porter.model import ExtensionModule, GlobalKind, Location, RoleKind, SpecType, TypeDefinition, c_name
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.names import (
     EXEC_PARAM_CANDIDATES,
@@ -197,7 +197,7 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
         exec_param = allocator.first_free(EXEC_PARAM_CANDIDATES, "exec_module")
     else:
         exec_param = (body.module_var if body is not None else None) or "module"
-    impl = {name: allocator.fresh(f"{name}_impl") for name, acc in sorted(decisions.access.items())
+    impl = {name: allocator.fresh(f"{c_name(name)}_impl") for name, acc in sorted(decisions.access.items())
             if acc.kind is AccessKind.SPLIT and decisions.needs.get(name)}
     names = Names(
         base=base, state_type=state_type, get_state=get_state, get_state_by_type=get_state_by_type,

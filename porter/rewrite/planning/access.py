@@ -35,9 +35,10 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
     """
     kinds = f.role_kinds
     if f.name in module.ambiguous_functions:
-        # Two static functions of one name in different files: porter's facts name functions,
-        # so it cannot tell their calls apart and changes neither signature.
-        return Access(AccessKind.NONE, reason=f"another function named {f.name} is defined in another file")
+        # Definitions a file cannot tell apart (one per #if branch of one file; static functions
+        # of one name in different files are different functions: analyze.function_keys).
+        return Access(AccessKind.NONE, reason=f"{f.name} has several definitions and porter cannot tell which "
+                                              "one each call means")
     if f.name in module.called_from_ambiguous and f.only_helper:
         return Access(AccessKind.NONE, reason="it is called from a function with two definitions, whose calls "
                                               "porter cannot tell apart")

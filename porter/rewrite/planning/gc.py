@@ -46,7 +46,7 @@ def plan_gc(module: ExtensionModule, layouts: dict[str, FileLayout], t: StaticTy
         return None
     operand = sizeof_operand(values.get("tp_basicsize"))
     struct = next((s for s in module.instance_structs if s.name == operand[1]), None) if operand else None
-    dealloc = module.function(referenced_name(values.get("tp_dealloc", "0") or "0") or "")
+    dealloc = module.function_in(t.file, referenced_name(values.get("tp_dealloc", "0") or "0") or "")
     if struct is None:
         return None
     released = {r.field for r in dealloc.releases} if dealloc is not None else set()

@@ -133,6 +133,9 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
             continue
         hidden = elsewhere.get(g.c_type)
         if hidden is not None and g.c_type not in defs and not _pointer_to_tag(g.type_text):
+            if _movable_to_state(module, hidden, placement, visible):
+                hoisted[hidden.name] = hidden
+                continue
             vetoes[f.key] = Reason("type-declared-late", f"its type {hidden.name} is defined in {hidden.file}, which "
                                    f"{placement.file} (where the module state goes) does not see")
             continue
@@ -146,6 +149,27 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
                                    f"{layouts[d.file].line(d.statement.start)}, after code that needs module "
                                    "state, and porter cannot move that definition up")
     return LateTypes(tuple(sorted(hoisted.values(), key=lambda d: d.statement.start)), vetoes)
+
+
+def _movable_to_state(module: ExtensionModule, d: TypeDefinition, placement: Placement,
+                      visible: frozenset[str]) -> bool:
+    """A type only a .c file defines (kerberos's `typedef union {...} align16;`) moves into the
+    header that holds the state, above it: that .c file includes the header before the
+    definition, the definition is under no #if, nothing else of the module defines the name,
+    and whatever of the module's it names the header sees too."""
+    if d.file.endswith(".h") or d.conditions:
+        return False
+    if sum(o.name == d.name for o in module.type_definitions) > 1:
+        return False
+    own = {o.name: o.file for o in module.type_definitions} | {m.name: m.file for m in module.macros}
+    if any(name != d.name and name in own and own[name] not in visible for name in d.mentions):
+        return False
+    # The header (or a file that brings it) arrives before the definition in its file.
+    state_file = placement.file
+    early = [span for includer, target, span in module.includes if includer == d.file
+             and state_file in module.translation_unit(target)]
+    early += [a.anchor for a in placement.includes if a.file == d.file]
+    return any(span.end <= d.statement.start for span in early)
 
 
 def _pointer_to_tag(type_text: str) -> bool:

@@ -48,7 +48,10 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
         return Reason("type-no-initializer", "no initialiser porter could read")
     body = module.init_body
     exec_unit = module.translation_unit(body.file) if body is not None else frozenset()
-    if body is not None and t.file not in exec_unit \
+    # A type another .c file defines (static, or extern with no header saying so) is made in
+    # exec from its spec, which porter declares `extern` in exec's file; a header's would be
+    # defined in every file that includes it.
+    if body is not None and t.file not in exec_unit and t.file.endswith(".h") \
             and not any(loc.file.endswith(".h") or loc.file in exec_unit for loc in t.forward_declarations):
         return Reason("type-invisible-to-exec", f"it is defined in {t.file}, and no header shows it to "
                                                 f"{body.file}, where exec would create it from a spec")
@@ -152,6 +155,8 @@ def _foldable(field_name: str, value: str) -> bool:
         return True
     # Sizes, offsets, flags and names are constant expressions unless they read memory.
     rest = re.sub(r"\b(offsetof|sizeof)\s*\([^()]*(\([^()]*\)[^()]*)*\)", "0", v)
+    # A string literal is a constant whatever it spells (`"parsers.dirs"` is not a field read).
+    rest = re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', rest)
     return not re.search(r"->|\w\s*\.\s*[A-Za-z_]|\w\s*\(", rest)
 
 

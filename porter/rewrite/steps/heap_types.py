@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name
-from porter.model import GlobalKind, Span
+from porter.model import GlobalKind, Span, c_name
 from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
@@ -136,8 +136,11 @@ def _forward_declarations(out: Emitter, plan: Plan, tp: TypePlan) -> None:
         else:
             out.delete_statement(loc.file, loc.span)
     if t.file not in same_unit and not shared and not t.structseq:
-        out.fail("type-invisible-to-exec", f"{t.name} is defined in {t.file} but created in {body.file}, and no "
-                                           "header declares it there")
+        # Nothing shows the type to exec's file (mercurial's dirs.c keeps `dirsType` static and
+        # readies it in its own dirs_module_init()): exec's file declares the spec itself.
+        layout = plan.layout(body.file)
+        out.insert(body.file, layout.line_start(body.header.start), f"extern PyType_Spec {t.name}_spec;\n\n",
+                   order=-21)
 
 
 def _descriptor_code(out: Emitter, plan: Plan, tp: TypePlan) -> str:
@@ -188,8 +191,12 @@ def _drop_substruct(out: Emitter, plan: Plan, var: str) -> None:
     if g is None or module.init_body is None:
         return
     converted = {tp.name for tp in plan.types}
+    # `T.tp_as_sequence = &seq;` statements that now live in the spec, in init or in a helper
+    # only init calls (mercurial's dirs_module_init()).
+    folded = [(a.file or module.init_body.file, a.statement) for tp in plan.types for a in tp.folded_assignments]
     if all(u.function == module.init_body.function
            or (u.function is None and initializer_owner(module, u) in converted)
+           or any(file == u.file and span.start <= u.span.start < span.end for file, span in folded)
            for u in g.uses if u.access != "macro"):
         out.delete_statement(g.file, g.declaration)
 
@@ -211,15 +218,15 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
     name = referenced_name(value)
     if not name or is_null(value):
         return  # the heap type's default dealloc releases the type itself
-    f = plan.module.function(name)
+    f = plan.module.function_in(t.file, name)
     if f is None:
         out.todo(t.file, t.span, code="dealloc-not-editable", subject=name, message=
                  f"{t.name}'s dealloc {name} is not a function porter can edit: it must "
                                  "Py_DECREF(Py_TYPE(self)) after freeing")
         return
-    if name in done:
+    if f.name in done:
         return
-    done.add(name)
+    done.add(f.name)
     self_name = f.params[0].name if f.params else None
     if not self_name:
         out.fail("dealloc-without-self", f"{name}() has no named self parameter")
@@ -234,7 +241,7 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
         out.insert(f.file, f.body.start + 1, prologue, order=-7)
     if not f.frees:
         deallocs = {referenced_name(tt.slot_text("tp_dealloc") or "") for tt in plan.module.static_types}
-        if not any(c.callee in deallocs for c in f.calls):
+        if not any(c_name(c.callee) in deallocs for c in f.calls):
             out.todo(f.file, f.header, code="dealloc-frees-nothing", subject=name, message=
                      f"{name}() frees no object porter can see: after freeing it must "
                                        "Py_DECREF(Py_TYPE(self))")
@@ -257,12 +264,12 @@ def _fix_traverse(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> Non
         return
     value = tp.value("tp_traverse", "0") or "0"
     name = referenced_name(value)
-    f = plan.module.function(name or "")
-    if f is None or name is None or name in done:
+    f = plan.module.function_in(tp.type.file, name or "")
+    if f is None or name is None or f.name in done:
         return
-    done.add(name)
+    done.add(f.name)
     traverses = {referenced_name(other.type.slot_text("tp_traverse") or "") for other in plan.types}
-    if any(c.callee in traverses and c.callee != name for c in f.calls):
+    if any(c_name(c.callee) in traverses and c.callee != f.name for c in f.calls):
         return  # it delegates to a base's traverse, which visits the type
     self_name = f.params[0].name if f.params else None
     if not self_name:

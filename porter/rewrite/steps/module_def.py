@@ -166,7 +166,7 @@ def _continue(out: Emitter, plan: Plan, d: ModuleDef) -> None:
     for field, macro, fresh in (("m_traverse", "Py_VISIT", names.traverse), ("m_clear", "Py_CLEAR", names.clear)):
         if not objects:
             break
-        existing = module.function(referenced_name(_value(d, field, "NULL")) or "") \
+        existing = module.function_in(d.file, referenced_name(_value(d, field, "NULL")) or "") \
             if not is_null(_value(d, field, "NULL")) else None
         if existing is not None and existing.params and existing.params[0].name:
             # Its own function visits (clears) the new fields too, first thing.

@@ -176,7 +176,7 @@ def _split(out: Emitter, plan: Plan, f: Function, acc: Access) -> None:
         params = ", ".join(p.type_text for p in f.params)
         args = ", ".join([f"{names.get_state}({acc.params[0]})"] + [p.name or "" for p in f.params])
         header = layout.text_of(Span(f.header.start, f.name_span.start)).replace("\n", " ").strip()
-        out.insert(f.file, f.span.end, "\n\n" + cbuild.split_wrapper(header, f.name, params, impl, args))
+        out.insert(f.file, f.span.end, "\n\n" + cbuild.split_wrapper(header, f.c_name, params, impl, args))
         for proto in f.prototypes:
             if proto.name_span is None or proto.param_list is None:
                 continue
@@ -184,7 +184,7 @@ def _split(out: Emitter, plan: Plan, f: Function, acc: Access) -> None:
             at_name = proto.name_span.start - proto.span.start
             at_params = proto.param_list.start + 1 - proto.span.start
             state_param = _state_param(plan, proto.file, proto.span.start) + ", "
-            renamed = (text[:at_name] + impl + text[at_name + len(f.name):at_params] + state_param
+            renamed = (text[:at_name] + impl + text[at_name + len(f.c_name):at_params] + state_param
                        + text[at_params:])
             if plan.state_tagged and plan.names_state_early(proto.file, proto.span.start):
                 _declare_state_tag(out, plan, proto.file, proto.span.start)

@@ -5,7 +5,10 @@ function-local statics) becomes a field of a module state struct; the global's d
 A `get_<mod>_state(module)` accessor (and, when types need it, `get_<mod>_state_by_type`) is
 emitted before the first function that uses state. A module that already has a state struct
 (`m_size = sizeof(S)`) gets the new fields in `S`. When several files need the state and share
-no header, the header most of them include holds it and the others include it.
+no header, the header most of them include holds it and the others include it. A field's type
+defined below the block moves up above it; one that only a `.c` file defines (kerberos's
+`typedef union {...} align16;`) moves into the header that holds the state, when that file
+includes the header before the definition and the definition is under no `#if`.
 
 Why: a global is shared by every interpreter and every module object; state allocated per
 module object (`m_size`) is not (PEP 489, PEP 630).
@@ -14,7 +17,8 @@ Fix safety: safe. A global moves only if every use can be rewritten (see state-a
 otherwise it stays and the report says why.
 
 Known problems: a field whose type is declared after the insertion point does not compile;
-the build check catches it.
+the build check catches it. A type moved into a header may name a system type (`uint64_t`) the
+header's other includers see only through Python.h.
 """
 
 from __future__ import annotations
@@ -173,8 +177,9 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
                        layout.text_of(hoisted.statement) + "\n\n", order=-11, about=("module",))
         else:
             hoisted_text += layout.text_of(hoisted.statement) + "\n\n"
-        out.done(hoisted.file, hoisted.statement, f"{hoisted.name} is defined above {names.state_type} now: a "
-                                                  "field of it has that type", key=("module",))
+        where = "" if hoisted.file == file else f" in {file}"
+        out.done(hoisted.file, hoisted.statement, f"{hoisted.name} is defined above {names.state_type}{where} now: "
+                                                  "a field of it has that type", key=("module",))
     if not names.new_struct and plan.fields:
         moved = _extend_existing(out, plan)
         if moved is None:
