@@ -137,15 +137,19 @@ def scan(
     jobs: JobsOption = None,
 ) -> None:
     """Find single-phase modules, their static types, globals and blockers."""
-    from porter.facts_json import analysis_to_json
+    from porter.facts_json import analysis_to_json, dumps
+    from porter.pipeline import few_collections
     from porter.report import scan_rows
 
     inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
     # The table lists the sources outside every module; the JSON, every file.
     analysis = _scan(inputs, "all" if as_json else "c", jobs)
     if as_json:
-        json.dump(analysis_to_json(analysis), sys.stdout, indent=2, sort_keys=False)
-        sys.stdout.write("\n")
+        # The facts are millions of small objects: the collector would walk them all, for
+        # nothing, each time the document grows by a few hundred more.
+        with few_collections():
+            text = dumps(analysis_to_json(analysis))
+        sys.stdout.write(text + "\n")
         return
     table = Table(show_lines=False, pad_edge=False)
     for column in ("file", "module", "init", "static types", "globals to port", "blockers", "unparsed"):
