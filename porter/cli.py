@@ -137,7 +137,7 @@ def scan(
     jobs: JobsOption = None,
 ) -> None:
     """Find single-phase modules, their static types, globals and blockers."""
-    from porter.facts_json import analysis_to_json, dumps
+    from porter.facts_json import analysis_to_json, dump
     from porter.pipeline import few_collections
     from porter.report import scan_rows
 
@@ -148,8 +148,8 @@ def scan(
         # The facts are millions of small objects: the collector would walk them all, for
         # nothing, each time the document grows by a few hundred more.
         with few_collections():
-            text = dumps(analysis_to_json(analysis))
-        sys.stdout.write(text + "\n")
+            dump(analysis_to_json(analysis), sys.stdout.write)
+        sys.stdout.write("\n")
         return
     table = Table(show_lines=False, pad_edge=False)
     for column in ("file", "module", "init", "static types", "globals to port", "blockers", "unparsed"):
