@@ -18,6 +18,7 @@ tasks finish.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
@@ -243,7 +244,27 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
             else:
                 out.header_problems[root] = _unread_init_headers(indexes, {root: tu}, [root], build)
         report(_analysed_bytes(prepared, root, files))
+    sources.clear()
+    indexes.clear()
+    _give_back_memory()
     return out
+
+
+def _give_back_memory() -> None:
+    """Return the memory a task's trees freed to the system (glibc keeps it for the process
+    otherwise): the next task may be small, and the processes run side by side."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 def _report_to_parent(done: int) -> None:
