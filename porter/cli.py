@@ -137,14 +137,18 @@ def scan(
     jobs: JobsOption = None,
 ) -> None:
     """Find single-phase modules, their static types, globals and blockers."""
-    from porter.facts_json import analysis_to_json
+    from porter.facts_json import analysis_to_json, dump
+    from porter.pipeline import few_collections
     from porter.report import scan_rows
 
     inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
     # The table lists the sources outside every module; the JSON, every file.
     analysis = _scan(inputs, "all" if as_json else "c", jobs)
     if as_json:
-        json.dump(analysis_to_json(analysis), sys.stdout, indent=2, sort_keys=False)
+        # The facts are millions of small objects: the collector would walk them all, for
+        # nothing, each time the document grows by a few hundred more.
+        with few_collections():
+            dump(analysis_to_json(analysis), sys.stdout.write)
         sys.stdout.write("\n")
         return
     table = Table(show_lines=False, pad_edge=False)

@@ -115,7 +115,7 @@ class SpanList(Sequence[Span]):
 _PIECE = re.compile(rb"[^\s,](?:[^,]*[^\s,])?")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Location:
     """A span in one file."""
 
@@ -146,7 +146,7 @@ class RoleKind(StrEnum):
     UNREFERENCED = "unreferenced"  # neither called nor named where porter can see it
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Role:
     """A function's role; for a type slot, which slot (`Role(RoleKind.SLOT, "tp_new")`)."""
 
@@ -250,7 +250,7 @@ _DEFINITIONS = frozenset({
 })
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Use:
     """One place a global is named."""
 
@@ -278,7 +278,7 @@ class Use:
     static_initializer: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Global:
     name: str
     function: str | None  # the function a function-local static lives in
@@ -315,7 +315,7 @@ class Global:
         return (self.function, self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Param:
     name: str | None
     type_text: str
@@ -337,7 +337,7 @@ def c_name(key: str) -> str:
     return key.rpartition(":")[2]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     callee: str  # the key of the function called (`function_key`), as the calling file sees it
     span: Span  # the whole call expression
@@ -345,7 +345,7 @@ class Call:
     arg_list: Span | None = None  # `(...)`, parentheses included
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Function:
     # Its key: the C name, or `file:name` when another file defines a static function of that
     # name (`function_key`); `c_name` is what the source spells.
@@ -541,7 +541,7 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BuildBranch:
     """A branch of an `#if` group that only some builds compile."""
 
@@ -813,7 +813,7 @@ class PythonAttributeRead:
     attribute: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Macro:
     name: str
     file: str
@@ -976,7 +976,7 @@ class InitBody:
     macro_module_releases: tuple[tuple[str, Location], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MacroUse:
     """A use of a project macro in code (not inside another macro's body)."""
 

@@ -330,6 +330,19 @@ def _inside_branch_block(err: Node, cond: Conditional) -> bool:
     return False
 
 
+def _edited(tree: Tree, span: Span, rows: list[int]) -> None:
+    """Tell `tree` that the bytes of `span` changed. Masking keeps every byte where it was and
+    every line break, so the span ends where it ended, on the same row."""
+
+    def point(offset: int) -> tuple[int, int]:
+        row = bisect_right(rows, offset) - 1
+        return row, offset - rows[row]
+
+    start, end = point(span.start), point(span.end)
+    tree.edit(start_byte=span.start, old_end_byte=span.end, new_end_byte=span.end,
+              start_point=start, old_end_point=end, new_end_point=end)
+
+
 def parse_source(
     path: str,
     text: bytes,
@@ -369,16 +382,21 @@ def parse_source(
             mask(i)
     seen = bytes(buf)  # the tree holds this text; the Source keeps the same object
     tree = _parser().parse(seen)
+    rows: list[int] = []
     for _ in range(MAX_MASK_ROUNDS):
         # A group inside a branch that an outer masked group dropped needs nothing more.
         wanted = {i for i in _groups_to_mask(tree, seen, pre, done) if not dropped.covers(conds[i].span.start)}
         if not wanted:
             break
+        rows = rows or line_starts(seen)
         for i in sorted(wanted, key=lambda i: conds[i].span.start):
             if not dropped.covers(conds[i].span.start):
                 mask(i)
+                _edited(tree, conds[i].span, rows)
         seen = bytes(buf)
-        tree = _parser().parse(seen)
+        # Only the masked groups changed: the parser reads again what they touch and reuses
+        # the rest of the tree (the same tree as a parse from scratch, for a fraction of it).
+        tree = _parser().parse(seen, tree)
     errors = tuple(
         Span(n.start_byte, max(n.end_byte, n.start_byte + 1)) for n in error_nodes(tree)
     )

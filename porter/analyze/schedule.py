@@ -3,8 +3,8 @@
 A tree lives only inside the task that parsed it. A task parses a group of files (the files
 that may hold an init function, with the headers they include), reads their facts, which are
 plain data and pickle, and lets the trees go. The parent process reads every file's directives
-first (cheap, and what decides groups); then it runs the tasks, on worker processes forked from
-it (so that they share its view of every file without copying it), largest first:
+first (cheap, and what decides groups); then it runs the tasks, largest first, itself and on
+worker processes forked from it (so that they share its view of every file without copying it):
 
 1. one task per group of possible init files connected by the headers they include: each
    module is analysed as if it linked with no other file, and every file's link facts come back;
@@ -18,13 +18,16 @@ tasks finish.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
 import posixpath
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
@@ -241,7 +244,27 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
             else:
                 out.header_problems[root] = _unread_init_headers(indexes, {root: tu}, [root], build)
         report(_analysed_bytes(prepared, root, files))
+    sources.clear()
+    indexes.clear()
+    _give_back_memory()
     return out
+
+
+def _give_back_memory() -> None:
+    """Return the memory a task's trees freed to the system (glibc keeps it for the process
+    otherwise): the next task may be small, and the processes run side by side."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 def _report_to_parent(done: int) -> None:
@@ -250,7 +273,8 @@ def _report_to_parent(done: int) -> None:
 
 
 class Runner:
-    """Runs tasks in this process or on forked workers, largest first; reports bytes parsed."""
+    """Runs tasks, largest first, in this process and on `jobs - 1` workers forked from it;
+    reports bytes parsed."""
 
     def __init__(self, prepared: Prepared, jobs: int | None, progress: Progress | None):
         self.prepared = prepared
@@ -259,6 +283,7 @@ class Runner:
         self.total = 0
         self.done = 0
         self.pool: ProcessPoolExecutor | None = None
+        self.workers = 0
 
     def plan(self, tasks: list[Task]) -> None:
         """Tell the progress report about more bytes to parse."""
@@ -277,26 +302,46 @@ class Runner:
         results: list[TaskResult | None] = [None] * len(tasks)
         pool = self._pool(tasks)
         if pool is not None:
-            try:
-                futures = {i: pool.submit(run_task, tasks[i]) for i in order}
-                pending = set(futures)
-                while pending:
-                    self._drain()
-                    for i in [i for i in pending if futures[i].done()]:
-                        pending.discard(i)
-                        try:
-                            results[i] = futures[i].result()
-                        except BrokenProcessPool:
-                            raise
-                        except Exception:  # a result that does not pickle: done again here, below
-                            pass
-                    if pending:
-                        time.sleep(0.005)
+            # This process takes tasks too, next to `jobs - 1` workers: it would otherwise only
+            # wait, and a process more holds its own copy of what they all share.
+            todo = deque(order)
+            lock = threading.Lock()
+            futures: dict[int, Future[TaskResult]] = {}
+
+            def feed(_finished: object = None) -> None:
+                """Give a worker that is free the largest task left."""
+                with lock:
+                    if not todo:
+                        return
+                    i = todo.popleft()
+                    try:
+                        futures[i] = pool.submit(run_task, tasks[i])
+                    except (BrokenProcessPool, RuntimeError):
+                        return  # the pool is gone: done here, below
+                futures[i].add_done_callback(feed)
+
+            for _ in range(self.workers):
+                feed()
+            while True:
+                with lock:
+                    mine = todo.popleft() if todo else None
+                if mine is None:
+                    break
+                results[mine] = run_task(tasks[mine], self._tell)
                 self._drain()
-            except BrokenProcessPool:
-                # A worker died (out of memory, a crash in the parser): finish here, and stay here.
-                self.pool = None
-                self.jobs = 1
+            while not all(f.done() for f in futures.values()):
+                self._drain()
+                time.sleep(0.005)
+            self._drain()
+            for i, future in futures.items():
+                try:
+                    results[i] = future.result()
+                except BrokenProcessPool:
+                    # A worker died (out of memory, a crash in the parser): finish here, and stay here.
+                    self.pool = None
+                    self.jobs = 1
+                except Exception:  # a result that does not pickle: done again here, below
+                    pass
         for i in order:
             if results[i] is None:
                 results[i] = run_task(tasks[i], self._tell)
@@ -319,7 +364,8 @@ class Runner:
         # What exists now is never collected again, here or in a worker: the workers' collectors
         # would otherwise touch, and so copy, every page they share with this process.
         gc.freeze()
-        self.pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=context)
+        self.workers = min(self.jobs - 1, len(tasks) - 1)
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         return self.pool
 
     def _drain(self) -> None:
