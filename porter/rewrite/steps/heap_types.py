@@ -17,8 +17,18 @@ makes with `PyType_FromSpec` and keeps in globals are made with `PyType_FromModu
 Why: static types are shared by every interpreter; a module is not isolated until each of
 its types is created per module (PEP 630).
 
+A type that inherits `__annotations__` from a base's members or getset and defines none
+itself keeps the base's descriptor in its own dict: a heap type answers `T.__annotations__`
+by storing an empty dict in its own dict (a static type raises AttributeError), which then
+hides the descriptor from its instances (wrapt's FunctionWrapper forwards `__annotations__`
+to the wrapped function that way).
+
 Fix safety: safe. A type with a metaclass, a `tp_vectorcall`, an initialiser porter could
 only partly read, or one exported to other files or modules stays static and is reported.
+
+Known problems: a converted type whose instances get `__annotations__` only from its
+`tp_getattro` (forwarding it, with no member or getset) still gets an empty dict in its own
+dict once `T.__annotations__` is read, and that dict then answers for its instances.
 """
 
 from __future__ import annotations
@@ -88,6 +98,8 @@ def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
                  applicability=Applicability.UNSAFE)
     if tp.extend_members:
         _extend_members(out, plan, tp)
+    if tp.annotations_from is not None:
+        _inherited_annotations(out, plan, tp)
     spec = render("c/type_spec.c.jinja", members=[{"name": n, "offset": o} for n, o in tp.members],
                   members_name=tp.members_name or "", include_structmember=tp.include_structmember,
                   spec_storage=tp.spec_storage, slots_name=f"{t.name}_slots",
@@ -118,6 +130,24 @@ def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
                  f"{t.name} has no GC support and porter did not add it: {tp.gc}; its "
                                  "instances now keep their heap type alive, so if they own objects add "
                                  "Py_TPFLAGS_HAVE_GC with tp_traverse (visiting Py_TYPE(self)) and tp_clear")
+
+
+def _inherited_annotations(out: Emitter, plan: Plan, tp: TypePlan) -> None:
+    t = tp.type
+    assert tp.annotations_from is not None
+    base = tp.annotations_from[0]
+    if plan.limited_api is None:
+        out.done(t.file, t.span, f"{t.name} keeps the __annotations__ descriptor it inherits from {base} in its own "
+                                 f"dict ({plan.names.exec}() puts it there): a heap type would store an empty "
+                                 f"dict there the first time {t.name}.__annotations__ is read, hiding the "
+                                 f"descriptor from instances; review: {t.name}.__annotations__ is now that "
+                                 "descriptor instead of an AttributeError")
+        return
+    out.todo(t.file, t.span, code="type-inherited-annotations", subject=t.name, message=
+             f"{t.name} inherits __annotations__ from {base}'s members or getset, and as a heap type it "
+                             f"stores an empty dict in its own dict the first time {t.name}.__annotations__ "
+                             "is read, which hides that descriptor from its instances; the limited API "
+                             "cannot reach the type's dict to keep the descriptor there")
 
 
 def _forward_declarations(out: Emitter, plan: Plan, tp: TypePlan) -> None:
