@@ -206,7 +206,7 @@ class Workbench:
                 return "", f"patch does not apply: {how}"
         key = hashlib.sha256(patch).hexdigest()[:16] if patch else "baseline"
         st = self.rw.build(pkg, env, src, key, self.cache, self.args.timeout_build, self.args.rebuild, work)
-        self.rw.rmtree(src)
+        self.rw.rmtree(work / ("patched" if patch else "pristine"))
         if st["status"] != "ok":
             return "", f"build FAIL: {st['detail']}"
         return st["site"], ""
@@ -280,8 +280,8 @@ def run_tests(pkg: dict, rw: ModuleType, archive: Path, site: str, venv_bin: str
             for mod, path in entry["loaded"].items():
                 if path not in run.loaded.setdefault(mod, []):
                     run.loaded[mod].append(path)
-    rw.rmtree(root)
-    run.status = provenance(pkg, run, site)
+    rw.rmtree(work / "tests-root")
+    run.status = provenance(run, site)
     if rc == "timeout":
         run.status, run.detail = "timeout", f"timed out after {timeout}s"
     elif isinstance(rc, int) and rc < 0:
@@ -291,7 +291,7 @@ def run_tests(pkg: dict, rw: ModuleType, archive: Path, site: str, venv_bin: str
     return run
 
 
-def provenance(pkg: dict, run: Run, site: str) -> str:
+def provenance(run: Run, site: str) -> str:
     """ok when every extension module the tests loaded came from this build, and at least one was loaded."""
     top = os.path.realpath(site) + os.sep
     if not run.loaded:
