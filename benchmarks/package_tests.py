@@ -284,8 +284,11 @@ def run_tests(pkg: dict, rw: ModuleType, archive: Path, site: str, venv_bin: str
     run.status = provenance(run, site)
     if rc == "timeout":
         run.status, run.detail = "timeout", f"timed out after {timeout}s"
-    elif isinstance(rc, int) and rc < 0:
-        run.detail = f"killed by signal {-rc}: {rw.tail(out, 1)}"
+    elif isinstance(rc, int) and (rc < 0 or rc > 128 and "Fatal Python error" in out):
+        # the shell reports a child killed by signal N as 128 + N
+        run.status = "crashed"
+        run.detail = f"crashed (signal {-rc if rc < 0 else rc - 128}) after {len(run.outcomes)} tests: " + \
+            next((line.strip() for line in out.splitlines() if "Fatal Python error" in line), rw.tail(out, 1))
     elif not run.outcomes:
         run.detail = f"no per-test outcomes (rc={rc}): {rw.tail(out, 1)}"
     return run
@@ -361,8 +364,11 @@ def evaluate(pkg: dict, ver: str, env, bench: Workbench, venvs: TestVenvs, args)
         setattr(row, label, run)
         if run.detail:
             row.notes.append(f"{label}: {run.detail}")
-        if run.status != "ok":
+        if run.status.startswith("ext "):
             row.notes.append(f"{label}: {run.status} {json.dumps(run.loaded)}")
+    if args.original_only:
+        row.status = row.original.status if row.original.status != "ok" else "original only"
+        return row
     row.regressions, row.fixed = compare(row.original, row.ported)
     if row.original.status != "ok" or (not args.original_only and row.ported.status != "ok"):
         row.status = row.ported.status if row.original.status == "ok" else row.original.status
@@ -370,6 +376,8 @@ def evaluate(pkg: dict, ver: str, env, bench: Workbench, venvs: TestVenvs, args)
             row.status = "REGRESSION, " + row.status
     elif not row.original.outcomes:
         row.status = "no results"
+    elif not row.original.counts()["pass"]:
+        row.status = "nothing passes on the original"
     else:
         row.status = "REGRESSION" if row.regressions else "ok"
     return row

@@ -15,16 +15,23 @@ import sys
 _RECORD = os.environ.get("PORTER_PKGTESTS_RECORD")
 
 
+_WANTED = [m for m in os.environ.get("PORTER_PKGTESTS_MODULES", "").split(",") if m]
+_SEEN: set[str] = set()
+
+
 def record(entry: dict) -> None:
     entry["pid"] = os.getpid()
     with open(_RECORD, "a", encoding="utf-8") as f:  # type: ignore[arg-type]
         f.write(json.dumps(entry) + "\n")
+    if entry["kind"] == "test" and len(_SEEN) < len(_WANTED):
+        _loaded_extensions()  # now too: a run that crashes never reaches atexit
 
 
 def _loaded_extensions() -> None:
-    wanted = [m for m in os.environ.get("PORTER_PKGTESTS_MODULES", "").split(",") if m]
-    loaded = {m: getattr(sys.modules[m], "__file__", None) for m in wanted if m in sys.modules}
-    record({"kind": "modules", "loaded": loaded, "argv": sys.argv[:3]})
+    new = [m for m in _WANTED if m in sys.modules and m not in _SEEN]
+    _SEEN.update(new)
+    if new:
+        record({"kind": "modules", "loaded": {m: getattr(sys.modules[m], "__file__", None) for m in new}})
 
 
 def _patch_unittest() -> None:
@@ -55,5 +62,5 @@ def _patch_unittest() -> None:
 
 
 if _RECORD:
-    atexit.register(_loaded_extensions)
+    atexit.register(lambda: _loaded_extensions() if len(_SEEN) < len(_WANTED) else None)
     _patch_unittest()
