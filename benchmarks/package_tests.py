@@ -267,19 +267,7 @@ def run_tests(pkg: dict, rw: ModuleType, archive: Path, site: str, venv_bin: str
     log = work / "tests.log"
     rc, out = rw.run_cmd(pkg["tests"], cwd=root, env=env, shell=True, timeout=timeout, log_path=log)
     run = Run(rc=rc, log=str(log), seconds=round(time.time() - t0, 1))
-    for line in record.read_text(errors="replace").splitlines() if record.exists() else []:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("kind") == "test":
-            old = run.outcomes.get(entry["id"])
-            new = entry["outcome"]
-            run.outcomes[entry["id"]] = new if old is None or WORST.index(new) > WORST.index(old) else old
-        elif entry.get("kind") == "modules":
-            for mod, path in entry["loaded"].items():
-                if path not in run.loaded.setdefault(mod, []):
-                    run.loaded[mod].append(path)
+    run.outcomes, run.loaded = read_record(record)
     rw.rmtree(work / "tests-root")
     run.status = provenance(run, site)
     if rc == "timeout":
@@ -292,6 +280,25 @@ def run_tests(pkg: dict, rw: ModuleType, archive: Path, site: str, venv_bin: str
     elif not run.outcomes:
         run.detail = f"no per-test outcomes (rc={rc}): {rw.tail(out, 1)}"
     return run
+
+
+def read_record(record: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Each test's outcome (the worst, when reported twice) and the files each extension came from."""
+    outcomes: dict[str, str] = {}
+    loaded: dict[str, list[str]] = {}
+    for line in record.read_text(errors="replace").splitlines() if record.exists() else []:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("kind") == "test":
+            old, new = outcomes.get(entry["id"]), entry["outcome"]
+            outcomes[entry["id"]] = new if old is None or WORST.index(new) > WORST.index(old) else old
+        elif entry.get("kind") == "modules":
+            for mod, path in entry["loaded"].items():
+                if path not in loaded.setdefault(mod, []):
+                    loaded[mod].append(path)
+    return outcomes, loaded
 
 
 def provenance(run: Run, site: str) -> str:
@@ -490,6 +497,9 @@ def run(args: argparse.Namespace) -> int:
                 rows.append(evaluate(p, v, env, bench, venvs, args))
             except Exception as e:  # noqa: BLE001  one package never stops the rest
                 rows.append(Row(p["name"], v, "harness error", Run(), Run(), notes=[f"{type(e).__name__}: {e}"]))
+            rw.log("row: " + table(rows[-1:], args.names).splitlines()[-1])
+            if args.json:  # after every row: a run stopped half-way keeps what it measured
+                Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1))
     skipped = [p["name"] for p in pkgs if not p.get("tests")]
     print(table(rows, args.names))
     if skipped:
@@ -497,8 +507,6 @@ def run(args: argparse.Namespace) -> int:
     n_reg = sum(len(r.regressions) for r in rows)
     print(f"\npackage_tests: {sum(r.status == 'ok' for r in rows)}/{len(rows)} rows ok, "
           f"{n_reg} regression(s) in {sum(bool(r.regressions) for r in rows)} row(s)")
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1))
     return 1 if n_reg else 0
 
 
