@@ -193,7 +193,7 @@ class Workbench:
         rc, out = self.rw.run_cmd(cmd, cwd=root, shell=True, timeout=self.args.timeout_port,
                                   log_path=work / "porter.log")
         if not patch.exists() or patch.stat().st_size == 0:
-            return b"", f"no patch (porter rc={rc}): {self.rw.tail(out, 1)}"
+            return b"", f"porter rc={rc}: {self.rw.tail(out, 1)}"
         return patch.read_bytes(), ""
 
     def build(self, pkg: dict, env, archive: Path, patch: bytes, work: Path) -> tuple[str, str]:
