@@ -455,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     rw = load_harness(Path(args.harness))
+    if args.tests_table and Path(args.tests_table) != DEFAULT_TESTS_TABLE and not Path(args.tests_table).is_file():
+        raise BadInput(f"tests table not found: {args.tests_table}")
+    if args.json and not os.access(Path(args.json).resolve().parent, os.W_OK):
+        raise BadInput(f"--json: cannot write into {Path(args.json).resolve().parent}")
     pkgs = load_packages(Path(args.corpus), Path(args.tests_table) if args.tests_table else None)
     if args.only:
         wanted = {w.strip().lower() for o in args.only for w in o.split(",") if w.strip()}
@@ -466,8 +470,9 @@ def run(args: argparse.Namespace) -> int:
     if not vers or any(not re.fullmatch(r"3\.\d+", v) for v in vers):
         raise BadInput(f"--pythons: expected a comma list like 3.12,3.13, got {args.pythons!r}")
     if args.cmd is None:
-        if not args.porter:
-            raise BadInput("no porter executable found (pass --porter or --cmd)")
+        if not args.porter or not os.access(args.porter, os.X_OK):
+            raise BadInput(f"no porter executable {'at ' + args.porter if args.porter else 'found'} "
+                           "(pass --porter or --cmd)")
         args.cmd = shlex.quote(args.porter) + " port {files} --output {patch}"
     indexes = args.index or local_indexes()
     if not indexes:
