@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from porter import capi
@@ -394,6 +395,7 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str]) -> lis
             param_list=ctree.span(fdecl.child_by_field_name("parameters"))
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
             frees=tuple(frees), untracks_first=untracks_first,
+            releases_type=_releases_type(nodes, aliases, src.pre.activity),
             releases=_releases(body, self_name, aliases, body_calls),
             unread_calls=tuple(unread.get(name, ())),
             name_span=ctree.span(name_node) if name_node is not None else None,
@@ -617,6 +619,39 @@ def _releases(body: Node | None, self_name: str | None, aliases: set[str],
             out.append(FieldRelease(field_node.text.decode(), ctree.call_name(node) or "",
                                     ctree.span(node), ctree.span(fn)))
     return tuple(out)
+
+
+def _releases_type(nodes: list[Node], aliases: set[str], activity: Callable[[int], bool | None]) -> bool:
+    """Whether the body releases the object's type: `Py_DECREF(Py_TYPE(self))`, or
+    `PyTypeObject *tp = Py_TYPE(self); ... Py_DECREF(tp);`, outside `#if` branches the analysis
+    target does not compile (`#if PY_VERSION_HEX < 0x03080000`: what 3.7 needed by hand).
+    `nodes`: the body's `_BODY_NODES`; `activity`: the preprocessor's word on an offset."""
+    def type_of_object(node: Node | None) -> bool:
+        node = ctree.unwrap_parens(node) if node is not None else None
+        while node is not None and node.type == "cast_expression":
+            node = ctree.unwrap_parens(node.child_by_field_name("value"))
+        if node is None or node.type != "call_expression" or ctree.call_name(node) != "Py_TYPE":
+            return False
+        args = ctree.call_args(node)
+        return len(args) == 1 and _names_object(args[0], aliases)
+
+    type_names = set()
+    for node in nodes:
+        if node.type == "init_declarator" and type_of_object(node.child_by_field_name("value")):
+            d = ctree.read_declarator(node)
+            if d.name:
+                type_names.add(d.name)
+        elif node.type == "assignment_expression" and node.children[1].type == "=":
+            left = node.child_by_field_name("left")
+            if left is not None and left.type == "identifier" and type_of_object(node.child_by_field_name("right")):
+                type_names.add(left.text.decode())
+    for node in nodes:
+        if node.type == "call_expression" and ctree.call_name(node) in capi.RELEASE_MACROS:
+            args = ctree.call_args(node)
+            if len(args) == 1 and (type_of_object(args[0]) or _names_object(args[0], type_names)) \
+                    and activity(node.start_byte) is not False:
+                return True
+    return False
 
 
 def _object_aliases(body: Node, self_name: str, nodes: list[Node] | None = None) -> set[str]:

@@ -10,8 +10,9 @@ bases argument; `tp_dictoffset`, `tp_weaklistoffset` and `tp_vectorcall_offset` 
 `__dictoffset__`, `__weaklistoffset__`, `__vectorcalloffset__` members; defaults a heap type
 does not want (`PyObject_GenericGetAttr`, `PyType_GenericAlloc`, an explicit `tp_free`) go.
 Dealloc keeps `Py_TYPE(self)`, untracks GC objects first and releases the type after
-`tp_free`; GC traverse visits `Py_TYPE(self)` once (not when it delegates to a base's
-traverse). Struct sequences come from `PyStructSequence_NewType`. Types the module already
+`tp_free` (unless it releases it already: a dealloc written for heap types too); GC traverse
+visits `Py_TYPE(self)` once (not when it delegates to a base's traverse). Struct sequences
+come from `PyStructSequence_NewType`. Types the module already
 makes with `PyType_FromSpec` and keeps in globals are made with `PyType_FromModuleAndSpec`.
 
 Why: static types are shared by every interpreter; a module is not isolated until each of
@@ -257,6 +258,14 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
     layout = plan.layout(f.file)
     indent = layout.body_indent(f.body)
     gc = "Py_TPFLAGS_HAVE_GC" in tp.value("tp_flags")
+    if f.releases_type:
+        # Written for heap types already (`if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) Py_DECREF(tp);`):
+        # a second release would free the type while instances still use it.
+        if gc and not f.untracks_first:
+            out.insert(f.file, f.body.start + 1, f"\n{indent}PyObject_GC_UnTrack({self_name});", order=-7)
+        out.done(f.file, f.header, f"{name}() already releases its object's type, as a heap type's dealloc must"
+                 + (" (it now untracks the object first)" if gc and not f.untracks_first else ""))
+        return
     prologue = f"\n{indent}PyTypeObject *{tp_var} = Py_TYPE({self_name});" if f.frees else ""
     if gc and not f.untracks_first:
         prologue += f"\n{indent}PyObject_GC_UnTrack({self_name});"
