@@ -272,11 +272,12 @@ def run_tests(pkg: dict, rw: ModuleType, archive: Path, site: str, venv_bin: str
     run.status = provenance(run, site)
     if rc == "timeout":
         run.status, run.detail = "timeout", f"timed out after {timeout}s"
-    elif isinstance(rc, int) and (rc < 0 or rc > 128 and "Fatal Python error" in out):
-        # the shell reports a child killed by signal N as 128 + N
+    elif isinstance(rc, int) and (rc < 0 or rc - 128 in (4, 6, 7, 8, 11) or "Fatal Python error" in out):
+        # the shell reports a child killed by signal N as 128 + N (SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV)
         run.status = "crashed"
         run.detail = f"crashed (signal {-rc if rc < 0 else rc - 128}) after {len(run.outcomes)} tests: " + \
-            next((line.strip() for line in out.splitlines() if "Fatal Python error" in line), rw.tail(out, 1))
+            next((line.strip() for line in out.splitlines()
+                  if "Fatal Python error" in line or "Segmentation fault" in line), rw.tail(out, 1))
     elif not run.outcomes:
         run.detail = f"no per-test outcomes (rc={rc}): {rw.tail(out, 1)}"
     return run
