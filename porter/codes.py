@@ -241,6 +241,10 @@ _LEFT_TO_A_PERSON = [
           "cannot keep that descriptor in its dict.",
           todo="define __annotations__ in the type's own getset (the base's getter and setter), or stop "
                "declaring the limited API."),
+    _code("type-set-by-hand", CodeKind.ITEM,
+          "a function makes objects by hand (Py_SET_TYPE and _Py_NewReference) with a type porter cannot name.",
+          todo="after Py_SET_TYPE, Py_INCREF the type when it is a heap type "
+               "(`if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)`), as PyObject_Init does."),
     _code("type-gc-missing", CodeKind.ITEM, "a converted type without GC support whose instances may own objects.",
           todo="add Py_TPFLAGS_HAVE_GC with a tp_traverse that visits Py_TYPE(self) and the owned fields, "
                "and a tp_clear."),

@@ -396,6 +396,7 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str]) -> lis
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
             frees=tuple(frees), untracks_first=untracks_first,
             releases_type=_releases_type(nodes, aliases, src.pre.activity),
+            sets_type_by_hand=_sets_type_by_hand(body_calls, src.pre.activity),
             releases=_releases(body, self_name, aliases, body_calls),
             unread_calls=tuple(unread.get(name, ())),
             name_span=ctree.span(name_node) if name_node is not None else None,
@@ -652,6 +653,25 @@ def _releases_type(nodes: list[Node], aliases: set[str], activity: Callable[[int
                     and activity(node.start_byte) is not False:
                 return True
     return False
+
+
+def _sets_type_by_hand(calls: list[Node], activity: Callable[[int], bool | None]) -> tuple[tuple[Span, str], ...]:
+    """`Py_SET_TYPE(op, tp);` statements of a body that makes its object by hand
+    (`_Py_NewReference`), when the code the targets compile takes no reference to `tp` itself."""
+    live = [c for c in calls if activity(c.start_byte) is not False]
+    if not any(ctree.call_name(c) == "_Py_NewReference" for c in live):
+        return ()
+    increfs = {c.text for c in live if ctree.call_name(c) in ("Py_INCREF", "Py_XINCREF")}
+    out = []
+    for c in live:
+        args = ctree.call_args(c)
+        if ctree.call_name(c) != "Py_SET_TYPE" or len(args) != 2 or c.parent is None \
+                or c.parent.type != "expression_statement":
+            continue
+        tp = args[1].text.decode().strip()
+        if not any(f"({tp})".encode() in text.replace(b" ", b"") for text in increfs):
+            out.append((ctree.span(c.parent), tp))
+    return tuple(out)
 
 
 def _object_aliases(body: Node, self_name: str, nodes: list[Node] | None = None) -> set[str]:

@@ -10,7 +10,9 @@ bases argument; `tp_dictoffset`, `tp_weaklistoffset` and `tp_vectorcall_offset` 
 `__dictoffset__`, `__weaklistoffset__`, `__vectorcalloffset__` members; defaults a heap type
 does not want (`PyObject_GenericGetAttr`, `PyType_GenericAlloc`, an explicit `tp_free`) go.
 Dealloc keeps `Py_TYPE(self)`, untracks GC objects first and releases the type after
-`tp_free` (unless it releases it already: a dealloc written for heap types too); GC traverse
+`tp_free` (unless it releases it already: a dealloc written for heap types too), and an
+object made by hand (`Py_SET_TYPE` + `_Py_NewReference`) takes that reference, as PyObject_Init
+does; GC traverse
 visits `Py_TYPE(self)` once (not when it delegates to a base's traverse). Struct sequences
 come from `PyStructSequence_NewType`. Types the module already
 makes with `PyType_FromSpec` and keeps in globals are made with `PyType_FromModuleAndSpec`.
@@ -33,6 +35,8 @@ dict once `T.__annotations__` is read, and that dict then answers for its instan
 """
 
 from __future__ import annotations
+
+import re
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name
@@ -64,7 +68,28 @@ class HeapTypes:
         for tp in plan.types:
             with out.about(type_key(tp.name)):
                 _forward_declarations(out, plan, tp)
+        if any(not tp.structseq_desc for tp in plan.types):
+            for f in plan.module.functions:
+                _reference_type_set_by_hand(out, plan, f)
         return out.result
+
+
+def _reference_type_set_by_hand(out: Emitter, plan: Plan, f) -> None:
+    """An object made by hand (`Py_SET_TYPE(op, tp); _Py_NewReference(op);`) holds a reference
+    to a heap type, as PyObject_Init gives it, since its dealloc now releases one."""
+    layout = plan.layout(f.file)
+    for statement, tp in f.sets_type_by_hand:
+        if not re.fullmatch(r"[A-Za-z_]\w*", tp):
+            out.todo(f.file, statement, code="type-set-by-hand", subject=f.name, message=
+                     f"{f.name}() makes an object by hand with type {tp}: if that is now a heap type, "
+                     "the object must hold a reference to it (Py_INCREF after Py_SET_TYPE), as its "
+                     "dealloc releases one")
+            continue
+        indent = layout.line_indent(statement.start)
+        out.insert(f.file, statement.end, f"\n{indent}if ({tp}->tp_flags & Py_TPFLAGS_HEAPTYPE) {{\n"
+                                          f"{indent}    Py_INCREF({tp});\n{indent}}}")
+        out.done(f.file, statement, f"{f.name}() makes objects by hand: they now hold a reference to a heap "
+                                    "type, as PyObject_Init gives one since 3.8, which their dealloc releases")
 
 
 def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
