@@ -132,6 +132,9 @@ TYPE_TABLE_SLOTS = ("tp_methods", "tp_members", "tp_getset")
 # Macros that assign to their first argument.
 WRITING_MACROS = frozenset({"Py_CLEAR", "Py_SETREF", "Py_XSETREF"})
 # Macros that release a reference (what a dealloc does to the fields it owns).
+# The structs every object starts with: a pointer to one can point to any object.
+OBJECT_HEADER_STRUCTS = ("PyObject", "PyVarObject", "_object")
+
 RELEASE_MACROS = ("Py_DECREF", "Py_XDECREF", "Py_CLEAR")
 # Object types a module keeps in globals besides PyObject itself.
 OBJECT_TYPES = frozenset({"PyObject", "PyTypeObject", "PyLongObject", "PyUnicodeObject",

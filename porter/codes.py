@@ -240,6 +240,15 @@ _LEFT_TO_A_PERSON = [
     _code("module-descriptor-python", CodeKind.ITEM,
           "a converted type keeps a __module__ descriptor in its dict that Python code reads.",
           todo="special-case that type in the Python code that reads any object's `__module__`."),
+    _code("type-inherited-annotations", CodeKind.ITEM,
+          "a converted type inherits __annotations__ from a base's members or getset, and the limited API "
+          "cannot keep that descriptor in its dict.",
+          todo="define __annotations__ in the type's own getset (the base's getter and setter), or stop "
+               "declaring the limited API."),
+    _code("type-set-by-hand", CodeKind.ITEM,
+          "a function makes objects by hand (Py_SET_TYPE and _Py_NewReference) with a type porter cannot name.",
+          todo="after Py_SET_TYPE, Py_INCREF the type when it is a heap type "
+               "(`if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)`), as PyObject_Init does."),
     _code("type-gc-missing", CodeKind.ITEM, "a converted type without GC support whose instances may own objects.",
           todo="add Py_TPFLAGS_HAVE_GC with a tp_traverse that visits Py_TYPE(self) and the owned fields, "
                "and a tp_clear."),

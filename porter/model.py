@@ -369,6 +369,13 @@ class Function:
     # PyArg_Parse converter, or any function handed a local struct holding it).
     sync_callback_sites: tuple[CallbackSite, ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
+    # Py_DECREF(Py_TYPE(self)) already, or of a local set from Py_TYPE(self): a dealloc written
+    # for heap types (or for both kinds, `if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)`).
+    releases_type: bool = False
+    # `Py_SET_TYPE(op, tp);` in code that makes an object by hand (`_Py_NewReference(op)`, no
+    # PyObject_Init): the statement and the type argument; such code takes no reference to a
+    # heap type, which PyObject_Init does since 3.8.
+    sets_type_by_hand: tuple[tuple[Span, str], ...] = ()
     # Calls to it in #if branches porter did not read, found lexically.
     unread_calls: tuple[UnreadCall, ...] = ()
     # Py_DECREF/Py_XDECREF/Py_CLEAR of a field of its first parameter (what a dealloc owns).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from porter import capi
@@ -406,6 +407,8 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
             param_list=ctree.span(fdecl.child_by_field_name("parameters"))
             if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
             frees=tuple(frees), untracks_first=untracks_first,
+            releases_type=_releases_type(nodes, aliases, src.pre.activity),
+            sets_type_by_hand=_sets_type_by_hand(body_calls, src.pre.activity),
             releases=_releases(body, self_name, aliases, body_calls),
             unread_calls=tuple(unread.get(name, ())),
             name_span=ctree.span(name_node) if name_node is not None else None,
@@ -629,6 +632,58 @@ def _releases(body: Node | None, self_name: str | None, aliases: set[str],
             fn = node.child_by_field_name("function")
             out.append(FieldRelease(field_node.text.decode(), ctree.call_name(node) or "",
                                     ctree.span(node), ctree.span(fn)))
+    return tuple(out)
+
+
+def _releases_type(nodes: list[Node], aliases: set[str], activity: Callable[[int], bool | None]) -> bool:
+    """Whether the body releases the object's type: `Py_DECREF(Py_TYPE(self))`, or
+    `PyTypeObject *tp = Py_TYPE(self); ... Py_DECREF(tp);`, outside `#if` branches the analysis
+    target does not compile (`#if PY_VERSION_HEX < 0x03080000`: what 3.7 needed by hand).
+    `nodes`: the body's `_BODY_NODES`; `activity`: the preprocessor's word on an offset."""
+    def type_of_object(node: Node | None) -> bool:
+        node = ctree.unwrap_parens(node) if node is not None else None
+        while node is not None and node.type == "cast_expression":
+            node = ctree.unwrap_parens(node.child_by_field_name("value"))
+        if node is None or node.type != "call_expression" or ctree.call_name(node) != "Py_TYPE":
+            return False
+        args = ctree.call_args(node)
+        return len(args) == 1 and _names_object(args[0], aliases)
+
+    type_names = set()
+    for node in nodes:
+        if node.type == "init_declarator" and type_of_object(node.child_by_field_name("value")):
+            d = ctree.read_declarator(node)
+            if d.name:
+                type_names.add(d.name)
+        elif node.type == "assignment_expression" and node.children[1].type == "=":
+            left = node.child_by_field_name("left")
+            if left is not None and left.type == "identifier" and type_of_object(node.child_by_field_name("right")):
+                type_names.add(left.text.decode())
+    for node in nodes:
+        if node.type == "call_expression" and ctree.call_name(node) in capi.RELEASE_MACROS:
+            args = ctree.call_args(node)
+            if len(args) == 1 and (type_of_object(args[0]) or _names_object(args[0], type_names)) \
+                    and activity(node.start_byte) is not False:
+                return True
+    return False
+
+
+def _sets_type_by_hand(calls: list[Node], activity: Callable[[int], bool | None]) -> tuple[tuple[Span, str], ...]:
+    """`Py_SET_TYPE(op, tp);` statements of a body that makes its object by hand
+    (`_Py_NewReference`), when the code the targets compile takes no reference to `tp` itself."""
+    live = [c for c in calls if activity(c.start_byte) is not False]
+    if not any(ctree.call_name(c) == "_Py_NewReference" for c in live):
+        return ()
+    increfs = {c.text for c in live if ctree.call_name(c) in ("Py_INCREF", "Py_XINCREF")}
+    out = []
+    for c in live:
+        args = ctree.call_args(c)
+        if ctree.call_name(c) != "Py_SET_TYPE" or len(args) != 2 or c.parent is None \
+                or c.parent.type != "expression_statement":
+            continue
+        tp = args[1].text.decode().strip()
+        if not any(f"({tp})".encode() in text.replace(b" ", b"") for text in increfs):
+            out.append((ctree.span(c.parent), tp))
     return tuple(out)
 
 

@@ -142,6 +142,11 @@ def instance_param_type(f: Function, module: ExtensionModule, type_ok: set[str])
     if not m:
         return None
     struct = m.group(1)
+    if struct in capi.OBJECT_HEADER_STRUCTS:
+        # Every object is one: a type whose instances are bare PyObjects says nothing about
+        # which object a callback taking one is handed (recordclass stores such a tp_iter
+        # into the types its metaclass makes, and they need not derive from the module's).
+        return None
     for t in module.static_types:
         size = t.slot("tp_basicsize")
         operand = sizeof_operand(size.text if size is not None else None)

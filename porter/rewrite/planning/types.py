@@ -112,10 +112,16 @@ def serves_module_descriptor(t: StaticType, module: ExtensionModule) -> bool:
 
 def defines_module_attribute(t: StaticType, module: ExtensionModule) -> bool:
     """A `__module__` member or getset: a heap type reads `T.__module__` from its dict."""
+    return defines_attribute({name: t.slot_text(name) or "" for name in ("tp_members", "tp_getset")},
+                             module, "__module__")
+
+
+def defines_attribute(values: dict[str, str], module: ExtensionModule, attribute: str) -> bool:
+    """Whether the members or getset table a type's slot `values` name has a row for `attribute`."""
     for slot_name in ("tp_members", "tp_getset"):
-        table = referenced_name(t.slot_text(slot_name) or "")
+        table = referenced_name(values.get(slot_name) or "")
         g = module.file_global(table) if table else None
-        if g is not None and '"__module__"' in g.initializer_text:
+        if g is not None and f'"{attribute}"' in g.initializer_text:
             return True
     return False
 
@@ -238,6 +244,9 @@ class TypePlan:
     substructs: tuple[str, ...] = ()  # sub-struct variables whose tables the spec now holds
     flagged_gc: bool = False  # Py_TPFLAGS_HAVE_GC is set (given or added): traverse visits the type
     extend_members_include: bool = False  # the existing members table's file needs structmember.h
+    # The base whose members or getset define `__annotations__` for the type's instances, when
+    # the type defines none itself: (its C name, its dict as exec reaches it).
+    annotations_from: tuple[str, str] | None = None
     values: tuple[tuple[str, str], ...] = ()  # the spec's values by PyTypeObject field
 
     @property
@@ -338,6 +347,7 @@ class _TypePlanner:
             basicsize=values.get("tp_basicsize", "0"), itemsize=values.get("tp_itemsize", "0"),
             before_init=_folds_functions(t, self.assigns) and t.file == self.body.file,
             bases=bases, deps=deps, gc=gc, descriptor=descriptor, folded_assignments=tuple(spec.folded),
+            annotations_from=self._annotations_base(t, values),
             readies=_readies(self.body, t), created_at=self._runtime_base_ready(t),
             substructs=tuple(sorted({v for _, v in t.substructs} | set(self.linked.get(t.name, ())))),
             flagged_gc="Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", ""), values=tuple(values.items()),
@@ -369,6 +379,27 @@ class _TypePlanner:
                 spec.sub_values[a.field] = a.value.strip()
                 spec.folded.append(a)
         return spec
+
+    def _annotations_base(self, t: StaticType, values: dict[str, str]) -> tuple[str, str] | None:
+        """The nearest base (a static type of the module) whose members or getset define
+        `__annotations__`, when `t`'s do not. A heap type answers `T.__annotations__` by storing an
+        empty dict in its own dict when it has no entry there (a static type raises
+        AttributeError), and that dict then hides the base's descriptor from T's instances."""
+        if defines_attribute(values, self.module, "__annotations__"):
+            return None
+        statics = {s.name: s for s in self.module.static_types}
+        seen = {t.name}
+        base = referenced_name(values.get("tp_base") or "")
+        while base is not None and base in statics and base not in seen:
+            seen.add(base)
+            declared = {s.name: s.text.strip() for s in statics[base].slots}
+            declared.update((a.field, a.value.strip()) for a in self.assigns if a.target == base)
+            if defines_attribute(declared, self.module, "__annotations__"):
+                if base in self.types:
+                    return base, f"{self.state_var}->{self.fields[base]}->tp_dict"
+                return base, f"{base}.tp_dict"
+            base = referenced_name(declared.get("tp_base") or "")
+        return None
 
     def _runtime_base_ready(self, t: StaticType) -> TypeReady | None:
         """The PyType_Ready whose place the type is made at, when init computes its base."""

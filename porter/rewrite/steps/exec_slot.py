@@ -301,6 +301,9 @@ def _creation(plan: Plan, tp) -> str:
                       limited=plan.limited_api is not None)
     create = render("c/type_create.c.jinja", target=target, desc=None, module=names.exec_param,
                     spec=f"{tp.name}_spec", bases=tp.bases, limited=plan.limited_api is not None)
+    if tp.annotations_from is not None and plan.limited_api is None:
+        create += render("c/inherited_annotations.c.jinja", target=target, base=tp.annotations_from[0],
+                         base_dict=tp.annotations_from[1], name=tp.name)
     if tp.descriptor is not None:
         create += cbuild.keep_descriptor_call(names.keep_module_descriptor, names.state_var, tp.field,
                                               tp.descriptor.module_name)

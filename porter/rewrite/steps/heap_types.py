@@ -10,18 +10,33 @@ bases argument; `tp_dictoffset`, `tp_weaklistoffset` and `tp_vectorcall_offset` 
 `__dictoffset__`, `__weaklistoffset__`, `__vectorcalloffset__` members; defaults a heap type
 does not want (`PyObject_GenericGetAttr`, `PyType_GenericAlloc`, an explicit `tp_free`) go.
 Dealloc keeps `Py_TYPE(self)`, untracks GC objects first and releases the type after
-`tp_free`; GC traverse visits `Py_TYPE(self)` once (not when it delegates to a base's
-traverse). Struct sequences come from `PyStructSequence_NewType`. Types the module already
+`tp_free` (unless it releases it already: a dealloc written for heap types too), and an
+object made by hand (`Py_SET_TYPE` + `_Py_NewReference`) takes that reference, as PyObject_Init
+does; GC traverse
+visits `Py_TYPE(self)` once (not when it delegates to a base's traverse). Struct sequences
+come from `PyStructSequence_NewType`. Types the module already
 makes with `PyType_FromSpec` and keeps in globals are made with `PyType_FromModuleAndSpec`.
 
 Why: static types are shared by every interpreter; a module is not isolated until each of
 its types is created per module (PEP 630).
 
+A type that inherits `__annotations__` from a base's members or getset and defines none
+itself keeps the base's descriptor in its own dict: a heap type answers `T.__annotations__`
+by storing an empty dict in its own dict (a static type raises AttributeError), which then
+hides the descriptor from its instances (wrapt's FunctionWrapper forwards `__annotations__`
+to the wrapped function that way).
+
 Fix safety: safe. A type with a metaclass, a `tp_vectorcall`, an initialiser porter could
 only partly read, or one exported to other files or modules stays static and is reported.
+
+Known problems: a converted type whose instances get `__annotations__` only from its
+`tp_getattro` (forwarding it, with no member or getset) still gets an empty dict in its own
+dict once `T.__annotations__` is read, and that dict then answers for its instances.
 """
 
 from __future__ import annotations
+
+import re
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name
@@ -53,7 +68,28 @@ class HeapTypes:
         for tp in plan.types:
             with out.about(type_key(tp.name)):
                 _forward_declarations(out, plan, tp)
+        if any(not tp.structseq_desc for tp in plan.types):
+            for f in plan.module.functions:
+                _reference_type_set_by_hand(out, plan, f)
         return out.result
+
+
+def _reference_type_set_by_hand(out: Emitter, plan: Plan, f) -> None:
+    """An object made by hand (`Py_SET_TYPE(op, tp); _Py_NewReference(op);`) holds a reference
+    to a heap type, as PyObject_Init gives it, since its dealloc now releases one."""
+    layout = plan.layout(f.file)
+    for statement, tp in f.sets_type_by_hand:
+        if not re.fullmatch(r"[A-Za-z_]\w*", tp):
+            out.todo(f.file, statement, code="type-set-by-hand", subject=f.name, message=
+                     f"{f.name}() makes an object by hand with type {tp}: if that is now a heap type, "
+                     "the object must hold a reference to it (Py_INCREF after Py_SET_TYPE), as its "
+                     "dealloc releases one")
+            continue
+        indent = layout.line_indent(statement.start)
+        out.insert(f.file, statement.end, f"\n{indent}if ({tp}->tp_flags & Py_TPFLAGS_HEAPTYPE) {{\n"
+                                          f"{indent}    Py_INCREF({tp});\n{indent}}}")
+        out.done(f.file, statement, f"{f.name}() makes objects by hand: they now hold a reference to a heap "
+                                    "type, as PyObject_Init gives one since 3.8, which their dealloc releases")
 
 
 def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
@@ -88,6 +124,8 @@ def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
                  applicability=Applicability.UNSAFE)
     if tp.extend_members:
         _extend_members(out, plan, tp)
+    if tp.annotations_from is not None:
+        _inherited_annotations(out, plan, tp)
     spec = render("c/type_spec.c.jinja", members=[{"name": n, "offset": o} for n, o in tp.members],
                   members_name=tp.members_name or "", include_structmember=tp.include_structmember,
                   spec_storage=tp.spec_storage, slots_name=f"{t.name}_slots",
@@ -118,6 +156,24 @@ def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
                  f"{t.name} has no GC support and porter did not add it: {tp.gc}; its "
                                  "instances now keep their heap type alive, so if they own objects add "
                                  "Py_TPFLAGS_HAVE_GC with tp_traverse (visiting Py_TYPE(self)) and tp_clear")
+
+
+def _inherited_annotations(out: Emitter, plan: Plan, tp: TypePlan) -> None:
+    t = tp.type
+    assert tp.annotations_from is not None
+    base = tp.annotations_from[0]
+    if plan.limited_api is None:
+        out.done(t.file, t.span, f"{t.name} keeps the __annotations__ descriptor it inherits from {base} in its own "
+                                 f"dict ({plan.names.exec}() puts it there): a heap type would store an empty "
+                                 f"dict there the first time {t.name}.__annotations__ is read, hiding the "
+                                 f"descriptor from instances; review: {t.name}.__annotations__ is now that "
+                                 "descriptor instead of an AttributeError")
+        return
+    out.todo(t.file, t.span, code="type-inherited-annotations", subject=t.name, message=
+             f"{t.name} inherits __annotations__ from {base}'s members or getset, and as a heap type it "
+                             f"stores an empty dict in its own dict the first time {t.name}.__annotations__ "
+                             "is read, which hides that descriptor from its instances; the limited API "
+                             "cannot reach the type's dict to keep the descriptor there")
 
 
 def _forward_declarations(out: Emitter, plan: Plan, tp: TypePlan) -> None:
@@ -234,6 +290,14 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
     layout = plan.layout(f.file)
     indent = layout.body_indent(f.body)
     gc = "Py_TPFLAGS_HAVE_GC" in tp.value("tp_flags")
+    if f.releases_type:
+        # Written for heap types already (`if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) Py_DECREF(tp);`):
+        # a second release would free the type while instances still use it.
+        if gc and not f.untracks_first:
+            out.insert(f.file, f.body.start + 1, f"\n{indent}PyObject_GC_UnTrack({self_name});", order=-7)
+        out.done(f.file, f.header, f"{name}() already releases its object's type, as a heap type's dealloc must"
+                 + (" (it now untracks the object first)" if gc and not f.untracks_first else ""))
+        return
     prologue = f"\n{indent}PyTypeObject *{tp_var} = Py_TYPE({self_name});" if f.frees else ""
     if gc and not f.untracks_first:
         prologue += f"\n{indent}PyObject_GC_UnTrack({self_name});"
