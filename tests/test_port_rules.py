@@ -629,10 +629,17 @@ def test_a_helper_called_in_an_unread_if_branch_gets_the_state_there_too():
     assert "if (!check(state, o)) {" in text and "if (!check(state, o) || 0) {" in text
 
 
-def test_a_type_named_without_a_module_gets_a_dotted_spec_name_and_the_report_says_so():
+def test_a_type_named_without_a_module_is_made_as_builtins_and_gets_its_bare_tp_name_back():
     c = CONDITIONAL_TYPE.replace('"m.T"', '"T"').replace("#ifdef SOME_BUILD_OPTION\n    0, 0,\n#endif\n", "")
     mp, text = port(c)
-    assert '.name = "m.T"' in text
+    assert '.name = "builtins.T"' in text and '->tp_name = "T";' in text
+    assert any("__module__ stays 'builtins'" in it.message for it in mp.items)
+
+
+def test_under_the_limited_api_a_type_named_without_a_module_gets_the_modules_name_and_the_report_says_so():
+    c = CONDITIONAL_TYPE.replace('"m.T"', '"T"').replace("#ifdef SOME_BUILD_OPTION\n    0, 0,\n#endif\n", "")
+    mp, text = port("#define Py_LIMITED_API 0x030D0000\n" + c)
+    assert '.name = "m.T"' in text and "tp_name =" not in text
     assert any("__module__ is now 'm' instead of 'builtins'" in it.message for it in mp.items)
 
 

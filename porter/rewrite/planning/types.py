@@ -528,6 +528,20 @@ def _flags(values: dict[str, str], inherited: set[str]) -> str:
     return flags
 
 
+def builtin_name(tp: TypePlan, limited: int | None) -> str | None:
+    """For a tp_name with no module part (`"Metadata"`): the name to give the heap type back
+    after it is made from a spec named `builtins.Metadata`. The static type had no module
+    (`__module__` is 'builtins', repr `<class 'Metadata'>`) and messages print tp_name: both stay.
+    None under the limited API, where tp_name cannot be set: the spec takes the module's name."""
+    if tp.undotted_name is None or limited is not None or string_value(tp.undotted_name) is None:
+        return None
+    return tp.undotted_name
+
+
+def builtins_spec_name(tp_name: str) -> str:
+    return f'"builtins.{string_value(tp_name)}"'
+
+
 def _spec_name(module: ExtensionModule, t: StaticType, values: dict[str, str]) -> tuple[str, str | None]:
     """tp_name, dotted: a heap type without a dot has no `__module__` (and 3.11+ warns)."""
     text = values.get("tp_name")

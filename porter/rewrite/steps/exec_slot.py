@@ -22,7 +22,7 @@ from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
-from porter.rewrite.planning.types import creation_order
+from porter.rewrite.planning.types import builtin_name, creation_order
 from porter.rewrite.steps.heap_types import type_key
 
 EXEC = ("module",)  # the checklist item about the module as a whole
@@ -300,7 +300,8 @@ def _creation(plan: Plan, tp) -> str:
         return render("c/type_create.c.jinja", target=target, desc=tp.structseq_desc, module="", spec="", bases="",
                       limited=plan.limited_api is not None)
     create = render("c/type_create.c.jinja", target=target, desc=None, module=names.exec_param,
-                    spec=f"{tp.name}_spec", bases=tp.bases, limited=plan.limited_api is not None)
+                    spec=f"{tp.name}_spec", bases=tp.bases, limited=plan.limited_api is not None,
+                    tp_name=builtin_name(tp, plan.limited_api))
     if tp.annotations_from is not None and plan.limited_api is None:
         create += render("c/inherited_annotations.c.jinja", target=target, base=tp.annotations_from[0],
                          base_dict=tp.annotations_from[1], name=tp.name)

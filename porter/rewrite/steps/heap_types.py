@@ -46,7 +46,7 @@ from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
 from porter.rewrite.planning.gc import GcPlan
-from porter.rewrite.planning.types import TypePlan
+from porter.rewrite.planning.types import TypePlan, builtin_name, builtins_spec_name
 from porter.rewrite.planning.vetoes import initializer_owner
 from porter.rewrite.vocab import Applicability
 
@@ -126,13 +126,18 @@ def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
         _extend_members(out, plan, tp)
     if tp.annotations_from is not None:
         _inherited_annotations(out, plan, tp)
+    kept = builtin_name(tp, plan.limited_api)
     spec = render("c/type_spec.c.jinja", members=[{"name": n, "offset": o} for n, o in tp.members],
                   members_name=tp.members_name or "", include_structmember=tp.include_structmember,
                   spec_storage=tp.spec_storage, slots_name=f"{t.name}_slots",
                   slots=[{"id": s.id, "value": s.value, "guard": s.guard} for s in tp.slots],
-                  spec_name=f"{t.name}_spec", name=tp.spec_name, basicsize=tp.basicsize,
-                  itemsize=tp.itemsize, flags=tp.flags)
-    if tp.undotted_name is not None:
+                  spec_name=f"{t.name}_spec", name=builtins_spec_name(kept) if kept else tp.spec_name,
+                  basicsize=tp.basicsize, itemsize=tp.itemsize, flags=tp.flags)
+    if kept:
+        out.done(t.file, t.span, f"{t.name}: tp_name {kept} has no module part; the spec names it "
+                                 f"{builtins_spec_name(kept)} and exec sets tp_name back to {kept}, so "
+                                 f"{t.name}.__module__ stays 'builtins', and its repr and messages are unchanged")
+    elif tp.undotted_name is not None:
         out.done(t.file, t.span, f"{t.name}: tp_name {tp.undotted_name} has no module part; the spec names it "
                                  f'{tp.spec_name}, so {t.name}.__module__ is now {plan.module.name!r} instead of '
                                  "'builtins' (review: its repr changes too)")
