@@ -131,6 +131,12 @@ def changed_files(tree: Path) -> set[str]:
     return {line[3:] for line in out.splitlines() if line.strip()}
 
 
+def untracked_files(tree: Path) -> set[str]:
+    """Files git does not know and does not ignore: what a patch created."""
+    out = run(["git", "ls-files", "--others", "--exclude-standard"], tree).stdout
+    return {line for line in out.splitlines() if line.strip()}
+
+
 def tree_version(tree: Path) -> str:
     text = (tree / "Include" / "patchlevel.h").read_text(errors="replace")
     m = re.search(r'#define\s+PY_VERSION\s+"([^"]+)"', text)
@@ -273,11 +279,10 @@ def clinic_unchanged(python: Path, tree: Path, files: list[str], logs: Path, tar
 
 
 def restore(tree: Path, created: set[str]) -> None:
+    """Tracked files back to HEAD; the untracked files the patch created removed."""
     run(["git", "checkout", "--", "."], tree)
-    for f in created:
-        path = tree / f
-        if path.is_file():
-            path.unlink()
+    for f in created & untracked_files(tree):
+        (tree / f).unlink()
 
 
 def patched_files(patch: Path) -> list[str]:
@@ -298,9 +303,9 @@ def check_module(target: Target, tree: Path, porter: list[str], logs: Path, refl
             row.set(column, skipped)
         return row
     baseline = pristine_warnings(tree, target, logs)
-    before = changed_files(tree)
+    before = untracked_files(tree)
     applied = run(["git", "apply", "--whitespace=nowarn", str(patch)], tree)
-    created = changed_files(tree) - before
+    created = untracked_files(tree) - before
     if applied.returncode != 0:
         (logs / f"{target.name}.apply.log").write_text(applied.stderr)
         row.set("patch applied", f"no: {(applied.stderr.strip().splitlines() or ['?'])[0][:80]}")
