@@ -306,11 +306,21 @@ def version_hex(version: tuple[int, int]) -> str:
     return f"0x{version[0]:02X}{version[1]:02X}0000"
 
 
-def version_guard(name: str) -> str:
+def version_guard(name: str, target: tuple[int, int] | None = None) -> str | None:
     """The `#if` condition under which generated code may name `name`: the Python building it
-    has it, and a limited-API build asks for at least the version that put it there."""
+    has it, and a limited-API build asks for at least the version that put it there. None when
+    the port targets one version (a CPython tree's own): its code names what that version has
+    plainly, and what it lacks not at all (`targets`)."""
+    if target is not None:
+        return None
     added, limited = version_hex(ADDED_IN[name]), version_hex(LIMITED_API_SINCE.get(name, ADDED_IN[name]))
     return f"PY_VERSION_HEX >= {added} && (!defined(Py_LIMITED_API) || Py_LIMITED_API >= {limited})"
+
+
+def targets(name: str, target: tuple[int, int] | None) -> bool:
+    """Whether a port for `target` (None: any CPython porter supports) may name `name`; with no
+    single target, a version guard keeps it from older ones."""
+    return target is None or target >= ADDED_IN[name]
 
 
 def limited_api_value(text: str) -> int | None:

@@ -605,7 +605,8 @@ class ExtensionModule:
     # `getattr(x, '__module__', ...)` outside tests: code that may meet a type's __module__.
     python_module_reads: tuple[PythonAttributeRead, ...] = ()
     build: BuildConfig | None = None  # what the package's build files say
-    in_cpython: bool = False  # a module of CPython itself
+    # A module of CPython itself: that tree's (major, minor), the one version its port targets.
+    cpython_version: tuple[int, int] | None = None
     # The rows of the definition's m_slots table: (slot, value), for a multi-phase module.
     module_slots: tuple[tuple[str, str], ...] = ()
     type_definitions: tuple[TypeDefinition, ...] = ()
@@ -840,7 +841,8 @@ class Companions:
     build_files: tuple[tuple[str, bytes], ...] = ()
     given_defines: tuple[tuple[str, str], ...] = ()  # -D on porter's command line
     given_include_dirs: tuple[str, ...] = ()  # -I on porter's command line
-    in_cpython: bool = False  # the sources sit in CPython's own tree (Modules/)
+    # The sources sit in CPython's own tree (Modules/): its (major, minor) version.
+    cpython_version: tuple[int, int] | None = None
 
 
 NO_COMPANIONS = Companions()

@@ -3,6 +3,8 @@ error policy, and the edit machinery (overlaps, re-parse refusal)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from porter.model import Span
@@ -153,6 +155,21 @@ CASES = [
 def test_step(step, source, expected):
     result = STEPS[step].run(plan_of(source))
     assert expected(result), [(e.span, e.text) for e in result.edits]
+
+
+def test_module_def_in_a_cpython_tree_names_that_versions_slots_plainly():
+    """CPython's own modules build with one version's headers: no PY_VERSION_HEX guard, and no
+    slot that version lacks (Py_mod_gil is 3.13+)."""
+    for source in (PLAIN, MULTI_PHASE.replace("    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},\n", "")
+                   .replace("    {Py_mod_gil, Py_MOD_GIL_USED},\n", "")):
+        analysis = scan([("m.c", source.encode())])
+        module = dataclasses.replace(analysis.modules[0], cpython_version=(3, 12))
+        result = STEPS["module-def"].run(build_plan(module, {"m.c": FileLayout(source.encode())}, False))
+        assert "{Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED}," in texts(result)
+        assert "PY_VERSION_HEX" not in texts(result) and "Py_mod_gil" not in texts(result)
+        module = dataclasses.replace(module, cpython_version=(3, 13))
+        result = STEPS["module-def"].run(build_plan(module, {"m.c": FileLayout(source.encode())}, False))
+        assert "{Py_mod_gil, Py_MOD_GIL_USED}," in texts(result) and "PY_VERSION_HEX" not in texts(result)
 
 
 def test_every_step_has_a_noop_and_a_fix_case():

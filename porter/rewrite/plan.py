@@ -87,6 +87,15 @@ class Plan:
         """Whether the generated code may name `name` in the package's declared limited API."""
         return capi.in_limited_api(name, self.limited_api)
 
+    def targets(self, name: str) -> bool:
+        """Whether the version the port targets has `name` (any version, behind a guard, unless
+        the module belongs to a CPython tree: then that tree's version)."""
+        return capi.targets(name, self.module.cpython_version)
+
+    def guard(self, name: str) -> str | None:
+        """The `#if` condition generated code naming `name` needs; None: none (a CPython tree)."""
+        return capi.version_guard(name, self.module.cpython_version)
+
 
 def declared_limited_api(module: ExtensionModule) -> int | None:
     """The Py_LIMITED_API the module's sources define, else the one its build files set."""
