@@ -948,6 +948,8 @@ class InitBody:
     # use in init handing it the module (or NULL): (macro, the release in its body). In exec
     # the module is borrowed, so the release goes with the `return NULL`.
     macro_module_releases: tuple[tuple[str, Location], ...] = ()
+    # How many statements (and directives) the body holds at its top level.
+    statement_count: int = 0
 
 
 @dataclass(frozen=True)

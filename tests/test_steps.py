@@ -89,6 +89,15 @@ PyInit_m(void)
 }
 """
 
+# Init does work after creating the module: that work becomes exec.
+PLAIN_EXEC = PLAIN.replace("    return PyModule_Create(&def);\n", """    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddIntConstant(m, "answer", 42) < 0)
+        return NULL;
+    return m;
+""")
+
 MULTI_PHASE = HEADER + """
 static int m_exec(PyObject *module) { return 0; }
 static PyModuleDef_Slot slots[] = {
@@ -136,8 +145,10 @@ CASES = [
                  id="state-access gives a method its state and rewrites its uses"),
     pytest.param("exec-slot", MULTI_PHASE, lambda r: not r.edits and r.failure is None,
                  id="exec-slot leaves a multi-phase module alone"),
-    pytest.param("exec-slot", PLAIN, lambda r: "static int\nm_exec(PyObject *module)" in texts(r),
+    pytest.param("exec-slot", PLAIN_EXEC, lambda r: "static int\nm_exec(PyObject *m)" in texts(r),
                  id="exec-slot turns PyInit into an exec function"),
+    pytest.param("exec-slot", PLAIN, lambda r: not r.edits and r.items and r.failure is None,
+                 id="exec-slot writes no exec function when init only creates the module"),
     pytest.param("once-per-process", SINGLE_PHASE, lambda r: not r.edits,
                  id="once-per-process has nothing to do when every global moves"),
     pytest.param("once-per-process", KEPT_AND_ASSIGNED, lambda r: "if (Err == NULL) {" in texts(r),
@@ -255,7 +266,7 @@ def test_a_failing_plan_costs_its_module_only(monkeypatch):
 
 def test_a_rewrite_that_does_not_parse_is_refused(monkeypatch):
     monkeypatch.setattr(port_module, "PASSES", (*PASSES, _Garbage()))
-    result = port(scan([("m.c", PLAIN.encode())]))
+    result = port(scan([("m.c", PLAIN_EXEC.encode())]))
     (mp,) = result.modules
     assert mp.status is PortStatus.FAILED and "does not parse" in mp.reason
     assert result.new_text == {}
@@ -263,7 +274,7 @@ def test_a_rewrite_that_does_not_parse_is_refused(monkeypatch):
 
 def test_a_rewrite_that_unbalances_an_if_group_is_refused(monkeypatch):
     monkeypatch.setattr(port_module, "PASSES", (*PASSES, _HalfAnIfGroup()))
-    result = port(scan([("m.c", PLAIN.encode())]))
+    result = port(scan([("m.c", PLAIN_EXEC.encode())]))
     (mp,) = result.modules
     assert mp.status is PortStatus.FAILED and "unmatched #if directive" in mp.reason
     assert result.new_text == {}

@@ -122,6 +122,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
         lone_bodies=_lone_bodies(body, droppable), header_split=header_split,
         macro_module_releases=releases,
+        statement_count=sum(1 for c in body.named_children if c.type != "comment"),
     )
 
 

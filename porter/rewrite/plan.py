@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from porter import capi
 from porter.analyze.initializers import is_null, sizeof_operand
-from porter.model import ExtensionModule, GlobalKind, Location, RoleKind, SpecType, TypeDefinition
+from porter.model import ExtensionModule, GlobalKind, InitStyle, Location, RoleKind, SpecType, TypeDefinition
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.names import (
     EXEC_PARAM_CANDIDATES,
@@ -82,6 +82,18 @@ class Plan:
         defined: anywhere but below the state block in its own header."""
         placed = self.placement
         return file.endswith(".h") and not (placed is not None and placed.file == file and offset >= placed.at)
+
+    @property
+    def exec_is_noop(self) -> bool:
+        """PyInit only returns `PyModule_Create(&def)` and the port gives exec nothing to do: the
+        module gets no exec function and no Py_mod_exec slot (an empty one is only noise)."""
+        body = self.module.init_body
+        return (self.module.init_style is not InitStyle.MULTI_PHASE and body is not None
+                and body.function == self.module.init.function and body.statement_count == 1
+                and body.create_kind == "return" and body.header_split is None and not body.problems
+                and not body.add_objects and not body.type_readies
+                and not self.types and not self.spec_types and not any(f.initial for f in self.fields)
+                and not self.names.last_module and not self.decisions.needs.get(body.function))
 
     def has(self, name: str) -> bool:
         """Whether the generated code may name `name` in the package's declared limited API."""

@@ -65,6 +65,8 @@ class ModuleDefinition:
             shared = plan.placement is not None and plan.placement.shared_header
             storage = "" if shared or (not d.is_static and d.macro is None) else "static "
             worker_is_init = module.init.worker is None
+            # No exec: PyInit stays where it is, after the slots and the definition.
+            noop = plan.exec_is_noop
             # The generated functions call the old ones by name: `(freefunc)module_free` -> module_free.
             old = {}
             for name in ("m_traverse", "m_clear", "m_free"):
@@ -76,23 +78,27 @@ class ModuleDefinition:
                 object_fields=objects, field_guards=_gc_guards(plan),
                 state_type=names.state_type, state_var=names.state_var,
                 get_state=names.get_state, traverse=names.traverse, clear=names.clear,
-                free=names.free, slots=names.slots, exec=names.exec, posture=plan.posture.value,
+                free=names.free, slots=names.slots, exec=None if noop else names.exec, posture=plan.posture.value,
                 posture_condition=plan.posture.condition,
                 multiple_interpreters_guard=plan.guard("Py_mod_multiple_interpreters"),
                 runtime_slots=_runtime_slots(plan),
                 gil_slot=plan.targets("Py_mod_gil"), gil_guard=plan.guard("Py_mod_gil"),
                 def_storage=storage, def_name=names.def_name, def_fields=fields,
-                pyinit=module.init.name if worker_is_init else None,
+                pyinit=module.init.name if worker_is_init and not noop else None,
                 last_module=names.last_module, last_module_interp=names.last_module_interp,
                 last_module_definitions=bool(names.last_module) and shared,
             )
-            out.insert(body.file, body.body.end, "\n\n" + text.strip("\n"), order=10)
-            if not worker_is_init:
+            if noop:
+                out.insert(body.file, body.header.start, text.strip("\n") + "\n\n", order=10)
+            else:
+                out.insert(body.file, body.body.end, "\n\n" + text.strip("\n"), order=10)
+            if not worker_is_init or noop:
                 out.edit(module.init.file, module.init.body, cbuild.return_module_def(
                     names.def_name, _runtime_slots_call(plan)))
         at_import = " (filled in at import on CPython 3.12+: the build's limited API does not name it)" \
             if _runtime_slots(plan) else ""
-        slots = f"Py_mod_exec, Py_mod_multiple_interpreters = {plan.posture.value}{at_import}" \
+        slots = ("" if plan.exec_is_noop else "Py_mod_exec, ") \
+            + f"Py_mod_multiple_interpreters = {plan.posture.value}{at_import}" \
             + (", Py_mod_gil = Py_MOD_GIL_USED" if plan.targets("Py_mod_gil") else "")
         named = "".join(f"; named as the build compiles this file ({macro} = {value}): a build that defines "
                         f"{macro} otherwise needs {module.init.name} renamed"
