@@ -184,6 +184,22 @@ SPEC_CREATORS = {"PyType_FromSpec": 0, "PyType_FromSpecWithBases": 0,
                  "PyType_FromModuleAndSpec": 1, "PyType_FromMetaclass": 2}
 
 # Calls that create the exception objects modules keep in globals.
+# Calls that return a borrowed reference: a global assigned one does not own it, and module state
+# that keeps it (and releases it in m_clear) must take its own.
+BORROWED_REFERENCE_CALLS = frozenset({
+    "PyModule_GetDict", "PyDict_GetItem", "PyDict_GetItemString", "PyDict_GetItemWithError",
+    "PyTuple_GetItem", "PyTuple_GET_ITEM", "PyList_GetItem", "PyList_GET_ITEM", "PySys_GetObject",
+    "PyEval_GetBuiltins", "PyEval_GetGlobals", "PyImport_GetModuleDict", "PyWeakref_GetObject",
+    "PyWeakref_GET_OBJECT", "PySequence_Fast_GET_ITEM", "PyStructSequence_GetItem",
+    "PyStructSequence_GET_ITEM", "PyThreadState_GetDict", "PyExceptionInstance_Class",
+})
+
+# Calls that steal a reference, and the argument it is taken from (0-based).
+REFERENCE_STEALING_CALLS = {
+    "PyModule_AddObject": 2, "PyTuple_SetItem": 2, "PyTuple_SET_ITEM": 2, "PyList_SetItem": 2,
+    "PyList_SET_ITEM": 2,
+}
+
 EXCEPTION_FACTORIES = frozenset({"PyErr_NewException", "PyErr_NewExceptionWithDoc"})
 # Calls whose results are cached objects: interned names, imported attributes, constants.
 CACHE_FACTORIES = frozenset({

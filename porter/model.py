@@ -270,6 +270,9 @@ class Use:
     # is a statement of its own; and whether an `if (x == NULL)` around it makes it happen once.
     statement: Span | None = None
     null_guarded: bool = False
+    # For `x = value;`: the value when it is a borrowed reference (`PyModule_GetDict(m)`, or a
+    # local only ever assigned one): the global never owned it.
+    borrowed_value: Span | None = None
     # For a use in a macro body: functions where the macro expands and the name means one of
     # their own parameters or locals (the body cannot be rewritten for the other sites).
     shadowed_in: tuple[str, ...] = ()

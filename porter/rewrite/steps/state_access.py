@@ -344,6 +344,12 @@ def _rewrite_use(out: Emitter, plan: Plan, u: Use, field: StateField) -> None:
             out.edit(u.file, u.span, f"(*{var}->{field.name})")
         return
     out.edit(u.file, u.span, f"{var}->{field.name}")
+    if u.borrowed_value is not None and field.is_object:
+        # The global borrowed it; the state's field is released by m_clear, so it owns one.
+        out.insert(u.file, u.borrowed_value.start, "Py_NewRef(")
+        out.insert(u.file, u.borrowed_value.end, ")")
+        out.done(u.file, u.span, f"{field.name} was given a borrowed reference: the state takes its own "
+                                 "(Py_NewRef), since its clear function releases it")
 
 
 def _prefix_paste_chains(out: Emitter, plan: Plan) -> None:
