@@ -150,7 +150,7 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
     descriptor = any(serves_module_descriptor(t, module) for t in module.static_types if t.name in moved_types)
     fields = state_fields(module, decisions.movable, allocator, existing_fields, descriptor)
     by_kind = {acc.kind for name, acc in decisions.access.items() if decisions.needs.get(name)}
-    needs_by_type = bool(by_kind & {AccessKind.TYPE, AccessKind.NEW}) or descriptor
+    needs_by_type = bool(by_kind & {AccessKind.TYPE, AccessKind.NEW, AccessKind.CLASS}) or descriptor
     needs_callback_state = AccessKind.CALLBACK in by_kind
     failure: Reason | None = None
     if decisions.blocked:

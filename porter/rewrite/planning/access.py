@@ -130,6 +130,9 @@ def _type_access(f: Function, type_ok: set[str], first: str | None) -> Access:
         return Access(AccessKind.NEW, (first,), types=tuple(owner_types))
     if first is None:
         return Access(AccessKind.NONE, reason="no named self parameter")
+    if "METH_CLASS" in f.flags:
+        # Called with the class (the type or a subclass), not an instance of it.
+        return Access(AccessKind.CLASS, (first,), types=tuple(owner_types))
     return Access(AccessKind.TYPE, (first,), types=tuple(owner_types))
 
 
@@ -141,6 +144,10 @@ def instance_param_type(f: Function, module: ExtensionModule, type_ok: set[str])
     if not m:
         return None
     struct = m.group(1)
+    if struct in capi.OBJECT_TYPES or struct == "PyVarObject":
+        # Any object: a type whose instances are bare PyObjects (tp_basicsize = sizeof(PyObject))
+        # does not make every `PyObject *` callback one of its methods.
+        return None
     for t in module.static_types:
         size = t.slot("tp_basicsize")
         operand = sizeof_operand(size.text if size is not None else None)

@@ -125,6 +125,8 @@ def _state_expression(plan: Plan, acc: Access) -> str | None:
         return f"{n.get_state_by_type}(Py_TYPE({acc.params[0]}))"
     if acc.kind is AccessKind.NEW:
         return f"{n.get_state_by_type}({acc.params[0]})"
+    if acc.kind is AccessKind.CLASS:
+        return f"{n.get_state_by_type}((PyTypeObject *){acc.params[0]})"
     if acc.kind is AccessKind.BINARY:
         return f"{n.get_state_by_operands}((PyObject *){acc.params[0]}, (PyObject *){acc.params[1]})"
     if acc.kind is AccessKind.CALLBACK:
@@ -139,6 +141,8 @@ def _module_expression(plan: Plan, acc: Access) -> str:
         return acc.params[0]
     if acc.kind is AccessKind.TYPE:
         return cbuild.module_of_type(plan, f"Py_TYPE({acc.params[0]})")
+    if acc.kind is AccessKind.CLASS:
+        return cbuild.module_of_type(plan, f"(PyTypeObject *){acc.params[0]}")
     return cbuild.module_of_type(plan, acc.params[0])
 
 
