@@ -151,6 +151,18 @@ def make(tree: Path, log: Path) -> tuple[bool, str]:
     return r.returncode == 0 and not (failed and int(failed.group(1))), output
 
 
+def build_failure(output: str) -> str:
+    """Why make failed, in a few words: the first compiler error, or a crash in make's own
+    import check of the built modules."""
+    error = re.search(r"^([^:\s]+\.[ch]):\d+(?::\d+)?: error: (.*)$", output, re.MULTILINE)
+    if error:
+        return f"compile error ({os.path.basename(error.group(1))}: {error.group(2)[:60]})"
+    if "Fatal Python error" in output or re.search(r"[1-9]\d* failed on import", output):
+        assertion = re.search(r"Assertion [^\n]*failed[^\n]*", output)
+        return "crashes in make's import check" + (f" ({assertion.group(0)[:70]})" if assertion else "")
+    return "make failed"
+
+
 def warnings_for(output: str, files: set[str]) -> set[tuple[str, str]]:
     found = set()
     for m in _WARNING.finditer(output):
@@ -206,10 +218,17 @@ def report_reasons(report: Path, target: Target) -> list[str]:
     if posture and posture.group(1) != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED":
         reasons.append(f"posture {posture.group(1)}")
     left = text.split("### Left to you", 1)
+    by_code: dict[str, list[int]] = {}
     if len(left) == 2:
         for m in re.finditer(r"^#### (.+?)\n(.*?)(?=^#### |^## |\Z)", left[1], re.MULTILINE | re.DOTALL):
+            code = re.search(r"\(`([\w-]+)`\)\s*$", m.group(1))
             items = len(re.findall(r"^- \[ \]", m.group(2), re.MULTILINE))
-            reasons.append(f"{m.group(1)} ({items} item{'s' * (items != 1)})")
+            counts = by_code.setdefault(code.group(1) if code else m.group(1)[:60], [0, 0])
+            counts[0] += items
+            counts[1] += 1
+    for code, (items, places) in by_code.items():
+        reasons.append(f"`{code}` {items} item{'s' * (items != 1)}"
+                       + (f" in {places} places" if places > 1 else ""))
     return reasons
 
 
@@ -227,8 +246,11 @@ def regrtest(python: Path, tree: Path, target: Target, logs: Path, refleaks: boo
     result = _RESULT.findall(r.stdout)
     total = _TOTAL.findall(r.stdout)
     outcome = result[-1] if result else f"exit {r.returncode}"
-    if refleaks and "leaked" in r.stdout:
+    if refleaks and re.search(r"leaked \[", r.stdout):
         outcome += " (leaked)"
+    crash = re.search(r"^.*?(\w+: Assertion .* failed)", r.stdout + r.stderr, re.MULTILINE)
+    if crash:
+        outcome += f" (crash: {crash.group(1)[:90]})"
     counts = total[-1] if total else ""
     if outcome == "SUCCESS":
         run_count = re.search(r"run=([\d,]+)", counts)
@@ -256,6 +278,8 @@ def python_check(python: Path, tree: Path, code: str, target: Target, logs: Path
     (logs / f"{target.name}.{kind}.log").write_text(r.stdout + r.stderr)
     if r.returncode == 0:
         return "ok"
+    if "does not support loading in subinterpreters" in r.stderr:
+        return "refused (posture)"
     last = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
     return f"FAIL: {last[:100]}"
 
@@ -317,7 +341,7 @@ def check_module(target: Target, tree: Path, porter: list[str], logs: Path, refl
     try:
         built, output = make(tree, logs / f"{target.name}.make-port.log")
         if not built:
-            row.set("builds w/o new warning", "no: build failed")
+            row.set("builds w/o new warning", "no: " + build_failure(output))
             for column in COLUMNS[4:8]:
                 row.set(column, skipped)
         else:
