@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from porter import capi
+from porter.analyze.functions import init_phase
 from porter.analyze.initializers import is_null, sizeof_operand
 from porter.model import ExtensionModule, GlobalKind, InitStyle, Location, RoleKind, SpecType, TypeDefinition
 from porter.rewrite.layout import FileLayout
@@ -82,6 +83,15 @@ class Plan:
         defined: anywhere but below the state block in its own header."""
         placed = self.placement
         return file.endswith(".h") and not (placed is not None and placed.file == file and offset >= placed.at)
+
+    @property
+    def exec_phase(self) -> frozenset[str]:
+        """exec and the helpers only it calls, transitively (`_datetime_exec(module)`): code
+        that ran once per process and now runs on every load."""
+        exec_function = self.exec_function
+        if exec_function is None:
+            return frozenset()
+        return frozenset(init_phase(list(self.module.functions), {exec_function}))
 
     @property
     def exec_is_noop(self) -> bool:
