@@ -375,3 +375,15 @@ def test_a_group_the_edits_empty_goes_with_its_directives():
 def test_a_group_with_anything_left_in_it_stays(edits):
     out = apply_edits(GROUPED, drop_emptied_groups(GROUPED, edits, _groups(GROUPED)))
     assert out.count(b"#endif") == 2
+
+
+def test_a_module_method_declared_with_another_first_parameter_type_passes_it_cast():
+    """`localcontext(PyTypeObject *type, ...)` in _decimal's module table, cast there."""
+    source = SINGLE_PHASE.replace("static PyMethodDef methods[] = {{\"make\", make, METH_O, NULL},",
+                                  "static PyObject *\nfail(PyTypeObject *type, PyObject *arg)\n{\n"
+                                  "    PyErr_SetString(Err, \"failed\");\n    return NULL;\n}\n\n"
+                                  "static PyMethodDef methods[] = {{\"make\", make, METH_O, NULL},\n"
+                                  "    {\"fail\", (PyCFunction)fail, METH_O, NULL},")
+    result = STEPS["state-access"].run(plan_of(source))
+    assert "m_state *state = get_m_state((PyObject *)type);" in texts(result)
+    assert "m_state *state = get_m_state(module);" in texts(result)

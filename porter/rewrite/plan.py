@@ -8,6 +8,7 @@ module may claim. Steps then only turn the plan into edits.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from porter import capi
@@ -50,7 +51,9 @@ class Plan:
     needs_by_type: bool
     needs_by_operands: bool
     needs_callback_state: bool
-    untyped_module_params: frozenset[str]  # m_free(void *module): needs a cast to PyObject *
+    # Module parameters not declared PyObject * (m_free's `void *module`, a method declared with
+    # `PyTypeObject *` and cast in its table): they need a cast to PyObject *.
+    untyped_module_params: frozenset[str]
     failure: Reason | None = None  # planning found that the module cannot be ported
 
     def field(self, key: GlobalKey) -> StateField:
@@ -197,10 +200,16 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         needs_by_operands=AccessKind.BINARY in by_kind, needs_callback_state=needs_callback_state,
         untyped_module_params=frozenset(
             f.params[0].name for f in module.functions
-            if f.params and f.params[0].name and "void" in f.params[0].type_text
-            and f.has_role(RoleKind.MODULE_SLOT)),
+            if f.params and f.params[0].name and f.has_role(RoleKind.MODULE_SLOT, RoleKind.MODULE_METHOD)
+            and _declared_otherwise(f.params[0].type_text)),
         failure=failure,
     )
+
+
+def _declared_otherwise(type_text: str) -> bool:
+    """A module parameter declared `void *` (m_free) or `PyTypeObject *` (a method cast in its
+    table): it needs a cast to PyObject * to be passed on."""
+    return re.search(r"\b(void|PyTypeObject)\b", type_text) is not None
 
 
 def _made_with_module(s: SpecType) -> bool:
