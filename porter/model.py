@@ -273,6 +273,8 @@ class Use:
     # For `x = value;`: the value when it is a borrowed reference (`PyModule_GetDict(m)`, or a
     # local only ever assigned one): the global never owned it.
     borrowed_value: Span | None = None
+    # `x = NULL;` (also inside `a = x = NULL;`): the value it held is dropped, not released here.
+    assigned_null: bool = False
     # For a use in a macro body: functions where the macro expands and the name means one of
     # their own parameters or locals (the body cannot be rewritten for the other sites).
     shadowed_in: tuple[str, ...] = ()

@@ -208,6 +208,7 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> 
                             statement=_assignment_statement(ident),
                             null_guarded=_null_guarded(ident),
                             borrowed_value=_borrowed_value(ident, owner),
+                            assigned_null=_assigned_null(ident),
                             static_initializer=_static_local_initialized(ident) if owner is not None else None))
         if g.function is None:
             for mask_name, span in index.blanked_names.get(g.name, ()):
@@ -364,6 +365,17 @@ def _borrowed_value(ident: Node, function: Node | None) -> Span | None:
     stolen = any(node.type == "call_expression" and last.end_byte <= node.start_byte < parent.start_byte
                  and _steals(node, name) for node in walk(function))
     return ctree.span(value) if stolen or _returns_borrowed(given) else None
+
+
+def _assigned_null(ident: Node) -> bool:
+    """`x = NULL` or `x = 0`, also as a link of `a = x = NULL`."""
+    parent = ident.parent
+    if parent is None or parent.type != "assignment_expression" or parent.child_by_field_name("left") != ident:
+        return False
+    value = ctree.unwrap_parens(parent.child_by_field_name("right"))
+    while value is not None and value.type == "assignment_expression":
+        value = ctree.unwrap_parens(value.child_by_field_name("right"))
+    return value is not None and value.text in (b"NULL", b"0")
 
 
 def _returns_borrowed(node: Node) -> bool:
