@@ -278,8 +278,11 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         top_level_groups=once("top-level groups", lambda: tuple(
             Location(idx.path, span) for idx in indexes for span in _top_level_groups(idx.src))),
         macros_fully_seen=once("macros fully seen", lambda: _macros_fully_seen(indexes, macros, macro_uses)),
+        # Type names too (`typedef struct {...} ctypes_state;` is a type_identifier, not an
+        # identifier): a new state struct must not take one.
         names_in_use=once("names in use", lambda: frozenset(n for idx in indexes for n in idx.identifiers)
-                          | frozenset(m.name for idx in indexes for m in idx.macros)),
+                          | frozenset(m.name for idx in indexes for m in idx.macros)
+                          | frozenset(n for idx in indexes for n in names_in_code(idx.src.text))),
     )
 
 

@@ -223,7 +223,8 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
     base = module_prefix(module.name)
     state_var = allocator.first_free(STATE_VAR_CANDIDATES, f"{module.name.strip('_')}_st")
     existing = existing_state_struct(module)
-    state_type = existing or allocator.fresh(f"{base}_state")
+    # `<mod>_state`, else `<mod>_module_state` (a taken `ctypes_state` makes no `ctypes_state2`).
+    state_type = existing or allocator.first_free((f"{base}_state", f"{base}_module_state"), f"{base}_state")
     def_name = module.definition.name if module.definition else allocator.fresh(f"{base}module")
     get_state = allocator.fresh(f"get_{base}_state")
     get_state_by_type = allocator.fresh(f"get_{base}_state_by_type")
