@@ -187,6 +187,22 @@ SPEC_CREATORS = {"PyType_FromSpec": 0, "PyType_FromSpecWithBases": 0,
                  "PyType_FromModuleAndSpec": 1, "PyType_FromMetaclass": 2}
 
 # Calls that create the exception objects modules keep in globals.
+# Calls that return a borrowed reference: a global assigned one does not own it, and module state
+# that keeps it (and releases it in m_clear) must take its own.
+BORROWED_REFERENCE_CALLS = frozenset({
+    "PyModule_GetDict", "PyDict_GetItem", "PyDict_GetItemString", "PyDict_GetItemWithError",
+    "PyTuple_GetItem", "PyTuple_GET_ITEM", "PyList_GetItem", "PyList_GET_ITEM", "PySys_GetObject",
+    "PyEval_GetBuiltins", "PyEval_GetGlobals", "PyImport_GetModuleDict", "PyWeakref_GetObject",
+    "PyWeakref_GET_OBJECT", "PySequence_Fast_GET_ITEM", "PyStructSequence_GetItem",
+    "PyStructSequence_GET_ITEM", "PyThreadState_GetDict", "PyExceptionInstance_Class",
+})
+
+# Calls that steal a reference, and the argument it is taken from (0-based).
+REFERENCE_STEALING_CALLS = {
+    "PyModule_AddObject": 2, "PyTuple_SetItem": 2, "PyTuple_SET_ITEM": 2, "PyList_SetItem": 2,
+    "PyList_SET_ITEM": 2,
+}
+
 EXCEPTION_FACTORIES = frozenset({"PyErr_NewException", "PyErr_NewExceptionWithDoc"})
 # Calls whose results are cached objects: interned names, imported attributes, constants.
 CACHE_FACTORIES = frozenset({
@@ -309,11 +325,21 @@ def version_hex(version: tuple[int, int]) -> str:
     return f"0x{version[0]:02X}{version[1]:02X}0000"
 
 
-def version_guard(name: str) -> str:
+def version_guard(name: str, target: tuple[int, int] | None = None) -> str | None:
     """The `#if` condition under which generated code may name `name`: the Python building it
-    has it, and a limited-API build asks for at least the version that put it there."""
+    has it, and a limited-API build asks for at least the version that put it there. None when
+    the port targets one version (a CPython tree's own): its code names what that version has
+    plainly, and what it lacks not at all (`targets`)."""
+    if target is not None:
+        return None
     added, limited = version_hex(ADDED_IN[name]), version_hex(LIMITED_API_SINCE.get(name, ADDED_IN[name]))
     return f"PY_VERSION_HEX >= {added} && (!defined(Py_LIMITED_API) || Py_LIMITED_API >= {limited})"
+
+
+def targets(name: str, target: tuple[int, int] | None) -> bool:
+    """Whether a port for `target` (None: any CPython porter supports) may name `name`; with no
+    single target, a version guard keeps it from older ones."""
+    return target is None or target >= ADDED_IN[name]
 
 
 def limited_api_value(text: str) -> int | None:

@@ -154,8 +154,10 @@ def check_module(module: ExtensionModule, original: dict[str, bytes], new_text: 
         if not tree.built:
             return CompileCheck((), toolchains[0], f"not compiled: the CPython tree at {tree.root} is not configured "
                                                    "(run ./configure there)")
+        folders, defines = tree.module_flags(module.name)
         toolchains = [Toolchain(toolchains[0].cc, str(tree.root / "python"), f"{tree.version[0]}.{tree.version[1]}",
-                                str(tree.root / "Include"), tuple(tree.include_dirs()), ("Py_BUILD_CORE_MODULE",))]
+                                str(tree.root / "Include"), (*tree.include_dirs(), *folders),
+                                ("Py_BUILD_CORE_MODULE", *defines))]
     extra = _project_include_dirs(module, original, cwd)
     first: CompileCheck | None = None
     with tempfile.TemporaryDirectory(prefix="porter-compile-") as tmp:

@@ -28,6 +28,20 @@ class CPythonTree:
         return [str(self.root / "Include"), str(self.root / "Include" / "internal"), str(self.root),
                 str(self.root / "Modules")]
 
+    def module_flags(self, module_name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The include folders and defines configure gave a module (`MODULE__TKINTER_CFLAGS=
+        -I/usr/include/tcl8.6 -DWITH_APPINIT=1` in the tree's Makefile): (folders, NAME[=VALUE])."""
+        makefile = self.root / "Makefile"
+        if not makefile.is_file():
+            return (), ()
+        m = re.search(rf"^MODULE_{re.escape(module_name.upper())}_CFLAGS\s*=(.*)$",
+                      makefile.read_text(errors="replace"), re.MULTILINE)
+        if m is None:
+            return (), ()
+        words = m.group(1).replace("$(srcdir)", str(self.root)).split()
+        return (tuple(w[2:] for w in words if w.startswith("-I") and len(w) > 2),
+                tuple(w[2:] for w in words if w.startswith("-D") and len(w) > 2))
+
     @property
     def clinic(self) -> Path:
         return self.root / "Tools" / "clinic" / "clinic.py"

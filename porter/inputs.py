@@ -40,13 +40,13 @@ class Inputs:
     # -D and -I given on the command line, for what a build computes (pg_config --includedir).
     given_defines: list[tuple[str, str]] = field(default_factory=list)
     given_include_dirs: list[str] = field(default_factory=list)
-    in_cpython: bool = False  # the sources sit in CPython's own tree
+    cpython_version: tuple[int, int] | None = None  # the sources sit in CPython's own tree of this version
 
     def companions(self) -> Companions:
         return Companions(tuple((f.path, f.data) for f in self.python_files),
                           tuple((f.path, f.data) for f in self.outside_files),
                           tuple((f.path, f.data) for f in self.build_files),
-                          tuple(self.given_defines), tuple(self.given_include_dirs), self.in_cpython)
+                          tuple(self.given_defines), tuple(self.given_include_dirs), self.cpython_version)
 
 
 def display_path(path: Path, cwd: Path) -> str:
@@ -99,7 +99,8 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
     inputs.outside_files = outside_includers(inputs.files, cwd)
     from porter.cpython import cpython_tree
 
-    inputs.in_cpython = any(cpython_tree(p.resolve()) is not None for p in existing)
+    trees = [t for t in (cpython_tree(p.resolve()) for p in existing) if t is not None]
+    inputs.cpython_version = trees[0].version if trees else None
     return inputs
 
 

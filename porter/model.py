@@ -270,6 +270,11 @@ class Use:
     # is a statement of its own; and whether an `if (x == NULL)` around it makes it happen once.
     statement: Span | None = None
     null_guarded: bool = False
+    # For `x = value;`: the value when it is a borrowed reference (`PyModule_GetDict(m)`, or a
+    # local only ever assigned one): the global never owned it.
+    borrowed_value: Span | None = None
+    # `x = NULL;` (also inside `a = x = NULL;`): the value it held is dropped, not released here.
+    assigned_null: bool = False
     # For a use in a macro body: functions where the macro expands and the name means one of
     # their own parameters or locals (the body cannot be rewritten for the other sites).
     shadowed_in: tuple[str, ...] = ()
@@ -629,7 +634,8 @@ class ExtensionModule:
     # `getattr(x, '__module__', ...)` outside tests: code that may meet a type's __module__.
     python_module_reads: tuple[PythonAttributeRead, ...] = ()
     build: BuildConfig | None = None  # what the package's build files say
-    in_cpython: bool = False  # a module of CPython itself
+    # A module of CPython itself: that tree's (major, minor), the one version its port targets.
+    cpython_version: tuple[int, int] | None = None
     # The rows of the definition's m_slots table: (slot, value), for a multi-phase module.
     module_slots: tuple[tuple[str, str], ...] = ()
     type_definitions: tuple[TypeDefinition, ...] = ()
@@ -875,7 +881,8 @@ class Companions:
     build_files: tuple[tuple[str, bytes], ...] = ()
     given_defines: tuple[tuple[str, str], ...] = ()  # -D on porter's command line
     given_include_dirs: tuple[str, ...] = ()  # -I on porter's command line
-    in_cpython: bool = False  # the sources sit in CPython's own tree (Modules/)
+    # The sources sit in CPython's own tree (Modules/): its (major, minor) version.
+    cpython_version: tuple[int, int] | None = None
 
 
 NO_COMPANIONS = Companions()
@@ -981,6 +988,8 @@ class InitBody:
     # use in init handing it the module (or NULL): (macro, the release in its body). In exec
     # the module is borrowed, so the release goes with the `return NULL`.
     macro_module_releases: tuple[tuple[str, Location], ...] = ()
+    # How many statements (and directives) the body holds at its top level.
+    statement_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)

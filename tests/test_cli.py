@@ -382,3 +382,15 @@ def test_pyinit_named_only_in_code_porter_cannot_read_is_a_failure_and_in_a_comm
     (tmp_path / "embed.c").write_text("/* no PyInit_ here */\nint f(void) { return 0; }\n")
     out = run("port", "embed.c", cwd=tmp_path)
     assert out.returncode == 0 and out.stderr == "porter: no extension module found\n"
+
+
+def test_a_cpython_trees_makefile_gives_the_compile_check_a_modules_flags(tmp_path):
+    from porter.cpython import CPythonTree
+
+    (tmp_path / "Makefile").write_text("MODULE__TKINTER_CFLAGS=-I/usr/include/tcl8.6  -Wno-strict-prototypes "
+                                       "-DWITH_APPINIT=1\nMODULE__DECIMAL_CFLAGS=-I$(srcdir)/Modules/_decimal/libmpdec "
+                                       "-DCONFIG_64=1\n")
+    tree = CPythonTree(tmp_path, (3, 12))
+    assert tree.module_flags("_tkinter") == (("/usr/include/tcl8.6",), ("WITH_APPINIT=1",))
+    assert tree.module_flags("_decimal") == ((f"{tmp_path}/Modules/_decimal/libmpdec",), ("CONFIG_64=1",))
+    assert tree.module_flags("_curses") == ((), ())

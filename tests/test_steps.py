@@ -3,6 +3,8 @@ error policy, and the edit machinery (overlaps, re-parse refusal)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from porter.model import Span
@@ -87,6 +89,15 @@ PyInit_m(void)
 }
 """
 
+# Init does work after creating the module: that work becomes exec.
+PLAIN_EXEC = PLAIN.replace("    return PyModule_Create(&def);\n", """    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddIntConstant(m, "answer", 42) < 0)
+        return NULL;
+    return m;
+""")
+
 MULTI_PHASE = HEADER + """
 static int m_exec(PyObject *module) { return 0; }
 static PyModuleDef_Slot slots[] = {
@@ -134,8 +145,10 @@ CASES = [
                  id="state-access gives a method its state and rewrites its uses"),
     pytest.param("exec-slot", MULTI_PHASE, lambda r: not r.edits and r.failure is None,
                  id="exec-slot leaves a multi-phase module alone"),
-    pytest.param("exec-slot", PLAIN, lambda r: "static int\nm_exec(PyObject *module)" in texts(r),
+    pytest.param("exec-slot", PLAIN_EXEC, lambda r: "static int\nm_exec(PyObject *m)" in texts(r),
                  id="exec-slot turns PyInit into an exec function"),
+    pytest.param("exec-slot", PLAIN, lambda r: not r.edits and r.items and r.failure is None,
+                 id="exec-slot writes no exec function when init only creates the module"),
     pytest.param("once-per-process", SINGLE_PHASE, lambda r: not r.edits,
                  id="once-per-process has nothing to do when every global moves"),
     pytest.param("once-per-process", KEPT_AND_ASSIGNED, lambda r: "if (Err == NULL) {" in texts(r),
@@ -153,6 +166,21 @@ CASES = [
 def test_step(step, source, expected):
     result = STEPS[step].run(plan_of(source))
     assert expected(result), [(e.span, e.text) for e in result.edits]
+
+
+def test_module_def_in_a_cpython_tree_names_that_versions_slots_plainly():
+    """CPython's own modules build with one version's headers: no PY_VERSION_HEX guard, and no
+    slot that version lacks (Py_mod_gil is 3.13+)."""
+    for source in (PLAIN, MULTI_PHASE.replace("    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},\n", "")
+                   .replace("    {Py_mod_gil, Py_MOD_GIL_USED},\n", "")):
+        analysis = scan([("m.c", source.encode())])
+        module = dataclasses.replace(analysis.modules[0], cpython_version=(3, 12))
+        result = STEPS["module-def"].run(build_plan(module, {"m.c": FileLayout(source.encode())}, False))
+        assert "{Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED}," in texts(result)
+        assert "PY_VERSION_HEX" not in texts(result) and "Py_mod_gil" not in texts(result)
+        module = dataclasses.replace(module, cpython_version=(3, 13))
+        result = STEPS["module-def"].run(build_plan(module, {"m.c": FileLayout(source.encode())}, False))
+        assert "{Py_mod_gil, Py_MOD_GIL_USED}," in texts(result) and "PY_VERSION_HEX" not in texts(result)
 
 
 def test_every_step_has_a_noop_and_a_fix_case():
@@ -238,7 +266,7 @@ def test_a_failing_plan_costs_its_module_only(monkeypatch):
 
 def test_a_rewrite_that_does_not_parse_is_refused(monkeypatch):
     monkeypatch.setattr(port_module, "PASSES", (*PASSES, _Garbage()))
-    result = port(scan([("m.c", PLAIN.encode())]))
+    result = port(scan([("m.c", PLAIN_EXEC.encode())]))
     (mp,) = result.modules
     assert mp.status is PortStatus.FAILED and "does not parse" in mp.reason
     assert result.new_text == {}
@@ -246,7 +274,7 @@ def test_a_rewrite_that_does_not_parse_is_refused(monkeypatch):
 
 def test_a_rewrite_that_unbalances_an_if_group_is_refused(monkeypatch):
     monkeypatch.setattr(port_module, "PASSES", (*PASSES, _HalfAnIfGroup()))
-    result = port(scan([("m.c", PLAIN.encode())]))
+    result = port(scan([("m.c", PLAIN_EXEC.encode())]))
     (mp,) = result.modules
     assert mp.status is PortStatus.FAILED and "unmatched #if directive" in mp.reason
     assert result.new_text == {}
@@ -347,3 +375,15 @@ def test_a_group_the_edits_empty_goes_with_its_directives():
 def test_a_group_with_anything_left_in_it_stays(edits):
     out = apply_edits(GROUPED, drop_emptied_groups(GROUPED, edits, _groups(GROUPED)))
     assert out.count(b"#endif") == 2
+
+
+def test_a_module_method_declared_with_another_first_parameter_type_passes_it_cast():
+    """`localcontext(PyTypeObject *type, ...)` in _decimal's module table, cast there."""
+    source = SINGLE_PHASE.replace("static PyMethodDef methods[] = {{\"make\", make, METH_O, NULL},",
+                                  "static PyObject *\nfail(PyTypeObject *type, PyObject *arg)\n{\n"
+                                  "    PyErr_SetString(Err, \"failed\");\n    return NULL;\n}\n\n"
+                                  "static PyMethodDef methods[] = {{\"make\", make, METH_O, NULL},\n"
+                                  "    {\"fail\", (PyCFunction)fail, METH_O, NULL},")
+    result = STEPS["state-access"].run(plan_of(source))
+    assert "m_state *state = get_m_state((PyObject *)type);" in texts(result)
+    assert "m_state *state = get_m_state(module);" in texts(result)

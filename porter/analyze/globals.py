@@ -14,7 +14,7 @@ from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.lexer import names_in_code
 from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
-from porter.parse import Node
+from porter.parse import Node, walk
 from porter.preproc import unknown_condition
 
 
@@ -212,6 +212,8 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> 
                             call_span=ctree.span(call) if call else None,
                             statement=_assignment_statement(ident),
                             null_guarded=_null_guarded(ident),
+                            borrowed_value=_borrowed_value(ident, owner),
+                            assigned_null=_assigned_null(ident),
                             static_initializer=_static_local_initialized(ident) if owner is not None else None))
         if g.function is None:
             for mask_name, span in index.blanked_names.get(g.name, ()):
@@ -336,6 +338,63 @@ def _assignment_statement(ident: Node) -> Span | None:
         return None
     stmt = parent.parent
     return ctree.span(stmt) if stmt is not None and stmt.type == "expression_statement" else None
+
+
+def _borrowed_value(ident: Node, function: Node | None) -> Span | None:
+    """In `x = value;`, `value` when it is a borrowed reference: a call that returns one, or a
+    local whose last assignment before this one gave it such a call, or whose reference a call
+    stole since (`PyModule_AddObject(m, "T", o); T = o;`)."""
+    parent = ident.parent
+    if function is None or parent is None or parent.type != "assignment_expression" \
+            or parent.child_by_field_name("left") != ident or parent.child_by_field_name("operator").text != b"=":
+        return None
+    value = ctree.unwrap_parens(parent.child_by_field_name("right"))
+    if value is None:
+        return None
+    if value.type == "call_expression":
+        return ctree.span(value) if _returns_borrowed(value) else None
+    if value.type != "identifier":
+        return None
+    name, last, given = value.text, None, None
+    for node in walk(function):
+        if node.start_byte >= parent.start_byte:
+            break
+        if node.type == "init_declarator" and (d := node.child_by_field_name("declarator")) is not None \
+                and d.type == "identifier" and d.text == name:
+            last, given = node, ctree.unwrap_parens(node.child_by_field_name("value"))
+        elif node.type == "assignment_expression" and (left := node.child_by_field_name("left")) is not None \
+                and left.type == "identifier" and left.text == name:
+            last, given = node, ctree.unwrap_parens(node.child_by_field_name("right"))
+    if last is None or given is None:
+        return None
+    stolen = any(node.type == "call_expression" and last.end_byte <= node.start_byte < parent.start_byte
+                 and _steals(node, name) for node in walk(function))
+    return ctree.span(value) if stolen or _returns_borrowed(given) else None
+
+
+def _assigned_null(ident: Node) -> bool:
+    """`x = NULL` or `x = 0`, also as a link of `a = x = NULL`."""
+    parent = ident.parent
+    if parent is None or parent.type != "assignment_expression" or parent.child_by_field_name("left") != ident:
+        return False
+    value = ctree.unwrap_parens(parent.child_by_field_name("right"))
+    while value is not None and value.type == "assignment_expression":
+        value = ctree.unwrap_parens(value.child_by_field_name("right"))
+    return value is not None and value.text in (b"NULL", b"0")
+
+
+def _returns_borrowed(node: Node) -> bool:
+    return node.type == "call_expression" and ctree.call_name(node) in capi.BORROWED_REFERENCE_CALLS
+
+
+def _steals(call: Node, name: bytes) -> bool:
+    """A call that steals the reference in the local `name`."""
+    at = capi.REFERENCE_STEALING_CALLS.get(ctree.call_name(call) or "")
+    args = ctree.call_args(call)
+    if at is None or len(args) <= at:
+        return False
+    arg = ctree.unwrap_parens(args[at])
+    return arg is not None and arg.type == "identifier" and arg.text == name
 
 
 def _null_guarded(ident: Node) -> bool:

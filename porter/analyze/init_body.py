@@ -122,6 +122,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
         lone_bodies=_lone_bodies(body, droppable), header_split=header_split,
         macro_module_releases=releases,
+        statement_count=sum(1 for c in body.named_children if c.type != "comment"),
     )
 
 
@@ -388,13 +389,18 @@ def _create_sites(index, init: InitFunction, body: Node, problems: list[str], ma
         elif parent is not None and parent.type == "return_statement":
             stmt = parent
             kind = "return"
-        elif node.type == "identifier" or (parent is not None and parent.type == "expression_statement"):
-            # A project macro standing for the whole create statement.
+        elif node.type == "identifier" or (parent is not None and parent.type == "expression_statement") \
+                or _macro_argument(node, macros) is not None:
+            # A project macro standing for the whole create statement, or one that assigns its
+            # argument and checks it (`ASSIGN_PTR(m, PyModule_Create(&def));`).
+            outer = _macro_argument(node, macros)
+            if outer is not None:
+                node, parent = outer, outer.parent
             stmt = parent if parent is not None and parent.type == "expression_statement" else node
             kind = "macro"
             args = ctree.call_args(node) if node.type == "call_expression" else []
             expansion = expand_use(index, node, macros)
-            m = re.search(r"([A-Za-z_]\w*)\s*=\s*PyModule_Create", expansion or "")
+            m = re.search(r"([A-Za-z_]\w*)\s*=\s*\(*\s*PyModule_Create", expansion or "")
             if m:
                 module_var = m.group(1)
                 for a in args:
@@ -413,6 +419,16 @@ def _create_sites(index, init: InitFunction, body: Node, problems: list[str], ma
         statements.append(ctree.statement_span(src, stmt))
         nodes.append(stmt)
     return statements, module_var, kind, nodes
+
+
+def _macro_argument(call: Node, macros: MacroTable) -> Node | None:
+    """The project macro call whose argument `call` is, when that call is a statement."""
+    args = call.parent
+    outer = args.parent if args is not None and args.type == "argument_list" else None
+    if outer is None or outer.type != "call_expression" or (ctree.call_name(outer) or "") not in macros \
+            or outer.parent is None or outer.parent.type != "expression_statement":
+        return None
+    return outer
 
 
 def expand_use(index, node: Node, table: MacroTable) -> str | None:

@@ -142,7 +142,7 @@ class ModuleContext:
     limited: list[Finding]
     shared: set[str]
     outside_names: _OutsideNames
-    in_cpython: bool = False
+    cpython_version: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, companions: Companions, build: BuildConfig | None) -> ModuleContext:
@@ -160,13 +160,14 @@ class ModuleContext:
                 "when CPython 3.12+ runs it (by its stable-ABI number); raising the limited API to "
                 "0x030C0000 would let the slot be written plainly"))
         return cls(tuple(collect_dict_reads(python_files)), tuple(collect_getattr_reads(python_files, "__module__")),
-                   build, limited, _included_by(outside_files), _OutsideNames(outside_files), companions.in_cpython)
+                   build, limited, _included_by(outside_files), _OutsideNames(outside_files),
+                   companions.cpython_version)
 
     def finish(self, module: ExtensionModule) -> ExtensionModule:
         shared = self.shared
         return dataclasses.replace(
             module, python_dict_reads=self.dict_reads, build=self.build.with_given(module.init.implied_defines, ()),
-            in_cpython=self.in_cpython, public_headers=_public_headers(module, self.build),
+            cpython_version=self.cpython_version, public_headers=_public_headers(module, self.build),
             python_module_reads=self.module_reads,
             outside_uses=_outside_uses(module, self.outside_names),
             macros_fully_seen=frozenset(
@@ -296,8 +297,11 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         top_level_groups=once("top-level groups", lambda: tuple(
             Location(idx.path, span) for idx in indexes for span in _top_level_groups(idx.src))),
         macros_fully_seen=once("macros fully seen", lambda: _macros_fully_seen(indexes, macros, macro_uses)),
+        # Type names too (`typedef struct {...} ctypes_state;` is a type_identifier, not an
+        # identifier): a new state struct must not take one.
         names_in_use=once("names in use", lambda: frozenset(n for idx in indexes for n in idx.identifiers)
-                          | frozenset(m.name for idx in indexes for m in idx.macros)),
+                          | frozenset(m.name for idx in indexes for m in idx.macros)
+                          | frozenset(n for idx in indexes for n in names_in_code(idx.src.text))),
     )
 
 

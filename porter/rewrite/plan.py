@@ -8,11 +8,22 @@ module may claim. Steps then only turn the plan into edits.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from porter import capi
+from porter.analyze.functions import init_phase
 from porter.analyze.initializers import is_null, sizeof_operand
-from porter.model import ExtensionModule, GlobalKind, Location, RoleKind, SpecType, TypeDefinition, c_name
+from porter.model import (
+    ExtensionModule,
+    GlobalKind,
+    InitStyle,
+    Location,
+    RoleKind,
+    SpecType,
+    TypeDefinition,
+    c_name,
+)
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.names import (
     EXEC_PARAM_CANDIDATES,
@@ -49,7 +60,9 @@ class Plan:
     needs_by_type: bool
     needs_by_operands: bool
     needs_callback_state: bool
-    untyped_module_params: frozenset[str]  # m_free(void *module): needs a cast to PyObject *
+    # Module parameters not declared PyObject * (m_free's `void *module`, a method declared with
+    # `PyTypeObject *` and cast in its table): they need a cast to PyObject *.
+    untyped_module_params: frozenset[str]
     failure: Reason | None = None  # planning found that the module cannot be ported
 
     def field(self, key: GlobalKey) -> StateField:
@@ -83,9 +96,39 @@ class Plan:
         placed = self.placement
         return file.endswith(".h") and not (placed is not None and placed.file == file and offset >= placed.at)
 
+    @property
+    def exec_phase(self) -> frozenset[str]:
+        """exec and the helpers only it calls, transitively (`_datetime_exec(module)`): code
+        that ran once per process and now runs on every load."""
+        exec_function = self.exec_function
+        if exec_function is None:
+            return frozenset()
+        return frozenset(init_phase(list(self.module.functions), {exec_function}))
+
+    @property
+    def exec_is_noop(self) -> bool:
+        """PyInit only returns `PyModule_Create(&def)` and the port gives exec nothing to do: the
+        module gets no exec function and no Py_mod_exec slot (an empty one is only noise)."""
+        body = self.module.init_body
+        return (self.module.init_style is not InitStyle.MULTI_PHASE and body is not None
+                and body.function == self.module.init.function and body.statement_count == 1
+                and body.create_kind == "return" and body.header_split is None and not body.problems
+                and not body.add_objects and not body.type_readies
+                and not self.types and not self.spec_types and not any(f.initial for f in self.fields)
+                and not self.names.last_module and not self.decisions.needs.get(body.function))
+
     def has(self, name: str) -> bool:
         """Whether the generated code may name `name` in the package's declared limited API."""
         return capi.in_limited_api(name, self.limited_api)
+
+    def targets(self, name: str) -> bool:
+        """Whether the version the port targets has `name` (any version, behind a guard, unless
+        the module belongs to a CPython tree: then that tree's version)."""
+        return capi.targets(name, self.module.cpython_version)
+
+    def guard(self, name: str) -> str | None:
+        """The `#if` condition generated code naming `name` needs; None: none (a CPython tree)."""
+        return capi.version_guard(name, self.module.cpython_version)
 
 
 def declared_limited_api(module: ExtensionModule) -> int | None:
@@ -129,7 +172,7 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
     descriptor = any(serves_module_descriptor(t, module) for t in module.static_types if t.name in moved_types)
     fields = state_fields(module, decisions.movable, allocator, existing_fields, descriptor)
     by_kind = {acc.kind for name, acc in decisions.access.items() if decisions.needs.get(name)}
-    needs_by_type = bool(by_kind & {AccessKind.TYPE, AccessKind.NEW}) or descriptor
+    needs_by_type = bool(by_kind & {AccessKind.TYPE, AccessKind.NEW, AccessKind.CLASS}) or descriptor
     needs_callback_state = AccessKind.CALLBACK in by_kind
     failure: Reason | None = None
     if decisions.blocked:
@@ -166,10 +209,16 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         needs_by_operands=AccessKind.BINARY in by_kind, needs_callback_state=needs_callback_state,
         untyped_module_params=frozenset(
             f.params[0].name for f in module.functions
-            if f.params and f.params[0].name and "void" in f.params[0].type_text
-            and f.has_role(RoleKind.MODULE_SLOT)),
+            if f.params and f.params[0].name and f.has_role(RoleKind.MODULE_SLOT, RoleKind.MODULE_METHOD)
+            and _declared_otherwise(f.params[0].type_text)),
         failure=failure,
     )
+
+
+def _declared_otherwise(type_text: str) -> bool:
+    """A module parameter declared `void *` (m_free) or `PyTypeObject *` (a method cast in its
+    table): it needs a cast to PyObject * to be passed on."""
+    return re.search(r"\b(void|PyTypeObject)\b", type_text) is not None
 
 
 def _made_with_module(s: SpecType) -> bool:
@@ -183,7 +232,8 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
     base = module_prefix(module.name)
     state_var = allocator.first_free(STATE_VAR_CANDIDATES, f"{module.name.strip('_')}_st")
     existing = existing_state_struct(module)
-    state_type = existing or allocator.fresh(f"{base}_state")
+    # `<mod>_state`, else `<mod>_module_state` (a taken `ctypes_state` makes no `ctypes_state2`).
+    state_type = existing or allocator.first_free((f"{base}_state", f"{base}_module_state"), f"{base}_state")
     def_name = module.definition.name if module.definition else allocator.fresh(f"{base}module")
     get_state = allocator.fresh(f"get_{base}_state")
     get_state_by_type = allocator.fresh(f"get_{base}_state_by_type")

@@ -107,7 +107,7 @@ def _plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe
     if module.init_style is InitStyle.MULTI_PHASE and multi_phase_is_done \
             and isolation_of(module) is Status.ALREADY_ISOLATED:
         return ModulePort(module, PortStatus.NOTHING_TO_DO, "already isolated")
-    if module.in_cpython and kept_single_phase(module.name, module.init.file):
+    if module.cpython_version is not None and kept_single_phase(module.name, module.init.file):
         return ModulePort(module, PortStatus.NOTHING_TO_DO, "CPython's tests use it to test module "
                                                             "initialisation itself: porter leaves it as it is",
                           kept_on_purpose=True)

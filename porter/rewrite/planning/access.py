@@ -131,6 +131,9 @@ def _type_access(f: Function, type_ok: set[str], first: str | None) -> Access:
         return Access(AccessKind.NEW, (first,), types=tuple(owner_types))
     if first is None:
         return Access(AccessKind.NONE, reason="no named self parameter")
+    if "METH_CLASS" in f.flags:
+        # Called with the class (the type or a subclass), not an instance of it.
+        return Access(AccessKind.CLASS, (first,), types=tuple(owner_types))
     return Access(AccessKind.TYPE, (first,), types=tuple(owner_types))
 
 
@@ -142,10 +145,10 @@ def instance_param_type(f: Function, module: ExtensionModule, type_ok: set[str])
     if not m:
         return None
     struct = m.group(1)
-    if struct in capi.OBJECT_HEADER_STRUCTS:
-        # Every object is one: a type whose instances are bare PyObjects says nothing about
-        # which object a callback taking one is handed (recordclass stores such a tp_iter
-        # into the types its metaclass makes, and they need not derive from the module's).
+    if struct in capi.OBJECT_HEADER_STRUCTS or struct in capi.OBJECT_TYPES:
+        # Any object: a type whose instances are bare PyObjects (tp_basicsize = sizeof(PyObject))
+        # does not make every `PyObject *` callback one of its methods (recordclass stores such a
+        # tp_iter into the types its metaclass makes; CPython's converters take a plain object).
         return None
     for t in module.static_types:
         size = t.slot("tp_basicsize")

@@ -50,13 +50,27 @@ def state_fields(module: ExtensionModule, movable: dict[GlobalKey, Global], name
         variants: tuple[tuple[str | None, str], ...] = ()
         if any(x.type_text != g.type_text for x in g.alternatives):
             variants = tuple((guards.of_global(x), _declaration(x, name)) for x in (g, *g.alternatives))
-        fields.append(StateField(key, name, decl, g.kind.is_object_kind, initial,
+        fields.append(StateField(key, name, decl, g.kind.is_object_kind and not holds_no_reference(g), initial,
                                  g.kind is GlobalKind.STATIC_TYPE, g, None if variants else guards.of_global(g),
                                  variants))
     if needs_descriptor_field:
         name = names.fresh("module_attribute_descriptors")
         fields.append(StateField(MODULE_ATTRIBUTE_KEY, name, f"PyObject *{name}", True, None))
     return tuple(fields)
+
+
+def holds_no_reference(g: Global) -> bool:
+    """A global a function sets to NULL without releasing it first there (`str1 = str2 = NULL;`
+    before a call fills them, `Py_DECREF(str2)` after): a scratch slot that never owns what it
+    points to between calls. Its field is neither visited nor cleared (it may dangle)."""
+    released: dict[str | None, int] = {}
+    for u in g.uses:  # in source order
+        if u.call in ("Py_DECREF", "Py_XDECREF", "Py_CLEAR", "Py_SETREF", "Py_XSETREF"):
+            released.setdefault(u.function, u.span.start)
+        elif u.assigned_null and u.function is not None and not (
+                u.function in released and released[u.function] < u.span.start):
+            return True
+    return False
 
 
 def _declaration(g: Global, name: str) -> str:

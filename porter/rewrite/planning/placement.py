@@ -47,7 +47,8 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
     # A helper's prototype names the state type too.
     spots += [Location(p.file, p.span) for n in d.helpers if n in fns for p in fns[n].prototypes]
     for name, acc in d.access.items():
-        if acc.kind in (AccessKind.TYPE, AccessKind.NEW, AccessKind.BINARY) and name in fns and name in d.needs:
+        if acc.kind in (AccessKind.TYPE, AccessKind.NEW, AccessKind.CLASS, AccessKind.BINARY) and name in fns \
+                and name in d.needs:
             spots.append(Location(fns[name].file, fns[name].span))
     exec_name = module.init_body.function if module.init_body else module.init.function
     if exec_name in fns:

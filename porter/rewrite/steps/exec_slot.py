@@ -11,6 +11,9 @@ state keeps its own reference, so the `Py_INCREF` before it goes too). Work done
 Why: multi-phase init (PEP 489) creates the module object for the extension and calls exec
 on it; it can run once per interpreter and per `importlib` load.
 
+An init function that only returns `PyModule_Create(&def)`, in a module whose port puts nothing
+in exec (no state to fill, no types to create), gets no exec function and no Py_mod_exec slot.
+
 Fix safety: safe. A return porter cannot classify, or a module creation it cannot read,
 fails the module instead of guessing.
 """
@@ -46,6 +49,10 @@ class ExecSlot:
             out.fail("init-unreadable", "; ".join(body.problems))
         elif not body.create_statements:
             out.fail("no-module-create", "no PyModule_Create call porter can remove")
+        elif plan.exec_is_noop:
+            with out.about(EXEC):
+                out.done(body.file, body.header, f"{body.function}() only created the module and the port gives "
+                                                 "exec nothing to do: no exec function, no Py_mod_exec slot")
         elif body.module_var_reused:
             with out.about(EXEC):
                 _owning_variable(out, plan, body)

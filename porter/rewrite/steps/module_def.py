@@ -2,7 +2,8 @@
 
 What: after the exec function porter emits the state's traverse/clear/free functions, the
 `PyModuleDef_Slot` table (`Py_mod_exec`; `Py_mod_multiple_interpreters`, guarded for 3.12+;
-`Py_mod_gil = Py_MOD_GIL_USED`, guarded for 3.13+) and the definition itself with designated
+`Py_mod_gil = Py_MOD_GIL_USED`, guarded for 3.13+; in CPython's own tree, unguarded and only
+the slots that tree's version has) and the definition itself with designated
 fields and `m_size = sizeof(<mod>_state)`. The old definition goes (a definition written through
 a project macro such as MOD_DEF too). `PyInit_<mod>` becomes `return PyModuleDef_Init(&def);`.
 
@@ -64,6 +65,8 @@ class ModuleDefinition:
             shared = plan.placement is not None and plan.placement.shared_header
             storage = "" if shared or (not d.is_static and d.macro is None) else "static "
             worker_is_init = module.init.worker is None
+            # No exec: PyInit stays where it is, after the slots and the definition.
+            noop = plan.exec_is_noop
             # The generated functions call the old ones by name: `(freefunc)module_free` -> module_free.
             old = {}
             for name in ("m_traverse", "m_clear", "m_free"):
@@ -75,24 +78,28 @@ class ModuleDefinition:
                 object_fields=objects, field_guards=_gc_guards(plan),
                 state_type=names.state_type, state_var=names.state_var,
                 get_state=names.get_state, traverse=names.traverse, clear=names.clear,
-                free=names.free, slots=names.slots, exec=names.exec, posture=plan.posture.value,
+                free=names.free, slots=names.slots, exec=None if noop else names.exec, posture=plan.posture.value,
                 posture_condition=plan.posture.condition,
-                multiple_interpreters_guard=capi.version_guard("Py_mod_multiple_interpreters"),
+                multiple_interpreters_guard=plan.guard("Py_mod_multiple_interpreters"),
                 runtime_slots=_runtime_slots(plan),
-                gil_guard=capi.version_guard("Py_mod_gil"),
+                gil_slot=plan.targets("Py_mod_gil"), gil_guard=plan.guard("Py_mod_gil"),
                 def_storage=storage, def_name=names.def_name, def_fields=fields,
-                pyinit=module.init.name if worker_is_init else None,
+                pyinit=module.init.name if worker_is_init and not noop else None,
                 last_module=names.last_module, last_module_interp=names.last_module_interp,
                 last_module_definitions=bool(names.last_module) and shared,
             )
-            out.insert(body.file, body.body.end, "\n\n" + text.strip("\n"), order=10)
-            if not worker_is_init:
+            if noop:
+                out.insert(body.file, body.header.start, text.strip("\n") + "\n\n", order=10)
+            else:
+                out.insert(body.file, body.body.end, "\n\n" + text.strip("\n"), order=10)
+            if not worker_is_init or noop:
                 out.edit(module.init.file, module.init.body, cbuild.return_module_def(
                     names.def_name, _runtime_slots_call(plan)))
         at_import = " (filled in at import on CPython 3.12+: the build's limited API does not name it)" \
             if _runtime_slots(plan) else ""
-        slots = f"Py_mod_exec, Py_mod_multiple_interpreters = {plan.posture.value}{at_import}, " \
-                "Py_mod_gil = Py_MOD_GIL_USED"
+        slots = ("" if plan.exec_is_noop else "Py_mod_exec, ") \
+            + f"Py_mod_multiple_interpreters = {plan.posture.value}{at_import}" \
+            + (", Py_mod_gil = Py_MOD_GIL_USED" if plan.targets("Py_mod_gil") else "")
         named = "".join(f"; named as the build compiles this file ({macro} = {value}): a build that defines "
                         f"{macro} otherwise needs {module.init.name} renamed"
                         for macro, value in module.init.implied_defines)
@@ -224,16 +231,16 @@ def _add_slots(out: Emitter, plan: Plan, d: ModuleDef) -> None:
         return
     rows = []
     if "Py_mod_multiple_interpreters" not in present:
-        rows.append((capi.version_guard("Py_mod_multiple_interpreters"),
+        rows.append((plan.guard("Py_mod_multiple_interpreters"),
                      f"{{Py_mod_multiple_interpreters, {plan.posture.value}}},"))
-    if "Py_mod_gil" not in present:
-        rows.append((capi.version_guard("Py_mod_gil"), "{Py_mod_gil, Py_MOD_GIL_USED},"))
+    if "Py_mod_gil" not in present and plan.targets("Py_mod_gil"):
+        rows.append((plan.guard("Py_mod_gil"), "{Py_mod_gil, Py_MOD_GIL_USED},"))
     if not rows:
         return
     sentinel = table.table_rows[-1]
     layout = plan.layout(table.file)
     indent = layout.line_indent(sentinel.start)
     out.insert(table.file, layout.line_start(sentinel.start),
-               "".join(f"#if {guard}\n{indent}{row}\n#endif\n" for guard, row in rows))
+               "".join(f"#if {guard}\n{indent}{row}\n#endif\n" if guard else f"{indent}{row}\n" for guard, row in rows))
     out.done(table.file, table.span, f"{table.name} declares Py_mod_multiple_interpreters = {plan.posture.value}"
              + (" and Py_mod_gil" if len(rows) > 1 else ""), key=("module",))

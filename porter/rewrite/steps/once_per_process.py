@@ -1,8 +1,8 @@
 """once-per-process: a global that stays process-global and that init fills is filled once.
 
 What: for an object global porter cannot move into module state (an exception the package's
-installed header declares, say) and that the init function assigns, the assignment in exec
-becomes `if (X == NULL) { X = ...; }`.
+installed header declares, say) and that the init function assigns (itself, or a helper only it
+calls, such as `_datetime_exec(module)`), the assignment becomes `if (X == NULL) { X = ...; }`.
 
 Why: single-phase init ran once per process; exec runs for every module object (a reload,
 `importlib.util.module_from_spec`, each interpreter). Assigning the global again each time
@@ -28,13 +28,13 @@ class OncePerProcess:
 
     def run(self, plan: Plan) -> StepResult:
         out = Emitter(self.id, plan)
-        exec_function = plan.exec_function
+        exec_phase = plan.exec_phase
         for key in sorted(plan.decisions.kept, key=key_order):
             g = plan.module.global_of(key)
             if not g.kind.is_object_kind or g.kind is GlobalKind.STATIC_TYPE or g.function is not None \
                     or plan.decisions.kept[key].code == "interpreter-keyed":
                 continue
-            writes = [u for u in g.uses if u.function == exec_function and u.access is UseAccess.WRITE
+            writes = [u for u in g.uses if u.function in exec_phase and u.access is UseAccess.WRITE
                       and not u.null_guarded]
             for u in writes:
                 if u.statement is None:

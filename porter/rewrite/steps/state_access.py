@@ -125,6 +125,8 @@ def _state_expression(plan: Plan, acc: Access) -> str | None:
         return f"{n.get_state_by_type}(Py_TYPE({acc.params[0]}))"
     if acc.kind is AccessKind.NEW:
         return f"{n.get_state_by_type}({acc.params[0]})"
+    if acc.kind is AccessKind.CLASS:
+        return f"{n.get_state_by_type}((PyTypeObject *){acc.params[0]})"
     if acc.kind is AccessKind.BINARY:
         return f"{n.get_state_by_operands}((PyObject *){acc.params[0]}, (PyObject *){acc.params[1]})"
     if acc.kind is AccessKind.CALLBACK:
@@ -139,6 +141,8 @@ def _module_expression(plan: Plan, acc: Access) -> str:
         return acc.params[0]
     if acc.kind is AccessKind.TYPE:
         return cbuild.module_of_type(plan, f"Py_TYPE({acc.params[0]})")
+    if acc.kind is AccessKind.CLASS:
+        return cbuild.module_of_type(plan, f"(PyTypeObject *){acc.params[0]}")
     return cbuild.module_of_type(plan, acc.params[0])
 
 
@@ -344,6 +348,12 @@ def _rewrite_use(out: Emitter, plan: Plan, u: Use, field: StateField) -> None:
             out.edit(u.file, u.span, f"(*{var}->{field.name})")
         return
     out.edit(u.file, u.span, f"{var}->{field.name}")
+    if u.borrowed_value is not None and field.is_object:
+        # The global borrowed it; the state's field is released by m_clear, so it owns one.
+        out.insert(u.file, u.borrowed_value.start, "Py_NewRef(")
+        out.insert(u.file, u.borrowed_value.end, ")")
+        out.done(u.file, u.span, f"{field.name} was given a borrowed reference: the state takes its own "
+                                 "(Py_NewRef), since its clear function releases it")
 
 
 def _prefix_paste_chains(out: Emitter, plan: Plan) -> None:
