@@ -835,3 +835,22 @@ sort3(PyObject *module, PyObject *unused)
     mp, text = port(c)
     assert "m_callback_state" not in text
     assert any(not it.done and "also called directly" in it.message for it in mp.items), [i.message for i in mp.items]
+
+
+def test_an_old_limited_api_fills_in_the_slot_it_reserved_also_when_the_port_needs_no_exec():
+    """Without an exec function the reserved `{0, NULL}` row is the table's first, and the
+    function that fills it in at import must write that row, not the one after it."""
+    c = "#define Py_LIMITED_API 0x030A0000\n#include <Python.h>\n" + """
+static PyObject *one(PyObject *m, PyObject *unused) { return PyLong_FromLong(1); }
+static PyMethodDef methods[] = {{"one", one, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    return PyModule_Create(&def);
+}
+"""
+    mp, text = port(c)
+    table = text[text.index("_slots[] = {"):text.index("};", text.index("_slots[] = {"))]
+    assert "Py_mod_exec" not in table
+    assert "_slots[0].slot = 3;" in text and "_slots[1]" not in text, text
