@@ -553,6 +553,11 @@ class Severity(StrEnum):
     INFO = "info"
 
 
+def is_interpreter_pointer(type_text: str) -> bool:
+    """`PyInterpreterState *owner`: a pointer that names an interpreter."""
+    return type_text.replace(" ", "").startswith("PyInterpreterState*")
+
+
 @dataclass(frozen=True, slots=True)
 class BuildBranch:
     """A branch of an `#if` group that only some builds compile."""
@@ -687,7 +692,7 @@ class ExtensionModule:
         if found is not None:
             return found
         unit = frozenset().union(*(self.translation_unit(root) for root in self.unit_roots(file)))
-        seen = [f for f in self.functions if f.c_name == name and f.file in unit]
+        seen = [f for f in self._by_c_name.get(name, ()) if f.file in unit]
         return seen[0] if len(seen) == 1 else None
 
     def file_global(self, name: str) -> Global | None:
@@ -697,6 +702,18 @@ class ExtensionModule:
     def global_of(self, key: tuple[str | None, str]) -> Global:
         """The global with this `Global.key` (the first one, as a search of `globals` finds)."""
         return self._by_name[2][key]
+
+    @cached_property
+    def interpreter_pointer_globals(self) -> frozenset[str]:
+        """File-scope globals declared `PyInterpreterState *` (asked once per global by planning)."""
+        return frozenset(g.name for g in self.globals if g.function is None and is_interpreter_pointer(g.type_text))
+
+    @cached_property
+    def _by_c_name(self) -> dict[str, list[Function]]:
+        found: dict[str, list[Function]] = {}
+        for f in self.functions:
+            found.setdefault(f.c_name, []).append(f)
+        return found
 
     @cached_property
     def _by_name(self) -> tuple[dict[str, Function], dict[str, Global], dict[tuple[str | None, str], Global]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from porter.model import Span
@@ -37,7 +38,9 @@ def declaration_span(src: Source, decl: Node) -> Span:
     (`PYCURL_INTERNAL PyTypeObject T = {...};` with an empty PYCURL_INTERNAL): replacing or
     deleting the declaration takes them too."""
     start = decl.start_byte
-    for mask in sorted(src.macro_masks, key=lambda m: m.span.start, reverse=True):
+    masks = src.macro_masks  # in the order of the file
+    for i in range(bisect_right(src.mask_starts, start) - 1, -1, -1):
+        mask = masks[i]
         if mask.span.end > start:
             continue
         if src.text[mask.span.end:start].strip() or src.masked[mask.span.start:mask.span.end].strip():

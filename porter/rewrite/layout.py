@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from porter.model import Span
 
+_INDENT = re.compile(rb"[ \t]*")
+
 
 @dataclass
 class FileLayout:
@@ -36,8 +38,7 @@ class FileLayout:
 
     def line_indent(self, offset: int) -> str:
         """The indentation of the line containing `offset`."""
-        start = self.line_start(offset)
-        m = re.match(rb"[ \t]*", self.text[start:])
+        m = _INDENT.match(self.text, self.line_start(offset))
         return m.group().decode() if m else ""
 
     def body_indent(self, body: Span) -> str:

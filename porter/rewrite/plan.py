@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from porter import capi
 from porter.analyze.functions import init_phase
@@ -80,7 +81,7 @@ class Plan:
     def layout(self, file: str) -> FileLayout:
         return self.layouts[file]
 
-    @property
+    @cached_property
     def state_tagged(self) -> bool:
         """Whether the state struct gets a tag: a header declares a function that now takes
         the state, and a header cannot rely on the struct's definition coming first

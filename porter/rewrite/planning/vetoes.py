@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from porter import capi
 from porter.analyze.initializers import is_null
-from porter.model import ExtensionModule, Global, GlobalKind, RoleKind, Use, UseAccess
+from porter.model import ExtensionModule, Global, GlobalKind, RoleKind, Use, UseAccess, is_interpreter_pointer
 from porter.rewrite.planning.access import Access
 from porter.rewrite.planning.reach import MODULE_STATE, GlobalKey, key_order
 from porter.rewrite.vocab import AccessKind, Reason
@@ -136,19 +136,18 @@ def used_in_generated_code(g: Global, module: ExtensionModule, convertible) -> R
 def interpreter_keyed(g: Global, module: ExtensionModule, convertible) -> Reason | None:
     """`if (owner == PyInterpreterState_Get()) use(x)`: a value kept with the interpreter it
     belongs to (porter's own "last module"), read only where that interpreter is checked."""
-    keys = {k.name for k in module.globals if k.function is None and _interpreter_pointer(k.type_text)}
     if _interpreter_pointer(g.type_text):
         return Reason("interpreter-keyed", "it records which interpreter a process-global value belongs to")
+    keys = module.interpreter_pointer_globals
     if not keys:
         return None
-    functions = {f.name: f for f in module.functions}
     readers = {u.function for u in g.uses if u.access is UseAccess.READ and u.function is not None}
-    checked = {name for name in readers if name in functions
-               and any(c.callee == "PyInterpreterState_Get" for c in functions[name].calls)
+    checked = {name for name in readers if (f := module.function(name)) is not None
+               and any(c.callee == "PyInterpreterState_Get" for c in f.calls)
                and any(u.function == name and u.access is UseAccess.READ for k in module.globals
                        if k.name in keys for u in k.uses)}
     # The module's m_free only compares it with the module being freed.
-    slots = {name for name in readers if name in functions and functions[name].has_role(RoleKind.MODULE_SLOT)}
+    slots = {name for name in readers if (f := module.function(name)) is not None and f.has_role(RoleKind.MODULE_SLOT)}
     if checked and readers <= checked | slots:
         return Reason("interpreter-keyed", f"read only where {', '.join(sorted(checked))}() checks that the "
                                            "interpreter that set it is the current one")
@@ -156,7 +155,7 @@ def interpreter_keyed(g: Global, module: ExtensionModule, convertible) -> Reason
 
 
 def _interpreter_pointer(type_text: str) -> bool:
-    return type_text.replace(" ", "").startswith("PyInterpreterState*")
+    return is_interpreter_pointer(type_text)
 
 
 # Static types are judged by type_not_convertible alone; their uses by the round rules.

@@ -316,7 +316,8 @@ def _creation(plan: Plan, tp) -> str:
         create += cbuild.keep_descriptor_call(names.keep_module_descriptor, names.state_var, tp.field,
                                               tp.descriptor.module_name)
     # A type defined only under a condition porter cannot evaluate is made only under it.
-    condition = next((g.condition for g in plan.module.globals if g.name == tp.name and g.function is None), None)
+    declared = plan.module.file_global(tp.name)
+    condition = declared.condition if declared is not None else None
     if condition:
         create = f"#if {condition}\n{create.rstrip(chr(10))}\n#endif\n"
     return create
