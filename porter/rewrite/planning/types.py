@@ -307,6 +307,11 @@ class _TypePlanner:
                 self.linked.setdefault(a.target, []).append(var)
         self.structmember_done: set[str] = set()
         self.descriptor_files: set[str] = set()
+        self.statics = {s.name: s for s in module.static_types}
+        self.readies: dict[str, list[TypeReady]] = {}  # alone in their statement, by type
+        for r in (self.body.type_readies if self.body is not None else ()):
+            if r.alone:
+                self.readies.setdefault(r.type_name, []).append(r)
 
     def plan(self, t: StaticType) -> TypePlan | Reason:
         partly_read = bool(t.conditional and unreadable_conditionals(t))
@@ -318,7 +323,7 @@ class _TypePlanner:
             if ready is None:
                 return Reason("structseq-not-ready", f"{t.name}: no PyStructSequence_InitType2 call in the "
                                                      "init function")
-            return replace(common, structseq_desc=ready.structseq_desc, readies=_readies(self.body, t))
+            return replace(common, structseq_desc=ready.structseq_desc, readies=tuple(self.readies.get(t.name, ())))
         spec = self._spec_values(t)
         values = spec.values
         bases, deps = self._bases(values)
@@ -348,7 +353,7 @@ class _TypePlanner:
             before_init=_folds_functions(t, self.assigns) and t.file == self.body.file,
             bases=bases, deps=deps, gc=gc, descriptor=descriptor, folded_assignments=tuple(spec.folded),
             annotations_from=self._annotations_base(t, values),
-            readies=_readies(self.body, t), created_at=self._runtime_base_ready(t),
+            readies=tuple(self.readies.get(t.name, ())), created_at=self._runtime_base_ready(t),
             substructs=tuple(sorted({v for _, v in t.substructs} | set(self.linked.get(t.name, ())))),
             flagged_gc="Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", ""), values=tuple(values.items()),
         )
@@ -387,7 +392,7 @@ class _TypePlanner:
         AttributeError), and that dict then hides the base's descriptor from T's instances."""
         if defines_attribute(values, self.module, "__annotations__"):
             return None
-        statics = {s.name: s for s in self.module.static_types}
+        statics = self.statics
         seen = {t.name}
         base = referenced_name(values.get("tp_base") or "")
         while base is not None and base in statics and base not in seen:
@@ -447,10 +452,6 @@ class _TypePlanner:
             return False
         self.structmember_done.add(file)
         return True
-
-
-def _readies(body, t: StaticType) -> tuple[TypeReady, ...]:
-    return tuple(r for r in body.type_readies if r.type_name == t.name and r.alone)
 
 
 def _folds_functions(t: StaticType, assigns: list[FieldAssignment]) -> bool:
