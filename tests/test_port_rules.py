@@ -854,3 +854,43 @@ PyInit_m(void)
     table = text[text.index("_slots[] = {"):text.index("};", text.index("_slots[] = {"))]
     assert "Py_mod_exec" not in table
     assert "_slots[0].slot = 3;" in text and "_slots[1]" not in text, text
+
+
+def test_a_global_declared_under_a_macro_defined_below_the_state_block_stays_global():
+    """`#define USE_COUNT` after code that needs the state, then `#ifdef USE_COUNT static long
+    count;`: a field under that condition would read the macro before it is defined."""
+    c = """#include <Python.h>
+static PyObject *error;
+static PyObject *fail(PyObject *m, PyObject *a) { PyErr_SetString(error, "no"); return NULL; }
+#define USE_COUNT
+#ifdef USE_COUNT
+static long count;
+#endif
+static PyObject *tick(PyObject *m, PyObject *a)
+{
+#ifdef USE_COUNT
+    count++;
+#endif
+    Py_RETURN_NONE;
+}
+static PyMethodDef methods[] = {{"fail", fail, METH_NOARGS, NULL}, {"tick", tick, METH_NOARGS, NULL},
+                                {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL) {
+        return NULL;
+    }
+    error = PyErr_NewException("m.error", NULL, NULL);
+    if (error == NULL || PyModule_AddObjectRef(m, "error", error) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
+"""
+    mp, text = port(c)
+    assert "state->error" in text and "static long count;" in text and "state->count" not in text, text
+    assert any(not it.done and "USE_COUNT" in it.message for it in mp.items), [it.message for it in mp.items]

@@ -124,6 +124,16 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
     late_macros = {m.name: m for m in module.macros if m.file == placement.file and m.span.start > at}
     for f in fields:
         g = f.source
+        # `#ifdef USE_X` around the global, with USE_X defined below the state block: there the
+        # field's condition would read an undefined macro.
+        conditions = " ".join(c for c, _ in f.variants if c) + " " + (f.guard or "")
+        late = [late_macros[w] for w in re.findall(r"[A-Za-z_]\w*", conditions) if w in late_macros]
+        if g is not None and late:
+            m = late[0]
+            vetoes[f.key] = Reason("type-declared-late", f"it is declared only when {m.name} says so, and {m.name} "
+                                   f"is defined at {m.file}:{layouts[m.file].line(m.span.start)}, after code that "
+                                   "needs module state")
+            continue
         if g is None or g.kind.is_object_kind:
             continue
         named = [late_macros[w] for w in re.findall(r"[A-Za-z_]\w*", f.decl) if w in late_macros]
