@@ -332,17 +332,6 @@ def branch_expression(cond: Conditional, index: int) -> str:
     return " && ".join(parts) if parts else "1"
 
 
-def build_condition(pre: Preprocessed, offset: int) -> tuple[str, ...]:
-    """The conditions, outermost first, that decide whether some build a port targets (another
-    platform, compiler or Python version, another -D) compiles the code at `offset`."""
-    parts = []
-    for cond in pre.enclosing(offset):
-        i = cond.branch_at(offset)
-        if i is not None and not cond.branches[i].fixed:
-            parts.append(branch_expression(cond, i))
-    return tuple(parts)
-
-
 def unknown_condition(pre: Preprocessed, offset: int) -> str | None:
     """The conditions porter could not evaluate that decide whether `offset` is compiled."""
     parts = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable
 
-from porter.model import BuildBranch, ExtensionModule, Function, Global, UseAccess
+from porter.model import BuildBranch, ExtensionModule, Global, UseAccess
 
 NDEBUG_ONLY = "!defined(NDEBUG)"  # inside assert(): compiled only without NDEBUG
 
@@ -84,16 +84,15 @@ def local_guards(module: ExtensionModule, guards: BuildGuards, moved: Iterable[G
         fn = functions.get(name)
         if fn is None or name == exec_function or not needs.get(name):
             continue
-        common = _common_prefix(_relative(guards, fn, offset, in_assert) for offset, in_assert in found)
+        outer = guards.at(fn.file, fn.body.start)
+        common = _common_prefix(_relative(guards.at(fn.file, offset), outer, in_assert) for offset, in_assert in found)
         if common:
             out[name] = " && ".join(f"({c})" if len(common) > 1 and "&&" in c else c for c in common)
     return out
 
 
-def _relative(guards: BuildGuards, f: Function, offset: int, in_assert: bool) -> tuple[str, ...]:
-    """The conditions at a use that the function's body start is not under."""
-    outer = guards.at(f.file, f.body.start)
-    here = guards.at(f.file, offset)
+def _relative(here: tuple[str, ...], outer: tuple[str, ...], in_assert: bool) -> tuple[str, ...]:
+    """The conditions at a use (`here`) that the function's body start (`outer`) is not under."""
     inner = here[len(outer):] if here[:len(outer)] == outer else here
     return inner + ((NDEBUG_ONLY,) if in_assert else ())
 

@@ -136,7 +136,7 @@ def used_in_generated_code(g: Global, module: ExtensionModule, convertible) -> R
 def interpreter_keyed(g: Global, module: ExtensionModule, convertible) -> Reason | None:
     """`if (owner == PyInterpreterState_Get()) use(x)`: a value kept with the interpreter it
     belongs to (porter's own "last module"), read only where that interpreter is checked."""
-    if _interpreter_pointer(g.type_text):
+    if is_interpreter_pointer(g.type_text):
         return Reason("interpreter-keyed", "it records which interpreter a process-global value belongs to")
     keys = module.interpreter_pointer_globals
     if not keys:
@@ -152,10 +152,6 @@ def interpreter_keyed(g: Global, module: ExtensionModule, convertible) -> Reason
         return Reason("interpreter-keyed", f"read only where {', '.join(sorted(checked))}() checks that the "
                                            "interpreter that set it is the current one")
     return None
-
-
-def _interpreter_pointer(type_text: str) -> bool:
-    return is_interpreter_pointer(type_text)
 
 
 # Static types are judged by type_not_convertible alone; their uses by the round rules.
