@@ -85,6 +85,13 @@ class Fixture:
     port: str = "isolated"
     unsafe: bool = False  # port with --unsafe
     defines: tuple[tuple[str, str], ...] = ()  # -D macros its setup.py gives, as a build would
+    # Modules the same sources define next to `module` (a unity build): ported with it, and
+    # reached by its smoke test through the same shared object.
+    also: tuple[str, ...] = ()
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return (self.module, *self.also)
 
 
 PORT_EXPECTATIONS = ("isolated", "partial")
@@ -437,6 +444,9 @@ def load_fixture(folder: Path) -> Fixture:
     port = data.get("port", "isolated")
     if port not in PORT_EXPECTATIONS:
         raise FixtureError(f"{folder / 'fixture.toml'}: port must be one of {', '.join(PORT_EXPECTATIONS)}")
+    also = data.get("also_modules", [])
+    if not isinstance(also, list) or not all(isinstance(m, str) for m in also):
+        raise FixtureError(f"{folder / 'fixture.toml'}: also_modules must be a list of module names")
     computed = data.get("computed_defines", {})
     if not isinstance(computed, dict) or not all(isinstance(v, str) for v in computed.values()):
         raise FixtureError(f"{folder / 'fixture.toml'}: computed_defines must map macro names to strings")
@@ -451,6 +461,7 @@ def load_fixture(folder: Path) -> Fixture:
         smoke=smoke,
         isolation=isolation_path.read_text(encoding="utf-8") if isolation_path.exists() else None,
         defines=_build_defines(folder) + tuple(sorted(computed.items())),
+        also=tuple(also),
     )
 
 

@@ -300,9 +300,10 @@ def collect_functions(
     type_spans: list[Location], def_spans: list[Location],
     owners: dict[str, list[str]] | None = None, flags: dict[str, tuple[str, ...]] | None = None,
     spelling_macros: frozenset[str] = frozenset(), shared: dict | None = None,
-    keys: FunctionKeys | None = None,
+    keys: FunctionKeys | None = None, foreign: frozenset[str] = frozenset(),
 ) -> list[Function]:
-    """Function facts for every definition in the module's files.
+    """Function facts for every definition in the module's files but those `foreign` names
+    (only another init of these files reaches them).
 
     `spelling_macros` paste or stringify their arguments: a name passed to one is text.
     `shared` keeps, between the modules of one set of files (a unity file's inits), what does
@@ -322,6 +323,8 @@ def collect_functions(
     out = []
     for sk in skeletons:
         name = sk.name
+        if foreign and c_name(name) in foreign:
+            continue
         taken_key = tuple(_inside(path, ident, known_tables) for path, ident in sk.references)
         if taken_key not in sk.taken:
             taken = tuple(Location(path, ctree.span(ident)) for (path, ident), inside in zip(sk.references, taken_key)

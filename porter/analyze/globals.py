@@ -22,9 +22,10 @@ def collect_globals(
     indexes: list[FileIndex], functions: list[Function], macros: MacroTable,
     init_functions: set[str], object_structs: set[str], macro_uses=(),
     file_conditions: dict[str, str] | None = None, shared: dict | None = None,
-    keys: FunctionKeys | None = None,
+    keys: FunctionKeys | None = None, foreign: frozenset[str] = frozenset(),
 ) -> list[Global]:
-    """Every file-scope variable and function-local static, with uses and a kind.
+    """Every file-scope variable and function-local static, with uses and a kind, but the
+    file-scope ones `foreign` names (only another init of these files reaches them).
 
     `shared` keeps, between the modules of one set of files (a unity file's inits), what does
     not depend on the module: each module then only classifies (what runs at init differs),
@@ -45,6 +46,8 @@ def collect_globals(
     made = shared.setdefault("globals made", {})
     out = []
     for g in skeletons:
+        if foreign and g.function is None and g.name in foreign:
+            continue
         kind, reason = classify(g, indexes, phase, object_structs, memo)
         previous = made.get(g.key)
         if previous is not None and previous.kind is kind and previous.reason == reason:

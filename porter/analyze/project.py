@@ -24,6 +24,7 @@ from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style, pasted_module
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
+from porter.analyze.reach import foreign_names
 from porter.analyze.spec_types import collect_spec_types
 from porter.analyze.types import collect_static_types, collect_substruct_tables
 from porter.lexer import names_in_code
@@ -116,9 +117,10 @@ def analyze_root(root: str, inits: list[InitFunction], indexes: list[FileIndex])
     macros = MacroTable([m for idx in indexes for m in idx.macros])
     modules, problems = [], []
     shared: dict = {}  # what the modules of these files have in common, worked out once
+    foreign = foreign_names(indexes, inits)
     for init in inits:
         try:
-            modules.append(_module(init, indexes, macros, shared))
+            modules.append(_module(init, indexes, macros, shared, foreign.get(init.function, frozenset())))
         except Exception as e:  # one module porter cannot read must not stop the run
             problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
     return modules, problems
@@ -177,9 +179,10 @@ class ModuleContext:
 
 
 def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
-            shared: dict | None = None) -> ExtensionModule:
+            shared: dict | None = None, foreign: frozenset[str] = frozenset()) -> ExtensionModule:
     """One module's facts. `shared` keeps what depends only on the files between the modules
-    of one set of files: a unity file with many inits is read once, not once per init."""
+    of one set of files: a unity file with many inits is read once, not once per init.
+    `foreign` names what only the other inits of these files reach: not this module's."""
     shared = {} if shared is None else shared
 
     def once(key: str, compute):
@@ -193,7 +196,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     definition = named[0] if named else None
     if definition is None and len(defs) == 1 and init.def_name is None:
         definition = defs[0]
-    types = once("types", lambda: collect_static_types(indexes, lambda name: expand(macros, name, None)))
+    types = [t for t in once("types", lambda: collect_static_types(indexes, lambda name: expand(macros, name, None)))
+             if t.name not in foreign]
     tables = once("tables", lambda: collect_tables(indexes, macros))
     init_index = next(idx for idx in indexes if idx.path == init.file)
     module_init, style = init, init_style(init)
@@ -225,7 +229,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
                                                       if t.initializer] + _substruct_initializers(indexes)))
         type_spans += [Location(a.file or init.file, a.statement) for a in assignments if a.target in type_names]
         found = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling, shared,
-                                  keys)
+                                  keys, foreign)
         found += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in found}, shared)
         return _clinic_impls(found, generated)
 
@@ -236,7 +240,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros)))
     file_conditions = once("file conditions", lambda: _file_conditions(indexes, module_includes))
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
-                               file_conditions, shared, keys)
+                               file_conditions, shared, keys, foreign)
     macro_uses = once("macro uses by key", lambda: tuple(
         dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in macro_uses))
     findings = [dataclasses.replace(f, function=keys.in_file(f.file, f.function))
