@@ -35,6 +35,7 @@ from porter.preproc import Conditional, Preprocessed, preprocess
 from porter.spans import SpanSet
 
 LANGUAGE = Language(tree_sitter_c.language())
+MAX_TREE_EDITS = 64
 MAX_MASK_ROUNDS = 8
 
 __all__ = ["LANGUAGE", "Node", "Source", "parse_source", "query", "captures", "matches"]
@@ -282,6 +283,29 @@ def error_nodes(tree: Tree) -> list[Node]:
     return found
 
 
+_BRACE_CONTEXT = re.compile(rb"[{}=;,()\[\]]|[A-Za-z_0-9]+")
+
+
+def _initializer_lists(code: bytes) -> SpanSet:
+    """The outermost brace initializer lists of a file (`= {...}`, and the lists nested in
+    one), from its code with comments, literals and directives blanked."""
+    found: list[tuple[int, int]] = []
+    stack: list[bool] = []  # for each open brace: whether it opens an initializer list
+    opened_at: list[int] = []
+    before = b""
+    for m in _BRACE_CONTEXT.finditer(code):
+        tok = m.group()
+        if tok == b"{":
+            stack.append(before == b"=" or (bool(stack) and stack[-1] and before in (b",", b"{")))
+            opened_at.append(m.start())
+        elif tok == b"}" and stack:
+            if stack.pop() and not (stack and stack[-1]):
+                found.append((opened_at[-1], m.end()))
+            opened_at.pop()
+        before = tok if len(tok) == 1 and not tok.isalnum() else b"x"
+    return SpanSet(found)
+
+
 def _groups_to_mask(tree: Tree, buf: bytes, pre: Preprocessed, done: set[int]) -> set[int]:
     """The groups an ERROR node touches: one whose directive lines it overlaps, one that starts
     where a MISSING node is, or the innermost one around its start (unless the error sits in a
@@ -301,16 +325,17 @@ def _groups_to_mask(tree: Tree, buf: bytes, pre: Preprocessed, done: set[int]) -
             if start < ee and es < end and i not in done:
                 wanted.add(i)
             j += 1
-        if err.is_missing:
-            # `if (PyType_Ready(&T) < 0)` then `#if PY3 return NULL; #else return; #endif`: the
-            # statement misses its body where the group starts; each branch holds one. Only
-            # blanks lie between: the group starts at the first byte that is not one.
-            at = _SPACES.match(buf, es).end()  # type: ignore[union-attr]  # matches ""
-            k = bisect_left(cond_starts, at)
-            while k < len(conds) and cond_starts[k] == at:
-                if k not in done:
-                    wanted.add(k)
-                k += 1
+        # `if (PyType_Ready(&T) < 0)` then `#if PY3 return NULL; #else return; #endif`: the
+        # statement misses its body where the group starts; each branch holds one. Likewise
+        # `} else` then `#endif` then `#if ... stmt; #else stmt; #endif`: the dangling `else` is
+        # the error, and its statement is the next group. Only blanks lie between: the group
+        # starts at the first byte that is not one.
+        at = _SPACES.match(buf, es if err.is_missing else ee).end()  # type: ignore[union-attr]  # matches ""
+        k = bisect_left(cond_starts, at)
+        while k < len(conds) and cond_starts[k] == at:
+            if k not in done:
+                wanted.add(k)
+            k += 1
         innermost = next((i for i in reversed(pre.enclosing_indexes(es)) if i not in done), None)
         if innermost is not None and not _inside_branch_block(err, conds[innermost]):
             wanted.add(innermost)
@@ -376,9 +401,12 @@ def parse_source(
             dropped.add(d.start, d.end)
         done.add(i)
 
-    # Groups whose branches split a statement or a header cannot parse as written.
+    # Groups whose branches split a statement or a header cannot parse as written; nor can a
+    # group in a brace initializer (tree-sitter-c reads no directive there): a generated table
+    # with an `#ifdef` per row would otherwise cost a slow parse full of errors first.
+    in_lists = _initializer_lists(lexed.code)
     for i, cond in enumerate(conds):
-        if cond.splits_code and not dropped.covers(cond.span.start):
+        if (cond.splits_code or in_lists.covers(cond.span.start)) and not dropped.covers(cond.span.start):
             mask(i)
     seen = bytes(buf)  # the tree holds this text; the Source keeps the same object
     tree = _parser().parse(seen)
@@ -388,15 +416,19 @@ def parse_source(
         wanted = {i for i in _groups_to_mask(tree, seen, pre, done) if not dropped.covers(conds[i].span.start)}
         if not wanted:
             break
-        rows = rows or line_starts(seen)
+        # Only the masked groups change: the parser reads again what they touch and reuses
+        # the rest of the tree (the same tree as a parse from scratch, for a fraction of it).
+        # Each edit walks the tree, though: past a few dozen groups (a generated table with an
+        # `#ifdef` per row) a parse from scratch costs less.
+        incremental = len(wanted) <= MAX_TREE_EDITS
+        rows = rows or (line_starts(seen) if incremental else [])
         for i in sorted(wanted, key=lambda i: conds[i].span.start):
             if not dropped.covers(conds[i].span.start):
                 mask(i)
-                _edited(tree, conds[i].span, rows)
+                if incremental:
+                    _edited(tree, conds[i].span, rows)
         seen = bytes(buf)
-        # Only the masked groups changed: the parser reads again what they touch and reuses
-        # the rest of the tree (the same tree as a parse from scratch, for a fraction of it).
-        tree = _parser().parse(seen, tree)
+        tree = _parser().parse(seen, tree) if incremental else _parser().parse(seen)
     errors = tuple(
         Span(n.start_byte, max(n.end_byte, n.start_byte + 1)) for n in error_nodes(tree)
     )

@@ -25,7 +25,7 @@ class Branch:
     body: Span  # from the end of the directive line to the next directive of the group
     condition: str
     value: bool | None  # evaluated for the analysis target; None when unknown
-    balanced: bool  # braces and parentheses balance, and it does not start with `else`
+    balanced: bool  # braces and parentheses balance, and it neither starts nor ends with `else`
     dead: bool = False  # no Python a port targets (3.11 to 3.13) compiles it: `#if PY_MAJOR_VERSION < 3`
     # Every build a port targets compiles it, on any platform: a header's include guard, or a
     # version test every target Python passes (`#if PY_MAJOR_VERSION >= 3`).
@@ -194,6 +194,7 @@ def _macro(path: str, start: int, end: int, m, text: bytes) -> Macro:
 # A branch's first token, after spaces, line breaks and continuations (comments are blanked).
 _SPACE = re.compile(rb"(?:[ \t\f\v\r\n]|\\\r?\n)*")
 _ELSE = re.compile(rb"else(?![A-Za-z0-9_])")
+_ENDS_ELSE = re.compile(rb"(?<![A-Za-z0-9_])else\Z")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"(){}")
 
 
@@ -260,12 +261,15 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
 
 
 def _read_code(frame, code: bytes, start: int, end: int) -> None:
-    """Note a branch's first token and its bracket balance from the code in `start..end`."""
-    if frame["first"] is None:
-        space = _SPACE.match(code, start, end)
-        at = space.end() if space else start
-        if at < end:
+    """Note a branch's first and last token and its bracket balance from the code in `start..end`."""
+    space = _SPACE.match(code, start, end)
+    at = space.end() if space else start
+    if at < end:
+        if frame["first"] is None:
             frame["first"] = b"else" if _ELSE.match(code, at, end) else b""
+        # `} else` then `#endif`: the statement goes on after the group.
+        tail = code[max(at, end - 64):end].rstrip()
+        frame["ends_else"] = tail.endswith(b"else") and _ENDS_ELSE.search(tail) is not None
     brackets = code[start:end].translate(None, _NOT_BRACKETS)
     if not brackets:
         return
@@ -293,13 +297,14 @@ def _open_branch(frame, word, span, rest, value) -> None:
     frame["current"] = [word, span, rest, value]
     frame["depth"] = {"{": 0, "(": 0}
     frame["first"] = None
+    frame["ends_else"] = False
     frame["unbalanced"] = False
 
 
 def _close_branch(frame) -> None:
     word, span, rest, value = frame["current"]
     balanced = (not frame["unbalanced"] and frame["depth"]["{"] == 0
-                and frame["depth"]["("] == 0 and frame["first"] != b"else")
+                and frame["depth"]["("] == 0 and frame["first"] != b"else" and not frame["ends_else"])
     frame["branches"].append((word, span, rest, value, balanced))
     # The enclosing branch sees a nested group as one balanced unit.
 
