@@ -283,7 +283,7 @@ def error_nodes(tree: Tree) -> list[Node]:
     return found
 
 
-_BRACE_CONTEXT = re.compile(rb"[{}=;,()\[\]]|[A-Za-z_0-9]+")
+_BRACES = re.compile(rb"[{}]")
 
 
 def _initializer_lists(code: bytes) -> SpanSet:
@@ -292,18 +292,28 @@ def _initializer_lists(code: bytes) -> SpanSet:
     found: list[tuple[int, int]] = []
     stack: list[bool] = []  # for each open brace: whether it opens an initializer list
     opened_at: list[int] = []
-    before = b""
-    for m in _BRACE_CONTEXT.finditer(code):
-        tok = m.group()
-        if tok == b"{":
+    for m in _BRACES.finditer(code):
+        at = m.start()
+        if code[at] == 0x7B:  # `{`
+            before = _last_code_byte(code, at)
             stack.append(before == b"=" or (bool(stack) and stack[-1] and before in (b",", b"{")))
-            opened_at.append(m.start())
-        elif tok == b"}" and stack:
+            opened_at.append(at)
+        elif stack:
             if stack.pop() and not (stack and stack[-1]):
                 found.append((opened_at[-1], m.end()))
             opened_at.pop()
-        before = tok if len(tok) == 1 and not tok.isalnum() else b"x"
     return SpanSet(found)
+
+
+def _last_code_byte(code: bytes, end: int) -> bytes:
+    """The last byte before `end` that is not blank (comments and directives are blanks here)."""
+    window = 64
+    while True:
+        start = max(0, end - window)
+        tail = code[start:end].rstrip()
+        if tail or start == 0:
+            return tail[-1:]
+        end, window = start, window * 4
 
 
 def _groups_to_mask(tree: Tree, buf: bytes, pre: Preprocessed, done: set[int]) -> set[int]:

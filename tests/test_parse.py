@@ -31,6 +31,13 @@ MASKED = [
      b"#define CHECK(x) if (!(x)) { return -1; }\nstatic int f(int a) {\n    CHECK(a)\n    return 0;\n}\n"),
     ("an object-like macro that is a whole function header opens a function",
      b"#define INIT_FUNC PyMODINIT_FUNC CAT(PyInit_, NAME)(void)\nINIT_FUNC {\n    return NULL;\n}\n"),
+    ("a generated table with an #ifdef per row parses (its groups are masked before the first parse)",
+     b"static struct code codes[] = {\n" + b"".join(
+         b"#ifdef E_%d\n    {\"E%d\", E_%d},\n#else\n    {\"E%d\", %d},\n#endif\n" % (i, i, i, i, i) for i in range(200))
+     + b"    {NULL, 0}\n};\n"),
+    ("a branch ending with a dangling else and the group after it are read as one branch each",
+     b"static int f(int fd) {\n    int r;\n#ifdef HAVE_AT\n    if (fd >= 0) {\n        r = g(fd);\n    } else\n"
+     b"#endif\n#if defined(__WATCOMC__)\n        r = h();\n#else\n        r = h2();\n#endif\n    return r;\n}\n"),
     ("a string literal continued with a backslash before CRLF parses",
      b'static const char doc[] =\r\n"first line\\n\\\r\nsecond line";\r\nstatic int after;\r\n'),
 ]
@@ -53,6 +60,14 @@ def test_what_still_fails_to_parse_is_an_error_span():
     src = parse_source("t.c", b"static int f(void) { return UNKNOWN MACRO 1; }\n")
     assert src.error_spans
     assert src.in_error(src.error_spans[0])
+
+
+def test_a_table_of_groups_is_masked_before_the_first_parse():
+    rows = b"".join(b"#ifdef E_%d\n    {\"E%d\", E_%d},\n#endif\n" % (i, i, i) for i in range(3))
+    src = load_sources([("t.c", b"static struct code codes[] = {\n" + rows + b"};\nstatic int f(void) {\n"
+                                 b"#ifdef X\n    return 1;\n#endif\n    return 0;\n}\n")])[0]
+    # The table's three groups are masked; the group in the function parses as written.
+    assert len(src.masked_conditionals) == 3 and src.error_spans == ()
 
 
 def test_the_masked_group_remembers_the_dropped_branch():

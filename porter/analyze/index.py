@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 
 from porter.analyze import ctree
 from porter.lexer import names, tokenize
@@ -43,6 +45,18 @@ class FileIndex:
         """Where each of `calls` starts: the calls inside a span are a slice, by bisection."""
         return [node.start_byte for _, node in self.calls]
 
+    def calls_in(self, start: int, end: int) -> list[tuple[str, Node]]:
+        """The calls that start in `start..end`, in document order."""
+        starts = self.call_starts
+        return self.calls[bisect_left(starts, start):bisect_left(starts, end)]
+
+    def uses_in(self, name: str, start: int, end: int) -> list[Node]:
+        """The identifiers `name` that start in `start..end` (each name's list is in document order)."""
+        nodes = self.identifiers.get(name, [])
+        return nodes[bisect_left(nodes, start, key=_START):bisect_left(nodes, end, key=_START)]
+
+
+_START = attrgetter("start_byte")
 
 # One walk of the tree for every fact family the index keeps.
 INDEX_QUERIES = ("definitions", "identifiers", "calls")

@@ -22,6 +22,8 @@ from porter.model import (
 )
 from porter.parse import Node, descendants, walk
 
+_WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+
 _NULLISH = re.compile(r"^\(?\s*(NULL|0|\(\s*PyObject\s*\*\s*\)\s*NULL)\s*\)?$")
 
 
@@ -100,10 +102,10 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         return m is not None and (not object_like or m.params is None) \
             and re.search(r"\breturn\b", m.body_text) is not None
 
-    returning = sorted({name for name, call in index.calls
-                        if body.start_byte <= call.start_byte < body.end_byte and returns_in_body(name)}
-                       | {n for n, nodes in index.identifiers.items() if returns_in_body(n, object_like=True)
-                          and any(body.start_byte <= x.start_byte < body.end_byte for x in nodes)})
+    in_body = index.src.text[body.start_byte:body.end_byte]
+    returning = sorted({name for name, _ in index.calls_in(body.start_byte, body.end_byte) if returns_in_body(name)}
+                       | {n for n in {w.decode("utf-8", "replace") for w in _WORD.findall(in_body)}
+                          if returns_in_body(n, object_like=True) and index.uses_in(n, body.start_byte, body.end_byte)})
     returning = [n for n in returning if n not in {r.text.split("(")[0].strip().rstrip(";") for r in returns}]
     reused = _module_var_reused(index, body, module_var, create_nodes, macros)
     releases = _macro_module_releases(index, body, module_var, returning, macros,
@@ -255,13 +257,11 @@ def _module_var_reused(index, body: Node, module_var: str | None, create_nodes, 
         return False
     created_at = min(n.start_byte for n in create_nodes)
     # `if ((m = PyState_FindModule(&def)) != NULL) return m;` goes with the port: not a use.
-    idiom = [s for name, call in index.calls if name == "PyState_FindModule"
-             and body.start_byte <= call.start_byte < created_at
+    idiom = [s for name, call in index.calls_in(body.start_byte, created_at) if name == "PyState_FindModule"
              for use in [existing_module_return(call, index.path, None)] if use is not None
              for s in use.null_checks]
-    for node in index.identifiers.get(module_var, []):
-        if body.start_byte <= node.start_byte < created_at and not _is_declarator(node) \
-                and not any(s.start <= node.start_byte < s.end for s in idiom):
+    for node in index.uses_in(module_var, body.start_byte, created_at):
+        if not _is_declarator(node) and not any(s.start <= node.start_byte < s.end for s in idiom):
             return True
     for name, call in index.calls:
         if body.start_byte <= call.start_byte < created_at and name in macros:
