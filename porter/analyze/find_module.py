@@ -24,9 +24,7 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, mac
     getters = _state_getter_macros(macros)
     for idx in indexes:
         src = idx.src
-        for name, call in idx.calls:
-            if name != "PyState_FindModule":
-                continue
+        for call in idx.calls_by_name.get("PyState_FindModule", ()):
             owner = ctree.enclosing_function(call)
             function = ctree.function_name(owner)[0] if owner is not None else None
             wrapper = _state_wrapper(call)

@@ -45,6 +45,14 @@ class FileIndex:
         """Where each of `calls` starts: the calls inside a span are a slice, by bisection."""
         return [node.start_byte for _, node in self.calls]
 
+    @cached_property
+    def calls_by_name(self) -> dict[str, list[Node]]:
+        """The calls of each callee, in document order."""
+        found: dict[str, list[Node]] = defaultdict(list)
+        for name, node in self.calls:
+            found[name].append(node)
+        return found
+
     def calls_in(self, start: int, end: int) -> list[tuple[str, Node]]:
         """The calls that start in `start..end`, in document order."""
         starts = self.call_starts

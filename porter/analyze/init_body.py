@@ -263,8 +263,8 @@ def _module_var_reused(index, body: Node, module_var: str | None, create_nodes, 
     for node in index.uses_in(module_var, body.start_byte, created_at):
         if not _is_declarator(node) and not any(s.start <= node.start_byte < s.end for s in idiom):
             return True
-    for name, call in index.calls:
-        if body.start_byte <= call.start_byte < created_at and name in macros:
+    for name, call in index.calls_in(body.start_byte, created_at):
+        if name in macros:
             text = expand(macros, name, [index.src.text_of(a) for a in ctree.call_args(call)]) or ""
             if re.search(rf"\b{re.escape(module_var)}\b", text):
                 return True
