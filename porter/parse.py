@@ -230,14 +230,19 @@ def _mask_conditional(buf: bytearray, cond: Conditional) -> MaskedConditional:
 # A number as C writes one, with its sign and suffix, and blanks around it.
 _NUMBER = (rb"[ \t\r\n\f\v]*+[+-]?[ \t\r\n\f\v]*+(?:0[xX][0-9a-fA-F]++|[0-9]++(?:\.[0-9]*+)?(?:[eE][+-]?[0-9]++)?"
            rb"|\.[0-9]++(?:[eE][+-]?[0-9]++)?)[uUlLfF]*+[ \t\r\n\f\v]*+")
-_NUMBER_LIST = re.compile(rb"\{(?:" + _NUMBER + rb",)*+(?:" + _NUMBER + rb")?[ \t\r\n\f\v]*+\}")
-_NUMBER_LIST_START = re.compile(rb"\{[ \t\r\n\f\v]*[-+0-9.]")
+# Or a name: an object-like macro of the project standing for a number (`U` for "unmapped").
+_ELEMENT = rb"(?:" + _NUMBER + rb"|[ \t\r\n\f\v]*+[A-Za-z_][A-Za-z0-9_]*+[ \t\r\n\f\v]*+)"
+_NUMBER_LIST = re.compile(rb"\{(?:" + _ELEMENT + rb",)*+(?:" + _ELEMENT + rb")?[ \t\r\n\f\v]*+\}")
+_NUMBER_LIST_START = re.compile(rb"\{[ \t\r\n\f\v]*[-+0-9.A-Za-z_]")
+_NAME = re.compile(rb"(?<![0-9A-Za-z_.])[A-Za-z_][A-Za-z0-9_]*")
 NUMBER_TABLE_BYTES = 4096
 
 
-def _blank_number_tables(buf: bytearray, text: bytes, lexed: Lexed) -> frozenset[Span]:
-    """Blank the numbers of every big `{...}` that holds nothing else (no name, comment,
-    directive or macro mask): generated data tables (a Unicode database is megabytes of them) cost
+def _blank_number_tables(buf: bytearray, text: bytes, lexed: Lexed,
+                         constants: frozenset[bytes] = frozenset()) -> frozenset[Span]:
+    """Blank the numbers of every big `{...}` that holds nothing else (no name but the
+    `constants`, object-like macros of the project; no comment, directive or macro mask):
+    generated data tables (a Unicode database is megabytes of them) cost
     the parser a node per number and the analysis nothing. The braces stay, so the tree still
     has the initialiser list; its elements are read from the text (`table_rows`). Returns the
     spans of the lists blanked."""
@@ -254,6 +259,8 @@ def _blank_number_tables(buf: bytearray, text: bytes, lexed: Lexed) -> frozenset
         if m.end() - m.start() < NUMBER_TABLE_BYTES or code[m.start():m.end()] != region \
                 or buf[m.start():m.end()] != region:
             continue  # small, or a comment, directive or mask inside
+        if any(name not in constants for name in set(_NAME.findall(region))):
+            continue  # a name that may be a variable (an address, a size): the analysis reads it
         buf[m.start() + 1:m.end() - 1] = blank(bytes(buf[m.start() + 1:m.end() - 1]))
         found.append(Span(m.start(), m.end()))
     return frozenset(found)
@@ -399,7 +406,8 @@ def parse_source(
     masked, macro_masks = mask_macros(text, project_macros, iso646, lexed)
     conds = pre.conditionals
     buf = bytearray(masked)
-    number_tables = _blank_number_tables(buf, text, lexed)
+    constants = frozenset(name.encode() for name, m in project_macros.items() if m.params is None)
+    number_tables = _blank_number_tables(buf, text, lexed, constants)
     masked_conds: list[MaskedConditional] = []
     dropped = SpanSet()  # branch bodies the tree does not see
     done: set[int] = set()

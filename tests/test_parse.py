@@ -147,3 +147,12 @@ static PyTypeObject T = {PyVarObject_HEAD_INIT(NULL, 0) "m.T"};
 """
     src = parse_source("m.c", text)
     assert src.error_spans == ()
+
+
+def test_a_big_table_of_numbers_and_constant_macros_is_blanked_but_not_one_naming_a_variable():
+    row = b"1,2,U,4,U,6,7,8,9,10,\n"
+    constants = b"#define UNIINV 0xFFFE\n#define U UNIINV\n"
+    blanked = parse_source("t.c", constants + b"static const unsigned short map[] = {\n" + row * 400 + b"};\n")
+    assert len(blanked.number_tables) == 1 and blanked.error_spans == ()
+    kept = parse_source("t.c", b"static int v;\nstatic const long sizes[] = {\n" + row.replace(b"U", b"v") * 400 + b"};\n")
+    assert kept.number_tables == frozenset()
