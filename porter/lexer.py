@@ -344,7 +344,12 @@ _NAME_OR_NUMBER = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)|\.?[0-9](?:[eEpP][+-]|[
 def names_in_code(text: bytes) -> set[str]:
     """The identifiers of `text`, outside comments and literals: what `tokenize` calls `ident`
     (a big data table gives no token objects, only its few names)."""
-    found = set(_NAME_OR_NUMBER.findall(lex(text).code))
+    return names_of_lexed(lex(text))
+
+
+def names_of_lexed(lexed: Lexed) -> set[str]:
+    """`names_in_code` of a text already lexed."""
+    found = set(_NAME_OR_NUMBER.findall(lexed.code))
     found.discard(b"")
     return {n.decode("utf-8", "replace") for n in found}
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 else:
     from tree_sitter import Node
 
-from porter.lexer import Lexed, Name, blank, lex, names
+from porter.lexer import Lexed, Name, blank, lex, names, names_of_lexed
 from porter.masks import MacroMask, mask_macros
 from porter.model import Macro, Span
 from porter.preproc import Conditional, Preprocessed, preprocess
@@ -65,6 +65,9 @@ class Source:
     # Big initialisers of numbers only, whose numbers the parser was not shown (see
     # `_blank_number_tables`): the `{...}` spans.
     number_tables: frozenset[Span] = frozenset()
+    # Every identifier of the text outside comments and literals (`lexer.names_in_code`),
+    # read while the lexer's spans are at hand.
+    code_names: frozenset[str] = frozenset()
     _line_starts: list[int] = field(default_factory=list, repr=False)
     _errors: SpanSet | None = field(default=None, repr=False)
     _dropped: SpanSet | None = field(default=None, repr=False)
@@ -451,7 +454,8 @@ def parse_source(
         Span(n.start_byte, max(n.end_byte, n.start_byte + 1)) for n in error_nodes(tree)
     )
     masked_conds.sort(key=lambda mc: mc.conditional.span.start)
-    return Source(path, text, seen, tree, macro_masks, pre, tuple(masked_conds), errors, number_tables)
+    return Source(path, text, seen, tree, macro_masks, pre, tuple(masked_conds), errors, number_tables,
+                  frozenset(names_of_lexed(lexed)))
 
 
 # --------------------------------------------------------------------------- queries
