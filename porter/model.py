@@ -651,6 +651,9 @@ class ExtensionModule:
     # Argument Clinic output (`clinic/*.c.h`, and the blocks between `[clinic start generated
     # code]` and `[clinic end generated code]`): regenerated from the clinic input, never edited.
     generated: tuple[Location, ...] = ()
+    # Names the clinic input spells as a C expression (`class x "T *" "&Foo_Type"`,
+    # `subclass_of="&Foo_Type"`): where a change of the input would reach generated code.
+    clinic_input_names: tuple[ClinicInputName, ...] = ()
 
     def in_generated(self, file: str, offset: int) -> bool:
         spans = self._generated.get(file)
@@ -922,6 +925,17 @@ class FileFacts:
     macro_masks: int
     lines: int
     includes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ClinicInputName:
+    """`"&Foo_Type"` in an Argument Clinic input block: the quoted C expression and its line."""
+
+    name: str
+    file: str
+    span: Span  # the quoted expression, quotes included
+    line: int
+    text: str
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def _names_of(module) -> set[str]:
 # subscript: `f(PyObject *m)`, `a->b`, `T.__dict__['x']`.
 _IDENTIFIER = re.compile(
     r"`[^`]*`"
-    r"|/?(?:[\w.-]+/)*[\w-]+\.(?:c|h|py|toml|cfg|inc)(?::\d+)?\b"
+    r"|/?(?:[\w.-]+/)*[\w-]+(?:\.[\w-]+)*\.(?:c|h|py|toml|cfg|inc)(?::\d+)?\b"
     r"|[A-Za-z_][A-Za-z0-9_]*(?:(?:->|\.)[A-Za-z_][A-Za-z0-9_]*)*(?:\([^()`]*\))?(?:\[[^\]`]*\])?")
 
 

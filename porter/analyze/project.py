@@ -32,6 +32,7 @@ from porter.model import (
     NO_COMPANIONS,
     BuildBranch,
     Call,
+    ClinicInputName,
     Companions,
     ExtensionModule,
     FileFacts,
@@ -287,6 +288,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         module_slots=_module_slots(definition, globals_),
         substruct_tables=once("substruct tables", lambda: tuple(collect_substruct_tables(indexes))),
         generated=generated,
+        clinic_input_names=once("clinic input names", lambda: tuple(
+            n for idx in indexes for n in clinic_input_names(idx.path, idx.src.text))) if generated else (),
         type_definitions=once("type definitions", lambda: tuple(d for idx in indexes for d in _type_definitions(idx))),
         include_lines=once("include lines", lambda: tuple(
             IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))
@@ -339,6 +342,25 @@ def _type_definitions(idx: FileIndex) -> list[TypeDefinition]:
         mentions = frozenset(t.text.decode("utf-8", "replace")
                              for t in identifiers(text, statement.start, statement.end))
         out.extend(TypeDefinition(name, idx.path, statement, conditions, mentions) for name in names)
+    return out
+
+
+_CLINIC_INPUT = b"/*[clinic input]"
+_QUOTED_ADDRESS = re.compile(rb'"\s*&\s*([A-Za-z_][A-Za-z0-9_]*)\s*"')
+
+
+def clinic_input_names(path: str, text: bytes) -> list[ClinicInputName]:
+    """Every `"&name"` in the file's clinic input blocks (class directives, `subclass_of=`)."""
+    out = []
+    at = 0
+    while (start := text.find(_CLINIC_INPUT, at)) >= 0:
+        end = text.find(_CLINIC_START, start)
+        if end < 0:
+            break
+        for m in _QUOTED_ADDRESS.finditer(text, start, end):
+            out.append(ClinicInputName(m.group(1).decode(), path, Span(m.start(), m.end()),
+                                       text.count(b"\n", 0, m.start()) + 1, m.group().decode()))
+        at = end
     return out
 
 

@@ -128,8 +128,17 @@ def used_in_generated_code(g: Global, module: ExtensionModule, convertible) -> R
     """Argument Clinic's output is regenerated from its input: porter never edits it."""
     for u in g.uses:
         if u.access is not UseAccess.MACRO and module.in_generated(u.file, u.span.start):
-            return Reason("used-in-generated-code", f"Argument Clinic output names it in {u.file}: porter never "
-                                                    "edits generated code (change the clinic input)")
+            inputs = [n for n in module.clinic_input_names if n.name == g.name]
+            if not inputs:
+                return Reason("used-in-generated-code", f"Argument Clinic output names it in {u.file}: porter never "
+                                                        "edits generated code (change the clinic input)")
+            where = ", ".join(f"{n.file}:{n.line} `{n.text}`" for n in inputs)
+            return Reason("used-in-generated-code", f"Argument Clinic output names it in {u.file}, from its clinic "
+                                                    f"input at {where}: porter never edits generated code; make "
+                                                    f"that `\"clinic_state()->{g.name}\"`, define `clinic_state()` "
+                                                    "as a state lookup from the generated functions' first "
+                                                    "parameter before the clinic include, and run "
+                                                    "Tools/clinic/clinic.py")
     return None
 
 
