@@ -66,8 +66,8 @@ class Source:
     # `_blank_number_tables`): the `{...}` spans.
     number_tables: frozenset[Span] = frozenset()
     # Every identifier of the text outside comments and literals (`lexer.names_in_code`),
-    # read while the lexer's spans are at hand.
-    code_names: frozenset[str] = frozenset()
+    # read while the lexer's spans are at hand; None when not asked for.
+    code_names: frozenset[str] | None = None
     _line_starts: list[int] = field(default_factory=list, repr=False)
     _errors: SpanSet | None = field(default=None, repr=False)
     _dropped: SpanSet | None = field(default=None, repr=False)
@@ -394,10 +394,12 @@ def parse_source(
     pre: Preprocessed | None = None,
     project_macros: dict[str, Macro] | None = None,
     iso646: bool = False,
+    code_names: bool = True,
 ) -> Source:
     """Parse one file: mask macros, mask conditionals that break the parse, record errors.
 
     `project_macros` are the active `#define`s visible to this file (its own and its headers').
+    `code_names`: also read `Source.code_names` (a module's files need them, others not).
     """
     pre = pre or preprocess(path, text)
     if project_macros is None:
@@ -455,7 +457,7 @@ def parse_source(
     )
     masked_conds.sort(key=lambda mc: mc.conditional.span.start)
     return Source(path, text, seen, tree, macro_masks, pre, tuple(masked_conds), errors, number_tables,
-                  frozenset(names_of_lexed(lexed)))
+                  frozenset(names_of_lexed(lexed)) if code_names else None)
 
 
 # --------------------------------------------------------------------------- queries

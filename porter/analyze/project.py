@@ -308,7 +308,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         # identifier): a new state struct must not take one.
         names_in_use=once("names in use", lambda: frozenset(n for idx in indexes for n in idx.identifiers)
                           | frozenset(m.name for idx in indexes for m in idx.macros)
-                          | frozenset(n for idx in indexes for n in idx.src.code_names)),
+                          | frozenset(n for idx in indexes for n in (
+                              idx.src.code_names if idx.src.code_names is not None else names_in_code(idx.src.text)))),
     )
 
 

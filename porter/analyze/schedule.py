@@ -193,10 +193,13 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
     sources: dict[str, Source] = {}
     indexes: dict[str, FileIndex] = {}
 
+    # The files of the modules analysed here: their identifiers are read while parsing.
+    analysed = {p for root, files in task.analyse for p in files or prepared.closures[root]}
+
     def parse(path: str) -> None:
         try:
             macros, iso646 = prepared.project_macros(path)
-            src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646)
+            src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646, path in analysed)
             # The lexer's spans served the masks; the analysis does not need them.
             src.pre = replace(src.pre, lexed=None)
             sources[path] = src
@@ -235,6 +238,7 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
                 out.linked[root] = linked
                 for p in linked or ():
                     if p not in sources:
+                        analysed.add(p)
                         parse(p)
                     index(p)
                 files = tuple(prepared.closures[root]) + tuple(linked or ())
