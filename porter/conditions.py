@@ -297,6 +297,6 @@ def dead_everywhere(branches: list[tuple[str, bytes]], index: int, given: Mappin
     return all(_taken(branches, v, given) not in (index, "?") for v in TARGET_VERSIONS)
 
 
-def taken_everywhere(branches: list[tuple[str, bytes]], index: int) -> bool:
-    """Whether every target Python compiles branch `index` of a group."""
-    return all(_taken(branches, v) == index for v in TARGET_VERSIONS)
+def taken_everywhere(branches: list[tuple[str, bytes]], index: int, given: Mapping[str, str] | None = None) -> bool:
+    """Whether every target Python compiles branch `index` of a group (with the macros `given`)."""
+    return all(_taken(branches, v, given) == index for v in TARGET_VERSIONS)

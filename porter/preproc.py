@@ -200,6 +200,10 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"(){}")
 
 def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | None) -> tuple[Conditional, ...]:
     defines = conditions.Defines(build_defines)
+    # The macros every target Python defines: the build's, and those a file defines outside
+    # any group or in branches every target takes (`#if PY_MAJOR_VERSION >= 3` `#define IS_PY3K`),
+    # so that `#ifdef IS_PY3K` ... `#else` is dead everywhere.
+    everywhere: dict[str, str] = dict(build_defines or {})
     stack: list[dict] = []
     done: list[Conditional] = []
     directives = lexed.directives
@@ -217,6 +221,7 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
         if word in ("define", "undef"):
             if all(frame["live"] for frame in stack):
                 defines.apply(word, rest)
+            _define_everywhere(everywhere, stack, word, rest)
             continue
         if word in ("if", "ifdef", "ifndef"):
             value = conditions.evaluate(word, rest, defines)
@@ -225,7 +230,7 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
             if guard:
                 value = True
             stack.append({"start": start, "branches": [], "live": value is not False,
-                          "taken": value is True, "guard": guard})
+                          "taken": value is True, "guard": guard, "given": dict(everywhere)})
             _open_branch(stack[-1], word, span, rest, value)
             continue
         if not stack:
@@ -249,15 +254,35 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
         raw = frame["branches"]
         branches = []
         tests = [(kind, cond) for kind, _, cond, _, _ in raw]
+        given = frame["given"]
         for i, (kind, dspan, cond, value, balanced) in enumerate(raw):
             body_end = raw[i + 1][1].start if i + 1 < len(raw) else start
             branches.append(Branch(kind, dspan, Span(dspan.end, body_end),
                                    cond.decode("utf-8", "replace").strip(), value, balanced,
-                                   value is False and conditions.dead_everywhere(tests, i, build_defines),
-                                   (i == 0 and frame["guard"]) or conditions.taken_everywhere(tests, i)))
+                                   value is False and conditions.dead_everywhere(tests, i, given),
+                                   (i == 0 and frame["guard"]) or conditions.taken_everywhere(tests, i, given)))
         done.append(Conditional(Span(frame["start"], end), tuple(branches), span))
     done.sort(key=lambda c: (c.span.start, -c.span.end))
     return tuple(done)
+
+
+def _define_everywhere(everywhere: dict[str, str], stack: list[dict], word: str, rest: bytes) -> None:
+    """Apply a #define or #undef to `everywhere` if every target Python reads it: each open group's
+    current branch is one every target takes (an include guard's counts)."""
+    for frame in stack:
+        kind, _, condition, _ = frame["current"]
+        tests = [(k, c) for k, _, c, _, _ in frame["branches"]] + [(kind, condition)]
+        if not ((len(tests) == 1 and frame["guard"])
+                or conditions.taken_everywhere(tests, len(tests) - 1, frame["given"])):
+            return
+    m = re.match(rb"([A-Za-z_]\w*)(\(?)\s*(.*)", rest, re.DOTALL)
+    if m is None:
+        return
+    name = m.group(1).decode()
+    if word == "undef":
+        everywhere.pop(name, None)
+    elif not m.group(2):  # a function-like macro is no condition's value
+        everywhere[name] = m.group(3).decode("utf-8", "replace").strip()
 
 
 def _read_code(frame, code: bytes, start: int, end: int) -> None:

@@ -857,12 +857,15 @@ PyInit_m(void)
 
 
 def test_a_global_declared_under_a_macro_defined_below_the_state_block_stays_global():
-    """`#define USE_COUNT` after code that needs the state, then `#ifdef USE_COUNT static long
-    count;`: a field under that condition would read the macro before it is defined."""
+    """`#define USE_COUNT` (on some platforms) after code that needs the state, then `#ifdef
+    USE_COUNT static long count;`: a field under that condition would read the macro before it
+    is defined."""
     c = """#include <Python.h>
 static PyObject *error;
 static PyObject *fail(PyObject *m, PyObject *a) { PyErr_SetString(error, "no"); return NULL; }
+#ifdef __linux__
 #define USE_COUNT
+#endif
 #ifdef USE_COUNT
 static long count;
 #endif
@@ -894,3 +897,45 @@ PyInit_m(void)
     mp, text = port(c)
     assert "state->error" in text and "static long count;" in text and "state->count" not in text, text
     assert any(not it.done and "USE_COUNT" in it.message for it in mp.items), [it.message for it in mp.items]
+
+
+def test_a_macro_defined_under_a_version_test_every_target_takes_decides_later_groups():
+    """`#if PY_MAJOR_VERSION >= 3` `#define IS_PY3K`: every target defines it, so the `#else` of
+    `#ifdef IS_PY3K` (a Python 2 init that uses the type) is dead, not a build that keeps the
+    type static."""
+    c = """#include <Python.h>
+#if PY_MAJOR_VERSION >= 3
+#define IS_PY3K
+#endif
+typedef struct { PyObject_HEAD } CtxObject;
+static PyTypeObject CtxType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.Ctx", .tp_basicsize = sizeof(CtxObject), .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+};
+static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};
+#ifdef IS_PY3K
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    if (PyType_Ready(&CtxType) < 0 || PyModule_AddObjectRef(m, "Ctx", (PyObject *)&CtxType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
+#else
+PyMODINIT_FUNC initm(void)
+{
+    PyObject *m = Py_InitModule("m", methods);
+    PyType_Ready(&CtxType);
+    PyModule_AddObject(m, "Ctx", (PyObject *)&CtxType);
+}
+#endif
+"""
+    mp, text = port(c)
+    assert "state->CtxType" in text and "static PyTypeObject CtxType" not in text, text
+    assert all(it.done for it in mp.items if "CtxType" in it.message), [it.message for it in mp.items]
