@@ -64,13 +64,18 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 DefineOption = Annotated[Optional[list[str]], typer.Option(
     "--define", "-D", metavar="NAME[=VALUE]",
     help="A macro the build defines that its build files do not say (repeatable).")]
+CPythonTreeOption = Annotated[Optional[Path], typer.Option(
+    "--cpython-tree", metavar="DIR",
+    help="Port as modules of the CPython source tree at DIR: its version, naming and headers "
+         "(default: the tree the sources sit in, if any).")]
 IncludeOption = Annotated[Optional[list[Path]], typer.Option(
     "--include-dir", "-I", metavar="DIR",
     help="A folder the build searches for headers that its build files do not say (repeatable).")]
 
 
 def _read_inputs(paths: list[Path], follow_includes: bool = True, defines: list[str] | None = None,
-                 include_dirs: list[Path] | None = None):
+                 include_dirs: list[Path] | None = None,
+                 cpython_tree: Path | None = None):
     from porter.inputs import collect_inputs, display_path
 
     inputs = collect_inputs([str(p) for p in paths], follow_includes=follow_includes)
@@ -86,6 +91,14 @@ def _read_inputs(paths: list[Path], follow_includes: bool = True, defines: list[
         if not folder.is_dir():
             raise fail(f"-I {folder}: no such folder")
         inputs.given_include_dirs.append(display_path(folder, Path.cwd()))
+    if cpython_tree is not None:
+        from porter.cpython import cpython_tree as tree_at
+
+        tree = tree_at(cpython_tree) if cpython_tree.is_dir() else None
+        if tree is None or tree.root != cpython_tree.resolve():
+            raise fail(f"--cpython-tree {cpython_tree}: not a CPython source tree "
+                       "(no Include/patchlevel.h and Tools/clinic/clinic.py there)")
+        inputs.cpython_version, inputs.cpython_root = tree.version, str(tree.root)
     return inputs
 
 
@@ -134,6 +147,7 @@ def scan(
     as_json: Annotated[bool, typer.Option("--json", help="Every fact as JSON (schema porter-scan/1).")] = False,
     define: DefineOption = None,
     include_dir: IncludeOption = None,
+    cpython_tree: CPythonTreeOption = None,
     jobs: JobsOption = None,
 ) -> None:
     """Find single-phase modules, their static types, globals and blockers."""
@@ -141,7 +155,7 @@ def scan(
     from porter.pipeline import few_collections
     from porter.report import scan_rows
 
-    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
+    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir, cpython_tree=cpython_tree)
     # The table lists the sources outside every module; the JSON, every file.
     analysis = _scan(inputs, "all" if as_json else "c", jobs)
     if as_json:
@@ -181,6 +195,7 @@ def port(
     smoke: Annotated[Optional[Path], typer.Option(help="With --verify: a smoke script run after each import.")] = None,
     define: DefineOption = None,
     include_dir: IncludeOption = None,
+    cpython_tree: CPythonTreeOption = None,
     jobs: JobsOption = None,
 ) -> None:
     """Port single-phase modules to multi-phase init with module state: a unified diff."""
@@ -197,7 +212,7 @@ def port(
         report_target = writable_target(report, "--report", force) if report is not None else None
     except WriteRefused as e:
         raise fail(str(e)) from None
-    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
+    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir, cpython_tree=cpython_tree)
     sources = {os.path.realpath(f.path) for f in inputs.files}
     for target in (out_target, report_target):
         if target is not None and os.path.realpath(target) in sources:
@@ -286,6 +301,7 @@ def report(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
     define: DefineOption = None,
     include_dir: IncludeOption = None,
+    cpython_tree: CPythonTreeOption = None,
 ) -> None:
     """Every extension module of a tree: where it stands, and what a port would do."""
     from porter.report import tree_markdown, tree_rows
@@ -296,7 +312,7 @@ def report(
         target = writable_target(output, "--output", force) if output is not None else None
     except WriteRefused as e:
         raise fail(str(e)) from None
-    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
+    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir, cpython_tree=cpython_tree)
     analysis = _scan(inputs)
     rows = tree_rows(analysis, plan_ports(analysis))
     summary = tree_summary(rows)
@@ -330,13 +346,14 @@ def check(
         "--config", help="The pyproject.toml with the [tool.porter] allow-list (default: the project's).")] = None,
     define: DefineOption = None,
     include_dir: IncludeOption = None,
+    cpython_tree: CPythonTreeOption = None,
 ) -> None:
     """CI and pre-commit: 0 when every module is isolated or allow-listed, 1 with findings, 2 on error."""
     from porter.check import AllowListError, read_allow_list
     from porter.check import check as find
     from porter.inputs import project_root
 
-    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir)
+    inputs = _read_inputs(paths, defines=define, include_dirs=include_dir, cpython_tree=cpython_tree)
     pyproject = config or (project_root(paths[0]) / "pyproject.toml")
     allowed = []
     if pyproject.is_file():

@@ -148,7 +148,7 @@ def check_module(module: ExtensionModule, original: dict[str, bytes], new_text: 
     if not units:
         return CompileCheck((), toolchains[0], "not compiled: no translation unit of its own changed (a header only)")
     cwd = cwd or Path.cwd()
-    tree = cpython_tree((cwd / module.files[0]).resolve()) if module.files else None
+    tree = cpython_tree(Path(module.cpython_root)) if module.cpython_root else None
     if tree is not None:
         # A module of CPython itself compiles against that tree's headers, as part of the core.
         if not tree.built:

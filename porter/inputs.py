@@ -41,12 +41,14 @@ class Inputs:
     given_defines: list[tuple[str, str]] = field(default_factory=list)
     given_include_dirs: list[str] = field(default_factory=list)
     cpython_version: tuple[int, int] | None = None  # the sources sit in CPython's own tree of this version
+    cpython_root: str | None = None  # ... at this root
 
     def companions(self) -> Companions:
         return Companions(tuple((f.path, f.data) for f in self.python_files),
                           tuple((f.path, f.data) for f in self.outside_files),
                           tuple((f.path, f.data) for f in self.build_files),
-                          tuple(self.given_defines), tuple(self.given_include_dirs), self.cpython_version)
+                          tuple(self.given_defines), tuple(self.given_include_dirs), self.cpython_version,
+                          self.cpython_root)
 
 
 def display_path(path: Path, cwd: Path) -> str:
@@ -100,7 +102,8 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
     from porter.cpython import cpython_tree
 
     trees = [t for t in (cpython_tree(p.resolve()) for p in existing) if t is not None]
-    inputs.cpython_version = trees[0].version if trees else None
+    if trees:
+        inputs.cpython_version, inputs.cpython_root = trees[0].version, str(trees[0].root)
     return inputs
 
 

@@ -639,8 +639,10 @@ class ExtensionModule:
     # `getattr(x, '__module__', ...)` outside tests: code that may meet a type's __module__.
     python_module_reads: tuple[PythonAttributeRead, ...] = ()
     build: BuildConfig | None = None  # what the package's build files say
-    # A module of CPython itself: that tree's (major, minor), the one version its port targets.
+    # A module of CPython itself: that tree's (major, minor), the one version its port targets,
+    # and the tree's root (its headers, Makefile and clinic).
     cpython_version: tuple[int, int] | None = None
+    cpython_root: str | None = None
     # The rows of the definition's m_slots table: (slot, value), for a multi-phase module.
     module_slots: tuple[tuple[str, str], ...] = ()
     type_definitions: tuple[TypeDefinition, ...] = ()
@@ -901,8 +903,9 @@ class Companions:
     build_files: tuple[tuple[str, bytes], ...] = ()
     given_defines: tuple[tuple[str, str], ...] = ()  # -D on porter's command line
     given_include_dirs: tuple[str, ...] = ()  # -I on porter's command line
-    # The sources sit in CPython's own tree (Modules/): its (major, minor) version.
+    # The sources sit in CPython's own tree (Modules/): its (major, minor) version and root.
     cpython_version: tuple[int, int] | None = None
+    cpython_root: str | None = None
 
 
 NO_COMPANIONS = Companions()

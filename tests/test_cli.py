@@ -394,3 +394,22 @@ def test_a_cpython_trees_makefile_gives_the_compile_check_a_modules_flags(tmp_pa
     assert tree.module_flags("_tkinter") == (("/usr/include/tcl8.6",), ("WITH_APPINIT=1",))
     assert tree.module_flags("_decimal") == ((f"{tmp_path}/Modules/_decimal/libmpdec",), ("CONFIG_64=1",))
     assert tree.module_flags("_curses") == ((), ())
+
+
+def test_cpython_tree_selects_cpython_mode_for_sources_outside_it(tmp_path):
+    """`--cpython-tree DIR`: a module copied out of the tree is ported as that tree's (its one
+    version: no version guards), as it is when it sits in the tree."""
+    tree = ROOT / "fixtures" / "cpython-tree-version"
+    source = tmp_path / "_lexermodule.c"
+    source.write_bytes((tree / "Modules" / "_lexermodule.c").read_bytes())
+    third_party = run("port", "--no-compile", source)
+    in_tree = run("port", "--no-compile", "--cpython-tree", tree, source)
+    assert third_party.returncode == 0 and in_tree.returncode == 0, (third_party.stderr, in_tree.stderr)
+    assert "PY_VERSION_HEX" in third_party.stdout
+    assert "PY_VERSION_HEX" not in in_tree.stdout and "Py_mod_exec" in in_tree.stdout
+
+
+def test_cpython_tree_that_is_not_one_is_a_one_line_error(tmp_path):
+    done = run("port", "--cpython-tree", tmp_path, ROOT / "fixtures" / "globals-counter")
+    assert done.returncode == 2 and "not a CPython source tree" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

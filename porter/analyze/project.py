@@ -146,6 +146,7 @@ class ModuleContext:
     shared: set[str]
     outside_names: _OutsideNames
     cpython_version: tuple[int, int] | None = None
+    cpython_root: str | None = None
 
     @classmethod
     def of(cls, companions: Companions, build: BuildConfig | None) -> ModuleContext:
@@ -164,13 +165,14 @@ class ModuleContext:
                 "0x030C0000 would let the slot be written plainly"))
         return cls(tuple(collect_dict_reads(python_files)), tuple(collect_getattr_reads(python_files, "__module__")),
                    build, limited, _included_by(outside_files), _OutsideNames(outside_files),
-                   companions.cpython_version)
+                   companions.cpython_version, companions.cpython_root)
 
     def finish(self, module: ExtensionModule) -> ExtensionModule:
         shared = self.shared
         return dataclasses.replace(
             module, python_dict_reads=self.dict_reads, build=self.build.with_given(module.init.implied_defines, ()),
-            cpython_version=self.cpython_version, public_headers=_public_headers(module, self.build),
+            cpython_version=self.cpython_version, cpython_root=self.cpython_root,
+            public_headers=_public_headers(module, self.build),
             python_module_reads=self.module_reads,
             outside_uses=_outside_uses(module, self.outside_names),
             macros_fully_seen=frozenset(
