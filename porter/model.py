@@ -261,6 +261,7 @@ class Use:
     macro: str | None = None  # the macro whose body names it, for UseAccess.MACRO
     shape: UseShape = UseShape.PLAIN
     shape_span: Span | None = None  # the expression `&x` or `x.` that a rewrite replaces
+    member: str | None = None  # for UseShape.MEMBER: the field, `tp_dict` in `x.tp_dict`
     unparsed: bool = False  # inside an ERROR span: never edited
     in_assert: bool = False  # inside assert(...): compiled only without NDEBUG
     # An argument of a call (through &, casts and parens): the callee as written, and the call.

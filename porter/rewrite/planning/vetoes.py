@@ -154,9 +154,22 @@ def interpreter_keyed(g: Global, module: ExtensionModule, convertible) -> Reason
     return None
 
 
+def first_load_namespace(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    """`if (first != NULL) return PyDict_Update(dict, first);` in a module slot: the names the
+    first load made, which each later load takes (porter's own exec-once): process-global by
+    what it is for."""
+    if not g.uses or any(u.function is None for u in g.uses):
+        return None
+    slots = all((f := module.function(u.function)) is not None and f.has_role(RoleKind.MODULE_SLOT) for u in g.uses)
+    if slots and any(u.access is UseAccess.READ and u.call in ("PyDict_Update", "PyDict_Merge") for u in g.uses):
+        return Reason("first-load-namespace", "the module's exec keeps the names the first load made in it, for "
+                                              "each later load in the process to take")
+    return None
+
+
 # Static types are judged by type_not_convertible alone; their uses by the round rules.
-GLOBAL_VETOES = (interpreter_keyed, used_in_generated_code, used_at_file_scope, used_in_static_initializer,
-                 shadowed_in_a_macro, object_with_static_initializer,
+GLOBAL_VETOES = (interpreter_keyed, first_load_namespace, used_in_generated_code, used_at_file_scope,
+                 used_in_static_initializer, shadowed_in_a_macro, object_with_static_initializer,
                  statically_allocated_object,
                  used_in_unread_branch, public_declaration, external_linkage, array_with_initializer,
                  declared_differently_per_build)
