@@ -179,6 +179,9 @@ _KEPT = [
     _code("pasted-with-kept-names", CodeKind.KEPT,
           "a global a macro builds with ## together with names that stay global."),
     _code("base-stays-static", CodeKind.KEPT, "a type whose module-local base stays a static type."),
+    _code("metatype-of-static-type", CodeKind.KEPT, "the metatype of a type that stays static.",
+          "init sets it as that type's metatype (Py_SET_TYPE), which takes no reference: a heap metatype "
+          "would be freed while the static type still points to it."),
     _code("public-declaration", CodeKind.KEPT, "declared in a header the package installs: public API.",
           "Other extensions or packages may use the global or static type directly; porter does not change "
           "what an installed header declares.",
@@ -306,6 +309,7 @@ _TODO = {
     "macro-outside-functions": "move the macro's use into a function, or expand it by hand.",
     "pasted-with-kept-names": "move the other names the macro builds too, or stop building them with ##.",
     "base-stays-static": "convert the base type first.",
+    "metatype-of-static-type": "convert the types it is the metatype of first (PyType_FromMetaclass, 3.12+).",
 }
 
 

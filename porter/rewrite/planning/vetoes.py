@@ -257,6 +257,16 @@ def base_stays_static(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
             yield (None, t.name), Reason("base-stays-static", f"its base {base} stays a static type")
 
 
+def metatype_of_static_type(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    """`Py_SET_TYPE(&T, &Meta)` on a type that stays static: T holds no reference to its
+    metatype, so a heap Meta would be freed under it (and its instances' GC would count T)."""
+    body = r.module.init_body
+    for target, meta in body.runtime_metatypes if body is not None else ():
+        if (None, meta) in r.movable and (None, target) not in r.movable:
+            yield (None, meta), Reason("metatype-of-static-type", f"it is the metatype of {target}, which stays "
+                                                                  "static and holds no reference to it")
+
+
 def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
     """Only another converted type's initialiser may name a moved global: that goes too."""
     for k, g in r.movable.items():
@@ -270,7 +280,7 @@ def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
 
 
 ROUND_VETOES = (unreachable_function, named_by_public_macro, macro_used_outside_functions, pasted_with_kept_names,
-                base_stays_static, named_by_static_initializer)
+                base_stays_static, metatype_of_static_type, named_by_static_initializer)
 
 
 # --------------------------------------------------------------------------- shared readings
