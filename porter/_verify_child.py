@@ -121,6 +121,41 @@ def load_fresh(module, path):
     spec = importlib.util.spec_from_file_location(module, path)
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
+    return loaded
+
+
+def static_type_dicts(module):
+    """{(attribute, key): value} of the dicts of the static types the module's namespace holds:
+    objects that stay process-global, which no later load may change."""
+    import builtins
+
+    shared = {id(v) for v in vars(builtins).values()}
+    found = {}
+    for name, value in sorted(vars(sys.modules[module]).items()):
+        if isinstance(value, type) and not value.__flags__ & HEAPTYPE and id(value) not in shared:
+            for key, item in value.__dict__.items():
+                found[(name, key)] = item
+    return found
+
+
+def check_second_load(module, path, smoke):
+    """A second load of the module (what a re-import or importlib does) must work as the first
+    did, and must leave what stays process-global as the first load left it: single-phase init
+    ran once per process, and exec runs on every load."""
+    first = sys.modules[module]
+    before = static_type_dicts(module)
+    second = load_fresh(module, path)
+    sys.modules[module] = second
+    try:
+        check_script(smoke, "smoke.py")
+    finally:
+        sys.modules[module] = first
+    after = static_type_dicts(module)
+    replaced = sorted(f"{name}.{key}" for (name, key), value in before.items()
+                      if (name, key) in after and after[(name, key)] is not value)
+    if replaced:
+        raise CheckFailed(f"the second load replaced what static types hold: {', '.join(replaced)}")
+    return f"smoke passed on a second load; {len(before)} static type attributes kept"
 
 
 def check_leak(module, path, cycles):
@@ -198,6 +233,7 @@ CHECKS = {
     "surface": check_surface,
     "script": check_script,
     "heap-types": check_heap_types,
+    "second-load": check_second_load,
     "leak": check_leak,
 }
 
@@ -351,6 +387,12 @@ class Driver:
         if self.isolation is not None:
             self.channel.step("isolation", *summarise(self.isolation_parts))
         self.channel.step("heap-types", *summarise(self.heap_parts))
+        if main_imported:
+            second = self.check("second-load", "main", run_check, "second-load", self.module, self.extension,
+                                self.smoke)
+        else:
+            second = (False, SKIPPED_IMPORT)
+        self.channel.step("second-load", *second)
         if main_imported:
             leak = self.check("leak", "main", run_check, "leak", self.module, self.extension, self.leak_cycles)
         else:

@@ -171,10 +171,17 @@ _KEPT = [
           "a value kept with the interpreter it belongs to, read only where that interpreter is checked.",
           "porter's own lookup of the module the last exec made is one: a function that cannot reach module "
           "state reads it only in the interpreter that set it."),
+    _code("first-load-namespace", CodeKind.KEPT,
+          "the names the module's first load made, kept for each later load in the process to take.",
+          "porter's own exec-once keeps it, where exec fills static types that stay process-global: exec "
+          "runs once per process, as the init function did."),
     _code("macro-outside-functions", CodeKind.KEPT, "a global reached through a macro that is used outside functions."),
     _code("pasted-with-kept-names", CodeKind.KEPT,
           "a global a macro builds with ## together with names that stay global."),
     _code("base-stays-static", CodeKind.KEPT, "a type whose module-local base stays a static type."),
+    _code("metatype-of-static-type", CodeKind.KEPT, "the metatype of a type that stays static.",
+          "init sets it as that type's metatype (Py_SET_TYPE), which takes no reference: a heap metatype "
+          "would be freed while the static type still points to it."),
     _code("public-declaration", CodeKind.KEPT, "declared in a header the package installs: public API.",
           "Other extensions or packages may use the global or static type directly; porter does not change "
           "what an installed header declares.",
@@ -297,9 +304,12 @@ _TODO = {
     "unreachable-function": "give that function a way to the module: pass `state` (or the module) to it from "
                             "its callers, or keep the state in the object it receives.",
     "interpreter-keyed": "give the functions that read it a way to their own module, then remove it.",
+    "first-load-namespace": "convert the static types exec fills into heap types, then remove it and the "
+                            "exec-once function.",
     "macro-outside-functions": "move the macro's use into a function, or expand it by hand.",
     "pasted-with-kept-names": "move the other names the macro builds too, or stop building them with ##.",
     "base-stays-static": "convert the base type first.",
+    "metatype-of-static-type": "convert the types it is the metatype of first (PyType_FromMetaclass, 3.12+).",
 }
 
 

@@ -261,6 +261,7 @@ class Use:
     macro: str | None = None  # the macro whose body names it, for UseAccess.MACRO
     shape: UseShape = UseShape.PLAIN
     shape_span: Span | None = None  # the expression `&x` or `x.` that a rewrite replaces
+    member: str | None = None  # for UseShape.MEMBER: the field, `tp_dict` in `x.tp_dict`
     unparsed: bool = False  # inside an ERROR span: never edited
     in_assert: bool = False  # inside assert(...): compiled only without NDEBUG
     # An argument of a call (through &, casts and parens): the callee as written, and the call.
@@ -1009,6 +1010,9 @@ class InitBody:
     # The module variable also serves as a temporary before the module is created
     # (`module = PyImport_ImportModule(...)`): it must stay a variable that owns a reference.
     module_var_reused: bool = False
+    # (type, metatype) for each `Py_SET_TYPE(&T, &Meta)` while the module initialises, also
+    # inside a project macro (_ctypes' MOD_ADD_TYPE): T's metatype, set at run time.
+    runtime_metatypes: tuple[tuple[str, str], ...] = ()
     # The module object is kept in a file-scope global (`mod = PyModule_Create(...)`): other
     # functions read it as their module (see analyze.find_module.module_global_uses).
     module_var_global: bool = False

@@ -259,7 +259,7 @@ def _included_by_another(source: Path, sources: Sequence[Path]) -> bool:
 
 
 def _child_steps(isolation: bool) -> tuple[str, ...]:
-    return CHILD_STEPS + (("isolation",) if isolation else ()) + ("heap-types", "leak")
+    return CHILD_STEPS + (("isolation",) if isolation else ()) + ("heap-types", "second-load", "leak")
 
 
 # glibc's own words about heap corruption say more than faulthandler's "Aborted".

@@ -207,8 +207,10 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> 
                 continue
             shape, shape_span = _shape(ident)
             call = _argument_of(ident)
+            member = ident.parent.child_by_field_name("field") if shape is UseShape.MEMBER else None
             uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident, "[" in g.type_text),
                             shape=shape, shape_span=shape_span,
+                            member=member.text.decode() if member is not None else None,
                             unparsed=index.src.in_error(ctree.span(ident)),
                             in_assert=ctree.in_assert(ident),
                             call=call.child_by_field_name("function").text.decode() if call else None,

@@ -48,6 +48,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
     null_checks = _null_checks(src, body, module_var, create_nodes)
     returns = _returns(src, body, module_var, macros, problems)
     decrefs, add_module, add_objects, readies, assigns = [], [], [], [], []
+    metatypes: list[tuple[str, str]] = []
     for node in descendants(body, ("call_expression",)):
         callee = ctree.call_name(node)
         args = ctree.call_args(node)
@@ -74,6 +75,8 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         if scope is None:
             continue
         for node in descendants(scope, ("assignment_expression", "call_expression")):
+            if node.type == "call_expression":
+                metatypes.extend(_metatypes_set(where, node, macros))
             if node.type == "assignment_expression":
                 left = node.child_by_field_name("left")
                 if left is not None and left.type == "field_expression" and left.children[1].type == ".":
@@ -123,7 +126,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         module_var_global=module_var_global,
         type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
         lone_bodies=_lone_bodies(body, droppable), header_split=header_split,
-        macro_module_releases=releases,
+        macro_module_releases=releases, runtime_metatypes=tuple(dict.fromkeys(metatypes)),
         statement_count=sum(1 for c in body.named_children if c.type != "comment"),
     )
 
@@ -419,6 +422,36 @@ def _create_sites(index, init: InitFunction, body: Node, problems: list[str], ma
         statements.append(ctree.statement_span(src, stmt))
         nodes.append(stmt)
     return statements, module_var, kind, nodes
+
+
+# `Py_SET_TYPE(obj, type)` in C, or in the text of a macro's expansion.
+_SET_TYPE = re.compile(r"\bPy_SET_TYPE\s*\(\s*([^,()]+(?:\([^()]*\))?[^,()]*?)\s*,\s*([^,()]+?)\s*\)")
+
+
+def _metatypes_set(where: FileIndex, call: Node, macros: MacroTable) -> list[tuple[str, str]]:
+    """(type, metatype) for `Py_SET_TYPE(&T, &Meta)`, or for a project macro whose expansion
+    does it, through a local the expansion declares (`PyTypeObject *type = (&T); Py_SET_TYPE(type,
+    &Meta);`)."""
+    name = ctree.call_name(call) or ""
+    if name == "Py_SET_TYPE":
+        args = ctree.call_args(call)
+        pairs = [(where.src.text_of(args[0]), where.src.text_of(args[1]))] if len(args) == 2 else []
+        text = ""
+    elif name in macros:
+        text = expand_use(where, call, macros) or ""
+        pairs = _SET_TYPE.findall(text)
+    else:
+        return []
+    found = []
+    for obj, meta in pairs:
+        obj = obj.strip()
+        local = re.search(rf"\*\s*{re.escape(obj)}\s*=\s*(.+?);", text) if re.fullmatch(r"\w+", obj) else None
+        if local is not None:
+            obj = local.group(1)
+        t, m = referenced_name(obj.strip()), referenced_name(meta.strip())
+        if t and m:
+            found.append((t, m))
+    return found
 
 
 def _macro_argument(call: Node, macros: MacroTable) -> Node | None:

@@ -71,6 +71,10 @@ class Names:
     last_module: str = ""
     last_module_interp: str = ""
     find_last_module: str = ""
+    # When exec fills static types that stay process-global (Plan.exec_once): the slot's exec,
+    # which runs the module's own exec once, and the namespace that first run made.
+    exec_once: str = ""
+    first_namespace: str = ""
 
     def saved_callback_state(self, n: int) -> str:
         """The local that keeps the previous thread-local value around the n-th publishing call."""

@@ -64,6 +64,9 @@ class Plan:
     # Module parameters not declared PyObject * (m_free's `void *module`, a method declared with
     # `PyTypeObject *` and cast in its table): they need a cast to PyObject *.
     untyped_module_params: frozenset[str]
+    # Static types that stay static and whose dict exec fills (`T.tp_dict`): exec then runs once
+    # per process, and later loads take the first load's namespace.
+    exec_once: tuple[str, ...] = ()
     failure: Reason | None = None  # planning found that the module cannot be ported
 
     def field(self, key: GlobalKey) -> StateField:
@@ -199,6 +202,12 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
                     failure = failure or block
                 else:
                     callback_block = block
+    exec_once = filled_static_types(module, moved_types)
+    if exec_once and module.init_style is not InitStyle.MULTI_PHASE:
+        names = replace(names, exec_once=allocator.fresh(f"{names.base}_exec_once"),
+                        first_namespace=allocator.fresh(f"{names.base}_first_namespace"))
+    else:
+        exec_once = ()
     init_function = module.exec_function
     spec_types = tuple(s for s in module.spec_types
                        if (None, s.global_name) in decisions.movable and s.function == init_function
@@ -206,14 +215,26 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
     return Plan(
         module=module, layouts=layouts, unsafe=unsafe, decisions=decisions, names=names, fields=fields,
         types=types, spec_types=spec_types, placement=placement, hoisted_types=(), callback_block=callback_block,
-        posture=choose_posture(module, decisions), limited_api=limited, needs_by_type=needs_by_type,
+        posture=choose_posture(module, decisions, exec_once), limited_api=limited, needs_by_type=needs_by_type,
         needs_by_operands=AccessKind.BINARY in by_kind, needs_callback_state=needs_callback_state,
         untyped_module_params=frozenset(
             f.params[0].name for f in module.functions
             if f.params and f.params[0].name and f.has_role(RoleKind.MODULE_SLOT, RoleKind.MODULE_METHOD)
             and _declared_otherwise(f.params[0].type_text)),
-        failure=failure,
+        exec_once=exec_once, failure=failure,
     )
+
+
+def filled_static_types(module: ExtensionModule, moved_types: set[str]) -> tuple[str, ...]:
+    """The static types that stay static and whose dict the init phase reads (`T.tp_dict`, to
+    set `utc` or `__module__` in it): objects that stay process-global and that init fills."""
+    body = module.init_body
+    if body is None:
+        return ()
+    phase = init_phase(list(module.functions), {body.function})
+    return tuple(sorted({g.name for g in module.globals if g.kind is GlobalKind.STATIC_TYPE and g.function is None
+                         and g.name not in moved_types
+                         and any(u.member == "tp_dict" and u.function in phase for u in g.uses)}))
 
 
 def _declared_otherwise(type_text: str) -> bool:

@@ -22,7 +22,7 @@ class Posture:
     condition: str | None  # the weaker claim holds only when this is true (None: always)
 
 
-def choose_posture(module: ExtensionModule, decisions: Decisions) -> Posture:
+def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tuple[str, ...] = ()) -> Posture:
     """The strongest claim that is true, the reasons it is not stronger, and the build condition
     the weaker claim depends on (None: it holds in every build).
 
@@ -58,7 +58,10 @@ def choose_posture(module: ExtensionModule, decisions: Decisions) -> Posture:
                      if re.search(r"\bstatic\b[^;]*=\s*\{\s*Py(Var)?Object_HEAD_INIT", m.body_text)}
     for name in sorted(static_macros & {u.name for u in module.macro_uses}):
         reasons.append(f"macro {name} defines a statically allocated Python object where it is used")
-    process_global = bool(decisions.last_module or decisions.last_module_macros) or any(
+    if exec_once:
+        reasons.append(f"exec fills the dicts of static types that stay process-global ({', '.join(exec_once)}): "
+                       "it runs once per process, and every later load shares the objects the first load made")
+    process_global = bool(exec_once) or bool(decisions.last_module or decisions.last_module_macros) or any(
         f.code == "process-global" for f in module.findings) or bool(
         static_macros & {u.name for u in module.macro_uses})
     if not reasons:

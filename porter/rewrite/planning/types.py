@@ -58,6 +58,12 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
     if t.metatype and t.metatype.replace(" ", "") not in ("&PyType_Type",) and not _deferred(t.metatype, module):
         return Reason("type-metaclass", f"its metatype is {t.metatype}: a heap type with a custom metaclass "
                                         "needs PyType_FromMetaclass (3.12+), and ports must build on 3.11")
+    set_at_run_time = next((meta for target, meta in (body.runtime_metatypes if body is not None else ())
+                            if target == t.name and meta != "PyType_Type"), None)
+    if set_at_run_time is not None:
+        return Reason("type-metaclass", f"init sets its metatype to {set_at_run_time} (Py_SET_TYPE): a heap type "
+                                        "with a custom metaclass needs PyType_FromMetaclass (3.12+), and ports "
+                                        "must build on 3.11")
     for name in capi.MUST_BE_EMPTY + capi.NOT_A_SLOT:
         s = t.slot(name)
         if s is not None and not is_null(s.text):

@@ -163,9 +163,22 @@ def interpreter_keyed(g: Global, module: ExtensionModule, convertible) -> Reason
     return None
 
 
+def first_load_namespace(g: Global, module: ExtensionModule, convertible) -> Reason | None:
+    """`if (first != NULL) return PyDict_Update(dict, first);` in a module slot: the names the
+    first load made, which each later load takes (porter's own exec-once): process-global by
+    what it is for."""
+    if not g.uses or any(u.function is None for u in g.uses):
+        return None
+    slots = all((f := module.function(u.function)) is not None and f.has_role(RoleKind.MODULE_SLOT) for u in g.uses)
+    if slots and any(u.access is UseAccess.READ and u.call in ("PyDict_Update", "PyDict_Merge") for u in g.uses):
+        return Reason("first-load-namespace", "the module's exec keeps the names the first load made in it, for "
+                                              "each later load in the process to take")
+    return None
+
+
 # Static types are judged by type_not_convertible alone; their uses by the round rules.
-GLOBAL_VETOES = (interpreter_keyed, used_in_generated_code, used_at_file_scope, used_in_static_initializer,
-                 shadowed_in_a_macro, object_with_static_initializer,
+GLOBAL_VETOES = (interpreter_keyed, first_load_namespace, used_in_generated_code, used_at_file_scope,
+                 used_in_static_initializer, shadowed_in_a_macro, object_with_static_initializer,
                  statically_allocated_object,
                  used_in_unread_branch, public_declaration, external_linkage, array_with_initializer,
                  declared_differently_per_build)
@@ -253,6 +266,16 @@ def base_stays_static(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
             yield (None, t.name), Reason("base-stays-static", f"its base {base} stays a static type")
 
 
+def metatype_of_static_type(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    """`Py_SET_TYPE(&T, &Meta)` on a type that stays static: T holds no reference to its
+    metatype, so a heap Meta would be freed under it (and its instances' GC would count T)."""
+    body = r.module.init_body
+    for target, meta in body.runtime_metatypes if body is not None else ():
+        if (None, meta) in r.movable and (None, target) not in r.movable:
+            yield (None, meta), Reason("metatype-of-static-type", f"it is the metatype of {target}, which stays "
+                                                                  "static and holds no reference to it")
+
+
 def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
     """Only another converted type's initialiser may name a moved global: that goes too."""
     for k, g in r.movable.items():
@@ -266,7 +289,7 @@ def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
 
 
 ROUND_VETOES = (unreachable_function, named_by_public_macro, macro_used_outside_functions, pasted_with_kept_names,
-                base_stays_static, named_by_static_initializer)
+                base_stays_static, metatype_of_static_type, named_by_static_initializer)
 
 
 # --------------------------------------------------------------------------- shared readings

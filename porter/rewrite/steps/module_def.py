@@ -7,8 +7,15 @@ the slots that tree's version has) and the definition itself with designated
 fields and `m_size = sizeof(<mod>_state)`. The old definition goes (a definition written through
 a project macro such as MOD_DEF too). `PyInit_<mod>` becomes `return PyModuleDef_Init(&def);`.
 
+When exec fills the dict of a static type that stays static (`T.tp_dict`: _datetime's
+`timezone.utc`, _decimal's `__module__`), the slot's exec is `<mod>_exec_once`: it runs exec the
+first time, keeps a copy of the namespace that made, and gives each later load those names.
+
 Why: `PyModuleDef_Init` is what makes an extension multi-phase; the slot table is where it
-says it supports isolated subinterpreters.
+says it supports isolated subinterpreters. Single-phase init ran once per process and a
+re-import copied the first module's dict; exec runs on every load, and running it again would
+replace what the static type holds (`timezone.utc` stops being the object the C code returns)
+and remake what init keeps in process-global tables (_decimal's signal exceptions).
 
 Fix safety: safe. The multiple-interpreters slot claims per-interpreter GIL support only when
 nothing mutable stays process-global (see the report's posture line).
@@ -79,6 +86,7 @@ class ModuleDefinition:
                 state_type=names.state_type, state_var=names.state_var,
                 get_state=names.get_state, traverse=names.traverse, clear=names.clear,
                 free=names.free, slots=names.slots, exec=None if noop else names.exec, posture=plan.posture.value,
+                exec_once=names.exec_once, first_namespace=names.first_namespace, filled=plan.exec_once,
                 posture_condition=plan.posture.condition,
                 multiple_interpreters_guard=plan.guard("Py_mod_multiple_interpreters"),
                 runtime_slots=_runtime_slots(plan),
@@ -103,6 +111,13 @@ class ModuleDefinition:
         named = "".join(f"; named as the build compiles this file ({macro} = {value}): a build that defines "
                         f"{macro} otherwise needs {module.init.name} renamed"
                         for macro, value in module.init.implied_defines)
+        if plan.exec_once and not noop:
+            out.done(body.file, body.header,
+                     f"{names.exec}() fills the dicts of static types that stay process-global "
+                     f"({', '.join(plan.exec_once)}): "
+                     f"the Py_mod_exec slot is {names.exec_once}(), which runs it once per process and gives each "
+                     "later load the names the first load made, as single-phase init's re-import did",
+                     key=("module",))
         out.done(body.file, body.header,
                  f"{module.init.name}() returns PyModuleDef_Init(&{names.def_name}); slots: {slots}{named}",
                  key=("module",))

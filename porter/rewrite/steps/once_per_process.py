@@ -32,7 +32,7 @@ class OncePerProcess:
         for key in sorted(plan.decisions.kept, key=key_order):
             g = plan.module.global_of(key)
             if not g.kind.is_object_kind or g.kind is GlobalKind.STATIC_TYPE or g.function is not None \
-                    or plan.decisions.kept[key].code == "interpreter-keyed":
+                    or plan.decisions.kept[key].code in ("interpreter-keyed", "first-load-namespace"):
                 continue
             writes = [u for u in g.uses if u.function in exec_phase and u.access is UseAccess.WRITE
                       and not u.null_guarded]
