@@ -169,7 +169,8 @@ def first_load_namespace(g: Global, module: ExtensionModule, convertible) -> Rea
     what it is for."""
     if not g.uses or any(u.function is None for u in g.uses):
         return None
-    slots = all((f := module.function(u.function)) is not None and f.has_role(RoleKind.MODULE_SLOT) for u in g.uses)
+    users = [module.function(u.function) for u in g.uses if u.function is not None]
+    slots = all(f is not None and f.has_role(RoleKind.MODULE_SLOT) for f in users)
     if slots and any(u.access is UseAccess.READ and u.call in ("PyDict_Update", "PyDict_Merge") for u in g.uses):
         return Reason("first-load-namespace", "the module's exec keeps the names the first load made in it, for "
                                               "each later load in the process to take")
