@@ -63,6 +63,8 @@ from porter.preproc import Preprocessed, preprocess
 
 # Below this many bytes to parse, worker processes cost more than they save.
 PARALLEL_BYTES = 1 << 20
+# A file the modules of several tasks include is parsed by each below this size.
+SHARED_PARSE_BYTES = 64 << 10
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
 
@@ -421,7 +423,9 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     # of every file, kept here and in every worker, costs more than lexing twice).
     for path, pre in prepared.pres.items():
         prepared.pres[path] = replace(pre, lexed=None)
-    groups = _connected(possible, closures, paths)
+    # A small header several modules include (posixmodule.h) is parsed once per module: one
+    # task per module is worth more than the parse it saves, on a machine with cores to spare.
+    groups = _connected(possible, closures, paths, lambda p: len(prepared.texts[p]) >= SHARED_PARSE_BYTES)
     in_groups = {p for _, files in groups for p in files}
     # 1. The files next to what may be a module that may link with it, for their link facts;
     #    and the files asked for only for their own facts.
@@ -472,10 +476,10 @@ def _module_files(root: str, linked: dict[str, list[str]]) -> list[str]:
     return files
 
 
-def _connected(starts: list[str], closures: Mapping[str, list[str]],
-               paths: list[str]) -> list[tuple[list[str], list[str]]]:
-    """Groups of `starts` whose closures share a file: each group's starts, and the files of
-    their closures, in input order."""
+def _connected(starts: list[str], closures: Mapping[str, list[str]], paths: list[str],
+               joins: Callable[[str], bool] = lambda _: True) -> list[tuple[list[str], list[str]]]:
+    """Groups of `starts` whose closures share a file that `joins` (a file worth parsing once):
+    each group's starts, and the files of their closures, in input order."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -484,9 +488,12 @@ def _connected(starts: list[str], closures: Mapping[str, list[str]],
             x = parent[x]
         return x
 
+    roots = set(starts)
     for start in starts:
+        find(start)
         for p in closures[start]:
-            parent[find(p)] = find(start)
+            if p in roots or joins(p):  # a module file another includes (a unity build) always joins
+                parent[find(p)] = find(start)
     heads: dict[str, list[str]] = {}
     members: dict[str, set[str]] = {}
     for start in starts:
