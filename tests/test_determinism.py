@@ -83,3 +83,16 @@ def test_scan_json_is_the_same_bytes_in_separate_processes(tmp_path):
                               capture_output=True, check=True)
         outputs.add(done.stdout)
     assert len(outputs) == 1
+
+
+def test_modules_that_share_only_a_small_header_are_read_in_tasks_of_their_own():
+    """Tasks are what runs in parallel: a small header several modules include does not join
+    them into one task (each parses it); a big one, or a module file another includes, does."""
+    from porter.analyze.schedule import _connected
+
+    closures = {"a.c": ["a.c", "small.h"], "b.c": ["b.c", "small.h"], "c.c": ["c.c", "big.h"],
+                "d.c": ["d.c", "big.h", "a.c"], "small.h": ["small.h"], "big.h": ["big.h"]}
+    paths = list(closures)
+    groups = _connected(["a.c", "b.c", "c.c", "d.c"], closures, paths, lambda p: p == "big.h")
+    assert sorted(sorted(roots) for roots, _ in groups) == [["a.c", "c.c", "d.c"], ["b.c"]]
+    assert dict((tuple(sorted(r)), f) for r, f in groups)[("b.c",)] == ["b.c", "small.h"]
