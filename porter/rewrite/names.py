@@ -75,6 +75,10 @@ class Names:
     # which runs the module's own exec once, and the namespace that first run made.
     exec_once: str = ""
     first_namespace: str = ""
+    # The module's own accessor when it has one (`static inline readlinestate *
+    # get_readline_state(PyObject *module)` over PyModule_GetState): its function, which the
+    # state block declares instead of defining a second one.
+    own_get_state: str = ""
 
     def saved_callback_state(self, n: int) -> str:
         """The local that keeps the previous thread-local value around the n-th publishing call."""

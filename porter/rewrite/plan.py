@@ -17,6 +17,7 @@ from porter.analyze.functions import init_phase
 from porter.analyze.initializers import is_null, sizeof_operand
 from porter.model import (
     ExtensionModule,
+    Function,
     GlobalKind,
     InitStyle,
     Location,
@@ -249,6 +250,17 @@ def _made_with_module(s: SpecType) -> bool:
     return at is not None and at < len(s.arg_texts) and not is_null(s.arg_texts[at])
 
 
+def _own_state_getter(module: ExtensionModule, state_type: str) -> Function | None:
+    """The module's own accessor of its existing state: a static function of one `PyObject *`
+    parameter that returns `state_type *` from PyModule_GetState (CPython's `get_<mod>_state`)."""
+    for f in module.functions:
+        if (f.is_static and len(f.params) == 1 and re.search(r"\bPyObject\s*\*", f.params[0].type_text)
+                and f.return_type.strip() == state_type
+                and {c.callee for c in f.calls} in ({"PyModule_GetState"}, {"PyModule_GetState", "assert"})):
+            return f
+    return None
+
+
 def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAllocator]:
     allocator = NameAllocator(module.names_in_use | {m.name for m in module.macros})
     base = module_prefix(module.name)
@@ -257,7 +269,8 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
     # `<mod>_state`, else `<mod>_module_state` (a taken `ctypes_state` makes no `ctypes_state2`).
     state_type = existing or allocator.first_free((f"{base}_state", f"{base}_module_state"), f"{base}_state")
     def_name = module.definition.name if module.definition else allocator.fresh(f"{base}module")
-    get_state = allocator.fresh(f"get_{base}_state")
+    own = _own_state_getter(module, existing) if existing else None
+    get_state = c_name(own.name) if own is not None else allocator.fresh(f"get_{base}_state")
     get_state_by_type = allocator.fresh(f"get_{base}_state_by_type")
     get_state_by_operands = allocator.fresh(f"get_{base}_state_by_operands")
     exec_name = allocator.fresh(f"{base}_exec")
@@ -281,6 +294,8 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
         module_descriptor=allocator.fresh(f"{base}_module_descriptor"),
         keep_module_descriptor=allocator.fresh(f"{base}_keep_module_descriptor"), impl=impl,
         runtime_slots=allocator.fresh(f"{base}_add_runtime_slots"))
+    if own is not None:
+        names = replace(names, own_get_state=own.name)
     if decisions.last_module or decisions.last_module_macros:
         names = replace(names, last_module=allocator.fresh(f"{base}_last_module"),
                         last_module_interp=allocator.fresh(f"{base}_last_module_interp"),

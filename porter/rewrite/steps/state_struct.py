@@ -23,6 +23,8 @@ header's other includers see only through Python.h.
 
 from __future__ import annotations
 
+import re
+
 from porter.model import GlobalKind, Span
 from porter.render import render
 from porter.rewrite import cbuild
@@ -119,6 +121,18 @@ def _declarator_deletions(declarators: tuple[Span, ...], doomed: dict[int, State
         i = j + 1
 
 
+def _prototype(plan: Plan, function: str) -> str:
+    """The declaration the state block needs of one of the module's functions: its definition's
+    header, on one line; "" when it is defined before the block already."""
+    f = plan.module.function(function) if function else None
+    if f is None:
+        return ""
+    placement = plan.placement
+    if placement is not None and f.file == placement.file and f.span.end <= placement.at:
+        return ""
+    return re.sub(r"\*\s+(?=\w)", "*", " ".join(plan.layout(f.file).text_of(f.header).split()))
+
+
 def _insert_block(out: Emitter, plan: Plan) -> None:
     names, placement = plan.names, plan.placement
     assert placement is not None
@@ -141,6 +155,7 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         state_tag=names.state_type if plan.state_tagged else None,
         state_type=names.state_type, def_declaration=f"{storage}struct PyModuleDef {names.def_name}",
         def_name=names.def_name, get_state=names.get_state, get_state_by_type=names.get_state_by_type,
+        reuse_get_state=bool(names.own_get_state), own_get_state=_prototype(plan, names.own_get_state),
         get_state_by_operands=names.get_state_by_operands,
         # The accessors' local for the module must not hide the definition (`&module`).
         module_local="module" if names.def_name != "module" else "owner",
