@@ -39,6 +39,7 @@ from porter.rewrite.planning.fields import MODULE_ATTRIBUTE_KEY, StateField, sta
 from porter.rewrite.planning.placement import Placement, late_types, place_callback_state, place_state
 from porter.rewrite.planning.posture import Posture, choose_posture
 from porter.rewrite.planning.reach import GlobalKey
+from porter.rewrite.planning.tables import LocalTable, in_table, local_tables, relocate_uses
 from porter.rewrite.planning.types import TypePlan, convertible_types, plan_types, serves_module_descriptor
 from porter.rewrite.vocab import AccessKind, Reason
 
@@ -65,6 +66,8 @@ class Plan:
     # `PyTypeObject *` and cast in its table): they need a cast to PyObject *.
     untyped_module_params: frozenset[str]
     failure: Reason | None = None  # planning found that the module cannot be ported
+    # File-scope tables whose rows name moved globals: declared in the function that reads them.
+    local_tables: tuple[LocalTable, ...] = ()
 
     def field(self, key: GlobalKey) -> StateField:
         return next(f for f in self.fields if f.key == key)
@@ -154,8 +157,12 @@ def build_plan(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
     limited = declared_limited_api(module)
     convertible = convertible_types(module, unsafe, limited)
     vetoed_later: dict[GlobalKey, Reason] = {}
+    tables = local_tables(module, layouts)
+    module = relocate_uses(module, tables)
     while True:
         plan = _plan_once(module, layouts, unsafe, limited, decide(module, convertible, vetoed_later))
+        plan = replace(plan, local_tables=tuple(t for t in tables if any(
+            in_table(tables, u) is t for g in plan.decisions.movable.values() for u in g.uses)))
         placement = plan.placement
         late = late_types(module, plan.fields, placement, layouts) if placement is not None else None
         new = {k: why for k, why in (late.vetoes if late else {}).items() if k not in vetoed_later}
