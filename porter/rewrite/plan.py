@@ -88,11 +88,23 @@ class Plan:
     def state_tagged(self) -> bool:
         """Whether the state struct gets a tag: a header declares a function that now takes
         the state, and a header cannot rely on the struct's definition coming first
-        (`struct X_state;` there, and `struct X_state *` in its prototypes)."""
+        (`struct X_state;` there, and `struct X_state *` in its prototypes). The module's own
+        struct can take one when it is an untagged typedef that stays where it is."""
         takes_state = self.decisions.helpers | set(self.names.impl)
-        return self.names.new_struct and any(self.names_state_early(p.file, p.span.start)
-                                             for f in self.module.functions if f.name in takes_state
-                                             for p in f.prototypes)
+        early = any(self.names_state_early(p.file, p.span.start)
+                    for f in self.module.functions if f.name in takes_state for p in f.prototypes)
+        return early and (self.names.new_struct or self.existing_struct_tag_at is not None)
+
+    @cached_property
+    def existing_struct_tag_at(self) -> int | None:
+        """Where the module's own state struct, `typedef struct { ... } S;`, can take the tag
+        `S` (right after `struct`): it has none, and stays where it is."""
+        existing, placement = self.module.state_struct, self.placement
+        if self.names.new_struct or existing is None or placement is None or existing.file != placement.file \
+                or existing.statement.end > placement.at:
+            return None
+        m = re.match(rb"typedef\s+struct(\s*)\{", self.layout(existing.file).text[existing.statement.start:])
+        return existing.statement.start + m.start(1) if m else None
 
     def names_state_early(self, file: str, offset: int) -> bool:
         """Whether a declaration at `offset` in a header may come before the state struct is

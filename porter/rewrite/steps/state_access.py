@@ -83,7 +83,7 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
             continue
         if name == plan.exec_function:
             continue  # the exec step declares it at the top of exec
-        expr = _state_expression(plan, acc)
+        expr = _state_expression(plan, acc, f)
         if expr is None:
             continue
         with out.about(("function", name)):
@@ -116,7 +116,7 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
         _macro_functions(out, plan, macro, members)
 
 
-def _state_expression(plan: Plan, acc: Access) -> str | None:
+def _state_expression(plan: Plan, acc: Access, f: Function | None = None) -> str | None:
     n = plan.names
     if acc.kind is AccessKind.MODULE:
         module = acc.params[0]
@@ -125,6 +125,10 @@ def _state_expression(plan: Plan, acc: Access) -> str | None:
     if acc.kind is AccessKind.TYPE:
         return f"{n.get_state_by_type}(Py_TYPE({acc.params[0]}))"
     if acc.kind is AccessKind.NEW:
+        declared = next((p.type_text for p in f.params if p.name == acc.params[0]), "") if f is not None else ""
+        if declared and "PyTypeObject" not in declared:
+            # `static PyObject *T_new(PyObject *cls, ...)`, cast in its slot.
+            return f"{n.get_state_by_type}((PyTypeObject *){acc.params[0]})"
         return f"{n.get_state_by_type}({acc.params[0]})"
     if acc.kind is AccessKind.CLASS:
         return f"{n.get_state_by_type}((PyTypeObject *){acc.params[0]})"
