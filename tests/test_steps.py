@@ -161,6 +161,8 @@ CASES = [
     pytest.param("local-table", TABLED, lambda r: "struct {PyObject **exc;} errors[] = {{&state->Err}, {NULL}};" in texts(r)
                  and any(e.text == "" for e in r.edits),
                  id="local-table moves a table of global addresses into the function that reads it"),
+    pytest.param("local-table", TABLED.replace("static struct {", "static struct row {"), lambda r: not r.edits,
+                 id="local-table leaves a table whose declaration defines a struct tag others may name"),
     pytest.param("module-def", MULTI_PHASE, lambda r: not r.edits, id="module-def leaves a multi-phase definition alone"),
     pytest.param("module-def", PLAIN, lambda r: "return PyModuleDef_Init(&def);" in texts(r),
                  id="module-def makes PyInit return the definition"),

@@ -17,6 +17,7 @@ from porter.model import ExtensionModule, Global, Span, Use, UseAccess
 from porter.rewrite.layout import FileLayout
 
 _STATIC = re.compile(rb"static\s+")
+_TAGGED = re.compile(rb"(?:const\s+)?(?:struct|union|enum)\s+\w+\s*\{")
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ def local_tables(module: ExtensionModule, layouts: dict[str, FileLayout]) -> tup
                    for u in g.uses):
             continue  # the table's address could outlive the call
         storage = _STATIC.match(text, g.declaration.start)
-        if storage is None:
-            continue
+        if storage is None or _TAGGED.match(text, storage.end()):
+            continue  # a tag defined here (`struct row {...} table[]`) may be named elsewhere
         out.append(LocalTable(table=g, function=f.name, file=g.file, body_start=f.body.start,
                               storage=Span(storage.start(), storage.end())))
     return tuple(out)
