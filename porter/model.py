@@ -626,6 +626,7 @@ class ExtensionModule:
     object_structs: tuple[tuple[str, bool], ...] = ()
     instance_structs: tuple[InstanceStruct, ...] = ()
     spec_types: tuple[SpecType, ...] = ()
+    spec_helpers: tuple[SpecHelper, ...] = ()  # helpers that make heap types from the specs given
     # (global, file): globals declared in the module's headers that a C file porter was not
     # given (but that includes one of those headers) names.
     outside_uses: tuple[tuple[str, str], ...] = ()
@@ -818,6 +819,21 @@ class SpecType:
     creator: str  # PyType_FromSpec, PyType_FromSpecWithBases, PyType_FromModuleAndSpec, ...
     args: tuple[Span, ...]
     arg_texts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SpecHelper:
+    """`PyTypeObject *add_class(PyObject *m, PyType_Spec *spec) { ... PyType_FromSpec(spec) ... }`:
+    a helper that makes a heap type from the spec it is given, for the module it is given."""
+
+    function: str
+    file: str
+    module_param: str  # the `PyObject *` parameter callers pass the module in
+    call: Span  # the creator call inside it
+    creator: str  # PyType_FromSpec or PyType_FromSpecWithBases
+    args: tuple[Span, ...]
+    specs: tuple[str, ...]  # the specs callers pass as `&spec`
+    callers: tuple[str, ...]  # the functions that call it
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,10 @@ PyMODINIT_FUNC PyInit_m(void) { return PyModuleDef_Init(&def); }
 # Err stays process-global (a static table names it), and init assigns it.
 KEPT_AND_ASSIGNED = SINGLE_PHASE.replace("static PyObject *Err;", "static PyObject *Err;\nstatic PyObject **errors[] = {&Err};")
 
+# Err is named only in a file-scope table that init reads: the table becomes init's local.
+TABLED = SINGLE_PHASE.replace("static PyObject *Err;", "static PyObject *Err;\nstatic struct {PyObject **exc;} errors[] = {{&Err}, {NULL}};") \
+    .replace('    Err = PyErr_NewException("m.Err", NULL, NULL);', '    *errors[0].exc = PyErr_NewException("m.Err", NULL, NULL);')
+
 
 def plan_of(c: str, unsafe: bool = False):
     analysis = scan([("m.c", c.encode())])
@@ -153,6 +157,12 @@ CASES = [
                  id="once-per-process has nothing to do when every global moves"),
     pytest.param("once-per-process", KEPT_AND_ASSIGNED, lambda r: "if (Err == NULL) {" in texts(r),
                  id="once-per-process fills a global that stays process-global only on the first load"),
+    pytest.param("local-table", SINGLE_PHASE, lambda r: not r.edits, id="local-table has nothing to do without tables"),
+    pytest.param("local-table", TABLED, lambda r: "struct {PyObject **exc;} errors[] = {{&state->Err}, {NULL}};" in texts(r)
+                 and any(e.text == "" for e in r.edits),
+                 id="local-table moves a table of global addresses into the function that reads it"),
+    pytest.param("local-table", TABLED.replace("static struct {", "static struct row {"), lambda r: not r.edits,
+                 id="local-table leaves a table whose declaration defines a struct tag others may name"),
     pytest.param("module-def", MULTI_PHASE, lambda r: not r.edits, id="module-def leaves a multi-phase definition alone"),
     pytest.param("module-def", PLAIN, lambda r: "return PyModuleDef_Init(&def);" in texts(r),
                  id="module-def makes PyInit return the definition"),

@@ -486,8 +486,9 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
     declarator = g.type_text
     pointer_decl = "*" in declarator
     writes = [u for u in g.uses if u.access in (UseAccess.WRITE, UseAccess.ADDRESS, UseAccess.MACRO_PASTE)]
-    if once(_function_table):
-        # A struct of function pointers: passing its address around does not write it.
+    if once(_function_table) or once(_address_only_to_const):
+        # A struct of function pointers, or data whose address only goes to `const T *`
+        # parameters: passing its address around does not write it.
         writes = [u for u in writes if u.access is UseAccess.WRITE]
     late_writes = [u for u in writes if u.function not in phase and u.function is not None]
     if decl_type in capi.DEFINITION_TABLE_TYPES and not pointer_decl:
@@ -547,6 +548,49 @@ def _function_table(g: Global, indexes) -> bool:
     return bool(names) and all(n == "NULL" or n in capi.ALLOCATOR_FUNCTIONS
                                or any(n in idx.functions or n in idx.prototypes for idx in indexes)
                                for n in names)
+
+
+def _address_only_to_const(g: Global, indexes) -> bool:
+    """`static Funcs funcs = {...}; return make(&funcs, ...);` where make() takes a
+    `const Funcs *`: every address taken goes, as is, to a parameter it cannot write through."""
+    addresses = [u for u in g.uses if u.access is UseAccess.ADDRESS]
+    if not addresses or "[" in g.type_text:
+        return False
+    for u in addresses:
+        if u.call is None or u.call_span is None:
+            return False
+        index = next(i for i in indexes if i.path == u.file)
+        node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end)
+        arg = node.parent if node is not None else None
+        if arg is None or arg.type != "pointer_expression" or arg.parent is None or arg.parent.type != "argument_list":
+            return False  # a cast or an expression between: not simply `&x`
+        position = [c.id for c in ctree.call_args(arg.parent.parent)].index(arg.id)
+        params = _parameters(indexes, u.call)
+        if params is None or position >= len(params) or not _const_pointee(params[position]):
+            return False
+    return True
+
+
+def _parameters(indexes, name: str) -> list | None:
+    """The parameter declarations of function `name`, from its definition or a prototype."""
+    for idx in indexes:
+        for node in idx.functions.get(name, []) + idx.prototypes.get(name, []):
+            declarator = node.child_by_field_name("declarator")
+            while declarator is not None and declarator.type in ("pointer_declarator", "init_declarator"):
+                declarator = declarator.child_by_field_name("declarator")
+            params = declarator.child_by_field_name("parameters") if declarator is not None \
+                and declarator.type == "function_declarator" else None
+            if params is not None:
+                return [p for p in params.named_children if p.type == "parameter_declaration"]
+    return None
+
+
+def _const_pointee(param) -> bool:
+    """`const T *p`: one level of pointer to const."""
+    declarator = param.child_by_field_name("declarator")
+    return "const" in ctree.qualifiers(param) and declarator is not None \
+        and declarator.type == "pointer_declarator" \
+        and (inner := declarator.child_by_field_name("declarator")) is not None and inner.type == "identifier"
 
 
 def _source_of(indexes, g: Global):

@@ -25,7 +25,7 @@ from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style, pasted_module
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
 from porter.analyze.reach import foreign_names
-from porter.analyze.spec_types import collect_spec_types
+from porter.analyze.spec_types import collect_spec_helpers, collect_spec_types
 from porter.analyze.types import collect_static_types, collect_substruct_tables
 from porter.lexer import names_in_code
 from porter.model import (
@@ -212,6 +212,10 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
             init_index, init = exec_index, dataclasses.replace(init, worker=exec_name, create_calls=())
     early = read_init_body(init_index, init, macros)  # slots that init fills at run time
     spec_types = [s for s in once("spec types", lambda: collect_spec_types(indexes)) if s.spec in tables.specs]
+    spec_helpers = [dataclasses.replace(h, specs=tuple(x for x in h.specs if x in tables.specs))
+                    for h in once("spec helpers", lambda: collect_spec_helpers(indexes))]
+    # A type a helper makes from a spec has no global: the spec's name stands for it.
+    made_from_specs = {s.global_name: s.spec for s in spec_types} | {x: x for h in spec_helpers for x in h.specs}
     type_names = {t.name for t in types}
     def_spans = once("def spans", lambda: [Location(d.file, d.initializer) for d in defs if d.initializer])
     spelling = once("spelling", lambda: frozenset(m.name for m in macros.all()
@@ -226,8 +230,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         assigned: dict[str, list[tuple[str, str]]] = {}
         for a in assignments:
             assigned.setdefault(a.target, []).append((a.field, a.value))
-        roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned,
-                                            {s.global_name: s.spec for s in spec_types})
+        roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned, made_from_specs)
         type_spans = list(once("type spans", lambda: [Location(t.file, t.initializer) for t in types
                                                       if t.initializer] + _substruct_initializers(indexes)))
         type_spans += [Location(a.file or init.file, a.statement) for a in assignments if a.target in type_names]
@@ -282,6 +285,9 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         instance_structs=instance_structs,
         state_struct=_state_struct(indexes, definition),
         spec_types=tuple(spec_types),
+        spec_helpers=tuple(dataclasses.replace(h, function=keys.in_file(h.file, h.function),
+                                               callers=tuple(keys.in_file(h.file, c) for c in h.callers))
+                           for h in spec_helpers),
         file_conditions=once("file condition facts", lambda: tuple(sorted(file_conditions.items()))),
         definition_forwards=tuple(Location(d.file, d.span) for d in defs
                                   if definition is not None and d.name == definition.name

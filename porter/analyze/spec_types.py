@@ -10,7 +10,7 @@ from porter import capi
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import referenced_name
-from porter.model import SpecType
+from porter.model import SpecHelper, SpecType
 
 
 def collect_spec_types(indexes: list[FileIndex]) -> list[SpecType]:
@@ -39,4 +39,82 @@ def collect_spec_types(indexes: list[FileIndex]) -> list[SpecType]:
             out.append(SpecType(left.text.decode(), spec, idx.path, function,
                                 ctree.span(call), name, tuple(ctree.span(a) for a in args),
                                 tuple(idx.src.text_of(a) for a in args)))
+    return out
+
+
+def collect_spec_helpers(indexes: list[FileIndex]) -> list[SpecHelper]:
+    """Functions that make a heap type from a `PyType_Spec *` parameter, given a `PyObject *`
+    parameter too (the module their callers add the type to), with the specs callers pass."""
+    found: dict[str, tuple[FileIndex, str, int, object, str]] = {}
+    for idx in indexes:
+        for name, call in idx.calls:
+            if name not in ("PyType_FromSpec", "PyType_FromSpecWithBases"):
+                continue
+            args = ctree.call_args(call)
+            owner = ctree.enclosing_function(call)
+            if not args or owner is None or args[0].type != "identifier":
+                continue
+            function, _, declarator = ctree.function_name(owner)
+            params = _params(declarator)
+            spec_at = next((i for i, (type_text, ptr, p) in enumerate(params)
+                            if p == args[0].text.decode() and ptr and type_text == "PyType_Spec"), None)
+            module = next((p for type_text, ptr, p in params if ptr and type_text == "PyObject"), None)
+            if function is None or spec_at is None or module is None or function in found:
+                continue
+            found[function] = (idx, module, spec_at, call, name)
+    if not found:
+        return []
+    specs: dict[str, list[str]] = {name: [] for name in found}
+    callers: dict[str, list[str]] = {name: [] for name in found}
+    for idx in indexes:
+        for name, call in idx.calls:
+            if name not in found:
+                continue
+            owner = ctree.enclosing_function(call)
+            caller = ctree.function_name(owner)[0] if owner is not None else None
+            callers[name].append(caller or "")
+            args = ctree.call_args(call)
+            spec_at = found[name][2]
+            arg = args[spec_at] if spec_at < len(args) else None
+            text = idx.src.text_of(arg).strip() if arg is not None else ""
+            if text.startswith("&") and (spec := referenced_name(text)) is not None:
+                specs[name].append(spec)
+            elif arg is not None and arg.type == "subscript_expression":
+                # `add_class(m, specs[i])` in a loop over `static PyType_Spec *specs[] = {&A, &B};`
+                table = arg.child_by_field_name("argument")
+                if table is not None and table.type == "identifier":
+                    specs[name].extend(_table_specs(idx, table.text.decode()))
+    out = []
+    for name, (idx, module, _, call, creator) in found.items():
+        out.append(SpecHelper(name, idx.path, module, ctree.span(call), creator,
+                              tuple(ctree.span(a) for a in ctree.call_args(call)),
+                              tuple(dict.fromkeys(specs[name])), tuple(dict.fromkeys(callers[name]))))
+    return out
+
+
+def _table_specs(idx: FileIndex, table: str) -> list[str]:
+    """The `&spec` rows of the file-scope array `table`."""
+    for decl in idx.file_declarations:
+        for node in ctree.declarators(decl):
+            d = ctree.read_declarator(node)
+            if d.name == table and d.is_array and d.value is not None and d.value.type == "initializer_list":
+                return [spec for e in ctree.initializer_elements(d.value)
+                        if idx.src.text_of(e).strip().startswith("&")
+                        and (spec := referenced_name(idx.src.text_of(e))) is not None]
+    return []
+
+
+def _params(declarator) -> list[tuple[str, bool, str]]:
+    """(base type, is a pointer, name) of each parameter of a function declarator."""
+    params = declarator.child_by_field_name("parameters") if declarator is not None else None
+    out = []
+    for p in params.named_children if params is not None else ():
+        if p.type != "parameter_declaration":
+            continue
+        type_node, decl = p.child_by_field_name("type"), p.child_by_field_name("declarator")
+        if type_node is None or decl is None or decl.type != "pointer_declarator":
+            continue
+        inner = decl.child_by_field_name("declarator")
+        if inner is not None and inner.type == "identifier":
+            out.append((type_node.text.decode(), True, inner.text.decode()))
     return out

@@ -48,9 +48,14 @@ class FileLayout:
         first_newline = text.find(b"\n", body.start, end)
         if first_newline < 0:  # a one-line body: `{ return x; }`
             return self.line_indent(body.start) + "    "
+        in_comment = False
         for line in text[first_newline + 1:end].splitlines():
             stripped = line.strip()
-            if not stripped or stripped.startswith((b"#", b"/*", b"*", b"//")):
+            if in_comment or stripped.startswith(b"/*"):
+                # A comment's own lines (`   psycopg2 module and not...`) are not code's indent.
+                in_comment = b"*/" not in stripped
+                continue
+            if not stripped or stripped.startswith((b"#", b"*", b"//")):
                 continue
             return line[:len(line) - len(line.lstrip())].decode()
         return self.line_indent(body.start) + "    "

@@ -40,6 +40,7 @@ from porter.rewrite.planning.fields import MODULE_ATTRIBUTE_KEY, StateField, sta
 from porter.rewrite.planning.placement import Placement, late_types, place_callback_state, place_state
 from porter.rewrite.planning.posture import Posture, choose_posture
 from porter.rewrite.planning.reach import GlobalKey
+from porter.rewrite.planning.tables import LocalTable, in_table, local_tables, relocate_uses
 from porter.rewrite.planning.types import TypePlan, convertible_types, plan_types, serves_module_descriptor
 from porter.rewrite.vocab import AccessKind, Reason
 
@@ -69,6 +70,8 @@ class Plan:
     # per process, and later loads take the first load's namespace.
     exec_once: tuple[str, ...] = ()
     failure: Reason | None = None  # planning found that the module cannot be ported
+    # File-scope tables whose rows name moved globals: declared in the function that reads them.
+    local_tables: tuple[LocalTable, ...] = ()
 
     def field(self, key: GlobalKey) -> StateField:
         return next(f for f in self.fields if f.key == key)
@@ -89,11 +92,23 @@ class Plan:
     def state_tagged(self) -> bool:
         """Whether the state struct gets a tag: a header declares a function that now takes
         the state, and a header cannot rely on the struct's definition coming first
-        (`struct X_state;` there, and `struct X_state *` in its prototypes)."""
+        (`struct X_state;` there, and `struct X_state *` in its prototypes). The module's own
+        struct can take one when it is an untagged typedef that stays where it is."""
         takes_state = self.decisions.helpers | set(self.names.impl)
-        return self.names.new_struct and any(self.names_state_early(p.file, p.span.start)
-                                             for f in self.module.functions if f.name in takes_state
-                                             for p in f.prototypes)
+        early = any(self.names_state_early(p.file, p.span.start)
+                    for f in self.module.functions if f.name in takes_state for p in f.prototypes)
+        return early and (self.names.new_struct or self.existing_struct_tag_at is not None)
+
+    @cached_property
+    def existing_struct_tag_at(self) -> int | None:
+        """Where the module's own state struct, `typedef struct { ... } S;`, can take the tag
+        `S` (right after `struct`): it has none, and stays where it is."""
+        existing, placement = self.module.state_struct, self.placement
+        if self.names.new_struct or existing is None or placement is None or existing.file != placement.file \
+                or existing.statement.end > placement.at:
+            return None
+        m = re.match(rb"typedef\s+struct(\s*)\{", self.layout(existing.file).text[existing.statement.start:])
+        return existing.statement.start + m.start(1) if m else None
 
     def names_state_early(self, file: str, offset: int) -> bool:
         """Whether a declaration at `offset` in a header may come before the state struct is
@@ -158,8 +173,12 @@ def build_plan(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
     limited = declared_limited_api(module)
     convertible = convertible_types(module, unsafe, limited)
     vetoed_later: dict[GlobalKey, Reason] = {}
+    tables = local_tables(module, layouts)
+    module = relocate_uses(module, tables)
     while True:
         plan = _plan_once(module, layouts, unsafe, limited, decide(module, convertible, vetoed_later))
+        plan = replace(plan, local_tables=tuple(t for t in tables if any(
+            in_table(tables, u) is t for g in plan.decisions.movable.values() for u in g.uses)))
         placement = plan.placement
         late = late_types(module, plan.fields, placement, layouts) if placement is not None else None
         new = {k: why for k, why in (late.vetoes if late else {}).items() if k not in vetoed_later}

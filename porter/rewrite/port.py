@@ -30,6 +30,7 @@ from porter.rewrite.planning.posture import Posture
 from porter.rewrite.steps.exec_slot import ExecSlot
 from porter.rewrite.steps.gc_support import GcSupport
 from porter.rewrite.steps.heap_types import HeapTypes
+from porter.rewrite.steps.local_tables import LocalTables
 from porter.rewrite.steps.module_def import ModuleDefinition
 from porter.rewrite.steps.once_per_process import OncePerProcess
 from porter.rewrite.steps.state_access import StateAccess
@@ -40,8 +41,8 @@ from porter.status import Status, isolation_of
 
 # Steps run in this order on one plan; each only reads the plan, so the order only decides
 # the order of their checklist items (and which failure is reported first).
-PASSES: tuple[Step, ...] = (StateStruct(), HeapTypes(), GcSupport(), StateAccess(), ExecSlot(), OncePerProcess(),
-                            ModuleDefinition())
+PASSES: tuple[Step, ...] = (StateStruct(), HeapTypes(), GcSupport(), StateAccess(), LocalTables(), ExecSlot(),
+                            OncePerProcess(), ModuleDefinition())
 
 
 @dataclass

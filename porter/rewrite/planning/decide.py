@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from porter.analyze.functions import init_phase
 from porter.analyze.initializers import sizeof_operand
-from porter.model import ExtensionModule, FindModuleUse, FindModuleWant, Global, GlobalKind, RoleKind
+from porter.model import ExtensionModule, FindModuleUse, FindModuleWant, Global, GlobalKind, RoleKind, SpecHelper
 from porter.rewrite.planning.access import Access, function_access
 from porter.rewrite.planning.guards import BuildGuards, local_guards
 from porter.rewrite.planning.reach import (
@@ -209,6 +210,8 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
     init_function = module.exec_function
     type_ok |= {s.global_name for s in module.spec_types
                 if (None, s.global_name) in movable and s.function == init_function}
+    # Heap types a helper of init makes from the specs init passes it: made with the module now.
+    type_ok |= {spec for h in init_spec_helpers(module) for spec in h.specs}
     generated_callers = frozenset(c.callee for f in module.functions for c in f.calls
                                   if module.in_generated(f.file, c.span.start))
     access = {name: function_access(f, module, type_ok, name in called, generated_callers)
@@ -245,6 +248,15 @@ def _find_module_without_module(module: ExtensionModule, access: dict[str, Acces
                 "it reaches module state but not the module object"
             out.append((use, f"{use.function}() cannot reach the module object ({why})"))
     return out
+
+
+def init_spec_helpers(module: ExtensionModule) -> tuple[SpecHelper, ...]:
+    """The helpers that make heap types from the specs they are given and that only init
+    calls (itself or through helpers only it calls): the module they get is the one exec fills."""
+    if not module.spec_helpers or module.exec_function is None:
+        return ()
+    phase = init_phase(list(module.functions), {module.exec_function})
+    return tuple(h for h in module.spec_helpers if h.function in phase and h.function != module.exec_function)
 
 
 def state_finders(module: ExtensionModule) -> set[str]:

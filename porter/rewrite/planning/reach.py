@@ -96,7 +96,7 @@ def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
                 needs.setdefault(f.name, set()).update(keys)
     for fm in module.find_module_uses:
         if fm.macro is None and fm.wants in ("state", "state-via") and fm.function \
-                and fm.function not in looked_up:
+                and fm.function not in looked_up and fm.function not in finders:  # a finder goes
             needs.setdefault(fm.function, set()).add(MODULE_STATE)
     for f in module.functions:
         if f.name not in finders and f.name not in looked_up and any(c.callee in finders for c in f.calls):

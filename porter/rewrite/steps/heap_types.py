@@ -45,6 +45,7 @@ from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
+from porter.rewrite.planning.decide import init_spec_helpers
 from porter.rewrite.planning.gc import GcPlan
 from porter.rewrite.planning.types import TypePlan, builtin_name, builtins_spec_name
 from porter.rewrite.planning.vetoes import initializer_owner
@@ -61,6 +62,7 @@ class HeapTypes:
     def run(self, plan: Plan) -> StepResult:
         out = Emitter(self.id, plan)
         _spec_types(out, plan)
+        _spec_helpers(out, plan)
         visited: set[str] = set()
         for tp in plan.types:
             with out.about(type_key(tp.name)), out.applied_as(tp.applicability):
@@ -233,6 +235,19 @@ def _spec_types(out: Emitter, plan: Plan) -> None:
             out.done(s.file, s.call, f"{s.global_name} is made with the module ({s.creator} -> "
                                      "PyType_FromModuleAndSpec): its methods and slots find module state through "
                                      "their type")
+
+
+def _spec_helpers(out: Emitter, plan: Plan) -> None:
+    """A helper of init that makes a heap type from the spec it is given makes it with the
+    module it is given too."""
+    for h in init_spec_helpers(plan.module):
+        with out.about(("function", h.function)):
+            out.edit(h.file, Span(h.call.start, h.args[0].start), f"PyType_FromModuleAndSpec({h.module_param}, ")
+            if h.creator == "PyType_FromSpec":
+                out.edit(h.file, Span(h.args[0].end, h.call.end), ", NULL)")
+        out.done(h.file, h.call, f"{h.function}() makes the types of the specs it is given with the module it is "
+                                 f"given ({h.creator} -> PyType_FromModuleAndSpec): their methods and slots find "
+                                 "module state through their type", key=("function", h.function))
 
 
 def _drop_readies(out: Emitter, plan: Plan, tp: TypePlan) -> None:

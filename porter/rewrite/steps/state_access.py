@@ -38,6 +38,7 @@ from porter.rewrite.plan import Plan
 from porter.rewrite.planning.access import Access
 from porter.rewrite.planning.fields import StateField
 from porter.rewrite.planning.guards import NDEBUG_ONLY
+from porter.rewrite.planning.tables import in_table
 from porter.rewrite.steps.state_struct import global_key
 from porter.rewrite.vocab import AccessKind
 
@@ -82,7 +83,7 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
             continue
         if name == plan.exec_function:
             continue  # the exec step declares it at the top of exec
-        expr = _state_expression(plan, acc)
+        expr = _state_expression(plan, acc, f)
         if expr is None:
             continue
         with out.about(("function", name)):
@@ -115,7 +116,7 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
         _macro_functions(out, plan, macro, members)
 
 
-def _state_expression(plan: Plan, acc: Access) -> str | None:
+def _state_expression(plan: Plan, acc: Access, f: Function | None = None) -> str | None:
     n = plan.names
     if acc.kind is AccessKind.MODULE:
         module = acc.params[0]
@@ -124,6 +125,10 @@ def _state_expression(plan: Plan, acc: Access) -> str | None:
     if acc.kind is AccessKind.TYPE:
         return f"{n.get_state_by_type}(Py_TYPE({acc.params[0]}))"
     if acc.kind is AccessKind.NEW:
+        declared = next((p.type_text for p in f.params if p.name == acc.params[0]), "") if f is not None else ""
+        if declared and "PyTypeObject" not in declared:
+            # `static PyObject *T_new(PyObject *cls, ...)`, cast in its slot.
+            return f"{n.get_state_by_type}((PyTypeObject *){acc.params[0]})"
         return f"{n.get_state_by_type}({acc.params[0]})"
     if acc.kind is AccessKind.CLASS:
         return f"{n.get_state_by_type}((PyTypeObject *){acc.params[0]})"
@@ -333,21 +338,27 @@ def _rewrite_uses(out: Emitter, plan: Plan) -> None:
             continue
         with out.about(global_key(f)):
             for u in g.uses:
-                if u.access not in (UseAccess.MACRO, UseAccess.MACRO_PASTE):
+                if u.access not in (UseAccess.MACRO, UseAccess.MACRO_PASTE) \
+                        and in_table(plan.local_tables, u) is None:  # the local-table step moves those
                     _rewrite_use(out, plan, u, f)
 
 
-def _rewrite_use(out: Emitter, plan: Plan, u: Use, field: StateField) -> None:
+def use_text(plan: Plan, u: Use, field: StateField) -> tuple[Span, str]:
+    """What a use of a moved global becomes: the span it replaces and the new text."""
     var = plan.names.state_var
     if field.source is not None and field.source.kind is GlobalKind.STATIC_TYPE:
         if u.shape is UseShape.ADDRESS_OF and u.shape_span is not None:
-            out.edit(u.file, u.shape_span, f"{var}->{field.name}")
-        elif u.shape is UseShape.MEMBER and u.shape_span is not None:
-            out.edit(u.file, u.shape_span, f"{var}->{field.name}->")
-        else:
-            out.edit(u.file, u.span, f"(*{var}->{field.name})")
+            return u.shape_span, f"{var}->{field.name}"
+        if u.shape is UseShape.MEMBER and u.shape_span is not None:
+            return u.shape_span, f"{var}->{field.name}->"
+        return u.span, f"(*{var}->{field.name})"
+    return u.span, f"{var}->{field.name}"
+
+
+def _rewrite_use(out: Emitter, plan: Plan, u: Use, field: StateField) -> None:
+    out.edit(u.file, *use_text(plan, u, field))
+    if field.source is not None and field.source.kind is GlobalKind.STATIC_TYPE:
         return
-    out.edit(u.file, u.span, f"{var}->{field.name}")
     if u.borrowed_value is not None and field.is_object:
         # The global borrowed it; the state's field is released by m_clear, so it owns one.
         out.insert(u.file, u.borrowed_value.start, "Py_NewRef(")

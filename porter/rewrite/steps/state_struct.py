@@ -195,6 +195,12 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         where = "" if hoisted.file == file else f" in {file}"
         out.done(hoisted.file, hoisted.statement, f"{hoisted.name} is defined above {names.state_type}{where} now: "
                                                   "a field of it has that type", key=("module",))
+    if plan.state_tagged and plan.existing_struct_tag_at is not None:
+        assert existing is not None
+        out.insert(existing.file, plan.existing_struct_tag_at, f" {names.state_type}", about=("module",))
+        out.done(existing.file, existing.statement, f"{names.state_type} gets the tag `struct {names.state_type}`: "
+                                                    "headers that declare functions taking the state name it so",
+                 key=("module",))
     if not names.new_struct and plan.fields:
         moved = _extend_existing(out, plan)
         if moved is None:
