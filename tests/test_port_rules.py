@@ -939,3 +939,30 @@ PyMODINIT_FUNC initm(void)
     mp, text = port(c)
     assert "state->CtxType" in text and "static PyTypeObject CtxType" not in text, text
     assert all(it.done for it in mp.items if "CtxType" in it.message), [it.message for it in mp.items]
+
+
+def test_add_object_of_a_new_reference_becomes_add_object_ref_of_the_object():
+    """`PyModule_AddObject(m, "Error", Py_NewRef(Error))` gave the module the new reference;
+    PyModule_AddObjectRef takes its own, so a kept Py_NewRef would leak one per load."""
+    c = """#include <Python.h>
+static PyObject *Error;
+static PyObject *boom(PyObject *m, PyObject *a) { PyErr_SetString(Error, "boom"); return NULL; }
+static PyMethodDef methods[] = {{"boom", boom, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Error = PyErr_NewException("m.Error", NULL, NULL);
+    if (Error == NULL || PyModule_AddObject(m, "Error", Py_NewRef(Error)) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
+"""
+    _, text = port(c)
+    assert 'PyModule_AddObjectRef(m, "Error", state->Error)' in text, text
+    assert "Py_NewRef(state->Error)" not in text

@@ -20,6 +20,8 @@ fails the module instead of guessing.
 
 from __future__ import annotations
 
+import re
+
 from porter.model import InitBody, InitStyle, Span
 from porter.render import render
 from porter.rewrite import cbuild
@@ -243,10 +245,27 @@ def _add_objects(out: Emitter, plan: Plan, body: InitBody) -> None:
         out.edit(body.file, call.callee, "PyModule_AddObjectRef")
         if call.incref is not None:
             out.delete_statement(body.file, call.incref)
+        _unwrap_new_ref(out, plan, body.file, call.value)
         for span in call.failure_decrefs:
             _drop_statement(out, body, span)
         out.done(body.file, call.call, f"PyModule_AddObject({name}) -> PyModule_AddObjectRef: the module "
                                        "state keeps its own reference")
+
+
+_NEW_REF = re.compile(r"\s*Py_X?NewRef\s*\(")
+
+
+def _unwrap_new_ref(out: Emitter, plan: Plan, file: str, value: Span) -> None:
+    """`PyModule_AddObject(m, "X", Py_NewRef(X))` gave the module the new reference; the
+    PyModule_AddObjectRef it becomes takes its own, so the Py_NewRef goes (it would leak one
+    reference per load)."""
+    text = plan.layout(file).text_of(value)
+    m = _NEW_REF.match(text)
+    if m is None or not text.rstrip().endswith(")"):
+        return
+    close = value.start + len(text.rstrip().encode()) - 1
+    out.edit(file, Span(value.start, value.start + len(m.group().encode())), "")
+    out.edit(file, Span(close, close + 1), "")
 
 
 def _add_object_limited(out: Emitter, plan: Plan, body: InitBody, call, name: str) -> None:
