@@ -13,6 +13,7 @@ from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
+from porter.analyze.reach import Ownership, owned
 from porter.model import (
     Call,
     CallbackSite,
@@ -300,10 +301,10 @@ def collect_functions(
     type_spans: list[Location], def_spans: list[Location],
     owners: dict[str, list[str]] | None = None, flags: dict[str, tuple[str, ...]] | None = None,
     spelling_macros: frozenset[str] = frozenset(), shared: dict | None = None,
-    keys: FunctionKeys | None = None, foreign: frozenset[str] = frozenset(),
+    keys: FunctionKeys | None = None, owner: Ownership | None = None,
 ) -> list[Function]:
-    """Function facts for every definition in the module's files but those `foreign` names
-    (only another init of these files reaches them).
+    """Function facts for every definition in the module's files that the module owns (in a
+    file with several init functions, not what only another init reaches).
 
     `spelling_macros` paste or stringify their arguments: a name passed to one is text.
     `shared` keeps, between the modules of one set of files (a unity file's inits), what does
@@ -321,10 +322,8 @@ def collect_functions(
         tables_by_file.setdefault(loc.file, []).append(loc.span)
     known_tables = {path: SpanSet(spans) for path, spans in tables_by_file.items()}
     out = []
-    for sk in skeletons:
+    for sk in owned(skeletons, lambda sk: c_name(sk.name), owner, shared, "function skeletons by name"):
         name = sk.name
-        if foreign and c_name(name) in foreign:
-            continue
         taken_key = tuple(_inside(path, ident, known_tables) for path, ident in sk.references)
         if taken_key not in sk.taken:
             taken = tuple(Location(path, ctree.span(ident)) for (path, ident), inside in zip(sk.references, taken_key)

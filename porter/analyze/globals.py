@@ -12,6 +12,7 @@ from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.functions import call_graph, init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
+from porter.analyze.reach import Ownership, owned
 from porter.lexer import names_in_code
 from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
 from porter.parse import Node, walk
@@ -22,10 +23,11 @@ def collect_globals(
     indexes: list[FileIndex], functions: list[Function], macros: MacroTable,
     init_functions: set[str], object_structs: set[str], macro_uses=(),
     file_conditions: dict[str, str] | None = None, shared: dict | None = None,
-    keys: FunctionKeys | None = None, foreign: frozenset[str] = frozenset(),
+    keys: FunctionKeys | None = None, owner: Ownership | None = None,
 ) -> list[Global]:
-    """Every file-scope variable and function-local static, with uses and a kind, but the
-    file-scope ones `foreign` names (only another init of these files reaches them).
+    """Every file-scope variable and function-local static, with uses and a kind; of the
+    file-scope ones, those the module owns (in a file with several init functions, not what
+    only another init reaches).
 
     `shared` keeps, between the modules of one set of files (a unity file's inits), what does
     not depend on the module: each module then only classifies (what runs at init differs),
@@ -45,9 +47,9 @@ def collect_globals(
     memo = shared.setdefault("classify memo", {})
     made = shared.setdefault("globals made", {})
     out = []
-    for g in skeletons:
-        if foreign and g.function is None and g.name in foreign:
-            continue
+    # A function-local static goes with its function: no init reaches the name "".
+    mine = owned(skeletons, lambda g: g.name if g.function is None else "", owner, shared, "global skeletons by name")
+    for g in mine:
         kind, reason = classify(g, indexes, phase, object_structs, memo)
         previous = made.get(g.key)
         if previous is not None and previous.kind is kind and previous.reason == reason:

@@ -156,9 +156,7 @@ def _delegate(index: FileIndex, fn: Node) -> tuple[str | None, Node | None]:
 
 def _create_calls(index: FileIndex, macros: MacroTable, fn: Node) -> tuple[list[Call], str | None]:
     calls, def_name = [], None
-    for name, call in index.calls:
-        if not (fn.start_byte <= call.start_byte < fn.end_byte):
-            continue
+    for name, call in index.calls_in(fn.start_byte, fn.end_byte):
         args = ctree.call_args(call)
         if name in capi.MODULE_CREATE_CALLS or name == "PyModuleDef_Init":
             calls.append(Call(name, ctree.span(call), tuple(ctree.span(a) for a in args)))
@@ -176,16 +174,15 @@ def _create_calls(index: FileIndex, macros: MacroTable, fn: Node) -> tuple[list[
                 def_name = def_name or m.group(2)
     # A create call hidden in an object-like macro used as a statement, or in a return.
     if not calls:
-        for ident_name, nodes in index.identifiers.items():
+        for ident_name in index.identifiers:
             macro = macros.get(ident_name)
             if macro is None or macro.params is not None:
                 continue
-            for node in nodes:
-                if fn.start_byte <= node.start_byte < fn.end_byte:
-                    m = _CREATE_IN_TEXT.search(expand(macros, ident_name, None) or "")
-                    if m:
-                        calls.append(Call(ident_name, ctree.span(node), ()))
-                        def_name = def_name or m.group(2)
+            for node in index.uses_in(ident_name, fn.start_byte, fn.end_byte):
+                m = _CREATE_IN_TEXT.search(expand(macros, ident_name, None) or "")
+                if m:
+                    calls.append(Call(ident_name, ctree.span(node), ()))
+                    def_name = def_name or m.group(2)
     return calls, def_name
 
 

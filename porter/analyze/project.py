@@ -24,7 +24,7 @@ from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style, pasted_module
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
-from porter.analyze.reach import foreign_names
+from porter.analyze.reach import Ownership, ownership
 from porter.analyze.spec_types import collect_spec_helpers, collect_spec_types
 from porter.analyze.types import collect_static_types, collect_substruct_tables
 from porter.lexer import names_in_code
@@ -55,7 +55,7 @@ from porter.model import (
     TypeDefinition,
     function_key,
 )
-from porter.parse import Source, SourceText
+from porter.parse import Node, Source, SourceText
 from porter.preproc import Preprocessed, branch_expression
 from porter.spans import SpanSet
 
@@ -118,10 +118,10 @@ def analyze_root(root: str, inits: list[InitFunction], indexes: list[FileIndex])
     macros = MacroTable([m for idx in indexes for m in idx.macros])
     modules, problems = [], []
     shared: dict = {}  # what the modules of these files have in common, worked out once
-    foreign = foreign_names(indexes, inits)
+    owners = ownership(indexes, inits)
     for init in inits:
         try:
-            modules.append(_module(init, indexes, macros, shared, foreign.get(init.function, frozenset())))
+            modules.append(_module(init, indexes, macros, shared, owners.get(init.function)))
         except Exception as e:  # one module porter cannot read must not stop the run
             problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
     return modules, problems
@@ -182,10 +182,10 @@ class ModuleContext:
 
 
 def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
-            shared: dict | None = None, foreign: frozenset[str] = frozenset()) -> ExtensionModule:
+            shared: dict | None = None, owner: Ownership | None = None) -> ExtensionModule:
     """One module's facts. `shared` keeps what depends only on the files between the modules
     of one set of files: a unity file with many inits is read once, not once per init.
-    `foreign` names what only the other inits of these files reach: not this module's."""
+    `owner` says what the module owns when the files define several init functions."""
     shared = {} if shared is None else shared
 
     def once(key: str, compute):
@@ -200,7 +200,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     if definition is None and len(defs) == 1 and init.def_name is None:
         definition = defs[0]
     types = [t for t in once("types", lambda: collect_static_types(indexes, lambda name: expand(macros, name, None)))
-             if t.name not in foreign]
+             if owner is None or owner.owns(t.name)]
     tables = once("tables", lambda: collect_tables(indexes, macros))
     init_index = next(idx for idx in indexes if idx.path == init.file)
     module_init, style = init, init_style(init)
@@ -235,7 +235,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
                                                       if t.initializer] + _substruct_initializers(indexes)))
         type_spans += [Location(a.file or init.file, a.statement) for a in assignments if a.target in type_names]
         found = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling, shared,
-                                  keys, foreign)
+                                  keys, owner)
         found += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in found}, shared)
         return _clinic_impls(found, generated)
 
@@ -246,7 +246,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros)))
     file_conditions = once("file conditions", lambda: _file_conditions(indexes, module_includes))
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
-                               file_conditions, shared, keys, foreign)
+                               file_conditions, shared, keys, owner)
     macro_uses = once("macro uses by key", lambda: tuple(
         dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in macro_uses))
     findings = [dataclasses.replace(f, function=keys.in_file(f.file, f.function))
@@ -707,8 +707,14 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
 def _init_phase_nodes(indexes: list[FileIndex], functions: list[Function], init_names: set[str], graph=None):
     """Helpers only the init function calls (transitively), as (index, definition node)."""
     phase = init_phase(functions, init_names, graph) - init_names
-    return [(idx, nodes[0]) for idx in indexes for name, nodes in idx.functions.items()
-            if name in phase or function_key(idx.path, name) in phase]
+    found: dict[tuple[int, int], tuple[FileIndex, Node]] = {}
+    for i, idx in enumerate(indexes):
+        for key in phase:
+            name = key.rpartition(":")[2]
+            nodes = idx.functions.get(name)
+            if nodes and (key == name or key == function_key(idx.path, name)):
+                found[(i, nodes[0].start_byte)] = (idx, nodes[0])
+    return [found[k] for k in sorted(found)]
 
 
 def _file_conditions(indexes: list[FileIndex], includes) -> dict[str, str]:

@@ -16,7 +16,9 @@ a name two inits reach stays with both. What no init reaches stays with every mo
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
@@ -24,21 +26,52 @@ from porter.lexer import tokenize
 from porter.model import InitFunction
 
 
-def foreign_names(indexes: list[FileIndex], inits: list[InitFunction]) -> dict[str, frozenset[str]]:
-    """For each init function (by name), the names only other init functions of these files
-    reach. Empty when the files define one init function."""
+@dataclass(frozen=True)
+class Ownership:
+    """What one module of a file with several init functions owns: the names its init reaches,
+    and the names no init reaches."""
+
+    mine: frozenset[str]
+    reached: frozenset[str]  # what some init of these files reaches
+
+    def owns(self, name: str) -> bool:
+        return name in self.mine or name not in self.reached
+
+
+def ownership(indexes: list[FileIndex], inits: list[InitFunction]) -> dict[str, Ownership]:
+    """Each init function's (by name) Ownership; empty when the files define one init function
+    (then a module owns everything)."""
     if len({i.function for i in inits}) < 2:
         return {}
     graph = _reference_graph(indexes)
-    reach = {i.function: _closure(_spelled_in(indexes, i), graph) for i in inits}
-    out = {}
-    for name, mine in reach.items():
-        others: set[str] = set()
-        for other, theirs in reach.items():
-            if other != name:
-                others |= theirs
-        out[name] = frozenset(others - mine)
-    return out
+    reach = {i.function: frozenset(_closure(_spelled_in(indexes, i), graph)) for i in inits}
+    reached = frozenset().union(*reach.values())
+    return {name: Ownership(mine, reached) for name, mine in reach.items()}
+
+
+T = TypeVar("T")
+
+
+def owned(items: list[T], name_of: Callable[[T], str], owner: Ownership | None, shared: dict, key: str) -> list[T]:
+    """The `items` (named by `name_of`) a module owns, in their order. Work in proportion to what
+    the module owns, not to all the items of the files: `shared` keeps, under `key`, the items'
+    positions by name for the other modules of the files."""
+    if owner is None:
+        return items
+    index = shared.get(key)
+    if index is None:
+        by_name: dict[str, list[int]] = {}
+        unreached: list[int] = []
+        for pos, item in enumerate(items):
+            name = name_of(item)
+            if name in owner.reached:
+                by_name.setdefault(name, []).append(pos)
+            else:
+                unreached.append(pos)
+        index = shared[key] = (by_name, unreached)
+    by_name, unreached = index
+    picked = [pos for name in owner.mine for pos in by_name.get(name, ())]
+    return [items[pos] for pos in sorted(picked + unreached)]
 
 
 def _spelled_in(indexes: list[FileIndex], init: InitFunction) -> set[str]:
