@@ -217,12 +217,12 @@ def port(analysis: Analysis, unsafe: bool = False, multi_phase_is_done: bool = T
     for mp in modules:
         if mp.status is not PortStatus.PORTED:
             continue
+        for file in dict.fromkeys(e.file for e in mp.edits):
+            owners.setdefault(file, []).append(mp)
+            if file not in analysis.sources and file not in mp.created:
+                mp.created.append(file)  # a header of porter's own
         for e in mp.edits:
             by_file.setdefault(e.file, []).append(e)
-            if mp not in owners.setdefault(e.file, []):
-                owners[e.file].append(mp)
-            if e.file not in analysis.sources and e.file not in mp.created:
-                mp.created.append(e.file)  # a header of porter's own
     new_text: dict[str, bytes] = {}
     for file, edits in by_file.items():
         try:
