@@ -9,6 +9,7 @@ import traceback
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from porter.analyze import ctree
 from porter.analyze.build_config import BuildConfig, read_build_config
@@ -38,6 +39,7 @@ from porter.model import (
     FileFacts,
     FileProblem,
     Finding,
+    FindModuleUse,
     Function,
     IncludeLine,
     InitFunction,
@@ -273,13 +275,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         called_from_ambiguous=once("called from ambiguous", lambda: _called_from(indexes, twice)),
         macros=once("macros", lambda: tuple(m for idx in indexes for m in idx.macros)), init_body=init_body,
         macro_uses=macro_uses,
-        find_module_uses=tuple(dataclasses.replace(u, function=keys.in_file(u.file, u.function))
-                               for u in collect_find_module_uses(indexes, definition.name if definition else None,
-                                                                   macros, init.worker or init.function)
-                               + (module_global_uses(indexes, init_body.module_var or "", macros,
-                                                     init.worker or init.function)
-                                  if init_body is not None and init_body.module_var_global else [])
-                               if u.macro is None or _macro_is_used(u.macro, macro_uses, indexes)),
+        find_module_uses=_find_module_uses(indexes, macros, macro_uses, keys, init, definition, init_body),
         object_structs=once("object struct facts", lambda: tuple(sorted(
             {s.name: any(f.is_object for f in s.fields) for s in instance_structs}.items()))),
         instance_structs=instance_structs,
@@ -294,6 +290,27 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
                                   and d.initializer is None and d.function is None),
         includes=once("include facts", lambda: tuple(module_includes)),
         module_slots=_module_slots(definition, globals_),
+        **_files_facts(indexes, macros, macro_uses, generated, once),
+    )
+
+
+
+def _find_module_uses(indexes: list[FileIndex], macros: MacroTable, macro_uses: tuple, keys: FunctionKeys,
+                      init: InitFunction, definition, init_body) -> tuple[FindModuleUse, ...]:
+    """PyState_FindModule and the module's own global module variable, read where they are used."""
+    worker = init.worker or init.function
+    found = collect_find_module_uses(indexes, definition.name if definition else None, macros, worker)
+    if init_body is not None and init_body.module_var_global:
+        found += module_global_uses(indexes, init_body.module_var or "", macros, worker)
+    return tuple(dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in found
+                 if u.macro is None or _macro_is_used(u.macro, macro_uses, indexes))
+
+
+def _files_facts(indexes: list[FileIndex], macros: MacroTable, macro_uses: tuple, generated: tuple[Location, ...],
+                 once) -> dict[str, Any]:
+    """The facts of a module that depend only on its files (what a unity file's modules share,
+    read once through `once`): layout, #if branches, macros, names in use."""
+    return dict(
         substruct_tables=once("substruct tables", lambda: tuple(collect_substruct_tables(indexes))),
         generated=generated,
         clinic_input_names=once("clinic input names", lambda: tuple(
@@ -319,7 +336,6 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
                           | frozenset(n for idx in indexes for n in (
                               idx.src.code_names if idx.src.code_names is not None else names_in_code(idx.src.text)))),
     )
-
 
 def _type_definitions(idx: FileIndex) -> list[TypeDefinition]:
     """File-scope typedefs and tagged struct/union/enum bodies, with the #if groups around them."""
