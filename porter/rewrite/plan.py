@@ -292,9 +292,11 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
     get_state = c_name(own.name) if own is not None else allocator.fresh(f"get_{base}_state")
     get_state_by_type = allocator.fresh(f"get_{base}_state_by_type")
     get_state_by_operands = allocator.fresh(f"get_{base}_state_by_operands")
-    exec_name = allocator.fresh(f"{base}_exec")
-    traverse, clear, free = (allocator.fresh(f"{base}_{n}") for n in ("traverse", "clear", "free"))
-    slots = allocator.fresh(f"{base}_slots")
+    # A module that has its own `<mod>_clear` gets `<mod>_module_clear` (which calls it), not `<mod>_clear2`.
+    exec_name = allocator.first_free((f"{base}_exec", f"{base}_module_exec"), f"{base}_exec")
+    traverse, clear, free = (allocator.first_free((f"{base}_{n}", f"{base}_module_{n}"), f"{base}_{n}")
+                             for n in ("traverse", "clear", "free"))
+    slots = allocator.first_free((f"{base}_slots", f"{base}_module_slots"), f"{base}_slots")
     callback_state = allocator.fresh(f"{base}_callback_state")
     body = module.init_body
     if body is not None and body.module_var_reused:
