@@ -40,7 +40,7 @@ import re
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name
-from porter.model import GlobalKind, Span, c_name
+from porter.model import GlobalKind, InitStyle, Span, c_name
 from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
@@ -156,7 +156,11 @@ def _convert(out: Emitter, plan: Plan, tp: TypePlan, visited: set[str]) -> None:
     _drop_readies(out, plan, tp)
     _fix_dealloc(out, plan, tp, visited)
     _fix_traverse(out, plan, tp, visited)
-    out.done(t.file, t.span, f"{t.name} is a heap type: {t.name}_spec, created in {plan.names.exec}() and kept in "
+    # A module multi-phase already fills itself in its own exec function.
+    body = plan.module.init_body
+    exec_name = body.function if body is not None and plan.module.init_style is InitStyle.MULTI_PHASE \
+        else plan.names.exec
+    out.done(t.file, t.span, f"{t.name} is a heap type: {t.name}_spec, created in {exec_name}() and kept in "
                              f"{plan.names.state_type}.{tp.field}; flags {tp.flags}")
     if isinstance(tp.gc, str):
         out.todo(t.file, t.span, code="type-gc-missing", subject=t.name, message=
