@@ -13,7 +13,7 @@ from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
-from porter.analyze.reach import Ownership, owned
+from porter.analyze.ownership import Ownership, owned
 from porter.model import (
     Call,
     CallbackSite,

@@ -12,7 +12,7 @@ from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.functions import call_graph, init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
-from porter.analyze.reach import Ownership, owned
+from porter.analyze.ownership import Ownership, owned
 from porter.lexer import names_in_code
 from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
 from porter.parse import Node, walk

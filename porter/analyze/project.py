@@ -24,8 +24,8 @@ from porter.analyze.initializers import sizeof_operand
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style, pasted_module
+from porter.analyze.ownership import Ownership, ownership
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
-from porter.analyze.reach import Ownership, ownership
 from porter.analyze.spec_types import collect_spec_helpers, collect_spec_types
 from porter.analyze.types import collect_static_types, collect_substruct_tables
 from porter.lexer import names_in_code

@@ -1,4 +1,4 @@
-"""What each init function of a file with several reaches: a unity file's modules own their code.
+"""Which module of a file with several init functions owns what: each owns what its init reaches.
 
 A file (or the files read with it) may define several `PyInit_` functions: amalgamated and
 generated sources put many modules in one translation unit. Each module is read from the same
