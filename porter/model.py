@@ -459,6 +459,16 @@ class CallEnd:
 
 
 @dataclass(frozen=True)
+class UserDataCarrier:
+    """`run(..., callback, &data, ...)` where the callback casts its `void *` parameter to the
+    type of `data`, a local of the caller: what the callback is handed back is `data`."""
+
+    variable: str  # the caller's local (`data`)
+    struct: str  # its type, as the callback's cast spells it (`CALLBACK_DATA`, `struct walk`)
+    param: str  # the callback's `void *` parameter
+
+
+@dataclass(frozen=True)
 class CallbackSite:
     """A call that calls a function of the module back before it returns."""
 
@@ -466,6 +476,7 @@ class CallbackSite:
     statement: Location  # the statement the call is made in
     library: str  # the function called (qsort, PyArg_ParseTuple, a module function)
     ends: tuple[CallEnd, ...]
+    carrier: UserDataCarrier | None = None  # the local it hands the callback as its user data
 
 
 @dataclass(frozen=True)

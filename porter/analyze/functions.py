@@ -31,6 +31,7 @@ from porter.model import (
     SpanList,
     StaticType,
     UnreadCall,
+    UserDataCarrier,
     c_name,
 )
 from porter.parse import Node, descendants, walk
@@ -328,7 +329,7 @@ def collect_functions(
         if taken_key not in sk.taken:
             taken = tuple(Location(path, ctree.span(ident)) for (path, ident), inside in zip(sk.references, taken_key)
                           if not inside)
-            sk.taken[taken_key] = (taken, tuple(_sync_sites(indexes, list(taken))))
+            sk.taken[taken_key] = (taken, tuple(_sync_sites(indexes, list(taken), _user_data_casts(sk))))
         taken, sync_sites = sk.taken[taken_key]
         # Tables name functions by their C name: a static function of a name two files define
         # gets the roles of that name (a role it does not have only keeps its signature).
@@ -440,7 +441,7 @@ def _unread_calls(indexes: list[FileIndex], defined, keys: FunctionKeys) -> dict
     return out
 
 
-def _sync_sites(indexes: list[FileIndex], taken: list[Location]) -> list:
+def _sync_sites(indexes: list[FileIndex], taken: list[Location], casts: dict[str, str] | None = None) -> list:
     """Address-taken uses that only a call in progress can reach, with their statements.
 
     Either the address is an argument of qsort() and friends, or it is stored in a local
@@ -452,7 +453,8 @@ def _sync_sites(indexes: list[FileIndex], taken: list[Location]) -> list:
     by_path = {idx.path: idx for idx in indexes}
     for loc in taken:
         node = by_path[loc.file].src.root.descendant_for_byte_range(loc.span.start, loc.span.end)
-        sites = (_library_site(loc.file, node) or _local_struct_sites(loc.file, node)) if node is not None else None
+        sites = (_library_site(loc.file, node) or _local_struct_sites(loc.file, node)
+                 or _user_data_site(loc.file, node, casts or {})) if node is not None else None
         if not sites:
             return []
         out.extend(sites)
@@ -475,6 +477,71 @@ def _library_site(path: str, node: Node) -> list | None:
         return None
     stmt, ends = site
     return [CallbackSite(caller, Location(path, ctree.span(stmt)), name, ends)]
+
+
+_VOID_POINTER_PARAM = re.compile(r"\s*(?:const\s+)?void\s*\*\s*(?:const\s+)?([A-Za-z_]\w*)\s*")
+_POINTER_TO = re.compile(r"(?:const\s+)?((?:struct\s+)?[A-Za-z_]\w*)\s*\*")
+
+
+def _user_data_casts(sk: _Skeleton) -> dict[str, str]:
+    """The types a function casts its `void *` parameters to (`(CALLBACK_DATA *)user_data`):
+    type as spelled -> parameter."""
+    params = {m.group(1) for p in sk.fields["params"] if (m := _VOID_POINTER_PARAM.fullmatch(p.type_text))}
+    body = sk.node.child_by_field_name("body")
+    if not params or body is None:
+        return {}
+    out: dict[str, str] = {}
+    for cast in descendants(body, ("cast_expression",)):
+        value = ctree.unwrap_parens(cast.child_by_field_name("value"))
+        kind = cast.child_by_field_name("type")
+        if value is None or kind is None or value.type != "identifier" or value.text.decode() not in params:
+            continue
+        m = _POINTER_TO.fullmatch(" ".join(kind.text.decode().split()))
+        if m:
+            out.setdefault(m.group(1), value.text.decode())
+    return out
+
+
+def _user_data_site(path: str, ident: Node, casts: dict[str, str]) -> list | None:
+    """`run(..., cb, &data, ...)` with `data` a local of the type `cb` casts its `void *`
+    parameter to: the call hands `cb` its user data, which can carry the caller's state."""
+    if not casts:
+        return None
+    arg = ident
+    while arg.parent is not None and arg.parent.type in ("cast_expression", "parenthesized_expression"):
+        arg = arg.parent
+    if arg.parent is None or arg.parent.type != "argument_list":
+        return None
+    arglist = arg.parent
+    call, owner = arglist.parent, ctree.enclosing_function(arglist)
+    if call is None or owner is None:
+        return None
+    for other in arglist.named_children:
+        target = other.child_by_field_name("argument") if other.type == "pointer_expression" else None
+        if target is None or other.children[0].type != "&" or target.type != "identifier":
+            continue
+        struct = _local_type(owner, target.text.decode())
+        site = _call_site(call) if struct in casts else None
+        if site is not None:
+            stmt, ends = site
+            carrier = UserDataCarrier(target.text.decode(), struct or "", casts[struct or ""])
+            return [CallbackSite(ctree.function_name(owner)[0] or "", Location(path, ctree.span(stmt)),
+                                 ctree.call_name(call) or "a call", ends, carrier)]
+    return None
+
+
+def _local_type(function: Node, name: str) -> str | None:
+    """The type of a plain (not static, pointer or array) local variable of `function`."""
+    body = function.child_by_field_name("body")
+    for decl in descendants(body, ("declaration",)) if body is not None else ():
+        if "static" in ctree.storage(decl):
+            continue
+        for d in ctree.declarators(decl):
+            info = ctree.read_declarator(d)
+            kind = decl.child_by_field_name("type")
+            if info.name == name and not info.is_pointer and not info.is_array and kind is not None:
+                return " ".join(kind.text.decode().split())
+    return None
 
 
 def _local_struct_sites(path: str, ident: Node) -> list | None:

@@ -19,6 +19,7 @@ class AccessKind(StrEnum):
     HELPER = "helper"  # a new `state` parameter passed by its callers
     SPLIT = "split"  # a module method also called directly: `<name>_impl(state, ...)` does the work
     CALLBACK = "callback"  # called back during a call that publishes the state in a thread-local
+    USER_DATA = "user-data"  # a callback whose user data (a local of its caller) carries the state
     NONE = "none"  # cannot reach it
 
 

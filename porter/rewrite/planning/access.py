@@ -103,6 +103,18 @@ def _callback_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
     if instance_of is not None and first is not None:
         # A callback handed its own object (PyEval_SetTrace(func, self)): the type leads to state.
         return Access(AccessKind.TYPE, (first,), types=(instance_of,))
+    carriers = {site.carrier for site in f.sync_callback_sites}
+    structs = {(c.struct, c.param) for c in carriers if c}
+    defined = {t.name for t in module.type_definitions}
+    if f.sync_callback_sites and None not in carriers and len(structs) == 1 \
+            and next(iter(structs))[0].split()[-1] in defined \
+            and f.role_kinds <= {RoleKind.CALLBACK, RoleKind.HELPER} and not called:
+        # Handed back the caller's local as its user data: that local carries the state, on
+        # whatever thread and whenever the callback runs.
+        carrier = f.sync_callback_sites[0].carrier
+        assert carrier is not None
+        return Access(AccessKind.USER_DATA, (carrier.param,), types=(carrier.struct,),
+                      reason=f"its user data, a {carrier.struct}, carries its caller's state")
     if f.sync_callback_sites and f.role_kinds <= {RoleKind.CALLBACK, RoleKind.HELPER}:
         if called:
             # A direct call would read whatever state the thread last published.

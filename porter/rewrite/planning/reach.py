@@ -135,7 +135,7 @@ def state_edges(functions: dict[str, Function], access: dict[str, Access]) -> li
     edges = [(name, c.callee) for name, f in functions.items() for c in f.calls if kind(c.callee) in _THREADED]
     # A function that hands a synchronous callback to qsort() must provide its state.
     edges += [(site.caller, name) for name, f in functions.items()
-              if kind(name) is AccessKind.CALLBACK for site in f.sync_callback_sites]
+              if kind(name) in (AccessKind.CALLBACK, AccessKind.USER_DATA) for site in f.sync_callback_sites]
     # Calls in #if branches porter did not read get the state too (lexically): their callers need it.
     edges += [(call.caller, name) for name, f in functions.items()
               if kind(name) in _THREADED for call in f.unread_calls if call.caller is not None]

@@ -42,6 +42,9 @@ from porter.rewrite.planning.tables import in_table
 from porter.rewrite.steps.state_struct import global_key
 from porter.rewrite.vocab import AccessKind
 
+# The member porter adds to a callback's user-data struct: the state its caller hands over.
+USER_DATA_FIELD = "module_state"
+
 
 class StateAccess:
     id = "state-access"
@@ -52,6 +55,7 @@ class StateAccess:
             return out.result
         _declare_state(out, plan)
         _publish_for_callbacks(out, plan)
+        _carry_in_user_data(out, plan)
         _pass_state_to_helpers(out, plan)
         _pass_state_in_unread_branches(out, plan)
         _report_conditional_macros(out, plan)
@@ -136,6 +140,8 @@ def _state_expression(plan: Plan, acc: Access, f: Function | None = None) -> str
         return f"{n.get_state_by_operands}((PyObject *){acc.params[0]}, (PyObject *){acc.params[1]})"
     if acc.kind is AccessKind.CALLBACK:
         return n.callback_state
+    if acc.kind is AccessKind.USER_DATA:
+        return f"(({acc.types[0]} *){acc.params[0]})->{USER_DATA_FIELD}"
     return None
 
 
@@ -248,6 +254,48 @@ def _pass_state(out: Emitter, plan: Plan, file: str, name: str, name_start: int,
         out.edit(file, Span(name_start, name_start + len(name)), plan.names.impl[name])
     var = plan.names.state_var
     out.insert(file, at, var if empty else f"{var}, ")
+
+
+def _carry_in_user_data(out: Emitter, plan: Plan) -> None:
+    """A callback handed its caller's local as user data reads the state from it: the local's
+    struct gets a member for the state, and each caller sets it before the call."""
+    d = plan.decisions
+    structs: set[str] = set()
+    done: set = set()
+    for f in plan.module.functions:
+        acc = d.access.get(f.name)
+        if acc is None or acc.kind is not AccessKind.USER_DATA or not d.needs.get(f.name):
+            continue
+        structs.add(acc.types[0])
+        for site in f.sync_callback_sites:
+            carrier = site.carrier
+            loc = site.statement
+            if carrier is None or (loc, carrier.variable) in done:
+                continue
+            done.add((loc, carrier.variable))
+            indent = plan.layout(loc.file).line_indent(loc.span.start)
+            with out.about(("callback", f.name)):
+                out.insert(loc.file, loc.span.start,
+                           f"{carrier.variable}.{USER_DATA_FIELD} = {plan.names.state_var};\n{indent}", order=-5)
+            out.done(loc.file, loc.span, f"{site.caller}() hands its state to {f.name}() in "
+                                         f"{carrier.variable}.{USER_DATA_FIELD}, the user data it passes to "
+                                         f"{site.library}()", key=("callback", f.name))
+    for struct in sorted(structs):
+        name = struct.split()[-1]
+        definition = next((t for t in plan.module.type_definitions if t.name == name), None)
+        if definition is None:
+            continue  # access planning only chooses user data whose struct it can see
+        layout = plan.layout(definition.file)
+        text = layout.text[definition.statement.start:definition.statement.end]
+        close = definition.statement.start + text.rfind(b"}")
+        start = layout.line_start(close)
+        if layout.text[start:close].strip():
+            out.insert(definition.file, close, f" void *{USER_DATA_FIELD}; ")
+        else:
+            indent = layout.line_indent(layout.line_start(max(start - 1, 0))) or "    "
+            out.insert(definition.file, start, f"{indent}void *{USER_DATA_FIELD};  /* {plan.names.state_type} */\n")
+        out.done(definition.file, definition.statement, f"{struct} carries the module state to the callbacks "
+                                                        f"it is user data of ({USER_DATA_FIELD})")
 
 
 def _publish_for_callbacks(out: Emitter, plan: Plan) -> None:
