@@ -966,3 +966,34 @@ PyInit_m(void)
     _, text = port(c)
     assert 'PyModule_AddObjectRef(m, "Error", state->Error)' in text, text
     assert "Py_NewRef(state->Error)" not in text
+
+
+def test_a_type_ready_inside_a_checking_macro_goes_with_the_conversion():
+    """`CHECK_INT(PyType_Ready(&T));` with `#define CHECK_INT(expr) do { if ((expr) < 0) goto
+    error; } while (0)`: the statement only readies T, which the heap type makes moot."""
+    c = """#include <Python.h>
+#define CHECK_INT(expr) \\
+    do { if ((expr) < 0) goto error; } while (0)
+typedef struct { PyObject_HEAD } CtxObject;
+static PyTypeObject CtxType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.Ctx", .tp_basicsize = sizeof(CtxObject), .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, NULL};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    CHECK_INT(PyType_Ready(&CtxType));
+    CHECK_INT(PyModule_AddObjectRef(m, "Ctx", (PyObject *)&CtxType));
+    return m;
+error:
+    Py_DECREF(m);
+    return NULL;
+}
+"""
+    _, text = port(c)
+    assert "state->CtxType" in text and "PyType_Ready" not in text, text

@@ -69,7 +69,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
             if type_name and stmt is not None:
                 readies.append(TypeReady(
                     type_name, ctree.statement_span(src, stmt), ctree.span(node), stmt.type == "if_statement",
-                    alone=_alone(stmt, node),
+                    alone=_alone(stmt, node, macros),
                     structseq_desc=src.text_of(args[1]) if len(args) == 2 else None))
     for where, scope in [(index, body)] + [(i, h.child_by_field_name("body")) for i, h in helpers]:
         if scope is None:
@@ -98,7 +98,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
                     stmt = _enclosing_if_or_statement(node)
                     if type_name and stmt is not None:
                         readies.append(TypeReady(type_name, ctree.statement_span(where.src, stmt), ctree.span(node),
-                                                 stmt.type == "if_statement", _alone(stmt, node),
+                                                 stmt.type == "if_statement", _alone(stmt, node, macros),
                                                  file=where.path))
     def returns_in_body(name: str, object_like: bool = False) -> bool:
         m = macros.get(name)
@@ -234,10 +234,15 @@ def _lone_bodies(body: Node, spans: set[Span]) -> tuple[Span, ...]:
     return tuple(sorted(set(found)))
 
 
-def _alone(stmt: Node, call: Node) -> bool:
-    """`if (PyType_Ready(&T) < 0) ...` or `PyType_Ready(&T);`: the call is the whole test."""
+def _alone(stmt: Node, call: Node, macros: MacroTable | None = None) -> bool:
+    """`if (PyType_Ready(&T) < 0) ...`, `PyType_Ready(&T);` or `CHECK(PyType_Ready(&T));` with a
+    project macro that only tests its argument: the call is the whole test."""
     if stmt.type == "expression_statement":
         inner = stmt.named_children[0] if stmt.named_children else None
+        if inner is not None and inner != call and inner.type == "call_expression" and macros is not None:
+            args = ctree.call_args(inner)
+            return len(args) == 1 and ctree.unwrap_parens(args[0]) == call \
+                and _only_tests_its_argument(macros, ctree.call_name(inner))
         return inner == call
     cond = stmt.child_by_field_name("condition")
     inner = ctree.unwrap_parens(cond)
@@ -252,6 +257,21 @@ def _alone(stmt: Node, call: Node) -> bool:
         else:
             break
     return inner == call and stmt.child_by_field_name("alternative") is None
+
+
+# `do { if ((x) < 0) goto error; } while (0)`: a macro that evaluates its one argument, and on
+# failure leaves (goto or return), nothing else.
+_TEST_MACRO = r"""\s*(?:do\s*\{{)?\s*if\s*\(\s*\(?\s*{p}\s*\)?\s*(?:<\s*0|!=\s*0|==\s*-1|<\s*0\s*\)?)?\s*\)\s*
+                  (?:\{{\s*)?(?:goto\s+\w+|return\b[^;]*)\s*;?\s*(?:\}}\s*)?(?:\}}\s*while\s*\(\s*0\s*\))?\s*"""
+
+
+def _only_tests_its_argument(macros: MacroTable, name: str | None) -> bool:
+    macro = macros.get(name or "")
+    if macro is None or macro.params is None or len(macro.params) != 1:
+        return False
+    param = re.escape(macro.params[0])
+    body = re.sub(r"\\\r?\n", " ", macro.body_text)  # line continuations
+    return re.fullmatch(_TEST_MACRO.format(p=param), body, re.VERBOSE) is not None
 
 
 def _module_var_reused(index, body: Node, module_var: str | None, create_nodes, macros) -> bool:
