@@ -1055,6 +1055,9 @@ class InitBody:
     macro_module_releases: tuple[tuple[str, Location], ...] = ()
     # How many statements (and directives) the body holds at its top level.
     statement_count: int = 0
+    # `if (W(m) < 0) { Py_DECREF(m); return NULL; }` is all the body does besides creating,
+    # checking and returning the module: W, the function that fills it.
+    only_worker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -997,3 +997,41 @@ error:
 """
     _, text = port(c)
     assert "state->CtxType" in text and "PyType_Ready" not in text, text
+
+
+WORKER_INIT = """#include <Python.h>
+%s
+static int
+fill(PyObject *module)
+{
+    %s
+    return PyModule_AddIntConstant(module, "ANSWER", 42);
+}
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, NULL};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    if (fill(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
+"""
+
+
+def test_an_init_that_only_has_a_worker_fill_the_module_makes_the_worker_the_exec_slot():
+    """`if (fill(m) < 0) { Py_DECREF(m); return NULL; }` is all PyInit does: `fill` is the
+    Py_mod_exec function, not a generated exec that only calls it."""
+    mp, text = port(WORKER_INIT % ("", ""))
+    assert "{Py_mod_exec, fill}" in text and "m_exec" not in text, text
+    assert "return PyModuleDef_Init(&def);" in text and "PyModule_Create" not in text
+    assert any("fill() is the Py_mod_exec function" in it.message for it in mp.items)
+
+
+def test_an_init_whose_worker_needs_the_state_keeps_its_own_exec():
+    mp, text = port(WORKER_INIT % ("static PyObject *cached;", "cached = PyUnicode_FromString(\"x\");"))
+    assert "{Py_mod_exec, m_exec}" in text, text

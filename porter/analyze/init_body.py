@@ -128,7 +128,63 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         lone_bodies=_lone_bodies(body, droppable), header_split=header_split,
         macro_module_releases=releases, runtime_metatypes=tuple(dict.fromkeys(metatypes)),
         statement_count=sum(1 for c in body.named_children if c.type != "comment"),
+        only_worker=_only_worker(src, body, module_var, set(decls) | set(create_statements) | set(null_checks)),
     )
+
+
+_FAILED = re.compile(r"\s*(?:<\s*0|!=\s*0|==\s*-1)?\s*")
+
+
+def _only_worker(src, body: Node, module_var: str | None, known: set[Span]) -> str | None:
+    """W when the body only creates the module, checks it, calls `W(m)` and gives up on
+    failure (releasing the module, returning NULL), and returns the module."""
+    if not module_var:
+        return None
+    worker = None
+    for stmt in body.named_children:
+        if stmt.type == "comment" or ctree.statement_span(src, stmt) in known:
+            continue
+        if stmt.type == "declaration" and any(ctree.read_declarator(d).name == module_var
+                                              for d in ctree.declarators(stmt)):
+            continue  # `PyObject *m = PyModule_Create(...)` or its declaration
+        if stmt.type == "return_statement":
+            value = ctree.unwrap_parens(stmt.named_children[0]) if stmt.named_children else None
+            if value is not None and _is_name(value, module_var):
+                continue
+            return None
+        called = _worker_check(src, stmt, module_var) if worker is None else None
+        if called is None:
+            return None
+        worker = called
+    return worker
+
+
+def _worker_check(src, stmt: Node, module_var: str) -> str | None:
+    """`if (W(m) < 0) { Py_DECREF(m); return NULL; }`: W."""
+    if stmt.type != "if_statement" or stmt.child_by_field_name("alternative") is not None:
+        return None
+    cond = ctree.unwrap_parens(stmt.child_by_field_name("condition"))
+    call = cond
+    if cond is not None and cond.type == "binary_expression":
+        left, right = cond.child_by_field_name("left"), cond.child_by_field_name("right")
+        if left is None or right is None or not _FAILED.fullmatch(src.text[left.end_byte:right.end_byte].decode()):
+            return None
+        call = ctree.unwrap_parens(left)
+    if call is None or call.type != "call_expression":
+        return None
+    args = ctree.call_args(call)
+    if len(args) != 1 or not _is_name(ctree.unwrap_parens(args[0]) or args[0], module_var):
+        return None
+    consequence = stmt.child_by_field_name("consequence")
+    parts = consequence.named_children if consequence is not None and consequence.type == "compound_statement" \
+        else [consequence] if consequence is not None else []
+    for part in parts:
+        text = " ".join(src.text_of(part).split())
+        if text in (f"Py_DECREF({module_var});", f"Py_XDECREF({module_var});", f"Py_CLEAR({module_var});",
+                    "return NULL;", "return 0;") or part.type == "comment":
+            continue
+        return None
+    return ctree.call_name(call)
 
 
 def _macro_module_releases(index, body: Node, module_var: str | None, returning: list[str],

@@ -137,6 +137,28 @@ class Plan:
                 and not self.types and not self.spec_types and not any(f.initial for f in self.fields)
                 and not self.names.last_module and not self.decisions.needs.get(body.function))
 
+    @property
+    def exec_delegate(self) -> str | None:
+        """PyInit only creates the module and has `W(m)` fill it, and the port adds nothing to
+        exec: W itself (`static int W(PyObject *m)`) is the Py_mod_exec function, not a
+        generated exec that only calls it."""
+        body = self.module.init_body
+        worker = self.module.function(body.only_worker) if body is not None and body.only_worker else None
+        if worker is None or body is None:
+            return None
+        params = worker.params
+        return worker.c_name if (
+            self.module.init_style is not InitStyle.MULTI_PHASE and body.function == self.module.init.function
+            and body.header_split is None and not body.problems and not body.add_objects
+            # (the worker's own PyType_Ready calls stay where they are)
+            and not any(r.file == body.file and body.body.start <= r.statement.start < body.body.end
+                        for r in body.type_readies)
+            and not body.add_module and not body.returning_macros and not body.module_var_global
+            and not self.types and not self.spec_types and not self.fields and not self.names.last_module
+            and not self.decisions.needs.get(body.function) and not self.decisions.needs.get(worker.name)
+            and worker.return_type.strip() == "int" and len(params) == 1
+            and re.search(r"\bPyObject\s*\*", params[0].type_text) is not None) else None
+
     def has(self, name: str) -> bool:
         """Whether the generated code may name `name` in the package's declared limited API."""
         return capi.in_limited_api(name, self.limited_api)

@@ -55,6 +55,11 @@ class ExecSlot:
             with out.about(EXEC):
                 out.done(body.file, body.header, f"{body.function}() only created the module and the port gives "
                                                  "exec nothing to do: no exec function, no Py_mod_exec slot")
+        elif plan.exec_delegate:
+            with out.about(EXEC):
+                out.done(body.file, body.header, f"{body.function}() only created the module and had "
+                                                 f"{plan.exec_delegate}() fill it: {plan.exec_delegate}() is the "
+                                                 "Py_mod_exec function")
         elif body.module_var_reused:
             with out.about(EXEC):
                 _owning_variable(out, plan, body)

@@ -72,8 +72,10 @@ class ModuleDefinition:
             shared = plan.placement is not None and plan.placement.shared_header
             storage = "" if shared or (not d.is_static and d.macro is None) else "static "
             worker_is_init = module.init.worker is None
-            # No exec: PyInit stays where it is, after the slots and the definition.
-            noop = plan.exec_is_noop
+            # No exec of porter's (none at all, or init's own worker): PyInit stays where it is,
+            # after the slots and the definition.
+            delegate = plan.exec_delegate
+            noop = plan.exec_is_noop or delegate is not None
             # The generated functions call the old ones by name: `(freefunc)module_free` -> module_free.
             old = {}
             for name in ("m_traverse", "m_clear", "m_free"):
@@ -85,7 +87,8 @@ class ModuleDefinition:
                 object_fields=objects, field_guards=_gc_guards(plan),
                 state_type=names.state_type, state_var=names.state_var,
                 get_state=names.get_state, traverse=names.traverse, clear=names.clear,
-                free=names.free, slots=names.slots, exec=None if noop else names.exec, posture=plan.posture.value,
+                free=names.free, slots=names.slots, exec=delegate or (None if noop else names.exec),
+                posture=plan.posture.value,
                 exec_once=names.exec_once, first_namespace=names.first_namespace, filled=plan.exec_once,
                 posture_condition=plan.posture.condition,
                 multiple_interpreters_guard=plan.guard("Py_mod_multiple_interpreters"),
@@ -111,9 +114,9 @@ class ModuleDefinition:
         named = "".join(f"; named as the build compiles this file ({macro} = {value}): a build that defines "
                         f"{macro} otherwise needs {module.init.name} renamed"
                         for macro, value in module.init.implied_defines)
-        if plan.exec_once and not noop:
+        if plan.exec_once and (not noop or delegate):
             out.done(body.file, body.header,
-                     f"{names.exec}() fills the dicts of static types that stay process-global "
+                     f"{delegate or names.exec}() fills the dicts of static types that stay process-global "
                      f"({', '.join(plan.exec_once)}): "
                      f"the Py_mod_exec slot is {names.exec_once}(), which runs it once per process and gives each "
                      "later load the names the first load made, as single-phase init's re-import did",
