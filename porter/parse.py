@@ -296,16 +296,18 @@ def error_nodes(tree: Tree) -> list[Node]:
 _BRACES = re.compile(rb"[{}]")
 
 
-def _initializer_lists(code: bytes) -> SpanSet:
+def _initializer_lists(lexed: Lexed) -> SpanSet:
     """The outermost brace initializer lists of a file (`= {...}`, and the lists nested in
-    one), from its code with comments, literals and directives blanked."""
+    one), read on its code with comments, literals and directives blanked."""
+    code = lexed.code
     found: list[tuple[int, int]] = []
     stack: list[bool] = []  # for each open brace: whether it opens an initializer list
     opened_at: list[int] = []
     for m in _BRACES.finditer(code):
         at = m.start()
         if code[at] == 0x7B:  # `{`
-            before = _last_code_byte(code, at)
+            last = lexed.prev_code_byte(at)
+            before = code[last:last + 1] if last is not None else b""
             stack.append(before == b"=" or (bool(stack) and stack[-1] and before in (b",", b"{")))
             opened_at.append(at)
         elif stack:
@@ -313,17 +315,6 @@ def _initializer_lists(code: bytes) -> SpanSet:
                 found.append((opened_at[-1], m.end()))
             opened_at.pop()
     return SpanSet(found)
-
-
-def _last_code_byte(code: bytes, end: int) -> bytes:
-    """The last byte before `end` that is not blank (comments and directives are blanks here)."""
-    window = 64
-    while True:
-        start = max(0, end - window)
-        tail = code[start:end].rstrip()
-        if tail or start == 0:
-            return tail[-1:]
-        end, window = start, window * 4
 
 
 def _groups_to_mask(tree: Tree, buf: bytes, pre: Preprocessed, done: set[int]) -> set[int]:
@@ -427,7 +418,7 @@ def parse_source(
     # Groups whose branches split a statement or a header cannot parse as written; nor can a
     # group in a brace initializer (tree-sitter-c reads no directive there): a generated table
     # with an `#ifdef` per row would otherwise cost a slow parse full of errors first.
-    in_lists = _initializer_lists(lexed.code)
+    in_lists = _initializer_lists(lexed)
     for i, cond in enumerate(conds):
         if (cond.splits_code or in_lists.covers(cond.span.start)) and not dropped.covers(cond.span.start):
             mask(i)

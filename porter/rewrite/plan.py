@@ -19,6 +19,7 @@ from porter.model import (
     ExtensionModule,
     Function,
     GlobalKind,
+    InitBody,
     InitStyle,
     Location,
     RoleKind,
@@ -130,12 +131,9 @@ class Plan:
         """PyInit only returns `PyModule_Create(&def)` and the port gives exec nothing to do: the
         module gets no exec function and no Py_mod_exec slot (an empty one is only noise)."""
         body = self.module.init_body
-        return (self.module.init_style is not InitStyle.MULTI_PHASE and body is not None
-                and body.function == self.module.init.function and body.statement_count == 1
-                and body.create_kind == "return" and body.header_split is None and not body.problems
-                and not body.add_objects and not body.type_readies
-                and not self.types and not self.spec_types and not any(f.initial for f in self.fields)
-                and not self.names.last_module and not self.decisions.needs.get(body.function))
+        return (body is not None and self._init_only_makes_the_module(body) and body.statement_count == 1
+                and body.create_kind == "return" and not body.type_readies
+                and not any(f.initial for f in self.fields))
 
     @property
     def exec_delegate(self) -> str | None:
@@ -148,16 +146,22 @@ class Plan:
             return None
         params = worker.params
         return worker.c_name if (
-            self.module.init_style is not InitStyle.MULTI_PHASE and body.function == self.module.init.function
-            and body.header_split is None and not body.problems and not body.add_objects
+            self._init_only_makes_the_module(body)
             # (the worker's own PyType_Ready calls stay where they are)
             and not any(r.file == body.file and body.body.start <= r.statement.start < body.body.end
                         for r in body.type_readies)
             and not body.add_module and not body.returning_macros and not body.module_var_global
-            and not self.types and not self.spec_types and not self.fields and not self.names.last_module
-            and not self.decisions.needs.get(body.function) and not self.decisions.needs.get(worker.name)
+            and not self.fields and not self.decisions.needs.get(worker.name)
             and worker.return_type.strip() == "int" and len(params) == 1
             and re.search(r"\bPyObject\s*\*", params[0].type_text) is not None) else None
+
+    def _init_only_makes_the_module(self, body: InitBody) -> bool:
+        """What an exec of porter's own would be for is absent: a single-phase PyInit porter reads
+        whole, that adds no objects itself, and a port that moves no type and needs no state there."""
+        return (self.module.init_style is not InitStyle.MULTI_PHASE and body.function == self.module.init.function
+                and body.header_split is None and not body.problems and not body.add_objects
+                and not self.types and not self.spec_types and not self.names.last_module
+                and not self.decisions.needs.get(body.function))
 
     def has(self, name: str) -> bool:
         """Whether the generated code may name `name` in the package's declared limited API."""

@@ -75,7 +75,7 @@ class ModuleDefinition:
             # No exec of porter's (none at all, or init's own worker): PyInit stays where it is,
             # after the slots and the definition.
             delegate = plan.exec_delegate
-            noop = plan.exec_is_noop or delegate is not None
+            init_stays = plan.exec_is_noop or delegate is not None
             # The generated functions call the old ones by name: `(freefunc)module_free` -> module_free.
             old = {}
             for name in ("m_traverse", "m_clear", "m_free"):
@@ -87,7 +87,7 @@ class ModuleDefinition:
                 object_fields=objects, field_guards=_gc_guards(plan),
                 state_type=names.state_type, state_var=names.state_var,
                 get_state=names.get_state, traverse=names.traverse, clear=names.clear,
-                free=names.free, slots=names.slots, exec=delegate or (None if noop else names.exec),
+                free=names.free, slots=names.slots, exec=delegate or (None if init_stays else names.exec),
                 posture=plan.posture.value,
                 exec_once=names.exec_once, first_namespace=names.first_namespace, filled=plan.exec_once,
                 posture_condition=plan.posture.condition,
@@ -95,15 +95,15 @@ class ModuleDefinition:
                 runtime_slots=_runtime_slots(plan),
                 gil_slot=plan.targets("Py_mod_gil"), gil_guard=plan.guard("Py_mod_gil"),
                 def_storage=storage, def_name=names.def_name, def_fields=fields,
-                pyinit=module.init.name if worker_is_init and not noop else None,
+                pyinit=module.init.name if worker_is_init and not init_stays else None,
                 last_module=names.last_module, last_module_interp=names.last_module_interp,
                 last_module_definitions=bool(names.last_module) and shared,
             )
-            if noop:
+            if init_stays:
                 out.insert(body.file, body.header.start, text.strip("\n") + "\n\n", order=10)
             else:
                 out.insert(body.file, body.body.end, "\n\n" + text.strip("\n"), order=10)
-            if not worker_is_init or noop:
+            if not worker_is_init or init_stays:
                 out.edit(module.init.file, module.init.body, cbuild.return_module_def(
                     names.def_name, _runtime_slots_call(plan)))
         at_import = " (filled in at import on CPython 3.12+: the build's limited API does not name it)" \
@@ -114,7 +114,7 @@ class ModuleDefinition:
         named = "".join(f"; named as the build compiles this file ({macro} = {value}): a build that defines "
                         f"{macro} otherwise needs {module.init.name} renamed"
                         for macro, value in module.init.implied_defines)
-        if plan.exec_once and (not noop or delegate):
+        if plan.exec_once and (not init_stays or delegate):
             out.done(body.file, body.header,
                      f"{delegate or names.exec}() fills the dicts of static types that stay process-global "
                      f"({', '.join(plan.exec_once)}): "
