@@ -132,7 +132,9 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
     )
 
 
-_FAILED = re.compile(r"\s*(?:<\s*0|!=\s*0|==\s*-1)?\s*")
+# How C tests a status for failure: `< 0`, `!= 0`, `== -1`, or nothing (`if (f(m))`).
+_FAILURE_TEST = r"(?:<\s*0|!=\s*0|==\s*-1)?"
+_FAILED = re.compile(rf"\s*{_FAILURE_TEST}\s*")
 
 
 def _only_worker(src, body: Node, module_var: str | None, known: set[Span]) -> str | None:
@@ -317,7 +319,7 @@ def _alone(stmt: Node, call: Node, macros: MacroTable | None = None) -> bool:
 
 # `do { if ((x) < 0) goto error; } while (0)`: a macro that evaluates its one argument, and on
 # failure leaves (goto or return), nothing else.
-_TEST_MACRO = r"""\s*(?:do\s*\{{)?\s*if\s*\(\s*\(?\s*{p}\s*\)?\s*(?:<\s*0|!=\s*0|==\s*-1|<\s*0\s*\)?)?\s*\)\s*
+_TEST_MACRO = r"""\s*(?:do\s*\{{)?\s*if\s*\(\s*\(?\s*{p}\s*\)?\s*""" + _FAILURE_TEST + r"""\s*\)\s*
                   (?:\{{\s*)?(?:goto\s+\w+|return\b[^;]*)\s*;?\s*(?:\}}\s*)?(?:\}}\s*while\s*\(\s*0\s*\))?\s*"""
 
 
