@@ -93,6 +93,19 @@ in the capsule stays static and is reported: its clients must be ported with it.
     _code("process-global", CodeKind.FINDING,
           "a call changes process-wide state (signal handlers, locale, atexit...).",
           "A module in several interpreters makes it once per interpreter; check that this is wanted."),
+    _code("process-constant", CodeKind.FINDING,
+          "C data computed once from process-wide inputs stays process-global.", """
+What: a global (or a function's static) written only while it still holds its initial value
+(`if (!x) x = ...;`, or after `if (x) return x;`), from C library calls, locals and process-wide
+runtime data (PyInterpreterState_Head/Next/Main) alone: no Python object, no other global, no
+project function.
+
+Why it matters: every interpreter computes the same value, so sharing it keeps behaviour and
+needs no module state; it does not weaken Py_mod_multiple_interpreters. Two interpreters with
+their own GIL may both compute it the first time, writing the same value.
+
+What to do: nothing, unless the value can differ between interpreters (then make it module
+state by hand)."""),
     _code("gilstate", CodeKind.FINDING, "PyGILState_* assumes one interpreter per thread.", """
 Under a per-interpreter GIL it may attach a thread to the main interpreter; use the
 interpreter the module lives in (PyThreadState_New with its PyInterpreterState)."""),

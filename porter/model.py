@@ -218,6 +218,7 @@ class GlobalKind(StrEnum):
     CAPSULE_API = "capsule-api"  # a pointer table exported through a capsule
     FUNCTION_POINTER = "function-pointer"  # a pointer to a C function, set once
     THREAD_LOCAL = "thread-local"  # C data in thread-local storage: each thread has its own
+    PROCESS_CONSTANT = "process-constant"  # C data computed once from process-wide inputs
 
     @property
     def needs_port(self) -> bool:

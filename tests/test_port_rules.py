@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from porter.diff import unified_diff
-from porter.model import Companions
+from porter.model import Companions, GlobalKind
 from porter.pipeline import port_files
 
 HEADER = "#include <Python.h>\n"
@@ -1035,3 +1035,54 @@ def test_an_init_that_only_has_a_worker_fill_the_module_makes_the_worker_the_exe
 def test_an_init_whose_worker_needs_the_state_keeps_its_own_exec():
     mp, text = port(WORKER_INIT % ("static PyObject *cached;", "cached = PyUnicode_FromString(\"x\");"))
     assert "{Py_mod_exec, m_exec}" in text, text
+
+
+PROCESS_CACHE = HEADER + """
+#include <unistd.h>
+%s
+static PyObject *
+get(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLong(cached());
+}
+""" + ONE_METHOD.replace("    Err = PyErr_NewException(\"m.Err\", NULL, NULL);\n", "") % ("get", "get", "METH_NOARGS")
+
+
+@pytest.mark.parametrize("cache", [
+    "static long v;\nstatic long cached(void) { if (!v) v = sysconf(_SC_PAGESIZE); return v; }",
+    "static long v = -1;\nstatic long cached(void) { if (v >= 0) return v; v = sysconf(_SC_PAGESIZE); return v; }",
+    "static long cached(void) { static long v = 0; if (v == 0) { long n = sysconf(_SC_PAGESIZE); v = n; } "
+    "return v; }",
+])
+def test_a_cache_of_process_wide_c_data_stays_global_without_weakening_the_claim(cache):
+    mp, text = port(PROCESS_CACHE % cache)
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    assert "->v" not in text
+    assert [f.subject for f in mp.module.findings if f.code == "process-constant"] == ["v"]
+
+
+@pytest.mark.parametrize("cache", [
+    # from a project function: it may read anything
+    "static long other(void) { return 4096; }\n"
+    "static long v;\nstatic long cached(void) { if (!v) v = other(); return v; }",
+    # from a Python call
+    "static long v;\nstatic long cached(void) { if (!v) v = PyLong_AsLong(PySys_GetObject(\"maxsize\")); return v; }",
+    # from another global that changes
+    "static long base = 1;\nstatic long v;\n"
+    "static long cached(void) { base++; if (!v) v = base * 2; return v; }",
+    # written outside the guard too
+    "static long v;\nstatic long cached(void) { if (!v) v = sysconf(_SC_PAGESIZE); v += 0; return v; }",
+    "static long v;\nstatic long cached(void) { v = sysconf(_SC_PAGESIZE); return v; }",
+    # its address escapes
+    "static long v;\nstatic void fill(long *p) { *p = 1; }\n"
+    "static long cached(void) { if (!v) v = sysconf(_SC_PAGESIZE); fill(&v); return v; }",
+    # the guard tests something else too
+    "static long v;\nstatic int flag;\nstatic long cached(void) { if (!v && !flag) v = sysconf(_SC_PAGESIZE); "
+    "return v; }",
+])
+def test_a_cache_that_may_differ_between_interpreters_is_module_state(cache):
+    mp, text = port(PROCESS_CACHE % cache)
+    assert not [f for f in mp.module.findings if f.code == "process-constant" and f.subject == "v"]
+    (v,) = [g for g in mp.module.globals if g.name == "v"]
+    assert v.kind is GlobalKind.MUTABLE_DATA
+    assert "->v" in text or mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"

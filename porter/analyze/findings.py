@@ -6,7 +6,7 @@ from bisect import bisect_right
 
 from porter import capi
 from porter.analyze.index import FileIndex
-from porter.model import Finding, Function, Global, Severity, Span, StaticType
+from porter.model import Finding, Function, Global, GlobalKind, Severity, Span, StaticType
 
 _BLOCKER_CODES = {
     "PyState_FindModule": ("state-find-module", Severity.BLOCKER),
@@ -31,6 +31,11 @@ def collect_findings(
     for index in indexes:
         out.extend(_dropped_branch_uses(index, globals_))
     for g in globals_:
+        if g.kind is GlobalKind.PROCESS_CONSTANT:
+            out.append(Finding(
+                "process-constant", Severity.INFO, g.file, g.span,
+                f"{g.name} stays process-global: {g.reason}. Two interpreters' first calls may both "
+                "write it, with the same value", subject=g.name))
         if not g.kind.needs_port:
             continue
         headers = [loc for loc in g.extern_declarations if loc.file.endswith((".h", ".hpp"))]

@@ -13,6 +13,7 @@ from porter.analyze.functions import call_graph, init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.analyze.ownership import Ownership, owned
+from porter.analyze.process_constants import is_process_constant
 from porter.lexer import names_in_code
 from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
 from porter.parse import Node, walk
@@ -49,8 +50,11 @@ def collect_globals(
     out = []
     # A function-local static goes with its function: no init reaches the name "".
     mine = owned(skeletons, lambda g: g.name if g.function is None else "", owner, shared, "global skeletons by name")
+    names = shared.get("global names")
+    if names is None:
+        names = shared["global names"] = frozenset(g.name for g in skeletons)
     for g in mine:
-        kind, reason = classify(g, indexes, phase, object_structs, memo)
+        kind, reason = classify(g, indexes, phase, object_structs, memo, names)
         previous = made.get(g.key)
         if previous is not None and previous.kind is kind and previous.reason == reason:
             out.append(previous)
@@ -473,9 +477,10 @@ def _access(ident: Node, is_array: bool = False) -> UseAccess:
 
 
 def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
-             memo: dict | None = None) -> tuple[GlobalKind, str]:
+             memo: dict | None = None, global_names: frozenset[str] = frozenset()) -> tuple[GlobalKind, str]:
     """A global's kind and why. `memo` keeps what does not depend on `phase` (a unity file's
-    modules classify the same globals once each)."""
+    modules classify the same globals once each); `global_names` are every global's and static's
+    names."""
     def once(test, *args) -> bool:
         if memo is None:
             return test(g, indexes, *args)
@@ -526,6 +531,9 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
         return GlobalKind.KWLIST, "a keyword list"
     if decl_type == "char" and not writes and once(_initialized_with_string):
         return GlobalKind.STRING, "a string constant"
+    if writes and once(is_process_constant, global_names):
+        return GlobalKind.PROCESS_CONSTANT, (f"computed once in {writes[0].function}() from process-wide data "
+                                             "only: every interpreter computes the same value")
     if late_writes:
         fn = late_writes[0].function
         return GlobalKind.MUTABLE_DATA, f"written in {fn}()"

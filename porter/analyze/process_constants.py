@@ -1,0 +1,133 @@
+"""C data computed once from process-wide inputs: the same value in every interpreter.
+
+    static long page_size;                  static PyInterpreterState *main_interp = NULL;
+    if (!page_size)                         if (main_interp == NULL) {
+        page_size = sysconf(_SC_PAGESIZE);      ... walk PyInterpreterState_Head() ...
+                                                main_interp = interp;
+                                            }
+
+Such a cache is written only while it still holds its initial value, from C library calls and
+locals alone: every interpreter that computes it computes the same value, so it can stay
+process-global under a per-interpreter GIL (two first calls may both write it, with the same
+value). Anything else it might depend on (a Python object, another global, a project function
+or macro, a call through a pointer) makes it ordinary mutable data.
+"""
+
+from __future__ import annotations
+
+from porter.analyze import ctree
+from porter.analyze.index import FileIndex
+from porter.model import Global, UseAccess
+from porter.parse import Node, walk
+
+# Calls into the runtime that read process-wide data, not an interpreter's.
+PROCESS_RUNTIME_CALLS = frozenset({"PyInterpreterState_Head", "PyInterpreterState_Next", "PyInterpreterState_Main"})
+_ZERO = frozenset({"0", "NULL", "0L", "0UL", "0.0", "nullptr", "((void*)0)"})
+
+
+def is_process_constant(g: Global, indexes: list[FileIndex], global_names: frozenset[str]) -> bool:
+    """Whether `g` is a cache of process-wide data (see the module docstring). `global_names`:
+    the file-scope globals and function-local statics the cache must not read."""
+    if "[" in g.type_text or g.thread_local or g.is_const:
+        return False
+    if any(u.access not in (UseAccess.READ, UseAccess.WRITE) or u.macro is not None for u in g.uses):
+        return False  # an address or a macro body: writes porter cannot see
+    writes = [u for u in g.uses if u.access is UseAccess.WRITE]
+    if not writes or writes[0].function is None or any(u.function != writes[0].function for u in writes):
+        return False
+    initial = _normal(g.initializer_text) if g.initializer is not None else "0"
+    initial = "0" if initial in _ZERO else initial
+    for u in writes:
+        index = next((i for i in indexes if i.path == u.file), None)
+        if index is None:
+            return False
+        node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end)
+        assign = node.parent if node is not None else None
+        if assign is None or assign.type != "assignment_expression" \
+                or assign.child_by_field_name("left") != node or _operator(assign) != "=":
+            return False
+        guarded = _guarded_region(assign, g.name, initial, index)
+        if guarded is None or not _reads_only_process_data(guarded, g.name, index, indexes, global_names):
+            return False
+    return True
+
+
+def _normal(text: str) -> str:
+    return "".join(text.split())
+
+
+def _operator(assign: Node) -> str:
+    op = assign.child_by_field_name("operator")
+    return op.type if op is not None else ""
+
+
+def _guarded_region(assign: Node, name: str, initial: str, index: FileIndex) -> list[Node] | None:
+    """The statements that run only while `name` holds its initial value and that contain
+    `assign`: an `if (!x) {...}` around it, or what follows an `if (x) return ...;` before it."""
+    child, current = assign, assign.parent
+    while current is not None and current.type != "function_definition":
+        if current.type == "if_statement" and current.child_by_field_name("consequence") == child \
+                and _tests(current.child_by_field_name("condition"), name, initial, index, unset=True):
+            return [child]
+        if current.type == "compound_statement":
+            earlier = [c for c in current.named_children if c.end_byte <= child.start_byte]
+            for i, stmt in enumerate(earlier):
+                if stmt.type == "if_statement" and stmt.child_by_field_name("alternative") is None \
+                        and _returns(stmt.child_by_field_name("consequence")) \
+                        and _tests(stmt.child_by_field_name("condition"), name, initial, index, unset=False):
+                    return [c for c in current.named_children if c.start_byte > stmt.end_byte]
+        child, current = current, current.parent
+    return None
+
+
+def _returns(stmt: Node | None) -> bool:
+    if stmt is not None and stmt.type == "compound_statement":
+        body = [c for c in stmt.named_children if c.type != "comment"]
+        stmt = body[0] if len(body) == 1 else None
+    return stmt is not None and stmt.type == "return_statement"
+
+
+def _tests(condition: Node | None, name: str, initial: str, index: FileIndex, unset: bool) -> bool:
+    """`condition` is exactly "`name` still holds `initial`" (unset) or its negation."""
+    text = _normal(ctree.text(index.src, condition))
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1]
+    zero = initial == "0"
+    negative = initial.startswith("-")
+    if unset:
+        forms = {f"{name}=={initial}", f"{initial}=={name}"}
+        if zero:
+            forms |= {f"!{name}", f"{name}==NULL", f"NULL=={name}"}
+        if negative:
+            forms |= {f"{name}<0"}
+    else:
+        forms = {f"{name}!={initial}", f"{initial}!={name}"}
+        if zero:
+            forms |= {name, f"{name}!=NULL", f"NULL!={name}"}
+        if negative:
+            forms |= {f"{name}>=0"}
+    return text in forms
+
+
+def _reads_only_process_data(region: list[Node], name: str, index: FileIndex, indexes: list[FileIndex],
+                             global_names: frozenset[str]) -> bool:
+    for stmt in region:
+        for node in walk(stmt):
+            if node.type == "call_expression":
+                callee = ctree.call_name(node)
+                if callee is None or _project_code(callee, indexes):
+                    return False
+                if callee.startswith(("Py", "_Py")) and callee not in PROCESS_RUNTIME_CALLS:
+                    return False
+            elif node.type == "identifier":
+                ident = node.text.decode()
+                if ident != name and ident in global_names \
+                        and not ctree.is_declared_locally(ident, node, index.scopes):
+                    return False
+    return True
+
+
+def _project_code(callee: str, indexes: list[FileIndex]) -> bool:
+    """A function or function-like macro of the project: it may read anything."""
+    return any(callee in idx.functions or callee in idx.prototypes
+               or any(m.name == callee and m.params is not None for m in idx.macros) for idx in indexes)
