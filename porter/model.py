@@ -375,6 +375,9 @@ class Function:
     # Where its address goes to a function that calls it before returning (qsort(), a
     # PyArg_Parse converter, or any function handed a local struct holding it).
     sync_callback_sites: tuple[CallbackSite, ...] = ()
+    # (parameter, type as spelled) for each `void *` parameter its body casts to a pointer
+    # type: `self = (CurlObject *)clientp;` says what the user data handed to it is.
+    void_param_casts: tuple[tuple[str, str], ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
     # Py_DECREF(Py_TYPE(self)) already, or of a local set from Py_TYPE(self): a dealloc written
     # for heap types (or for both kinds, `if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)`).

@@ -1086,3 +1086,44 @@ def test_a_cache_that_may_differ_between_interpreters_is_module_state(cache):
     (v,) = [g for g in mp.module.globals if g.name == "v"]
     assert v.kind is GlobalKind.MUTABLE_DATA
     assert "->v" in text or mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+OBJECT_USER_DATA = HEADER + """
+typedef size_t (*sink_fn)(void *user);
+typedef struct { PyObject_HEAD sink_fn sink; void *user; } Obj;
+typedef struct { int unused; } Other;
+static long count;
+static size_t sink(void *user) { %s }
+static PyObject *run(Obj *self, PyObject *unused) { return PyLong_FromSize_t(self->sink(self->user)); }
+static PyObject *make(PyTypeObject *tp, PyObject *a, PyObject *k)
+{
+    Obj *self = (Obj *)tp->tp_alloc(tp, 0);
+    if (self != NULL) { self->sink = sink; self->user = self; }
+    return (PyObject *)self;
+}
+static PyMethodDef T_methods[] = {{"run", (PyCFunction)run, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static PyTypeObject T = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.T", .tp_basicsize = sizeof(Obj), .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_methods = T_methods, .tp_new = make,
+};
+""" + INIT % "    if (PyType_Ready(&T) < 0 || PyModule_AddObjectRef(m, \"T\", (PyObject *)&T) < 0) return NULL;"
+
+
+def test_a_callback_handed_a_module_object_as_user_data_reaches_state_through_its_type():
+    mp, text = port(OBJECT_USER_DATA % "Obj *self = (Obj *)user; count++; return (size_t)count;")
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    assert "get_m_state_by_type(Py_TYPE(user))" in text and "state->count++" in text
+
+
+@pytest.mark.parametrize("body", [
+    # the user data may be NULL: no lookup through it before the test
+    "Obj *self = (Obj *)user; if (self == NULL) return 0; count++; return 1;",
+    "if (!user) return 0; count++; return ((Obj *)user)->sink != NULL;",
+    # cast to two different things: porter cannot tell what it is
+    "count++; return ((Obj *)user)->user != NULL || ((Other *)user)->unused;",
+])
+def test_user_data_that_may_be_null_or_something_else_does_not_lead_to_state(body):
+    mp, text = port(OBJECT_USER_DATA % body)
+    assert "Py_TYPE(user)" not in text
+    assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"

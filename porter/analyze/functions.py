@@ -415,6 +415,7 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
             releases=_releases(body, self_name, aliases, body_calls),
             unread_calls=tuple(unread.get(name, ())),
             name_span=ctree.span(name_node) if name_node is not None else None,
+            void_param_casts=_void_param_casts(fn, params),
         )
         out.append(_Skeleton(name, index, fn, fields, references, name in all_called))
     return out
@@ -486,19 +487,70 @@ _POINTER_TO = re.compile(r"(?:const\s+)?((?:struct\s+)?[A-Za-z_]\w*)\s*\*")
 def _user_data_casts(sk: _Skeleton) -> dict[str, str]:
     """The types a function casts its `void *` parameters to (`(CALLBACK_DATA *)user_data`):
     type as spelled -> parameter."""
-    params = {m.group(1) for p in sk.fields["params"] if (m := _VOID_POINTER_PARAM.fullmatch(p.type_text))}
-    body = sk.node.child_by_field_name("body")
-    if not params or body is None:
-        return {}
     out: dict[str, str] = {}
+    for param, kind in sk.fields["void_param_casts"]:
+        out.setdefault(kind, param)
+    return out
+
+
+def _void_param_casts(node: Node, params: tuple[Param, ...]) -> tuple[tuple[str, str], ...]:
+    """(parameter, type) for each cast of a `void *` parameter to a pointer type, in order."""
+    voids = {m.group(1) for p in params if (m := _VOID_POINTER_PARAM.fullmatch(p.type_text))}
+    body = node.child_by_field_name("body")
+    if not voids or body is None:
+        return ()
+    out: list[tuple[str, str]] = []
+    held: dict[str, set[str]] = {}  # parameter -> the names that hold it (itself, locals cast from it)
     for cast in descendants(body, ("cast_expression",)):
         value = ctree.unwrap_parens(cast.child_by_field_name("value"))
         kind = cast.child_by_field_name("type")
-        if value is None or kind is None or value.type != "identifier" or value.text.decode() not in params:
+        if value is None or kind is None or value.type != "identifier" or value.text.decode() not in voids:
             continue
+        param = value.text.decode()
+        held.setdefault(param, {param}).update(_assigned_to(cast))
         m = _POINTER_TO.fullmatch(" ".join(kind.text.decode().split()))
-        if m:
-            out.setdefault(m.group(1), value.text.decode())
+        if m and (param, m.group(1)) not in out:
+            out.append((param, m.group(1)))
+    # User data the function tests for NULL may be absent: no reading state through it up front.
+    tested = _null_tested(body, set().union(*held.values())) if held else set()
+    return tuple((param, kind) for param, kind in out if not held[param] & tested)
+
+
+def _assigned_to(expr: Node) -> set[str]:
+    """The local `expr` is stored in: `T *x = expr;` or `x = expr;`."""
+    parent = expr.parent
+    while parent is not None and parent.type == "parenthesized_expression":
+        parent = parent.parent
+    if parent is None:
+        return set()
+    target = parent.child_by_field_name("declarator") if parent.type == "init_declarator" else \
+        parent.child_by_field_name("left") if parent.type == "assignment_expression" else None
+    while target is not None and target.type == "pointer_declarator":
+        target = target.child_by_field_name("declarator")
+    return {target.text.decode()} if target is not None and target.type == "identifier" else set()
+
+
+def _null_tested(body: Node, names: set[str]) -> set[str]:
+    """Of `names`, those the body tests for NULL: `!x`, `x == NULL`, `if (x)`, `x ? a : b`."""
+    out = set()
+    for node in descendants(body, ("unary_expression", "binary_expression", "parenthesized_expression",
+                                   "conditional_expression")):
+        if node.type == "unary_expression" and node.children and node.children[0].type == "!":
+            operand = ctree.unwrap_parens(node.child_by_field_name("argument"))
+            candidates = [operand]
+        elif node.type == "binary_expression" and node.child_by_field_name("operator") is not None \
+                and node.child_by_field_name("operator").type in ("==", "!=", "&&", "||"):
+            candidates = [ctree.unwrap_parens(node.child_by_field_name("left")),
+                          ctree.unwrap_parens(node.child_by_field_name("right"))]
+        elif node.type == "parenthesized_expression" and node.parent is not None \
+                and node.parent.type in ("if_statement", "while_statement"):
+            candidates = [ctree.unwrap_parens(node)]
+        elif node.type == "conditional_expression":
+            candidates = [ctree.unwrap_parens(node.child_by_field_name("condition"))]
+        else:
+            continue
+        out.update(c.text.decode() for c in candidates if c is not None and c.type == "identifier"
+                   and c.text.decode() in names)
     return out
 
 

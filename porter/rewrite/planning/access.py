@@ -103,6 +103,13 @@ def _callback_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
     if instance_of is not None and first is not None:
         # A callback handed its own object (PyEval_SetTrace(func, self)): the type leads to state.
         return Access(AccessKind.TYPE, (first,), types=(instance_of,))
+    handed = user_data_instance(f, module, type_ok)
+    if handed is not None:
+        # Its `void *` user data is one of the module's objects (`self = (CurlObject *)clientp;`):
+        # that object's type leads to state, whenever and on whatever thread it is called.
+        param, types = handed
+        return Access(AccessKind.TYPE, (param,), types=types,
+                      reason=f"its user data `{param}` is a {', '.join(types)} instance")
     carriers = {site.carrier for site in f.sync_callback_sites}
     structs = {(c.struct, c.param) for c in carriers if c}
     defined = {t.name for t in module.type_definitions}
@@ -156,15 +163,36 @@ def instance_param_type(f: Function, module: ExtensionModule, type_ok: set[str])
     m = re.match(r"\s*(?:const\s+)?(?:struct\s+)?(\w+)\s*\*\s*\w*\s*$", f.params[0].type_text)
     if not m:
         return None
-    struct = m.group(1)
+    types = _types_of_instances(m.group(1), module, type_ok)
+    return types[0] if types else None
+
+
+def user_data_instance(f: Function, module: ExtensionModule, type_ok: set[str]) -> tuple[str, tuple[str, ...]] | None:
+    """The `void *` parameter `f` only ever casts to the instance struct of converted types,
+    with those types; None when there is not exactly one such parameter."""
+    found = []
+    for param in dict.fromkeys(p for p, _ in f.void_param_casts):
+        structs = {kind.split()[-1] for p, kind in f.void_param_casts if p == param}
+        types = _types_of_instances(next(iter(structs)), module, type_ok) if len(structs) == 1 else ()
+        if types:
+            found.append((param, types))
+    return found[0] if len(found) == 1 else None
+
+
+def _types_of_instances(struct: str, module: ExtensionModule, type_ok: set[str]) -> tuple[str, ...]:
+    """The converted types whose instances are `struct`s (by tp_basicsize), none of them
+    static."""
     if struct in capi.OBJECT_HEADER_STRUCTS or struct in capi.OBJECT_TYPES:
         # Any object: a type whose instances are bare PyObjects (tp_basicsize = sizeof(PyObject))
         # does not make every `PyObject *` callback one of its methods (recordclass stores such a
         # tp_iter into the types its metaclass makes; CPython's converters take a plain object).
-        return None
+        return ()
+    types = []
     for t in module.static_types:
         size = t.slot("tp_basicsize")
         operand = sizeof_operand(size.text if size is not None else None)
-        if t.name in type_ok and operand is not None and operand[1] == struct:
-            return t.name
-    return None
+        if operand is not None and operand[1] == struct:
+            if t.name not in type_ok:
+                return ()  # an instance of a type that stays static cannot lead to state
+            types.append(t.name)
+    return tuple(types)
