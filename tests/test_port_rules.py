@@ -1127,3 +1127,36 @@ def test_user_data_that_may_be_null_or_something_else_does_not_lead_to_state(bod
     mp, text = port(OBJECT_USER_DATA % body)
     assert "Py_TYPE(user)" not in text
     assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+OWN_FREE = HEADER + """
+typedef struct { PyObject_HEAD PyObject *item; } Obj;
+static PyObject *Err;
+static void T_dealloc(Obj *self)
+{
+    Py_XDECREF(self->item);
+    T.tp_free((PyObject *)self);
+}
+static PyObject *T_fail(Obj *self, PyObject *unused) { PyErr_SetString(Err, "no"); return NULL; }
+static PyMethodDef T_methods[] = {{"fail", (PyCFunction)T_fail, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static PyTypeObject T = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.T", .tp_basicsize = sizeof(Obj), .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)T_dealloc, .tp_methods = T_methods, .tp_new = PyType_GenericNew,
+};
+""" + INIT % ("    Err = PyErr_NewException(\"m.Err\", NULL, NULL);\n"
+              "    if (PyType_Ready(&T) < 0 || PyModule_AddObjectRef(m, \"T\", (PyObject *)&T) < 0) return NULL;")
+
+
+def test_a_dealloc_that_frees_through_its_own_static_type_frees_through_the_objects_type():
+    # (T is declared after its dealloc in real code through a prototype; here the
+    # tentative definition order does not matter to porter.)
+    source = OWN_FREE.replace("typedef struct { PyObject_HEAD PyObject *item; } Obj;",
+                              "typedef struct { PyObject_HEAD PyObject *item; } Obj;\nstatic PyTypeObject T;")
+    mp, text = port(source)
+    start = text.index("T_dealloc(Obj *self)")
+    dealloc = text[start:text.index("\n}\n", start)]
+    assert "tp->tp_free((PyObject *)self);" in dealloc
+    assert "Py_DECREF(tp);" in dealloc
+    assert "state" not in dealloc and "GetModuleByDef" not in dealloc
+    assert not [i for i in mp.items if i.step == "gc-slot-lookup"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from porter.model import ExtensionModule, Function, Global, UseAccess
 from porter.rewrite.planning.access import NO_ACCESS, Access
+from porter.rewrite.planning.own_type import freed_through_own_type
 from porter.rewrite.vocab import AccessKind
 
 GlobalKey = tuple[str | None, str]
@@ -83,7 +84,8 @@ def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
     needs: dict[str, set[GlobalKey]] = {}
     for k, g in movable.items():
         for u in g.uses:
-            if u.function is not None and u.access is not UseAccess.MACRO:
+            if u.function is not None and u.access is not UseAccess.MACRO \
+                    and not freed_through_own_type(u, g, module):
                 needs.setdefault(u.function, set()).add(k)
     for use in module.macro_uses:
         keys = macro_bodies.get(use.name, set()) & wanted

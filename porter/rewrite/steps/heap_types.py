@@ -40,13 +40,14 @@ import re
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name
-from porter.model import GlobalKind, InitStyle, Span, c_name
+from porter.model import Global, GlobalKind, InitStyle, Span, c_name
 from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
 from porter.rewrite.planning.decide import init_spec_helpers
 from porter.rewrite.planning.gc import GcPlan
+from porter.rewrite.planning.own_type import freed_through_own_type
 from porter.rewrite.planning.types import TypePlan, builtin_name, builtins_spec_name
 from porter.rewrite.planning.vetoes import initializer_owner
 from porter.rewrite.vocab import Applicability
@@ -292,6 +293,11 @@ def _extend_members(out: Emitter, plan: Plan, tp: TypePlan) -> None:
         out.insert(g.file, layout.line_start(g.declaration.start), cbuild.structmember_include() + "\n")
 
 
+def _type_global(plan: Plan, t) -> Global | None:
+    return next((g for g in plan.module.globals
+                 if g.name == t.name and g.kind is GlobalKind.STATIC_TYPE and g.function is None), None)
+
+
 def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None:
     t, tp_var = tp.type, plan.names.type_var
     value = tp.value("tp_dealloc", "0") or "0"
@@ -336,6 +342,10 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
         return
     for span in f.frees:
         out.insert(f.file, span.end, f"\n{layout.line_indent(span.start)}Py_DECREF({tp_var});")
+    for u in t_global.uses if (t_global := _type_global(plan, t)) is not None else ():
+        if freed_through_own_type(u, t_global, plan.module) and u.function == f.name and u.shape_span is not None:
+            # `T.tp_free(self)`: the type the object has, kept before freeing.
+            out.edit(f.file, u.shape_span, f"{tp_var}->")
     # PyObject_Del(self) frees a Python subclass's instance (which has a GC header) wrongly.
     rewritten = False
     for call in f.calls:

@@ -38,6 +38,7 @@ from porter.rewrite.plan import Plan
 from porter.rewrite.planning.access import Access
 from porter.rewrite.planning.fields import StateField
 from porter.rewrite.planning.guards import NDEBUG_ONLY
+from porter.rewrite.planning.own_type import freed_through_own_type
 from porter.rewrite.planning.tables import in_table
 from porter.rewrite.steps.state_struct import global_key
 from porter.rewrite.vocab import AccessKind
@@ -387,7 +388,9 @@ def _rewrite_uses(out: Emitter, plan: Plan) -> None:
         with out.about(global_key(f)):
             for u in g.uses:
                 if u.access not in (UseAccess.MACRO, UseAccess.MACRO_PASTE) \
-                        and in_table(plan.local_tables, u) is None:  # the local-table step moves those
+                        and in_table(plan.local_tables, u) is None \
+                        and not freed_through_own_type(u, g, plan.module):
+                    # (the local-table and heap-type steps rewrite those)
                     _rewrite_use(out, plan, u, f)
 
 
