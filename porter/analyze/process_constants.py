@@ -71,7 +71,7 @@ def _guarded_region(assign: Node, name: str, initial: str, index: FileIndex) -> 
             return [child]
         if current.type == "compound_statement":
             earlier = [c for c in current.named_children if c.end_byte <= child.start_byte]
-            for i, stmt in enumerate(earlier):
+            for stmt in earlier:
                 if stmt.type == "if_statement" and stmt.child_by_field_name("alternative") is None \
                         and _returns(stmt.child_by_field_name("consequence")) \
                         and _tests(stmt.child_by_field_name("condition"), name, initial, index, unset=False):
