@@ -673,6 +673,14 @@ class ExtensionModule:
     # Names the clinic input spells as a C expression (`class x "T *" "&Foo_Type"`,
     # `subclass_of="&Foo_Type"`): where a change of the input would reach generated code.
     clinic_input_names: tuple[ClinicInputName, ...] = ()
+    clinic_functions: tuple[ClinicFunction, ...] = ()  # the input blocks that declare functions
+    # The port may change the clinic input: porter runs the tree's clinic on the new text (set
+    # by the port, not the scan; a port whose clinic run fails is planned again without it).
+    regenerate_clinic: bool = False
+
+    def clinic_function(self, impl: str) -> ClinicFunction | None:
+        """The clinic input of the `_impl` function `impl`, if it has one."""
+        return next((c for c in self.clinic_functions if c.impl == impl), None)
 
     def in_generated(self, file: str, offset: int) -> bool:
         spans = self._generated.get(file)
@@ -971,6 +979,21 @@ class ClinicInputName:
     span: Span  # the quoted expression, quotes included
     line: int
     text: str
+
+
+@dataclass(frozen=True)
+class ClinicFunction:
+    """A function's Argument Clinic input block (`mod.Class.meth` and its parameters)."""
+
+    file: str
+    name: str  # the dotted name the input declares
+    line: int  # of that name
+    impl: str | None  # the C function whose header the generated block after the input holds
+    defining_class: str | None  # its `name: defining_class` parameter, when it has one
+    refusal: str  # why clinic cannot give it a defining_class parameter ('' when it can)
+    parameter_at: int  # where a `defining_class` line goes (after `self:`, else first)
+    parameter_line: str  # that line, with `{name}` for the parameter's name
+    decorators: tuple[str, ...] = ()  # `@classmethod`, `@staticmethod`, ...
 
 
 @dataclass(frozen=True)

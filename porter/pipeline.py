@@ -1,4 +1,5 @@
-"""The pipeline as pure functions: bytes in, facts and patches out. No files, no printing."""
+"""The pipeline as pure functions: bytes in, facts and patches out. No files, no printing (CPython's
+Argument Clinic, when a port changes its input, runs on a temporary copy)."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,
                problems: list[FileProblem] | None = None, companions: Companions = NO_COMPANIONS,
                multi_phase_is_done: bool = True, *, jobs: int | None = None, progress: Progress | None = None):
     """Scan, plan and apply: the new text of every file a ported module changed."""
-    from porter.rewrite.port import port
+    from porter.clinic_run import port_running_clinic
 
     analysis = scan(files, problems, companions, jobs=jobs, file_facts_for="none", progress=progress)
     with few_collections():
-        return port(analysis, unsafe=unsafe, multi_phase_is_done=multi_phase_is_done)
+        return port_running_clinic(analysis, unsafe=unsafe, multi_phase_is_done=multi_phase_is_done)

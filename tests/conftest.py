@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_snapshots(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-snapshots"))
+
+
+def clinic_tree() -> Path:
+    """CPython v3.12.0's Argument Clinic (Tools/clinic, Include/patchlevel.h, configure.ac), which
+    `.ci/fetch-clinic` caches outside the repository: a test that needs it fails without it."""
+    path = Path(os.environ.get("PORTER_CLINIC_TREE") or Path.home() / ".cache" / "porter" / "cpython-v3.12.0")
+    if not (path / "Tools" / "clinic" / "clinic.py").is_file():
+        pytest.fail(f"CPython v3.12.0's Argument Clinic is not at {path}: run .ci/fetch-clinic "
+                    "(or set PORTER_CLINIC_TREE)")
+    return path
 
 
 def fixture_dirs() -> list[Path]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
+import tomllib
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, clinic_tree
 
+from porter.cpython import cpython_tree
 from porter.diff import unified_diff
 from porter.facts_json import analysis_to_json
 from porter.inputs import collect_inputs
@@ -17,7 +19,15 @@ from porter.report import checklist
 
 
 def read(paths: list[Path]):
-    return collect_inputs([str(p) for p in paths], cwd=ROOT)
+    """The inputs the CLI would read; a fixture whose fixture.toml names `cpython_tree` is read as
+    in that tree (`--cpython-tree`), whose clinic the tests fetch at run time."""
+    inputs = collect_inputs([str(p) for p in paths], cwd=ROOT)
+    settings = ROOT / paths[0] / "fixture.toml" if len(paths) == 1 else None
+    if settings is not None and settings.is_file() and "cpython_tree" in tomllib.loads(settings.read_text()):
+        tree = cpython_tree(clinic_tree())
+        assert tree is not None
+        inputs.cpython_version, inputs.cpython_root = tree.version, str(tree.root)
+    return inputs
 
 
 def scan_json(folder: Path) -> bytes:

@@ -119,9 +119,95 @@ TABLED = SINGLE_PHASE.replace("static PyObject *Err;", "static PyObject *Err;\ns
     .replace('    Err = PyErr_NewException("m.Err", NULL, NULL);', '    *errors[0].exc = PyErr_NewException("m.Err", NULL, NULL);')
 
 
+class InTree(str):
+    """A source planned as in CPython's tree, with its clinic input open to change."""
+
+
+# A type method whose wrapper Argument Clinic writes into the file itself (a block preset).
+CLINIC = InTree(HEADER + """
+typedef struct {
+    PyObject_HEAD
+    long n;
+} Obj;
+
+static PyTypeObject Obj_Type;
+static PyObject *Err;
+
+/*[clinic input]
+module m
+class m.Obj "Obj *" "&Obj_Type"
+[clinic start generated code]*/
+/*[clinic end generated code: output=0 input=0]*/
+
+/*[clinic input]
+m.Obj.check
+
+    n: long
+    /
+
+Check n.
+[clinic start generated code]*/
+
+static PyObject *
+m_Obj_check_impl(Obj *self, long n);
+
+static PyObject *
+m_Obj_check(Obj *self, PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return m_Obj_check_impl(self, n);
+}
+
+static PyObject *
+m_Obj_check_impl(Obj *self, long n)
+/*[clinic end generated code: output=1 input=2]*/
+{
+    if (n < 0) {
+        PyErr_SetString(Err, "negative");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Obj_methods[] = {{"check", (PyCFunction)m_Obj_check, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+
+static PyTypeObject Obj_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.Obj",
+    .tp_basicsize = sizeof(Obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_methods = Obj_methods,
+};
+
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, NULL};
+
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    if (PyType_Ready(&Obj_Type) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL) {
+        return NULL;
+    }
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    if (PyModule_AddObjectRef(m, "Obj", (PyObject *)&Obj_Type) < 0) {
+        return NULL;
+    }
+    return m;
+}
+""")
+
+
 def plan_of(c: str, unsafe: bool = False):
     analysis = scan([("m.c", c.encode())])
     (module,) = analysis.modules
+    if isinstance(c, InTree):
+        module = dataclasses.replace(module, regenerate_clinic=True)
     return build_plan(module, {"m.c": FileLayout(c.encode())}, unsafe)
 
 
@@ -147,6 +233,12 @@ CASES = [
     pytest.param("state-access", SINGLE_PHASE,
                  lambda r: "m_state *state = get_m_state(module);" in texts(r) and "state->Err" in texts(r),
                  id="state-access gives a method its state and rewrites its uses"),
+    pytest.param("clinic-input", CLINIC.replace("    n: long", "    cls: defining_class\n    n: long"),
+                 lambda r: not r.edits, id="clinic-input leaves a method that has a defining class alone"),
+    pytest.param("clinic-input", str(CLINIC), lambda r: not r.edits,
+                 id="clinic-input changes no clinic input when porter cannot run clinic"),
+    pytest.param("clinic-input", CLINIC, lambda r: "    cls: defining_class\n" in texts(r),
+                 id="clinic-input gives a clinic method that needs state a defining class"),
     pytest.param("exec-slot", MULTI_PHASE, lambda r: not r.edits and r.failure is None,
                  id="exec-slot leaves a multi-phase module alone"),
     pytest.param("exec-slot", PLAIN_EXEC, lambda r: "static int\nm_exec(PyObject *m)" in texts(r),

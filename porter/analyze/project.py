@@ -13,6 +13,7 @@ from typing import Any
 
 from porter.analyze import ctree
 from porter.analyze.build_config import BuildConfig, read_build_config
+from porter.analyze.clinic_input import clinic_functions
 from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.findings import collect_findings
 from porter.analyze.function_keys import FunctionKeys
@@ -315,6 +316,8 @@ def _files_facts(indexes: list[FileIndex], macros: MacroTable, macro_uses: tuple
         generated=generated,
         clinic_input_names=once("clinic input names", lambda: tuple(
             n for idx in indexes for n in clinic_input_names(idx.path, idx.src.text))) if generated else (),
+        clinic_functions=once("clinic functions", lambda: tuple(
+            c for idx in indexes for c in clinic_functions(idx.path, idx.src.text))) if generated else (),
         type_definitions=once("type definitions", lambda: tuple(d for idx in indexes for d in _type_definitions(idx))),
         include_lines=once("include lines", lambda: tuple(
             IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))

@@ -48,6 +48,7 @@ class Names:
     state_type: str
     get_state: str
     get_state_by_type: str
+    get_state_by_cls: str  # from a clinic method's defining class
     get_state_by_operands: str
     exec: str
     traverse: str

@@ -36,6 +36,7 @@ from porter.rewrite.names import (
     Names,
     module_prefix,
 )
+from porter.rewrite.planning.clinic_state import ClinicState, plan_clinic_state
 from porter.rewrite.planning.decide import Decisions, decide
 from porter.rewrite.planning.fields import MODULE_ATTRIBUTE_KEY, StateField, state_fields
 from porter.rewrite.planning.placement import Placement, late_types, place_callback_state, place_state
@@ -58,11 +59,13 @@ class Plan:
     spec_types: tuple[SpecType, ...]  # heap types init already makes: made with the module now
     placement: Placement | None  # where the state block goes; None: no block needed
     hoisted_types: tuple[TypeDefinition, ...]  # type definitions moved above the state block
+    clinic_state: ClinicState  # the `clinic_state()` macros the clinic input changes need
     callback_block: Location | None  # the thread-local's own place, when the block is in a header
     posture: Posture
     limited_api: int | None  # the Py_LIMITED_API the package declares: nothing newer is emitted
     needs_by_type: bool
     needs_by_operands: bool
+    needs_by_cls: bool  # a clinic method reaches state from its defining class
     needs_callback_state: bool
     # Module parameters not declared PyObject * (m_free's `void *module`, a method declared with
     # `PyTypeObject *` and cast in its table): they need a cast to PyObject *.
@@ -197,12 +200,13 @@ def existing_state_struct(module: ExtensionModule) -> str | None:
 
 def build_plan(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: bool) -> Plan:
     limited = declared_limited_api(module)
+    module, clinic_state = plan_clinic_state(module)
     convertible = convertible_types(module, unsafe, limited)
     vetoed_later: dict[GlobalKey, Reason] = {}
     tables = local_tables(module, layouts)
     module = relocate_uses(module, tables)
     while True:
-        plan = _plan_once(module, layouts, unsafe, limited, decide(module, convertible, vetoed_later))
+        plan = _plan_once(module, layouts, unsafe, limited, decide(module, convertible, vetoed_later), clinic_state)
         plan = replace(plan, local_tables=tuple(t for t in tables if any(
             in_table(tables, u) is t for g in plan.decisions.movable.values() for u in g.uses)))
         placement = plan.placement
@@ -214,7 +218,7 @@ def build_plan(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
 
 
 def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: bool, limited: int | None,
-               decisions: Decisions) -> Plan:
+               decisions: Decisions, clinic_state: ClinicState) -> Plan:
     names, allocator = _names(module, decisions)
     existing = module.state_struct
     existing_fields = frozenset(f.name for f in existing.fields) if existing and not names.new_struct else frozenset()
@@ -222,7 +226,11 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
     descriptor = any(serves_module_descriptor(t, module) for t in module.static_types if t.name in moved_types)
     fields = state_fields(module, decisions.movable, allocator, existing_fields, descriptor)
     by_kind = {acc.kind for name, acc in decisions.access.items() if decisions.needs.get(name)}
-    needs_by_type = bool(by_kind & {AccessKind.TYPE, AccessKind.NEW, AccessKind.CLASS}) or descriptor
+    moved = {k[1] for k in decisions.movable}
+    clinic_state = replace(clinic_state, macros=tuple(m for m in clinic_state.macros if any(
+        n.file == m.file and n.name in moved for n in clinic_state.inputs)))
+    needs_by_type = bool(by_kind & {AccessKind.TYPE, AccessKind.NEW, AccessKind.CLASS}) or descriptor \
+        or any(m.reach != "module" for m in clinic_state.macros)
     needs_callback_state = AccessKind.CALLBACK in by_kind
     failure: Reason | None = None
     if decisions.blocked:
@@ -235,7 +243,8 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
     placement = callback_block = None
     if fields or decisions.state_macros or any(decisions.needs.values()) or needs_by_type \
             or decisions.last_module or decisions.last_module_macros:
-        placed = place_state(module, decisions, layouts, moved_types)
+        placed = place_state(module, decisions, layouts, moved_types,
+                             tuple(Location(m.file, m.include) for m in clinic_state.macros))
         if isinstance(placed, Reason):
             failure = failure or placed
         else:
@@ -260,9 +269,11 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
                        and not _made_with_module(s))
     return Plan(
         module=module, layouts=layouts, unsafe=unsafe, decisions=decisions, names=names, fields=fields,
-        types=types, spec_types=spec_types, placement=placement, hoisted_types=(), callback_block=callback_block,
+        types=types, spec_types=spec_types, placement=placement, hoisted_types=(), clinic_state=clinic_state,
+        callback_block=callback_block,
         posture=choose_posture(module, decisions, exec_once), limited_api=limited, needs_by_type=needs_by_type,
-        needs_by_operands=AccessKind.BINARY in by_kind, needs_callback_state=needs_callback_state,
+        needs_by_operands=AccessKind.BINARY in by_kind,
+        needs_by_cls=AccessKind.DEFINING_CLASS in by_kind, needs_callback_state=needs_callback_state,
         untyped_module_params=frozenset(
             f.params[0].name for f in module.functions
             if f.params and f.params[0].name and f.has_role(RoleKind.MODULE_SLOT, RoleKind.MODULE_METHOD)
@@ -318,6 +329,7 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
     get_state = c_name(own.name) if own is not None else allocator.fresh(f"get_{base}_state")
     get_state_by_type = allocator.fresh(f"get_{base}_state_by_type")
     get_state_by_operands = allocator.fresh(f"get_{base}_state_by_operands")
+    get_state_by_cls = allocator.fresh(f"get_{base}_state_by_cls")
     # A module that has its own `<mod>_clear` gets `<mod>_module_clear` (which calls it), not `<mod>_clear2`.
     exec_name = allocator.first_free((f"{base}_exec", f"{base}_module_exec"), f"{base}_exec")
     traverse, clear, free = (allocator.first_free((f"{base}_{n}", f"{base}_module_{n}"), f"{base}_{n}")
@@ -333,7 +345,8 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
             if acc.kind is AccessKind.SPLIT and decisions.needs.get(name)}
     names = Names(
         base=base, state_type=state_type, get_state=get_state, get_state_by_type=get_state_by_type,
-        get_state_by_operands=get_state_by_operands, exec=exec_name, traverse=traverse, clear=clear,
+        get_state_by_cls=get_state_by_cls, get_state_by_operands=get_state_by_operands, exec=exec_name,
+        traverse=traverse, clear=clear,
         free=free, slots=slots, def_name=def_name, state_var=state_var, callback_state=callback_state,
         thread_local=allocator.fresh(f"{base.upper()}_THREAD_LOCAL"), exec_param=exec_param,
         type_var=allocator.first_free(TYPE_VAR_CANDIDATES, "dealloc_type"), new_struct=existing is None,

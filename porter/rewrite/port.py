@@ -27,6 +27,7 @@ from porter.rewrite.emit import Item, Step
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.plan import Plan, build_plan
 from porter.rewrite.planning.posture import Posture
+from porter.rewrite.steps.clinic_input import ClinicInput
 from porter.rewrite.steps.exec_slot import ExecSlot
 from porter.rewrite.steps.gc_support import GcSupport
 from porter.rewrite.steps.heap_types import HeapTypes
@@ -41,8 +42,8 @@ from porter.status import Status, isolation_of
 
 # Steps run in this order on one plan; each only reads the plan, so the order only decides
 # the order of their checklist items (and which failure is reported first).
-PASSES: tuple[Step, ...] = (StateStruct(), HeapTypes(), GcSupport(), StateAccess(), LocalTables(), ExecSlot(),
-                            OncePerProcess(), ModuleDefinition())
+PASSES: tuple[Step, ...] = (StateStruct(), HeapTypes(), GcSupport(), StateAccess(), ClinicInput(), LocalTables(),
+                            ExecSlot(), OncePerProcess(), ModuleDefinition())
 
 
 @dataclass
@@ -207,9 +208,15 @@ def _by_file(locations) -> dict[str, Containers]:
     return {file: Containers(s) for file, s in spans.items()}
 
 
-def port(analysis: Analysis, unsafe: bool = False, multi_phase_is_done: bool = True) -> PortResult:
+def port(analysis: Analysis, unsafe: bool = False, multi_phase_is_done: bool = True,
+         regenerate_clinic: frozenset[str] = frozenset()) -> PortResult:
+    """`regenerate_clinic`: the modules whose clinic input the port may change (the caller runs
+    clinic on the new text)."""
     layouts = {path: FileLayout(src.text) for path, src in analysis.sources.items()}
-    modules = [plan_module(m, layouts, unsafe, multi_phase_is_done) for m in analysis.modules]
+    modules = [plan_module(replace(m, regenerate_clinic=True) if m.name in regenerate_clinic else m, layouts,
+                           unsafe, multi_phase_is_done) for m in analysis.modules]
+    for mp, m in zip(modules, analysis.modules):
+        mp.module = m  # the scan's facts (the flag is the plan's business)
     for mp in modules:
         mp.sources = {f: analysis.sources[f] for f in mp.module.files if f in analysis.sources}
     by_file: dict[str, list[Edit]] = {}

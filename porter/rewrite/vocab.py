@@ -14,6 +14,7 @@ class AccessKind(StrEnum):
     MODULE = "module"  # a module method or slot: its module argument
     TYPE = "type"  # an instance's method or slot: PyType_GetModuleByDef(Py_TYPE(self), &def)
     NEW = "new"  # tp_new: its type argument
+    DEFINING_CLASS = "defining-class"  # a clinic method: PyType_GetModuleState() of its defining_class parameter
     CLASS = "class"  # a METH_CLASS method: the class it is called on, PyObject * as declared
     BINARY = "binary"  # a binary number slot: whichever operand is the module's
     HELPER = "helper"  # a new `state` parameter passed by its callers

@@ -58,7 +58,7 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
             return Access(AccessKind.SPLIT, (first,))
         return Access(AccessKind.MODULE, (first,))
     if f.has_role(*_TYPE_ROLES):
-        return _type_access(f, type_ok, first)
+        return _defining_class_access(f, module, type_ok) or _type_access(f, type_ok, first)
     if RoleKind.MODULE_SLOT in kinds and first is not None and RoleKind.METHOD not in kinds:
         # m_traverse, m_clear and m_free are called with the module object.
         return Access(AccessKind.MODULE, (first,))
@@ -130,6 +130,27 @@ def _callback_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
         callers = ", ".join(sorted({site.library for site in f.sync_callback_sites}))
         return Access(AccessKind.CALLBACK, reason=f"called back by {callers} on the caller's thread")
     return Access(AccessKind.NONE, reason="its address is passed elsewhere, so its signature is fixed")
+
+
+# The name of the `defining_class` parameter porter adds to a clinic input (CPython's own).
+DEFINING_CLASS_PARAMETER = "cls"
+
+
+def _defining_class_access(f: Function, module: ExtensionModule, type_ok: set[str]) -> Access | None:
+    """A clinic method of a converted type reaches state from its defining class: the parameter
+    its clinic input has, or one porter adds when it runs clinic (not for the methods whose
+    input cannot take one: those keep PyType_GetModuleByDef)."""
+    clinic = module.clinic_function(f.name)
+    if clinic is None or not f.types or any(t not in type_ok for t in f.types) or "METH_CLASS" in f.flags:
+        return None
+    if clinic.defining_class is not None:
+        if not any(p.name == clinic.defining_class for p in f.params):
+            return None  # the generated header is older than the input
+        return Access(AccessKind.DEFINING_CLASS, (clinic.defining_class,), types=tuple(f.types))
+    if not module.regenerate_clinic or clinic.refusal or any(p.name == DEFINING_CLASS_PARAMETER for p in f.params):
+        return None
+    return Access(AccessKind.DEFINING_CLASS, (DEFINING_CLASS_PARAMETER,), types=tuple(f.types),
+                  reason="porter adds the parameter to its clinic input")
 
 
 def _type_access(f: Function, type_ok: set[str], first: str | None) -> Access:

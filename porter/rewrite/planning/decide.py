@@ -243,7 +243,8 @@ def _find_module_without_module(module: ExtensionModule, access: dict[str, Acces
             continue  # a finder goes: its callers get the state instead
         acc = access.get(use.function or "")
         if use.macro is not None or acc is None or acc.kind not in (
-                AccessKind.MODULE, AccessKind.EXEC, AccessKind.TYPE, AccessKind.NEW, AccessKind.CLASS):
+                AccessKind.MODULE, AccessKind.EXEC, AccessKind.TYPE, AccessKind.NEW, AccessKind.CLASS,
+                AccessKind.DEFINING_CLASS):
             why = acc.reason if acc is not None and acc.kind is AccessKind.NONE else \
                 "it reaches module state but not the module object"
             out.append((use, f"{use.function}() cannot reach the module object ({why})"))

@@ -36,10 +36,11 @@ class Placement:
 
 
 def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLayout],
-                moved_types: set[str]) -> Placement | Reason:
-    """Before the first function that uses state; in a shared header for multi-file modules."""
+                moved_types: set[str], clinic_includes: tuple[Location, ...] = ()) -> Placement | Reason:
+    """Before the first function that uses state; in a shared header for multi-file modules.
+    `clinic_includes`: clinic includes whose generated functions read it through `clinic_state()`."""
     fns = {f.name: f for f in module.functions}
-    spots: list[Location] = []
+    spots: list[Location] = list(clinic_includes)
     spots += [Location(fns[n].file, fns[n].span) for n, keys in d.needs.items() if keys and n in fns]
     spots += [Location(fns[n].file, fns[n].span) for n in d.helpers if n in fns]
     # Functions that find the module the last exec made call the generated finder.
@@ -47,7 +48,8 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
     # A helper's prototype names the state type too.
     spots += [Location(p.file, p.span) for n in d.helpers if n in fns for p in fns[n].prototypes]
     for name, acc in d.access.items():
-        if acc.kind in (AccessKind.TYPE, AccessKind.NEW, AccessKind.CLASS, AccessKind.BINARY) and name in fns \
+        if acc.kind in (AccessKind.TYPE, AccessKind.NEW, AccessKind.CLASS, AccessKind.BINARY,
+                        AccessKind.DEFINING_CLASS) and name in fns \
                 and name in d.needs:
             spots.append(Location(fns[name].file, fns[name].span))
     exec_name = module.init_body.function if module.init_body else module.init.function

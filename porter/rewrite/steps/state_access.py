@@ -129,6 +129,8 @@ def _state_expression(plan: Plan, acc: Access, f: Function | None = None) -> str
             else f"{n.get_state}({module})"
     if acc.kind is AccessKind.TYPE:
         return f"{n.get_state_by_type}(Py_TYPE({acc.params[0]}))"
+    if acc.kind is AccessKind.DEFINING_CLASS:
+        return f"{n.get_state_by_cls}({acc.params[0]})"
     if acc.kind is AccessKind.NEW:
         declared = next((p.type_text for p in f.params if p.name == acc.params[0]), "") if f is not None else ""
         if declared and "PyTypeObject" not in declared:
@@ -155,6 +157,8 @@ def _module_expression(plan: Plan, acc: Access) -> str:
         return cbuild.module_of_type(plan, f"Py_TYPE({acc.params[0]})")
     if acc.kind is AccessKind.CLASS:
         return cbuild.module_of_type(plan, f"(PyTypeObject *){acc.params[0]}")
+    if acc.kind is AccessKind.DEFINING_CLASS:
+        return f"PyType_GetModule({acc.params[0]})"
     return cbuild.module_of_type(plan, acc.params[0])
 
 

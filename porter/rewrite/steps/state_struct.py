@@ -155,6 +155,7 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         state_tag=names.state_type if plan.state_tagged else None,
         state_type=names.state_type, def_declaration=f"{storage}struct PyModuleDef {names.def_name}",
         def_name=names.def_name, get_state=names.get_state, get_state_by_type=names.get_state_by_type,
+        get_state_by_cls=names.get_state_by_cls, by_cls=plan.needs_by_cls,
         reuse_get_state=bool(names.own_get_state), own_get_state=_prototype(plan, names.own_get_state),
         get_state_by_operands=names.get_state_by_operands,
         # The accessors' local for the module must not hide the definition (`&module`).
