@@ -168,7 +168,13 @@ _KEPT = [
     _code("object-with-initializer", CodeKind.KEPT, "an object pointer with a static initialiser."),
     _code("static-object", CodeKind.KEPT, "a statically allocated Python object.",
           "It cannot be copied into module state; create it in exec instead (a heap type or PyObject_New)."),
-    _code("used-in-unread-branch", CodeKind.KEPT, "a global used in an #if branch porter did not read."),
+    _code("used-in-unread-branch", CodeKind.KEPT,
+          "a global used outside functions, or written, in an #if branch porter did not read.", """
+What: porter reads one branch of an #if it cannot decide (a feature macro the build may or may
+not define, another platform). Inside a function, a use in another branch is rewritten on its
+tokens (a review item: porter has not compiled that configuration). Outside functions, or where
+the tokens may assign it or declare a local of the same name, porter cannot tell what they
+mean, so the global stays."""),
     _code("extern-elsewhere", CodeKind.KEPT, "a global declared extern outside the module's files."),
     _code("named-by-unported-file", CodeKind.KEPT,
           "a global a source porter was not given names through a header.",

@@ -286,6 +286,19 @@ class Use:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadUse:
+    """A global named in an `#if` branch porter did not read: the tree never saw it, so what
+    is known comes from the tokens around the name."""
+
+    file: str
+    span: Span  # the name
+    function: str | None  # the function around it (None at file scope)
+    shape: UseShape  # &x, x.field or plain, read from the neighbouring characters
+    shape_span: Span | None
+    writes: bool  # assigned, changed, or possibly a local of the same name being declared
+
+
+@dataclass(frozen=True, slots=True)
 class Global:
     name: str
     function: str | None  # the function a function-local static lives in
@@ -316,6 +329,8 @@ class Global:
     # The same variable declared again in other branches of the #if group around it, for other
     # builds (`#ifdef __linux__ static struct timespec t; #else static time_t t; #endif`).
     alternatives: tuple[Global, ...] = ()
+    # Where `#if` branches porter did not read (for other builds or platforms) name it.
+    unread_uses: tuple[UnreadUse, ...] = ()
 
     @property
     def key(self) -> tuple[str | None, str]:

@@ -78,7 +78,8 @@ class FunctionKeys:
             return g
         uses = tuple(replace(u, function=self.in_file(u.file, u.function), call=self.in_file(u.file, u.call))
                      for u in g.uses)
-        return replace(g, function=self.in_file(g.file, g.function), uses=uses)
+        unread = tuple(replace(u, function=self.in_file(u.file, u.function)) for u in g.unread_uses)
+        return replace(g, function=self.in_file(g.file, g.function), uses=uses, unread_uses=unread)
 
     def of_sites(self, f: Function) -> Function:
         """A function's callback sites, by the key of the function making the call."""

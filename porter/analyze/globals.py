@@ -14,6 +14,7 @@ from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.analyze.ownership import Ownership, owned
 from porter.analyze.process_constants import is_process_constant
+from porter.analyze.unread_uses import unread_uses
 from porter.lexer import names_in_code
 from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
 from porter.parse import Node, walk
@@ -116,7 +117,8 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
             g = replace(g, condition=f"({inherited}) && ({g.condition})" if g.condition else inherited)
         out.append(g)
     out.sort(key=lambda g: (g.file, g.span.start))
-    return out
+    unread = unread_uses(indexes, out)
+    return [replace(g, unread_uses=unread[g.key]) if g.key in unread else g for g in out]
 
 
 def _alternative_branches(pre, a: Global, b: Global) -> bool:

@@ -68,6 +68,9 @@ def local_guards(module: ExtensionModule, guards: BuildGuards, moved: Iterable[G
         for u in g.uses:
             if u.function and u.access is not UseAccess.MACRO:
                 uses.setdefault(u.function, []).append((u.span.start, u.in_assert))
+        for uu in g.unread_uses:
+            if uu.function:
+                uses.setdefault(uu.function, []).append((uu.span.start, False))
     macros = set(state_macros)
     for mu in module.macro_uses:
         if mu.function and mu.name in macros:

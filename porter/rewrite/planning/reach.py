@@ -87,6 +87,9 @@ def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
             if u.function is not None and u.access is not UseAccess.MACRO \
                     and not freed_through_own_type(u, g, module):
                 needs.setdefault(u.function, set()).add(k)
+        for uu in g.unread_uses:
+            if uu.function is not None:
+                needs.setdefault(uu.function, set()).add(k)
     for use in module.macro_uses:
         keys = macro_bodies.get(use.name, set()) & wanted
         if keys and use.function is not None:

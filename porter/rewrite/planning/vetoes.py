@@ -50,9 +50,16 @@ def statically_allocated_object(g: Global, module: ExtensionModule, convertible)
 
 
 def used_in_unread_branch(g: Global, module: ExtensionModule, convertible) -> Reason | None:
-    if g.function is None and any(f.code == "global-in-unread-branch" and f.subject == g.name
-                                  for f in module.findings):
-        return Reason("used-in-unread-branch", "used in an #if branch porter did not read")
+    """A use in an #if branch porter did not read is rewritten on its tokens inside a function
+    (the function's reach decides the rest); outside functions, or where it may be written or
+    declared again, porter cannot tell what the tokens mean."""
+    for u in g.unread_uses:
+        if u.function is None:
+            return Reason("used-in-unread-branch", f"used outside functions in an #if branch porter did not read "
+                                                   f"({u.file})")
+        if u.writes and g.kind is not GlobalKind.STATIC_TYPE:
+            return Reason("used-in-unread-branch", f"assigned (or declared again) in {u.function}() in an #if "
+                                                   "branch porter did not read")
     return None
 
 
@@ -189,7 +196,7 @@ def global_veto(g: Global, module: ExtensionModule, convertible: dict[str, Reaso
     """The first rule that keeps `g` global, judged on `g` alone."""
     if g.kind is GlobalKind.STATIC_TYPE:
         return type_not_convertible(g, module, convertible) or used_in_generated_code(g, module, convertible) \
-            or used_in_static_initializer(g, module, convertible)
+            or used_in_static_initializer(g, module, convertible) or used_in_unread_branch(g, module, convertible)
     for rule in GLOBAL_VETOES:
         reason = rule(g, module, convertible)
         if reason is not None:

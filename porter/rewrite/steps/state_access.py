@@ -28,6 +28,7 @@ from porter.model import (
     GlobalKind,
     Macro,
     Span,
+    UnreadUse,
     Use,
     UseAccess,
     UseShape,
@@ -396,9 +397,17 @@ def _rewrite_uses(out: Emitter, plan: Plan) -> None:
                         and not freed_through_own_type(u, g, plan.module):
                     # (the local-table and heap-type steps rewrite those)
                     _rewrite_use(out, plan, u, f)
+        for uu in g.unread_uses:
+            if uu.function is None:
+                continue  # vetoed: the global stays
+            key = ("unread-use", uu.file, uu.span.start)
+            with out.about(key):
+                out.edit(uu.file, *use_text(plan, uu, f))
+            out.done(uu.file, uu.span, f"{uu.function}() reads {g.name} from its state in an #if branch porter "
+                                       "did not read (edited on the tokens: check that configuration builds)", key=key)
 
 
-def use_text(plan: Plan, u: Use, field: StateField) -> tuple[Span, str]:
+def use_text(plan: Plan, u: Use | UnreadUse, field: StateField) -> tuple[Span, str]:
     """What a use of a moved global becomes: the span it replaces and the new text."""
     var = plan.names.state_var
     if field.source is not None and field.source.kind is GlobalKind.STATIC_TYPE:
