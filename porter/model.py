@@ -466,6 +466,9 @@ class CallEndKind(StrEnum):
     AFTER = "after"  # past the statement that makes the call
     OPEN = "open"  # right after the `{` of a branch of the `if` whose condition made the call
     WRAP = "wrap"  # a branch that is a single statement: it needs braces to take more
+    # The statement making the call is itself a branch or loop body without braces (or the
+    # first statement after a label): what goes around it needs braces around it all.
+    BRACE = "brace"
 
 
 @dataclass(frozen=True)
@@ -474,7 +477,8 @@ class CallEnd:
 
     kind: CallEndKind
     at: int
-    close: int = 0  # for WRAP: where the branch statement ends (the `}` goes there)
+    close: int = 0  # for WRAP and BRACE: where the statement ends (the `}` goes there)
+    owner: int = 0  # for BRACE: where the statement owning the body starts (the braces take its indent)
 
 
 @dataclass(frozen=True)

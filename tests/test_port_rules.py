@@ -1160,3 +1160,36 @@ def test_a_dealloc_that_frees_through_its_own_static_type_frees_through_the_obje
     assert "Py_DECREF(tp);" in dealloc
     assert "state" not in dealloc and "GetModuleByDef" not in dealloc
     assert not [i for i in mp.items if i.step == "gc-slot-lookup"]
+
+
+SORTER = HEADER + """
+#include <stdlib.h>
+static long comparisons;
+static int cmp(const void *a, const void *b)
+{
+    comparisons++;
+    return *(const int *)a - *(const int *)b;
+}
+static PyObject *
+sort3(PyObject *module, PyObject *arg)
+{
+    int v[3] = {3, 1, 2};
+    int n = (int)PyLong_AsLong(arg);
+    if (n > 1)
+        qsort(v, 3, sizeof(int), cmp);
+%s
+    return PyLong_FromLong(v[0] + comparisons);
+}
+""" + ONE_METHOD.replace("    Err = PyErr_NewException(\"m.Err\", NULL, NULL);\n", "") % ("sort3", "sort3", "METH_O")
+
+
+@pytest.mark.parametrize("more", ["", "    else if (n < 0) qsort(v, 2, sizeof(int), cmp);"])
+def test_publishing_state_around_a_call_that_is_a_branch_on_its_own_braces_it(more):
+    mp, text = port(SORTER % more)
+    body = text[text.index("sort3(PyObject *module"):]
+    # The publication and the restore stay under the `if`, with the call.
+    assert "    if (n > 1)\n    {\n" in body
+    braced = body[body.index("    if (n > 1)\n    {\n"):]
+    block = braced[:braced.index("\n    }")]
+    assert block.count("m_callback_state = state;") == 1 and "qsort(v, 3, sizeof(int), cmp);" in block
+    assert block.rstrip().endswith("= previous_m_callback_state;")

@@ -455,7 +455,8 @@ def _sync_sites(indexes: list[FileIndex], taken: list[Location], casts: dict[str
     for loc in taken:
         node = by_path[loc.file].src.root.descendant_for_byte_range(loc.span.start, loc.span.end)
         sites = (_library_site(loc.file, node) or _local_struct_sites(loc.file, node)
-                 or _user_data_site(loc.file, node, casts or {})) if node is not None else None
+                 or _user_data_site(loc.file, node, casts or {}) or _handle_sites(loc.file, node)) \
+            if node is not None else None
         if not sites:
             return []
         out.extend(sites)
@@ -582,6 +583,81 @@ def _user_data_site(path: str, ident: Node, casts: dict[str, str]) -> list | Non
     return None
 
 
+def _handle_sites(path: str, ident: Node) -> list | None:
+    """`set_callback(h, cb, data)` where `h` is a local handle its function makes and keeps to
+    itself (`create(&h)` or `h = create(...)`; then only passed to calls, or `h->field`): the
+    library reaches `cb` only through `h`, so it can call it back only from the calls handed `h`
+    after that one, which the function makes before it returns."""
+    arg = ident
+    while arg.parent is not None and arg.parent.type in ("cast_expression", "parenthesized_expression"):
+        arg = arg.parent
+    if arg.parent is None or arg.parent.type != "argument_list" or arg.parent.parent is None:
+        return None
+    registration, owner = arg.parent.parent, ctree.enclosing_function(arg)
+    body = owner.child_by_field_name("body") if owner is not None else None
+    if body is None:
+        return None
+    caller = ctree.function_name(owner)[0] or ""
+    for handle in ctree.call_args(registration):
+        if handle.type != "identifier" or handle.id == arg.id or not _plain_local(body, handle.text.decode()):
+            continue
+        sites = _calls_handed(body, handle.text.decode(), registration)
+        if sites:
+            return [CallbackSite(caller, Location(path, ctree.span(stmt)), name, ends)
+                    for stmt, name, ends in sites]
+    return None
+
+
+def _plain_local(body: Node, name: str) -> bool:
+    """A local (not static) variable of the function whose body is `body`."""
+    return any(ctree.read_declarator(d).name == name for decl in descendants(body, ("declaration",))
+               if "static" not in ctree.storage(decl) for d in ctree.declarators(decl))
+
+
+def _calls_handed(body: Node, name: str, registration: Node) -> list | None:
+    """The statements after `registration` that hand the local `name` to a call, if every use
+    of it keeps it inside the function (else None)."""
+    found: dict[int, tuple] = {}
+    for n in walk(body):
+        if n.type != "identifier" or n.text.decode() != name:
+            continue
+        parent, declarator = n.parent, n
+        while parent.type == "pointer_declarator":
+            parent, declarator = parent.parent, parent
+        if parent.type in ("init_declarator", "declaration") and (
+                parent.type == "declaration" or parent.child_by_field_name("declarator") == declarator):
+            value = parent.child_by_field_name("value") if parent.type == "init_declarator" else None
+            if value is None or value.type == "call_expression" or value.text in (b"NULL", b"0"):
+                continue  # its declaration (`T *h;`), made by a call or empty
+            return None
+        if parent.type == "field_expression" and parent.child_by_field_name("argument") == n \
+                and parent.children[1].type == "->":
+            continue  # `h->field`
+        if (parent.type == "binary_expression" and parent.child_by_field_name("operator").type in ("==", "!=")) \
+                or (parent.type == "unary_expression" and parent.children[0].type == "!") \
+                or (parent.type == "parenthesized_expression" and parent.parent is not None
+                    and parent.parent.type in ("if_statement", "while_statement")):
+            continue  # tested: `h == NULL`, `!h`, `if (h)`
+        if parent.type == "assignment_expression" and parent.child_by_field_name("left") == n \
+                and ctree.unwrap_parens(parent.child_by_field_name("right")) is not None \
+                and ctree.unwrap_parens(parent.child_by_field_name("right")).type == "call_expression":
+            continue  # `h = create(...)`
+        if parent.type == "pointer_expression" and parent.children[0].type == "&" \
+                and parent.parent is not None and parent.parent.type == "argument_list":
+            continue  # `create(&h)`
+        if parent.type != "argument_list":
+            return None  # stored, returned or compared: it may outlive the function's calls
+        call = parent.parent
+        if call.id == registration.id or call.start_byte < registration.end_byte:
+            continue
+        site = _call_site(call)
+        if site is None:
+            return None
+        stmt, ends = site
+        found.setdefault(stmt.start_byte, (stmt, ctree.call_name(call) or "a call", ends))
+    return [found[k] for k in sorted(found)]
+
+
 def _local_type(function: Node, name: str) -> str | None:
     """The type of a plain (not static, pointer or array) local variable of `function`."""
     body = function.child_by_field_name("body")
@@ -692,10 +768,24 @@ def _call_site(call: Node):
                 return None  # else if: the chain would need braces all the way down
             else:
                 ends.append(CallEnd(CallEndKind.WRAP, opener, branch.end_byte))
-        return stmt, tuple(ends)
+        return stmt, tuple(ends) + _braces(stmt)
     else:
         return None
-    return stmt, (CallEnd(CallEndKind.AFTER, stmt.end_byte),)
+    return stmt, (CallEnd(CallEndKind.AFTER, stmt.end_byte),) + _braces(stmt)
+
+
+# Statements whose body may be one statement without braces, or a label before one.
+_BODY_OWNERS = ("if_statement", "else_clause", "while_statement", "for_statement", "do_statement",
+                "labeled_statement", "case_statement")
+
+
+def _braces(stmt: Node) -> tuple[CallEnd, ...]:
+    """A BRACE end when `stmt` is not simply one of a block's statements: statements put before
+    it would otherwise leave it (or land in front of a label, where a declaration cannot go)."""
+    owner = stmt.parent
+    if owner is None or owner.type not in _BODY_OWNERS:
+        return ()
+    return (CallEnd(CallEndKind.BRACE, stmt.start_byte, stmt.end_byte, owner.start_byte),)
 
 
 

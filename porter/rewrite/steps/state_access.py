@@ -281,6 +281,7 @@ def _carry_in_user_data(out: Emitter, plan: Plan) -> None:
             done.add((loc, carrier.variable))
             indent = plan.layout(loc.file).line_indent(loc.span.start)
             with out.about(("callback", f.name)):
+                _brace(out, plan, loc, site.ends)
                 out.insert(loc.file, loc.span.start,
                            f"{carrier.variable}.{USER_DATA_FIELD} = {plan.names.state_var};\n{indent}", order=-5)
             out.done(loc.file, loc.span, f"{site.caller}() hands its state to {f.name}() in "
@@ -304,6 +305,23 @@ def _carry_in_user_data(out: Emitter, plan: Plan) -> None:
                                                         f"it is user data of ({USER_DATA_FIELD})")
 
 
+def _brace(out: Emitter, plan: Plan, loc, ends) -> None:
+    """Braces around a statement that is a body or a label's statement on its own (a BRACE
+    end), before statements go in front of it."""
+    for end in ends:
+        if end.kind is not CallEndKind.BRACE:
+            continue
+        layout = plan.layout(loc.file)
+        outer = layout.line_indent(end.owner)
+        start = layout.line_start(end.at)
+        if layout.text[start:end.at].strip():
+            out.insert(loc.file, end.at, "{ ", order=-10)  # `if (x) call(h);` on one line
+            out.insert(loc.file, end.close, " }", order=10)
+        else:
+            out.insert(loc.file, start, f"{outer}{{\n", order=-10)
+            out.insert(loc.file, end.close, f"\n{outer}}}", order=10)
+
+
 def _publish_for_callbacks(out: Emitter, plan: Plan) -> None:
     """Callbacks made by qsort(), PyArg_Parse converters and the like read the state their
     caller published in a thread-local around the call."""
@@ -322,6 +340,7 @@ def _publish_for_callbacks(out: Emitter, plan: Plan) -> None:
             indent = layout.line_indent(loc.span.start)
             saved, cb = names.saved_callback_state(len(published)), names.callback_state
             with out.about(("callback", f.name)):
+                _brace(out, plan, loc, site.ends)
                 out.insert(loc.file, loc.span.start,
                            cbuild.publish_state(names.state_type, saved, cb, names.state_var, indent))
                 for end in site.ends:
@@ -330,7 +349,7 @@ def _publish_for_callbacks(out: Emitter, plan: Plan) -> None:
                     elif end.kind is CallEndKind.OPEN:  # the start of a branch of the `if` that made the call
                         inner = layout.body_indent(Span(end.at - 1, end.at - 1))
                         out.insert(loc.file, end.at, f"\n{inner}{cb} = {saved};")
-                    else:  # a one-statement branch: it gets braces around the restore and itself
+                    elif end.kind is CallEndKind.WRAP:  # a one-statement branch: braces around the restore and it
                         inner = layout.line_indent(end.close - 1)
                         out.insert(loc.file, end.at, f" {{\n{inner}{cb} = {saved};", order=5)
                         # Before the restore after the statement, which ends at the same byte.
