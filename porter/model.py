@@ -295,7 +295,8 @@ class UnreadUse:
     function: str | None  # the function around it (None at file scope)
     shape: UseShape  # &x, x.field or plain, read from the neighbouring characters
     shape_span: Span | None
-    writes: bool  # assigned, changed, or possibly a local of the same name being declared
+    writes: bool  # assigned or changed (`x = ...`, `x++`, `T.tp_flags |= ...`)
+    declares: bool  # possibly a local of the same name being declared (`PyObject *x`)
 
 
 @dataclass(frozen=True, slots=True)

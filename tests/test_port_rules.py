@@ -1193,3 +1193,31 @@ def test_publishing_state_around_a_call_that_is_a_branch_on_its_own_braces_it(mo
     block = braced[:braced.index("\n    }")]
     assert block.count("m_callback_state = state;") == 1 and "qsort(v, 3, sizeof(int), cmp);" in block
     assert block.rstrip().endswith("= previous_m_callback_state;")
+
+
+UNREAD = with_method("""
+static PyObject *f(PyObject *module, PyObject *arg)
+{
+#ifdef SOME_FEATURE
+    if (arg == Py_None) {
+#else
+    if (arg == Py_True) {
+%s
+#endif
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+""", "f", "METH_O")
+
+
+def test_a_global_set_in_an_unread_branch_is_rewritten_on_its_tokens():
+    mp, text = port(UNREAD % "        PyErr_SetString(Err, \"true\");")
+    assert "PyErr_SetString(state->Err, \"true\");" in text
+    assert [i.applicability.value for i in mp.items if "did not read" in i.message] == ["review"]
+
+
+def test_a_name_an_unread_branch_may_declare_again_keeps_the_global():
+    mp, text = port(UNREAD % "        PyObject *Err = PyExc_ValueError; PyErr_SetString(Err, \"true\");")
+    assert "state->Err" not in text
+    assert any("may declare a local of the same name" in r for r in mp.posture.reasons)

@@ -8,8 +8,8 @@
 
 Other builds compile the branch porter skipped. The tree never saw it, so each use is read from
 the characters around the name: whether it takes the address (`&T`) or a member (`T.tp_free`),
-and whether it may write (an assignment, `++`, or what may be a local of the same name being
-declared). Code no targeted Python compiles (`#if PY_MAJOR_VERSION < 3`) is left out.
+whether it writes (an assignment, `++`), and whether it may be a local of the same name being
+declared. Code no targeted Python compiles (`#if PY_MAJOR_VERSION < 3`) is left out.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def unread_uses(indexes: list[FileIndex], globals_: list[Global]) -> dict[tuple[
                 key = (None, tok.text)
             shape, shape_span = _shape(src.text, tok.start, tok.end)
             out.setdefault(key, []).append(UnreadUse(index.path, Span(tok.start, tok.end), function, shape,
-                                                     shape_span, _may_write(src.text, tok.start, tok.end)))
+                                                     shape_span, _may_write(src.text, tok.start, tok.end),
+                                                     _may_declare(src.text, tok.start)))
     return {k: tuple(v) for k, v in out.items()}
 
 
@@ -91,10 +92,15 @@ def _may_write(text: bytes, start: int, end: int) -> bool:
     if following[:3] in (b"<<=", b">>="):
         return True
     before = _before(text, start)
-    if before >= 1 and text[before - 1:before + 1] in (b"++", b"--"):
-        return True
+    return before >= 1 and text[before - 1:before + 1] in (b"++", b"--")
+
+
+def _may_declare(text: bytes, start: int) -> bool:
+    """Whether the name may be a local of the same name being declared (`PyObject *name`,
+    `int name`): then it is not the global at all."""
+    before = _before(text, start)
     if before >= 0 and text[before:before + 1] == b"*":
-        before = _before(text, before)  # `PyObject *name`: a declaration, unless `a * name`
+        before = _before(text, before)  # `PyObject *name`, unless `a * name`
         return before >= 0 and (text[before:before + 1].isalnum() or text[before:before + 1] == b"_")
     word = _WORD.search(text, 0 if before < 64 else before - 63, before + 1) if before >= 0 else None
     return word is not None and word.group() not in _NOT_A_TYPE

@@ -51,15 +51,19 @@ def statically_allocated_object(g: Global, module: ExtensionModule, convertible)
 
 def used_in_unread_branch(g: Global, module: ExtensionModule, convertible) -> Reason | None:
     """A use in an #if branch porter did not read is rewritten on its tokens inside a function
-    (the function's reach decides the rest); outside functions, or where it may be written or
-    declared again, porter cannot tell what the tokens mean."""
+    (the function's reach decides the rest); outside functions, where the tokens may declare a
+    local of the same name, or where a type's member is assigned (a heap type takes its slots
+    from its spec), porter cannot rewrite them."""
     for u in g.unread_uses:
         if u.function is None:
             return Reason("used-in-unread-branch", f"used outside functions in an #if branch porter did not read "
                                                    f"({u.file})")
-        if u.writes and g.kind is not GlobalKind.STATIC_TYPE:
-            return Reason("used-in-unread-branch", f"assigned (or declared again) in {u.function}() in an #if "
+        if u.declares:
+            return Reason("used-in-unread-branch", f"{u.function}() may declare a local of the same name in an #if "
                                                    "branch porter did not read")
+        if u.writes and g.kind is GlobalKind.STATIC_TYPE:
+            return Reason("used-in-unread-branch", f"{u.function}() sets a field of it in an #if branch porter did "
+                                                   "not read")
     return None
 
 

@@ -422,7 +422,7 @@ def _rewrite_uses(out: Emitter, plan: Plan) -> None:
             key = ("unread-use", uu.file, uu.span.start)
             with out.about(key):
                 out.edit(uu.file, *use_text(plan, uu, f))
-            out.done(uu.file, uu.span, f"{uu.function}() reads {g.name} from its state in an #if branch porter "
+            out.done(uu.file, uu.span, f"{uu.function}() reaches {g.name} through its state in an #if branch porter "
                                        "did not read (edited on the tokens: check that configuration builds)", key=key)
 
 
