@@ -26,7 +26,8 @@ _WORD = re.compile(rb"[A-Za-z_]\w*$")
 _NOT_A_TYPE = frozenset({b"return", b"case", b"sizeof", b"else", b"do", b"goto", b"defined"})
 
 
-def unread_uses(indexes: list[FileIndex], globals_: list[Global]) -> dict[tuple[str | None, str], tuple[UnreadUse, ...]]:
+def unread_uses(indexes: list[FileIndex],
+                globals_: list[Global]) -> dict[tuple[str | None, str], tuple[UnreadUse, ...]]:
     """Global key -> its uses in unread branches, in file order."""
     wanted = {g.name for g in globals_}
     statics = {(g.function, g.name) for g in globals_ if g.function is not None}

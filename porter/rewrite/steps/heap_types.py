@@ -342,10 +342,13 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
         return
     for span in f.frees:
         out.insert(f.file, span.end, f"\n{layout.line_indent(span.start)}Py_DECREF({tp_var});")
-    for u in t_global.uses if (t_global := _type_global(plan, t)) is not None else ():
-        if freed_through_own_type(u, t_global, plan.module) and u.function == f.name and u.shape_span is not None:
-            # `T.tp_free(self)`: the type the object has, kept before freeing.
-            out.edit(f.file, u.shape_span, f"{tp_var}->")
+    t_global = _type_global(plan, t)
+    if t_global is not None:
+        for u in t_global.uses:
+            if freed_through_own_type(u, t_global, plan.module) and u.function == f.name \
+                    and u.shape_span is not None:
+                # `T.tp_free(self)`: the type the object has, kept before freeing.
+                out.edit(f.file, u.shape_span, f"{tp_var}->")
     # PyObject_Del(self) frees a Python subclass's instance (which has a GC header) wrongly.
     rewritten = False
     for call in f.calls:
