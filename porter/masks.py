@@ -270,8 +270,13 @@ _CLASSIFIED: dict[tuple[bool, str], str | None] = {}
 _UNKNOWN = object()
 
 
+# `_Pragma("GCC diagnostic push")` (and MSVC's `__pragma(...)`): a directive, no C tokens.
+_PRAGMA_OPERATOR = re.compile(r'\b_Pragma\s*\(\s*"(?:[^"\\]|\\.)*"\s*\)|\b__pragma\s*\((?:[^()]|\([^()]*\))*\)')
+
+
 def _classify_body(macro: Macro) -> str | None:
     body = re.sub(r"/\*.*?\*/|//[^\n]*|\\\r?\n", " ", macro.body_text, flags=re.DOTALL).strip()
+    body = _PRAGMA_OPERATOR.sub(" ", body).strip()
     words = re.findall(r"[A-Za-z_]\w*|\S", _without_attribute_arguments(body))
     if macro.params is None:
         if not body:
