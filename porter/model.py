@@ -391,9 +391,9 @@ class Function:
     # Where its address goes to a function that calls it before returning (qsort(), a
     # PyArg_Parse converter, or any function handed a local struct holding it).
     sync_callback_sites: tuple[CallbackSite, ...] = ()
-    # (parameter, type as spelled) for each `void *` parameter its body casts to a pointer
-    # type: `self = (CurlObject *)clientp;` says what the user data handed to it is.
-    void_param_casts: tuple[tuple[str, str], ...] = ()
+    # Each `void *` parameter its body casts to a pointer type: `self = (CurlObject *)clientp;`
+    # says what the user data handed to it is.
+    void_param_casts: tuple[VoidParamCast, ...] = ()
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
     # Py_DECREF(Py_TYPE(self)) already, or of a local set from Py_TYPE(self): a dealloc written
     # for heap types (or for both kinds, `if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)`).
@@ -490,6 +490,18 @@ class UserDataCarrier:
     variable: str  # the caller's local (`data`)
     struct: str  # its type, as the callback's cast spells it (`CALLBACK_DATA`, `struct walk`)
     param: str  # the callback's `void *` parameter
+
+
+@dataclass(frozen=True)
+class VoidParamCast:
+    """A function casts its `void *` parameter `param` to `type` (as spelled). When it tests
+    the parameter for NULL, it does so only in the `if (!x ...) return ...;` statement at
+    `guard` (start, end) of its body, and past that statement the parameter is not NULL."""
+
+    param: str
+    type: str
+    guard_start: int = 0
+    guard_end: int = 0  # 0: never tested for NULL
 
 
 @dataclass(frozen=True)

@@ -1117,9 +1117,21 @@ def test_a_callback_handed_a_module_object_as_user_data_reaches_state_through_it
 
 
 @pytest.mark.parametrize("body", [
-    # the user data may be NULL: no lookup through it before the test
     "Obj *self = (Obj *)user; if (self == NULL) return 0; count++; return 1;",
-    "if (!user) return 0; count++; return ((Obj *)user)->sink != NULL;",
+    "if (!user || ((Obj *)user)->sink == NULL) { return 0; } count++; return 1;",
+])
+def test_user_data_checked_for_null_first_leads_to_state_past_the_check(body):
+    mp, text = port(OBJECT_USER_DATA % body)
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    sink = text[text.index("static size_t sink(void *user)"):]
+    assert sink.index("return 0;") < sink.index("get_m_state_by_type(Py_TYPE(user))") < sink.index("state->count++")
+
+
+@pytest.mark.parametrize("body", [
+    # the user data may be NULL where the state is needed
+    "Obj *self = (Obj *)user; count++; return self ? 1 : 0;",
+    "count++; if (!user) return 0; return ((Obj *)user)->sink != NULL;",
+    "Obj *self = (Obj *)user; if (self == NULL) count++; return 1;",
     # cast to two different things: porter cannot tell what it is
     "count++; return ((Obj *)user)->user != NULL || ((Other *)user)->unused;",
 ])

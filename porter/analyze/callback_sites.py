@@ -14,7 +14,7 @@ import re
 from porter import capi
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
-from porter.model import CallbackSite, CallEnd, CallEndKind, Location, Param, UserDataCarrier
+from porter.model import CallbackSite, CallEnd, CallEndKind, Location, Param, UserDataCarrier, VoidParamCast
 from porter.parse import Node, descendants, walk
 
 
@@ -61,13 +61,15 @@ _VOID_POINTER_PARAM = re.compile(r"\s*(?:const\s+)?void\s*\*\s*(?:const\s+)?([A-
 _POINTER_TO = re.compile(r"(?:const\s+)?((?:struct\s+)?[A-Za-z_]\w*)\s*\*")
 
 
-def void_param_casts(node: Node, params: tuple[Param, ...]) -> tuple[tuple[str, str], ...]:
-    """(parameter, type) for each cast of a `void *` parameter to a pointer type, in order."""
+def void_param_casts(node: Node, params: tuple[Param, ...]) -> tuple[VoidParamCast, ...]:
+    """Each cast of a `void *` parameter to a pointer type, in order, with where the function
+    has made sure the parameter is not NULL (see VoidParamCast); a parameter it tests for NULL
+    anywhere else is left out: it may be absent wherever state would be read from it."""
     voids = {m.group(1) for p in params if (m := _VOID_POINTER_PARAM.fullmatch(p.type_text))}
     body = node.child_by_field_name("body")
     if not voids or body is None:
         return ()
-    out: list[tuple[str, str]] = []
+    found: list[tuple[str, str]] = []
     held: dict[str, set[str]] = {}  # parameter -> the names that hold it (itself, locals cast from it)
     for cast in descendants(body, ("cast_expression",)):
         value = ctree.unwrap_parens(cast.child_by_field_name("value"))
@@ -77,11 +79,40 @@ def void_param_casts(node: Node, params: tuple[Param, ...]) -> tuple[tuple[str, 
         param = value.text.decode()
         held.setdefault(param, {param}).update(_assigned_to(cast))
         m = _POINTER_TO.fullmatch(" ".join(kind.text.decode().split()))
-        if m and (param, m.group(1)) not in out:
-            out.append((param, m.group(1)))
-    # User data the function tests for NULL may be absent: no reading state through it up front.
-    tested = _null_tested(body, set().union(*held.values())) if held else set()
-    return tuple((param, kind) for param, kind in out if not held[param] & tested)
+        if m and (param, m.group(1)) not in found:
+            found.append((param, m.group(1)))
+    tests = _null_tests(body, set().union(*held.values())) if held else []
+    out = []
+    for param, kind in found:
+        mine = [at for name, at in tests if name in held[param]]
+        if not mine:
+            out.append(VoidParamCast(param, kind))
+            continue
+        guard = _early_return_guard(body, mine)
+        if guard is not None:
+            out.append(VoidParamCast(param, kind, guard.start_byte, guard.end_byte))
+    return tuple(out)
+
+
+def _early_return_guard(body: Node, tests: list[int]) -> Node | None:
+    """The statement of the body (not nested) `if (!x ...) return ...;` whose condition holds
+    every one of `tests`: past it the parameter is known not to be NULL."""
+    for stmt in body.named_children:
+        condition = stmt.child_by_field_name("condition") if stmt.type == "if_statement" else None
+        if condition is None or not all(condition.start_byte <= at < condition.end_byte for at in tests):
+            continue
+        if stmt.child_by_field_name("alternative") is None and _returns(stmt.child_by_field_name("consequence")):
+            return stmt
+        return None
+    return None
+
+
+def _returns(stmt: Node | None) -> bool:
+    """A `return ...;`, or a block that ends with one."""
+    if stmt is not None and stmt.type == "compound_statement":
+        body = [c for c in stmt.named_children if c.type != "comment"]
+        stmt = body[-1] if body else None
+    return stmt is not None and stmt.type == "return_statement"
 
 
 def _assigned_to(expr: Node) -> set[str]:
@@ -98,9 +129,10 @@ def _assigned_to(expr: Node) -> set[str]:
     return {target.text.decode()} if target is not None and target.type == "identifier" else set()
 
 
-def _null_tested(body: Node, names: set[str]) -> set[str]:
-    """Of `names`, those the body tests for NULL: `!x`, `x == NULL`, `if (x)`, `x ? a : b`."""
-    out: set[str] = set()
+def _null_tests(body: Node, names: set[str]) -> list[tuple[str, int]]:
+    """Where the body tests one of `names` for NULL (`!x`, `x == NULL`, `if (x)`, `x ? a : b`):
+    (name, offset) in document order."""
+    out: list[tuple[str, int]] = []
     for node in descendants(body, ("unary_expression", "binary_expression", "parenthesized_expression",
                                    "conditional_expression")):
         if node.type == "unary_expression" and node.children and node.children[0].type == "!":
@@ -117,7 +149,7 @@ def _null_tested(body: Node, names: set[str]) -> set[str]:
             candidates = [ctree.unwrap_parens(node.child_by_field_name("condition"))]
         else:
             continue
-        out.update(c.text.decode() for c in candidates if c is not None and c.type == "identifier"
+        out.extend((c.text.decode(), c.start_byte) for c in candidates if c is not None and c.type == "identifier"
                    and c.text.decode() in names)
     return out
 

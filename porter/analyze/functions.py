@@ -443,8 +443,9 @@ def _user_data_casts(sk: _Skeleton) -> dict[str, str]:
     """The types a function casts its `void *` parameters to (`(CALLBACK_DATA *)user_data`):
     type as spelled -> parameter."""
     out: dict[str, str] = {}
-    for param, kind in sk.fields["void_param_casts"]:
-        out.setdefault(kind, param)
+    for cast in sk.fields["void_param_casts"]:
+        if not cast.guard_end:  # user data that may be NULL cannot carry the state from the top
+            out.setdefault(cast.type, cast.param)
     return out
 
 

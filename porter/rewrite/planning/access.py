@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from porter import capi
 from porter.analyze.initializers import sizeof_operand
-from porter.model import ExtensionModule, Function, RoleKind
+from porter.model import ExtensionModule, Function, RoleKind, VoidParamCast
 from porter.rewrite.vocab import AccessKind
 
 
@@ -19,6 +19,7 @@ class Access:
     params: tuple[str, ...] = ()  # the parameters it uses (module, self, type, a/b)
     reason: str = ""  # for NONE: why it cannot; for CALLBACK: who calls it back
     types: tuple[str, ...] = ()  # static types it belongs to (type, new, binary)
+    after: int = 0  # where the lookup goes when not at the top: past the guard that returns on NULL
 
 
 NO_ACCESS = Access(AccessKind.NONE, reason="not a function of this module")
@@ -107,9 +108,10 @@ def _callback_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
     if handed is not None:
         # Its `void *` user data is one of the module's objects (`self = (CurlObject *)clientp;`):
         # that object's type leads to state, whenever and on whatever thread it is called.
-        param, types = handed
-        return Access(AccessKind.TYPE, (param,), types=types,
-                      reason=f"its user data `{param}` is a {', '.join(types)} instance")
+        cast, types = handed
+        if not cast.guard_end or _nothing_needs_state_before(f, module, cast):
+            return Access(AccessKind.TYPE, (cast.param,), types=types, after=cast.guard_end,
+                          reason=f"its user data `{cast.param}` is a {', '.join(types)} instance")
     carriers = {site.carrier for site in f.sync_callback_sites}
     structs = {(c.struct, c.param) for c in carriers if c}
     defined = {t.name for t in module.type_definitions}
@@ -188,16 +190,27 @@ def instance_param_type(f: Function, module: ExtensionModule, type_ok: set[str])
     return types[0] if types else None
 
 
-def user_data_instance(f: Function, module: ExtensionModule, type_ok: set[str]) -> tuple[str, tuple[str, ...]] | None:
+def user_data_instance(f: Function, module: ExtensionModule,
+                       type_ok: set[str]) -> tuple[VoidParamCast, tuple[str, ...]] | None:
     """The `void *` parameter `f` only ever casts to the instance struct of converted types,
     with those types; None when there is not exactly one such parameter."""
     found = []
-    for param in dict.fromkeys(p for p, _ in f.void_param_casts):
-        structs = {kind.split()[-1] for p, kind in f.void_param_casts if p == param}
+    for param in dict.fromkeys(c.param for c in f.void_param_casts):
+        casts = [c for c in f.void_param_casts if c.param == param]
+        structs = {c.type.split()[-1] for c in casts}
         types = _types_of_instances(next(iter(structs)), module, type_ok) if len(structs) == 1 else ()
         if types:
-            found.append((param, types))
+            found.append((casts[0], types))
     return found[0] if len(found) == 1 else None
+
+
+def _nothing_needs_state_before(f: Function, module: ExtensionModule, cast: VoidParamCast) -> bool:
+    """Before the end of the NULL guard, `f` calls none of the module's functions and names no
+    global that may move: the state lookup can wait until past the guard."""
+    if any(c.span.start < cast.guard_end and module.function(c.callee) is not None for c in f.calls):
+        return False
+    return not any(u.function == f.name and u.span.start < cast.guard_end
+                   for g in module.globals if g.kind.needs_port for u in g.uses)
 
 
 def _types_of_instances(struct: str, module: ExtensionModule, type_ok: set[str]) -> tuple[str, ...]:

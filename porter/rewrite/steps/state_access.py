@@ -106,7 +106,8 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
                 text = "\n" + cbuild.guarded(layout.body_indent(f.body) + declaration, d.local_guards[name])
             else:
                 text = "\n" + layout.body_indent(f.body) + declaration
-            out.insert(f.file, f.body.start + 1, text, order=-5)
+            # User data the function checks for NULL is read past that check.
+            out.insert(f.file, acc.after or f.body.start + 1, text, order=-5)
         gc_slots = sorted(f.slots & capi.GC_SLOTS)
         if gc_slots and d.local_guards.get(name) != NDEBUG_ONLY:
             out.todo(f.file, f.header, f"{name}() ({', '.join(gc_slots)}) now looks module state up; at interpreter "
