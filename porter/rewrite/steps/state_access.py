@@ -106,8 +106,9 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
                 text = "\n" + cbuild.guarded(layout.body_indent(f.body) + declaration, d.local_guards[name])
             else:
                 text = "\n" + layout.body_indent(f.body) + declaration
-            # User data the function checks for NULL is read past that check.
-            out.insert(f.file, acc.after or f.body.start + 1, text, order=-5)
+            # User data the function checks for NULL is read past that check (and its comment).
+            out.insert(f.file, _line_end_after(layout, acc.after) if acc.after else f.body.start + 1, text,
+                       order=-5)
         gc_slots = sorted(f.slots & capi.GC_SLOTS)
         if gc_slots and d.local_guards.get(name) != NDEBUG_ONLY:
             out.todo(f.file, f.header, f"{name}() ({', '.join(gc_slots)}) now looks module state up; at interpreter "
@@ -121,6 +122,13 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
                      step="hot-path-lookup", subject=name)
     for macro, members in sorted(by_macro.items()):
         _macro_functions(out, plan, macro, members)
+
+
+def _line_end_after(layout, at: int) -> int:
+    """The end of the line `at` is on when only a comment (or nothing) follows it there."""
+    end = layout.text.find(b"\n", at)
+    rest = layout.text[at:end if end != -1 else len(layout.text)].strip()
+    return end if end != -1 and (not rest or rest.startswith((b"/*", b"//"))) else at
 
 
 def _state_expression(plan: Plan, acc: Access, f: Function | None = None) -> str | None:
