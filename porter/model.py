@@ -219,6 +219,7 @@ class GlobalKind(StrEnum):
     FUNCTION_POINTER = "function-pointer"  # a pointer to a C function, set once
     THREAD_LOCAL = "thread-local"  # C data in thread-local storage: each thread has its own
     PROCESS_CONSTANT = "process-constant"  # C data computed once from process-wide inputs
+    ATOMIC = "atomic"  # C data only touched through atomic operations: shared on purpose
 
     @property
     def needs_port(self) -> bool:

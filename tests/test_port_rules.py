@@ -107,8 +107,24 @@ static PyObject *setmode(PyObject *self, PyObject *arg) { mode = 1; Py_RETURN_NO
         "    Py_AtExit(on_exit_hook);"
     mp, text = port(c)
     assert "static int mode;" in text
+    # `mode` is C data shared by interpreters: a shared GIL at most. The exit hook itself is
+    # registered on the first load only, as init registered it once per process.
+    assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
+    assert any(r.startswith("mode ") for r in mp.posture.reasons)
+    assert "if (m_first_load()) {\n        Py_AtExit(on_exit_hook);\n    }" in text
+
+
+def test_an_exit_hook_that_reads_an_object_keeps_it_and_the_claim_weakens_for_the_object():
+    c = HEADER + """
+static PyObject *last;
+static void on_exit_hook(void) { Py_CLEAR(last); }
+static PyObject *keep(PyObject *self, PyObject *arg) { Py_XSETREF(last, Py_NewRef(arg)); Py_RETURN_NONE; }
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"keep", keep, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % \
+        "    Py_AtExit(on_exit_hook);"
+    mp, text = port(c)
+    assert "static PyObject *last;" in text and "if (m_first_load()) {" in text
     assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED"
-    assert any("Py_AtExit" in r for r in mp.posture.reasons)
+    assert [r.split(" ")[0] for r in mp.posture.reasons] == ["last"]
 
 
 def test_a_callback_keeping_both_a_global_and_a_function_static_keeps_both():

@@ -533,6 +533,11 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
         return GlobalKind.KWLIST, "a keyword list"
     if decl_type == "char" and not writes and once(_initialized_with_string):
         return GlobalKind.STRING, "a string constant"
+    if g.uses and all(u.access is UseAccess.ADDRESS and u.call is not None and u.call.startswith(_ATOMIC_CALLS)
+                      for u in g.uses):
+        # A flag or counter only ever handed to atomic operations (porter's own first-load test
+        # among them): made to be shared by threads, and so by interpreters.
+        return GlobalKind.ATOMIC, f"only used through atomic operations ({g.uses[0].call}())"
     if writes and once(is_process_constant, global_names):
         return GlobalKind.PROCESS_CONSTANT, (f"computed once in {writes[0].function}() from process-wide data "
                                              "only: every interpreter computes the same value")
@@ -546,6 +551,9 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
     if "(" in declarator and "*" in declarator:
         return GlobalKind.READONLY_DATA, "a function pointer that is never reassigned"
     return GlobalKind.READONLY_DATA, "never written after its initialiser"
+
+
+_ATOMIC_CALLS = ("__sync_", "__atomic_", "_Interlocked", "Interlocked", "atomic_", "_Py_atomic_")
 
 
 def _function_table(g: Global, indexes) -> bool:

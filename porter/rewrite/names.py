@@ -76,6 +76,7 @@ class Names:
     # which runs the module's own exec once, and the namespace that first run made.
     exec_once: str = ""
     first_namespace: str = ""
+    first_load: str = ""  # the atomic first-load test (Plan.once_calls)
     # The module's own accessor when it has one (`static inline readlinestate *
     # get_readline_state(PyObject *module)` over PyModule_GetState): its function, which the
     # state block declares instead of defining a second one.

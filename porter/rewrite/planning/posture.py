@@ -22,7 +22,8 @@ class Posture:
     condition: str | None  # the weaker claim holds only when this is true (None: always)
 
 
-def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tuple[str, ...] = ()) -> Posture:
+def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tuple[str, ...] = (),
+                   once_calls: tuple = ()) -> Posture:
     """The strongest claim that is true, the reasons it is not stronger, and the build condition
     the weaker claim depends on (None: it holds in every build).
 
@@ -48,7 +49,10 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
         reasons.append(f"{name}() finds the module the last exec made, kept process-global: {because}")
     for name, because in decisions.last_module_macros.items():
         reasons.append(f"macro {name} finds the module the last exec made, kept process-global: {because}")
-    for f in module.findings:
+    # Process-wide calls the port makes on the first load only, as single-phase init did.
+    once = {(c.file, c.call.start) for c in once_calls}
+    findings = [f for f in module.findings if (f.file, f.span.start) not in once]
+    for f in findings:
         if f.code == "process-global":
             reasons.append(f"{f.message} ({f.file})")
         if f.severity is Severity.BLOCKER and f.code not in ("state-find-module", "state-add-module"):
@@ -62,7 +66,7 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
         reasons.append(f"exec fills the dicts of static types that stay process-global ({', '.join(exec_once)}): "
                        "it runs once per process, and every later load shares the objects the first load made")
     process_global = bool(exec_once) or bool(decisions.last_module or decisions.last_module_macros) or any(
-        f.code == "process-global" for f in module.findings) or bool(
+        f.code == "process-global" for f in findings) or bool(
         static_macros & {u.name for u in module.macro_uses})
     if not reasons:
         return Posture(PER_INTERPRETER_GIL, (), None)

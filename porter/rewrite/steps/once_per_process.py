@@ -1,4 +1,7 @@
-"""once-per-process: a global that stays process-global and that init fills is filled once.
+"""once-per-process: what init did once per process, exec does on the first load only.
+
+A global that stays process-global and that init fills is filled once; a call that acts on the
+whole process (`Py_AtExit(f)`) is made once, behind an atomic first-load test.
 
 What: for an object global porter cannot move into module state (an exception the package's
 installed header declares, say) and that the init function assigns (itself, or a helper only it
@@ -11,6 +14,10 @@ leaks the previous object (an exception class, with its type) on every load.
 Fix safety: safe. The module posture already says the global is shared; the first load's
 object is the one every module object gets, as before the port.
 
+`Py_AtExit(f)` made on every load would run `f` once per load at exit (and fill the process's
+table of 32 exit functions); single-phase init made it once. The test is atomic because
+interpreters with their own GIL may load the module at the same time.
+
 Known problems: an assignment inside an expression (`if ((X = f()) == NULL)`) is left alone
 and reported.
 """
@@ -18,6 +25,7 @@ and reported.
 from __future__ import annotations
 
 from porter.model import GlobalKind, UseAccess
+from porter.render import render
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
 from porter.rewrite.planning.reach import key_order
@@ -50,4 +58,28 @@ class OncePerProcess:
                 out.done(u.file, u.statement, f"{g.name} stays process-global, so exec fills it only on the first "
                                               "load: each load would otherwise leak the previous object",
                          key=("global", *key))
+        _first_load_only(out, plan)
         return out.result
+
+
+def _first_load_only(out: Emitter, plan: Plan) -> None:
+    """`Py_AtExit(f);` becomes `if (<mod>_first_load()) { Py_AtExit(f); }`, with the atomic
+    first-load test defined before the first function that makes such a call."""
+    if not plan.once_calls:
+        return
+    name = plan.names.first_load
+    first = min(plan.once_calls, key=lambda c: (c.file, c.statement.start))
+    f = plan.module.function(first.function)
+    assert f is not None
+    layout = plan.layout(first.file)
+    with out.about(("first-load",)):
+        out.insert(first.file, layout.line_start(f.span.start), render("c/first_load.c.jinja", first_load=name),
+                   order=-20)
+    for call in plan.once_calls:
+        indent = plan.layout(call.file).line_indent(call.statement.start)
+        with out.about(("first-load", call.file, call.statement.start)):
+            out.insert(call.file, call.statement.start, f"if ({name}()) {{\n{indent}    ", order=-10)
+            out.insert(call.file, call.statement.end, f"\n{indent}}}", order=10)
+        out.done(call.file, call.statement, f"{call.callee}() acts on the whole process: exec makes the call on the "
+                                            "module's first load only, as the init function did once per process",
+                 key=("first-load", call.file, call.statement.start))

@@ -1,0 +1,74 @@
+"""Calls that act on the whole process, made once per process as single-phase init made them.
+
+    Py_AtExit(finalize);
+
+Single-phase init ran once per process; exec runs for every module object (each interpreter, a
+re-import). `Py_AtExit` registers a handler for the whole process: made on every load, the
+handler would run once per load at exit (and the table of 32 handlers fills up). The port makes
+the call on the first load only, behind an atomic flag (interpreters with their own GIL may
+load the module at the same time), so the claim about interpreters need not weaken for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from porter.model import ExtensionModule, Span
+
+# Calls whose effect is the process's, and which a first load may make for every later one.
+ONCE_PER_PROCESS_CALLS = frozenset({"Py_AtExit"})
+
+
+@dataclass(frozen=True)
+class OnceCall:
+    file: str
+    function: str  # the exec-phase function making it
+    call: Span
+    statement: Span  # `Py_AtExit(f);`
+    callee: str
+
+
+def once_per_process_calls(module: ExtensionModule, exec_phase: frozenset[str],
+                           texts: dict[str, bytes]) -> tuple[OnceCall, ...]:
+    """The calls in the exec phase that the port makes on the first load only, each a statement
+    of its own. (The handler cannot reach module state: `void (*)(void)`, run at exit. What it
+    touches stays process-global and is judged as any kept global.)"""
+    out = []
+    for f in module.functions:
+        if f.name not in exec_phase:
+            continue
+        for c in f.calls:
+            if c.callee not in ONCE_PER_PROCESS_CALLS or len(c.args) != 1:
+                continue
+            text = texts.get(f.file, b"")
+            end = _statement_end(text, c.span.end)
+            if end is None or not _statement_start(text, c.span.start) or _guarded_already(text, c.span.start):
+                continue
+            out.append(OnceCall(f.file, f.name, c.span, Span(c.span.start, end), c.callee))
+    return tuple(out)
+
+
+_FIRST_LOAD_GUARD = re.compile(rb"if\s*\(\s*[A-Za-z_]\w*_first_load\s*\(\s*(void)?\s*\)\s*\)\s*\{\s*$")
+
+
+def _guarded_already(text: bytes, at: int) -> bool:
+    """Inside `if (<mod>_first_load()) {`: a port made it so already."""
+    return _FIRST_LOAD_GUARD.search(text, max(0, at - 200), at) is not None
+
+
+def _statement_end(text: bytes, at: int) -> int | None:
+    """Past the `;` right after a call (spaces between), or None when the call is not a whole
+    statement."""
+    i = at
+    while i < len(text) and text[i:i + 1] in b" \t":
+        i += 1
+    return i + 1 if text[i:i + 1] == b";" else None
+
+
+def _statement_start(text: bytes, at: int) -> bool:
+    """The call starts its statement: only `;`, `{`, `}` or a line break comes before it."""
+    i = at - 1
+    while i >= 0 and text[i:i + 1] in b" \t":
+        i -= 1
+    return i < 0 or text[i:i + 1] in b"\n;{}"
