@@ -161,7 +161,11 @@ _KEPT = [
           "type addresses in init).", todo="drop `static` from that local if nothing keeps its address past the "
           "call (then it is rebuilt each call and may read module state), and port again."),
     _code("used-in-generated-code", CodeKind.KEPT, "a global Argument Clinic output names.",
-          "Generated code is regenerated from the clinic input; porter never edits it.",
+          "Generated code is regenerated from the clinic input; porter never edits it. In CPython's "
+          "tree porter changes the input itself (`cls: defining_class`, `clinic_state()` in a class "
+          "directive) and runs the tree's clinic where the type is named only from one file's input, "
+          "by functions that reach the state the same way; this global is not such a case, or clinic "
+          "could not run.",
           todo="change the clinic input (a `defining_class` parameter, or the class directive's type "
                "expression) and run Tools/clinic/clinic.py, then port again."),
     _code("used-in-unparsed-code", CodeKind.KEPT, "a global used in code tree-sitter could not parse."),
