@@ -395,6 +395,7 @@ class Function:
     # Each `void *` parameter its body casts to a pointer type: `self = (CurlObject *)clientp;`
     # says what the user data handed to it is.
     void_param_casts: tuple[VoidParamCast, ...] = ()
+    object_locals: tuple[ObjectLocal, ...] = ()  # pointer locals it starts with (see ObjectLocal)
     untracks_first: bool = False  # its first statement is PyObject_GC_UnTrack(...)
     # Py_DECREF(Py_TYPE(self)) already, or of a local set from Py_TYPE(self): a dealloc written
     # for heap types (or for both kinds, `if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)`).
@@ -503,6 +504,17 @@ class VoidParamCast:
     type: str
     guard_start: int = 0
     guard_end: int = 0  # 0: never tested for NULL
+
+
+@dataclass(frozen=True)
+class ObjectLocal:
+    """A pointer local a function declares first thing, from a call or a cast, and never
+    assigns again; from `ready` on (past its declaration, or past the early-return guard that
+    tests it for NULL) it holds what that call gave."""
+
+    name: str
+    type: str  # the declared type, as spelled (`RuntimeData`, `struct ctx`)
+    ready: int
 
 
 @dataclass(frozen=True)

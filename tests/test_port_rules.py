@@ -1249,3 +1249,46 @@ def test_a_name_an_unread_branch_may_declare_again_keeps_the_global():
     mp, text = port(UNREAD % "        PyObject *Err = PyExc_ValueError; PyErr_SetString(Err, \"true\");")
     assert "state->Err" not in text
     assert any("may declare a local of the same name" in r for r in mp.posture.reasons)
+
+
+KEPT_OBJECT = HEADER + """
+typedef struct Lib Lib;
+typedef int (*tick_fn)(Lib *lib);
+extern void *lib_opaque(Lib *lib);
+extern void lib_set(Lib *lib, tick_fn f);
+typedef struct { PyObject_HEAD Lib *lib; } Obj;
+static long count;
+static int on_tick(Lib *lib) { %s }
+static PyObject *arm(Obj *self, PyObject *unused) { lib_set(self->lib, on_tick); Py_RETURN_NONE; }
+static PyMethodDef T_methods[] = {{"arm", (PyCFunction)arm, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static PyTypeObject T = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.T", .tp_basicsize = sizeof(Obj), .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_methods = T_methods, .tp_new = PyType_GenericNew,
+};
+""" + INIT % "    if (PyType_Ready(&T) < 0 || PyModule_AddObjectRef(m, \"T\", (PyObject *)&T) < 0) return NULL;"
+
+
+@pytest.mark.parametrize("body", [
+    "Obj *self = (Obj *)lib_opaque(lib); count++; return self->lib != NULL;",
+    "Obj *self = lib_opaque(lib);\n    if (self == NULL) return -1;\n    count++; return 0;",
+])
+def test_a_callback_that_fetches_a_module_object_first_reaches_state_through_it(body):
+    mp, text = port(KEPT_OBJECT % body)
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    tick = text[text.index("static int on_tick(Lib *lib)"):]
+    assert tick.index("lib_opaque(lib)") < tick.index("get_m_state_by_type(Py_TYPE(self))") < tick.index("state->count")
+
+
+@pytest.mark.parametrize("body", [
+    # used before the object is fetched
+    "count++; Obj *self = (Obj *)lib_opaque(lib); return self->lib != NULL;",
+    # tested for NULL where the state is needed
+    "Obj *self = (Obj *)lib_opaque(lib); if (self) count++; return 0;",
+    # another object later
+    "Obj *self = (Obj *)lib_opaque(lib); self = NULL; count++; return 0;",
+])
+def test_a_fetched_object_that_may_be_another_or_absent_does_not_lead_to_state(body):
+    mp, text = port(KEPT_OBJECT % body)
+    assert "Py_TYPE(self)" not in text
+    assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"

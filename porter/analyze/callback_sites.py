@@ -14,7 +14,7 @@ import re
 from porter import capi
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
-from porter.model import CallbackSite, CallEnd, CallEndKind, Location, Param, UserDataCarrier, VoidParamCast
+from porter.model import CallbackSite, CallEnd, CallEndKind, Location, ObjectLocal, Param, UserDataCarrier, VoidParamCast
 from porter.parse import Node, descendants, walk
 
 
@@ -92,6 +92,57 @@ def void_param_casts(node: Node, params: tuple[Param, ...]) -> tuple[VoidParamCa
         if guard is not None:
             out.append(VoidParamCast(param, kind, guard.start_byte, guard.end_byte))
     return tuple(out)
+
+
+def object_locals(node: Node) -> tuple[ObjectLocal, ...]:
+    """The pointer locals a function declares first thing and never assigns again, from a call
+    or a cast (`RuntimeData *rd = (RuntimeData *)JS_GetRuntimeOpaque(rt);`): in a callback, one
+    of them may be a module object a library kept for it. Those it tests for NULL anywhere but in
+    an early-return guard are left out."""
+    body = node.child_by_field_name("body")
+    if body is None:
+        return ()
+    found: list[tuple[str, str, Node]] = []
+    for stmt in body.named_children:
+        if stmt.type != "declaration":
+            if stmt.type != "comment":
+                break  # only the declarations the body starts with
+            continue
+        declarators = ctree.declarators(stmt)
+        kind = stmt.child_by_field_name("type")
+        if len(declarators) != 1 or kind is None or "static" in ctree.storage(stmt):
+            continue
+        d = declarators[0]
+        info = ctree.read_declarator(d)
+        value = ctree.unwrap_parens(info.value) if info.value is not None else None
+        if info.name is None or not info.is_pointer or info.is_array or value is None \
+                or value.type != "call_expression" or kind.type not in ("type_identifier", "struct_specifier"):
+            continue
+        found.append((info.name, " ".join(kind.text.decode().split()), stmt))
+    out = []
+    for name, kind, stmt in found:
+        if _assigned_again(body, name):
+            continue
+        tests = [at for _, at in _null_tests(body, {name})]
+        if not tests:
+            out.append(ObjectLocal(name, kind, stmt.end_byte))
+            continue
+        guard = _early_return_guard(body, tests)
+        if guard is not None and guard.start_byte >= stmt.end_byte:
+            out.append(ObjectLocal(name, kind, guard.end_byte))
+    return tuple(out)
+
+
+def _assigned_again(body: Node, name: str) -> bool:
+    for n in descendants(body, ("assignment_expression", "pointer_expression", "update_expression")):
+        target = n.child_by_field_name("left") if n.type == "assignment_expression" else \
+            n.child_by_field_name("argument")
+        if n.type == "pointer_expression" and n.children[0].type != "&":
+            continue
+        target = ctree.unwrap_parens(target)
+        if target is not None and target.type == "identifier" and target.text.decode() == name:
+            return True
+    return False
 
 
 def _early_return_guard(body: Node, tests: list[int]) -> Node | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from porter import capi
 from porter.analyze import ctree
-from porter.analyze.callback_sites import sync_sites, void_param_casts
+from porter.analyze.callback_sites import object_locals, sync_sites, void_param_casts
 from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
@@ -413,6 +413,7 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
             unread_calls=tuple(unread.get(name, ())),
             name_span=ctree.span(name_node) if name_node is not None else None,
             void_param_casts=void_param_casts(fn, params),
+            object_locals=object_locals(fn),
         )
         out.append(_Skeleton(name, index, fn, fields, references, name in all_called))
     return out

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from porter import capi
 from porter.analyze.initializers import sizeof_operand
-from porter.model import ExtensionModule, Function, RoleKind, VoidParamCast
+from porter.model import ExtensionModule, Function, ObjectLocal, RoleKind, VoidParamCast
 from porter.rewrite.vocab import AccessKind
 
 
@@ -109,9 +109,15 @@ def _callback_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
         # Its `void *` user data is one of the module's objects (`self = (CurlObject *)clientp;`):
         # that object's type leads to state, whenever and on whatever thread it is called.
         cast, types = handed
-        if not cast.guard_end or _nothing_needs_state_before(f, module, cast):
+        if not cast.guard_end or _nothing_needs_state_before(f, module, cast.guard_end):
             return Access(AccessKind.TYPE, (cast.param,), types=types, after=cast.guard_end,
                           reason=f"its user data `{cast.param}` is a {', '.join(types)} instance")
+    kept = kept_object(f, module, type_ok)
+    if kept is not None and _nothing_needs_state_before(f, module, kept[0].ready):
+        # `RuntimeData *rd = JS_GetRuntimeOpaque(rt);`: an object a library kept for it.
+        local, types = kept
+        return Access(AccessKind.TYPE, (local.name,), types=types, after=local.ready,
+                      reason=f"its local `{local.name}` holds a {', '.join(types)} instance a library kept for it")
     carriers = {site.carrier for site in f.sync_callback_sites}
     structs = {(c.struct, c.param) for c in carriers if c}
     defined = {t.name for t in module.type_definitions}
@@ -204,13 +210,32 @@ def user_data_instance(f: Function, module: ExtensionModule,
     return found[0] if len(found) == 1 else None
 
 
-def _nothing_needs_state_before(f: Function, module: ExtensionModule, cast: VoidParamCast) -> bool:
-    """Before the end of the NULL guard, `f` calls none of the module's functions and names no
-    global that may move: the state lookup can wait until past the guard."""
-    if any(c.span.start < cast.guard_end and module.function(c.callee) is not None for c in f.calls):
+def kept_object(f: Function, module: ExtensionModule,
+                type_ok: set[str]) -> tuple[ObjectLocal, tuple[str, ...]] | None:
+    """The one local `f` starts with that points to the instance struct of converted types."""
+    found = [(local, types) for local in f.object_locals
+             if (types := _types_of_instances(local.type.split()[-1], module, type_ok))]
+    return found[0] if len(found) == 1 else None
+
+
+def _nothing_needs_state_before(f: Function, module: ExtensionModule, at: int) -> bool:
+    """Before `at`, `f` names no global that may move and calls none of the module's functions
+    but ones that name none and call none (a library's own accessor): the state lookup can wait
+    until there."""
+    if any(c.span.start < at and not _plain_leaf(module, c.callee) for c in f.calls):
         return False
-    return not any(u.function == f.name and u.span.start < cast.guard_end
-                   for g in module.globals if g.kind.needs_port for u in g.uses)
+    return not _names_movable_globals(module, f.name, at)
+
+
+def _plain_leaf(module: ExtensionModule, name: str) -> bool:
+    callee = module.function(name)
+    return callee is None or (not any(module.function(c.callee) is not None for c in callee.calls)
+                              and not _names_movable_globals(module, callee.name))
+
+
+def _names_movable_globals(module: ExtensionModule, function: str, before: int | None = None) -> bool:
+    return any(u.function == function and (before is None or u.span.start < before)
+               for g in module.globals if g.kind.needs_port for u in g.uses)
 
 
 def _types_of_instances(struct: str, module: ExtensionModule, type_ok: set[str]) -> tuple[str, ...]:
