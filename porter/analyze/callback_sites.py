@@ -14,7 +14,16 @@ import re
 from porter import capi
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
-from porter.model import CallbackSite, CallEnd, CallEndKind, Location, ObjectLocal, Param, UserDataCarrier, VoidParamCast
+from porter.model import (
+    CallbackSite,
+    CallEnd,
+    CallEndKind,
+    Location,
+    ObjectLocal,
+    Param,
+    UserDataCarrier,
+    VoidParamCast,
+)
 from porter.parse import Node, descendants, walk
 
 
