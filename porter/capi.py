@@ -260,6 +260,11 @@ ADDED_IN = {
     "PyStructSequence_NewType": (3, 3),
 }
 
+# Functions with external linkage that a tool or runtime outside the project calls by name,
+# with a signature it fixes: libFuzzer's entry points (CPython's _xxtestfuzz defines them), main.
+EXTERNAL_ENTRY_POINTS = frozenset({"LLVMFuzzerTestOneInput", "LLVMFuzzerInitialize", "LLVMFuzzerCustomMutator",
+                                   "LLVMFuzzerCustomCrossOver", "main"})
+
 # C library functions that call the function pointer they are given before they return, on
 # the calling thread: a callback passed to them can find module state in a thread-local set
 # around the call.

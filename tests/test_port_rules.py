@@ -1292,3 +1292,20 @@ def test_a_fetched_object_that_may_be_another_or_absent_does_not_lead_to_state(b
     mp, text = port(KEPT_OBJECT % body)
     assert "Py_TYPE(self)" not in text
     assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+def test_a_fuzzer_entry_point_keeps_its_signature():
+    c = HEADER + """
+#include <stdint.h>
+static PyObject *seen;
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (seen == NULL) seen = PyList_New(0);
+    return seen == NULL ? -1 : 0;
+}
+static PyObject *run(PyObject *module, PyObject *unused) { return PyLong_FromLong(LLVMFuzzerTestOneInput(NULL, 0)); }
+""" + ONE_METHOD.replace("    Err = PyErr_NewException(\"m.Err\", NULL, NULL);\n", "") % ("run", "run", "METH_NOARGS")
+    mp, text = port(c)
+    assert "int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)" in text
+    assert "LLVMFuzzerTestOneInput(NULL, 0)" in text
+    assert any("called by name from outside the project" in r for r in mp.posture.reasons)

@@ -66,6 +66,9 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
     if RoleKind.MODULE_SLOT in kinds or RoleKind.METHOD in kinds:
         return Access(AccessKind.NONE, reason="a function porter cannot tie to the module object")
     if f.only_helper:
+        if not f.is_static and f.name in capi.EXTERNAL_ENTRY_POINTS:
+            return Access(AccessKind.NONE, reason=f"{f.name}() is called by name from outside the project (an "
+                                                  "entry point such as libFuzzer's): its signature is fixed")
         public = _public_signature(f, module)
         if public:
             return Access(AccessKind.NONE, reason=public)
