@@ -1309,3 +1309,13 @@ static PyObject *run(PyObject *module, PyObject *unused) { return PyLong_FromLon
     assert "int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)" in text
     assert "LLVMFuzzerTestOneInput(NULL, 0)" in text
     assert any("called by name from outside the project" in r for r in mp.posture.reasons)
+
+
+def test_a_flag_guarding_a_librarys_initialisation_is_not_a_process_constant():
+    """`if (!ready) { lib_init(); ready = 1; }`: the guard makes the call happen once; two
+    interpreters seeing 0 at once would both make it. Not a cache of a value."""
+    mp, text = port(PROCESS_CACHE % (
+        "extern void lib_init(void);\nstatic long v;\n"
+        "static long cached(void) { if (!v) { lib_init(); v = 1; } return v; }"))
+    (v,) = [g for g in mp.module.globals if g.name == "v"]
+    assert v.kind is not GlobalKind.PROCESS_CONSTANT

@@ -6,11 +6,12 @@
                                                 main_interp = interp;
                                             }
 
-Such a cache is written only while it still holds its initial value, from C library calls and
-locals alone: every interpreter that computes it computes the same value, so it can stay
-process-global under a per-interpreter GIL (two first calls may both write it, with the same
-value). Anything else it might depend on (a Python object, another global, a project function
-or macro, a call through a pointer) makes it ordinary mutable data.
+Such a cache is written only while it still holds its initial value, from calls that only read
+process-wide data (PROCESS_QUERIES) and locals: every interpreter that computes it computes the
+same value, so it can stay process-global under a per-interpreter GIL (two first calls may both
+write it, with the same value). Anything else it might depend on or set off (a Python object,
+another global, a project function or macro, a call through a pointer, a C library's own
+initialisation) makes it ordinary mutable data.
 """
 
 from __future__ import annotations
@@ -20,8 +21,19 @@ from porter.analyze.index import FileIndex
 from porter.model import Global, UseAccess
 from porter.parse import Node, walk
 
-# Calls into the runtime that read process-wide data, not an interpreter's.
-PROCESS_RUNTIME_CALLS = frozenset({"PyInterpreterState_Head", "PyInterpreterState_Next", "PyInterpreterState_Main"})
+# Calls that only read process-wide data (the system, the clock, the environment, the runtime's
+# list of interpreters) and change nothing: a cache filled from them holds the same value in every
+# interpreter, and filling it twice at once does no harm. A call to anything else (a C library's
+# own initialisation above all) may have effects that must happen once: its guard is not a cache.
+PROCESS_QUERIES = frozenset({
+    "PyInterpreterState_Head", "PyInterpreterState_Next", "PyInterpreterState_Main",
+    "time", "localtime", "localtime_r", "gmtime", "gmtime_r", "mktime", "clock_getres",
+    "sysconf", "getpagesize", "get_nprocs", "get_nprocs_conf", "getenv", "secure_getenv",
+    "getpid", "getuid", "geteuid", "getgid", "getegid", "isatty", "uname", "gethostname",
+    "nl_langinfo", "strlen", "strcmp", "strncmp", "strchr", "strrchr", "strstr", "memcmp",
+    "strtol", "strtoul", "strtoll", "strtoull", "strtod", "atoi", "atol", "atoll",
+    "__builtin_cpu_supports", "__builtin_cpu_is", "__get_cpuid", "__cpuid", "__cpuid_count",
+})
 _ZERO = frozenset({"0", "NULL", "0L", "0UL", "0.0", "nullptr", "((void*)0)"})
 
 
@@ -115,9 +127,7 @@ def _reads_only_process_data(region: list[Node], name: str, index: FileIndex, in
         for node in walk(stmt):
             if node.type == "call_expression":
                 callee = ctree.call_name(node)
-                if callee is None or _project_code(callee, indexes):
-                    return False
-                if callee.startswith(("Py", "_Py")) and callee not in PROCESS_RUNTIME_CALLS:
+                if callee is None or callee not in PROCESS_QUERIES or _project_code(callee, indexes):
                     return False
             elif node.type == "identifier":
                 ident = node.text.decode()
