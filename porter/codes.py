@@ -42,6 +42,16 @@ def _code(id: str, kind: CodeKind, summary: str, more: str = "", todo: str = "")
 
 
 _ITEMS = [
+    _code("once-guard", CodeKind.ITEM, "a flag that makes a C library's initialisation happen once per process.", """
+What: `if (!ready) { lib_init(); ready = 1; }` in the init function, where what it guards reaches
+a C library outside the project and sets none of the module's own data.
+
+Why it matters: single-phase init ran once per process; exec runs on every load. The flag stays
+process-global, so the library is still initialised once, and a second load does not fail. But
+two interpreters with their own GIL loading the module at the same time could both pass the
+test: the module claims a shared GIL only (Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED).""",
+          todo="make the test thread-safe (PyMutex from 3.13, or a once primitive) and then claim "
+               "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED."),
     _code("hot-path-lookup", CodeKind.ITEM, "a slot that runs per element or per call now looks module state up.", """
 What: a function such as tp_iternext, sq_item, nb_add, tp_richcompare, tp_hash or tp_call
 reaches module state with PyType_GetModuleByDef(Py_TYPE(self), &def) on every call.

@@ -220,6 +220,7 @@ class GlobalKind(StrEnum):
     THREAD_LOCAL = "thread-local"  # C data in thread-local storage: each thread has its own
     PROCESS_CONSTANT = "process-constant"  # C data computed once from process-wide inputs
     ATOMIC = "atomic"  # C data only touched through atomic operations: shared on purpose
+    ONCE_GUARD = "once-guard"  # a flag making calls (a C library's initialisation) happen once per process
 
     @property
     def needs_port(self) -> bool:

@@ -13,7 +13,7 @@ from porter.analyze.functions import call_graph, init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.analyze.ownership import Ownership, owned
-from porter.analyze.process_constants import is_process_constant
+from porter.analyze.process_constants import is_once_guard, is_process_constant
 from porter.analyze.unread_uses import unread_uses
 from porter.lexer import names_in_code
 from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
@@ -538,6 +538,8 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
         # A flag or counter only ever handed to atomic operations (porter's own first-load test
         # among them): made to be shared by threads, and so by interpreters.
         return GlobalKind.ATOMIC, f"only used through atomic operations ({g.uses[0].call}())"
+    if writes and once(is_once_guard, global_names):
+        return GlobalKind.ONCE_GUARD, "it makes the calls it guards happen once per process"
     if writes and once(is_process_constant, global_names):
         return GlobalKind.PROCESS_CONSTANT, (f"computed once in {writes[0].function}() from process-wide data "
                                              "only: every interpreter computes the same value")

@@ -64,6 +64,68 @@ def is_process_constant(g: Global, indexes: list[FileIndex], global_names: froze
     return True
 
 
+def is_once_guard(g: Global, indexes: list[FileIndex], global_names: frozenset[str]) -> bool:
+    """`if (!ready) { lib_init(); ready = 1; }`: a flag, only ever set to constants, that makes
+    the calls it guards (a C library's initialisation) happen once per process. What the guarded
+    code runs must reach a C library outside the project and set none of the project's globals
+    (data the module fills itself is its own, per module)."""
+    if "[" in g.type_text or "*" in g.type_text or g.thread_local or g.is_const:
+        return False
+    if any(u.access not in (UseAccess.READ, UseAccess.WRITE) or u.macro is not None for u in g.uses):
+        return False
+    writes = [u for u in g.uses if u.access is UseAccess.WRITE]
+    initial = _normal(g.initializer_text) if g.initializer is not None else "0"
+    initial = "0" if initial in _ZERO else initial
+    guarding = False
+    for u in writes:
+        index = next((i for i in indexes if i.path == u.file), None)
+        node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end) if index is not None else None
+        assign = node.parent if node is not None else None
+        value = assign.child_by_field_name("right") if assign is not None else None
+        if assign is None or assign.type != "assignment_expression" or assign.child_by_field_name("left") != node \
+                or _operator(assign) != "=" or value is None or value.type != "number_literal":
+            return False
+        guarded = _guarded_region(assign, g.name, initial, index) if index is not None else None
+        if guarded is not None:
+            reach = _reaches_library(guarded, indexes, global_names - {g.name}, set())
+            if reach is None:
+                return False  # it also sets the project's own data
+            guarding = guarding or reach
+    return guarding
+
+
+def _reaches_library(region: list, indexes: list[FileIndex], global_names: frozenset[str],
+                     seen: set[str]) -> bool | None:
+    """Whether `region` calls into a C library outside the project (through the project's own
+    functions too); None when it, or a project function it calls, assigns a global."""
+    found = False
+    for stmt in region:
+        for n in walk(stmt):
+            if n.type == "assignment_expression":
+                left = ctree.unwrap_parens(n.child_by_field_name("left"))
+                while left is not None and left.type in ("subscript_expression", "field_expression"):
+                    left = ctree.unwrap_parens(left.child_by_field_name("argument"))
+                if left is not None and left.type == "identifier" and left.text.decode() in global_names:
+                    return None
+            if n.type != "call_expression":
+                continue
+            name = ctree.call_name(n)
+            if name is None or name in PROCESS_QUERIES or name.startswith(("Py", "_Py")):
+                continue
+            bodies = [node.child_by_field_name("body") for idx in indexes for node in idx.functions.get(name, [])]
+            if not bodies:
+                found = True  # outside the project: a library
+                continue
+            if name in seen:
+                continue
+            seen.add(name)
+            inner = _reaches_library([b for b in bodies if b is not None], indexes, global_names, seen)
+            if inner is None:
+                return None
+            found = found or inner
+    return found
+
+
 def _normal(text: str) -> str:
     return "".join(text.split())
 

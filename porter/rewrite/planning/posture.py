@@ -45,6 +45,17 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
             unconditional = True
         if g.kind.is_object_kind and g.kind is not GlobalKind.STATIC_TYPE:
             objects_left = True
+    guards = [g for g in module.globals if g.kind is GlobalKind.ONCE_GUARD]
+    for g in guards:
+        # `if (!ready) { lib_init(); ready = 1; }` stays as it is: once per process, as before.
+        where = f" (only when {g.condition})" if g.condition else ""
+        reasons.append(f"{g.name} ({g.kind.value}) stays process-global{where}: {g.reason}; with a GIL per "
+                       "interpreter two first loads could make those calls at the same time")
+        if g.condition:
+            if g.condition not in conditions:
+                conditions.append(g.condition)
+        else:
+            unconditional = True
     for name, because in decisions.last_module.items():
         reasons.append(f"{name}() finds the module the last exec made, kept process-global: {because}")
     for name, because in decisions.last_module_macros.items():
@@ -71,7 +82,6 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
     if not reasons:
         return Posture(PER_INTERPRETER_GIL, (), None)
     weaker = NOT_SUPPORTED if objects_left or process_global else SHARED_GIL_ONLY
-    if conditions and not unconditional and not process_global and len(reasons) == len(
-            [k for k in decisions.kept]):
+    if conditions and not unconditional and not process_global and len(reasons) == len(decisions.kept) + len(guards):
         return Posture(weaker, tuple(reasons), " || ".join(f"({c})" for c in conditions))
     return Posture(weaker, tuple(reasons), None)

@@ -59,7 +59,20 @@ class OncePerProcess:
                                               "load: each load would otherwise leak the previous object",
                          key=("global", *key))
         _first_load_only(out, plan)
+        _guards_left_as_they_are(out, plan)
         return out.result
+
+
+def _guards_left_as_they_are(out: Emitter, plan: Plan) -> None:
+    """`if (!ready) { lib_init(); ready = 1; }` stays: once per process, as single-phase init ran
+    it. With a GIL per interpreter two first loads could pass the test together: a person makes
+    it thread-safe before the module claims that."""
+    for g in plan.module.globals:
+        if g.kind is GlobalKind.ONCE_GUARD:
+            out.todo(g.file, g.span, f"{g.name} makes the C library calls it guards happen once per process and "
+                                     "stays process-global: make that test thread-safe (a lock, or a once "
+                                     "primitive) before claiming Py_MOD_PER_INTERPRETER_GIL_SUPPORTED",
+                     code="once-guard", subject=g.name)
 
 
 def _first_load_only(out: Emitter, plan: Plan) -> None:
