@@ -102,13 +102,13 @@ def _read_inputs(paths: list[Path], follow_includes: bool = True, defines: list[
     return inputs
 
 
-def _scan(inputs, file_facts_for: str = "all", jobs: int | None = None):
+def _scan(inputs, file_facts_for: str = "all", jobs: int | None = None, port_facts: bool = True):
     from porter.pipeline import scan
 
     files = [(f.path, f.data) for f in inputs.files]
     with _progress(files, "scanning") as progress:
         return scan(files, inputs.problems, inputs.companions(), jobs=jobs, file_facts_for=file_facts_for,
-                    progress=progress)
+                    progress=progress, port_facts=port_facts)
 
 
 @contextmanager
@@ -157,7 +157,7 @@ def scan(
 
     inputs = _read_inputs(paths, defines=define, include_dirs=include_dir, cpython_tree=cpython_tree)
     # The table lists the sources outside every module; the JSON, every file.
-    analysis = _scan(inputs, "all" if as_json else "c", jobs)
+    analysis = _scan(inputs, "all" if as_json else "c", jobs, port_facts=False)
     if as_json:
         # The facts are millions of small objects: the collector would walk them all, for
         # nothing, each time the document grows by a few hundred more.

@@ -24,7 +24,7 @@ def collect_globals(
     indexes: list[FileIndex], functions: list[Function], macros: MacroTable,
     init_functions: set[str], object_structs: set[str], macro_uses=(),
     file_conditions: dict[str, str] | None = None, shared: dict | None = None,
-    keys: FunctionKeys | None = None, owner: Ownership | None = None,
+    keys: FunctionKeys | None = None, owner: Ownership | None = None, port_facts: bool = True,
 ) -> list[Global]:
     """Every file-scope variable and function-local static, with uses and a kind; of the
     file-scope ones, those the module owns (in a file with several init functions, not what
@@ -32,14 +32,15 @@ def collect_globals(
 
     `shared` keeps, between the modules of one set of files (a unity file's inits), what does
     not depend on the module: each module then only classifies (what runs at init differs),
-    and a global whose facts come out the same is the same object.
+    and a global whose facts come out the same is the same object. `port_facts`: also read
+    what only a rewrite needs (a table's rows, the shape and statement of each use).
     """
     shared = {} if shared is None else shared
     skeletons = shared.get("global skeletons")
     if skeletons is None:
         # Read by C name, then named by function key (a use in a static function another file
         # also defines is a use in that file's function).
-        found = _global_skeletons(indexes, macros, macro_uses, file_conditions)
+        found = _global_skeletons(indexes, macros, macro_uses, file_conditions, port_facts)
         skeletons = shared["global skeletons"] = [keys.of_global(g) for g in found] if keys else found
     graph = shared.get("call graph")
     if graph is None:
@@ -65,7 +66,7 @@ def collect_globals(
 
 
 def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
-                      file_conditions: dict[str, str] | None) -> list[Global]:
+                      file_conditions: dict[str, str] | None, port_facts: bool = True) -> list[Global]:
     """The globals with their uses and declarations, not yet classified, in file order."""
     raw: list[Global] = []
     externs: dict[str, list[Location]] = {}
@@ -82,14 +83,14 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
                     continue
                 if "typedef" in st:
                     continue
-                raw.append(_global(src, decl, d, info, None, _thread_local(src, decl, macros)))
+                raw.append(_global(src, decl, d, info, None, _thread_local(src, decl, macros), port_facts))
         for decl, owner in index.local_declarations:
             owner_name = ctree.function_name(owner)[0]
             for d in ctree.declarators(decl):
                 info = ctree.read_declarator(d)
                 if info.name is None or info.is_function:
                     continue
-                raw.append(_global(src, decl, d, info, owner_name, _thread_local(src, decl, macros)))
+                raw.append(_global(src, decl, d, info, owner_name, _thread_local(src, decl, macros), port_facts))
     # A tentative definition and the real one name the same variable: keep the one with a value.
     # Declarations in different branches of one #if group are the same variable for different
     # builds: the one in the branch porter reads, with the others as its alternatives.
@@ -105,7 +106,7 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
             by_key[g.key] = g
     out = []
     for g in by_key.values():
-        uses = _uses(indexes, g, macros, None, macro_uses)
+        uses = _uses(indexes, g, macros, None, macro_uses, port_facts)
         if g.function is None:
             # `DEFINE_STRING(__dict__)` with `str ## S` in the body names str__dict__.
             uses += [Use(u.file, u.span, u.function, UseAccess.MACRO_PASTE, u.name)
@@ -148,7 +149,8 @@ def _thread_local(src, decl: Node, macros: MacroTable) -> bool:
     return False
 
 
-def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: bool = False) -> Global:
+def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: bool = False,
+            port_facts: bool = True) -> Global:
     quals = ctree.qualifiers(decl)
     return Global(
         name=info.name, function=function, kind=GlobalKind.OBJECT, file=src.path,
@@ -164,7 +166,7 @@ def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: 
         declarators=tuple(ctree.span(x) for x in ctree.declarators(decl)) if len(ctree.declarators(decl)) > 1 else (),
         declarator_index=next(i for i, x in enumerate(ctree.declarators(decl)) if x == d),
         table_rows=_table_rows(src, info.value)
-        if info.value is not None and info.value.type == "initializer_list" else (),
+        if port_facts and info.value is not None and info.value.type == "initializer_list" else (),
     )
 
 
@@ -197,7 +199,7 @@ def _is_const(src, decl, info, quals: set[str]) -> bool:
     return "const" in quals
 
 
-def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> list[Use]:
+def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=(), port_facts: bool = True) -> list[Use]:
     uses = []
     for index in indexes:
         if g.function is not None and index.path != g.file:
@@ -211,21 +213,11 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> 
                 continue
             if not _refers_to(ident, g, index.scopes) or _declares_itself(ident) or _names_a_parameter(ident):
                 continue
-            shape, shape_span = _shape(ident)
             call = _argument_of(ident)
-            member = ident.parent.child_by_field_name("field") if shape is UseShape.MEMBER else None
             uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident, "[" in g.type_text),
-                            shape=shape, shape_span=shape_span,
-                            member=member.text.decode() if member is not None else None,
-                            unparsed=index.src.in_error(ctree.span(ident)),
-                            in_assert=ctree.in_assert(ident),
                             call=call.child_by_field_name("function").text.decode() if call else None,
                             call_span=ctree.span(call) if call else None,
-                            statement=_assignment_statement(ident),
-                            null_guarded=_null_guarded(ident),
-                            borrowed_value=_borrowed_value(ident, owner),
-                            assigned_null=_assigned_null(ident),
-                            static_initializer=_static_local_initialized(ident) if owner is not None else None))
+                            **(_rewrite_facts(index, ident, owner) if port_facts else {})))
         if g.function is None:
             for mask_name, span in index.blanked_names.get(g.name, ()):
                 node = index.src.root.descendant_for_byte_range(span.start, span.start)
@@ -241,6 +233,21 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> 
                 uses.append(Use(index.path, span, None, UseAccess.MACRO, macro_name, shadowed_in=shadowing))
     uses.sort(key=lambda u: (u.file, u.span.start))
     return uses
+
+
+def _rewrite_facts(index: FileIndex, ident: Node, owner: Node | None) -> dict:
+    """The Use fields only a rewrite reads: the expression it replaces, the statement around it."""
+    shape, shape_span = _shape(ident)
+    member = ident.parent.child_by_field_name("field") if shape is UseShape.MEMBER else None
+    return dict(shape=shape, shape_span=shape_span,
+                member=member.text.decode() if member is not None else None,
+                unparsed=index.src.in_error(ctree.span(ident)),
+                in_assert=ctree.in_assert(ident),
+                statement=_assignment_statement(ident),
+                null_guarded=_null_guarded(ident),
+                borrowed_value=_borrowed_value(ident, owner),
+                assigned_null=_assigned_null(ident),
+                static_initializer=_static_local_initialized(ident) if owner is not None else None)
 
 
 def _static_local_initialized(ident: Node) -> str | None:

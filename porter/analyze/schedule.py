@@ -81,6 +81,7 @@ class Prepared:
     includers: dict[str, list[str]]  # the files whose closure holds a file (a unity build's)
     build: BuildConfig | None = None
     possible: list[str] = field(default_factory=list)  # the files that may define init functions
+    port_facts: bool = True  # also read the facts only a port needs (analyze.project._module)
 
     def project_macros(self, path: str) -> tuple[dict[str, Macro], bool]:
         """The #defines a file sees (its own and its headers', and in a unity build its
@@ -246,7 +247,8 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
                 files = tuple(prepared.closures[root]) + tuple(linked or ())
             if inits:
                 out.modules[root], out.module_problems[root] = analyze_root(
-                    root, inits, [indexes[p] for p in files or prepared.closures[root] if p in indexes])
+                    root, inits, [indexes[p] for p in files or prepared.closures[root] if p in indexes],
+                    prepared.port_facts)
             else:
                 out.header_problems[root] = _unread_init_headers(indexes, {root: tu}, [root], build)
         report(_analysed_bytes(prepared, root, files))
@@ -397,14 +399,16 @@ def _available_cpus() -> int:
 
 def scan_files(items: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
                companions: Companions = NO_COMPANIONS, build=None, *, jobs: int | None = None,
-               file_facts_for: str = "all", progress: Progress | None = None) -> Analysis:
+               file_facts_for: str = "all", progress: Progress | None = None, port_facts: bool = True) -> Analysis:
     """Facts for every module in `items`. `file_facts_for` says which other files' facts to
-    read (their error spans): "all", "c" (the sources a table lists) or "none" (a port)."""
+    read (their error spans): "all", "c" (the sources a table lists) or "none" (a port);
+    `port_facts` whether to read the facts only a port needs too."""
     global _PREPARED
     problems = list(problems or [])
     context = ModuleContext.of(companions, build)
     prepared = prepare(items, problems, dict(context.build.defines))
     prepared.build = context.build
+    prepared.port_facts = port_facts
     _PREPARED = prepared
     runner = Runner(prepared, jobs, progress)
     try:
@@ -546,7 +550,7 @@ def _assemble(prepared: Prepared, results: list[TaskResult], problems: list[File
     found += _silent_inits({p: s for p, s in sources.items() if p not in parse_problems}, prepared.closures,
                            finished, found)
     return Analysis(tuple(finished), tuple(facts[p] for p in sorted(facts)), tuple(found), sources,
-                    context.build.defines)
+                    context.build.defines, prepared.port_facts)
 
 
 def reparse(sources: Mapping[str, SourceText | Source], new_text: Mapping[str, bytes],

@@ -208,6 +208,8 @@ def _by_file(locations) -> dict[str, Containers]:
 
 
 def port(analysis: Analysis, unsafe: bool = False, multi_phase_is_done: bool = True) -> PortResult:
+    if not analysis.port_facts:
+        raise ValueError("a port needs an analysis with the facts only a port reads (scan(port_facts=True))")
     layouts = {path: FileLayout(src.text) for path, src in analysis.sources.items()}
     modules = [plan_module(m, layouts, unsafe, multi_phase_is_done) for m in analysis.modules]
     for mp in modules:
