@@ -196,13 +196,15 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
     sources: dict[str, Source] = {}
     indexes: dict[str, FileIndex] = {}
 
-    # The files of the modules analysed here: their identifiers are read while parsing.
+    # The files of the modules analysed here: for a port (the names a new identifier must not
+    # take), their identifiers are read while parsing.
     analysed = {p for root, files in task.analyse for p in files or prepared.closures[root]}
 
     def parse(path: str) -> None:
         try:
             macros, iso646 = prepared.project_macros(path)
-            src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646, path in analysed)
+            src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646,
+                               prepared.port_facts and path in analysed)
             # The lexer's spans served the masks; the analysis does not need them.
             src.pre = replace(src.pre, lexed=None)
             sources[path] = src
