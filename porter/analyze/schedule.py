@@ -65,6 +65,9 @@ from porter.preproc import Preprocessed, preprocess
 PARALLEL_BYTES = 1 << 20
 # A file the modules of several tasks include is parsed by each below this size.
 SHARED_PARSE_BYTES = 64 << 10
+# Tasks each worker holds: one it runs and the next. A worker that finishes one otherwise waits
+# for this process (busy with a task of its own) to take in its result and hand it another.
+TASKS_AHEAD = 2
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
 
@@ -330,7 +333,7 @@ class Runner:
                         return  # the pool is gone: done here, below
                 futures[i].add_done_callback(feed)
 
-            for _ in range(self.workers):
+            for _ in range(self.workers * TASKS_AHEAD):
                 feed()
             while True:
                 with lock:
