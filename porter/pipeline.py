@@ -31,12 +31,13 @@ def few_collections() -> Iterator[None]:
 
 def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
          companions: Companions = NO_COMPANIONS, *, jobs: int | None = None, file_facts_for: str = "all",
-         progress: Progress | None = None) -> Analysis:
+         progress: Progress | None = None, port_facts: bool = True) -> Analysis:
     """Facts for every extension module in `files`; what porter cannot read becomes a problem.
 
     `jobs` is how many processes may parse and analyse (default: one per CPU; small inputs stay
     in this process); `file_facts_for` which files outside every module are parsed for their own
-    facts ("all", "c" for the sources, "none"); `progress(done, total)` hears of bytes parsed.
+    facts ("all", "c" for the sources, "none"); `progress(done, total)` hears of bytes parsed;
+    `port_facts` whether to read the facts only a port needs (a scan's report does not).
     """
     from porter.analyze.schedule import scan_files
 
@@ -44,7 +45,7 @@ def scan(files: list[tuple[str, bytes]], problems: list[FileProblem] | None = No
                                                                       companions.given_include_dirs)
     with few_collections():
         return scan_files(files, problems, companions, build, jobs=jobs, file_facts_for=file_facts_for,
-                          progress=progress)
+                          progress=progress, port_facts=port_facts)
 
 
 def port_files(files: list[tuple[str, bytes]], unsafe: bool = False,

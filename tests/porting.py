@@ -30,9 +30,10 @@ def read(paths: list[Path]):
     return inputs
 
 
-def scan_json(folder: Path) -> bytes:
+def scan_json(folder: Path, port_facts: bool = False) -> bytes:
+    """The JSON `porter scan --json` writes: without the facts only a port reads, unless asked."""
     inputs = read([folder.relative_to(ROOT)])
-    analysis = scan([(f.path, f.data) for f in inputs.files], companions=inputs.companions())
+    analysis = scan([(f.path, f.data) for f in inputs.files], companions=inputs.companions(), port_facts=port_facts)
     return (json.dumps(analysis_to_json(analysis), indent=2) + "\n").encode()
 
 

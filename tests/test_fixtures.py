@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from conftest import ROOT, fixture_dirs
-from porting import port_folder, ported, scan_json, scanned
+from porting import port_folder, ported, read, scan_json, scanned
 from snapshots import check_snapshot
 
 from porter.verify import PORTABLE, load_fixture
@@ -89,6 +89,21 @@ def test_output_is_deterministic(folder):
     second = port_folder(folder, unsafe=fixture.unsafe)
     assert first[0] == second[0] and first[1] == second[1]
     assert scanned(folder) == scan_json(folder)
+
+
+@pytest.mark.parametrize("folder", by_fixture(FIXTURES))
+def test_the_facts_only_a_port_reads_change_nothing_a_scan_reports(folder):
+    assert scanned(folder) == scan_json(folder, port_facts=True)
+
+
+def test_a_port_refuses_an_analysis_read_without_the_facts_only_a_port_reads():
+    from porter.pipeline import scan
+    from porter.rewrite.port import port
+
+    inputs = read([(ROOT / "fixtures" / "globals-counter").relative_to(ROOT)])
+    analysis = scan([(f.path, f.data) for f in inputs.files], companions=inputs.companions(), port_facts=False)
+    with pytest.raises(ValueError, match="facts only a port reads"):
+        port(analysis)
 
 
 def test_the_repository_has_enough_fixtures():

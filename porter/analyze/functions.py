@@ -299,10 +299,13 @@ def collect_functions(
     type_spans: list[Location], def_spans: list[Location],
     owners: dict[str, list[str]] | None = None, flags: dict[str, tuple[str, ...]] | None = None,
     spelling_macros: frozenset[str] = frozenset(), shared: dict | None = None,
-    keys: FunctionKeys | None = None, owner: Ownership | None = None,
+    keys: FunctionKeys | None = None, owner: Ownership | None = None, port_facts: bool = True,
 ) -> list[Function]:
     """Function facts for every definition in the module's files that the module owns (in a
     file with several init functions, not what only another init reaches).
+
+    `port_facts`: also read what only a port needs (`_port_fields`, sync callback sites);
+    without it those fields keep their empty defaults.
 
     `spelling_macros` paste or stringify their arguments: a name passed to one is text.
     `shared` keeps, between the modules of one set of files (a unity file's inits), what does
@@ -313,7 +316,7 @@ def collect_functions(
     keys = keys or FunctionKeys({})
     skeletons = shared.get("function skeletons")
     if skeletons is None:
-        skeletons = shared["function skeletons"] = _skeletons(indexes, spelling_macros, keys)
+        skeletons = shared["function skeletons"] = _skeletons(indexes, spelling_macros, keys, port_facts)
     made = shared.setdefault("functions made", {})
     tables_by_file: dict[str, list[Span]] = {}
     for loc in tables.spans + type_spans + def_spans:
@@ -326,7 +329,8 @@ def collect_functions(
         if taken_key not in sk.taken:
             taken = tuple(Location(path, ctree.span(ident)) for (path, ident), inside in zip(sk.references, taken_key)
                           if not inside)
-            sk.taken[taken_key] = (taken, tuple(sync_sites(indexes, list(taken), _user_data_casts(sk))))
+            sites = sync_sites(indexes, list(taken), _user_data_casts(sk)) if port_facts else ()
+            sk.taken[taken_key] = (taken, tuple(sites))
         taken, sites = sk.taken[taken_key]
         # Tables name functions by their C name: a static function of a name two files define
         # gets the roles of that name (a role it does not have only keeps its signature).
@@ -353,13 +357,14 @@ def collect_functions(
     return out
 
 
-def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: FunctionKeys) -> list[_Skeleton]:
+def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: FunctionKeys,
+               port_facts: bool = True) -> list[_Skeleton]:
     # By key: a static function of a name another file also defines is a function of its own.
     defined: dict[str, tuple[FileIndex, Node]] = {}
     for index in indexes:
         for name, nodes in index.functions.items():
             defined.setdefault(keys.key(index.path, name), (index, nodes[0]))
-    unread = _unread_calls(indexes, defined, keys)
+    unread = _unread_calls(indexes, defined, keys) if port_facts else {}
     all_called = {keys.key(other.path, c) for other in indexes for c, _ in other.calls} | {
         keys.key(other.path, c) for other in indexes for c in other.macro_called}
     out = []
@@ -370,19 +375,14 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
         _, name_node, fdecl = ctree.function_name(fn)
         params = _params(src, fdecl)
         starts = index.call_starts
-        calls = tuple(
-            Call(keys.key(index.path, c), ctree.span(node), SpanList.from_offsets(x for a in ctree.call_args(node)
-                                                            for x in (a.start_byte, a.end_byte)),
-                 ctree.span(node.child_by_field_name("arguments"))
-                 if node.child_by_field_name("arguments") is not None else None)
-            for c, node in index.calls[bisect_left(starts, fn.start_byte):bisect_left(starts, fn.end_byte)]
-        )
+        calls = tuple(_call(keys.key(index.path, c), node, port_facts)
+                      for c, node in index.calls[bisect_left(starts, fn.start_byte):bisect_left(starts, fn.end_byte)])
         references = []
         prototypes = []
         for other in indexes:
             if keys.key(other.path, spelled) != name:
                 continue  # that file sees another function of this name
-            for decl in other.prototypes.get(spelled, []):
+            for decl in other.prototypes.get(spelled, []) if port_facts else ():
                 proto_name, plist = _prototype_parts(decl, spelled)
                 prototypes.append(Prototype(other.path, ctree.span(decl),
                                             ctree.span(proto_name) if proto_name is not None else None,
@@ -391,32 +391,52 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
                 if _is_reference(ident, fn) and not _spelled(ident, spelling_macros):
                     references.append((other.path, ident))
         ret = fn.child_by_field_name("type")
-        self_name = params[0].name if params else None
-        # One walk of the body for the calls and the stores the object's facts read.
-        nodes = descendants(body, _BODY_NODES) if body is not None and self_name else []
-        body_calls = [n for n in nodes if n.type == "call_expression"]
-        aliases = _object_aliases(body, self_name, nodes) if body is not None and self_name else set()
-        frees, untracks_first = _frees(body, self_name, aliases, body_calls)
         fields = dict(
             name=name, file=index.path, span=ctree.span(fn),
             header=Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
             body=ctree.span(body) if body is not None else ctree.span(fn),
             return_type=src.text_of(ret) if ret is not None else "",
-            params=params, is_static="static" in ctree.storage(fn),
-            calls=calls, prototypes=tuple(prototypes),
-            param_list=ctree.span(fdecl.child_by_field_name("parameters"))
-            if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
-            frees=tuple(frees), untracks_first=untracks_first,
-            releases_type=_releases_type(nodes, aliases, src.pre.activity),
-            sets_type_by_hand=_sets_type_by_hand(body_calls, src.pre.activity),
-            releases=_releases(body, self_name, aliases, body_calls),
-            unread_calls=tuple(unread.get(name, ())),
-            name_span=ctree.span(name_node) if name_node is not None else None,
-            void_param_casts=void_param_casts(fn, params),
-            object_locals=object_locals(fn),
+            params=params, is_static="static" in ctree.storage(fn), calls=calls,
         )
+        if port_facts:
+            fields.update(_port_fields(index, fn, body, name_node, fdecl, params),
+                          prototypes=tuple(prototypes), unread_calls=tuple(unread.get(name, ())))
         out.append(_Skeleton(name, index, fn, fields, references, name in all_called))
     return out
+
+
+def _call(callee: str, node: Node, port_facts: bool) -> Call:
+    """A call; with `port_facts`, also its arguments and argument list, which a port edits."""
+    if not port_facts:
+        return Call(callee, ctree.span(node), ())
+    arguments = node.child_by_field_name("arguments")
+    return Call(callee, ctree.span(node),
+                SpanList.from_offsets(x for a in ctree.call_args(node) for x in (a.start_byte, a.end_byte)),
+                ctree.span(arguments) if arguments is not None else None)
+
+
+def _port_fields(index: FileIndex, fn: Node, body: Node | None, name_node: Node | None, fdecl: Node | None,
+                 params: tuple[Param, ...]) -> dict:
+    """The Function fields only a port reads: what its dealloc frees and releases, how it makes
+    objects by hand, what its `void *` parameters are, and the spans a rewrite edits."""
+    self_name = params[0].name if params else None
+    # One walk of the body for the calls and the stores the object's facts read.
+    nodes = descendants(body, _BODY_NODES) if body is not None and self_name else []
+    body_calls = [n for n in nodes if n.type == "call_expression"]
+    aliases = _object_aliases(body, self_name, nodes) if body is not None and self_name else set()
+    frees, untracks_first = _frees(body, self_name, aliases, body_calls)
+    activity = index.src.pre.activity
+    return dict(
+        param_list=ctree.span(fdecl.child_by_field_name("parameters"))
+        if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
+        frees=tuple(frees), untracks_first=untracks_first,
+        releases_type=_releases_type(nodes, aliases, activity),
+        sets_type_by_hand=_sets_type_by_hand(body_calls, activity),
+        releases=_releases(body, self_name, aliases, body_calls),
+        name_span=ctree.span(name_node) if name_node is not None else None,
+        void_param_casts=void_param_casts(fn, params),
+        object_locals=object_locals(fn),
+    )
 
 
 def _unread_calls(indexes: list[FileIndex], defined, keys: FunctionKeys) -> dict[str, list[UnreadCall]]:
@@ -444,7 +464,7 @@ def _user_data_casts(sk: _Skeleton) -> dict[str, str]:
     """The types a function casts its `void *` parameters to (`(CALLBACK_DATA *)user_data`):
     type as spelled -> parameter."""
     out: dict[str, str] = {}
-    for cast in sk.fields["void_param_casts"]:
+    for cast in sk.fields.get("void_param_casts", ()):
         if not cast.guard_end:  # user data that may be NULL cannot carry the state from the top
             out.setdefault(cast.type, cast.param)
     return out

@@ -25,7 +25,7 @@ def collect_globals(
     indexes: list[FileIndex], functions: list[Function], macros: MacroTable,
     init_functions: set[str], object_structs: set[str], macro_uses=(),
     file_conditions: dict[str, str] | None = None, shared: dict | None = None,
-    keys: FunctionKeys | None = None, owner: Ownership | None = None,
+    keys: FunctionKeys | None = None, owner: Ownership | None = None, port_facts: bool = True,
 ) -> list[Global]:
     """Every file-scope variable and function-local static, with uses and a kind; of the
     file-scope ones, those the module owns (in a file with several init functions, not what
@@ -33,14 +33,15 @@ def collect_globals(
 
     `shared` keeps, between the modules of one set of files (a unity file's inits), what does
     not depend on the module: each module then only classifies (what runs at init differs),
-    and a global whose facts come out the same is the same object.
+    and a global whose facts come out the same is the same object. `port_facts`: also read
+    what only a rewrite needs (a table's rows, the shape and statement of each use).
     """
     shared = {} if shared is None else shared
     skeletons = shared.get("global skeletons")
     if skeletons is None:
         # Read by C name, then named by function key (a use in a static function another file
         # also defines is a use in that file's function).
-        found = _global_skeletons(indexes, macros, macro_uses, file_conditions)
+        found = _global_skeletons(indexes, macros, macro_uses, file_conditions, port_facts)
         skeletons = shared["global skeletons"] = [keys.of_global(g) for g in found] if keys else found
     graph = shared.get("call graph")
     if graph is None:
@@ -66,7 +67,7 @@ def collect_globals(
 
 
 def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
-                      file_conditions: dict[str, str] | None) -> list[Global]:
+                      file_conditions: dict[str, str] | None, port_facts: bool = True) -> list[Global]:
     """The globals with their uses and declarations, not yet classified, in file order."""
     raw: list[Global] = []
     externs: dict[str, list[Location]] = {}
@@ -83,14 +84,14 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
                     continue
                 if "typedef" in st:
                     continue
-                raw.append(_global(src, decl, d, info, None, _thread_local(src, decl, macros)))
+                raw.append(_global(src, decl, d, info, None, _thread_local(src, decl, macros), port_facts))
         for decl, owner in index.local_declarations:
             owner_name = ctree.function_name(owner)[0]
             for d in ctree.declarators(decl):
                 info = ctree.read_declarator(d)
                 if info.name is None or info.is_function:
                     continue
-                raw.append(_global(src, decl, d, info, owner_name, _thread_local(src, decl, macros)))
+                raw.append(_global(src, decl, d, info, owner_name, _thread_local(src, decl, macros), port_facts))
     # A tentative definition and the real one name the same variable: keep the one with a value.
     # Declarations in different branches of one #if group are the same variable for different
     # builds: the one in the branch porter reads, with the others as its alternatives.
@@ -105,8 +106,9 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
         elif prev is None or (prev.initializer is None and g.initializer is not None):
             by_key[g.key] = g
     out = []
+    around = _Surroundings(indexes, macro_uses)
     for g in by_key.values():
-        uses = _uses(indexes, g, macros, None, macro_uses)
+        uses = _uses(indexes, g, around, port_facts)
         if g.function is None:
             # `DEFINE_STRING(__dict__)` with `str ## S` in the body names str__dict__.
             uses += [Use(u.file, u.span, u.function, UseAccess.MACRO_PASTE, u.name)
@@ -150,7 +152,8 @@ def _thread_local(src, decl: Node, macros: MacroTable) -> bool:
     return False
 
 
-def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: bool = False) -> Global:
+def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: bool = False,
+            port_facts: bool = True) -> Global:
     quals = ctree.qualifiers(decl)
     return Global(
         name=info.name, function=function, kind=GlobalKind.OBJECT, file=src.path,
@@ -166,7 +169,7 @@ def _global(src, decl: Node, d: Node, info, function: str | None, thread_local: 
         declarators=tuple(ctree.span(x) for x in ctree.declarators(decl)) if len(ctree.declarators(decl)) > 1 else (),
         declarator_index=next(i for i, x in enumerate(ctree.declarators(decl)) if x == d),
         table_rows=_table_rows(src, info.value)
-        if info.value is not None and info.value.type == "initializer_list" else (),
+        if port_facts and info.value is not None and info.value.type == "initializer_list" else (),
     )
 
 
@@ -199,7 +202,7 @@ def _is_const(src, decl, info, quals: set[str]) -> bool:
     return "const" in quals
 
 
-def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> list[Use]:
+def _uses(indexes, g: Global, around: _Surroundings, port_facts: bool = True) -> list[Use]:
     uses = []
     for index in indexes:
         if g.function is not None and index.path != g.file:
@@ -207,27 +210,16 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> 
         for ident in index.identifiers.get(g.name, []):
             if g.span.start <= ident.start_byte < g.span.end and index.path == g.file:
                 continue  # its own declarator
-            owner = ctree.enclosing_function(ident)
-            owner_name = ctree.function_name(owner)[0] if owner is not None else None
+            owner, owner_name = around.owner(index.path, ident)
             if g.function is not None and owner_name != g.function:
                 continue
             if not _refers_to(ident, g, index.scopes) or _declares_itself(ident) or _names_a_parameter(ident):
                 continue
-            shape, shape_span = _shape(ident)
             call = _argument_of(ident)
-            member = ident.parent.child_by_field_name("field") if shape is UseShape.MEMBER else None
             uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident, "[" in g.type_text),
-                            shape=shape, shape_span=shape_span,
-                            member=member.text.decode() if member is not None else None,
-                            unparsed=index.src.in_error(ctree.span(ident)),
-                            in_assert=ctree.in_assert(ident),
                             call=call.child_by_field_name("function").text.decode() if call else None,
                             call_span=ctree.span(call) if call else None,
-                            statement=_assignment_statement(ident),
-                            null_guarded=_null_guarded(ident),
-                            borrowed_value=_borrowed_value(ident, owner),
-                            assigned_null=_assigned_null(ident),
-                            static_initializer=_static_local_initialized(ident) if owner is not None else None))
+                            **(_rewrite_facts(index, ident, owner) if port_facts else {})))
         if g.function is None:
             for mask_name, span in index.blanked_names.get(g.name, ()):
                 node = index.src.root.descendant_for_byte_range(span.start, span.start)
@@ -236,13 +228,29 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=()) -> 
                                 ctree.function_name(owner)[0] if owner is not None else None,
                                 UseAccess.MACRO_ARG, mask_name))
             for macro_name, span in index.macro_body_names.get(g.name, ()):
-                sites = [mu for mu in macro_uses if mu.name == macro_name]
-                shadowing = tuple(sorted({s.function for s in sites if _shadowed(indexes, s, g.name)}))
-                if sites and len(shadowing) and all(_shadowed(indexes, s, g.name) for s in sites):
+                sites = around.expansions(macro_name)
+                shadowed = [s for s in sites if around.shadowed(s, g.name)]
+                shadowing = tuple(sorted({s.function for s in shadowed}))
+                if sites and len(shadowed) == len(sites):
                     continue  # `head` in the body means the parameter `head` wherever it expands
                 uses.append(Use(index.path, span, None, UseAccess.MACRO, macro_name, shadowed_in=shadowing))
     uses.sort(key=lambda u: (u.file, u.span.start))
     return uses
+
+
+def _rewrite_facts(index: FileIndex, ident: Node, owner: Node | None) -> dict:
+    """The Use fields only a rewrite reads: the expression it replaces, the statement around it."""
+    shape, shape_span = _shape(ident)
+    member = ident.parent.child_by_field_name("field") if shape is UseShape.MEMBER else None
+    return dict(shape=shape, shape_span=shape_span,
+                member=member.text.decode() if member is not None else None,
+                unparsed=index.src.in_error(ctree.span(ident)),
+                in_assert=ctree.in_assert(ident),
+                statement=_assignment_statement(ident),
+                null_guarded=_null_guarded(ident),
+                borrowed_value=_borrowed_value(ident, owner),
+                assigned_null=_assigned_null(ident),
+                static_initializer=_static_local_initialized(ident) if owner is not None else None)
 
 
 def _static_local_initialized(ident: Node) -> str | None:
@@ -259,17 +267,45 @@ def _static_local_initialized(ident: Node) -> str | None:
     return None
 
 
-def _shadowed(indexes, site, name: str) -> bool:
-    """Whether `name` at a macro's expansion site means a parameter or local of that function."""
-    if site.function is None:
+class _Surroundings:
+    """The function around each identifier, where each project macro expands, and the names
+    each function declares: what the uses of globals are read against, each read once however
+    many globals ask (`kwlist`, a static local of every function; a name in many macro bodies)."""
+
+    def __init__(self, indexes: list[FileIndex], macro_uses) -> None:
+        self.indexes = indexes
+        self.by_macro: dict[str, list] = {}
+        for use in macro_uses:
+            self.by_macro.setdefault(use.name, []).append(use)
+        self.declared: dict[tuple[str, int], frozenset[str]] = {}  # (file, definition start) -> names
+        self.owners: dict[tuple[str, int], tuple[Node | None, str | None]] = {}  # (file, offset) -> function
+
+    def owner(self, path: str, ident: Node) -> tuple[Node | None, str | None]:
+        """The function definition around an identifier, and its name (None at file scope)."""
+        key = (path, ident.start_byte)
+        found = self.owners.get(key)
+        if found is None:
+            owner = ctree.enclosing_function(ident)
+            found = self.owners[key] = (owner, ctree.function_name(owner)[0] if owner is not None else None)
+        return found
+
+    def expansions(self, macro: str) -> list:
+        return self.by_macro.get(macro, [])
+
+    def shadowed(self, site, name: str) -> bool:
+        """Whether `name` at a macro's expansion site means a parameter or local of that function."""
+        if site.function is None:
+            return False
+        for idx in self.indexes:
+            if idx.path != site.file:
+                continue
+            for fn in idx.functions.get(site.function, []):
+                if fn.start_byte <= site.span.start < fn.end_byte:
+                    key = (idx.path, fn.start_byte)
+                    if key not in self.declared:
+                        self.declared[key] = _declared_names(fn)
+                    return name in self.declared[key]
         return False
-    for idx in indexes:
-        if idx.path != site.file:
-            continue
-        for fn in idx.functions.get(site.function, []):
-            if fn.start_byte <= site.span.start < fn.end_byte:
-                return name in _declared_names(fn)
-    return False
 
 
 def _declared_names(fn: Node) -> frozenset[str]:

@@ -27,19 +27,52 @@ _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 _NULLISH = re.compile(r"^\(?\s*(NULL|0|\(\s*PyObject\s*\*\s*\)\s*NULL)\s*\)?$")
 
 
+def _init_definition(index: FileIndex, init: InitFunction) -> tuple[Node, Node] | None:
+    """The definition that fills the module (init, or the worker it delegates to) and its body."""
+    fn = index.functions.get(init.worker, [None])[0] if init.worker else _node_at(index, init.span)
+    body = fn.child_by_field_name("body") if fn is not None else None
+    return (fn, body) if body is not None else None
+
+
+def init_field_assignments(index: FileIndex, init: InitFunction,
+                           helpers: list[tuple[FileIndex, Node]] | tuple = ()) -> tuple[FieldAssignment, ...]:
+    """`Type.tp_dealloc = f;` statements of the init function and of `helpers` (functions only
+    it calls): the slots init fills at run time, which give functions their roles."""
+    found = _init_definition(index, init)
+    return _field_assignments(index, found[1], helpers) if found is not None else ()
+
+
+def _field_assignments(index: FileIndex, body: Node,
+                       helpers: list[tuple[FileIndex, Node]] | tuple) -> tuple[FieldAssignment, ...]:
+    assigns = []
+    for where, scope in [(index, body)] + [(i, h.child_by_field_name("body")) for i, h in helpers]:
+        if scope is None:
+            continue
+        for node in descendants(scope, ("assignment_expression",)):
+            left = node.child_by_field_name("left")
+            if left is not None and left.type == "field_expression" and left.children[1].type == ".":
+                target = left.child_by_field_name("argument")
+                field = left.child_by_field_name("field")
+                stmt = node.parent
+                if (target is not None and target.type == "identifier" and field is not None
+                        and stmt is not None and stmt.type == "expression_statement"):
+                    right = node.child_by_field_name("right")
+                    assigns.append(FieldAssignment(
+                        target.text.decode(), field.text.decode(),
+                        where.src.text_of(right), ctree.statement_span(where.src, stmt),
+                        where.path, reads_locals=any(_declared_in(scope, n.text.decode())
+                                                     for n in walk(right) if n.type == "identifier")))
+    return tuple(assigns)
+
+
 def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
                    helpers: list[tuple[FileIndex, Node]] | tuple = ()) -> InitBody | None:
     """`helpers` are functions only the init function calls: their type set-up belongs to it."""
     name = init.worker or init.function
-    if init.worker:
-        fn = index.functions.get(init.worker, [None])[0]
-    else:
-        fn = _node_at(index, init.span)
-    if fn is None:
+    found = _init_definition(index, init)
+    if found is None:
         return None
-    body = fn.child_by_field_name("body")
-    if body is None:
-        return None
+    fn, body = found
     src = index.src
     problems: list[str] = []
     create_statements, module_var, kind, create_nodes = _create_sites(index, init, body, problems, macros)
@@ -47,7 +80,7 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
     module_var_global = bool(module_var and create_statements and not _declared_in(body, module_var))
     null_checks = _null_checks(src, body, module_var, create_nodes)
     returns = _returns(src, body, module_var, macros, problems)
-    decrefs, add_module, add_objects, readies, assigns = [], [], [], [], []
+    decrefs, add_module, add_objects, readies = [], [], [], []
     metatypes: list[tuple[str, str]] = []
     for node in descendants(body, ("call_expression",)):
         callee = ctree.call_name(node)
@@ -74,25 +107,10 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
     for where, scope in [(index, body)] + [(i, h.child_by_field_name("body")) for i, h in helpers]:
         if scope is None:
             continue
-        for node in descendants(scope, ("assignment_expression", "call_expression")):
-            if node.type == "call_expression":
-                metatypes.extend(_metatypes_set(where, node, macros))
-            if node.type == "assignment_expression":
-                left = node.child_by_field_name("left")
-                if left is not None and left.type == "field_expression" and left.children[1].type == ".":
-                    target = left.child_by_field_name("argument")
-                    field = left.child_by_field_name("field")
-                    stmt = node.parent
-                    if (target is not None and target.type == "identifier" and field is not None
-                            and stmt is not None and stmt.type == "expression_statement"):
-                        right = node.child_by_field_name("right")
-                        assigns.append(FieldAssignment(
-                            target.text.decode(), field.text.decode(),
-                            where.src.text_of(right), ctree.statement_span(where.src, stmt),
-                            where.path, reads_locals=any(_declared_in(scope, n.text.decode())
-                                                         for n in walk(right) if n.type == "identifier")))
-            elif where is not index or scope is not body:
-                if node.type == "call_expression" and ctree.call_name(node) == "PyType_Ready":
+        for node in descendants(scope, ("call_expression",)):
+            metatypes.extend(_metatypes_set(where, node, macros))
+            if where is not index or scope is not body:
+                if ctree.call_name(node) == "PyType_Ready":
                     a = ctree.call_args(node)
                     type_name = referenced_name(where.src.text_of(a[0])) if a else None
                     stmt = _enclosing_if_or_statement(node)
@@ -124,7 +142,8 @@ def read_init_body(index: FileIndex, init: InitFunction, macros: MacroTable,
         add_module=tuple(add_module), add_objects=tuple(add_objects),
         returning_macros=tuple(returning), module_var_reused=reused,
         module_var_global=module_var_global,
-        type_readies=tuple(readies), field_assignments=tuple(assigns), problems=tuple(problems),
+        type_readies=tuple(readies), field_assignments=_field_assignments(index, body, helpers),
+        problems=tuple(problems),
         lone_bodies=_lone_bodies(body, droppable), header_split=header_split,
         macro_module_releases=releases, runtime_metatypes=tuple(dict.fromkeys(metatypes)),
         statement_count=sum(1 for c in body.named_children if c.type != "comment"),

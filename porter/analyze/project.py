@@ -20,7 +20,7 @@ from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.functions import assign_roles, collect_functions, collect_tables, init_phase
 from porter.analyze.globals import collect_globals
 from porter.analyze.index import FileIndex, build_index
-from porter.analyze.init_body import read_init_body
+from porter.analyze.init_body import init_field_assignments, read_init_body
 from porter.analyze.initializers import sizeof_operand
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
@@ -77,6 +77,9 @@ class Analysis:
     problems: tuple[FileProblem, ...]
     sources: dict[str, Source] | dict[str, SourceText]  # a SourceText once the trees are gone
     build_defines: tuple[tuple[str, str], ...] = ()  # the -D macros the sources were read with
+    # Whether the modules hold the facts only a port reads (a scan leaves them out): a port of
+    # an analysis without them would silently do less.
+    port_facts: bool = True
 
 
 def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
@@ -114,17 +117,18 @@ def tu_macros(path: str, closures: Mapping[str, list[str]], indexes: Mapping[str
     return MacroTable([m for p in closures[path] if p in indexes for m in indexes[p].macros])
 
 
-def analyze_root(root: str, inits: list[InitFunction], indexes: list[FileIndex]) -> tuple[
+def analyze_root(root: str, inits: list[InitFunction], indexes: list[FileIndex], port_facts: bool = True) -> tuple[
         list[ExtensionModule], list[FileProblem]]:
     """The modules whose init functions are in `root`, from its files' indexes (the root's
-    first), not yet finished by `ModuleContext.finish`; a module porter fails on is a problem."""
+    first), not yet finished by `ModuleContext.finish`; a module porter fails on is a problem.
+    `port_facts`: also read the facts only a port needs (see `_module`)."""
     macros = MacroTable([m for idx in indexes for m in idx.macros])
     modules, problems = [], []
     shared: dict = {}  # what the modules of these files have in common, worked out once
     owners = ownership(indexes, inits)
     for init in inits:
         try:
-            modules.append(_module(init, indexes, macros, shared, owners.get(init.function)))
+            modules.append(_module(init, indexes, macros, shared, owners.get(init.function), port_facts))
         except Exception as e:  # one module porter cannot read must not stop the run
             problems.append(FileProblem(root, internal_error(f"analysing {init.name}", e)))
     return modules, problems
@@ -185,10 +189,14 @@ class ModuleContext:
 
 
 def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
-            shared: dict | None = None, owner: Ownership | None = None) -> ExtensionModule:
+            shared: dict | None = None, owner: Ownership | None = None, port_facts: bool = True) -> ExtensionModule:
     """One module's facts. `shared` keeps what depends only on the files between the modules
     of one set of files: a unity file with many inits is read once, not once per init.
-    `owner` says what the module owns when the files define several init functions."""
+    `owner` says what the module owns when the files define several init functions.
+
+    Without `port_facts`, what only a port reads (the init body it rewrites, the file layout it
+    places code in, a dealloc's frees, where state can be reached from, ...) is left at its
+    empty default: what a scan reports does not depend on it."""
     shared = {} if shared is None else shared
 
     def once(key: str, compute):
@@ -213,7 +221,6 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         exec_index = next((idx for idx in indexes if exec_name in idx.functions), None) if exec_name else None
         if exec_index is not None:
             init_index, init = exec_index, dataclasses.replace(init, worker=exec_name, create_calls=())
-    early = read_init_body(init_index, init, macros)  # slots that init fills at run time
     spec_types = [s for s in once("spec types", lambda: collect_spec_types(indexes)) if s.spec in tables.specs]
     spec_helpers = [dataclasses.replace(h, specs=tuple(x for x in h.specs if x in tables.specs))
                     for h in once("spec helpers", lambda: collect_spec_helpers(indexes))]
@@ -238,40 +245,49 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
                                                       if t.initializer] + _substruct_initializers(indexes)))
         type_spans += [Location(a.file or init.file, a.statement) for a in assignments if a.target in type_names]
         found = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling, shared,
-                                  keys, owner)
+                                  keys, owner, port_facts)
         found += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in found}, shared)
         return _clinic_impls(found, generated)
 
-    early_assignments = early.field_assignments if early else ()
+    early_assignments = init_field_assignments(init_index, init)  # slots that init fills at run time
     functions = settle(early_assignments)
-    object_structs = once("object structs", lambda: _object_structs(indexes))
+    instance_structs = once("instance structs", lambda: tuple(collect_instance_structs(indexes)))
+    # Structs that start with PyObject_HEAD: their pointers are objects too.
+    object_structs = once("object structs", lambda: {s.name for s in instance_structs})
     init_names = {init.function} | ({init.worker} if init.worker else set())
     macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros)))
     file_conditions = once("file conditions", lambda: _file_conditions(indexes, module_includes))
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
-                               file_conditions, shared, keys, owner)
-    macro_uses = once("macro uses by key", lambda: tuple(
-        dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in macro_uses))
+                               file_conditions, shared, keys, owner, port_facts)
     findings = [dataclasses.replace(f, function=keys.in_file(f.file, f.function))
                 for f in collect_findings(indexes, functions, globals_, types, shared)]
     phase = _init_phase_nodes(indexes, functions, init_names, shared.get("call graph"))
-    init_body = read_init_body(init_index, init, macros, phase)
-    if init_body is not None and any(a.target in type_names and a not in early_assignments
-                                     for a in init_body.field_assignments):
+    init_body = read_init_body(init_index, init, macros, phase) if port_facts else None
+    assignments = init_body.field_assignments if init_body is not None else init_field_assignments(
+        init_index, init, phase)
+    if any(a.target in type_names and a not in early_assignments for a in assignments):
         # A helper only init calls fills a type too (mercurial's dirs_module_init() sets
         # `dirsType.tp_init = (initproc)dirs_init;`): its functions are that type's slots.
-        functions = settle(init_body.field_assignments)
+        functions = settle(assignments)
     if init_body is not None and style is InitStyle.MULTI_PHASE:
         exec_fn = next((f for f in functions if f.name == init_body.function), None)
         param = exec_fn.params[0].name if exec_fn is not None and exec_fn.params else None
         init_body = dataclasses.replace(init_body, module_var=param, returns=(), problems=())
-    # Definitions porter cannot tell apart (one per #if branch of one file): one ambiguous name.
-    twice = once("defined twice", lambda: _defined_twice(indexes) - keys.names)
-    instance_structs = once("instance structs", lambda: tuple(collect_instance_structs(indexes)))
-    return ExtensionModule(
+    module = ExtensionModule(
         name=init.name[len("PyInit_"):], files=once("files", lambda: tuple(idx.path for idx in indexes)),
         init=module_init, init_style=style, definition=definition, static_types=tuple(types),
         globals=tuple(globals_), functions=tuple(functions), findings=tuple(findings),
+        module_slots=_module_slots(definition, globals_),
+    )
+    if not port_facts:
+        return module
+
+    macro_uses = once("macro uses by key", lambda: tuple(
+        dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in macro_uses))
+    # Definitions porter cannot tell apart (one per #if branch of one file): one ambiguous name.
+    twice = once("defined twice", lambda: _defined_twice(indexes) - keys.names)
+    return dataclasses.replace(
+        module,
         ambiguous_functions=twice,
         called_from_ambiguous=once("called from ambiguous", lambda: _called_from(indexes, twice)),
         macros=once("macros", lambda: tuple(m for idx in indexes for m in idx.macros)), init_body=init_body,
@@ -290,10 +306,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
                                   if definition is not None and d.name == definition.name
                                   and d.initializer is None and d.function is None),
         includes=once("include facts", lambda: tuple(module_includes)),
-        module_slots=_module_slots(definition, globals_),
         **_files_facts(indexes, macros, macro_uses, generated, once),
     )
-
 
 
 def _find_module_uses(indexes: list[FileIndex], macros: MacroTable, macro_uses: tuple, keys: FunctionKeys,
@@ -822,16 +836,6 @@ def _substruct_initializers(indexes: list[FileIndex]) -> list[Location]:
                 if info.value is not None:
                     out.append(Location(idx.path, ctree.span(info.value)))
     return out
-
-
-def _object_structs(indexes: list[FileIndex]) -> set[str]:
-    """Struct typedefs that start with PyObject_HEAD: their pointers are objects too."""
-    return set(_instance_structs(indexes))
-
-
-def _instance_structs(indexes: list[FileIndex]) -> dict[str, bool]:
-    """Instance struct names, and whether any field besides the head is an object pointer."""
-    return {s.name: any(f.is_object for f in s.fields) for s in collect_instance_structs(indexes)}
 
 
 def _state_struct(indexes: list[FileIndex], definition) -> StateStructDefinition | None:

@@ -65,6 +65,9 @@ from porter.preproc import Preprocessed, preprocess
 PARALLEL_BYTES = 1 << 20
 # A file the modules of several tasks include is parsed by each below this size.
 SHARED_PARSE_BYTES = 64 << 10
+# Tasks each worker holds: one it runs and the next. A worker that finishes one otherwise waits
+# for this process (busy with a task of its own) to take in its result and hand it another.
+TASKS_AHEAD = 2
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
 
@@ -81,6 +84,7 @@ class Prepared:
     includers: dict[str, list[str]]  # the files whose closure holds a file (a unity build's)
     build: BuildConfig | None = None
     possible: list[str] = field(default_factory=list)  # the files that may define init functions
+    port_facts: bool = True  # also read the facts only a port needs (analyze.project._module)
 
     def project_macros(self, path: str) -> tuple[dict[str, Macro], bool]:
         """The #defines a file sees (its own and its headers', and in a unity build its
@@ -195,13 +199,15 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
     sources: dict[str, Source] = {}
     indexes: dict[str, FileIndex] = {}
 
-    # The files of the modules analysed here: their identifiers are read while parsing.
+    # The files of the modules analysed here: for a port (the names a new identifier must not
+    # take), their identifiers are read while parsing.
     analysed = {p for root, files in task.analyse for p in files or prepared.closures[root]}
 
     def parse(path: str) -> None:
         try:
             macros, iso646 = prepared.project_macros(path)
-            src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646, path in analysed)
+            src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646,
+                               prepared.port_facts and path in analysed)
             # The lexer's spans served the masks; the analysis does not need them.
             src.pre = replace(src.pre, lexed=None)
             sources[path] = src
@@ -246,7 +252,8 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
                 files = tuple(prepared.closures[root]) + tuple(linked or ())
             if inits:
                 out.modules[root], out.module_problems[root] = analyze_root(
-                    root, inits, [indexes[p] for p in files or prepared.closures[root] if p in indexes])
+                    root, inits, [indexes[p] for p in files or prepared.closures[root] if p in indexes],
+                    prepared.port_facts)
             else:
                 out.header_problems[root] = _unread_init_headers(indexes, {root: tu}, [root], build)
         report(_analysed_bytes(prepared, root, files))
@@ -326,7 +333,7 @@ class Runner:
                         return  # the pool is gone: done here, below
                 futures[i].add_done_callback(feed)
 
-            for _ in range(self.workers):
+            for _ in range(self.workers * TASKS_AHEAD):
                 feed()
             while True:
                 with lock:
@@ -397,14 +404,16 @@ def _available_cpus() -> int:
 
 def scan_files(items: list[tuple[str, bytes]], problems: list[FileProblem] | None = None,
                companions: Companions = NO_COMPANIONS, build=None, *, jobs: int | None = None,
-               file_facts_for: str = "all", progress: Progress | None = None) -> Analysis:
+               file_facts_for: str = "all", progress: Progress | None = None, port_facts: bool = True) -> Analysis:
     """Facts for every module in `items`. `file_facts_for` says which other files' facts to
-    read (their error spans): "all", "c" (the sources a table lists) or "none" (a port)."""
+    read (their error spans): "all", "c" (the sources a table lists) or "none" (a port);
+    `port_facts` whether to read the facts only a port needs too."""
     global _PREPARED
     problems = list(problems or [])
     context = ModuleContext.of(companions, build)
     prepared = prepare(items, problems, dict(context.build.defines))
     prepared.build = context.build
+    prepared.port_facts = port_facts
     _PREPARED = prepared
     runner = Runner(prepared, jobs, progress)
     try:
@@ -426,12 +435,20 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     # A small header several modules include (posixmodule.h) is parsed once per module: one
     # task per module is worth more than the parse it saves, on a machine with cores to spare.
     groups = _connected(possible, closures, paths, lambda p: len(prepared.texts[p]) >= SHARED_PARSE_BYTES)
+    # The files next to what may be a module, which may link with it: a module links only with
+    # files in its own folder, so those of a folder whose possible modules are all in one group
+    # (_io/, _sqlite/) are parsed in its task, once, for their link facts and its analysis both.
+    group_of_folder: dict[str, set[int]] = {}
+    for i, (roots, _) in enumerate(groups):
+        for root in roots:
+            group_of_folder.setdefault(posixpath.dirname(root), set()).add(i)
+    nearby = [c for c in link_candidates(paths, closures, possible) if posixpath.dirname(c) in group_of_folder]
+    alone = {c for c in nearby if len(group_of_folder[posixpath.dirname(c)]) == 1}
+    groups = [(roots, _with_nearby(files, roots, alone, prepared)) for roots, files in groups]
     in_groups = {p for _, files in groups for p in files}
-    # 1. The files next to what may be a module that may link with it, for their link facts;
-    #    and the files asked for only for their own facts.
-    folders = {posixpath.dirname(r) for r in possible}
-    nearby = [c for c in link_candidates(paths, closures, possible) if posixpath.dirname(c) in folders]
-    need_links = [p for p in paths if any(p in closures[c] for c in nearby)]
+    # 1. The other files next to what may be a module, for their link facts; and the files
+    #    asked for only for their own facts.
+    need_links = [p for p in paths if any(p in closures[c] for c in nearby if c not in alone)]
     asked = [p for p in paths if p not in in_groups and p not in need_links and (
         file_facts_for == "all" or (file_facts_for == "c" and p.endswith(".c")))]
     first = [Task(tuple(files), frozenset(files) & set(need_links)) for files in _chunks(need_links + asked, prepared,
@@ -468,6 +485,17 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
         module_problems.update(r.module_problems)
     _LINKS = {}
     return _assemble(prepared, results + redone, problems, roots, inits, modules, module_problems, context)
+
+
+def _with_nearby(files: list[str], roots: list[str], nearby: set[str], prepared: Prepared) -> list[str]:
+    """A group's files and those of the `nearby` files next to one of its roots (each with the
+    headers it includes), in input order."""
+    folders = {posixpath.dirname(r) for r in roots}
+    added = {p for c in nearby if posixpath.dirname(c) in folders for p in prepared.closures[c]} - set(files)
+    if not added:
+        return files
+    rank = {p: i for i, p in enumerate(prepared.paths)}
+    return sorted([*files, *added], key=rank.__getitem__)
 
 
 def _module_files(root: str, linked: dict[str, list[str]]) -> list[str]:
@@ -546,7 +574,7 @@ def _assemble(prepared: Prepared, results: list[TaskResult], problems: list[File
     found += _silent_inits({p: s for p, s in sources.items() if p not in parse_problems}, prepared.closures,
                            finished, found)
     return Analysis(tuple(finished), tuple(facts[p] for p in sorted(facts)), tuple(found), sources,
-                    context.build.defines)
+                    context.build.defines, prepared.port_facts)
 
 
 def reparse(sources: Mapping[str, SourceText | Source], new_text: Mapping[str, bytes],

@@ -212,6 +212,8 @@ def port(analysis: Analysis, unsafe: bool = False, multi_phase_is_done: bool = T
          regenerate_clinic: frozenset[str] = frozenset()) -> PortResult:
     """`regenerate_clinic`: the modules whose clinic input the port may change (the caller runs
     clinic on the new text)."""
+    if not analysis.port_facts:
+        raise ValueError("a port needs an analysis with the facts only a port reads (scan(port_facts=True))")
     layouts = {path: FileLayout(src.text) for path, src in analysis.sources.items()}
     modules = [plan_module(replace(m, regenerate_clinic=True) if m.name in regenerate_clinic else m, layouts,
                            unsafe, multi_phase_is_done) for m in analysis.modules]
