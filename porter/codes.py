@@ -47,9 +47,11 @@ What: `if (!ready) { lib_init(); ready = 1; }` in the init function, where what 
 a C library outside the project and sets none of the module's own data.
 
 Why it matters: single-phase init ran once per process; exec runs on every load. The flag stays
-process-global, so the library is still initialised once, and a second load does not fail. But
-two interpreters with their own GIL loading the module at the same time could both pass the
-test: the module claims a shared GIL only (Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED).""",
+process-global, so the library is still initialised once, and a second load does not fail. Where
+the guard is a statement of exec with no early exit inside, exec holds a process-wide lock
+(<mod>_once_lock) around it. Otherwise (a `return` inside, or the guard in a helper) two
+interpreters with their own GIL loading the module at the same time could both pass the test:
+the module claims a shared GIL only (Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED).""",
           todo="make the test thread-safe (PyMutex from 3.13, or a once primitive) and then claim "
                "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED."),
     _code("hot-path-lookup", CodeKind.ITEM, "a slot that runs per element or per call now looks module state up.", """

@@ -334,6 +334,9 @@ class Global:
     alternatives: tuple[Global, ...] = ()
     # Where `#if` branches porter did not read (for other builds or platforms) name it.
     unread_uses: tuple[UnreadUse, ...] = ()
+    # For a once-guard: the `if (!ready) {...}` statements a lock can be held around (empty when
+    # one cannot: an early return inside, a guarded write elsewhere).
+    once_guard_statements: tuple[Location, ...] = ()
 
     @property
     def key(self) -> tuple[str | None, str]:

@@ -1319,3 +1319,20 @@ def test_a_flag_guarding_a_librarys_initialisation_is_not_a_process_constant():
         "static long cached(void) { if (!v) { lib_init(); v = 1; } return v; }"))
     (v,) = [g for g in mp.module.globals if g.name == "v"]
     assert v.kind is not GlobalKind.PROCESS_CONSTANT
+
+
+@pytest.mark.parametrize(("guard", "locked"), [
+    ("    if (!ready) {\n        lib_init();\n        ready = 1;\n    }", True),
+    # an early exit inside: porter does not hold a lock across it
+    ("    if (!ready) {\n        if (lib_init() < 0)\n            return NULL;\n        ready = 1;\n    }", False),
+])
+def test_a_library_init_guard_stays_once_per_process_and_is_locked_where_it_can_be(guard, locked):
+    c = HEADER + "extern int lib_init(void);\nstatic int ready;\n" + INIT % guard
+    mp, text = port(c)
+    assert "static int ready;" in text and "state->ready" not in text
+    assert ("PyThread_acquire_lock(m_once_lock(), WAIT_LOCK);" in text) is locked
+    if locked:
+        assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    else:
+        assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
+        assert [i.code for i in mp.items if not i.done] == ["once-guard"]

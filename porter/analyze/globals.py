@@ -13,7 +13,7 @@ from porter.analyze.functions import call_graph, init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.analyze.ownership import Ownership, owned
-from porter.analyze.process_constants import is_once_guard, is_process_constant
+from porter.analyze.process_constants import is_once_guard, is_process_constant, once_guard_statements
 from porter.analyze.unread_uses import unread_uses
 from porter.lexer import names_in_code
 from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
@@ -61,7 +61,8 @@ def collect_globals(
         if previous is not None and previous.kind is kind and previous.reason == reason:
             out.append(previous)
             continue
-        made[g.key] = g = replace(g, kind=kind, reason=reason)
+        made[g.key] = g = replace(g, kind=kind, reason=reason, once_guard_statements=once_guard_statements(
+            g, indexes) if kind is GlobalKind.ONCE_GUARD else ())
         out.append(g)
     return out
 
@@ -569,11 +570,12 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
         return GlobalKind.KWLIST, "a keyword list"
     if decl_type == "char" and not writes and once(_initialized_with_string):
         return GlobalKind.STRING, "a string constant"
-    if g.uses and all(u.access is UseAccess.ADDRESS and u.call is not None and u.call.startswith(_ATOMIC_CALLS)
-                      for u in g.uses):
-        # A flag or counter only ever handed to atomic operations (porter's own first-load test
-        # among them): made to be shared by threads, and so by interpreters.
-        return GlobalKind.ATOMIC, f"only used through atomic operations ({g.uses[0].call}())"
+    addresses = [u for u in g.uses if u.access is UseAccess.ADDRESS]
+    if addresses and all(u.call is not None and u.call.startswith(_ATOMIC_CALLS) for u in addresses) \
+            and all(u.access in (UseAccess.ADDRESS, UseAccess.READ) for u in g.uses):
+        # A flag or pointer only ever set by atomic operations (porter's own first-load test and
+        # once-lock among them): made to be shared by threads, and so by interpreters.
+        return GlobalKind.ATOMIC, f"only set through atomic operations ({addresses[0].call}())"
     if writes and once(is_once_guard, global_names):
         return GlobalKind.ONCE_GUARD, "it makes the calls it guards happen once per process"
     if writes and once(is_process_constant, global_names):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
-from porter.model import Global, UseAccess
+from porter.model import Global, Location, UseAccess
 from porter.parse import Node, walk
 
 # Calls that only read process-wide data (the system, the clock, the environment, the runtime's
@@ -92,6 +92,44 @@ def is_once_guard(g: Global, indexes: list[FileIndex], global_names: frozenset[s
                 return False  # it also sets the project's own data
             guarding = guarding or reach
     return guarding
+
+
+def once_guard_statements(g: Global, indexes: list[FileIndex]) -> tuple[Location, ...]:
+    """The `if (!ready) { ... ready = 1; }` statements of a once-guard when each of its writes
+    sits in one, and no `return`, `goto` or `break` leaves one early: a lock held around each
+    makes the guard thread-safe. Empty when one cannot be wrapped so."""
+    initial = _normal(g.initializer_text) if g.initializer is not None else "0"
+    initial = "0" if initial in _ZERO else initial
+    out: list[Location] = []
+    for u in g.uses:
+        if u.access is not UseAccess.WRITE:
+            continue
+        index = next((i for i in indexes if i.path == u.file), None)
+        node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end) if index is not None else None
+        statement = node
+        while statement is not None and statement.type != "if_statement":
+            statement = statement.parent
+        if statement is None or index is None \
+                or not _tests(statement.child_by_field_name("condition"), g.name, initial, index, unset=True) \
+                or statement.child_by_field_name("alternative") is not None \
+                or any(n.type in ("return_statement", "goto_statement", "break_statement", "continue_statement")
+                       for n in walk(statement)):
+            continue  # an assignment elsewhere (a reset) needs no lock of its own
+        where = Location(u.file, ctree.span(statement))
+        if where not in out:
+            out.append(where)
+    writes_outside = [u for u in g.uses if u.access is UseAccess.WRITE
+                      and not any(w.file == u.file and w.span.start <= u.span.start < w.span.end for w in out)]
+    if not out or any(_guarded_write(u, g, indexes, initial) for u in writes_outside):
+        return ()  # a guarded write porter cannot wrap
+    return tuple(out)
+
+
+def _guarded_write(u, g: Global, indexes: list[FileIndex], initial: str) -> bool:
+    index = next((i for i in indexes if i.path == u.file), None)
+    node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end) if index is not None else None
+    assign = node.parent if node is not None else None
+    return assign is not None and index is not None and _guarded_region(assign, g.name, initial, index) is not None
 
 
 def _reaches_library(region: list, indexes: list[FileIndex], global_names: frozenset[str],

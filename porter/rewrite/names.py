@@ -77,6 +77,7 @@ class Names:
     exec_once: str = ""
     first_namespace: str = ""
     first_load: str = ""  # the atomic first-load test (Plan.once_calls)
+    once_lock: str = ""  # the lock held around once-guards (Plan.once_locks)
     # The module's own accessor when it has one (`static inline readlinestate *
     # get_readline_state(PyObject *module)` over PyModule_GetState): its function, which the
     # state block declares instead of defining a second one.

@@ -41,7 +41,7 @@ from porter.rewrite.planning.decide import Decisions, decide
 from porter.rewrite.planning.fields import MODULE_ATTRIBUTE_KEY, StateField, state_fields
 from porter.rewrite.planning.placement import Placement, late_types, place_callback_state, place_state
 from porter.rewrite.planning.posture import Posture, choose_posture
-from porter.rewrite.planning.process_once import OnceCall, once_per_process_calls
+from porter.rewrite.planning.process_once import OnceCall, lockable_once_guards, once_per_process_calls
 from porter.rewrite.planning.reach import GlobalKey
 from porter.rewrite.planning.tables import LocalTable, in_table, local_tables, relocate_uses
 from porter.rewrite.planning.types import TypePlan, convertible_types, plan_types, serves_module_descriptor
@@ -75,6 +75,8 @@ class Plan:
     # per process, and later loads take the first load's namespace.
     exec_once: tuple[str, ...] = ()
     once_calls: tuple[OnceCall, ...] = ()  # process-wide calls made on the first load only
+    once_locks: tuple[Location, ...] = ()  # once-guard statements exec will run holding a lock
+    once_locked_already: tuple[Location, ...] = ()  # ... and those a port locked already
     failure: Reason | None = None  # planning found that the module cannot be ported
     # File-scope tables whose rows name moved globals: declared in the function that reads them.
     local_tables: tuple[LocalTable, ...] = ()
@@ -271,6 +273,10 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         frozenset(), {file: layout.text for file, layout in layouts.items()})
     if once_calls:
         names = replace(names, first_load=allocator.fresh(f"{names.base}_first_load"))
+    once_locks, locked_already = lockable_once_guards(module, init_function,
+                                                      {file: layout.text for file, layout in layouts.items()})
+    if once_locks:
+        names = replace(names, once_lock=allocator.fresh(f"{names.base}_once_lock"))
     spec_types = tuple(s for s in module.spec_types
                        if (None, s.global_name) in decisions.movable and s.function == init_function
                        and not _made_with_module(s))
@@ -278,8 +284,9 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         module=module, layouts=layouts, unsafe=unsafe, decisions=decisions, names=names, fields=fields,
         types=types, spec_types=spec_types, placement=placement, hoisted_types=(), clinic_state=clinic_state,
         callback_block=callback_block,
-        posture=choose_posture(module, decisions, exec_once, once_calls), limited_api=limited,
-        needs_by_type=needs_by_type, once_calls=once_calls,
+        posture=choose_posture(module, decisions, exec_once, once_calls, once_locks + locked_already), limited_api=limited,
+        needs_by_type=needs_by_type, once_calls=once_calls, once_locks=once_locks,
+        once_locked_already=locked_already,
         needs_by_operands=AccessKind.BINARY in by_kind,
         needs_by_cls=AccessKind.DEFINING_CLASS in by_kind, needs_callback_state=needs_callback_state,
         untyped_module_params=frozenset(

@@ -23,7 +23,7 @@ class Posture:
 
 
 def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tuple[str, ...] = (),
-                   once_calls: tuple = ()) -> Posture:
+                   once_calls: tuple = (), once_locks: tuple = ()) -> Posture:
     """The strongest claim that is true, the reasons it is not stronger, and the build condition
     the weaker claim depends on (None: it holds in every build).
 
@@ -45,7 +45,10 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
             unconditional = True
         if g.kind.is_object_kind and g.kind is not GlobalKind.STATIC_TYPE:
             objects_left = True
-    guards = [g for g in module.globals if g.kind is GlobalKind.ONCE_GUARD]
+    # Once-guards exec runs holding a lock are thread-safe; the others weaken the claim.
+    locked = set(once_locks)
+    guards = [g for g in module.globals if g.kind is GlobalKind.ONCE_GUARD
+              and not (g.once_guard_statements and set(g.once_guard_statements) <= locked)]
     for g in guards:
         # `if (!ready) { lib_init(); ready = 1; }` stays as it is: once per process, as before.
         where = f" (only when {g.condition})" if g.condition else ""

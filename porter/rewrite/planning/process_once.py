@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from porter.model import ExtensionModule, Span
+from porter.model import ExtensionModule, GlobalKind, Location, Span
 
 # Calls whose effect is the process's, and which a first load may make for every later one.
 ONCE_PER_PROCESS_CALLS = frozenset({"Py_AtExit"})
@@ -72,3 +72,29 @@ def _statement_start(text: bytes, at: int) -> bool:
     while i >= 0 and text[i:i + 1] in b" \t":
         i -= 1
     return i < 0 or text[i:i + 1] in b"\n;{}"
+
+
+_LOCKED_ALREADY = re.compile(rb"PyThread_acquire_lock\(\s*[A-Za-z_]\w*_once_lock\(\)\s*,\s*WAIT_LOCK\s*\)\s*;\s*$")
+
+
+def lockable_once_guards(module: ExtensionModule, exec_function: str | None,
+                         texts: dict[str, bytes]) -> tuple[tuple[Location, ...], tuple[Location, ...]]:
+    """The once-guard statements (`if (!ready) { lib_init(); ready = 1; }`) exec makes itself,
+    for every guard all of whose statements are such: a lock held around each makes the guard
+    thread-safe, and exec can report a failure to make the lock. Those to lock, and those a
+    port locked already."""
+    f = module.function(exec_function) if exec_function else None
+    if f is None:
+        return (), ()
+    to_lock: list[Location] = []
+    locked: list[Location] = []
+    for g in module.globals:
+        if g.kind is not GlobalKind.ONCE_GUARD or not g.once_guard_statements:
+            continue
+        if all(_LOCKED_ALREADY.search(texts.get(loc.file, b""), max(0, loc.span.start - 120), loc.span.start)
+               for loc in g.once_guard_statements):
+            locked.extend(g.once_guard_statements)
+        elif all(loc.file == f.file and f.body.start < loc.span.start < f.body.end
+                 for loc in g.once_guard_statements):
+            to_lock.extend(g.once_guard_statements)
+    return tuple(to_lock), tuple(locked)

@@ -67,8 +67,11 @@ def _guards_left_as_they_are(out: Emitter, plan: Plan) -> None:
     """`if (!ready) { lib_init(); ready = 1; }` stays: once per process, as single-phase init ran
     it. With a GIL per interpreter two first loads could pass the test together: a person makes
     it thread-safe before the module claims that."""
+    if plan.once_locks:
+        _lock_guards(out, plan)
+    safe = set(plan.once_locks) | set(plan.once_locked_already)
     for g in plan.module.globals:
-        if g.kind is GlobalKind.ONCE_GUARD:
+        if g.kind is GlobalKind.ONCE_GUARD and not (g.once_guard_statements and set(g.once_guard_statements) <= safe):
             out.todo(g.file, g.span, f"{g.name} makes the C library calls it guards happen once per process and "
                                      "stays process-global: make that test thread-safe (a lock, or a once "
                                      "primitive) before claiming Py_MOD_PER_INTERPRETER_GIL_SUPPORTED",
@@ -96,3 +99,26 @@ def _first_load_only(out: Emitter, plan: Plan) -> None:
         out.done(call.file, call.statement, f"{call.callee}() acts on the whole process: exec makes the call on the "
                                             "module's first load only, as the init function did once per process",
                  key=("first-load", call.file, call.statement.start))
+
+
+def _lock_guards(out: Emitter, plan: Plan) -> None:
+    """`if (!ready) {...}` in exec runs holding the module's once-lock: the first load to take it
+    initialises the library, the others wait for it and then skip."""
+    name = plan.names.once_lock
+    first = min(plan.once_locks, key=lambda loc: (loc.file, loc.span.start))
+    f = plan.module.function(plan.exec_function) if plan.exec_function else None
+    assert f is not None
+    layout = plan.layout(first.file)
+    with out.about(("once-lock",)):
+        out.insert(first.file, layout.line_start(f.span.start), render("c/once_lock.c.jinja", once_lock=name),
+                   order=-19)
+    for loc in plan.once_locks:
+        indent = plan.layout(loc.file).line_indent(loc.span.start)
+        with out.about(("once-lock", loc.file, loc.span.start)):
+            out.insert(loc.file, loc.span.start,
+                       f"if ({name}() == NULL) {{\n{indent}    PyErr_NoMemory();\n{indent}    return -1;\n{indent}}}\n"
+                       f"{indent}PyThread_acquire_lock({name}(), WAIT_LOCK);\n{indent}", order=-10)
+            out.insert(loc.file, loc.span.end, f"\n{indent}PyThread_release_lock({name}());", order=10)
+        out.done(loc.file, loc.span, "a once-per-process initialisation guard: exec runs it holding a process-wide "
+                                     "lock, so two interpreters loading the module at once initialise the library "
+                                     "once", key=("once-lock", loc.file, loc.span.start))
