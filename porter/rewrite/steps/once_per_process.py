@@ -24,7 +24,9 @@ and reported.
 
 from __future__ import annotations
 
-from porter.model import GlobalKind, UseAccess
+from collections.abc import Callable
+
+from porter.model import GlobalKind, Location, UseAccess
 from porter.render import render
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
@@ -85,17 +87,11 @@ def _first_load_only(out: Emitter, plan: Plan) -> None:
         return
     name = plan.names.first_load
     first = min(plan.once_calls, key=lambda c: (c.file, c.statement.start))
-    f = plan.module.function(first.function)
-    assert f is not None
-    layout = plan.layout(first.file)
-    with out.about(("first-load",)):
-        out.insert(first.file, layout.line_start(f.span.start), render("c/first_load.c.jinja", first_load=name),
-                   order=-20)
+    _define_before(out, plan, first.file, first.function, render("c/first_load.c.jinja", first_load=name),
+                   "first-load", -20)
     for call in plan.once_calls:
-        indent = plan.layout(call.file).line_indent(call.statement.start)
-        with out.about(("first-load", call.file, call.statement.start)):
-            out.insert(call.file, call.statement.start, f"if ({name}()) {{\n{indent}    ", order=-10)
-            out.insert(call.file, call.statement.end, f"\n{indent}}}", order=10)
+        _surround(out, plan, Location(call.file, call.statement), "first-load",
+                  lambda i: f"if ({name}()) {{\n{i}    ", lambda i: f"\n{i}}}")
         out.done(call.file, call.statement, f"{call.callee}() acts on the whole process: exec makes the call on the "
                                             "module's first load only, as the init function did once per process",
                  key=("first-load", call.file, call.statement.start))
@@ -106,19 +102,31 @@ def _lock_guards(out: Emitter, plan: Plan) -> None:
     initialises the library, the others wait for it and then skip."""
     name = plan.names.once_lock
     first = min(plan.once_locks, key=lambda loc: (loc.file, loc.span.start))
-    f = plan.module.function(plan.exec_function) if plan.exec_function else None
-    assert f is not None
-    layout = plan.layout(first.file)
-    with out.about(("once-lock",)):
-        out.insert(first.file, layout.line_start(f.span.start), render("c/once_lock.c.jinja", once_lock=name),
-                   order=-19)
+    assert plan.exec_function is not None
+    _define_before(out, plan, first.file, plan.exec_function, render("c/once_lock.c.jinja", once_lock=name),
+                   "once-lock", -19)
     for loc in plan.once_locks:
-        indent = plan.layout(loc.file).line_indent(loc.span.start)
-        with out.about(("once-lock", loc.file, loc.span.start)):
-            out.insert(loc.file, loc.span.start,
-                       f"if ({name}() == NULL) {{\n{indent}    PyErr_NoMemory();\n{indent}    return -1;\n{indent}}}\n"
-                       f"{indent}PyThread_acquire_lock({name}(), WAIT_LOCK);\n{indent}", order=-10)
-            out.insert(loc.file, loc.span.end, f"\n{indent}PyThread_release_lock({name}());", order=10)
+        _surround(out, plan, loc, "once-lock",
+                  lambda i: f"if ({name}() == NULL) {{\n{i}    PyErr_NoMemory();\n{i}    return -1;\n{i}}}\n"
+                            f"{i}PyThread_acquire_lock({name}(), WAIT_LOCK);\n{i}",
+                  lambda i: f"\n{i}PyThread_release_lock({name}());")
         out.done(loc.file, loc.span, "a once-per-process initialisation guard: exec runs it holding a process-wide "
                                      "lock, so two interpreters loading the module at once initialise the library "
                                      "once", key=("once-lock", loc.file, loc.span.start))
+
+
+def _define_before(out: Emitter, plan: Plan, file: str, function: str, text: str, key: str, order: int) -> None:
+    """A helper's definition, on the lines before `function`."""
+    f = plan.module.function(function)
+    assert f is not None
+    with out.about((key,)):
+        out.insert(file, plan.layout(file).line_start(f.span.start), text, order=order)
+
+
+def _surround(out: Emitter, plan: Plan, loc: Location, key: str, before: Callable[[str], str],
+              after: Callable[[str], str]) -> None:
+    """Text before and after a statement, made for its indentation."""
+    indent = plan.layout(loc.file).line_indent(loc.span.start)
+    with out.about((key, loc.file, loc.span.start)):
+        out.insert(loc.file, loc.span.start, before(indent), order=-10)
+        out.insert(loc.file, loc.span.end, after(indent), order=10)
