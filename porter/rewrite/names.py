@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Names for the state pointer in functions, first free one wins (CPython uses `state` and `st`).
 STATE_VAR_CANDIDATES = ("state", "st", "mstate", "module_state")
@@ -77,7 +77,8 @@ class Names:
     exec_once: str = ""
     first_namespace: str = ""
     first_load: str = ""  # the atomic first-load test (Plan.once_calls)
-    once_lock: str = ""  # the lock held around once-guards (Plan.once_locks)
+    once_lock: str = ""  # the lock held around once-guards (Plan.once_locks, Plan.init_once)
+    once_flags: dict = field(default_factory=dict)  # (file, statement start) -> its once-per-process flag
     # The module's own accessor when it has one (`static inline readlinestate *
     # get_readline_state(PyObject *module)` over PyModule_GetState): its function, which the
     # state block declares instead of defining a second one.

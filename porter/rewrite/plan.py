@@ -41,7 +41,13 @@ from porter.rewrite.planning.decide import Decisions, decide
 from porter.rewrite.planning.fields import MODULE_ATTRIBUTE_KEY, StateField, state_fields
 from porter.rewrite.planning.placement import Placement, late_types, place_callback_state, place_state
 from porter.rewrite.planning.posture import Posture, choose_posture
-from porter.rewrite.planning.process_once import OnceCall, lockable_once_guards, once_per_process_calls
+from porter.rewrite.planning.process_once import (
+    InitOnce,
+    OnceCall,
+    init_once_statements,
+    lockable_once_guards,
+    once_per_process_calls,
+)
 from porter.rewrite.planning.reach import GlobalKey
 from porter.rewrite.planning.tables import LocalTable, in_table, local_tables, relocate_uses
 from porter.rewrite.planning.types import TypePlan, convertible_types, plan_types, serves_module_descriptor
@@ -77,6 +83,7 @@ class Plan:
     once_calls: tuple[OnceCall, ...] = ()  # process-wide calls made on the first load only
     once_locks: tuple[Location, ...] = ()  # once-guard statements exec will run holding a lock
     once_locked_already: tuple[Location, ...] = ()  # ... and those a port locked already
+    init_once: tuple[InitOnce, ...] = ()  # statements of exec setting kept C data, run once per process
     failure: Reason | None = None  # planning found that the module cannot be ported
     # File-scope tables whose rows name moved globals: declared in the function that reads them.
     local_tables: tuple[LocalTable, ...] = ()
@@ -275,8 +282,17 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         names = replace(names, first_load=allocator.fresh(f"{names.base}_first_load"))
     once_locks, locked_already = lockable_once_guards(module, init_function,
                                                       {file: layout.text for file, layout in layouts.items()})
-    if once_locks:
+    init_once, init_once_names = init_once_statements(module, decisions.kept, init_function,
+                                                      {file: layout.text for file, layout in layouts.items()})
+    if once_locks or init_once:
         names = replace(names, once_lock=allocator.fresh(f"{names.base}_once_lock"))
+    if init_once:
+        names = replace(names, once_flags={(i.file, i.statement.start): allocator.fresh(
+            f"{names.base}_once_{i.global_name}") for i in init_once})
+    if init_once_names:
+        # Set once per process under the lock, they never change after: nothing is left to do.
+        decisions = replace(decisions, kept={k: why for k, why in decisions.kept.items()
+                                             if not (k[0] is None and k[1] in init_once_names)})
     spec_types = tuple(s for s in module.spec_types
                        if (None, s.global_name) in decisions.movable and s.function == init_function
                        and not _made_with_module(s))
@@ -287,7 +303,7 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         posture=choose_posture(module, decisions, exec_once, once_calls, once_locks + locked_already),
         limited_api=limited,
         needs_by_type=needs_by_type, once_calls=once_calls, once_locks=once_locks,
-        once_locked_already=locked_already,
+        once_locked_already=locked_already, init_once=init_once,
         needs_by_operands=AccessKind.BINARY in by_kind,
         needs_by_cls=AccessKind.DEFINING_CLASS in by_kind, needs_callback_state=needs_callback_state,
         untyped_module_params=frozenset(

@@ -98,3 +98,63 @@ def lockable_once_guards(module: ExtensionModule, exec_function: str | None,
                  for loc in g.once_guard_statements):
             to_lock.extend(g.once_guard_statements)
     return tuple(to_lock), tuple(locked)
+
+
+@dataclass(frozen=True)
+class InitOnce:
+    """A statement of exec that sets a kept global's C data (`JS_NewClassID(&class_id);`): exec
+    runs it once per process, holding the once-lock, behind a flag of its own."""
+
+    global_name: str
+    file: str
+    statement: Span
+
+
+_ONCE_FLAG_GUARD = re.compile(rb"if\s*\(\s*!\s*[A-Za-z_]\w*_once_\w+\s*\)\s*\{\s*$")
+
+
+def init_once_statements(module: ExtensionModule, kept: dict, exec_function: str | None,
+                         texts: dict[str, bytes]) -> tuple[tuple[InitOnce, ...], frozenset[str]]:
+    """For kept globals of C data written only by statements of exec (assignments, or a call
+    handed their address): those statements, to run once per process under the lock; and the
+    names of all such globals (also those a port already made so), which then stay
+    process-global without weakening the claim: after the first load they only change never."""
+    f = module.function(exec_function) if exec_function else None
+    if f is None:
+        return (), frozenset()
+    out: list[InitOnce] = []
+    names: set[str] = set()
+    for key in kept:
+        g = module.global_of(key)
+        if g.kind.is_object_kind or g.kind.value not in ("init-data",) or g.function is not None \
+                or "*" in g.type_text or "[" in g.type_text:
+            continue
+        writes = [u for u in g.uses if u.access.value in ("write", "address")]
+        statements = []
+        for u in writes:
+            text = texts.get(u.file, b"")
+            if u.function != f.name or u.file != f.file:
+                break
+            span = u.statement if u.statement is not None else (
+                Span(u.call_span.start, end) if u.call_span is not None
+                and (end := _statement_end(text, u.call_span.end)) is not None else None)
+            if span is None or not _starts_a_statement(text, span.start):
+                break
+            statements.append(span)
+        else:
+            if not statements:
+                continue
+            names.add(g.name)
+            for span in statements:
+                if not _ONCE_FLAG_GUARD.search(texts.get(f.file, b""), max(0, span.start - 120), span.start):
+                    out.append(InitOnce(g.name, f.file, span))
+    return tuple(out), frozenset(names)
+
+
+def _starts_a_statement(text: bytes, at: int) -> bool:
+    """Only `;`, `{` or `}` (and white space) before: a statement among others in a block, not
+    the body of an `if` or a loop on its own."""
+    i = at - 1
+    while i >= 0 and text[i:i + 1] in b" \t\r\n":
+        i -= 1
+    return i < 0 or text[i:i + 1] in b";{}"

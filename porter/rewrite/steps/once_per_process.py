@@ -69,8 +69,9 @@ def _guards_left_as_they_are(out: Emitter, plan: Plan) -> None:
     """`if (!ready) { lib_init(); ready = 1; }` stays: once per process, as single-phase init ran
     it. With a GIL per interpreter two first loads could pass the test together: a person makes
     it thread-safe before the module claims that."""
-    if plan.once_locks:
+    if plan.once_locks or plan.init_once:
         _lock_guards(out, plan)
+    _set_once(out, plan)
     safe = set(plan.once_locks) | set(plan.once_locked_already)
     for g in plan.module.globals:
         if g.kind is GlobalKind.ONCE_GUARD and not (g.once_guard_statements and set(g.once_guard_statements) <= safe):
@@ -101,10 +102,11 @@ def _lock_guards(out: Emitter, plan: Plan) -> None:
     """`if (!ready) {...}` in exec runs holding the module's once-lock: the first load to take it
     initialises the library, the others wait for it and then skip."""
     name = plan.names.once_lock
-    first = min(plan.once_locks, key=lambda loc: (loc.file, loc.span.start))
     assert plan.exec_function is not None
-    _define_before(out, plan, first.file, plan.exec_function, render("c/once_lock.c.jinja", once_lock=name),
-                   "once-lock", -19)
+    exec_file = plan.module.function(plan.exec_function).file  # type: ignore[union-attr]
+    flags = sorted(plan.names.once_flags.values())
+    _define_before(out, plan, exec_file, plan.exec_function,
+                   render("c/once_lock.c.jinja", once_lock=name, flags=flags), "once-lock", -19)
     for loc in plan.once_locks:
         _surround(out, plan, loc, "once-lock",
                   lambda i: f"if ({name}() == NULL) {{\n{i}    PyErr_NoMemory();\n{i}    return -1;\n{i}}}\n"
@@ -130,3 +132,26 @@ def _surround(out: Emitter, plan: Plan, loc: Location, key: str, before: Callabl
     with out.about((key, loc.file, loc.span.start)):
         out.insert(loc.file, loc.span.start, before(indent), order=-10)
         out.insert(loc.file, loc.span.end, after(indent), order=10)
+
+
+def _set_once(out: Emitter, plan: Plan) -> None:
+    """`JS_NewClassID(&class_id);` in exec, for a global that stays process-global: run on the
+    first load of the process only, holding the once-lock, as the init function ran it."""
+    for item in plan.init_once:
+        before, after = _once_under_lock(plan.names.once_lock, plan.names.once_flags[(item.file, item.statement.start)])
+        _surround(out, plan, Location(item.file, item.statement), "set-once", before, after)
+        out.done(item.file, item.statement, f"{item.global_name} stays process-global and this statement sets it: exec "
+                                            "runs it on the first load of the process only, holding a process-wide "
+                                            "lock, as the init function ran it once",
+                 key=("set-once", item.file, item.statement.start))
+
+
+def _once_under_lock(lock: str, flag: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """What goes before and after a statement that runs once per process, under the lock."""
+    def before(i: str) -> str:
+        return (f"if ({lock}() == NULL) {{\n{i}    PyErr_NoMemory();\n{i}    return -1;\n{i}}}\n"
+                f"{i}PyThread_acquire_lock({lock}(), WAIT_LOCK);\n{i}if (!{flag}) {{\n{i}    ")
+
+    def after(i: str) -> str:
+        return f"\n{i}    {flag} = 1;\n{i}}}\n{i}PyThread_release_lock({lock}());"
+    return before, after
