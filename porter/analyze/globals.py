@@ -105,8 +105,9 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
         elif prev is None or (prev.initializer is None and g.initializer is not None):
             by_key[g.key] = g
     out = []
+    expansions = _ExpansionSites(indexes, macro_uses)
     for g in by_key.values():
-        uses = _uses(indexes, g, macros, None, macro_uses, port_facts)
+        uses = _uses(indexes, g, expansions, port_facts)
         if g.function is None:
             # `DEFINE_STRING(__dict__)` with `str ## S` in the body names str__dict__.
             uses += [Use(u.file, u.span, u.function, UseAccess.MACRO_PASTE, u.name)
@@ -199,7 +200,7 @@ def _is_const(src, decl, info, quals: set[str]) -> bool:
     return "const" in quals
 
 
-def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=(), port_facts: bool = True) -> list[Use]:
+def _uses(indexes, g: Global, expansions: _ExpansionSites, port_facts: bool = True) -> list[Use]:
     uses = []
     for index in indexes:
         if g.function is not None and index.path != g.file:
@@ -226,9 +227,10 @@ def _uses(indexes, g: Global, macros: MacroTable, fn_by_name, macro_uses=(), por
                                 ctree.function_name(owner)[0] if owner is not None else None,
                                 UseAccess.MACRO_ARG, mask_name))
             for macro_name, span in index.macro_body_names.get(g.name, ()):
-                sites = [mu for mu in macro_uses if mu.name == macro_name]
-                shadowing = tuple(sorted({s.function for s in sites if _shadowed(indexes, s, g.name)}))
-                if sites and len(shadowing) and all(_shadowed(indexes, s, g.name) for s in sites):
+                sites = expansions.of(macro_name)
+                shadowed = [s for s in sites if expansions.shadowed(s, g.name)]
+                shadowing = tuple(sorted({s.function for s in shadowed}))
+                if sites and len(shadowed) == len(sites):
                     continue  # `head` in the body means the parameter `head` wherever it expands
                 uses.append(Use(index.path, span, None, UseAccess.MACRO, macro_name, shadowed_in=shadowing))
     uses.sort(key=lambda u: (u.file, u.span.start))
@@ -264,17 +266,34 @@ def _static_local_initialized(ident: Node) -> str | None:
     return None
 
 
-def _shadowed(indexes, site, name: str) -> bool:
-    """Whether `name` at a macro's expansion site means a parameter or local of that function."""
-    if site.function is None:
+class _ExpansionSites:
+    """Where each project macro expands, and the names each function there declares: read once
+    per function, however many globals the bodies of the macros it uses name."""
+
+    def __init__(self, indexes: list[FileIndex], macro_uses) -> None:
+        self.indexes = indexes
+        self.by_macro: dict[str, list] = {}
+        for use in macro_uses:
+            self.by_macro.setdefault(use.name, []).append(use)
+        self.declared: dict[tuple[str, int], frozenset[str]] = {}  # (file, definition start) -> names
+
+    def of(self, macro: str) -> list:
+        return self.by_macro.get(macro, [])
+
+    def shadowed(self, site, name: str) -> bool:
+        """Whether `name` at a macro's expansion site means a parameter or local of that function."""
+        if site.function is None:
+            return False
+        for idx in self.indexes:
+            if idx.path != site.file:
+                continue
+            for fn in idx.functions.get(site.function, []):
+                if fn.start_byte <= site.span.start < fn.end_byte:
+                    key = (idx.path, fn.start_byte)
+                    if key not in self.declared:
+                        self.declared[key] = _declared_names(fn)
+                    return name in self.declared[key]
         return False
-    for idx in indexes:
-        if idx.path != site.file:
-            continue
-        for fn in idx.functions.get(site.function, []):
-            if fn.start_byte <= site.span.start < fn.end_byte:
-                return name in _declared_names(fn)
-    return False
 
 
 def _declared_names(fn: Node) -> frozenset[str]:
