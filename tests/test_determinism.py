@@ -96,3 +96,25 @@ def test_modules_that_share_only_a_small_header_are_read_in_tasks_of_their_own()
     groups = _connected(["a.c", "b.c", "c.c", "d.c"], closures, paths, lambda p: p == "big.h")
     assert sorted(sorted(roots) for roots, _ in groups) == [["a.c", "c.c", "d.c"], ["b.c"]]
     assert dict((tuple(sorted(r)), f) for r, f in groups)[("b.c",)] == ["b.c", "small.h"]
+
+
+def test_the_files_next_to_a_folders_only_module_are_parsed_once(monkeypatch):
+    """They are read for their link facts and, when the module links with them, analysed with
+    it: in one task, from one parse."""
+    from collections import Counter
+
+    from porter.analyze import schedule
+
+    parsed: Counter[str] = Counter()
+    parse_source = schedule.parse_source
+
+    def counting(path, *args, **kwargs):
+        parsed[path] += 1
+        return parse_source(path, *args, **kwargs)
+
+    monkeypatch.setattr(schedule, "parse_source", counting)
+    folder = FIXTURES / "multifile-module"
+    files = [(str(p.relative_to(ROOT)), p.read_bytes()) for p in sorted(folder.iterdir()) if p.suffix in (".c", ".h")]
+    module = scan(files, jobs=1).modules[0]
+    assert set(module.files) == {path for path, _ in files}
+    assert parsed == Counter({path: 1 for path, _ in files})

@@ -435,12 +435,20 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     # A small header several modules include (posixmodule.h) is parsed once per module: one
     # task per module is worth more than the parse it saves, on a machine with cores to spare.
     groups = _connected(possible, closures, paths, lambda p: len(prepared.texts[p]) >= SHARED_PARSE_BYTES)
+    # The files next to what may be a module, which may link with it: a module links only with
+    # files in its own folder, so those of a folder whose possible modules are all in one group
+    # (_io/, _sqlite/) are parsed in its task, once, for their link facts and its analysis both.
+    group_of_folder: dict[str, set[int]] = {}
+    for i, (roots, _) in enumerate(groups):
+        for r in roots:
+            group_of_folder.setdefault(posixpath.dirname(r), set()).add(i)
+    nearby = [c for c in link_candidates(paths, closures, possible) if posixpath.dirname(c) in group_of_folder]
+    alone = {c for c in nearby if len(group_of_folder[posixpath.dirname(c)]) == 1}
+    groups = [(roots, _with_nearby(files, roots, alone, prepared)) for roots, files in groups]
     in_groups = {p for _, files in groups for p in files}
-    # 1. The files next to what may be a module that may link with it, for their link facts;
-    #    and the files asked for only for their own facts.
-    folders = {posixpath.dirname(r) for r in possible}
-    nearby = [c for c in link_candidates(paths, closures, possible) if posixpath.dirname(c) in folders]
-    need_links = [p for p in paths if any(p in closures[c] for c in nearby)]
+    # 1. The other files next to what may be a module, for their link facts; and the files
+    #    asked for only for their own facts.
+    need_links = [p for p in paths if any(p in closures[c] for c in nearby if c not in alone)]
     asked = [p for p in paths if p not in in_groups and p not in need_links and (
         file_facts_for == "all" or (file_facts_for == "c" and p.endswith(".c")))]
     first = [Task(tuple(files), frozenset(files) & set(need_links)) for files in _chunks(need_links + asked, prepared,
@@ -477,6 +485,17 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
         module_problems.update(r.module_problems)
     _LINKS = {}
     return _assemble(prepared, results + redone, problems, roots, inits, modules, module_problems, context)
+
+
+def _with_nearby(files: list[str], roots: list[str], nearby: set[str], prepared: Prepared) -> list[str]:
+    """A group's files and those of the `nearby` files next to one of its roots (each with the
+    headers it includes), in input order."""
+    folders = {posixpath.dirname(r) for r in roots}
+    added = {p for c in nearby if posixpath.dirname(c) in folders for p in prepared.closures[c]} - set(files)
+    if not added:
+        return files
+    rank = {p: i for i, p in enumerate(prepared.paths)}
+    return sorted([*files, *added], key=rank.__getitem__)
 
 
 def _module_files(root: str, linked: dict[str, list[str]]) -> list[str]:
