@@ -105,9 +105,9 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
         elif prev is None or (prev.initializer is None and g.initializer is not None):
             by_key[g.key] = g
     out = []
-    expansions = _ExpansionSites(indexes, macro_uses)
+    around = _Surroundings(indexes, macro_uses)
     for g in by_key.values():
-        uses = _uses(indexes, g, expansions, port_facts)
+        uses = _uses(indexes, g, around, port_facts)
         if g.function is None:
             # `DEFINE_STRING(__dict__)` with `str ## S` in the body names str__dict__.
             uses += [Use(u.file, u.span, u.function, UseAccess.MACRO_PASTE, u.name)
@@ -200,7 +200,7 @@ def _is_const(src, decl, info, quals: set[str]) -> bool:
     return "const" in quals
 
 
-def _uses(indexes, g: Global, expansions: _ExpansionSites, port_facts: bool = True) -> list[Use]:
+def _uses(indexes, g: Global, around: _Surroundings, port_facts: bool = True) -> list[Use]:
     uses = []
     for index in indexes:
         if g.function is not None and index.path != g.file:
@@ -208,8 +208,7 @@ def _uses(indexes, g: Global, expansions: _ExpansionSites, port_facts: bool = Tr
         for ident in index.identifiers.get(g.name, []):
             if g.span.start <= ident.start_byte < g.span.end and index.path == g.file:
                 continue  # its own declarator
-            owner = ctree.enclosing_function(ident)
-            owner_name = ctree.function_name(owner)[0] if owner is not None else None
+            owner, owner_name = around.owner(index.path, ident)
             if g.function is not None and owner_name != g.function:
                 continue
             if not _refers_to(ident, g, index.scopes) or _declares_itself(ident) or _names_a_parameter(ident):
@@ -227,8 +226,8 @@ def _uses(indexes, g: Global, expansions: _ExpansionSites, port_facts: bool = Tr
                                 ctree.function_name(owner)[0] if owner is not None else None,
                                 UseAccess.MACRO_ARG, mask_name))
             for macro_name, span in index.macro_body_names.get(g.name, ()):
-                sites = expansions.of(macro_name)
-                shadowed = [s for s in sites if expansions.shadowed(s, g.name)]
+                sites = around.expansions(macro_name)
+                shadowed = [s for s in sites if around.shadowed(s, g.name)]
                 shadowing = tuple(sorted({s.function for s in shadowed}))
                 if sites and len(shadowed) == len(sites):
                     continue  # `head` in the body means the parameter `head` wherever it expands
@@ -266,9 +265,10 @@ def _static_local_initialized(ident: Node) -> str | None:
     return None
 
 
-class _ExpansionSites:
-    """Where each project macro expands, and the names each function there declares: read once
-    per function, however many globals the bodies of the macros it uses name."""
+class _Surroundings:
+    """The function around each identifier, where each project macro expands, and the names
+    each function declares: what the uses of globals are read against, each read once however
+    many globals ask (`kwlist`, a static local of every function; a name in many macro bodies)."""
 
     def __init__(self, indexes: list[FileIndex], macro_uses) -> None:
         self.indexes = indexes
@@ -276,8 +276,18 @@ class _ExpansionSites:
         for use in macro_uses:
             self.by_macro.setdefault(use.name, []).append(use)
         self.declared: dict[tuple[str, int], frozenset[str]] = {}  # (file, definition start) -> names
+        self.owners: dict[tuple[str, int], tuple[Node | None, str | None]] = {}  # (file, offset) -> function
 
-    def of(self, macro: str) -> list:
+    def owner(self, path: str, ident: Node) -> tuple[Node | None, str | None]:
+        """The function definition around an identifier, and its name (None at file scope)."""
+        key = (path, ident.start_byte)
+        found = self.owners.get(key)
+        if found is None:
+            owner = ctree.enclosing_function(ident)
+            found = self.owners[key] = (owner, ctree.function_name(owner)[0] if owner is not None else None)
+        return found
+
+    def expansions(self, macro: str) -> list:
         return self.by_macro.get(macro, [])
 
     def shadowed(self, site, name: str) -> bool:
