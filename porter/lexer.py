@@ -87,8 +87,11 @@ def directive_end(text: bytes, start: int, end: int | None = None) -> int:
     return end
 
 
-def matching_paren(text: bytes, open_at: int, end: int | None = None) -> int | None:
-    """Offset of the `)` that closes the `(` at `open_at`, skipping strings and comments."""
+def matching_paren(text: bytes, open_at: int, end: int | None = None,
+                   top_level: list[Token] | None = None) -> int | None:
+    """Offset of the `)` that closes the `(` at `open_at`, skipping strings and comments.
+    `top_level`, when given, receives the punctuation directly inside (`top_level_punct` up to
+    that `)`, from the same reading)."""
     depth = 0
     for tok in tokenize(text, open_at, end):
         if tok.kind != "punct":
@@ -101,6 +104,8 @@ def matching_paren(text: bytes, open_at: int, end: int | None = None) -> int | N
             depth -= 1
             if depth == 0:
                 return tok.start if tok.text == b")" else None
+        elif depth == 1 and top_level is not None:
+            top_level.append(tok)
     return None
 
 

@@ -23,7 +23,6 @@ from porter.lexer import (
     matching_paren,
     tokenize,
     top_level_commas,
-    top_level_punct,
 )
 from porter.model import Macro, Span
 
@@ -493,7 +492,8 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
         opening = _next_significant_token(lexed, text, tok.end)
         if opening is None or opening.text != b"(":
             return None
-        close = matching_paren(text, opening.start)
+        inside: list[Token] = []
+        close = matching_paren(text, opening.start, top_level=inside)
         if close is None:
             return None
         if kind == "blank-call":
@@ -501,7 +501,7 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
                 _blank(buf, tok.start, close + 1)
                 return close + 1, True
             return None
-        if any(t.text == b";" for t in top_level_punct(text, opening.start, close + 1)):
+        if any(t.text == b";" for t in inside):
             _blank(buf, tok.start, close + 1)
             return close + 1, True
         end = close + 1

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from porter.lexer import lex, tokenize
+from porter.lexer import lex, matching_paren, tokenize, top_level_punct
 
 PIECES = [b"#", b"# define X 1", b"#if A\n", b"#endif", b"\n", b"\r\n", b"\r", b" ", b"\t", b"\\\n", b"\\\r\n",
           b"\\", b"/*", b"*/", b"/* c */", b"//", b"// x\\\n", b'"', b'"str"', b"'", b"'c'", b'L"w"', b"u8'x'",
@@ -39,3 +39,13 @@ def test_lex_spans_are_the_tokenizers_on_random_text():
         text = b"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
         lexed = lex(text)
         assert (list(lexed.directives), list(lexed.comments), list(lexed.literals)) == _spans(text), text
+
+
+def test_matching_paren_hands_back_the_top_level_punctuation_top_level_punct_reads():
+    rng = random.Random(11)
+    for _ in range(2000):
+        text = b"(" + b"".join(rng.choice(PIECES + [b",", b"[", b"]", b"a;b"]) for _ in range(rng.randint(1, 30)))
+        inside: list = []
+        close = matching_paren(text, 0, top_level=inside)
+        if close is not None:
+            assert inside == top_level_punct(text, 0, close + 1), text
