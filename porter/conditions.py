@@ -291,12 +291,25 @@ def _taken(branches: list[tuple[str, bytes]], hexversion: int,
     return None
 
 
-def dead_everywhere(branches: list[tuple[str, bytes]], index: int, given: Mapping[str, str] | None = None) -> bool:
+def dead_everywhere(branches: list[tuple[str, bytes]], index: int, given: Mapping[str, str] | None = None,
+                    memo: dict[int, int | None | str] | None = None) -> bool:
     """Whether branch `index` of a group is compiled by none of the target Pythons (with the
-    build's -D macros `given`)."""
-    return all(_taken(branches, v, given) not in (index, "?") for v in TARGET_VERSIONS)
+    build's -D macros `given`). `memo` keeps the branch each target takes, for callers that ask
+    again about the same branches and `given` (another branch's index)."""
+    return all(_taken_by(branches, v, given, memo) not in (index, "?") for v in TARGET_VERSIONS)
 
 
-def taken_everywhere(branches: list[tuple[str, bytes]], index: int, given: Mapping[str, str] | None = None) -> bool:
-    """Whether every target Python compiles branch `index` of a group (with the macros `given`)."""
-    return all(_taken(branches, v, given) == index for v in TARGET_VERSIONS)
+def taken_everywhere(branches: list[tuple[str, bytes]], index: int, given: Mapping[str, str] | None = None,
+                     memo: dict[int, int | None | str] | None = None) -> bool:
+    """Whether every target Python compiles branch `index` of a group (with the macros `given`;
+    `memo` as for `dead_everywhere`)."""
+    return all(_taken_by(branches, v, given, memo) == index for v in TARGET_VERSIONS)
+
+
+def _taken_by(branches: list[tuple[str, bytes]], hexversion: int, given: Mapping[str, str] | None,
+              memo: dict[int, int | None | str] | None) -> int | None | str:
+    if memo is None:
+        return _taken(branches, hexversion, given)
+    if hexversion not in memo:
+        memo[hexversion] = _taken(branches, hexversion, given)
+    return memo[hexversion]

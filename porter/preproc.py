@@ -255,12 +255,13 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
         branches = []
         tests = [(kind, cond) for kind, _, cond, _, _ in raw]
         given = frame["given"]
+        taken: dict[int, int | None | str] = {}  # the branch each target takes, asked once per target
         for i, (kind, dspan, cond, value, balanced) in enumerate(raw):
             body_end = raw[i + 1][1].start if i + 1 < len(raw) else start
             branches.append(Branch(kind, dspan, Span(dspan.end, body_end),
                                    cond.decode("utf-8", "replace").strip(), value, balanced,
-                                   value is False and conditions.dead_everywhere(tests, i, given),
-                                   (i == 0 and frame["guard"]) or conditions.taken_everywhere(tests, i, given)))
+                                   value is False and conditions.dead_everywhere(tests, i, given, taken),
+                                   (i == 0 and frame["guard"]) or conditions.taken_everywhere(tests, i, given, taken)))
         done.append(Conditional(Span(frame["start"], end), tuple(branches), span))
     done.sort(key=lambda c: (c.span.start, -c.span.end))
     return tuple(done)
@@ -273,7 +274,7 @@ def _define_everywhere(everywhere: dict[str, str], stack: list[dict], word: str,
         kind, _, condition, _ = frame["current"]
         tests = [(k, c) for k, _, c, _, _ in frame["branches"]] + [(kind, condition)]
         if not ((len(tests) == 1 and frame["guard"])
-                or conditions.taken_everywhere(tests, len(tests) - 1, frame["given"])):
+                or conditions.taken_everywhere(tests, len(tests) - 1, frame["given"], frame["targets"])):
             return
     m = re.match(rb"([A-Za-z_]\w*)(\(?)\s*(.*)", rest, re.DOTALL)
     if m is None:
@@ -320,6 +321,7 @@ def _is_include_guard(name: bytes, following: bytes | None) -> bool:
 
 def _open_branch(frame, word, span, rest, value) -> None:
     frame["current"] = [word, span, rest, value]
+    frame["targets"] = {}  # the branch each target takes of those so far (_define_everywhere asks)
     frame["depth"] = {"{": 0, "(": 0}
     frame["first"] = None
     frame["ends_else"] = False
