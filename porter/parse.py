@@ -236,9 +236,11 @@ _NUMBER = (rb"[ \t\r\n\f\v]*+[+-]?[ \t\r\n\f\v]*+(?:0[xX][0-9a-fA-F]++|[0-9]++(?
 # Or a name: an object-like macro of the project standing for a number (`U` for "unmapped").
 _ELEMENT = rb"(?:" + _NUMBER + rb"|[ \t\r\n\f\v]*+[A-Za-z_][A-Za-z0-9_]*+[ \t\r\n\f\v]*+)"
 _NUMBER_LIST = re.compile(rb"\{(?:" + _ELEMENT + rb",)*+(?:" + _ELEMENT + rb")?[ \t\r\n\f\v]*+\}")
-_NUMBER_LIST_START = re.compile(rb"\{[ \t\r\n\f\v]*[-+0-9.A-Za-z_]")
 _NAME = re.compile(rb"(?<![0-9A-Za-z_.])[A-Za-z_][A-Za-z0-9_]*")
 NUMBER_TABLE_BYTES = 4096
+# Where a big one may start: a list of numbers holds no brace, so it is a `{` whose first
+# element comes next and the first brace after which is its `}`, far enough away.
+_BIG_LIST = re.compile(rb"\{(?=[ \t\r\n\f\v]*[-+0-9.A-Za-z_])[^{}]{%d,}\}" % (NUMBER_TABLE_BYTES - 2))
 
 
 def _blank_number_tables(buf: bytearray, text: bytes, lexed: Lexed,
@@ -251,17 +253,13 @@ def _blank_number_tables(buf: bytearray, text: bytes, lexed: Lexed,
     spans of the lists blanked."""
     code = lexed.code
     found = []
-    pos = 0
-    while (start := _NUMBER_LIST_START.search(code, pos)) is not None:
-        m = _NUMBER_LIST.match(code, start.start())
+    for big in _BIG_LIST.finditer(code):
+        m = _NUMBER_LIST.match(code, big.start())
         if m is None:
-            pos = start.end()
             continue
-        pos = m.end()
         region = text[m.start():m.end()]
-        if m.end() - m.start() < NUMBER_TABLE_BYTES or code[m.start():m.end()] != region \
-                or buf[m.start():m.end()] != region:
-            continue  # small, or a comment, directive or mask inside
+        if code[m.start():m.end()] != region or buf[m.start():m.end()] != region:
+            continue  # a comment, directive or mask inside
         if any(name not in constants for name in set(_NAME.findall(region))):
             continue  # a name that may be a variable (an address, a size): the analysis reads it
         buf[m.start() + 1:m.end() - 1] = blank(bytes(buf[m.start() + 1:m.end() - 1]))
