@@ -9,7 +9,7 @@ import sys
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -567,8 +567,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("porter: interrupted")
         sys.exit(130)
-    except SystemExit:
-        raise
+    except SystemExit as done:
+        _exit_now(done)
     except Exception as e:  # a bug: one line, not a traceback (unless --debug)
         if DEBUG:
             import traceback
@@ -577,3 +577,19 @@ def main() -> None:
         err.print(f"porter: internal error: {type(e).__name__}: {e} (please report it; --debug shows where)",
                   markup=False)
         sys.exit(EXIT_INTERNAL)
+
+
+def _exit_now(done: SystemExit) -> NoReturn:
+    """End the process once its output is out, without the interpreter's own exit: that frees
+    every fact, tree and text one by one (a tenth of a second and more after a scan of a big
+    tree), for nothing. Every file porter wrote is closed and every worker process joined by
+    now. An exit code that is not a number, or output that cannot be flushed (a closed pipe),
+    takes the ordinary way out."""
+    if done.code is not None and not isinstance(done.code, int):
+        raise done
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        raise done from None
+    os._exit(done.code or 0)
