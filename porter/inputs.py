@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,15 +52,18 @@ class Inputs:
                           self.cpython_root)
 
 
-def display_path(path: Path, cwd: Path) -> str:
+def display_path(path: Path, cwd: Path, resolve: Callable[[Path], Path] = Path.resolve) -> str:
     try:
-        return path.resolve().relative_to(cwd.resolve()).as_posix()
+        return resolve(path).relative_to(resolve(cwd)).as_posix()
     except ValueError:
         return path.as_posix()
 
 
 def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_includes: bool = True) -> Inputs:
     cwd = cwd or Path.cwd()
+    # A path is resolved once a run (a stat per component): a tree's files are asked about
+    # again for every include that names them.
+    resolve = functools.cache(Path.resolve)
     inputs = Inputs()
     seen: set[Path] = set()
     queue: list[tuple[Path, bool, str | None]] = []
@@ -73,11 +77,11 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
             queue.append((p, True, None))
     while queue:
         path, given, includer = queue.pop(0)
-        key = path.resolve()
+        key = resolve(path)
         if key in seen:
             continue
         seen.add(key)
-        shown = display_path(path, cwd)
+        shown = display_path(path, cwd, resolve)
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
                 inputs.problems.append(FileProblem(shown, "file too large to scan", includer))
@@ -93,12 +97,12 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
         if follow_includes:
             for m in _QUOTED_INCLUDE.finditer(data):
                 target = _find_include(path, os.fsdecode(m.group(1)))
-                if target is not None and target.resolve() not in seen:
+                if target is not None and resolve(target) not in seen:
                     queue.append((target, False, shown))
     existing = [Path(p) for p in paths if Path(p).exists()]
     inputs.python_files = python_companions(existing, cwd)
     inputs.build_files = build_files(existing, cwd)
-    inputs.outside_files = outside_includers(inputs.files, cwd)
+    inputs.outside_files = outside_includers(inputs.files, cwd, resolve)
     from porter.cpython import cpython_tree
 
     trees = [t for t in (cpython_tree(p.resolve()) for p in existing) if t is not None]
@@ -107,10 +111,11 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
     return inputs
 
 
-def outside_includers(files: list[InputFile], cwd: Path) -> list[InputFile]:
+def outside_includers(files: list[InputFile], cwd: Path,
+                      resolve: Callable[[Path], Path] = Path.resolve) -> list[InputFile]:
     """C files next to the inputs that include one of their headers but were not given:
     code porter does not port, which may still use what those headers declare."""
-    given = {Path(f.path).resolve() if Path(f.path).is_absolute() else (cwd / f.path).resolve() for f in files}
+    given = {resolve(Path(f.path)) if Path(f.path).is_absolute() else resolve(cwd / f.path) for f in files}
     headers = {Path(f.path).name for f in files if f.path.endswith(".h")}
     if not headers:
         return []
@@ -122,7 +127,7 @@ def outside_includers(files: list[InputFile], cwd: Path) -> list[InputFile]:
         except OSError:
             continue
         for path in candidates:
-            if path.suffix not in SOURCE_SUFFIXES or path.resolve() in given or not path.is_file():
+            if path.suffix not in SOURCE_SUFFIXES or resolve(path) in given or not path.is_file():
                 continue
             try:
                 data = path.read_bytes()
@@ -130,7 +135,7 @@ def outside_includers(files: list[InputFile], cwd: Path) -> list[InputFile]:
                 continue
             names = {os.fsdecode(m.group(1)).rsplit("/", 1)[-1] for m in _QUOTED_INCLUDE.finditer(data)}
             if names & headers:
-                found.append(InputFile(display_path(path, cwd), data, False))
+                found.append(InputFile(display_path(path, cwd, resolve), data, False))
     return found
 
 
