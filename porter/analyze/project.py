@@ -258,8 +258,6 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     file_conditions = once("file conditions", lambda: _file_conditions(indexes, module_includes))
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
                                file_conditions, shared, keys, owner, port_facts)
-    macro_uses = once("macro uses by key", lambda: tuple(
-        dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in macro_uses))
     findings = [dataclasses.replace(f, function=keys.in_file(f.file, f.function))
                 for f in collect_findings(indexes, functions, globals_, types, shared)]
     phase = _init_phase_nodes(indexes, functions, init_names, shared.get("call graph"))
@@ -283,6 +281,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     if not port_facts:
         return module
 
+    macro_uses = once("macro uses by key", lambda: tuple(
+        dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in macro_uses))
     # Definitions porter cannot tell apart (one per #if branch of one file): one ambiguous name.
     twice = once("defined twice", lambda: _defined_twice(indexes) - keys.names)
     return dataclasses.replace(
