@@ -552,7 +552,7 @@ def _assigned_to(expr: Node) -> set[str]:
 
 def _null_tested(body: Node, names: set[str]) -> set[str]:
     """Of `names`, those the body tests for NULL: `!x`, `x == NULL`, `if (x)`, `x ? a : b`."""
-    out = set()
+    out: set[str] = set()
     for node in descendants(body, ("unary_expression", "binary_expression", "parenthesized_expression",
                                    "conditional_expression")):
         if node.type == "unary_expression" and node.children and node.children[0].type == "!":

@@ -440,8 +440,8 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     # (_io/, _sqlite/) are parsed in its task, once, for their link facts and its analysis both.
     group_of_folder: dict[str, set[int]] = {}
     for i, (roots, _) in enumerate(groups):
-        for r in roots:
-            group_of_folder.setdefault(posixpath.dirname(r), set()).add(i)
+        for root in roots:
+            group_of_folder.setdefault(posixpath.dirname(root), set()).add(i)
     nearby = [c for c in link_candidates(paths, closures, possible) if posixpath.dirname(c) in group_of_folder]
     alone = {c for c in nearby if len(group_of_folder[posixpath.dirname(c)]) == 1}
     groups = [(roots, _with_nearby(files, roots, alone, prepared)) for roots, files in groups]
