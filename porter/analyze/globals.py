@@ -62,7 +62,7 @@ def collect_globals(
             out.append(previous)
             continue
         made[g.key] = g = replace(g, kind=kind, reason=reason, once_guard_statements=once_guard_statements(
-            g, indexes) if kind is GlobalKind.ONCE_GUARD else ())
+            g, indexes) if kind is GlobalKind.ONCE_GUARD and port_facts else ())
         out.append(g)
     return out
 
@@ -120,7 +120,9 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
             g = replace(g, condition=f"({inherited}) && ({g.condition})" if g.condition else inherited)
         out.append(g)
     out.sort(key=lambda g: (g.file, g.span.start))
-    unread = unread_uses(indexes, out)
+    if not port_facts:
+        return out
+    unread = unread_uses(indexes, out)  # what a port rewrites in #if branches it did not read
     return [replace(g, unread_uses=unread[g.key]) if g.key in unread else g for g in out]
 
 
