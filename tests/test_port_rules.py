@@ -1336,3 +1336,11 @@ def test_a_library_init_guard_stays_once_per_process_and_is_locked_where_it_can_
     else:
         assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
         assert [i.code for i in mp.items if not i.done] == ["once-guard"]
+
+
+def test_each_exit_hook_gets_a_first_load_test_of_its_own():
+    c = HEADER + "static void a(void) {}\nstatic void b(void) {}\n" + INIT % "    Py_AtExit(a);\n    Py_AtExit(b);"
+    mp, text = port(c)
+    assert "if (m_first_load()) {\n        Py_AtExit(a);" in text
+    assert "if (m_first_load2()) {\n        Py_AtExit(b);" in text
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"

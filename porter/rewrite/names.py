@@ -76,7 +76,7 @@ class Names:
     # which runs the module's own exec once, and the namespace that first run made.
     exec_once: str = ""
     first_namespace: str = ""
-    first_load: str = ""  # the atomic first-load test (Plan.once_calls)
+    first_load: dict = field(default_factory=dict)  # (file, call start) -> its atomic first-load test
     once_lock: str = ""  # the lock held around once-guards (Plan.once_locks, Plan.init_once)
     once_flags: dict = field(default_factory=dict)  # (file, statement start) -> its once-per-process flag
     # The module's own accessor when it has one (`static inline readlinestate *

@@ -279,7 +279,9 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         module, frozenset(init_phase(list(module.functions), {init_function})) if init_function else
         frozenset(), {file: layout.text for file, layout in layouts.items()})
     if once_calls:
-        names = replace(names, first_load=allocator.fresh(f"{names.base}_first_load"))
+        # One test per call: each is made on the first load (a shared test would let only one).
+        names = replace(names, first_load={(c.file, c.call.start): allocator.fresh(f"{names.base}_first_load")
+                                           for c in once_calls})
     once_locks, locked_already = lockable_once_guards(module, init_function,
                                                       {file: layout.text for file, layout in layouts.items()})
     init_once, init_once_names = init_once_statements(module, decisions.kept, init_function,

@@ -83,19 +83,25 @@ def _guards_left_as_they_are(out: Emitter, plan: Plan) -> None:
 
 def _first_load_only(out: Emitter, plan: Plan) -> None:
     """`Py_AtExit(f);` becomes `if (<mod>_first_load()) { Py_AtExit(f); }`, with the atomic
-    first-load test defined before the first function that makes such a call."""
-    if not plan.once_calls:
-        return
-    name = plan.names.first_load
-    first = min(plan.once_calls, key=lambda c: (c.file, c.statement.start))
-    _define_before(out, plan, first.file, first.function, render("c/first_load.c.jinja", first_load=name),
-                   "first-load", -20)
+    first-load test (one per call) defined before the function that makes the call."""
     for call in plan.once_calls:
-        _surround(out, plan, Location(call.file, call.statement), "first-load",
-                  lambda i: f"if ({name}()) {{\n{i}    ", lambda i: f"\n{i}}}")
+        name = plan.names.first_load[(call.file, call.call.start)]
+        _define_before(out, plan, call.file, call.function, render("c/first_load.c.jinja", first_load=name),
+                       ("first-load", name), -20)
+        _surround(out, plan, Location(call.file, call.statement), "first-load", *_first_load_test(name))
         out.done(call.file, call.statement, f"{call.callee}() acts on the whole process: exec makes the call on the "
                                             "module's first load only, as the init function did once per process",
                  key=("first-load", call.file, call.statement.start))
+
+
+def _first_load_test(name: str) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """What goes before and after a statement made on the first load only."""
+    def before(i: str) -> str:
+        return f"if ({name}()) {{\n{i}    "
+
+    def after(i: str) -> str:
+        return f"\n{i}}}"
+    return before, after
 
 
 def _lock_guards(out: Emitter, plan: Plan) -> None:
@@ -106,7 +112,7 @@ def _lock_guards(out: Emitter, plan: Plan) -> None:
     exec_file = plan.module.function(plan.exec_function).file  # type: ignore[union-attr]
     flags = sorted(plan.names.once_flags.values())
     _define_before(out, plan, exec_file, plan.exec_function,
-                   render("c/once_lock.c.jinja", once_lock=name, flags=flags), "once-lock", -19)
+                   render("c/once_lock.c.jinja", once_lock=name, flags=flags), ("once-lock",), -19)
     for loc in plan.once_locks:
         _surround(out, plan, loc, "once-lock",
                   lambda i: f"if ({name}() == NULL) {{\n{i}    PyErr_NoMemory();\n{i}    return -1;\n{i}}}\n"
@@ -117,11 +123,11 @@ def _lock_guards(out: Emitter, plan: Plan) -> None:
                                      "once", key=("once-lock", loc.file, loc.span.start))
 
 
-def _define_before(out: Emitter, plan: Plan, file: str, function: str, text: str, key: str, order: int) -> None:
+def _define_before(out: Emitter, plan: Plan, file: str, function: str, text: str, key: tuple, order: int) -> None:
     """A helper's definition, on the lines before `function`."""
     f = plan.module.function(function)
     assert f is not None
-    with out.about((key,)):
+    with out.about(key):
         out.insert(file, plan.layout(file).line_start(f.span.start), text, order=order)
 
 
