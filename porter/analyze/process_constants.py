@@ -1,4 +1,4 @@
-"""C data computed once from process-wide inputs: the same value in every interpreter.
+"""C data that belongs to the process: caches of process-wide values, and once-guards.
 
     static long page_size;                  static PyInterpreterState *main_interp = NULL;
     if (!page_size)                         if (main_interp == NULL) {
@@ -12,6 +12,12 @@ same value, so it can stay process-global under a per-interpreter GIL (two first
 write it, with the same value). Anything else it might depend on or set off (a Python object,
 another global, a project function or macro, a call through a pointer, a C library's own
 initialisation) makes it ordinary mutable data.
+
+    if (!ready) { lib_init(); ready = 1; }
+
+A once-guard is the other case: a flag whose guarded code reaches a C library outside the
+project. What it guards must happen once per process, so the flag stays process-global too
+(planning makes the test thread-safe where it can).
 """
 
 from __future__ import annotations
@@ -47,8 +53,7 @@ def is_process_constant(g: Global, indexes: list[FileIndex], global_names: froze
     writes = [u for u in g.uses if u.access is UseAccess.WRITE]
     if not writes or writes[0].function is None or any(u.function != writes[0].function for u in writes):
         return False
-    initial = _normal(g.initializer_text) if g.initializer is not None else "0"
-    initial = "0" if initial in _ZERO else initial
+    initial = _initial(g)
     for u in writes:
         index = next((i for i in indexes if i.path == u.file), None)
         if index is None:
@@ -74,8 +79,7 @@ def is_once_guard(g: Global, indexes: list[FileIndex], global_names: frozenset[s
     if any(u.access not in (UseAccess.READ, UseAccess.WRITE) or u.macro is not None for u in g.uses):
         return False
     writes = [u for u in g.uses if u.access is UseAccess.WRITE]
-    initial = _normal(g.initializer_text) if g.initializer is not None else "0"
-    initial = "0" if initial in _ZERO else initial
+    initial = _initial(g)
     guarding = False
     for u in writes:
         index = next((i for i in indexes if i.path == u.file), None)
@@ -98,8 +102,7 @@ def once_guard_statements(g: Global, indexes: list[FileIndex]) -> tuple[Location
     """The `if (!ready) { ... ready = 1; }` statements of a once-guard when each of its writes
     sits in one, and no `return`, `goto` or `break` leaves one early: a lock held around each
     makes the guard thread-safe. Empty when one cannot be wrapped so."""
-    initial = _normal(g.initializer_text) if g.initializer is not None else "0"
-    initial = "0" if initial in _ZERO else initial
+    initial = _initial(g)
     out: list[Location] = []
     for u in g.uses:
         if u.access is not UseAccess.WRITE:
@@ -162,6 +165,12 @@ def _reaches_library(region: list, indexes: list[FileIndex], global_names: froze
                 return None
             found = found or inner
     return found
+
+
+def _initial(g: Global) -> str:
+    """The value a global starts with, as `_tests` compares it (`0` for any null spelling)."""
+    initial = _normal(g.initializer_text) if g.initializer is not None else "0"
+    return "0" if initial in _ZERO else initial
 
 
 def _normal(text: str) -> str:
