@@ -108,9 +108,10 @@ in the capsule stays static and is reported: its clients must be ported with it.
     _code("process-constant", CodeKind.FINDING,
           "C data computed once from process-wide inputs stays process-global.", """
 What: a global (or a function's static) written only while it still holds its initial value
-(`if (!x) x = ...;`, or after `if (x) return x;`), from C library calls, locals and process-wide
-runtime data (PyInterpreterState_Head/Next/Main) alone: no Python object, no other global, no
-project function.
+(`if (!x) x = ...;`, or after `if (x) return x;`), from calls that only read process-wide data
+(the clock, sysconf, the environment, the runtime's interpreter list) and locals alone: no
+Python object, no other global, no project function, no C library's own initialisation (that
+is a once-guard).
 
 Why it matters: every interpreter computes the same value, so sharing it keeps behaviour and
 needs no module state; it does not weaken Py_mod_multiple_interpreters. Two interpreters with
