@@ -173,6 +173,9 @@ MUST_BE_EMPTY = ("tp_dict", "tp_bases", "tp_mro", "tp_cache", "tp_subclasses", "
                  "tp_version_tag")
 # Fields with no Py_tp_* slot on the Pythons porter targets (Py_tp_vectorcall exists from 3.14).
 NOT_A_SLOT = ("tp_vectorcall",)
+# Type slots whose function is called with the type itself first (calling the class), not an
+# instance: `T(...)` through tp_vectorcall.
+CALLED_WITH_THE_TYPE = frozenset({"tp_vectorcall"})
 # `T.tp_new = PyBaseObject_Type.tp_new` before PyType_Ready: what a heap type inherits anyway.
 INHERITED_ASSIGNMENTS = frozenset({("tp_new", "PyBaseObject_Type.tp_new")})
 # Fields of a static PyTypeObject that are not functions (no role for what they name).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from porter.diff import unified_diff
@@ -1344,3 +1346,10 @@ def test_each_exit_hook_gets_a_first_load_test_of_its_own():
     assert "if (m_first_load()) {\n        Py_AtExit(a);" in text
     assert "if (m_first_load2()) {\n        Py_AtExit(b);" in text
     assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+def test_a_type_with_tp_vectorcall_stays_static_within_the_limited_api():
+    source = (Path(__file__).parent.parent / "fixtures" / "type-vectorcall" / "points.c").read_text()
+    mp, text = port("#define Py_LIMITED_API 0x030C0000\n" + source)
+    assert "static PyTypeObject Point_Type" in text and "->tp_vectorcall" not in text
+    assert any("within the limited API" in r for r in mp.posture.reasons)

@@ -182,7 +182,7 @@ def _type_access(f: Function, type_ok: set[str], first: str | None) -> Access:
         return Access(AccessKind.NEW, (first,), types=tuple(owner_types))
     if first is None:
         return Access(AccessKind.NONE, reason="no named self parameter")
-    if "METH_CLASS" in f.flags:
+    if "METH_CLASS" in f.flags or f.slots & capi.CALLED_WITH_THE_TYPE:
         # Called with the class (the type or a subclass), not an instance of it.
         return Access(AccessKind.CLASS, (first,), types=tuple(owner_types))
     return Access(AccessKind.TYPE, (first,), types=tuple(owner_types))

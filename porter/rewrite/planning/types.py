@@ -65,8 +65,11 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
     for name in capi.MUST_BE_EMPTY + capi.NOT_A_SLOT:
         s = t.slot(name)
         if s is not None and not is_null(s.text):
+            if name in capi.NOT_A_SLOT and limited is None:
+                continue  # set on the heap type right after exec makes it (Plan: after_creation)
             return Reason("type-field-not-a-slot", f"{name} is set; heap types cannot take it on every "
-                                                   "supported Python")
+                                                   "supported Python" + (" within the limited API"
+                                                                         if name in capi.NOT_A_SLOT else ""))
     if limited is not None and defines_module_attribute(t, module):
         return Reason("limited-api-descriptor", f"its members or getset define __module__, and serving that "
                                                 "descriptor to instances needs the type's dict, which the limited "
@@ -253,6 +256,9 @@ class TypePlan:
     # Made where its PyType_Ready was, not at the top of exec: its base is computed in init
     # before that point (`T.tp_base = api->Sock_Type;`).
     created_at: TypeReady | None = None
+    # Fields with no Py_tp_* slot before 3.14 (tp_vectorcall): exec sets them on the heap type
+    # right after making it, as (field, value).
+    after_creation: tuple[tuple[str, str], ...] = ()
     substructs: tuple[str, ...] = ()  # sub-struct variables whose tables the spec now holds
     flagged_gc: bool = False  # Py_TPFLAGS_HAVE_GC is set (given or added): traverse visits the type
     extend_members_include: bool = False  # the existing members table's file needs structmember.h
@@ -358,6 +364,8 @@ class _TypePlanner:
         spec_name, undotted = _spec_name(self.module, t, values)
         return replace(
             with_members(common), slots=tuple(spec_slots),
+            after_creation=tuple((name, values[name]) for name in capi.NOT_A_SLOT
+                                 if values.get(name) and not is_null(values[name])),
             # exec in another file creates the type: the spec must be visible there.
             spec_storage="" if t.file not in self.module.translation_unit(self.body.file) else "static ",
             spec_name=spec_name, undotted_name=undotted, flags=_flags(values, spec.inherited),
@@ -503,7 +511,7 @@ def _spec_slots(values, guards, sub_values, sub_guards) -> tuple[list[SpecSlot],
     slots, members = [], []
     for name in capi.TYPE_FIELDS:
         value = values.get(name)
-        if value is None or is_null(value) or name in capi.SPEC_FIELDS:
+        if value is None or is_null(value) or name in capi.SPEC_FIELDS or name in capi.NOT_A_SLOT:
             continue
         if name in capi.OFFSET_MEMBERS:
             members.append((capi.OFFSET_MEMBERS[name], value))

@@ -332,7 +332,7 @@ def _creation(plan: Plan, tp) -> str:
                       limited=plan.limited_api is not None)
     create = render("c/type_create.c.jinja", target=target, desc=None, module=names.exec_param,
                     spec=f"{tp.name}_spec", bases=tp.bases, limited=plan.limited_api is not None,
-                    tp_name=builtin_name(tp, plan.limited_api))
+                    tp_name=builtin_name(tp, plan.limited_api), after_creation=tp.after_creation)
     if tp.annotations_from is not None and plan.limited_api is None:
         create += render("c/inherited_annotations.c.jinja", target=target, base=tp.annotations_from[0],
                          base_dict=tp.annotations_from[1], name=tp.name)
