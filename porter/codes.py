@@ -157,6 +157,8 @@ _KEPT = [
           "Declare it in a header the init file includes, or give porter that header."),
     _code("type-metaclass", CodeKind.KEPT, "a type with a custom metaclass.",
           "PyType_FromMetaclass (3.12+) can make it; ports must also build on 3.11."),
+    _code("type-offset-outside-instance", CodeKind.KEPT,
+          "a type's offset field (tp_vectorcall_offset...) names a struct other than its instances'."),
     _code("type-field-not-a-slot", CodeKind.KEPT,
           "a type sets a field a heap type cannot take on every supported Python (tp_dict, tp_vectorcall...)."),
     _code("type-module-descriptor-read", CodeKind.KEPT,

@@ -1353,3 +1353,15 @@ def test_a_type_with_tp_vectorcall_stays_static_within_the_limited_api():
     mp, text = port("#define Py_LIMITED_API 0x030C0000\n" + source)
     assert "static PyTypeObject Point_Type" in text and "->tp_vectorcall" not in text
     assert any("within the limited API" in r for r in mp.posture.reasons)
+
+
+def test_an_offset_into_another_struct_keeps_the_type_static():
+    """`tp_vectorcall_offset = offsetof(PyTypeObject, tp_vectorcall)` on a type whose instances
+    are small: PyType_FromSpec would refuse the `__vectorcalloffset__` member."""
+    source = (Path(__file__).parent.parent / "fixtures" / "type-vectorcall" / "points.c").read_text()
+    source = source.replace("    .tp_vectorcall = Point_vectorcall,",
+                            "    .tp_vectorcall = Point_vectorcall,\n"
+                            "    .tp_vectorcall_offset = offsetof(PyTypeObject, tp_vectorcall),")
+    mp, text = port(source)
+    assert "static PyTypeObject Point_Type" in text and "__vectorcalloffset__" not in text
+    assert any("an offset in another struct" in r for r in mp.posture.reasons)

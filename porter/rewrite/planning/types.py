@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 
 from porter import capi
-from porter.analyze.initializers import is_null, referenced_name, string_value
+from porter.analyze.initializers import is_null, referenced_name, sizeof_operand, string_value
 from porter.model import (
     ExtensionModule,
     FieldAssignment,
@@ -62,6 +62,11 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
     if set_at_run_time is not None:
         return Reason("type-metaclass", f"init sets its metatype to {set_at_run_time} (Py_SET_TYPE): "
                                         f"{_metaclass_limit(module)}")
+    offset = _offset_outside_instance(t)
+    if offset is not None:
+        return Reason("type-offset-outside-instance", f"{offset[0]} is {offset[1]}, an offset in another struct "
+                                                      "than its instances': a heap type checks it against its "
+                                                      "basic size, and this one would not be made")
     for name in capi.MUST_BE_EMPTY + capi.NOT_A_SLOT:
         s = t.slot(name)
         if s is not None and not is_null(s.text):
@@ -95,6 +100,23 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
     return None
 
 
+
+
+_OFFSETOF = re.compile(r"\boffsetof\s*\(\s*(?:struct\s+)?([A-Za-z_]\w*)\s*,")
+
+
+def _offset_outside_instance(t: StaticType) -> tuple[str, str] | None:
+    """(field, value) for an offset member a spec would carry (`__vectorcalloffset__`...) whose
+    `offsetof(S, ...)` names a struct other than the instances' (recordclass points its
+    tp_vectorcall_offset into PyTypeObject): PyType_FromSpec refuses it."""
+    size = t.slot("tp_basicsize")
+    operand = sizeof_operand(size.text if size is not None else None)
+    for s in t.slots:  # every initialiser of the field (a designated one may follow its position)
+        m = _OFFSETOF.search(s.text) if s.name in capi.OFFSET_MEMBERS else None
+        if m and ((operand is not None and m.group(1) != operand[1])
+                  or m.group(1) in ("PyTypeObject", "PyHeapTypeObject", "_typeobject")):
+            return s.name, " ".join(s.text.split())
+    return None
 
 
 def _metaclass_limit(module: ExtensionModule) -> str:
