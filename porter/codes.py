@@ -217,6 +217,7 @@ mean, so the global stays."""),
     _code("pasted-with-kept-names", CodeKind.KEPT,
           "a global a macro builds with ## together with names that stay global."),
     _code("base-stays-static", CodeKind.KEPT, "a type whose module-local base stays a static type."),
+    _code("base-of-static-type", CodeKind.KEPT, "the base of a module type that stays a static type."),
     _code("metatype-of-static-type", CodeKind.KEPT, "the metatype of a type that stays static.",
           "init sets it as that type's metatype (Py_SET_TYPE), which takes no reference: a heap metatype "
           "would be freed while the static type still points to it."),

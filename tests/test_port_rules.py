@@ -1365,3 +1365,24 @@ def test_an_offset_into_another_struct_keeps_the_type_static():
     mp, text = port(source)
     assert "static PyTypeObject Point_Type" in text and "__vectorcalloffset__" not in text
     assert any("an offset in another struct" in r for r in mp.posture.reasons)
+
+
+def test_the_base_of_a_type_that_stays_static_stays_static():
+    c = HEADER + """
+typedef struct { PyObject_HEAD long v; } Obj;
+static PyTypeObject Base = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.Base", .tp_basicsize = sizeof(Obj), .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+};
+static PyTypeObject Derived = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.Derived", .tp_basicsize = sizeof(Obj), .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_vectorcall_offset = offsetof(PyTypeObject, tp_vectorcall),
+};
+""" + INIT % ("    Derived.tp_base = &Base;\n"
+              "    if (PyType_Ready(&Base) < 0 || PyType_Ready(&Derived) < 0) return NULL;\n"
+              "    if (PyModule_AddObjectRef(m, \"Base\", (PyObject *)&Base) < 0) return NULL;")
+    mp, text = port(c)
+    assert "static PyTypeObject Base = {" in text and "static PyTypeObject Derived = {" in text
+    assert any(r.startswith("Base ") and "derives from it" in r for r in mp.posture.reasons)

@@ -106,15 +106,17 @@ _OFFSETOF = re.compile(r"\boffsetof\s*\(\s*(?:struct\s+)?([A-Za-z_]\w*)\s*,")
 
 
 def _offset_outside_instance(t: StaticType) -> tuple[str, str] | None:
-    """(field, value) for an offset member a spec would carry (`__vectorcalloffset__`...) whose
-    `offsetof(S, ...)` names a struct other than the instances' (recordclass points its
-    tp_vectorcall_offset into PyTypeObject): PyType_FromSpec refuses it."""
+    """(field, value) for an offset member a spec would carry (`__vectorcalloffset__`...) that
+    is an `offsetof(PyTypeObject, ...)` on instances that are not type objects (recordclass points
+    its tp_vectorcall_offset there): PyType_FromSpec refuses it."""
     size = t.slot("tp_basicsize")
     operand = sizeof_operand(size.text if size is not None else None)
     for s in t.slots:  # every initialiser of the field (a designated one may follow its position)
         m = _OFFSETOF.search(s.text) if s.name in capi.OFFSET_MEMBERS else None
-        if m and ((operand is not None and m.group(1) != operand[1])
-                  or m.group(1) in ("PyTypeObject", "PyHeapTypeObject", "_typeobject")):
+        # Only a type object's own layout is certain not to be a prefix of the instances' struct
+        # (a subclass's offsets are often into its base's struct, which starts its own).
+        if m and m.group(1) in ("PyTypeObject", "PyHeapTypeObject", "_typeobject") \
+                and (operand is None or operand[1] != m.group(1)):
             return s.name, " ".join(s.text.split())
     return None
 

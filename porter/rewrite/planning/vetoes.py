@@ -278,6 +278,17 @@ def base_stays_static(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
             yield (None, t.name), Reason("base-stays-static", f"its base {base} stays a static type")
 
 
+def base_of_static_type(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    """A static type cannot derive from a heap type (PyType_Ready refuses it): the base of a
+    type that stays static stays static too."""
+    names = {t.name for t in r.module.static_types}
+    for t in r.module.static_types:
+        base = type_base(t, r.module)
+        if (None, t.name) not in r.movable and base in names and (None, base) in r.movable:
+            yield (None, base), Reason("base-of-static-type", f"{t.name}, which stays a static type, derives from "
+                                                              "it, and a static type cannot have a heap type base")
+
+
 def metatype_of_static_type(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
     """`Py_SET_TYPE(&T, &Meta)` on a type that stays static: T holds no reference to its
     metatype, so a heap Meta would be freed under it (and its instances' GC would count T)."""
@@ -301,7 +312,7 @@ def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
 
 
 ROUND_VETOES = (unreachable_function, named_by_public_macro, macro_used_outside_functions, pasted_with_kept_names,
-                base_stays_static, metatype_of_static_type, named_by_static_initializer)
+                base_stays_static, base_of_static_type, metatype_of_static_type, named_by_static_initializer)
 
 
 # --------------------------------------------------------------------------- shared readings
