@@ -1,7 +1,9 @@
 """once-per-process: what init did once per process, exec does on the first load only.
 
 A global that stays process-global and that init fills is filled once; a call that acts on the
-whole process (`Py_AtExit(f)`) is made once, behind an atomic first-load test.
+whole process (`Py_AtExit(f)`) is made once, behind an atomic first-load test; a library's
+once-guard (`if (!ready) { lib_init(); ready = 1; }`) and a statement that sets kept C data
+(`JS_NewClassID(&id);`) run holding a process-wide lock, the latter behind a flag of its own.
 
 What: for an object global porter cannot move into module state (an exception the package's
 installed header declares, say) and that the init function assigns (itself, or a helper only it
@@ -61,17 +63,18 @@ class OncePerProcess:
                                               "load: each load would otherwise leak the previous object",
                          key=("global", *key))
         _first_load_only(out, plan)
-        _guards_left_as_they_are(out, plan)
+        if plan.once_locks or plan.init_once:
+            _lock_guards(out, plan)
+        _set_once(out, plan)
+        _guards_left_to_a_person(out, plan)
         return out.result
 
 
-def _guards_left_as_they_are(out: Emitter, plan: Plan) -> None:
-    """`if (!ready) { lib_init(); ready = 1; }` stays: once per process, as single-phase init ran
-    it. With a GIL per interpreter two first loads could pass the test together: a person makes
-    it thread-safe before the module claims that."""
-    if plan.once_locks or plan.init_once:
-        _lock_guards(out, plan)
-    _set_once(out, plan)
+def _guards_left_to_a_person(out: Emitter, plan: Plan) -> None:
+    """A once-guard porter cannot hold the lock around (an early exit inside, or in a helper)
+    stays as it is: once per process, as single-phase init ran it. With a GIL per interpreter
+    two first loads could pass the test together: a person makes it thread-safe before the
+    module claims that."""
     safe = set(plan.once_locks) | set(plan.once_locked_already)
     for g in plan.module.globals:
         if g.kind is GlobalKind.ONCE_GUARD and not (g.once_guard_statements and set(g.once_guard_statements) <= safe):
