@@ -1106,6 +1106,19 @@ def test_a_cache_that_may_differ_between_interpreters_is_module_state(cache):
     assert "->v" in text or mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
 
 
+def with_type_t(method: str, new: str) -> str:
+    """A static type T of `Obj` instances with one METH_NOARGS method, and an init that readies
+    and adds it."""
+    return """
+static PyMethodDef T_methods[] = {{"%s", (PyCFunction)%s, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static PyTypeObject T = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.T", .tp_basicsize = sizeof(Obj), .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_methods = T_methods, .tp_new = %s,
+};
+""" % (method, method, new) + INIT % "    if (PyType_Ready(&T) < 0 || PyModule_AddObjectRef(m, \"T\", (PyObject *)&T) < 0) return NULL;"
+
+
 OBJECT_USER_DATA = HEADER + """
 typedef size_t (*sink_fn)(void *user);
 typedef struct { PyObject_HEAD sink_fn sink; void *user; } Obj;
@@ -1119,13 +1132,7 @@ static PyObject *make(PyTypeObject *tp, PyObject *a, PyObject *k)
     if (self != NULL) { self->sink = sink; self->user = self; }
     return (PyObject *)self;
 }
-static PyMethodDef T_methods[] = {{"run", (PyCFunction)run, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
-static PyTypeObject T = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "m.T", .tp_basicsize = sizeof(Obj), .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_methods = T_methods, .tp_new = make,
-};
-""" + INIT % "    if (PyType_Ready(&T) < 0 || PyModule_AddObjectRef(m, \"T\", (PyObject *)&T) < 0) return NULL;"
+""" + with_type_t("run", "make")
 
 
 def test_a_callback_handed_a_module_object_as_user_data_reaches_state_through_its_type():
@@ -1262,13 +1269,7 @@ typedef struct { PyObject_HEAD Lib *lib; } Obj;
 static long count;
 static int on_tick(Lib *lib) { %s }
 static PyObject *arm(Obj *self, PyObject *unused) { lib_set(self->lib, on_tick); Py_RETURN_NONE; }
-static PyMethodDef T_methods[] = {{"arm", (PyCFunction)arm, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
-static PyTypeObject T = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "m.T", .tp_basicsize = sizeof(Obj), .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_methods = T_methods, .tp_new = PyType_GenericNew,
-};
-""" + INIT % "    if (PyType_Ready(&T) < 0 || PyModule_AddObjectRef(m, \"T\", (PyObject *)&T) < 0) return NULL;"
+""" + with_type_t("arm", "PyType_GenericNew")
 
 
 @pytest.mark.parametrize("body", [

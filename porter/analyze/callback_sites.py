@@ -161,18 +161,10 @@ def _early_return_guard(body: Node, tests: list[int]) -> Node | None:
         condition = stmt.child_by_field_name("condition") if stmt.type == "if_statement" else None
         if condition is None or not all(condition.start_byte <= at < condition.end_byte for at in tests):
             continue
-        if stmt.child_by_field_name("alternative") is None and _returns(stmt.child_by_field_name("consequence")):
+        if stmt.child_by_field_name("alternative") is None and ctree.returns(stmt.child_by_field_name("consequence")):
             return stmt
         return None
     return None
-
-
-def _returns(stmt: Node | None) -> bool:
-    """A `return ...;`, or a block that ends with one."""
-    if stmt is not None and stmt.type == "compound_statement":
-        body = [c for c in stmt.named_children if c.type != "comment"]
-        stmt = body[-1] if body else None
-    return stmt is not None and stmt.type == "return_statement"
 
 
 def _assigned_to(expr: Node) -> set[str]:

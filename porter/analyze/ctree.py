@@ -242,6 +242,14 @@ def _declares(decl: Node, name: str) -> bool:
     return any(read_declarator(d).name == name for d in declarators(decl))
 
 
+def returns(stmt: Node | None, only: bool = False) -> bool:
+    """A `return ...;`, or a block that ends with one (`only`: that holds nothing else)."""
+    if stmt is not None and stmt.type == "compound_statement":
+        body = [c for c in stmt.named_children if c.type != "comment"]
+        stmt = body[-1] if body and (len(body) == 1 or not only) else None
+    return stmt is not None and stmt.type == "return_statement"
+
+
 def unwrap_parens(node: Node | None) -> Node | None:
     while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
         if node.type == "cast_expression":

@@ -55,14 +55,10 @@ def is_process_constant(g: Global, indexes: list[FileIndex], global_names: froze
         return False
     initial = _initial(g)
     for u in writes:
-        index = next((i for i in indexes if i.path == u.file), None)
-        if index is None:
+        found = _plain_assignment(u, indexes)
+        if found is None:
             return False
-        node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end)
-        assign = node.parent if node is not None else None
-        if assign is None or assign.type != "assignment_expression" \
-                or assign.child_by_field_name("left") != node or _operator(assign) != "=":
-            return False
+        index, _, assign = found
         guarded = _guarded_region(assign, g.name, initial, index)
         if guarded is None or not _reads_only_process_data(guarded, g.name, index, indexes, global_names):
             return False
@@ -82,14 +78,12 @@ def is_once_guard(g: Global, indexes: list[FileIndex], global_names: frozenset[s
     initial = _initial(g)
     guarding = False
     for u in writes:
-        index = next((i for i in indexes if i.path == u.file), None)
-        node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end) if index is not None else None
-        assign = node.parent if node is not None else None
-        value = assign.child_by_field_name("right") if assign is not None else None
-        if assign is None or assign.type != "assignment_expression" or assign.child_by_field_name("left") != node \
-                or _operator(assign) != "=" or value is None or value.type != "number_literal":
+        found = _plain_assignment(u, indexes)
+        value = found[2].child_by_field_name("right") if found is not None else None
+        if found is None or value is None or value.type != "number_literal":
             return False
-        guarded = _guarded_region(assign, g.name, initial, index) if index is not None else None
+        index, _, assign = found
+        guarded = _guarded_region(assign, g.name, initial, index)
         if guarded is not None:
             reach = _reaches_library(guarded, indexes, global_names - {g.name}, set())
             if reach is None:
@@ -129,10 +123,8 @@ def once_guard_statements(g: Global, indexes: list[FileIndex]) -> tuple[Location
 
 
 def _guarded_write(u, g: Global, indexes: list[FileIndex], initial: str) -> bool:
-    index = next((i for i in indexes if i.path == u.file), None)
-    node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end) if index is not None else None
-    assign = node.parent if node is not None else None
-    return assign is not None and index is not None and _guarded_region(assign, g.name, initial, index) is not None
+    found = _plain_assignment(u, indexes)
+    return found is not None and _guarded_region(found[2], g.name, initial, found[0]) is not None
 
 
 def _reaches_library(region: list, indexes: list[FileIndex], global_names: frozenset[str],
@@ -167,6 +159,18 @@ def _reaches_library(region: list, indexes: list[FileIndex], global_names: froze
     return found
 
 
+def _plain_assignment(u, indexes: list[FileIndex]) -> tuple[FileIndex, Node, Node] | None:
+    """(file index, the use's name node, the `x = value` around it) when the use is the target
+    of a plain assignment, else None."""
+    index = next((i for i in indexes if i.path == u.file), None)
+    node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end) if index is not None else None
+    assign = node.parent if node is not None else None
+    if index is None or assign is None or assign.type != "assignment_expression" \
+            or assign.child_by_field_name("left") != node or _operator(assign) != "=":
+        return None
+    return index, node, assign
+
+
 def _initial(g: Global) -> str:
     """The value a global starts with, as `_tests` compares it (`0` for any null spelling)."""
     initial = _normal(g.initializer_text) if g.initializer is not None else "0"
@@ -194,18 +198,11 @@ def _guarded_region(assign: Node, name: str, initial: str, index: FileIndex) -> 
             earlier = [c for c in current.named_children if c.end_byte <= child.start_byte]
             for stmt in earlier:
                 if stmt.type == "if_statement" and stmt.child_by_field_name("alternative") is None \
-                        and _returns(stmt.child_by_field_name("consequence")) \
+                        and ctree.returns(stmt.child_by_field_name("consequence"), only=True) \
                         and _tests(stmt.child_by_field_name("condition"), name, initial, index, unset=False):
                     return [c for c in current.named_children if c.start_byte > stmt.end_byte]
         child, current = current, current.parent
     return None
-
-
-def _returns(stmt: Node | None) -> bool:
-    if stmt is not None and stmt.type == "compound_statement":
-        body = [c for c in stmt.named_children if c.type != "comment"]
-        stmt = body[0] if len(body) == 1 else None
-    return stmt is not None and stmt.type == "return_statement"
 
 
 def _tests(condition: Node | None, name: str, initial: str, index: FileIndex, unset: bool) -> bool:

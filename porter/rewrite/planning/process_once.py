@@ -43,7 +43,8 @@ def once_per_process_calls(module: ExtensionModule, exec_phase: frozenset[str],
                 continue
             text = texts.get(f.file, b"")
             end = _statement_end(text, c.span.end)
-            if end is None or not _statement_start(text, c.span.start) or _guarded_already(text, c.span.start):
+            if end is None or not _starts_a_statement(text, c.span.start, as_a_body=True) \
+                    or _guarded_already(text, c.span.start):
                 continue
             out.append(OnceCall(f.file, f.name, c.span, Span(c.span.start, end), c.callee))
     return tuple(out)
@@ -66,12 +67,6 @@ def _statement_end(text: bytes, at: int) -> int | None:
     return i + 1 if text[i:i + 1] == b";" else None
 
 
-def _statement_start(text: bytes, at: int) -> bool:
-    """The call starts its statement: only `;`, `{`, `}` or a line break comes before it."""
-    i = at - 1
-    while i >= 0 and text[i:i + 1] in b" \t":
-        i -= 1
-    return i < 0 or text[i:i + 1] in b"\n;{}"
 
 
 _LOCKED_ALREADY = re.compile(rb"PyThread_acquire_lock\(\s*[A-Za-z_]\w*_once_lock\(\)\s*,\s*WAIT_LOCK\s*\)\s*;\s*$")
@@ -151,10 +146,15 @@ def init_once_statements(module: ExtensionModule, kept: dict, exec_function: str
     return tuple(out), frozenset(names)
 
 
-def _starts_a_statement(text: bytes, at: int) -> bool:
-    """Only `;`, `{` or `}` (and white space) before: a statement among others in a block, not
-    the body of an `if` or a loop on its own."""
+def _starts_a_statement(text: bytes, at: int, as_a_body: bool = False) -> bool:
+    """Only `;`, `{` or `}` (and white space) before: a statement among others in a block. With
+    `as_a_body`, also the first on its line (it may be an `if`'s body: what replaces it must then
+    be one statement too)."""
     i = at - 1
+    while i >= 0 and text[i:i + 1] in b" \t":
+        i -= 1
+    if as_a_body and text[i:i + 1] == b"\n":
+        return True
     while i >= 0 and text[i:i + 1] in b" \t\r\n":
         i -= 1
     return i < 0 or text[i:i + 1] in b";{}"
