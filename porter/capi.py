@@ -206,6 +206,11 @@ REFERENCE_STEALING_CALLS = {
     "PyList_SET_ITEM": 2,
 }
 
+# Calls that add a PyMethodDef table's functions to a module, and the table's argument.
+MODULE_FUNCTION_ADDERS = {"PyModule_AddFunctions": 1}
+# Calls that make a function object from one PyMethodDef, and the argument that is its `self`.
+FUNCTION_OBJECT_MAKERS = {"PyCFunction_New": 1, "PyCFunction_NewEx": 1, "PyCMethod_New": 1}
+
 EXCEPTION_FACTORIES = frozenset({"PyErr_NewException", "PyErr_NewExceptionWithDoc"})
 # Calls whose results are cached objects: interned names, imported attributes, constants.
 CACHE_FACTORIES = frozenset({

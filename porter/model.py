@@ -691,6 +691,8 @@ class ExtensionModule:
     instance_structs: tuple[InstanceStruct, ...] = ()
     spec_types: tuple[SpecType, ...] = ()
     spec_helpers: tuple[SpecHelper, ...] = ()  # helpers that make heap types from the specs given
+    # Module functions made from the module's own tables with a NULL `self` (the port passes the module).
+    null_self_sites: tuple[NullSelfSite, ...] = ()
     # (global, file): globals declared in the module's headers that a C file porter was not
     # given (but that includes one of those headers) names.
     outside_uses: tuple[tuple[str, str], ...] = ()
@@ -891,6 +893,20 @@ class SpecType:
     creator: str  # PyType_FromSpec, PyType_FromSpecWithBases, PyType_FromModuleAndSpec, ...
     args: tuple[Span, ...]
     arg_texts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NullSelfSite:
+    """`PyCFunction_New(&table[i], NULL)`: a module function made with no `self` (the module's
+    own tables' rows, added to its dict; analyze.added_functions)."""
+
+    file: str
+    function: str  # the key of the function making it
+    self_arg: Span  # the NULL
+    call: Span
+    api: str
+    tables: tuple[str, ...]  # the method tables its method definition comes from
+    functions: tuple[str, ...]  # the keys of those tables' functions
 
 
 @dataclass(frozen=True)

@@ -1387,3 +1387,38 @@ static PyTypeObject Derived = {
     mp, text = port(c)
     assert "static PyTypeObject Base = {" in text and "static PyTypeObject Derived = {" in text
     assert any(r.startswith("Base ") and "derives from it" in r for r in mp.posture.reasons)
+
+
+def with_added_functions(helpers: str, init: str) -> str:
+    """A module whose function `bump` (a global counter) is in a table outside m_methods."""
+    return HEADER + """
+static long count;
+static PyObject *bump(PyObject *self, PyObject *unused) { return PyLong_FromLong(++count); }
+static PyMethodDef extra[] = {{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+""" + helpers + INIT % init
+
+
+def test_functions_made_with_a_null_self_in_init_get_the_module():
+    c = with_added_functions("", """    PyObject *f = PyCFunction_New(&extra[0], NULL);
+    if (f == NULL || PyModule_AddObject(m, "bump", f) < 0) return NULL;""")
+    mp, text = port(c)
+    assert "PyCFunction_New(&extra[0], m)" in text
+    assert "state->count" in text
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+def test_functions_made_with_a_null_self_where_no_module_can_be_passed_keep_their_globals():
+    # The helper that makes them is also a callback: nothing can hand it the module.
+    c = with_added_functions("""static void add_all(void *d)
+{
+    PyObject *f = PyCFunction_New(extra, NULL);
+    PyDict_SetItemString((PyObject *)d, "bump", f);
+    Py_XDECREF(f);
+}
+static void (*later)(void *) = add_all;
+""", "    later(PyModule_GetDict(m));")
+    mp, text = port(c)
+    assert "PyCFunction_New(extra, NULL)" in text
+    assert "static long count;" in text
+    reasons = " ".join(mp.posture.reasons)
+    assert "PyCFunction_New() in add_all() makes it with no module as `self`" in reasons

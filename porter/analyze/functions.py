@@ -82,7 +82,9 @@ def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
                 if info.name is None or info.value is None or info.value.type != "initializer_list":
                     continue
                 tables.spans.append(Location(index.path, ctree.span(info.value)))
-                rows = ctree.initializer_elements(info.value)
+                # One method definition (`PyMethodDef f_def = {"f", f, METH_O};`) is a table of one row.
+                rows = ctree.initializer_elements(info.value) if info.is_array or tname != "PyMethodDef" \
+                    else [info.value]
                 if tname == "PyMethodDef":
                     tables.methods[(index.path, info.name)] = _method_rows(src, index, macros, info.name, rows)
                 elif tname == "PyGetSetDef":
@@ -186,11 +188,13 @@ def assign_roles(
     tables: Tables,
     assigned: dict[str, list[tuple[str, str]]] | None = None,
     spec_globals: dict[str, str] | None = None,
+    added_tables: tuple[tuple[str, str], ...] = (),
 ) -> tuple[dict[str, list[Role]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
     """Roles by function name, METH_ flags of each method, and the types naming each.
 
     `assigned` holds the slots init fills at run time (`Pattern_Type.tp_methods = ...`);
-    `spec_globals` the globals that keep heap types made from a spec (global -> spec).
+    `spec_globals` the globals that keep heap types made from a spec (global -> spec);
+    `added_tables` the tables the module adds to itself as module functions (analyze.added_functions).
     """
     roles: dict[str, list[Role]] = {}
     flags: dict[str, tuple[str, ...]] = {}
@@ -224,6 +228,12 @@ def assign_roles(
         if m_slots is not None and not is_null(m_slots.text):
             for _, fn in tables.slot_tables.get(referenced_name(m_slots.text) or "", []):
                 add(fn, Role(RoleKind.MODULE_SLOT))
+    for table in added_tables:
+        if table in tables.methods and table not in claimed:
+            claimed.add(table)
+            for entry in tables.methods[table]:
+                add(entry.function, Role(RoleKind.MODULE_METHOD))
+                flags[entry.function] = entry.flags
     for t in types:
         current_type[:] = [t.name]
         runtime = (assigned or {}).get(t.name, [])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from porter.analyze import ctree
+from porter.analyze.added_functions import collect_added_tables
 from porter.analyze.build_config import BuildConfig, read_build_config
 from porter.analyze.clinic_input import clinic_functions
 from porter.analyze.find_module import collect_find_module_uses, module_global_uses
@@ -232,6 +233,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
                                                   if m.params and re.search(r"#", m.body_text)))
     module_includes = once("includes", lambda: _module_includes(indexes))
     keys = once("function keys", lambda: FunctionKeys.of(indexes, module_includes))
+    added = once("added tables", lambda: collect_added_tables(indexes, tables, keys.in_file))
     generated = once("generated", lambda: tuple(g for idx in indexes for g in clinic_output(idx.path, idx.src.text)))
 
     def settle(assignments) -> list[Function]:
@@ -240,7 +242,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         assigned: dict[str, list[tuple[str, str]]] = {}
         for a in assignments:
             assigned.setdefault(a.target, []).append((a.field, a.value))
-        roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned, made_from_specs)
+        roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned, made_from_specs,
+                                            added.module_tables)
         type_spans = list(once("type spans", lambda: [Location(t.file, t.initializer) for t in types
                                                       if t.initializer] + _substruct_initializers(indexes)))
         type_spans += [Location(a.file or init.file, a.statement) for a in assignments if a.target in type_names]
@@ -255,7 +258,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     # Structs that start with PyObject_HEAD: their pointers are objects too.
     object_structs = once("object structs", lambda: {s.name for s in instance_structs})
     init_names = {init.function} | ({init.worker} if init.worker else set())
-    macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros)))
+    macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros, {})))
     file_conditions = once("file conditions", lambda: _file_conditions(indexes, module_includes))
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
                                file_conditions, shared, keys, owner, port_facts)
@@ -298,6 +301,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         instance_structs=instance_structs,
         state_struct=_state_struct(indexes, definition),
         spec_types=tuple(spec_types),
+        null_self_sites=added.null_self_sites,
         spec_helpers=tuple(dataclasses.replace(h, function=keys.in_file(h.file, h.function),
                                                callers=tuple(keys.in_file(h.file, c) for c in h.callers))
                            for h in spec_helpers),
@@ -714,9 +718,12 @@ def _macro_is_used(name: str, macro_uses, indexes: list[FileIndex]) -> bool:
     return any(m.name != name and word.search(m.body_text) for idx in indexes for m in idx.macros)
 
 
-def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
+def _macro_uses(indexes: list[FileIndex], macros: MacroTable, hosts: dict[str, str]) -> list[MacroUse]:
+    """Every use of a project macro; `hosts`: the function a file is included in, whose body
+    the uses at that file's own top level are part of."""
     out = []
     for idx in indexes:
+        host = hosts.get(idx.path)
         # The names both define and use; the uses are sorted by position below.
         for name in [n for n in macros.by_name if n in idx.identifiers]:
             for node in idx.identifiers[name]:
@@ -724,14 +731,14 @@ def _macro_uses(indexes: list[FileIndex], macros: MacroTable) -> list[MacroUse]:
                     continue
                 owner = ctree.enclosing_function(node)
                 out.append(MacroUse(name, idx.path, ctree.span(node),
-                                    ctree.function_name(owner)[0] if owner is not None else None, False,
+                                    ctree.function_name(owner)[0] if owner is not None else host, False,
                                     _pasted(idx, node, macros.get(name), macros), ctree.in_assert(node)))
         for mask in idx.src.macro_masks:
             if mask.name in macros.by_name:
                 node = idx.src.root.descendant_for_byte_range(mask.span.start, mask.span.start)
                 owner = ctree.enclosing_function(node) if node is not None else None
                 out.append(MacroUse(mask.name, idx.path, mask.span,
-                                    ctree.function_name(owner)[0] if owner is not None else None,
+                                    ctree.function_name(owner)[0] if owner is not None else host,
                                     mask.blanked))
     out.sort(key=lambda u: (u.file, u.span.start))
     return out
@@ -760,6 +767,24 @@ def _file_conditions(indexes: list[FileIndex], includes) -> dict[str, str]:
         cond = unknown_condition(by_path[inc].src.pre, span.start)
         if cond and target not in out:
             out[target] = cond
+    return out
+
+
+def _included_in_functions(indexes: list[FileIndex], includes: list[tuple[str, str, Span]]) -> dict[str, str]:
+    """Files of statements included inside one function's body (`#include "generated.h"` in
+    the middle of an init helper), with that function: their code runs there."""
+    by_path = {idx.path: idx for idx in indexes}
+    hosts: dict[str, set[str | None]] = {}
+    for including, target, span in includes:
+        idx = by_path.get(including)
+        node = idx.src.root.descendant_for_byte_range(span.start, span.start) if idx is not None else None
+        owner = ctree.enclosing_function(node) if node is not None else None
+        hosts.setdefault(target, set()).add(ctree.function_name(owner)[0] if owner is not None else None)
+    out: dict[str, str] = {}
+    for target, names in sorted(hosts.items()):
+        host = next(iter(names)) if len(names) == 1 else None
+        if host is not None and target in by_path and not by_path[target].functions:
+            out[target] = host
     return out
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 STATE_VAR_CANDIDATES = ("state", "st", "mstate", "module_state")
 # Names for exec's module parameter when init's own variable stays a variable.
 EXEC_PARAM_CANDIDATES = ("module", "exec_module", "the_module")
+# Names for the module parameter porter gives helpers that pass the module on.
+MODULE_PARAM_CANDIDATES = ("module", "mod", "the_module")
 # Names for the local that keeps Py_TYPE(self) in a dealloc.
 TYPE_VAR_CANDIDATES = ("tp", "self_type", "dealloc_type")
 
@@ -60,6 +62,7 @@ class Names:
     callback_state: str  # the thread-local a callback reads its state from
     thread_local: str  # the macro that spells _Thread_local / __declspec(thread)
     exec_param: str  # exec's module parameter
+    module_param: str  # the module parameter of helpers that get the module (planning.module_object)
     type_var: str  # the local that keeps Py_TYPE(self) in a dealloc
     new_struct: bool  # False when the module already had a state struct (m_size = sizeof(X))
     module_by_type: str  # the limited API's stand-in for PyType_GetModuleByDef

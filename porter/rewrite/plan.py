@@ -30,6 +30,7 @@ from porter.model import (
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.names import (
     EXEC_PARAM_CANDIDATES,
+    MODULE_PARAM_CANDIDATES,
     STATE_VAR_CANDIDATES,
     TYPE_VAR_CANDIDATES,
     NameAllocator,
@@ -383,6 +384,8 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
         traverse=traverse, clear=clear,
         free=free, slots=slots, def_name=def_name, state_var=state_var, callback_state=callback_state,
         thread_local=allocator.fresh(f"{base.upper()}_THREAD_LOCAL"), exec_param=exec_param,
+        module_param=allocator.first_free(MODULE_PARAM_CANDIDATES, "module") if decisions.module_passing.helpers
+        else "",
         type_var=allocator.first_free(TYPE_VAR_CANDIDATES, "dealloc_type"), new_struct=existing is None,
         module_by_type=allocator.fresh(f"get_{base}_module_by_type"),
         module_descriptor=allocator.fresh(f"{base}_module_descriptor"),

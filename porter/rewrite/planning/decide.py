@@ -14,6 +14,7 @@ from porter.analyze.initializers import sizeof_operand
 from porter.model import ExtensionModule, FindModuleUse, FindModuleWant, Global, GlobalKind, RoleKind, SpecHelper
 from porter.rewrite.planning.access import Access, function_access
 from porter.rewrite.planning.guards import BuildGuards, local_guards
+from porter.rewrite.planning.module_object import ModulePassing, module_passing, unreachable_added_functions
 from porter.rewrite.planning.reach import (
     MODULE_STATE,
     GlobalKey,
@@ -47,6 +48,8 @@ class Decisions:
     kept_finders: frozenset[str] = frozenset()  # finders those functions still call: they stay
     # Macros whose PyState_FindModule does the same, because they expand in such a function.
     last_module_macros: dict[str, str] = field(default_factory=dict)
+    # Where a NULL `self` becomes the module, and the helpers that get the module for it.
+    module_passing: ModulePassing = ModulePassing((), frozenset())
 
     def access_of(self, name: str) -> Access | None:
         return self.access.get(name)
@@ -74,7 +77,7 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
     last_module_macros: dict[str, str] = {}
     while True:
         base_bodies = _base_macro_bodies(module, graph, finders, set(last_module_macros))
-        access, needs, helpers, macro_bodies, direct = _reach(module, movable, base_bodies, graph, finders,
+        access, needs, helpers, macro_bodies, direct, passing = _reach(module, movable, base_bodies, graph, finders,
                                                               frozenset(last_module))
         this_round = Round(module, movable, access, needs, macro_bodies)
         vetoed: dict[GlobalKey, Reason] = {}
@@ -123,7 +126,8 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
                                   [m for m, keys in macro_bodies.items() if keys & wanted], needs,
                                   module.exec_function),
         finders=frozenset(finders), blocked=tuple(blocked), last_module=dict(sorted(last_module.items())),
-        kept_finders=kept_finders, last_module_macros=dict(sorted(last_module_macros.items())))
+        kept_finders=kept_finders, last_module_macros=dict(sorted(last_module_macros.items())),
+        module_passing=passing)
 
 
 def _last_module_lookups(module: ExtensionModule, access: dict[str, Access], needs: dict[str, set[GlobalKey]],
@@ -216,6 +220,7 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
                                   if module.in_generated(f.file, c.span.start))
     access = {name: function_access(f, module, type_ok, name in called, generated_callers)
               for name, f in functions.items()}
+    access.update(unreachable_added_functions(module, access))
     unsure_files = dict(module.file_conditions)
     calling: set[str] = set()
     while True:
@@ -225,12 +230,15 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
         macro_bodies = graph.close(macro_bodies)
         direct = direct_needs(module, movable, macro_bodies, finders, looked_up)
         needs, helpers = thread_helpers(functions, access, direct)
+        passing = module_passing(module, access, needs)
+        if passing.helpers:
+            needs, helpers = thread_helpers(functions, access, direct, passing.helpers)
         # One defined only under a condition porter cannot evaluate is reported instead.
         now = {m.name for m in module.macros
                if m.active is not None and m.file not in unsure_files
                and any(name in helpers for name, *_ in m.called())}
         if now <= calling:
-            return access, needs, helpers, macro_bodies, direct
+            return access, needs, helpers, macro_bodies, direct, passing
         calling |= now
 
 

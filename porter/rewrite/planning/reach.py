@@ -110,13 +110,18 @@ def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
 
 
 def thread_helpers(functions: dict[str, Function], access: dict[str, Access],
-                   direct: dict[str, set[GlobalKey]]) -> tuple[dict[str, set[GlobalKey]], set[str]]:
-    """Needs propagated through calls to helpers; the helpers that get a state parameter."""
+                   direct: dict[str, set[GlobalKey]], module_helpers: frozenset[str] = frozenset(),
+                   ) -> tuple[dict[str, set[GlobalKey]], set[str]]:
+    """Needs propagated through calls to helpers; the helpers that get a state parameter.
+
+    `module_helpers` get the module object instead and read the state from it: their callers
+    need no state for them (planning.module_object).
+    """
     def kind(name: str) -> AccessKind:
         return access.get(name, NO_ACCESS).kind
 
     needs = {name: set(keys) for name, keys in direct.items()}
-    edges = state_edges(functions, access)
+    edges = [(caller, callee) for caller, callee in state_edges(functions, access) if callee not in module_helpers]
     changed = True
     while changed:
         changed = False
@@ -125,7 +130,8 @@ def thread_helpers(functions: dict[str, Function], access: dict[str, Access],
             if got and not got <= needs.get(caller, set()):
                 needs.setdefault(caller, set()).update(got)
                 changed = True
-    helpers = {name for name, keys in needs.items() if keys and kind(name) in _THREADED}
+    helpers = {name for name, keys in needs.items()
+               if keys and kind(name) in _THREADED and name not in module_helpers}
     return needs, helpers
 
 

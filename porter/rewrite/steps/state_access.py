@@ -59,6 +59,7 @@ class StateAccess:
         _publish_for_callbacks(out, plan)
         _carry_in_user_data(out, plan)
         _pass_state_to_helpers(out, plan)
+        _pass_module(out, plan)
         _pass_state_in_unread_branches(out, plan)
         _report_conditional_macros(out, plan)
         _rewrite_uses(out, plan)
@@ -78,6 +79,8 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
         if not keys or name not in fns:
             continue
         f, acc = fns[name], d.access[name]
+        if name in d.module_passing.helpers:
+            continue  # _pass_module: it gets the module and reads the state from it
         if f.defined_by:
             by_macro.setdefault(f.defined_by, []).append((f, acc))
             continue
@@ -241,7 +244,8 @@ def _declare_state_tag(out: Emitter, plan: Plan, file: str, before: int) -> None
     out.insert(file, layout.line_start(first), f"struct {plan.names.state_type};\n", order=-30)
 
 
-def _add_parameter(out: Emitter, plan: Plan, f: Function, prototypes: bool = True) -> None:
+def _add_parameter(out: Emitter, plan: Plan, f: Function, prototypes: bool = True, param: str = "") -> None:
+    """A new first parameter: the state (`param` says another)."""
     lists = [(f.file, f.param_list)]
     if prototypes:
         lists += [(p.file, p.param_list) for p in f.prototypes]
@@ -249,16 +253,17 @@ def _add_parameter(out: Emitter, plan: Plan, f: Function, prototypes: bool = Tru
         for file, plist in lists:
             if plist is None:
                 continue
-            param = _state_param(plan, file, plist.start)
-            if plan.state_tagged and plan.names_state_early(file, plist.start):
+            text = param or _state_param(plan, file, plist.start)
+            if not param and plan.state_tagged and plan.names_state_early(file, plist.start):
                 _declare_state_tag(out, plan, file, plist.start)
             inner = plan.layout(file).text[plist.start + 1:plist.end - 1]
             if inner.strip() in (b"", b"void"):
-                out.edit(file, Span(plist.start + 1, plist.end - 1), param)
+                out.edit(file, Span(plist.start + 1, plist.end - 1), text)
             else:
-                out.insert(file, plist.start + 1, param + ", ")
+                out.insert(file, plist.start + 1, text + ", ")
     if not f.is_static:
-        out.done(f.file, f.header, f"{f.name}() has external linkage and now takes a state parameter: "
+        what = "the module" if param else "a state parameter"
+        out.done(f.file, f.header, f"{f.name}() has external linkage and now takes {what}: "
                                    "code outside these files that calls it must pass one", key=("function", f.name))
 
 
@@ -379,6 +384,42 @@ def _pass_state_to_helpers(out: Emitter, plan: Plan) -> None:
                         _pass_state(out, plan, f.file, call.callee, call.span.start, call.args[0].start, False)
                     elif call.arg_list is not None:
                         _pass_state(out, plan, f.file, call.callee, call.span.start, call.arg_list.end - 1, True)
+
+
+def _pass_module(out: Emitter, plan: Plan) -> None:
+    """Functions made from the module's tables with a NULL `self` get the module instead; the
+    helpers on the way to where they are made get it from their callers (planning.module_object)."""
+    d, names = plan.decisions, plan.names
+    passing = d.module_passing
+    if not passing.sites:
+        return
+    fns = {f.name: f for f in plan.module.functions}
+
+    def module_of(name: str) -> str:
+        return names.module_param if name in passing.helpers else _module_expression(plan, d.access[name])
+
+    for name in sorted(passing.helpers):
+        f = fns[name]
+        with out.about(("function", name)):
+            _add_parameter(out, plan, f, param=f"PyObject *{names.module_param}")
+            if d.needs.get(name):
+                expr = f"{names.get_state}({names.module_param})"
+                out.insert(f.file, f.body.start + 1, "\n" + plan.layout(f.file).body_indent(f.body)
+                           + cbuild.state_declaration(names.state_type, names.state_var, expr), order=-5)
+    for f in plan.module.functions:
+        calls = [c for c in f.calls if c.callee in passing.helpers]
+        with out.about(("function", f.name)):
+            for call in calls:
+                at, empty = (call.args[0].start, False) if call.args else (
+                    call.arg_list.end - 1 if call.arg_list is not None else None, True)
+                if at is not None:
+                    out.insert(f.file, at, module_of(f.name) if empty else f"{module_of(f.name)}, ")
+    for site in passing.sites:
+        with out.about(("function", site.function)):
+            out.edit(site.file, site.self_arg, module_of(site.function))
+        out.done(site.file, site.call, f"{site.api}() in {site.function}() makes {', '.join(site.functions)} with "
+                                       "the module as `self` (was NULL): they reach module state from it, as "
+                                       "the module's own functions do", key=("function", site.function))
 
 
 def _pass_state_in_unread_branches(out: Emitter, plan: Plan) -> None:

@@ -1,0 +1,90 @@
+"""The module object, passed to where the module makes its own functions with a NULL `self`.
+
+A function made by `PyCFunction_New(&table[i], NULL)` gets the module as `self` after the
+port (analyze.added_functions), so it reaches state as m_methods' functions do. The function
+making it must then have the module: exec and module functions have it, a type's method finds
+it through its type, and a helper gets it from its callers as a new `PyObject *` parameter
+(where it needs state too, it reads it from that module). Where some caller has no module to
+pass, the functions made there cannot reach state and say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from porter.model import ExtensionModule, Function, NullSelfSite
+from porter.rewrite.planning.access import Access
+from porter.rewrite.vocab import AccessKind
+
+# Access kinds whose function has the module object, or finds it (state_access._module_expression).
+GIVES_MODULE = (AccessKind.EXEC, AccessKind.MODULE, AccessKind.TYPE, AccessKind.CLASS, AccessKind.NEW,
+                AccessKind.DEFINING_CLASS)
+
+
+@dataclass(frozen=True)
+class ModulePassing:
+    sites: tuple[NullSelfSite, ...]  # the NULLs that become the module
+    helpers: frozenset[str]  # helpers that get the module from their callers
+
+
+def unreachable_added_functions(module: ExtensionModule, access: dict[str, Access]) -> dict[str, Access]:
+    """The functions made with a NULL `self` where no module can be passed instead: their access."""
+    callers = _callers(module.functions)
+    out: dict[str, Access] = {}
+    for site in module.null_self_sites:
+        why = _why_no_module(site.function, access, callers, set())
+        if why is None:
+            continue
+        for name in site.functions:
+            out.setdefault(name, Access(AccessKind.NONE, reason=f"{site.api}() in {site.function}() makes it with "
+                                                                 f"no module as `self`, and {why}"))
+    return out
+
+
+def module_passing(module: ExtensionModule, access: dict[str, Access],
+                   needs: dict[str, set]) -> ModulePassing:
+    """The sites whose functions need state, and the helpers the module goes through to them."""
+    callers = _callers(module.functions)
+    sites = tuple(s for s in module.null_self_sites
+                  if any(needs.get(name) for name in s.functions)
+                  and _why_no_module(s.function, access, callers, set()) is None)
+    helpers: set[str] = set()
+    todo = [s.function for s in sites]
+    while todo:
+        name = todo.pop()
+        if name in helpers or access[name].kind is not AccessKind.HELPER:
+            continue
+        helpers.add(name)
+        todo.extend(sorted(callers.get(name, ())))
+    return ModulePassing(sites, frozenset(helpers))
+
+
+def _why_no_module(name: str, access: dict[str, Access], callers: dict[str, set[str]],
+                   seen: set[str]) -> str | None:
+    """None when `name` has the module or every caller can pass it; else why not."""
+    acc = access.get(name)
+    if acc is None:
+        return f"{name}() is not a function of this module"
+    if acc.kind in GIVES_MODULE:
+        return None
+    if acc.kind is not AccessKind.HELPER:
+        return f"{name}() cannot reach the module object ({acc.reason or acc.kind.value})"
+    if name in seen:
+        return f"{name}() is called recursively"
+    seen.add(name)
+    for caller in sorted(callers.get(name, ())):
+        why = _why_no_module(caller, access, callers, seen)
+        if why is not None:
+            return why
+    return None
+
+
+def _callers(functions: tuple[Function, ...]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for f in functions:
+        for call in f.calls:
+            out.setdefault(call.callee, set()).add(f.name)
+        for unread in f.unread_calls:
+            if unread.caller is not None:
+                out.setdefault(f.name, set()).add(unread.caller)
+    return out
