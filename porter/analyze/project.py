@@ -258,7 +258,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     # Structs that start with PyObject_HEAD: their pointers are objects too.
     object_structs = once("object structs", lambda: {s.name for s in instance_structs})
     init_names = {init.function} | ({init.worker} if init.worker else set())
-    macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros, {})))
+    macro_uses = once("macro uses", lambda: tuple(_macro_uses(indexes, macros, _included_in_functions(
+        indexes, module_includes))))
     file_conditions = once("file conditions", lambda: _file_conditions(indexes, module_includes))
     globals_ = collect_globals(indexes, functions, macros, init_names, object_structs, macro_uses,
                                file_conditions, shared, keys, owner, port_facts)
