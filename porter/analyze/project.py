@@ -99,7 +99,7 @@ def analyze(sources: list[Source], problems: Sequence[FileProblem] = (),
     found_problems += _unread_inits({p: idx.src.pre for p, idx in indexes.items()},
                                     {i.name for found in inits.values() for i in found})
     found_problems += _unread_init_headers(indexes, tus, [p for p in indexes if not inits[p]], build)
-    linked = _link_files(indexes, closures, roots)
+    linked = _link_files(indexes, closures, roots, build)
     modules = []
     for root in roots:
         files = module_files(root, closures, linked)
@@ -1038,10 +1038,10 @@ def link_facts(idx: FileIndex) -> LinkFacts:
     return LinkFacts(frozenset(names), frozenset(idx.identifiers))
 
 
-def _link_files(indexes, closures, roots) -> dict[str, list[str]]:
+def _link_files(indexes, closures, roots, build: BuildConfig | None) -> dict[str, list[str]]:
     """Files without an init function that a module's files link with, by external symbol."""
     facts = {path: link_facts(idx) for path, idx in indexes.items()}
-    return link_files(facts, list(indexes), closures, roots)
+    return link_files(facts, list(indexes), closures, roots, build)
 
 
 def link_candidates(paths: list[str], closures: Mapping[str, list[str]], roots) -> list[str]:
@@ -1053,18 +1053,29 @@ def link_candidates(paths: list[str], closures: Mapping[str, list[str]], roots) 
 
 
 def link_files(facts: Mapping[str, LinkFacts], paths: list[str], closures: Mapping[str, list[str]],
-               roots) -> dict[str, list[str]]:
+               roots, build: BuildConfig | None = None) -> dict[str, list[str]]:
     """Files without an init function that each root's module links with, by external symbol:
     `facts` are needed for the roots' files, the candidates next to them and the candidates'
     headers; `paths` are all files, in the order of the input."""
     candidates = link_candidates(paths, closures, roots)
-    return {root: link_root(root, facts, candidates, closures) for root in roots}
+    return {root: link_root(root, facts, candidates, closures, built_with(build, root)) for root in roots}
+
+
+def built_with(build: BuildConfig | None, root: str) -> tuple[str, ...]:
+    """The other sources the build compiles into the extension of `root` (setup.py's Extension)."""
+    extension = build.extension_of(root) if build is not None else None
+    wanted = posixpath.normpath(root)
+    return tuple(s for s in extension.sources if s != wanted) if extension is not None else ()
 
 
 def link_root(root: str, facts: Mapping[str, LinkFacts], candidates: list[str],
-              closures: Mapping[str, list[str]]) -> list[str]:
-    """The candidates (with their headers) one root's module links with."""
+              closures: Mapping[str, list[str]], built: Sequence[str] = ()) -> list[str]:
+    """The candidates (with their headers) one root's module links with: those its build
+    compiles with it (`built`), and those next to it that share external symbols with it."""
     members = list(closures[root])
+    for cand in candidates:
+        if posixpath.normpath(cand) in built:
+            members += [p for p in closures[cand] if p not in members]
     # A module's separately compiled files sit next to its init file: in a tree of many
     # modules (CPython's Modules/), shared names would otherwise link unrelated files.
     folder = posixpath.dirname(root)

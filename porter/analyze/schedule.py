@@ -47,6 +47,7 @@ from porter.analyze.project import (
     _unread_init_headers,
     _unread_inits,
     analyze_root,
+    built_with,
     file_facts,
     internal_error,
     link_candidates,
@@ -240,7 +241,8 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
                 if candidates is None:
                     candidates = link_candidates(prepared.paths, prepared.closures, prepared.possible)
                 try:
-                    linked = link_root(root, {**_LINKS, **out.links}, candidates, prepared.closures)
+                    linked = link_root(root, {**_LINKS, **out.links}, candidates, prepared.closures,
+                                       built_with(build, root))
                 except KeyError:  # a file porter has no link facts of: the parent decides
                     linked = None
                 out.linked[root] = linked
@@ -473,7 +475,7 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     roots = [p for p in paths if inits.get(p)]
     # 3. A module read with other files than it links with (a file that may have defined an
     #    init function but did not is one more candidate): read again.
-    linked = link_files(links, paths, closures, roots)
+    linked = link_files(links, paths, closures, roots, prepared.build)
     again = [Task(tuple(_module_files(r, linked)), analyse=((r, tuple(_module_files(r, linked))),))
              for r in roots if used.get(r) != linked[r]]
     runner.plan(again)
