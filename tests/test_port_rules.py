@@ -1422,3 +1422,29 @@ static void (*later)(void *) = add_all;
     assert "static long count;" in text
     reasons = " ".join(mp.posture.reasons)
     assert "PyCFunction_New() in add_all() makes it with no module as `self`" in reasons
+
+
+def with_project_caller(caller: str) -> str:
+    """A module whose callback `on_item` (reading the global `hits`) goes to the project's own
+    function `each(items, cb)`, defined as `caller`."""
+    return HEADER + """
+static long hits;
+static int on_item(void *items, long i) { hits++; return 0; }
+""" + caller + """
+static PyObject *run(PyObject *self, PyObject *items) { each(items, on_item); return PyLong_FromLong(hits); }
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"run", run, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % ""
+
+
+def test_a_callback_the_project_s_own_function_only_calls_reads_published_state():
+    mp, text = port(with_project_caller(
+        "static void each(void *items, int (*cb)(void *, long)) { for (long i = 0; i < 3; i++) cb(items, i); }"))
+    assert "static long hits;" not in text
+    assert "m_callback_state" in text
+
+
+def test_a_callback_the_project_s_own_function_keeps_is_not_called_back_during_the_call():
+    mp, text = port(with_project_caller(
+        "static int (*kept)(void *, long);\n"
+        "static void each(void *items, int (*cb)(void *, long)) { kept = cb; }"))
+    assert "static long hits;" in text
+    assert "m_callback_state" not in text

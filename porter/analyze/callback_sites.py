@@ -27,10 +27,12 @@ from porter.model import (
 from porter.parse import Node, descendants, walk
 
 
-def sync_sites(indexes: list[FileIndex], taken: list[Location], casts: dict[str, str] | None = None) -> list:
+def sync_sites(indexes: list[FileIndex], taken: list[Location], casts: dict[str, str] | None = None,
+               project_callers: dict[str, frozenset[int]] | None = None) -> list:
     """Address-taken uses that only a call in progress can reach, with their statements.
 
-    Either the address is an argument of qsort() and friends, or it is stored in a local
+    Either the address is an argument of qsort() and friends (or of a project function that
+    only calls it: `project_callers`, see synchronous_callers), or it is stored in a local
     (automatic) struct whose address only goes to calls: once the function returns the struct
     is gone, so whatever it is handed to calls back during that call. Every use must be one
     of these, else there are none.
@@ -39,7 +41,7 @@ def sync_sites(indexes: list[FileIndex], taken: list[Location], casts: dict[str,
     by_path = {idx.path: idx for idx in indexes}
     for loc in taken:
         node = by_path[loc.file].src.root.descendant_for_byte_range(loc.span.start, loc.span.end)
-        sites = (_library_site(loc.file, node) or _local_struct_sites(loc.file, node)
+        sites = (_library_site(loc.file, node, project_callers or {}) or _local_struct_sites(loc.file, node)
                  or _user_data_site(loc.file, node, casts or {}) or _handle_sites(loc.file, node)) \
             if node is not None else None
         if not sites:
@@ -48,14 +50,16 @@ def sync_sites(indexes: list[FileIndex], taken: list[Location], casts: dict[str,
     return out
 
 
-def _library_site(path: str, node: Node) -> list | None:
-    arglist = node.parent
-    while arglist is not None and arglist.type in ("cast_expression", "parenthesized_expression",
-                                                   "pointer_expression"):
-        arglist = arglist.parent
+def _library_site(path: str, node: Node, project_callers: dict[str, frozenset[int]]) -> list | None:
+    arg = node
+    while arg.parent is not None and arg.parent.type in ("cast_expression", "parenthesized_expression",
+                                                         "pointer_expression"):
+        arg = arg.parent
+    arglist = arg.parent
     call = arglist.parent if arglist is not None and arglist.type == "argument_list" else None
     name = ctree.call_name(call) if call is not None else None
-    if name not in capi.SYNCHRONOUS_CALLBACK_CALLERS:
+    if name not in capi.SYNCHRONOUS_CALLBACK_CALLERS and not (
+            name in project_callers and call is not None and _position(call, arg) in project_callers[name]):
         return None
     owner = ctree.enclosing_function(call)
     site = _call_site(call)
@@ -64,6 +68,50 @@ def _library_site(path: str, node: Node) -> list | None:
         return None
     stmt, ends = site
     return [CallbackSite(caller, Location(path, ctree.span(stmt)), name, ends)]
+
+
+def _position(call: Node, arg: Node) -> int:
+    return next((i for i, a in enumerate(ctree.call_args(call)) if a == arg), -1)
+
+
+def synchronous_callers(indexes: list[FileIndex]) -> dict[str, frozenset[int]]:
+    """The project's functions that only call a function-pointer parameter, or hand it on to
+    themselves in the same place (`mpatch_fold(bins, get_item, ...)` recursing): a callback
+    passed there runs during the call, as with qsort(). Function -> those parameters' positions."""
+    out: dict[str, frozenset[int]] = {}
+    for idx in indexes:
+        for name, nodes in idx.functions.items():
+            if len(nodes) != 1:
+                continue
+            _, _, declarator = ctree.function_name(nodes[0])
+            params = declarator.child_by_field_name("parameters") if declarator is not None else None
+            body = nodes[0].child_by_field_name("body")
+            if params is None or body is None:
+                continue
+            found = set()
+            decls = [p for p in params.named_children if p.type == "parameter_declaration"]
+            for position, p in enumerate(decls):
+                d = p.child_by_field_name("declarator")
+                info = ctree.read_declarator(d) if d is not None else None
+                if info is not None and info.name and info.is_function_pointer \
+                        and _only_called(idx, body, info.name, name, position):
+                    found.add(position)
+            if found:
+                out[name] = frozenset(found)
+    return out
+
+
+def _only_called(idx: FileIndex, body: Node, param: str, function: str, position: int) -> bool:
+    uses = idx.uses_in(param, body.start_byte, body.end_byte)
+    for use in uses:
+        parent = use.parent
+        if parent is not None and parent.type == "call_expression" and parent.child_by_field_name("function") == use:
+            continue  # called
+        call = parent.parent if parent is not None and parent.type == "argument_list" else None
+        if call is not None and ctree.call_name(call) == function and _position(call, use) == position:
+            continue  # handed on to itself, in the same place
+        return False
+    return bool(uses)
 
 
 _VOID_POINTER_PARAM = re.compile(r"\s*(?:const\s+)?void\s*\*\s*(?:const\s+)?([A-Za-z_]\w*)\s*")

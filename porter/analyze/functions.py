@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from porter import capi
 from porter.analyze import ctree
-from porter.analyze.callback_sites import object_locals, sync_sites, void_param_casts
+from porter.analyze.callback_sites import object_locals, sync_sites, synchronous_callers, void_param_casts
 from porter.analyze.function_keys import FunctionKeys
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
@@ -339,7 +339,10 @@ def collect_functions(
         if taken_key not in sk.taken:
             taken = tuple(Location(path, ctree.span(ident)) for (path, ident), inside in zip(sk.references, taken_key)
                           if not inside)
-            sites = sync_sites(indexes, list(taken), _user_data_casts(sk)) if port_facts else ()
+            callers = shared.get("synchronous callers")
+            if callers is None and port_facts:
+                callers = shared["synchronous callers"] = synchronous_callers(indexes)
+            sites = sync_sites(indexes, list(taken), _user_data_casts(sk), callers) if port_facts else ()
             sk.taken[taken_key] = (taken, tuple(sites))
         taken, sites = sk.taken[taken_key]
         # Tables name functions by their C name: a static function of a name two files define
