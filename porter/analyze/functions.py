@@ -189,23 +189,37 @@ def assign_roles(
     assigned: dict[str, list[tuple[str, str]]] | None = None,
     spec_globals: dict[str, str] | None = None,
     added_tables: tuple[tuple[str, str], ...] = (),
+    key_of: Callable[[str, str], str] | None = None,
 ) -> tuple[dict[str, list[Role]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
     """Roles by function name, METH_ flags of each method, and the types naming each.
 
     `assigned` holds the slots init fills at run time (`Pattern_Type.tp_methods = ...`);
     `spec_globals` the globals that keep heap types made from a spec (global -> spec);
     `added_tables` the tables the module adds to itself as module functions (analyze.added_functions).
+    `key_of(file, name)` is the function a name in a file means: the rows of a table name the
+    function their own file sees, so a static function that two files define gets only the
+    roles of the tables and types of its own file.
     """
     roles: dict[str, list[Role]] = {}
     flags: dict[str, tuple[str, ...]] = {}
     owners: dict[str, list[str]] = {}
     current_type: list[str] = []
 
-    def add(fn: str | None, role: Role) -> None:
+    def add(fn: str | None, role: Role, file: str | None = None) -> None:
+        if fn and key_of is not None and file is not None:
+            fn = key_of(file, fn)
         if fn and role not in roles.setdefault(fn, []):
             roles[fn].append(role)
         if fn and current_type and current_type[0] not in owners.setdefault(fn, []):
             owners[fn].append(current_type[0])
+
+    def add_method(entry: MethodEntry, role: Role, first_flags: bool = False) -> None:
+        add(entry.function, role, entry.location.file)
+        key = key_of(entry.location.file, entry.function) if key_of is not None else entry.function
+        if first_flags:
+            flags.setdefault(key, entry.flags)
+        else:
+            flags[key] = entry.flags
 
     if init_name:
         add(init_name, Role(RoleKind.MODULE_INIT))
@@ -217,13 +231,12 @@ def assign_roles(
         if table is not None:
             claimed.add(table)
             for entry in tables.methods[table]:
-                add(entry.function, Role(RoleKind.MODULE_METHOD))
-                flags[entry.function] = entry.flags
+                add_method(entry, Role(RoleKind.MODULE_METHOD))
         for fname, role in (("m_traverse", Role(RoleKind.MODULE_SLOT)), ("m_clear", Role(RoleKind.MODULE_SLOT)),
                             ("m_free", Role(RoleKind.MODULE_SLOT))):
             f = module_def.field(fname)
             if f is not None and not is_null(f.text):
-                add(referenced_name(f.text), role)
+                add(referenced_name(f.text), role, module_def.file)
         m_slots = module_def.field("m_slots")
         if m_slots is not None and not is_null(m_slots.text):
             for _, fn in tables.slot_tables.get(referenced_name(m_slots.text) or "", []):
@@ -232,8 +245,7 @@ def assign_roles(
         if table in tables.methods and table not in claimed:
             claimed.add(table)
             for entry in tables.methods[table]:
-                add(entry.function, Role(RoleKind.MODULE_METHOD))
-                flags[entry.function] = entry.flags
+                add_method(entry, Role(RoleKind.MODULE_METHOD))
     for t in types:
         current_type[:] = [t.name]
         runtime = (assigned or {}).get(t.name, [])
@@ -244,20 +256,22 @@ def assign_roles(
             if methods is not None:
                 claimed.add(methods)
                 for entry in tables.methods[methods]:
-                    add(entry.function, Role(RoleKind.TYPE_METHOD))
-                    flags[entry.function] = entry.flags
+                    add_method(entry, Role(RoleKind.TYPE_METHOD))
             getsets = tables.table(tables.getsets, name, t.file) if slot_name == "tp_getset" else None
             if getsets is not None:
                 claimed.add(getsets)
-                for getter, setter, _ in tables.getsets[getsets]:
-                    add(getter, Role(RoleKind.GETTER))
-                    add(setter, Role(RoleKind.SETTER))
+                for getter, setter, where in tables.getsets[getsets]:
+                    add(getter, Role(RoleKind.GETTER), where.file)
+                    add(setter, Role(RoleKind.SETTER), where.file)
         runtime_slots = [type("Slot", (), {"name": f, "text": v})() for f, v in runtime]
-        for slot in list(t.slots) + list(t.substruct_slots) + runtime_slots:
+        # The type's own initialiser names what its file sees; a substruct or init may be elsewhere.
+        in_file = [(slot, t.file) for slot in t.slots] + [(slot, None) for slot in list(t.substruct_slots)
+                                                           + runtime_slots]
+        for slot, file in in_file:
             if slot.name.startswith(("tp_", "nb_", "sq_", "mp_", "am_", "bf_")) and not is_null(slot.text):
                 if slot.name in capi.NON_FUNCTION_TYPE_FIELDS:
                     continue
-                add(referenced_name(slot.text), Role.of_slot(slot.name))
+                add(referenced_name(slot.text), Role.of_slot(slot.name), file)
     current_type.clear()
     # Slot tables of heap types the module already builds from a spec: the type is the
     # global the spec's type is kept in (`Pair_Type = PyType_FromSpec(&Pair_spec)`).
@@ -270,13 +284,12 @@ def assign_roles(
             if methods is not None:
                 claimed.add(methods)
                 for entry in tables.methods[methods]:
-                    add(entry.function, Role(RoleKind.TYPE_METHOD))
-                    flags[entry.function] = entry.flags
+                    add_method(entry, Role(RoleKind.TYPE_METHOD))
             elif getsets is not None:
                 claimed.add(getsets)
-                for getter, setter, _ in tables.getsets[getsets]:
-                    add(getter, Role(RoleKind.GETTER))
-                    add(setter, Role(RoleKind.SETTER))
+                for getter, setter, where in tables.getsets[getsets]:
+                    add(getter, Role(RoleKind.GETTER), where.file)
+                    add(setter, Role(RoleKind.SETTER), where.file)
             elif slot_id.startswith(("Py_tp_", "Py_nb_", "Py_sq_", "Py_mp_", "Py_am_", "Py_bf_")):
                 add(fn, Role.of_slot(slot_id[3:]))
             elif slot_id.startswith("Py_mod_"):
@@ -286,8 +299,7 @@ def assign_roles(
         if key in claimed:
             continue
         for entry in entries:
-            add(entry.function, Role(RoleKind.METHOD))
-            flags.setdefault(entry.function, entry.flags)
+            add_method(entry, Role(RoleKind.METHOD), first_flags=True)
     return roles, flags, owners
 
 
@@ -348,7 +360,9 @@ def collect_functions(
         # Tables name functions by their C name: a static function of a name two files define
         # gets the roles of that name (a role it does not have only keeps its signature).
         spelled = c_name(name)
-        fn_roles = list(roles.get(spelled, []))
+        # Its own file's tables and types give a static function of a shared name its roles.
+        looked_up = name if name in roles else spelled
+        fn_roles = list(roles.get(looked_up, []))
         if taken and Role(RoleKind.CALLBACK) not in fn_roles:
             fn_roles.append(Role(RoleKind.CALLBACK))
         if not fn_roles:
@@ -357,8 +371,8 @@ def collect_functions(
             referenced = bool(sk.references)
             fn_roles.append(Role(RoleKind.HELPER if sk.called and not referenced else
                                  RoleKind.REFERENCED if referenced else RoleKind.UNREFERENCED))
-        key = (tuple(fn_roles), taken_key, tuple((owners or {}).get(spelled, ())),
-               tuple((flags or {}).get(spelled, ())))
+        key = (tuple(fn_roles), taken_key, tuple((owners or {}).get(looked_up, ())),
+               tuple((flags or {}).get(looked_up, ())))
         previous = made.get(name)
         if previous is not None and previous[0] == key:
             out.append(previous[1])

@@ -243,7 +243,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         for a in assignments:
             assigned.setdefault(a.target, []).append((a.field, a.value))
         roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned, made_from_specs,
-                                            added.module_tables)
+                                            added.module_tables, keys.key)
         type_spans = list(once("type spans", lambda: [Location(t.file, t.initializer) for t in types
                                                       if t.initializer] + _substruct_initializers(indexes)))
         type_spans += [Location(a.file or init.file, a.statement) for a in assignments if a.target in type_names]
