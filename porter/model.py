@@ -965,6 +965,10 @@ class Macro:
     # The body as written when it is not ASCII (else `body_text` encoded); its tokens are read
     # from it when asked (most bodies never are).
     body_bytes: bytes = field(default=b"", repr=False, compare=False)
+    # What moves with it when it must move: its #define line, or the outermost #if group around
+    # it when that group holds nothing but directives (`#ifdef A / #define M A / #else ...`);
+    # None when it sits in a group that holds code too.
+    unit: Span | None = None
 
     @property
     def tokens(self) -> tuple[Token, ...]:

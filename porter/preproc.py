@@ -158,11 +158,35 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
         if m:
             macros.append(_macro(path, start, end, m, text))
     pre = Preprocessed(path, conds, (), tuple(includes))
+    units = _definition_units(conds, lexed.code, [m.span for m in macros])
     macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text, pre.activity(m.span.start),
-                    m.body_bytes) for m in macros]
+                    m.body_bytes, unit) for m, unit in zip(macros, units)]
     inits = tuple(_init_name(text, lexed, start, end)
                   for start, end in find_names(lexed.code, b"PyInit_", prefix=True)) if b"PyInit_" in text else ()
     return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed, inits)
+
+
+def _definition_units(conds, code: bytes, defines: list[Span]) -> list[Span | None]:
+    """For each #define (in order), what moves with it (Macro.unit): the outermost #if group
+    around it that is not fixed (an include guard is), if that group holds only directives;
+    the #define line itself outside such groups."""
+    outermost: list[Span] = []
+    for c in sorted(conds, key=lambda c: c.span.start):
+        if all(b.fixed for b in c.branches):
+            continue
+        if outermost and c.span.start < outermost[-1].end:
+            continue  # nested in the one before
+        outermost.append(c.span)
+    starts = [s.start for s in outermost]
+    out: list[Span | None] = []
+    for d in defines:
+        i = bisect_right(starts, d.start) - 1
+        group = outermost[i] if i >= 0 and d.start < outermost[i].end else None
+        if group is None:
+            out.append(d)
+        else:
+            out.append(group if not code[group.start:group.end].strip() else None)
+    return out
 
 
 def _init_name(text: bytes, lexed: Lexed, start: int, end: int) -> InitName:

@@ -1448,3 +1448,79 @@ def test_a_callback_the_project_s_own_function_keeps_is_not_called_back_during_t
         "static void each(void *items, int (*cb)(void *, long)) { kept = cb; }"))
     assert "static long hits;" in text
     assert "m_callback_state" not in text
+
+
+def test_static_functions_of_one_name_take_the_roles_of_their_own_file_s_tables():
+    """A module function `get` in one file and a method `get` of a type in another: each is
+    what its own file's table names."""
+    a = HEADER + """extern PyObject *Err;
+static PyObject *get(PyObject *module, PyObject *arg) { PyErr_SetString(Err, "no"); return NULL; }
+static PyMethodDef a_methods[] = {{"get", get, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+int add_a(PyObject *m) { return PyModule_AddFunctions(m, a_methods); }
+"""
+    b = HEADER + """typedef struct { PyObject_HEAD long n; } Obj;
+static PyObject *get(Obj *self, PyObject *arg) { return PyLong_FromLong(self->n); }
+static PyMethodDef b_methods[] = {{"get", (PyCFunction)get, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+PyTypeObject BType = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.B", .tp_basicsize = sizeof(Obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT, .tp_methods = b_methods, .tp_new = PyType_GenericNew};
+"""
+    m = HEADER + "int add_a(PyObject *m);\nextern PyTypeObject BType;\nPyObject *Err;\n" + INIT % """    Err = PyErr_NewException("m.Err", NULL, NULL);
+    if (add_a(m) < 0 || PyType_Ready(&BType) < 0) return NULL;"""
+    result = port_files([("a.c", a.encode()), ("b.c", b.encode()), ("m.c", m.encode())])
+    (mp,) = result.modules
+    roles = {f.name: f.role_kinds for f in mp.module.functions if f.c_name == "get"}
+    assert {str(k) for k in roles} == {"a.c:get", "b.c:get"}
+    assert [r.value for r in roles["a.c:get"]] == ["module-method"]
+    assert [r.value for r in roles["b.c:get"]] == ["type-method"]
+    assert b"get_m_state(module)" in result.new_text["a.c"]
+
+
+ARRAY_SIZED_BY_C_MACROS = """#include <Python.h>
+#include "shared.h"
+#define FIRST_CODE 3
+%s
+static PyObject *errors[LAST_CODE - FIRST_CODE + 1];
+PyObject *raise_code(int code) {
+    if (code < FIRST_CODE || code > LAST_CODE) { PyErr_SetString(Err, "bad"); return NULL; }
+    PyErr_SetNone(errors[code - FIRST_CODE]);
+    return NULL;
+}
+int fill_errors(PyObject *m) {
+    for (int i = 0; i <= LAST_CODE - FIRST_CODE; i++) {
+        errors[i] = PyErr_NewException("m.E", Err, NULL);
+        if (errors[i] == NULL) return -1;
+    }
+    return 0;
+}
+"""
+SHARED_H = """#ifndef SHARED_H
+#define SHARED_H
+extern PyObject *Err;
+PyObject *raise_code(int code);
+int fill_errors(PyObject *m);
+#endif
+"""
+RAISER = HEADER + """#include "shared.h"
+PyObject *Err;
+static PyObject *go(PyObject *module, PyObject *arg) { return raise_code((int)PyLong_AsLong(arg)); }
+""" + INIT.replace("{{NULL, NULL, 0, NULL}}", '{{"go", go, METH_O, NULL}, {NULL, NULL, 0, NULL}}') % """    Err = PyErr_NewException("m.Err", NULL, NULL);
+    if (Err == NULL || fill_errors(m) < 0) return NULL;"""
+
+
+@pytest.mark.parametrize(("definitions", "moves"), [
+    ("#ifdef HAVE_MORE_CODES\n#define LAST_CODE 9\n#else\n#define LAST_CODE 7\n#endif", True),
+    ("#define LAST_CODE 7", True),
+    ("#ifdef HAVE_MORE_CODES\n#define LAST_CODE 9\nstatic int more = 1;\n#else\n#define LAST_CODE 7\n#endif", False),
+], ids=["an #ifdef group of defines moves", "a #define line moves", "a group with code stays"])
+def test_an_array_sized_by_macros_of_a_c_file_brings_them_into_the_state_header(definitions, moves):
+    c = ARRAY_SIZED_BY_C_MACROS % definitions
+    result = port_files([("codes.c", c.encode()), ("shared.h", SHARED_H.encode()), ("m.c", RAISER.encode())])
+    (mp,) = result.modules
+    assert ((None, "errors") not in mp.kept) is moves
+    header = result.new_text["shared.h"].decode()
+    assert ("#define FIRST_CODE 3" in header) is moves
+    if moves:
+        assert header.index("LAST_CODE 7") < header.index("errors[LAST_CODE - FIRST_CODE + 1]")
+        assert "#define FIRST_CODE" not in result.new_text["codes.c"].decode()
+    else:
+        assert "type-declared-late" in [it.code for it in mp.items if it.subject == "errors"]

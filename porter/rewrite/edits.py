@@ -97,6 +97,8 @@ def drop_emptied_groups(text: bytes, edits: list[Edit], groups: list[tuple[Span,
         end = len(text) if line_end < 0 else line_end + 1
         if text[start:span.start].strip() or text[span.end:end].strip():
             continue
+        if any(d.start <= start and end <= d.end for d in deleted):
+            continue  # deleted whole already (a group of #defines that moves)
         first = ours[0]
         added.append(Edit(first.file, Span(start, end), "", first.step, first.order, False, first.applicability,
                           first.item))

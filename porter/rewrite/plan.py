@@ -40,7 +40,7 @@ from porter.rewrite.names import (
 from porter.rewrite.planning.clinic_state import ClinicState, plan_clinic_state
 from porter.rewrite.planning.decide import Decisions, decide
 from porter.rewrite.planning.fields import MODULE_ATTRIBUTE_KEY, StateField, state_fields
-from porter.rewrite.planning.placement import Placement, late_types, place_callback_state, place_state
+from porter.rewrite.planning.placement import MacroUnit, Placement, late_types, place_callback_state, place_state
 from porter.rewrite.planning.posture import Posture, choose_posture
 from porter.rewrite.planning.process_once import (
     InitOnce,
@@ -67,6 +67,7 @@ class Plan:
     spec_types: tuple[SpecType, ...]  # heap types init already makes: made with the module now
     placement: Placement | None  # where the state block goes; None: no block needed
     hoisted_types: tuple[TypeDefinition, ...]  # type definitions moved above the state block
+    hoisted_macros: tuple[MacroUnit, ...]  # #define groups moved above the state block
     clinic_state: ClinicState  # the `clinic_state()` macros the clinic input changes need
     callback_block: Location | None  # the thread-local's own place, when the block is in a header
     posture: Posture
@@ -225,7 +226,8 @@ def build_plan(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         late = late_types(module, plan.fields, placement, layouts) if placement is not None else None
         new = {k: why for k, why in (late.vetoes if late else {}).items() if k not in vetoed_later}
         if not new:
-            return replace(plan, hoisted_types=late.hoisted if late else ())
+            return replace(plan, hoisted_types=late.hoisted if late else (),
+                           hoisted_macros=late.hoisted_macros if late else ())
         vetoed_later.update(new)  # only grows: the loop ends
 
 
@@ -301,7 +303,8 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
                        and not _made_with_module(s))
     return Plan(
         module=module, layouts=layouts, unsafe=unsafe, decisions=decisions, names=names, fields=fields,
-        types=types, spec_types=spec_types, placement=placement, hoisted_types=(), clinic_state=clinic_state,
+        types=types, spec_types=spec_types, placement=placement, hoisted_types=(), hoisted_macros=(),
+        clinic_state=clinic_state,
         callback_block=callback_block,
         posture=choose_posture(module, decisions, exec_once, once_calls, once_locks + locked_already),
         limited_api=limited,

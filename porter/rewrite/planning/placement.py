@@ -6,7 +6,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from porter.model import ExtensionModule, Location, Span, TypeDefinition
+from porter.model import ExtensionModule, Location, Macro, Span, TypeDefinition
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.planning.decide import Decisions
 from porter.rewrite.planning.reach import GlobalKey
@@ -100,11 +100,22 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
 
 
 @dataclass(frozen=True)
+class MacroUnit:
+    """#define lines (or a group of directives that defines them) the state block's fields
+    name and its place does not see: they move above the block."""
+
+    file: str
+    span: Span
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class LateTypes:
     """Type definitions below the state block that its fields need."""
 
     hoisted: tuple[TypeDefinition, ...]  # moved up above the block
     vetoes: dict[GlobalKey, Reason]  # globals whose type cannot move up: they stay global
+    hoisted_macros: tuple[MacroUnit, ...] = ()  # moved up above the block (before the types)
 
 
 def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -> LateTypes:
@@ -123,6 +134,10 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
         at = existing.statement.start  # the new fields go into the module's own struct, up there
     hoisted: dict[str, TypeDefinition] = {}
     vetoes: dict[GlobalKey, Reason] = {}
+    macro_units: dict[tuple[str, int], MacroUnit] = {}
+    macro_defs: dict[str, list[Macro]] = {}
+    for m in module.macros:
+        macro_defs.setdefault(m.name, []).append(m)
     late_macros = {m.name: m for m in module.macros if m.file == placement.file and m.span.start > at}
     for f in fields:
         g = f.source
@@ -136,7 +151,21 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
                                    f"is defined at {m.file}:{layouts[m.file].line(m.span.start)}, after code that "
                                    "needs module state")
             continue
-        if g is None or g.kind.is_object_kind:
+        if g is None:
+            continue
+        unseen = _unseen_macros(macro_defs, f.decl, placement, visible, at)
+        if unseen:
+            units = _macro_units(module, macro_defs, unseen, placement, visible, at, layouts)
+            if units is None:
+                name, where = unseen[0], sorted({m.file for m in module.macros if m.name == unseen[0]})
+                vetoes[f.key] = Reason("type-declared-late", f"its declaration names {name}, defined in "
+                                       f"{', '.join(where)}, which {placement.file} (where the module state goes) "
+                                       "does not see, and porter cannot move that definition there")
+                continue
+            for unit in units:
+                macro_units.setdefault((unit.file, unit.span.start), unit)
+            continue
+        if g.kind.is_object_kind:
             continue
         named = [late_macros[w] for w in re.findall(r"[A-Za-z_]\w*", f.decl) if w in late_macros]
         if named:
@@ -161,7 +190,63 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
             vetoes[f.key] = Reason("type-declared-late", f"its type {d.name} is defined at {d.file}:"
                                    f"{layouts[d.file].line(d.statement.start)}, after code that needs module "
                                    "state, and porter cannot move that definition up")
-    return LateTypes(tuple(sorted(hoisted.values(), key=lambda d: d.statement.start)), vetoes)
+    return LateTypes(tuple(sorted(hoisted.values(), key=lambda d: d.statement.start)), vetoes,
+                     tuple(macro_units[k] for k in sorted(macro_units)))
+
+
+def _unseen_macros(macro_defs: dict[str, list[Macro]], text: str, placement: Placement, visible: frozenset[str],
+                   at: int) -> list[str]:
+    """The project macros `text` names that the state block's place does not see: defined only
+    in files it does not include, or in its own file below it."""
+    out = []
+    for word in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", text)):
+        defs = macro_defs.get(word)
+        if defs and not any(_sees(m, placement, visible, at) for m in defs):
+            out.append(word)
+    return out
+
+
+def _sees(m: Macro, placement: Placement, visible: frozenset[str], at: int) -> bool:
+    if placement.new_file:
+        return m.file.endswith(".h")  # included after each file's own includes
+    return m.file in visible and (m.file != placement.file or m.span.start < at)
+
+
+def _macro_units(module: ExtensionModule, macro_defs: dict[str, list[Macro]], names: list[str],
+                 placement: Placement, visible: frozenset[str], at: int, layouts) -> list[MacroUnit] | None:
+    """The definition units of `names` (and of the unseen macros their text names, conditions
+    included) that can move above the state block, or None when one cannot: each name is
+    defined in one unit of one file that brings the state's header in before it, and nowhere else."""
+    units: dict[tuple[str, int], MacroUnit] = {}
+    todo = list(names)
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        spots = {(m.file, m.unit) for m in macro_defs[name]}
+        if len(spots) != 1:
+            return None
+        file, span = next(iter(spots))
+        if span is None or file == placement.file or not _brought_in_before(module, placement, file, span.start):
+            return None
+        inside = [m for m in module.macros if m.file == file and span.start <= m.span.start < span.end]
+        if any(len(macro_defs[m.name]) != sum(o.name == m.name for o in inside) for m in inside):
+            return None  # a name it defines is also defined elsewhere
+        units[(file, span.start)] = MacroUnit(file, span, tuple(dict.fromkeys(m.name for m in inside)))
+        text = layouts[file].text[span.start:span.end].decode("utf-8", "replace")
+        todo += [n for n in _unseen_macros(macro_defs, text, placement, visible, at)
+                 if not any(m.name == n for m in inside)]
+    return [units[k] for k in sorted(units)]
+
+
+def _brought_in_before(module: ExtensionModule, placement: Placement, file: str, offset: int) -> bool:
+    """Whether `file` includes the state's header (or a file that brings it) before `offset`."""
+    early = [span for includer, target, span in module.includes if includer == file
+             and placement.file in module.translation_unit(target)]
+    early += [a.anchor for a in placement.includes if a.file == file]
+    return any(span.end <= offset for span in early)
 
 
 def _movable_to_state(module: ExtensionModule, d: TypeDefinition, placement: Placement,

@@ -183,6 +183,19 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
     in_place = not names.new_struct and existing is not None and existing.file == file \
         and existing.statement.end <= placement.at
     hoisted_text = ""
+    for unit in plan.hoisted_macros:
+        # The struct's fields name them: they move up, unchanged, right above the struct.
+        layout = plan.layout(unit.file)
+        unit_text = layout.text_of(unit.span)
+        out.delete_statement(unit.file, unit.span, about=("module",))
+        if in_place:
+            assert existing is not None
+            out.insert(file, layout.line_start(existing.statement.start), unit_text + "\n\n", order=-12,
+                       about=("module",))
+        else:
+            hoisted_text += unit_text + "\n\n"
+        out.done(unit.file, unit.span, f"{', '.join(unit.names)}: defined above {names.state_type} in {file} now: "
+                                       "a field of it names them", key=("module",))
     for hoisted in plan.hoisted_types:
         # The struct's fields need it: it moves up, unchanged, right above the struct.
         layout = plan.layout(hoisted.file)
