@@ -374,6 +374,16 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class Alternative:
+    """Another definition of a function, in another branch of an #if group of its file
+    (`#ifdef _WIN32` ... `#else` ...): a port edits it as it edits the function."""
+
+    header: Span
+    body: Span
+    param_list: Span | None
+
+
+@dataclass(frozen=True, slots=True)
 class Function:
     # Its key: the C name, or `file:name` when another file defines a static function of that
     # name (`function_key`); `c_name` is what the source spells.
@@ -414,6 +424,8 @@ class Function:
     releases: tuple[FieldRelease, ...] = ()
     defined_by: str | None = None  # the project macro whose use defines it (BINOP(name, ...))
     name_span: Span | None = None  # its name in the definition's declarator
+    # Its other definitions in exclusive #if branches of its file; `calls` holds theirs too.
+    alternatives: tuple[Alternative, ...] = ()
 
     @property
     def c_name(self) -> str:

@@ -16,6 +16,7 @@ from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
 from porter.analyze.ownership import Ownership, owned
 from porter.model import (
+    Alternative,
     Call,
     FieldRelease,
     Function,
@@ -388,9 +389,16 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
                port_facts: bool = True) -> list[_Skeleton]:
     # By key: a static function of a name another file also defines is a function of its own.
     defined: dict[str, tuple[FileIndex, Node]] = {}
+    others: dict[str, list[Node]] = {}  # #if alternatives of a definition (Function.alternatives)
     for index in indexes:
         for name, nodes in index.functions.items():
-            defined.setdefault(keys.key(index.path, name), (index, nodes[0]))
+            key = keys.key(index.path, name)
+            if len(nodes) > 1 and key not in defined and exclusive_definitions(index, nodes):
+                # The one this build compiles is the function; the others are edited alike.
+                first = next((n for n in nodes if index.src.pre.activity(n.start_byte)), nodes[0])
+                others[key] = [n for n in nodes if n is not first]
+                nodes = [first]
+            defined.setdefault(key, (index, nodes[0]))
     unread = _unread_calls(indexes, defined, keys) if port_facts else {}
     all_called = {keys.key(other.path, c) for other in indexes for c, _ in other.calls} | {
         keys.key(other.path, c) for other in indexes for c in other.macro_called}
@@ -403,7 +411,8 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
         params = _params(src, fdecl)
         starts = index.call_starts
         calls = tuple(_call(keys.key(index.path, c), node, port_facts)
-                      for c, node in index.calls[bisect_left(starts, fn.start_byte):bisect_left(starts, fn.end_byte)])
+                      for d in sorted([fn, *others.get(name, ())], key=lambda n: n.start_byte)
+                      for c, node in index.calls[bisect_left(starts, d.start_byte):bisect_left(starts, d.end_byte)])
         references = []
         prototypes = []
         for other in indexes:
@@ -427,7 +436,8 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
         )
         if port_facts:
             fields.update(_port_fields(index, fn, body, name_node, fdecl, params),
-                          prototypes=tuple(prototypes), unread_calls=tuple(unread.get(name, ())))
+                          prototypes=tuple(prototypes), unread_calls=tuple(unread.get(name, ())),
+                          alternatives=tuple(_alternative(n) for n in others.get(name, ())))
         out.append(_Skeleton(name, index, fn, fields, references, name in all_called))
     return out
 
@@ -440,6 +450,28 @@ def _call(callee: str, node: Node, port_facts: bool) -> Call:
     return Call(callee, ctree.span(node),
                 SpanList.from_offsets(x for a in ctree.call_args(node) for x in (a.start_byte, a.end_byte)),
                 ctree.span(arguments) if arguments is not None else None)
+
+
+def exclusive_definitions(index: FileIndex, nodes: list[Node]) -> bool:
+    """Whether every two of these definitions (of one name, in one file) sit in different
+    branches of one #if group: no build compiles two of them."""
+    conds = index.src.pre.conditionals
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            if not any(c.span.start <= a.start_byte < c.span.end and c.span.start <= b.start_byte < c.span.end
+                       and None is not c.branch_at(a.start_byte) != c.branch_at(b.start_byte) is not None
+                       for c in conds):
+                return False
+    return True
+
+
+def _alternative(fn: Node) -> Alternative:
+    body = fn.child_by_field_name("body")
+    _, _, fdecl = ctree.function_name(fn)
+    plist = fdecl.child_by_field_name("parameters") if fdecl is not None else None
+    return Alternative(Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
+                       ctree.span(body) if body is not None else ctree.span(fn),
+                       ctree.span(plist) if plist is not None else None)
 
 
 def _port_fields(index: FileIndex, fn: Node, body: Node | None, name_node: Node | None, fdecl: Node | None,

@@ -18,7 +18,13 @@ from porter.analyze.clinic_input import clinic_functions
 from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.findings import collect_findings
 from porter.analyze.function_keys import FunctionKeys
-from porter.analyze.functions import assign_roles, collect_functions, collect_tables, init_phase
+from porter.analyze.functions import (
+    assign_roles,
+    collect_functions,
+    collect_tables,
+    exclusive_definitions,
+    init_phase,
+)
 from porter.analyze.globals import collect_globals
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import init_field_assignments, read_init_body
@@ -491,7 +497,9 @@ def _defined_twice(indexes: list[FileIndex]) -> frozenset[str]:
     helpers of one name in two files, or one per #if branch)."""
     from collections import Counter
 
-    counts = Counter(name for idx in indexes for name, nodes in idx.functions.items() for _ in nodes)
+    # A file's definitions in exclusive #if branches are one function (Function.alternatives).
+    counts = Counter(name for idx in indexes for name, nodes in idx.functions.items()
+                     for _ in (nodes[:1] if len(nodes) > 1 and exclusive_definitions(idx, nodes) else nodes))
     return frozenset(name for name, n in counts.items() if n > 1)
 
 

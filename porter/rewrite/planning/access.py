@@ -40,6 +40,9 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
         # of one name in different files are different functions: analyze.function_keys).
         return Access(AccessKind.NONE, reason=f"{f.name} has several definitions and porter cannot tell which "
                                               "one each call means")
+    if f.alternatives and not f.only_helper:
+        return Access(AccessKind.NONE, reason=f"{f.name} has another definition in another #if branch, and porter "
+                                              "only edits such definitions alike when they are helpers")
     if f.name in module.called_from_ambiguous and f.only_helper:
         return Access(AccessKind.NONE, reason="it is called from a function with two definitions, whose calls "
                                               "porter cannot tell apart")

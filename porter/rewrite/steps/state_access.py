@@ -246,7 +246,7 @@ def _declare_state_tag(out: Emitter, plan: Plan, file: str, before: int) -> None
 
 def _add_parameter(out: Emitter, plan: Plan, f: Function, prototypes: bool = True, param: str = "") -> None:
     """A new first parameter: the state (`param` says another)."""
-    lists = [(f.file, f.param_list)]
+    lists = [(f.file, f.param_list)] + [(f.file, a.param_list) for a in f.alternatives]
     if prototypes:
         lists += [(p.file, p.param_list) for p in f.prototypes]
     with out.about(("function", f.name)):
@@ -404,8 +404,9 @@ def _pass_module(out: Emitter, plan: Plan) -> None:
             _add_parameter(out, plan, f, param=f"PyObject *{names.module_param}")
             if d.needs.get(name):
                 expr = f"{names.get_state}({names.module_param})"
-                out.insert(f.file, f.body.start + 1, "\n" + plan.layout(f.file).body_indent(f.body)
-                           + cbuild.state_declaration(names.state_type, names.state_var, expr), order=-5)
+                for body in (f.body, *(a.body for a in f.alternatives)):
+                    out.insert(f.file, body.start + 1, "\n" + plan.layout(f.file).body_indent(body)
+                               + cbuild.state_declaration(names.state_type, names.state_var, expr), order=-5)
     for f in plan.module.functions:
         calls = [c for c in f.calls if c.callee in passing.helpers]
         with out.about(("function", f.name)):
