@@ -977,9 +977,9 @@ class Macro:
     # The body as written when it is not ASCII (else `body_text` encoded); its tokens are read
     # from it when asked (most bodies never are).
     body_bytes: bytes = field(default=b"", repr=False, compare=False)
-    # What moves with it when it must move: its #define line, or the outermost #if group around
-    # it when that group holds nothing but directives (`#ifdef A / #define M A / #else ...`);
-    # None when it sits in a group that holds code too.
+    # What moves with it when it must move: its #define line, or the #if groups around it that
+    # hold nothing but directives (`#ifdef A / #define M A / #else ...`); the conditions of the
+    # groups around that, which hold code too, go with it (BuildGuards).
     unit: Span | None = None
 
     @property

@@ -166,26 +166,36 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
     return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed, inits)
 
 
-def _definition_units(conds, code: bytes, defines: list[Span]) -> list[Span | None]:
-    """For each #define (in order), what moves with it (Macro.unit): the outermost #if group
-    around it that is not fixed (an include guard is), if that group holds only directives;
-    the #define line itself outside such groups."""
-    outermost: list[Span] = []
-    for c in sorted(conds, key=lambda c: c.span.start):
-        if all(b.fixed for b in c.branches):
-            continue
-        if outermost and c.span.start < outermost[-1].end:
-            continue  # nested in the one before
-        outermost.append(c.span)
-    starts = [s.start for s in outermost]
-    out: list[Span | None] = []
+def _definition_units(conds, code: bytes, defines: list[Span]) -> list[Span]:
+    """For each #define (in order), what moves with it (Macro.unit): the largest run of
+    nested #if groups around it, innermost first, that hold only directives (`#ifdef A /
+    #define M A / #else ...`), or its own line when the group around it holds code too. An
+    include guard does not count as a group."""
+    groups = sorted((c.span for c in conds if not all(b.fixed for b in c.branches)),
+                    key=lambda g: (g.start, -g.end))
+    parents: list[int] = []
+    open_: list[int] = []
+    for i, g in enumerate(groups):
+        while open_ and groups[open_[-1]].end <= g.start:
+            open_.pop()
+        parents.append(open_[-1] if open_ else -1)
+        open_.append(i)
+    starts = [g.start for g in groups]
+    only_directives: dict[int, bool] = {}
+    out: list[Span] = []
     for d in defines:
         i = bisect_right(starts, d.start) - 1
-        group = outermost[i] if i >= 0 and d.start < outermost[i].end else None
-        if group is None:
-            out.append(d)
-        else:
-            out.append(group if not code[group.start:group.end].strip() else None)
+        while i >= 0 and not (groups[i].start <= d.start < groups[i].end):
+            i = parents[i]
+        unit = d
+        while i >= 0:
+            if i not in only_directives:
+                only_directives[i] = not code[groups[i].start:groups[i].end].strip()
+            if not only_directives[i]:
+                break
+            unit = groups[i]
+            i = parents[i]
+        out.append(unit)
     return out
 
 

@@ -874,13 +874,10 @@ PyInit_m(void)
     assert "_slots[0].slot = 3;" in text and "_slots[1]" not in text, text
 
 
-def test_a_global_declared_under_a_macro_defined_below_the_state_block_stays_global():
-    """`#define USE_COUNT` (on some platforms) after code that needs the state, then `#ifdef
-    USE_COUNT static long count;`: a field under that condition would read the macro before it
-    is defined."""
-    c = """#include <Python.h>
+LATE_FEATURE_MACRO = """#include <Python.h>
 static PyObject *error;
 static PyObject *fail(PyObject *m, PyObject *a) { PyErr_SetString(error, "no"); return NULL; }
+%s
 #ifdef __linux__
 #define USE_COUNT
 #endif
@@ -912,7 +909,21 @@ PyInit_m(void)
     return m;
 }
 """
-    mp, text = port(c)
+
+
+def test_a_feature_macro_defined_below_the_state_block_moves_above_it_with_its_group():
+    """`#define USE_COUNT` (on some platforms) after code that needs the state, then `#ifdef
+    USE_COUNT static long count;`: the group that defines it moves above the state block, so
+    that the field's condition reads it."""
+    mp, text = port(LATE_FEATURE_MACRO % "")
+    assert "state->error" in text and "state->count" in text, text
+    assert text.index("#define USE_COUNT") < text.index("long count;") < text.index("tick(")
+    assert text.count("#define USE_COUNT") == 1
+
+
+def test_a_feature_macro_named_before_its_definition_stays_where_it_is_and_the_global_stays():
+    """Moving the definition up would change what the earlier test of it means."""
+    mp, text = port(LATE_FEATURE_MACRO % "#ifndef USE_COUNT\nstatic int counting_off = 1;\n#endif")
     assert "state->error" in text and "static long count;" in text and "state->count" not in text, text
     assert any(not it.done and "USE_COUNT" in it.message for it in mp.items), [it.message for it in mp.items]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from porter.model import ExtensionModule, Location, Macro, Span, TypeDefinition
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.planning.decide import Decisions
+from porter.rewrite.planning.guards import BuildGuards
 from porter.rewrite.planning.reach import GlobalKey
 from porter.rewrite.vocab import AccessKind, Reason
 
@@ -107,6 +108,7 @@ class MacroUnit:
     file: str
     span: Span
     names: tuple[str, ...]
+    guard: str | None = None  # the conditions of the groups around it, which it moves out of
 
 
 @dataclass(frozen=True)
@@ -138,40 +140,21 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
     macro_defs: dict[str, list[Macro]] = {}
     for m in module.macros:
         macro_defs.setdefault(m.name, []).append(m)
-    late_macros = {m.name: m for m in module.macros if m.file == placement.file and m.span.start > at}
     for f in fields:
         g = f.source
-        # `#ifdef USE_X` around the global, with USE_X defined below the state block: there the
-        # field's condition would read an undefined macro.
-        conditions = " ".join(c for c, _ in f.variants if c) + " " + (f.guard or "")
-        late = [late_macros[w] for w in re.findall(r"[A-Za-z_]\w*", conditions) if w in late_macros]
-        if g is not None and late:
-            m = late[0]
-            vetoes[f.key] = Reason("type-declared-late", f"it is declared only when {m.name} says so, and {m.name} "
-                                   f"is defined at {m.file}:{layouts[m.file].line(m.span.start)}, after code that "
-                                   "needs module state")
-            continue
         if g is None:
             continue
-        unseen = _unseen_macros(macro_defs, f.decl, placement, visible, at)
-        if unseen:
-            units = _macro_units(module, macro_defs, unseen, placement, visible, at, layouts)
-            if units is None:
-                name, where = unseen[0], sorted({m.file for m in module.macros if m.name == unseen[0]})
-                vetoes[f.key] = Reason("type-declared-late", f"its declaration names {name}, defined in "
-                                       f"{', '.join(where)}, which {placement.file} (where the module state goes) "
-                                       "does not see, and porter cannot move that definition there")
-                continue
-            for unit in units:
-                macro_units.setdefault((unit.file, unit.span.start), unit)
+        # `#ifdef USE_X` around the global, or `X *p[N_X]`, with USE_X or N_X defined below the
+        # state block or in a file its place does not see: the definitions move up, or it stays.
+        conditions = " ".join(c for c, _ in f.variants if c) + " " + (f.guard or "")
+        unseen = _unseen_macros(macro_defs, conditions + " " + f.decl, placement, visible, at)
+        units = _macro_units(module, macro_defs, unseen, placement, visible, at, layouts) if unseen else []
+        if units is None:
+            vetoes[f.key] = _unseen_macro_reason(module, unseen[0], conditions, placement, layouts)
             continue
+        for unit in units:
+            macro_units.setdefault((unit.file, unit.span.start), unit)
         if g.kind.is_object_kind:
-            continue
-        named = [late_macros[w] for w in re.findall(r"[A-Za-z_]\w*", f.decl) if w in late_macros]
-        if named:
-            m = named[0]
-            vetoes[f.key] = Reason("type-declared-late", f"its declaration names {m.name}, defined at {m.file}:"
-                                   f"{layouts[m.file].line(m.span.start)}, after code that needs module state")
             continue
         hidden = elsewhere.get(g.c_type)
         if hidden is not None and g.c_type not in defs and not _pointer_to_tag(g.type_text):
@@ -206,6 +189,20 @@ def _unseen_macros(macro_defs: dict[str, list[Macro]], text: str, placement: Pla
     return out
 
 
+def _unseen_macro_reason(module: ExtensionModule, name: str, conditions: str, placement: Placement,
+                         layouts) -> Reason:
+    m = next(m for m in module.macros if m.name == name)
+    if m.file == placement.file:
+        where = f"is defined at {m.file}:{layouts[m.file].line(m.span.start)}, after code that needs module state"
+    else:
+        files = ", ".join(sorted({o.file for o in module.macros if o.name == name}))
+        where = f"is defined in {files}, which {placement.file} (where the module state goes) does not see"
+    if re.search(rf"\b{re.escape(name)}\b", conditions):
+        return Reason("type-declared-late", f"it is declared only when {name} says so, and {name} {where}")
+    return Reason("type-declared-late", f"its declaration names {name}, which {where}, and porter cannot move "
+                                        "that definition up")
+
+
 def _sees(m: Macro, placement: Placement, visible: frozenset[str], at: int) -> bool:
     if placement.new_file:
         return m.file.endswith(".h")  # included after each file's own includes
@@ -218,6 +215,7 @@ def _macro_units(module: ExtensionModule, macro_defs: dict[str, list[Macro]], na
     included) that can move above the state block, or None when one cannot: each name is
     defined in one unit of one file that brings the state's header in before it, and nowhere else."""
     units: dict[tuple[str, int], MacroUnit] = {}
+    guards = BuildGuards(module.build_branches)
     todo = list(names)
     seen: set[str] = set()
     while todo:
@@ -229,24 +227,33 @@ def _macro_units(module: ExtensionModule, macro_defs: dict[str, list[Macro]], na
         if len(spots) != 1:
             return None
         file, span = next(iter(spots))
-        if span is None or file == placement.file or not _brought_in_before(module, placement, file, span.start):
+        if span is None:
+            return None
+        # From where the block's place sees it, up to where it is defined now.
+        since = at if file == placement.file else _brought_in_before(module, placement, file, span.start)
+        if since is None or since > span.start:
             return None
         inside = [m for m in module.macros if m.file == file and span.start <= m.span.start < span.end]
         if any(len(macro_defs[m.name]) != sum(o.name == m.name for o in inside) for m in inside):
             return None  # a name it defines is also defined elsewhere
-        units[(file, span.start)] = MacroUnit(file, span, tuple(dict.fromkeys(m.name for m in inside)))
+        defined = {m.name for m in inside}
+        between = set(re.findall(r"[A-Za-z_]\w*", layouts[file].text[since:span.start].decode("utf-8", "replace")))
+        if defined & between:
+            return None  # named before it is defined: moving it up would change what that means
+        guard = " && ".join(guards.at(file, span.start)) or None
+        units[(file, span.start)] = MacroUnit(file, span, tuple(dict.fromkeys(m.name for m in inside)), guard)
         text = layouts[file].text[span.start:span.end].decode("utf-8", "replace")
         todo += [n for n in _unseen_macros(macro_defs, text, placement, visible, at)
                  if not any(m.name == n for m in inside)]
     return [units[k] for k in sorted(units)]
 
 
-def _brought_in_before(module: ExtensionModule, placement: Placement, file: str, offset: int) -> bool:
-    """Whether `file` includes the state's header (or a file that brings it) before `offset`."""
+def _brought_in_before(module: ExtensionModule, placement: Placement, file: str, offset: int) -> int | None:
+    """Where `file` includes the state's header (or a file that brings it), if before `offset`."""
     early = [span for includer, target, span in module.includes if includer == file
              and placement.file in module.translation_unit(target)]
     early += [a.anchor for a in placement.includes if a.file == file]
-    return any(span.end <= offset for span in early)
+    return min((span.end for span in early if span.end <= offset), default=None)
 
 
 def _movable_to_state(module: ExtensionModule, d: TypeDefinition, placement: Placement,

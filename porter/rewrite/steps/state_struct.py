@@ -187,6 +187,8 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         # The struct's fields name them: they move up, unchanged, right above the struct.
         layout = plan.layout(unit.file)
         unit_text = layout.text_of(unit.span)
+        if unit.guard:
+            unit_text = f"#if {unit.guard}\n{unit_text}\n#endif"
         out.delete_statement(unit.file, unit.span, about=("module",))
         if in_place:
             assert existing is not None
