@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -413,3 +414,22 @@ def test_cpython_tree_that_is_not_one_is_a_one_line_error(tmp_path):
     done = run("port", "--cpython-tree", tmp_path, ROOT / "fixtures" / "globals-counter")
     assert done.returncode == 2 and "not a CPython source tree" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_library_in_another_folder_is_linked_by_the_build_next_to_other_modules(tmp_path):
+    """Two modules in one folder, and a library in another that setup.py compiles into one of
+    them: each module is read with its own files, though the library was not read for its link
+    facts (only the files next to a module are)."""
+    fixture = ROOT / "fixtures" / "callback-called-by-project-library"
+    for part in ("ext", "lib"):
+        shutil.copytree(fixture / part, tmp_path / part)
+    shutil.copy(ROOT / "fixtures" / "functions-only" / "funcsonly.c", tmp_path / "ext" / "funcsonly.c")
+    (tmp_path / "ext" / "extra.c").write_text("int extra_value(void) { return 1; }\n")  # may link with either
+    (tmp_path / "setup.py").write_text(
+        'from setuptools import Extension, setup\n'
+        'setup(ext_modules=[Extension("foldmod", ["lib/fold.c", "ext/foldmod.c"]),\n'
+        '                   Extension("funcsonly", ["ext/funcsonly.c"])])\n')
+    out = run("port", "ext/foldmod.c", "lib/fold.c", "ext/funcsonly.c", "ext/extra.c", "-j", "2", "--no-compile",
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "foldmod_callback_state" in out.stdout  # fold_runs() in lib/fold.c was read with it

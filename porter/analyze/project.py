@@ -1091,8 +1091,10 @@ def link_root(root: str, facts: Mapping[str, LinkFacts], candidates: list[str],
     changed = bool(nearby)
     while changed:
         changed = False
-        mem_exports = set().union(*(facts[p].exported for p in members))
-        mem_refs = set().union(*(facts[p].referenced for p in members))
+        # The files the build names were not read for their link facts when they sit elsewhere.
+        known = [facts[p] for p in members if p in facts]
+        mem_exports = set().union(*(f.exported for f in known))
+        mem_refs = set().union(*(f.referenced for f in known))
         for cand in nearby:
             if cand in members:
                 continue
