@@ -280,6 +280,13 @@ SYNCHRONOUS_CALLBACK_CALLERS = frozenset({"qsort", "bsearch", "lfind", "lsearch"
                                           "PyArg_VaParseTupleAndKeywords", "Py_BuildValue"})
 
 
+# Functions that run the function pointer they are given on a thread of its own (or later, from
+# another thread): no thread-local the caller sets reaches it, whatever else the caller does.
+THREAD_STARTERS = frozenset({"PyThread_start_new_thread", "PyThread_start_joinable_thread",
+                             "pthread_create", "thrd_create", "_beginthread", "_beginthreadex",
+                             "CreateThread", "Py_AddPendingCall"})
+
+
 # C-API and C library functions a module's allocator tables point at (`{PyMem_Malloc, PyMem_Free}`).
 ALLOCATOR_FUNCTIONS = frozenset({
     "PyMem_Malloc", "PyMem_Calloc", "PyMem_Realloc", "PyMem_Free",

@@ -1387,3 +1387,42 @@ static PyTypeObject Derived = {
     mp, text = port(c)
     assert "static PyTypeObject Base = {" in text and "static PyTypeObject Derived = {" in text
     assert any(r.startswith("Base ") and "derives from it" in r for r in mp.posture.reasons)
+
+
+THREAD_START = HEADER + """
+#include "pythread.h"
+static PyThread_type_lock done;
+static int call_it(PyObject *fn) { PyObject *r = PyObject_CallNoArgs(fn); Py_XDECREF(r); return r != NULL; }
+static void
+in_thread(void *fn)
+{
+    call_it((PyObject *)fn);
+    PyThread_release_lock(done);
+}
+static PyObject *
+run(PyObject *module, PyObject *args)
+{
+    PyObject *fn;
+    if (!PyArg_ParseTuple(args, "O:run", &fn))
+        return NULL;
+    done = PyThread_allocate_lock();
+    PyThread_acquire_lock(done, 1);
+    PyThread_start_new_thread(in_thread, fn);
+    int ok = call_it(fn);
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(done, 1);
+    Py_END_ALLOW_THREADS
+    PyThread_release_lock(done);
+    PyThread_free_lock(done);
+    return PyBool_FromLong(ok);
+}
+""" + ONE_METHOD.replace("    Err = PyErr_NewException(\"m.Err\", NULL, NULL);\n", "") % ("run", "run", "METH_VARARGS")
+
+
+def test_a_callback_handed_to_a_thread_start_reaches_no_state_its_caller_publishes():
+    """A thread-local set around PyThread_start_new_thread() (or around the calls handed its
+    argument) is NULL on the new thread: the callback's global stays, with the reason."""
+    mp, text = port(THREAD_START)
+    assert "m_callback_state" not in text and "THREAD_LOCAL" not in text
+    assert (None, "done") in mp.kept
+
