@@ -393,6 +393,8 @@ class Function:
     param_list: Span | None = None  # the parenthesised parameter list
     flags: tuple[str, ...] = ()  # METH_ flags when it is a method
     frees: tuple[Span, ...] = ()  # statements that free the object: tp_free(...), PyObject_Del(...)
+    # `Base.tp_dealloc(self);` statements, with Base: the base's dealloc frees the object.
+    base_deallocs: tuple[tuple[Span, str], ...] = ()
     # Where its address goes to a function that calls it before returning (qsort(), a
     # PyArg_Parse converter, or any function handed a local struct holding it).
     sync_callback_sites: tuple[CallbackSite, ...] = ()

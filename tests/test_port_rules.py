@@ -1426,3 +1426,31 @@ def test_a_callback_handed_to_a_thread_start_reaches_no_state_its_caller_publish
     assert "m_callback_state" not in text and "THREAD_LOCAL" not in text
     assert (None, "done") in mp.kept
 
+
+BUILTIN_BASE = HEADER + """
+typedef struct { PyListObject list; int deallocated; } MyListObject;
+static void
+MyList_dealloc(MyListObject *op)
+{
+    op->deallocated = 1;
+    PyList_Type.tp_dealloc((PyObject *)op);
+}
+static PyTypeObject MyList_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.MyList", .tp_basicsize = sizeof(MyListObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, .tp_dealloc = (destructor)MyList_dealloc,
+};
+""" + INIT % ("    MyList_Type.tp_base = &PyList_Type;\n"
+              "    if (PyType_Ready(&MyList_Type) < 0) return NULL;\n"
+              "    if (PyModule_AddObjectRef(m, \"MyList\", (PyObject *)&MyList_Type) < 0) return NULL;")
+
+
+def test_a_dealloc_handing_the_object_to_a_builtin_bases_dealloc_releases_the_heap_type_after():
+    """list_dealloc frees the object through tp_free but, written for static types, never
+    releases the type: each instance of the heap type would keep a reference to it."""
+    mp, text = port(BUILTIN_BASE)
+    dealloc = text[text.index("MyList_dealloc(MyListObject *op)"):]
+    dealloc = dealloc[:dealloc.index("\n}\n")]
+    assert "PyTypeObject *tp = Py_TYPE(op);" in dealloc
+    assert dealloc.index("PyList_Type.tp_dealloc((PyObject *)op);") < dealloc.index("Py_DECREF(tp);")
+    assert not [i for i in mp.items if i.code == "dealloc-frees-nothing"]
