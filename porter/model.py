@@ -700,6 +700,10 @@ class ExtensionModule:
     file_conditions: tuple[tuple[str, str], ...] = ()
     # Declarations of the definition without its initialiser (`static struct PyModuleDef d;`).
     definition_forwards: tuple[Location, ...] = ()
+    # Files outside the definition's translation unit that define its name for themselves (a
+    # `static struct PyModuleDef *name` of a part file): an `extern` declaration of the
+    # definition in a header they include would clash with it.
+    definition_shadowed_in: tuple[str, ...] = ()
     # The struct `m_size = sizeof(S)` names, when the module already has module state.
     state_struct: StateStructDefinition | None = None
     # `Owner.__dict__['key']` reads in the package's Python files (analyze.python_side).
