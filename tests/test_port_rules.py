@@ -1454,3 +1454,21 @@ def test_a_dealloc_handing_the_object_to_a_builtin_bases_dealloc_releases_the_he
     assert "PyTypeObject *tp = Py_TYPE(op);" in dealloc
     assert dealloc.index("PyList_Type.tp_dealloc((PyObject *)op);") < dealloc.index("Py_DECREF(tp);")
     assert not [i for i in mp.items if i.code == "dealloc-frees-nothing"]
+
+
+def test_a_part_in_another_folder_links_when_it_shares_a_header_and_names_the_c_api():
+    """parts/x.c shares parts/parts.h with the init file and is linked; lib/y.c, a vendored
+    library whose header the module includes too, exports what the module calls but names no
+    C API: it is compiled on its own terms, not as a part."""
+    from porter.analyze.project import LinkFacts, link_files
+
+    closures = {"m.c": ["m.c", "parts/parts.h", "lib/y.h"], "parts/x.c": ["parts/x.c", "parts/parts.h"],
+                "lib/y.c": ["lib/y.c", "lib/y.h"], "parts/parts.h": ["parts/parts.h"], "lib/y.h": ["lib/y.h"],
+                "other/z.c": ["other/z.c"]}
+    facts = {"m.c": LinkFacts(frozenset({"PyInit_m"}), frozenset({"PyObject", "init_x", "y_run"})),
+             "parts/x.c": LinkFacts(frozenset({"init_x"}), frozenset({"PyObject", "init_x"})),
+             "lib/y.c": LinkFacts(frozenset({"y_run"}), frozenset({"y_run", "size_t"})),
+             "other/z.c": LinkFacts(frozenset({"init_x2"}), frozenset({"PyObject", "y_run"})),
+             "parts/parts.h": LinkFacts(frozenset(), frozenset()), "lib/y.h": LinkFacts(frozenset(), frozenset())}
+    linked = link_files(facts, list(closures), closures, ["m.c"])
+    assert linked["m.c"] == ["parts/x.c"]

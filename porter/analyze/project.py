@@ -1052,7 +1052,11 @@ def link_root(root: str, facts: Mapping[str, LinkFacts], candidates: list[str],
               closures: Mapping[str, list[str]]) -> list[str]:
     """The candidates (with their headers) one root's module links with."""
     members = list(closures[root])
-    nearby = list(part_roots(candidates, [root], closures))
+    folder = posixpath.dirname(root)
+    # A part in another folder is extension code (it names the C API): a library vendored
+    # next to the module (libmpdec, expat, HACL) shares the module's headers but is no part.
+    nearby = [c for c in part_roots(candidates, [root], closures)
+              if posixpath.dirname(c) == folder or _names_the_c_api(facts[c])]
     changed = bool(nearby)
     while changed:
         changed = False
@@ -1090,6 +1094,10 @@ def part_roots(candidates: list[str], roots, closures: Mapping[str, list[str]]) 
         if found:
             out[cand] = found
     return out
+
+
+def _names_the_c_api(facts: LinkFacts) -> bool:
+    return any(name.startswith(("Py", "_Py")) for name in facts.referenced)
 
 
 def module_files(root: str, closures, linked) -> list[str]:
