@@ -285,6 +285,13 @@ SYNCHRONOUS_CALLBACK_CALLERS = frozenset({"qsort", "bsearch", "lfind", "lsearch"
                                           "PyArg_VaParseTupleAndKeywords", "Py_BuildValue"})
 
 
+# Functions that run the function pointer they are given on a thread of its own (or later, from
+# another thread): no thread-local the caller sets reaches it, whatever else the caller does.
+THREAD_STARTERS = frozenset({"PyThread_start_new_thread", "PyThread_start_joinable_thread",
+                             "pthread_create", "thrd_create", "_beginthread", "_beginthreadex",
+                             "CreateThread", "Py_AddPendingCall"})
+
+
 # C-API and C library functions a module's allocator tables point at (`{PyMem_Malloc, PyMem_Free}`).
 ALLOCATOR_FUNCTIONS = frozenset({
     "PyMem_Malloc", "PyMem_Calloc", "PyMem_Realloc", "PyMem_Free",
@@ -356,12 +363,24 @@ def targets(name: str, target: tuple[int, int] | None) -> bool:
 
 
 def limited_api_value(text: str) -> int | None:
-    """The version a `Py_LIMITED_API` value asks for (`3` is the stable ABI of 3.2)."""
+    """The version a `Py_LIMITED_API` value asks for (`3` is the stable ABI of 3.2); a comment
+    after it (`0x030c0000 // 3.12`) is no part of it."""
+    text = re.sub(r"/\*.*?\*/|//.*", " ", text, flags=re.DOTALL)
     try:
         value = int(text.strip().rstrip("uUlL"), 0)
     except ValueError:
         return None
     return 0x03020000 if 0 < value < 0x03000000 else value
+
+
+def limited_api_guard(name: str, target: tuple[int, int] | None = None) -> str:
+    """The `#if` condition under which code a limited-API unit also reads may name `name`: no
+    Py_LIMITED_API, or one that has it. A tree's own version that lacks it in its limited API
+    (`target`) has no Py_LIMITED_API value that does."""
+    since = LIMITED_API_SINCE.get(name, ADDED_IN[name])
+    if target is not None and target < since:
+        return "!defined(Py_LIMITED_API)"
+    return f"!defined(Py_LIMITED_API) || Py_LIMITED_API >= {version_hex(since)}"
 
 
 def in_limited_api(name: str, limited: int | None) -> bool:

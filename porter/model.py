@@ -403,6 +403,8 @@ class Function:
     param_list: Span | None = None  # the parenthesised parameter list
     flags: tuple[str, ...] = ()  # METH_ flags when it is a method
     frees: tuple[Span, ...] = ()  # statements that free the object: tp_free(...), PyObject_Del(...)
+    # `Base.tp_dealloc(self);` statements, with Base: the base's dealloc frees the object.
+    base_deallocs: tuple[tuple[Span, str], ...] = ()
     # Where its address goes to a function that calls it before returning (qsort(), a
     # PyArg_Parse converter, or any function handed a local struct holding it).
     sync_callback_sites: tuple[CallbackSite, ...] = ()
@@ -712,6 +714,10 @@ class ExtensionModule:
     file_conditions: tuple[tuple[str, str], ...] = ()
     # Declarations of the definition without its initialiser (`static struct PyModuleDef d;`).
     definition_forwards: tuple[Location, ...] = ()
+    # Files outside the definition's translation unit that define its name for themselves (a
+    # `static struct PyModuleDef *name` of a part file): an `extern` declaration of the
+    # definition in a header they include would clash with it.
+    definition_shadowed_in: tuple[str, ...] = ()
     # The struct `m_size = sizeof(S)` names, when the module already has module state.
     state_struct: StateStructDefinition | None = None
     # `Owner.__dict__['key']` reads in the package's Python files (analyze.python_side).

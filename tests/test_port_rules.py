@@ -1535,3 +1535,88 @@ def test_an_array_sized_by_macros_of_a_c_file_brings_them_into_the_state_header(
         assert "#define FIRST_CODE" not in result.new_text["codes.c"].decode()
     else:
         assert "type-declared-late" in [it.code for it in mp.items if it.subject == "errors"]
+
+
+THREAD_START = HEADER + """
+#include "pythread.h"
+static PyThread_type_lock done;
+static int call_it(PyObject *fn) { PyObject *r = PyObject_CallNoArgs(fn); Py_XDECREF(r); return r != NULL; }
+static void
+in_thread(void *fn)
+{
+    call_it((PyObject *)fn);
+    PyThread_release_lock(done);
+}
+static PyObject *
+run(PyObject *module, PyObject *args)
+{
+    PyObject *fn;
+    if (!PyArg_ParseTuple(args, "O:run", &fn))
+        return NULL;
+    done = PyThread_allocate_lock();
+    PyThread_acquire_lock(done, 1);
+    PyThread_start_new_thread(in_thread, fn);
+    int ok = call_it(fn);
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(done, 1);
+    Py_END_ALLOW_THREADS
+    PyThread_release_lock(done);
+    PyThread_free_lock(done);
+    return PyBool_FromLong(ok);
+}
+""" + ONE_METHOD.replace("    Err = PyErr_NewException(\"m.Err\", NULL, NULL);\n", "") % ("run", "run", "METH_VARARGS")
+
+
+def test_a_callback_handed_to_a_thread_start_reaches_no_state_its_caller_publishes():
+    """A thread-local set around PyThread_start_new_thread() (or around the calls handed its
+    argument) is NULL on the new thread: the callback's global stays, with the reason."""
+    mp, text = port(THREAD_START)
+    assert "m_callback_state" not in text and "THREAD_LOCAL" not in text
+    assert (None, "done") in mp.kept
+
+
+BUILTIN_BASE = HEADER + """
+typedef struct { PyListObject list; int deallocated; } MyListObject;
+static void
+MyList_dealloc(MyListObject *op)
+{
+    op->deallocated = 1;
+    PyList_Type.tp_dealloc((PyObject *)op);
+}
+static PyTypeObject MyList_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.MyList", .tp_basicsize = sizeof(MyListObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, .tp_dealloc = (destructor)MyList_dealloc,
+};
+""" + INIT % ("    MyList_Type.tp_base = &PyList_Type;\n"
+              "    if (PyType_Ready(&MyList_Type) < 0) return NULL;\n"
+              "    if (PyModule_AddObjectRef(m, \"MyList\", (PyObject *)&MyList_Type) < 0) return NULL;")
+
+
+def test_a_dealloc_handing_the_object_to_a_builtin_bases_dealloc_releases_the_heap_type_after():
+    """list_dealloc frees the object through tp_free but, written for static types, never
+    releases the type: each instance of the heap type would keep a reference to it."""
+    mp, text = port(BUILTIN_BASE)
+    dealloc = text[text.index("MyList_dealloc(MyListObject *op)"):]
+    dealloc = dealloc[:dealloc.index("\n}\n")]
+    assert "PyTypeObject *tp = Py_TYPE(op);" in dealloc
+    assert dealloc.index("PyList_Type.tp_dealloc((PyObject *)op);") < dealloc.index("Py_DECREF(tp);")
+    assert not [i for i in mp.items if i.code == "dealloc-frees-nothing"]
+
+
+def test_a_part_in_another_folder_links_when_it_shares_a_header_and_names_the_c_api():
+    """parts/x.c shares parts/parts.h with the init file and is linked; lib/y.c, a vendored
+    library whose header the module includes too, exports what the module calls but names no
+    C API: it is compiled on its own terms, not as a part."""
+    from porter.analyze.project import LinkFacts, link_files
+
+    closures = {"m.c": ["m.c", "parts/parts.h", "lib/y.h"], "parts/x.c": ["parts/x.c", "parts/parts.h"],
+                "lib/y.c": ["lib/y.c", "lib/y.h"], "parts/parts.h": ["parts/parts.h"], "lib/y.h": ["lib/y.h"],
+                "other/z.c": ["other/z.c"]}
+    facts = {"m.c": LinkFacts(frozenset({"PyInit_m"}), frozenset({"PyObject", "init_x", "y_run"})),
+             "parts/x.c": LinkFacts(frozenset({"init_x"}), frozenset({"PyObject", "init_x"})),
+             "lib/y.c": LinkFacts(frozenset({"y_run"}), frozenset({"y_run", "size_t"})),
+             "other/z.c": LinkFacts(frozenset({"init_x2"}), frozenset({"PyObject", "y_run"})),
+             "parts/parts.h": LinkFacts(frozenset(), frozenset()), "lib/y.h": LinkFacts(frozenset(), frozenset())}
+    linked = link_files(facts, list(closures), closures, ["m.c"])
+    assert linked["m.c"] == ["parts/x.c"]

@@ -41,6 +41,8 @@ def sync_sites(indexes: list[FileIndex], taken: list[Location], casts: dict[str,
     by_path = {idx.path: idx for idx in indexes}
     for loc in taken:
         node = by_path[loc.file].src.root.descendant_for_byte_range(loc.span.start, loc.span.end)
+        if node is None or _thread_start(node):
+            return []  # it runs on a thread of its own: what this thread publishes never reaches it
         sites = (_library_site(loc.file, node, project_callers or {}) or _local_struct_sites(loc.file, node)
                  or _user_data_site(loc.file, node, casts or {}) or _handle_sites(loc.file, node)) \
             if node is not None else None
@@ -50,16 +52,30 @@ def sync_sites(indexes: list[FileIndex], taken: list[Location], casts: dict[str,
     return out
 
 
-def _library_site(path: str, node: Node, project_callers: dict[str, frozenset[int]]) -> list | None:
-    arg = node
-    while arg.parent is not None and arg.parent.type in ("cast_expression", "parenthesized_expression",
-                                                         "pointer_expression"):
-        arg = arg.parent
-    arglist = arg.parent
+def _called_with(node: Node) -> tuple[Node | None, str | None]:
+    """The call `node` (through casts, parentheses and `&`) is an argument of, and its name."""
+    arglist = _argument(node).parent
     call = arglist.parent if arglist is not None and arglist.type == "argument_list" else None
-    name = ctree.call_name(call) if call is not None else None
+    return call, ctree.call_name(call) if call is not None else None
+
+
+def _argument(node: Node) -> Node:
+    """`node` with the casts, parentheses and `&` around it: the argument it is."""
+    while node.parent is not None and node.parent.type in ("cast_expression", "parenthesized_expression",
+                                                           "pointer_expression"):
+        node = node.parent
+    return node
+
+
+def _thread_start(node: Node) -> bool:
+    """`PyThread_start_new_thread(f, arg)`: `f` runs on a new thread."""
+    return _called_with(node)[1] in capi.THREAD_STARTERS
+
+
+def _library_site(path: str, node: Node, project_callers: dict[str, frozenset[int]]) -> list | None:
+    call, name = _called_with(node)
     if name not in capi.SYNCHRONOUS_CALLBACK_CALLERS and not (
-            name in project_callers and call is not None and _position(call, arg) in project_callers[name]):
+            name in project_callers and call is not None and _position(call, _argument(node)) in project_callers[name]):
         return None
     owner = ctree.enclosing_function(call)
     site = _call_site(call)

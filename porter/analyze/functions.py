@@ -484,11 +484,12 @@ def _port_fields(index: FileIndex, fn: Node, body: Node | None, name_node: Node 
     body_calls = [n for n in nodes if n.type == "call_expression"]
     aliases = _object_aliases(body, self_name, nodes) if body is not None and self_name else set()
     frees, untracks_first = _frees(body, self_name, aliases, body_calls)
+    base_deallocs = _base_deallocs(body_calls, aliases)
     activity = index.src.pre.activity
     return dict(
         param_list=ctree.span(fdecl.child_by_field_name("parameters"))
         if fdecl is not None and fdecl.child_by_field_name("parameters") is not None else None,
-        frees=tuple(frees), untracks_first=untracks_first,
+        frees=tuple(frees), untracks_first=untracks_first, base_deallocs=base_deallocs,
         releases_type=_releases_type(nodes, aliases, activity),
         sets_type_by_hand=_sets_type_by_hand(body_calls, activity),
         releases=_releases(body, self_name, aliases, body_calls),
@@ -530,6 +531,22 @@ def _user_data_casts(sk: _Skeleton) -> dict[str, str]:
 
 
 _BODY_NODES = ("call_expression", "init_declarator", "assignment_expression")
+
+
+def _base_deallocs(calls: list[Node], aliases: set[str]) -> tuple[tuple[Span, str], ...]:
+    """`PyList_Type.tp_dealloc((PyObject *)op);` statements: a type's dealloc handing the object
+    to another type's (its base's), with that type's name."""
+    out = []
+    for node in calls:
+        fn = node.child_by_field_name("function")
+        field = fn.child_by_field_name("field") if fn is not None and fn.type == "field_expression" else None
+        owner = fn.child_by_field_name("argument") if field is not None else None
+        args = ctree.call_args(node)
+        if field is not None and field.text == b"tp_dealloc" and owner is not None and owner.type == "identifier" \
+                and len(args) == 1 and _names_object(args[0], aliases) \
+                and node.parent is not None and node.parent.type == "expression_statement":
+            out.append((ctree.span(node.parent), owner.text.decode()))
+    return tuple(out)
 
 
 def _frees(body: Node | None, self_name: str | None, aliases: set[str],

@@ -296,7 +296,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         dataclasses.replace(u, function=keys.in_file(u.file, u.function)) for u in macro_uses))
     # Definitions porter cannot tell apart (one per #if branch of one file): one ambiguous name.
     twice = once("defined twice", lambda: _defined_twice(indexes) - keys.names)
-    return dataclasses.replace(
+    module = dataclasses.replace(
         module,
         ambiguous_functions=twice,
         called_from_ambiguous=once("called from ambiguous", lambda: _called_from(indexes, twice)),
@@ -319,6 +319,19 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         includes=once("include facts", lambda: tuple(module_includes)),
         **_files_facts(indexes, macros, macro_uses, generated, once),
     )
+    if definition is not None:
+        unit = {f for root in module.unit_roots(definition.file) for f in module.translation_unit(root)}
+        module = dataclasses.replace(module, definition_shadowed_in=tuple(
+            idx.path for idx in indexes if idx.path not in unit and _defines_at_file_scope(idx, definition.name)))
+    return module
+
+
+def _defines_at_file_scope(idx: FileIndex, name: str) -> bool:
+    """Whether a file defines a variable or function `name` of its own (not `extern`)."""
+    if name in idx.functions:
+        return True
+    return any(ctree.read_declarator(d).name == name for decl in idx.file_declarations
+               if not {"extern", "typedef"} & ctree.storage(decl) for d in ctree.declarators(decl))
 
 
 def _find_module_uses(indexes: list[FileIndex], macros: MacroTable, macro_uses: tuple, keys: FunctionKeys,
@@ -1084,10 +1097,11 @@ def link_root(root: str, facts: Mapping[str, LinkFacts], candidates: list[str],
     for cand in candidates:
         if posixpath.normpath(cand) in built:
             members += [p for p in closures[cand] if p not in members]
-    # A module's separately compiled files sit next to its init file: in a tree of many
-    # modules (CPython's Modules/), shared names would otherwise link unrelated files.
     folder = posixpath.dirname(root)
-    nearby = [c for c in candidates if posixpath.dirname(c) == folder]
+    # A part in another folder is extension code (it names the C API): a library vendored
+    # next to the module (libmpdec, expat, HACL) shares the module's headers but is no part.
+    nearby = [c for c in part_roots(candidates, [root], closures)
+              if posixpath.dirname(c) == folder or _names_the_c_api(facts[c])]
     changed = bool(nearby)
     while changed:
         changed = False
@@ -1105,6 +1119,32 @@ def link_root(root: str, facts: Mapping[str, LinkFacts], candidates: list[str],
                         members.append(p)
                 changed = True
     return [p for p in members if p not in closures[root]]
+
+
+def part_roots(candidates: list[str], roots, closures: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """The roots (init files) whose module each candidate may be compiled into: a candidate
+    sits next to the init file, or it includes a header the init file includes too (a module's
+    part files in a folder of their own, with the header of prototypes they share:
+    `parts/x.c`, `parts/parts.h`). In a tree of many modules (CPython's Modules/), names alone
+    would link unrelated files; link_root still asks for shared symbols."""
+    by_folder: dict[str, list[str]] = {}
+    by_header: dict[str, list[str]] = {}
+    for root in roots:
+        by_folder.setdefault(posixpath.dirname(root), []).append(root)
+        for header in closures[root][1:]:
+            by_header.setdefault(header, []).append(root)
+    out = {}
+    for cand in candidates:
+        found = list(by_folder.get(posixpath.dirname(cand), []))
+        for header in closures[cand][1:]:
+            found += [r for r in by_header.get(header, []) if r not in found]
+        if found:
+            out[cand] = found
+    return out
+
+
+def _names_the_c_api(facts: LinkFacts) -> bool:
+    return any(name.startswith(("Py", "_Py")) for name in facts.referenced)
 
 
 def module_files(root: str, closures, linked) -> list[str]:

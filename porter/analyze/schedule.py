@@ -22,7 +22,6 @@ import ctypes
 import gc
 import multiprocessing
 import os
-import posixpath
 import threading
 import time
 from collections import deque
@@ -54,6 +53,7 @@ from porter.analyze.project import (
     link_facts,
     link_files,
     link_root,
+    part_roots,
     paths_by_basename,
     tu_macros,
 )
@@ -437,16 +437,15 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     # A small header several modules include (posixmodule.h) is parsed once per module: one
     # task per module is worth more than the parse it saves, on a machine with cores to spare.
     groups = _connected(possible, closures, paths, lambda p: len(prepared.texts[p]) >= SHARED_PARSE_BYTES)
-    # The files next to what may be a module, which may link with it: a module links only with
-    # files in its own folder, so those of a folder whose possible modules are all in one group
-    # (_io/, _sqlite/) are parsed in its task, once, for their link facts and its analysis both.
-    group_of_folder: dict[str, set[int]] = {}
-    for i, (roots, _) in enumerate(groups):
-        for root in roots:
-            group_of_folder.setdefault(posixpath.dirname(root), set()).add(i)
-    nearby = [c for c in link_candidates(paths, closures, possible) if posixpath.dirname(c) in group_of_folder]
-    alone = {c for c in nearby if len(group_of_folder[posixpath.dirname(c)]) == 1}
-    groups = [(roots, _with_nearby(files, roots, alone, prepared)) for roots, files in groups]
+    # The files that may be part of what may be a module (next to it, or sharing its header:
+    # part_roots): those that may be part of one group's modules only (_io/, _sqlite/) are
+    # parsed in its task, once, for their link facts and its analysis both.
+    group_of_root = {root: i for i, (roots, _) in enumerate(groups) for root in roots}
+    groups_of = {c: {group_of_root[r] for r in rs}
+                 for c, rs in part_roots(link_candidates(paths, closures, possible), possible, closures).items()}
+    nearby = list(groups_of)
+    alone = {c: next(iter(g)) for c, g in groups_of.items() if len(g) == 1}
+    groups = [(roots, _with_nearby(files, i, alone, prepared)) for i, (roots, files) in enumerate(groups)]
     in_groups = {p for _, files in groups for p in files}
     # 1. The other files next to what may be a module, for their link facts; and the files
     #    asked for only for their own facts.
@@ -489,11 +488,10 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     return _assemble(prepared, results + redone, problems, roots, inits, modules, module_problems, context)
 
 
-def _with_nearby(files: list[str], roots: list[str], nearby: set[str], prepared: Prepared) -> list[str]:
-    """A group's files and those of the `nearby` files next to one of its roots (each with the
-    headers it includes), in input order."""
-    folders = {posixpath.dirname(r) for r in roots}
-    added = {p for c in nearby if posixpath.dirname(c) in folders for p in prepared.closures[c]} - set(files)
+def _with_nearby(files: list[str], group: int, alone: Mapping[str, int], prepared: Prepared) -> list[str]:
+    """A group's files and those of the files that may be part of its modules only (`alone`:
+    each with its group), with the headers they include, in input order."""
+    added = {p for c, g in alone.items() if g == group for p in prepared.closures[c]} - set(files)
     if not added:
         return files
     rank = {p: i for i, p in enumerate(prepared.paths)}

@@ -39,6 +39,7 @@ from porter.rewrite.names import (
 )
 from porter.rewrite.planning.clinic_state import ClinicState, plan_clinic_state
 from porter.rewrite.planning.decide import Decisions, decide
+from porter.rewrite.planning.definition_name import definition_name
 from porter.rewrite.planning.fields import MODULE_ATTRIBUTE_KEY, StateField, state_fields
 from porter.rewrite.planning.placement import MacroUnit, Placement, late_types, place_callback_state, place_state
 from porter.rewrite.planning.posture import Posture, choose_posture
@@ -89,6 +90,9 @@ class Plan:
     failure: Reason | None = None  # planning found that the module cannot be ported
     # File-scope tables whose rows name moved globals: declared in the function that reads them.
     local_tables: tuple[LocalTable, ...] = ()
+    # A lower Py_LIMITED_API that a unit including the state block's header defines for itself:
+    # what the block names beyond it is compiled only where it is there.
+    header_limited_api: int | None = None
 
     def field(self, key: GlobalKey) -> StateField:
         return next(f for f in self.fields if f.key == key)
@@ -193,14 +197,31 @@ class Plan:
         return capi.version_guard(name, self.module.cpython_version)
 
 
-def declared_limited_api(module: ExtensionModule) -> int | None:
-    """The Py_LIMITED_API the module's sources define, else the one its build files set."""
+def declared_limited_api(module: ExtensionModule, unit: str | None = None) -> int | None:
+    """The Py_LIMITED_API the translation unit of `unit` (default: the init file's) defines,
+    else the one the module's build files set. A part file that defines its own before its
+    includes (`#define Py_LIMITED_API 0x030c0000`) limits only itself."""
+    files = module.translation_unit(unit or module.init.file)
     for m in module.macros:
-        if m.name == "Py_LIMITED_API" and m.active is True:
+        if m.name == "Py_LIMITED_API" and m.active is True and m.file in files:
             value = capi.limited_api_value(m.body_text)
             if value is not None:
                 return value
     return module.build.limited_api_version if module.build is not None else None
+
+
+def header_limited_api(module: ExtensionModule, header: str, limited: int | None) -> int | None:
+    """The lowest Py_LIMITED_API below the module's own (`limited`) among the units that
+    include `header`: what the code put there must also compile under. None: none lower."""
+    lowest = None
+    for root in module.files:
+        if root == header or root.endswith(".h") or module.unit_roots(root) != {root} \
+                or header not in module.translation_unit(root):
+            continue
+        value = declared_limited_api(module, root)
+        if value is not None and (limited is None or value < limited) and (lowest is None or value < lowest):
+            lowest = value
+    return lowest
 
 
 def existing_state_struct(module: ExtensionModule) -> str | None:
@@ -271,6 +292,9 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
                     failure = failure or block
                 else:
                     callback_block = block
+    renamed = definition_name(module, placement, allocator, names.base)
+    if renamed is not None:
+        names = replace(names, def_name=renamed)
     exec_once = filled_static_types(module, moved_types)
     if exec_once and module.init_style is not InitStyle.MULTI_PHASE:
         names = replace(names, exec_once=allocator.fresh(f"{names.base}_exec_once"),
@@ -308,6 +332,8 @@ def _plan_once(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         callback_block=callback_block,
         posture=choose_posture(module, decisions, exec_once, once_calls, once_locks + locked_already),
         limited_api=limited,
+        header_limited_api=header_limited_api(module, placement.file, limited)
+        if placement is not None and placement.shared_header else None,
         needs_by_type=needs_by_type, once_calls=once_calls, once_locks=once_locks,
         once_locked_already=locked_already, init_once=init_once,
         needs_by_operands=AccessKind.BINARY in by_kind,

@@ -10,7 +10,9 @@ bases argument; `tp_dictoffset`, `tp_weaklistoffset` and `tp_vectorcall_offset` 
 `__dictoffset__`, `__weaklistoffset__`, `__vectorcalloffset__` members; defaults a heap type
 does not want (`PyObject_GenericGetAttr`, `PyType_GenericAlloc`, an explicit `tp_free`) go.
 Dealloc keeps `Py_TYPE(self)`, untracks GC objects first and releases the type after
-`tp_free` (unless it releases it already: a dealloc written for heap types too), and an
+`tp_free` (unless it releases it already: a dealloc written for heap types too), or after
+handing the object to a builtin base's dealloc (`PyList_Type.tp_dealloc(self)`, which frees it
+but never releases a heap type), and an
 object made by hand (`Py_SET_TYPE` + `_Py_NewReference`) takes that reference, as PyObject_Init
 does; GC traverse
 visits `Py_TYPE(self)` once (not when it delegates to a base's traverse). Struct sequences
@@ -40,7 +42,7 @@ import re
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name
-from porter.model import Global, GlobalKind, InitStyle, Span, c_name
+from porter.model import Function, Global, GlobalKind, InitStyle, Span, c_name
 from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
@@ -298,6 +300,15 @@ def _type_global(plan: Plan, t) -> Global | None:
                  if g.name == t.name and g.kind is GlobalKind.STATIC_TYPE and g.function is None), None)
 
 
+def _builtin_base_deallocs(plan: Plan, f: Function) -> tuple[Span, ...]:
+    """`PyList_Type.tp_dealloc(self);` in a dealloc: the builtin base's dealloc frees the object
+    through tp_free and, written for static types, never releases a heap type: the subclass's
+    dealloc must, after it. A base of the module's own (a global) is left to its own dealloc."""
+    own = {g.name for g in plan.module.globals if g.function is None}
+    return tuple(span for span, base in f.base_deallocs
+                 if base not in own and re.fullmatch(r"Py\w+_Type", base))
+
+
 def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None:
     t, tp_var = tp.type, plan.names.type_var
     value = tp.value("tp_dealloc", "0") or "0"
@@ -328,19 +339,20 @@ def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None
         out.done(f.file, f.header, f"{name}() already releases its object's type, as a heap type's dealloc must"
                  + (" (it now untracks the object first)" if gc and not f.untracks_first else ""))
         return
-    prologue = f"\n{indent}PyTypeObject *{tp_var} = Py_TYPE({self_name});" if f.frees else ""
+    frees = f.frees + _builtin_base_deallocs(plan, f)
+    prologue = f"\n{indent}PyTypeObject *{tp_var} = Py_TYPE({self_name});" if frees else ""
     if gc and not f.untracks_first:
         prologue += f"\n{indent}PyObject_GC_UnTrack({self_name});"
     if prologue:
         out.insert(f.file, f.body.start + 1, prologue, order=-7)
-    if not f.frees:
+    if not frees:
         deallocs = {referenced_name(tt.slot_text("tp_dealloc") or "") for tt in plan.module.static_types}
         if not any(c_name(c.callee) in deallocs for c in f.calls):
             out.todo(f.file, f.header, code="dealloc-frees-nothing", subject=name, message=
                      f"{name}() frees no object porter can see: after freeing it must "
                                        "Py_DECREF(Py_TYPE(self))")
         return
-    for span in f.frees:
+    for span in frees:
         out.insert(f.file, span.end, f"\n{layout.line_indent(span.start)}Py_DECREF({tp_var});")
     t_global = _type_global(plan, t)
     if t_global is not None:

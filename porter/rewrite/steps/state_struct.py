@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 
+from porter import capi
 from porter.model import GlobalKind, Span
 from porter.render import render
 from porter.rewrite import cbuild
@@ -163,6 +164,10 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         by_type=plan.needs_by_type, by_operands=plan.needs_by_operands,
         module_by_type=None if plan.has("PyType_GetModuleByDef") else names.module_by_type,
         module_of=lambda type_expr: cbuild.module_of_type(plan, type_expr),
+        # Units that include the header under a lower limited API of their own do without them.
+        by_type_guard=cbuild.if_directive(capi.limited_api_guard("PyType_GetModuleByDef", plan.module.cpython_version))
+        if plan.has("PyType_GetModuleByDef")
+        and not capi.in_limited_api("PyType_GetModuleByDef", plan.header_limited_api) else None,
         # In a shared header a `static` thread-local would be one per file: it goes to the
         # one file with the callbacks and the calls that make them instead.
         callback_state=names.callback_state if plan.needs_callback_state and not shared_header else None,
