@@ -707,6 +707,7 @@ class ExtensionModule:
     spec_helpers: tuple[SpecHelper, ...] = ()  # helpers that make heap types from the specs given
     # Module functions made from the module's own tables with a NULL `self` (the port passes the module).
     null_self_sites: tuple[NullSelfSite, ...] = ()
+    instance_checks: tuple[InstanceCheck, ...] = ()  # analyze.instance_checks
     # (global, file): globals declared in the module's headers that a C file porter was not
     # given (but that includes one of those headers) names.
     outside_uses: tuple[tuple[str, str], ...] = ()
@@ -911,6 +912,20 @@ class SpecType:
     creator: str  # PyType_FromSpec, PyType_FromSpecWithBases, PyType_FromModuleAndSpec, ...
     args: tuple[Span, ...]
     arg_texts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InstanceCheck:
+    """`PyObject_TypeCheck(op, &T)` (or `Py_IS_TYPE`, or a one-parameter project macro that is
+    exactly that, `T_Check(op)`): whether an object is an instance of a static type `T`."""
+
+    file: str
+    function: str | None  # the key of the function it is in
+    span: Span  # the call or the macro's invocation
+    object: Span  # its object argument
+    type_name: str
+    exact: bool  # Py_IS_TYPE: the type itself, not a subclass
+    macro: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1620,3 +1620,28 @@ def test_a_part_in_another_folder_links_when_it_shares_a_header_and_names_the_c_
              "parts/parts.h": LinkFacts(frozenset(), frozenset()), "lib/y.h": LinkFacts(frozenset(), frozenset())}
     linked = link_files(facts, list(closures), closures, ["m.c"])
     assert linked["m.c"] == ["parts/x.c"]
+
+
+CAPSULE_CHECK = HEADER + """typedef struct { PyObject_HEAD long v; } Obj;
+static PyTypeObject T;
+#define T_Check(op) PyObject_TypeCheck(op, &T)
+static PyObject *get(PyObject *op) { %s }
+typedef struct { PyObject *(*get)(PyObject *); } CAPI_t;
+static CAPI_t CAPI = {get};
+static PyTypeObject T = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.T", .tp_basicsize = sizeof(Obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT, .tp_new = PyType_GenericNew};
+""" + INIT % """    if (PyType_Ready(&T) < 0 || PyModule_AddObjectRef(m, "T", (PyObject *)&T) < 0) return NULL;
+    if (PyModule_Add(m, "CAPI", PyCapsule_New(&CAPI, "m.CAPI", NULL)) < 0) return NULL;"""
+
+
+@pytest.mark.parametrize(("body", "converts"), [
+    ("if (!T_Check(op)) return NULL; return PyLong_FromLong(((Obj *)op)->v);", True),
+    ("if (!PyObject_TypeCheck(op, &T)) return NULL; return PyLong_FromLong(((Obj *)op)->v);", True),
+    ("if (!T_Check(op)) return (PyObject *)PyObject_New(Obj, &T); return Py_NewRef(op);", False),
+], ids=["through the check macro", "a direct check", "the type also made there"])
+def test_a_function_with_no_state_checks_instances_through_the_object_s_type(body, converts):
+    mp, text = port(CAPSULE_CHECK % body)
+    assert ("static PyTypeObject T = " not in text) is converts, text
+    assert ("m_instance_of(op, offsetof(m_state, T), 0)" in text) is converts
+    if not converts:
+        assert "unreachable-function" in [it.code for it in mp.items if it.subject == "T"]

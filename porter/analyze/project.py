@@ -29,6 +29,7 @@ from porter.analyze.globals import collect_globals
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import init_field_assignments, read_init_body
 from porter.analyze.initializers import sizeof_operand
+from porter.analyze.instance_checks import collect_instance_checks
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style, pasted_module
@@ -309,6 +310,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         state_struct=_state_struct(indexes, definition),
         spec_types=tuple(spec_types),
         null_self_sites=added.null_self_sites,
+        instance_checks=once("instance checks", lambda: collect_instance_checks(indexes, macros, keys.in_file)),
         spec_helpers=tuple(dataclasses.replace(h, function=keys.in_file(h.file, h.function),
                                                callers=tuple(keys.in_file(h.file, c) for c in h.callers))
                            for h in spec_helpers),

@@ -63,6 +63,7 @@ class Names:
     thread_local: str  # the macro that spells _Thread_local / __declspec(thread)
     exec_param: str  # exec's module parameter
     module_param: str  # the module parameter of helpers that get the module (planning.module_object)
+    instance_of: str  # answers an instance check through the object's type (planning.instance_checks)
     type_var: str  # the local that keeps Py_TYPE(self) in a dealloc
     new_struct: bool  # False when the module already had a state struct (m_size = sizeof(X))
     module_by_type: str  # the limited API's stand-in for PyType_GetModuleByDef

@@ -415,6 +415,7 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
         thread_local=allocator.fresh(f"{base.upper()}_THREAD_LOCAL"), exec_param=exec_param,
         module_param=allocator.first_free(MODULE_PARAM_CANDIDATES, "module") if decisions.module_passing.helpers
         else "",
+        instance_of=allocator.fresh(f"{base}_instance_of") if decisions.instance_checks else "",
         type_var=allocator.first_free(TYPE_VAR_CANDIDATES, "dealloc_type"), new_struct=existing is None,
         module_by_type=allocator.fresh(f"get_{base}_module_by_type"),
         module_descriptor=allocator.fresh(f"{base}_module_descriptor"),

@@ -11,9 +11,19 @@ from dataclasses import dataclass, field
 
 from porter.analyze.functions import init_phase
 from porter.analyze.initializers import sizeof_operand
-from porter.model import ExtensionModule, FindModuleUse, FindModuleWant, Global, GlobalKind, RoleKind, SpecHelper
+from porter.model import (
+    ExtensionModule,
+    FindModuleUse,
+    FindModuleWant,
+    Global,
+    GlobalKind,
+    InstanceCheck,
+    RoleKind,
+    SpecHelper,
+)
 from porter.rewrite.planning.access import Access, function_access
 from porter.rewrite.planning.guards import BuildGuards, local_guards
+from porter.rewrite.planning.instance_checks import checks_by_instance
 from porter.rewrite.planning.module_object import ModulePassing, module_passing, unreachable_added_functions
 from porter.rewrite.planning.reach import (
     MODULE_STATE,
@@ -50,6 +60,8 @@ class Decisions:
     last_module_macros: dict[str, str] = field(default_factory=dict)
     # Where a NULL `self` becomes the module, and the helpers that get the module for it.
     module_passing: ModulePassing = ModulePassing((), frozenset())
+    # Instance checks of functions with no state, answered through the object's type.
+    instance_checks: tuple[InstanceCheck, ...] = ()
 
     def access_of(self, name: str) -> Access | None:
         return self.access.get(name)
@@ -77,8 +89,9 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
     last_module_macros: dict[str, str] = {}
     while True:
         base_bodies = _base_macro_bodies(module, graph, finders, set(last_module_macros))
-        access, needs, helpers, macro_bodies, direct, passing = _reach(module, movable, base_bodies, graph, finders,
-                                                              frozenset(last_module))
+        reached = _reach(module, movable, base_bodies, graph, finders, frozenset(last_module))
+        access, needs, helpers, macro_bodies, direct = (reached.access, reached.needs, reached.helpers,
+                                                        reached.macro_bodies, reached.direct)
         this_round = Round(module, movable, access, needs, macro_bodies)
         vetoed: dict[GlobalKey, Reason] = {}
         for rule in ROUND_VETOES:
@@ -127,7 +140,7 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
                                   module.exec_function),
         finders=frozenset(finders), blocked=tuple(blocked), last_module=dict(sorted(last_module.items())),
         kept_finders=kept_finders, last_module_macros=dict(sorted(last_module_macros.items())),
-        module_passing=passing)
+        module_passing=reached.passing, instance_checks=reached.checks)
 
 
 def _last_module_lookups(module: ExtensionModule, access: dict[str, Access], needs: dict[str, set[GlobalKey]],
@@ -199,8 +212,21 @@ def _helpers_called_where_no_state(module: ExtensionModule, access: dict[str, Ac
     return out
 
 
+@dataclass(frozen=True)
+class _Reached:
+    """How functions reach state, for one set of moving globals (_reach)."""
+
+    access: dict[str, Access]
+    needs: dict[str, set[GlobalKey]]
+    helpers: set[str]
+    macro_bodies: dict[str, set[GlobalKey]]
+    direct: dict[str, set[GlobalKey]]
+    passing: ModulePassing
+    checks: tuple[InstanceCheck, ...]
+
+
 def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodies, graph: MacroGraph,
-           finders: set[str], looked_up: frozenset[str]):
+           finders: set[str], looked_up: frozenset[str]) -> _Reached:
     """How functions reach state and which need it, for one set of moving globals.
 
     A macro that calls a helper taking a state parameter passes `state` where it expands, so
@@ -229,6 +255,9 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
             macro_bodies.setdefault(name, set()).add(MODULE_STATE)
         macro_bodies = graph.close(macro_bodies)
         direct = direct_needs(module, movable, macro_bodies, finders, looked_up)
+        exempt, checks = checks_by_instance(module, movable, access, direct, macro_bodies)
+        for name, keys in exempt.items():
+            direct[name] = direct[name] - keys
         needs, helpers = thread_helpers(functions, access, direct)
         passing = module_passing(module, access, needs)
         if passing.helpers:
@@ -238,7 +267,7 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
                if m.active is not None and m.file not in unsure_files
                and any(name in helpers for name, *_ in m.called())}
         if now <= calling:
-            return access, needs, helpers, macro_bodies, direct, passing
+            return _Reached(access, needs, helpers, macro_bodies, direct, passing, checks)
         calling |= now
 
 

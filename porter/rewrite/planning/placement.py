@@ -46,6 +46,9 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
     spots += [Location(fns[n].file, fns[n].span) for n in d.helpers if n in fns]
     # Functions that find the module the last exec made call the generated finder.
     spots += [Location(fns[n].file, fns[n].span) for n in (*d.last_module, *d.kept_finders) if n in fns]
+    # A check answered through the object's type calls the state block's helper.
+    spots += [Location(fns[c.function].file, fns[c.function].span) if c.function in fns else Location(c.file, c.span)
+              for c in d.instance_checks]
     # A helper's prototype names the state type too.
     spots += [Location(p.file, p.span) for n in d.helpers if n in fns for p in fns[n].prototypes]
     for name, acc in d.access.items():

@@ -197,8 +197,10 @@ def _forward_declarations(out: Emitter, plan: Plan, tp: TypePlan) -> None:
     same_unit = plan.module.translation_unit(body.file)
     shared = False
     for loc in t.forward_declarations:
-        # A header that shows the type to exec's file, or exec's unit's own `extern` of it.
-        shows_exec = loc.file.endswith(".h") or loc.file in same_unit
+        # A header exec's file includes (or the state's header, which the port makes it include),
+        # or exec's unit's own `extern` of it.
+        state_header = plan.placement is not None and plan.placement.file == loc.file
+        shows_exec = loc.file in same_unit or state_header
         if t.file not in same_unit and shows_exec and not shared and not t.structseq:
             # The header that made the type visible to exec's file now shows its spec.
             out.edit(loc.file, loc.span, f"extern PyType_Spec {t.name}_spec;")

@@ -60,6 +60,7 @@ class StateAccess:
         _carry_in_user_data(out, plan)
         _pass_state_to_helpers(out, plan)
         _pass_module(out, plan)
+        _check_instances_by_type(out, plan)
         _pass_state_in_unread_branches(out, plan)
         _report_conditional_macros(out, plan)
         _rewrite_uses(out, plan)
@@ -421,6 +422,24 @@ def _pass_module(out: Emitter, plan: Plan) -> None:
         out.done(site.file, site.call, f"{site.api}() in {site.function}() makes {', '.join(site.functions)} with "
                                        "the module as `self` (was NULL): they reach module state from it, as "
                                        "the module's own functions do", key=("function", site.function))
+
+
+def _check_instances_by_type(out: Emitter, plan: Plan) -> None:
+    """`T_Check(op)` in a function that reaches no state asks the module that made op's type
+    (planning.instance_checks)."""
+    fields = {f.key: f for f in plan.fields}
+    names = plan.names
+    for check in plan.decisions.instance_checks:
+        field = fields.get((None, check.type_name))
+        if field is None:
+            continue  # the type stays static: the check is as it was
+        obj = plan.layout(check.file).text_of(check.object)
+        text = f"{names.instance_of}({obj}, offsetof({names.state_type}, {field.name}), {int(check.exact)})"
+        with out.about(("function", check.function)):
+            out.edit(check.file, check.span, text, supersedes=True)
+        out.done(check.file, check.span, f"{check.function}() reaches no module state: it checks its object against "
+                                         f"{check.type_name} in the state of the module that made the object's type",
+                 key=("function", check.function))
 
 
 def _pass_state_in_unread_branches(out: Emitter, plan: Plan) -> None:

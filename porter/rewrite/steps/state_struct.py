@@ -161,7 +161,7 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         get_state_by_operands=names.get_state_by_operands,
         # The accessors' local for the module must not hide the definition (`&module`).
         module_local="module" if names.def_name != "module" else "owner",
-        by_type=plan.needs_by_type, by_operands=plan.needs_by_operands,
+        by_type=plan.needs_by_type, by_operands=plan.needs_by_operands, instance_of=names.instance_of,
         module_by_type=None if plan.has("PyType_GetModuleByDef") else names.module_by_type,
         module_of=lambda type_expr: cbuild.module_of_type(plan, type_expr),
         # Units that include the header under a lower limited API of their own do without them.
