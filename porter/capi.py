@@ -292,6 +292,15 @@ THREAD_STARTERS = frozenset({"PyThread_start_new_thread", "PyThread_start_joinab
                              "CreateThread", "Py_AddPendingCall"})
 
 
+# Functions that keep the function pointers they are handed (copied out of a struct, or the
+# pointer itself) and call them after they return: a local struct passed to one of them does
+# not mean its callbacks run during the call.
+KEEP_CALLBACKS = frozenset({"PyMem_SetAllocator", "PyObject_SetArenaAllocator", "sigaction", "signal",
+                            "PyOS_setsig", "atexit", "Py_AtExit", "PyCapsule_New", "PyDict_AddWatcher",
+                            "PyType_AddWatcher", "PyCode_AddWatcher", "PyFunction_AddWatcher",
+                            "PyContext_AddWatcher", "PyRefTracer_SetTracer"}) | THREAD_STARTERS
+
+
 # C-API and C library functions a module's allocator tables point at (`{PyMem_Malloc, PyMem_Free}`).
 ALLOCATOR_FUNCTIONS = frozenset({
     "PyMem_Malloc", "PyMem_Calloc", "PyMem_Realloc", "PyMem_Free",

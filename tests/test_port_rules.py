@@ -1645,3 +1645,23 @@ def test_a_function_with_no_state_checks_instances_through_the_object_s_type(bod
     assert ("m_instance_of(op, offsetof(m_state, T), 0)" in text) is converts
     if not converts:
         assert "unreachable-function" in [it.code for it in mp.items if it.subject == "T"]
+
+
+def test_callbacks_in_a_local_table_a_library_keeps_are_not_called_back_during_the_call():
+    """`PyMem_SetAllocator(domain, &alloc)` copies the local table and calls its hooks ever
+    after, from any thread: no thread-local the caller publishes reaches them."""
+    c = with_method("""static long calls;
+static void *hook_malloc(void *ctx, size_t size) { calls++; return PyMem_RawMalloc(size); }
+static void *hook_calloc(void *ctx, size_t n, size_t size) { return PyMem_RawCalloc(n, size); }
+static void *hook_realloc(void *ctx, void *p, size_t size) { return PyMem_RawRealloc(p, size); }
+static void hook_free(void *ctx, void *p) { PyMem_RawFree(p); }
+static PyObject *install(PyObject *m, PyObject *unused)
+{
+    PyMemAllocatorEx alloc = {NULL, hook_malloc, hook_calloc, hook_realloc, hook_free};
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &alloc);
+    return PyLong_FromLong(calls);
+}
+""", "install", "METH_NOARGS")
+    mp, text = port(c)
+    assert "static long calls;" in text and "m_callback_state" not in text
+    assert "unreachable-function" in [it.code for it in mp.items if it.subject == "calls"]

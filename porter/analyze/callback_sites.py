@@ -411,8 +411,8 @@ def _local_struct_sites(path: str, ident: Node) -> list | None:
                 and parent.parent is not None and parent.parent.type == "argument_list":
             call = parent.parent.parent
             site = _call_site(call)
-            if site is None:
-                return None
+            if site is None or ctree.call_name(call) in capi.KEEP_CALLBACKS:
+                return None  # (PyMem_SetAllocator copies the table and calls it ever after)
             stmt, ends = site
             sites.append(CallbackSite(ctree.function_name(owner)[0] or "", Location(path, ctree.span(stmt)),
                                       ctree.call_name(call) or "a call", ends))
