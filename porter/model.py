@@ -381,6 +381,7 @@ class Alternative:
     header: Span
     body: Span
     param_list: Span | None
+    first_param: str | None = None  # its first parameter's name (None: unnamed, or Py_UNUSED)
 
 
 @dataclass(frozen=True, slots=True)

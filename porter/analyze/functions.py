@@ -437,7 +437,7 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
         if port_facts:
             fields.update(_port_fields(index, fn, body, name_node, fdecl, params),
                           prototypes=tuple(prototypes), unread_calls=tuple(unread.get(name, ())),
-                          alternatives=tuple(_alternative(n) for n in others.get(name, ())))
+                          alternatives=tuple(_alternative(index, n) for n in others.get(name, ())))
         out.append(_Skeleton(name, index, fn, fields, references, name in all_called))
     return out
 
@@ -465,13 +465,14 @@ def exclusive_definitions(index: FileIndex, nodes: list[Node]) -> bool:
     return True
 
 
-def _alternative(fn: Node) -> Alternative:
+def _alternative(index: FileIndex, fn: Node) -> Alternative:
     body = fn.child_by_field_name("body")
     _, _, fdecl = ctree.function_name(fn)
     plist = fdecl.child_by_field_name("parameters") if fdecl is not None else None
+    params = _params(index.src, fdecl)
     return Alternative(Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
                        ctree.span(body) if body is not None else ctree.span(fn),
-                       ctree.span(plist) if plist is not None else None)
+                       ctree.span(plist) if plist is not None else None, params[0].name if params else None)
 
 
 def _port_fields(index: FileIndex, fn: Node, body: Node | None, name_node: Node | None, fdecl: Node | None,

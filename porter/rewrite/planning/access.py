@@ -34,15 +34,35 @@ def function_access(f: Function, module: ExtensionModule, type_ok: set[str], cal
     `called`: some function of the module calls it directly; `generated_callers`: the functions
     Argument Clinic's output calls (their signatures are fixed by the generated calls).
     """
+    acc = _function_access(f, module, type_ok, called, generated_callers)
+    if f.alternatives and acc.kind is not AccessKind.NONE and not _edited_alike(f, acc):
+        return Access(AccessKind.NONE, reason=f"{f.name} has another definition in another #if branch, which "
+                                              "porter cannot give the state the same way")
+    return acc
+
+
+# Access kinds whose every definition gets the same parameter, or the same `state` local from
+# the same first parameter (Function.alternatives).
+_ALIKE = (AccessKind.HELPER, AccessKind.MODULE, AccessKind.TYPE, AccessKind.CLASS, AccessKind.NEW,
+          AccessKind.EXEC)
+
+
+def _edited_alike(f: Function, acc: Access) -> bool:
+    if acc.kind is AccessKind.HELPER:
+        return True
+    first = f.params[0].name if f.params else None
+    return acc.kind in _ALIKE and not acc.after and first is not None \
+        and all(a.first_param == first for a in f.alternatives)
+
+
+def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], called: bool,
+                     generated_callers: frozenset[str]) -> Access:
     kinds = f.role_kinds
     if f.name in module.ambiguous_functions:
         # Definitions a file cannot tell apart (one per #if branch of one file; static functions
         # of one name in different files are different functions: analyze.function_keys).
         return Access(AccessKind.NONE, reason=f"{f.name} has several definitions and porter cannot tell which "
                                               "one each call means")
-    if f.alternatives and not f.only_helper:
-        return Access(AccessKind.NONE, reason=f"{f.name} has another definition in another #if branch, and porter "
-                                              "only edits such definitions alike when they are helpers")
     if f.name in module.called_from_ambiguous and f.only_helper:
         return Access(AccessKind.NONE, reason="it is called from a function with two definitions, whose calls "
                                               "porter cannot tell apart")

@@ -113,6 +113,9 @@ def _declare_state(out: Emitter, plan: Plan) -> None:
             # User data the function checks for NULL is read past that check (and its comment).
             out.insert(f.file, _line_end_after(layout, acc.after) if acc.after else f.body.start + 1, text,
                        order=-5)
+            for alternative in f.alternatives:  # its definitions in other #if branches, alike
+                out.insert(f.file, alternative.body.start + 1, "\n" + layout.body_indent(alternative.body)
+                           + text.lstrip("\n").lstrip(), order=-5)
         gc_slots = sorted(f.slots & capi.GC_SLOTS)
         if gc_slots and d.local_guards.get(name) != NDEBUG_ONLY:
             out.todo(f.file, f.header, f"{name}() ({', '.join(gc_slots)}) now looks module state up; at interpreter "
