@@ -340,6 +340,18 @@ LIMITED_API_SINCE = {
 }
 
 
+# C-API types a field may name in code a limited-API unit reads (a state block in a header such
+# a unit includes): by value or behind a pointer. Others (PyMemAllocatorEx, PyCodeObject) are
+# declared only outside the limited API.
+LIMITED_API_TYPES = frozenset({
+    "PyObject", "PyTypeObject", "PyVarObject", "PyLongObject", "PyFrameObject", "PyThreadState",
+    "PyInterpreterState", "PyMethodDef", "PyMemberDef", "PyGetSetDef", "PyModuleDef", "PyModuleDef_Base",
+    "PyModuleDef_Slot", "PyType_Spec", "PyType_Slot", "PyStructSequence_Desc", "PyStructSequence_Field",
+    "PyThread_type_lock", "PyGILState_STATE", "PyOS_sighandler_t", "PyCFunction", "PyCFunctionWithKeywords",
+    "Py_ssize_t", "Py_hash_t", "Py_UCS4", "Py_tss_t", "Py_buffer",
+})
+
+
 # Numbers the stable ABI fixes: an abi3 build whose Py_LIMITED_API predates a slot's name may
 # still hand it to the CPython that reads it (see templates/c/runtime_slots.c.jinja).
 STABLE_ABI_NUMBERS = {

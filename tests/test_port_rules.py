@@ -1665,3 +1665,22 @@ static PyObject *install(PyObject *m, PyObject *unused)
     mp, text = port(c)
     assert "static long calls;" in text and "m_callback_state" not in text
     assert "unreachable-function" in [it.code for it in mp.items if it.subject == "calls"]
+
+
+def test_a_field_of_a_type_outside_the_limited_api_a_part_declares_stays_global():
+    """A part of the module defines Py_LIMITED_API before it includes the header the state goes
+    in: a field of a type that API does not declare (PyMemAllocatorEx) would not compile there."""
+    parts_h = "#ifndef PARTS_H\n#define PARTS_H\n#include <Python.h>\nextern PyObject *Err;\nint part_add(PyObject *m);\n#endif\n"
+    part = '#define Py_LIMITED_API 0x030a0000\n#include "parts.h"\n' \
+           'int part_add(PyObject *m) { return PyModule_AddObjectRef(m, "E2", Err); }\n'
+    main = '#include <Python.h>\n#include "parts.h"\nstatic PyMemAllocatorEx saved;\nPyObject *Err;\n' \
+           "static PyObject *get(PyObject *m, PyObject *a) { PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &saved); " \
+           "return Py_NewRef(Err); }\n" + INIT.replace(
+               "{{NULL, NULL, 0, NULL}}", '{{"get", get, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}}') % \
+        '    Err = PyErr_NewException("m.Err", NULL, NULL);\n    if (Err == NULL || part_add(m) < 0) return NULL;'
+    result = port_files([("m.c", main.encode()), ("parts.h", parts_h.encode()), ("part.c", part.encode())])
+    (mp,) = result.modules
+    header = result.new_text["parts.h"].decode()
+    assert "PyObject *Err;" in header and "PyMemAllocatorEx" not in header, header
+    reasons = [it.message for it in mp.items if it.subject == "saved"]
+    assert any("PyMemAllocatorEx" in r and "limited API" in r for r in reasons), reasons

@@ -244,7 +244,8 @@ def build_plan(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe: 
         plan = replace(plan, local_tables=tuple(t for t in tables if any(
             in_table(tables, u) is t for g in plan.decisions.movable.values() for u in g.uses)))
         placement = plan.placement
-        late = late_types(module, plan.fields, placement, layouts) if placement is not None else None
+        late = late_types(module, plan.fields, placement, layouts, plan.header_limited_api) \
+            if placement is not None else None
         new = {k: why for k, why in (late.vetoes if late else {}).items() if k not in vetoed_later}
         if not new:
             return replace(plan, hoisted_types=late.hoisted if late else (),

@@ -6,6 +6,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from porter import capi
 from porter.model import ExtensionModule, Location, Macro, Span, TypeDefinition
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.planning.decide import Decisions
@@ -123,10 +124,13 @@ class LateTypes:
     hoisted_macros: tuple[MacroUnit, ...] = ()  # moved up above the block (before the types)
 
 
-def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -> LateTypes:
+def late_types(module: ExtensionModule, fields, placement: Placement, layouts,
+               header_limited: int | None = None) -> LateTypes:
     """A field's type must be declared before the state struct. A definition that comes after
     the block's place moves up above it when it can (same #if nesting, and nothing it names is
-    defined in between); otherwise the global stays global."""
+    defined in between); otherwise the global stays global. `header_limited`: the lowest
+    Py_LIMITED_API of the units that read the state's header (plan.header_limited_api), whose
+    headers declare no C-API type outside it."""
     defs = {d.name: d for d in module.type_definitions if d.file == placement.file}
     visible = module.translation_unit(placement.file)
     elsewhere = {d.name: d for d in module.type_definitions if d.file not in visible}
@@ -157,6 +161,12 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts) -
             continue
         for unit in units:
             macro_units.setdefault((unit.file, unit.span.start), unit)
+        outside = [w for w in re.findall(r"\b_?Py[A-Za-z_]\w*", f.decl) if w not in capi.LIMITED_API_TYPES]
+        if header_limited is not None and outside:
+            vetoes[f.key] = Reason("type-declared-late", f"its declaration names {outside[0]}, which the limited "
+                                   f"API ({header_limited:#x}) of a file that reads {placement.file}, where the "
+                                   "module state goes, does not declare")
+            continue
         if g.kind.is_object_kind:
             continue
         hidden = elsewhere.get(g.c_type)
