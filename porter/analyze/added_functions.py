@@ -59,7 +59,8 @@ def collect_added_tables(indexes: list[FileIndex], tables: Tables, key_of) -> Ad
                 if not keys or name is None:
                     continue
                 found.update(dict.fromkeys(keys))
-                functions = tuple(dict.fromkeys(e.function for k in keys for e in tables.methods[k] if e.function))
+                functions = tuple(dict.fromkeys(key_of(k[0], e.function) for k in keys
+                                                for e in tables.methods[k] if e.function))
                 sites.append(NullSelfSite(idx.path, key_of(idx.path, name), ctree.span(args[self_at]),
                                           ctree.span(call), api, tuple(t for _, t in keys), functions))
     return AddedTables(tuple(sorted(found)), tuple(sites))
