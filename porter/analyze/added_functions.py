@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from porter import capi
 from porter.analyze import ctree
-from porter.analyze.functions import Tables
+from porter.analyze.functions import Tables, read_params
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null
 from porter.model import NullSelfSite
@@ -87,7 +87,7 @@ class _Tracer:
     def _local(self, idx: FileIndex, owner: Node, name: str, depth: int) -> list[tuple[str, str]]:
         """A parameter: what every caller passes; a local: what it is assigned."""
         fname, _, declarator = ctree.function_name(owner)
-        params = _param_names(declarator)
+        params = [p.name for p in read_params(idx.src, declarator)]
         out: list[tuple[str, str]] = []
         if name in params:
             at = params.index(name)
@@ -113,17 +113,6 @@ def _ident_at(arg: Node, name: str) -> Node | None:
         if found is not None:
             return found
     return None
-
-
-def _param_names(declarator: Node | None) -> list[str | None]:
-    """The name of each parameter of a function declarator, in order (None where unnamed)."""
-    params = declarator.child_by_field_name("parameters") if declarator is not None else None
-    out: list[str | None] = []
-    for p in params.named_children if params is not None else ():
-        if p.type == "parameter_declaration":
-            d = p.child_by_field_name("declarator")
-            out.append(ctree.read_declarator(d).name if d is not None else None)
-    return out
 
 
 def _assigned_value(ident: Node) -> Node | None:

@@ -408,7 +408,7 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
         src = index.src
         body = fn.child_by_field_name("body")
         _, name_node, fdecl = ctree.function_name(fn)
-        params = _params(src, fdecl)
+        params = read_params(src, fdecl)
         starts = index.call_starts
         calls = tuple(_call(keys.key(index.path, c), node, port_facts)
                       for d in sorted([fn, *others.get(name, ())], key=lambda n: n.start_byte)
@@ -469,7 +469,7 @@ def _alternative(index: FileIndex, fn: Node) -> Alternative:
     body = fn.child_by_field_name("body")
     _, _, fdecl = ctree.function_name(fn)
     plist = fdecl.child_by_field_name("parameters") if fdecl is not None else None
-    params = _params(index.src, fdecl)
+    params = read_params(index.src, fdecl)
     return Alternative(Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
                        ctree.span(body) if body is not None else ctree.span(fn),
                        ctree.span(plist) if plist is not None else None, params[0].name if params else None)
@@ -702,7 +702,8 @@ def _prototype_parts(decl: Node, name: str) -> tuple[Node | None, Node | None]:
     return None, None
 
 
-def _params(src, fdecl: Node | None) -> tuple[Param, ...]:
+def read_params(src, fdecl: Node | None) -> tuple[Param, ...]:
+    """The parameters of a function declarator, in order (a `...` among them)."""
     if fdecl is None:
         return ()
     plist = fdecl.child_by_field_name("parameters")
