@@ -169,10 +169,9 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
 def _definition_units(conds, code: bytes, defines: list[Span]) -> list[Span]:
     """For each #define (in order), what moves with it (Macro.unit): the largest run of
     nested #if groups around it, innermost first, that hold only directives (`#ifdef A /
-    #define M A / #else ...`), or its own line when the group around it holds code too. An
-    include guard does not count as a group."""
-    groups = sorted((c.span for c in conds if not all(b.fixed for b in c.branches)),
-                    key=lambda g: (g.start, -g.end))
+    #define M A / #else ...`, `#ifndef N / #define N 512 / #endif`), or its own line when the
+    group around it holds code too (an include guard does)."""
+    groups = sorted((c.span for c in conds), key=lambda g: (g.start, -g.end))
     parents: list[int] = []
     open_: list[int] = []
     for i, g in enumerate(groups):

@@ -1379,6 +1379,22 @@ def test_an_offset_into_another_struct_keeps_the_type_static():
     assert any("an offset in another struct" in r for r in mp.posture.reasons)
 
 
+def test_an_offset_into_the_type_struct_of_a_metatype_is_into_its_instances():
+    """A metatype (Py_TPFLAGS_TYPE_SUBCLASS) makes type objects: offsetof(PyTypeObject, ...)
+    is an offset into its instances, and is no reason to keep it static."""
+    c = HEADER + """typedef struct { PyHeapTypeObject base; long extra; } MetaObject;
+static PyTypeObject Meta = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.Meta", .tp_basicsize = sizeof(MetaObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_TYPE_SUBCLASS | _Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_call = PyVectorcall_Call, .tp_vectorcall_offset = offsetof(PyTypeObject, tp_vectorcall),
+};
+""" + INIT % ("    Meta.tp_base = &PyType_Type;\n    if (PyType_Ready(&Meta) < 0) return NULL;\n"
+              "    if (PyModule_AddObjectRef(m, \"Meta\", (PyObject *)&Meta) < 0) return NULL;")
+    mp, text = port(c)
+    assert not any("an offset in another struct" in r for r in mp.posture.reasons), mp.posture.reasons
+
+
 def test_the_base_of_a_type_that_stays_static_stays_static():
     c = HEADER + """
 typedef struct { PyObject_HEAD long v; } Obj;
@@ -1521,8 +1537,10 @@ static PyObject *go(PyObject *module, PyObject *arg) { return raise_code((int)Py
 @pytest.mark.parametrize(("definitions", "moves"), [
     ("#ifdef HAVE_MORE_CODES\n#define LAST_CODE 9\n#else\n#define LAST_CODE 7\n#endif", True),
     ("#define LAST_CODE 7", True),
+    ("#ifndef LAST_CODE\n#define LAST_CODE 7\n#endif", True),
     ("#ifdef HAVE_MORE_CODES\n#define LAST_CODE 9\nstatic int more = 1;\n#else\n#define LAST_CODE 7\n#endif", False),
-], ids=["an #ifdef group of defines moves", "a #define line moves", "a group with code stays"])
+], ids=["an #ifdef group of defines moves", "a #define line moves", "a default a build may override moves",
+        "a group with code stays"])
 def test_an_array_sized_by_macros_of_a_c_file_brings_them_into_the_state_header(definitions, moves):
     c = ARRAY_SIZED_BY_C_MACROS % definitions
     result = port_files([("codes.c", c.encode()), ("shared.h", SHARED_H.encode()), ("m.c", RAISER.encode())])
