@@ -111,6 +111,10 @@ def _offset_outside_instance(t: StaticType) -> tuple[str, str] | None:
     its tp_vectorcall_offset there): PyType_FromSpec refuses it."""
     size = t.slot("tp_basicsize")
     operand = sizeof_operand(size.text if size is not None else None)
+    flags, base = t.slot("tp_flags"), t.slot("tp_base")
+    if (flags is not None and "Py_TPFLAGS_TYPE_SUBCLASS" in flags.text) \
+            or (base is not None and referenced_name(base.text) == "PyType_Type"):
+        return None  # a metatype: its instances are type objects, whose struct the offset is into
     for s in t.slots:  # every initialiser of the field (a designated one may follow its position)
         m = _OFFSETOF.search(s.text) if s.name in capi.OFFSET_MEMBERS else None
         # Only a type object's own layout is certain not to be a prefix of the instances' struct
