@@ -428,10 +428,8 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     global _LINKS
     paths, closures = prepared.paths, prepared.closures
     possible = prepared.possible = [p for p in paths if may_define_init(prepared, p)]
-    # The lexer's blanked copies served that; a task lexes the files it parses again (a copy
-    # of every file, kept here and in every worker, costs more than lexing twice).
-    for path, pre in prepared.pres.items():
-        prepared.pres[path] = replace(pre, lexed=None)
+    # The lexer's spans and blanked copies serve the tasks' masking too: workers share this
+    # process's copy (forked), which costs less than lexing every file twice.
     # A small header several modules include (posixmodule.h) is parsed once per module: one
     # task per module is worth more than the parse it saves, on a machine with cores to spare.
     groups = _connected(possible, closures, paths, lambda p: len(prepared.texts[p]) >= SHARED_PARSE_BYTES)
