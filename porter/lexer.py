@@ -167,6 +167,10 @@ _NOT_CODE = frozenset(b" \t\f\v\r\n")
 IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
 
+_BRACKET_OR_SEMICOLON = re.compile(rb"[()\[\]{};]")
+_OPENING = frozenset(b"([{")
+
+
 def blank(text: bytes) -> bytes:
     """Spaces for every byte but line breaks, so that lines stay where they were."""
     return text.translate(_BLANK)
@@ -192,6 +196,29 @@ class Lexed:
     def is_directive_start(self, offset: int) -> bool:
         i = bisect_left(self.directives, (offset, -1))
         return i < len(self.directives) and self.directives[i][0] == offset
+
+    def closing_paren(self, open_at: int) -> tuple[int | None, bool]:
+        """`matching_paren(text, open_at)` read on the blanked copy, bracket by bracket instead
+        of token by token: the `)` that closes the `(` at `open_at` (None when another bracket
+        closes it first, or a directive line starts before it), and whether a `;` sits directly
+        inside."""
+        code = self.code
+        depth = 0
+        semicolon = False
+        for m in _BRACKET_OR_SEMICOLON.finditer(code, open_at):
+            c = code[m.start()]
+            if c == 0x3B:  # `;`
+                semicolon = semicolon or depth == 1
+            elif c in _OPENING:
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    close = m.start()
+                    if c != 0x29 or self.directive_before(open_at, close):  # `)`
+                        return None, False
+                    return close, semicolon
+        return None, False
 
     def prev_code_byte(self, offset: int) -> int | None:
         """Offset of the last byte before `offset` that starts or ends a token: comments,

@@ -497,8 +497,7 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
         opening = _next_significant_token(lexed, text, tok.end)
         if opening is None or opening.text != b"(":
             return None
-        inside: list[Token] = []
-        close = matching_paren(text, opening.start, top_level=inside)
+        close, statements = lexed.closing_paren(opening.start)
         if close is None:
             return None
         if kind == "blank-call":
@@ -506,7 +505,7 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
                 _blank(buf, tok.start, close + 1)
                 return close + 1, True
             return None
-        if any(t.text == b";" for t in inside):
+        if statements:
             _blank(buf, tok.start, close + 1)
             return close + 1, True
         end = close + 1

@@ -49,3 +49,13 @@ def test_matching_paren_hands_back_the_top_level_punctuation_top_level_punct_rea
         close = matching_paren(text, 0, top_level=inside)
         if close is not None:
             assert inside == top_level_punct(text, 0, close + 1), text
+
+
+def test_closing_paren_on_the_blanked_copy_is_matching_paren():
+    rng = random.Random(12)
+    for _ in range(3000):
+        text = b"x(" + b"".join(rng.choice(PIECES + [b",", b"[", b"]", b"a;b", b"(", b")"]) for _ in range(rng.randint(1, 30)))
+        inside: list = []
+        close = matching_paren(text, 1, top_level=inside)
+        expected = (close, any(t.text == b";" for t in inside)) if close is not None else (None, False)
+        assert lex(text).closing_paren(1) == expected, text
