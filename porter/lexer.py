@@ -395,10 +395,10 @@ _NAME_CALL = re.compile(rb"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<open>" + _SPAC
                         + rb"\))?)?|\.?[0-9](?:[eEpP][+-]|[A-Za-z0-9_.])*")
 
 
-@dataclass(frozen=True, slots=True)
-class Name:
+class Name(NamedTuple):
     """An identifier `tokenize` would give; read without directives, also where the `(` that
-    follows it ends (the next token), and whether `)` comes right after that."""
+    follows it ends (the next token), and whether `)` comes right after that. A named tuple,
+    as `Token` is: every macro body's names are read."""
 
     start: int
     end: int
