@@ -410,7 +410,11 @@ class Name(NamedTuple):
 def names(text: bytes, start: int = 0, end: int | None = None, *, directives: bool = True) -> list[Name]:
     """The identifiers of `text[start:end]` outside comments and literals (and, with
     `directives`, outside directive lines), with their offsets in `text`."""
-    code = lex(text[start:end], directives).code
+    code = text[start:end]
+    # Without a byte that starts a comment, a literal or (with `directives`) a directive, there
+    # is nothing to blank: most macro bodies are one such line.
+    if b"/" in code or b'"' in code or b"'" in code or (directives and b"#" in code):
+        code = lex(code, directives).code
     out = []
     for m in _NAME_CALL.finditer(code):
         name = m.group("name")

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from porter.lexer import lex, matching_paren, tokenize, top_level_punct
+from porter.lexer import _NAME_CALL, lex, matching_paren, names, tokenize, top_level_punct
 
 PIECES = [b"#", b"# define X 1", b"#if A\n", b"#endif", b"\n", b"\r\n", b"\r", b" ", b"\t", b"\\\n", b"\\\r\n",
           b"\\", b"/*", b"*/", b"/* c */", b"//", b"// x\\\n", b'"', b'"str"', b"'", b"'c'", b'L"w"', b"u8'x'",
@@ -59,3 +59,14 @@ def test_closing_paren_on_the_blanked_copy_is_matching_paren():
         close = matching_paren(text, 1, top_level=inside)
         expected = (close, any(t.text == b";" for t in inside)) if close is not None else (None, False)
         assert lex(text).closing_paren(1) == expected, text
+
+
+def test_names_skips_the_lexer_only_where_it_would_blank_nothing():
+    rng = random.Random(13)
+    for _ in range(2000):
+        text = b"".join(rng.choice(PIECES + [b"f(", b"g ()", b","]) for _ in range(rng.randint(1, 12)))
+        for directives in (True, False):
+            code = lex(text, directives).code
+            expected = [(m.start(), m.end("name"), m.group("name").decode()) for m in _NAME_CALL.finditer(code)
+                        if m.group("name")]
+            assert [(n.start, n.end, n.text) for n in names(text, directives=directives)] == expected, text
