@@ -306,11 +306,16 @@ def lex(text: bytes, directives: bool = True) -> Lexed:
 def _prefix(text: bytes, quote: int, done: int) -> int:
     """Length of the u8/u/U/L prefix before the quote at `quote`: `tokenize()` reads `u8"x"`
     as one literal, `xu8"x"` as a name and a literal."""
+    if quote <= done or text[quote - 1] not in _PREFIX_ENDS:
+        return 0  # most literals: no prefix can end right before the quote
     for prefix in (b"u8", b"u", b"U", b"L"):
         start = quote - len(prefix)
         if start >= done and text.startswith(prefix, start) and (start == 0 or text[start - 1] not in IDENT_CHARS):
             return len(prefix)
     return 0
+
+
+_PREFIX_ENDS = frozenset(b"8uUL")
 
 
 def _continued(text: bytes, line_start: int, done: int) -> bool:
