@@ -260,7 +260,10 @@ class TargetDefines(Defines):
     vary by build (VARIES_BY_BUILD) are unknown."""
 
     def __init__(self, hexversion: int, given: Mapping[str, str] | None = None):
-        super().__init__(given)
+        # Read, never changed (nothing here applies a #define): no copy of `given`, which is
+        # asked about for every branch of every group, three times.
+        self.values = given if given is not None else {}  # type: ignore[assignment]
+        self.undefined = set()
         self.hexversion = hexversion
 
     def is_defined(self, name: str) -> bool | None:
