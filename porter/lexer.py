@@ -387,9 +387,11 @@ def names_in_code(text: bytes) -> set[str]:
     return names_of_lexed(lex(text))
 
 
-def names_of_lexed(lexed: Lexed) -> set[str]:
-    """`names_in_code` of a text already lexed."""
-    found = set(_NAME_OR_NUMBER.findall(lexed.code))
+def names_of_lexed(lexed: Lexed, start: int = 0, end: int | None = None) -> set[str]:
+    """`names_in_code` of a text already lexed; with `start` and `end`, of `text[start:end]`,
+    which must start outside any comment, literal and directive line (a brace initialiser):
+    lexed alone, it would be blanked as the whole text's reading blanks it."""
+    found = set(_NAME_OR_NUMBER.findall(lexed.code, start, len(lexed.code) if end is None else end))
     found.discard(b"")
     return {n.decode("utf-8", "replace") for n in found}
 
@@ -412,14 +414,20 @@ class Name(NamedTuple):
     empty_call: bool = False
 
 
-def names(text: bytes, start: int = 0, end: int | None = None, *, directives: bool = True) -> list[Name]:
+def names(text: bytes, start: int = 0, end: int | None = None, *, directives: bool = True,
+          lexed: Lexed | None = None) -> list[Name]:
     """The identifiers of `text[start:end]` outside comments and literals (and, with
-    `directives`, outside directive lines), with their offsets in `text`."""
-    code = text[start:end]
-    # Without a byte that starts a comment, a literal or (with `directives`) a directive, there
-    # is nothing to blank: most macro bodies are one such line.
-    if b"/" in code or b'"' in code or b"'" in code or (directives and b"#" in code):
-        code = lex(code, directives).code
+    `directives`, outside directive lines), with their offsets in `text`. `lexed`, the whole
+    text's reading, is read instead of lexing the part again when `directives` is asked for
+    and `start` begins a line outside any comment (a branch of an #if group)."""
+    if lexed is not None and directives:
+        code = lexed.code[start:end]
+    else:
+        code = text[start:end]
+        # Without a byte that starts a comment, a literal or (with `directives`) a directive,
+        # there is nothing to blank: most macro bodies are one such line.
+        if b"/" in code or b'"' in code or b"'" in code or (directives and b"#" in code):
+            code = lex(code, directives).code
     out = []
     for m in _NAME_CALL.finditer(code):
         name = m.group("name")

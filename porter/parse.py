@@ -124,7 +124,7 @@ class Source:
         found = self._dropped_names.get(directives)
         if found is None:
             found = [n for span, _ in self.dropped_text()
-                     for n in names(self.text, span.start, span.end, directives=directives)]
+                     for n in names(self.text, span.start, span.end, directives=directives, lexed=self.pre.lexed)]
             self._dropped_names[directives] = found
         return found
 

@@ -70,3 +70,15 @@ def test_names_skips_the_lexer_only_where_it_would_blank_nothing():
             expected = [(m.start(), m.end("name"), m.group("name").decode()) for m in _NAME_CALL.finditer(code)
                         if m.group("name")]
             assert [(n.start, n.end, n.text) for n in names(text, directives=directives)] == expected, text
+
+
+def test_names_of_a_branch_read_from_the_files_lexing_are_those_of_the_branch_lexed_alone():
+    # A branch body runs from the end of one directive line to the start of the next.
+    rng = random.Random(14)
+    for _ in range(2000):
+        text = b"".join(rng.choice(PIECES + [b"\n#else\n", b"\n#endif\n", b"f(x)"]) for _ in range(rng.randint(1, 30)))
+        lexed = lex(text)
+        ends = [end for _, end in lexed.directives]
+        starts = [start for start, _ in lexed.directives[1:]] + [len(text)]
+        for start, end in zip(ends, starts[:len(ends)], strict=True):
+            assert names(text, start, end, lexed=lexed) == names(text, start, end), text

@@ -258,8 +258,8 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
             macros, iso646 = prepared.project_macros(path)
             src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646,
                                prepared.port_facts and path in analysed)
-            # The lexer's spans served the masks; the analysis does not need them.
-            src.pre = replace(src.pre, lexed=None)
+            # It keeps the lexer's reading (this process's copy, shared with the parent): the
+            # analysis reads names in #if branches and initialisers from it.
             sources[path] = src
             out.facts[path] = file_facts(src, prepared.includes[path])
             out.error_spans[path] = src.error_spans
