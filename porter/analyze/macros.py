@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from porter.lexer import IDENTIFIER, names, tokenize
+from porter.lexer import IDENTIFIER, Token, names, tokenize
 from porter.model import Macro
 
 
@@ -145,9 +145,8 @@ def _substitute(body: str, values: dict[str, str], expanded: dict[str, str] | No
         return body  # no parameter named, nothing stringified or pasted: the body as it is
     expanded = values if expanded is None else expanded
     out = []
-    raw = body.encode()
+    raw, toks = _body_tokens(body)
     pos = 0
-    toks = list(tokenize(raw, directives=False))
     skip = -1
     for i, tok in enumerate(toks):
         if i == skip:
@@ -173,13 +172,20 @@ def _substitute(body: str, values: dict[str, str], expanded: dict[str, str] | No
     return text
 
 
+@lru_cache(maxsize=1 << 14)
+def _body_tokens(body: str) -> tuple[bytes, tuple[Token, ...]]:
+    """A macro body's bytes and tokens, read once: every use of the macro substitutes into the
+    same body (the functions a `_decimal` macro defines: hundreds of uses of a few bodies)."""
+    raw = body.encode()
+    return raw, tuple(tokenize(raw, directives=False))
+
+
 def _expand_nested(table: MacroTable, body: str, depth: int) -> str:
     if body.isascii() and table.by_name.keys().isdisjoint(_words(body)):
         return body  # it names no macro (a word in a literal or comment counts: a superset)
-    raw = body.encode()
+    raw, toks = _body_tokens(body)
     out = []
     pos = 0
-    toks = list(tokenize(raw, directives=False))
     i = 0
     while i < len(toks):
         tok = toks[i]
