@@ -36,8 +36,10 @@ class MacroTable:
         if key not in self.memo:
             found = {name for name, ms in self.by_name.items()
                      if any(word in m.body_text or (pasting and "##" in m.body_text) for m in ms)}
+            # The names each body spells, only when some body leads to `word` (most tables of
+            # a file's macros: none does, and this is asked for every file before parsing).
             named = {name: {n.decode() for m in ms for n in IDENTIFIER.findall(m.body_text.encode())}
-                     for name, ms in self.by_name.items()}
+                     for name, ms in self.by_name.items()} if found else {}
             changed = True
             while changed:
                 changed = False
