@@ -18,6 +18,7 @@ from porter.lexer import (
     IDENTIFIER,
     Lexed,
     Token,
+    blank_in,
     find_names,
     lex,
     matching_paren,
@@ -38,13 +39,6 @@ class MacroMask:
 
 
 
-def _blank(buf: bytearray, start: int, end: int) -> None:
-    """Replace bytes with spaces, keeping newlines so that lines stay where they were."""
-    for i in range(start, end):
-        if buf[i] not in (0x0A, 0x0D):
-            buf[i] = 0x20
-
-
 def _put(buf: bytearray, at: int, text: bytes) -> None:
     buf[at:at + len(text)] = text
 
@@ -61,7 +55,7 @@ def _mask_head(buf, text, tok):
     stand_in = b"PyObject ob" if tok.text == b"PyObject_HEAD" else b"PyVarObject ob"
     if _next_significant(text, tok.end) != b";":
         stand_in += b";"
-    _blank(buf, tok.start, tok.end)
+    blank_in(buf, tok.start, tok.end)
     _put(buf, tok.start, stand_in)
     return tok.end
 
@@ -74,7 +68,7 @@ def _mask_head_init(buf, text, tok):
     close = None if open_at is None else matching_paren(text, open_at)
     if close is None:
         return None
-    _blank(buf, tok.start, close + 1)
+    blank_in(buf, tok.start, close + 1)
     buf[tok.start] = ord("{")
     _put(buf, close - 2, b"0},")
     return close + 1
@@ -90,7 +84,7 @@ def _paren_after(text: bytes, pos: int) -> int | None:
 
 def _mask_block(opening: bytes):
     def mask(buf, text, tok):
-        _blank(buf, tok.start, tok.end)
+        blank_in(buf, tok.start, tok.end)
         if opening == b"}" and text[max(0, tok.start - 200):tok.start].rstrip().endswith(b":") \
                 and tok.end - tok.start >= 2:
             # `done: Py_TRASHCAN_END`: a label needs a statement before the closing brace.
@@ -111,7 +105,7 @@ def _mask_as_declaration(type_text: bytes):
         if close is None:
             return None
         commas = top_level_commas(text, open_at, close + 1)
-        _blank(buf, tok.start, open_at + 1)
+        blank_in(buf, tok.start, open_at + 1)
         _put(buf, tok.start, type_text[: open_at + 1 - tok.start])
         if commas:
             buf[commas[0]] = ord("=")
@@ -128,7 +122,7 @@ def _mask_specifier(replacement: bytes):
         close = None if open_at is None else matching_paren(text, open_at)
         if close is None:
             return None
-        _blank(buf, tok.start, open_at + 1)
+        blank_in(buf, tok.start, open_at + 1)
         _put(buf, tok.start, replacement[: open_at + 1 - tok.start])
         buf[close] = 0x20
         return close + 1
@@ -152,12 +146,12 @@ def _mask_blank_call(buf, text, tok):
     close = None if open_at is None else matching_paren(text, open_at)
     if close is None:
         return None
-    _blank(buf, tok.start, close + 1)
+    blank_in(buf, tok.start, close + 1)
     return close + 1
 
 
 def _mask_blank(buf, text, tok):
-    _blank(buf, tok.start, tok.end)
+    blank_in(buf, tok.start, tok.end)
     return tok.end
 
 
@@ -403,7 +397,7 @@ def mask_macros(
                 skip_until = stop
             continue
         if iso646 and tok.text in ISO646:
-            _blank(buf, tok.start, tok.end)
+            blank_in(buf, tok.start, tok.end)
             _put(buf, tok.start, ISO646[tok.text])
             masks.append(MacroMask(tok.text.decode(), Span(tok.start, tok.end)))
             continue
@@ -470,12 +464,12 @@ def _uses(code: bytes, kinds: dict[bytes, str | None], iso646: bool) -> list[Tok
 
 def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, depths: _BraceDepths):
     if kind == "blank" or kind == "cast":
-        _blank(buf, tok.start, tok.end)
+        blank_in(buf, tok.start, tok.end)
         return tok.end, False
     if kind == "head-init":
         if tok.end - tok.start < 4:
             return None
-        _blank(buf, tok.start, tok.end)
+        blank_in(buf, tok.start, tok.end)
         buf[tok.start] = ord("{")
         _put(buf, tok.end - 3, b"0},")
         return tok.end, True
@@ -484,7 +478,7 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
         stand_in = b" ".join(w.encode() for w in words)
         while len(stand_in) > tok.end - tok.start and b" " in stand_in:
             stand_in = stand_in.rsplit(b" ", 1)[0]
-        _blank(buf, tok.start, tok.end)
+        blank_in(buf, tok.start, tok.end)
         if len(stand_in) <= tok.end - tok.start:
             _put(buf, tok.start, stand_in)
         return tok.end, False
@@ -502,11 +496,11 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
             return None
         if kind == "blank-call":
             if _at_statement_start(prev):
-                _blank(buf, tok.start, close + 1)
+                blank_in(buf, tok.start, close + 1)
                 return close + 1, True
             return None
         if statements:
-            _blank(buf, tok.start, close + 1)
+            blank_in(buf, tok.start, close + 1)
             return close + 1, True
         end = close + 1
     nxt = _next_significant_token(lexed, text, end)
@@ -516,7 +510,7 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
         return None
     if _place_semicolon(buf, text, end):
         return end, False
-    _blank(buf, tok.start, end)
+    blank_in(buf, tok.start, end)
     return end, True
 
 
