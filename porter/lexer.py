@@ -168,6 +168,7 @@ IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
 
 _BRACKET_OR_SEMICOLON = re.compile(rb"[()\[\]{};]")
+_BRACKET_OR_COMMA = re.compile(rb"[()\[\]{},]")
 _OPENING = frozenset(b"([{")
 
 
@@ -225,6 +226,23 @@ class Lexed:
                         return None, False
                     return close, semicolon
         return None, False
+
+    def top_level_commas(self, open_at: int, close_at: int) -> list[int]:
+        """`top_level_commas(text, open_at, close_at + 1)` read on the blanked copy: the commas
+        directly inside the brackets from `open_at` to the one that closes them at `close_at`."""
+        code = self.code
+        depth = 0
+        found = []
+        for m in _BRACKET_OR_COMMA.finditer(code, open_at, close_at + 1):
+            c = code[m.start()]
+            if c == 0x2C:  # `,`
+                if depth == 1:
+                    found.append(m.start())
+            elif c in _OPENING:
+                depth += 1
+            else:
+                depth -= 1
+        return found
 
     def prev_code_byte(self, offset: int) -> int | None:
         """Offset of the last byte before `offset` that starts or ends a token: comments,

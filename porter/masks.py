@@ -21,9 +21,7 @@ from porter.lexer import (
     blank_in,
     find_names,
     lex,
-    matching_paren,
     tokenize,
-    top_level_commas,
 )
 from porter.model import Macro, Span
 
@@ -50,7 +48,7 @@ def _next_significant(text: bytes, pos: int) -> bytes:
     return b""
 
 
-def _mask_head(buf, text, tok):
+def _mask_head(buf, text, tok, lexed):
     # PyObject_HEAD -> "PyObject ob;" padded: a real field, so the struct parses.
     stand_in = b"PyObject ob" if tok.text == b"PyObject_HEAD" else b"PyVarObject ob"
     if _next_significant(text, tok.end) != b";":
@@ -60,12 +58,12 @@ def _mask_head(buf, text, tok):
     return tok.end
 
 
-def _mask_head_init(buf, text, tok):
+def _mask_head_init(buf, text, tok, lexed):
     # PyVarObject_HEAD_INIT(type, size) expands to "{ ... },": one element that carries its
     # own comma. The stand-in "{       0}," covers the whole use; the arguments are read from
     # the original text through the recorded mask span.
     open_at = _paren_after(text, tok.end)
-    close = None if open_at is None else matching_paren(text, open_at)
+    close = None if open_at is None else lexed.closing_paren(open_at)[0]
     if close is None:
         return None
     blank_in(buf, tok.start, close + 1)
@@ -83,7 +81,7 @@ def _paren_after(text: bytes, pos: int) -> int | None:
 
 
 def _mask_block(opening: bytes):
-    def mask(buf, text, tok):
+    def mask(buf, text, tok, lexed):
         blank_in(buf, tok.start, tok.end)
         if opening == b"}" and text[max(0, tok.start - 200):tok.start].rstrip().endswith(b":") \
                 and tok.end - tok.start >= 2:
@@ -99,12 +97,12 @@ def _mask_block(opening: bytes):
 
 def _mask_as_declaration(type_text: bytes):
     # NAME(var, "string") -> "type var = "string" ": a declaration that parses.
-    def mask(buf, text, tok):
+    def mask(buf, text, tok, lexed):
         open_at = _paren_after(text, tok.end)
-        close = None if open_at is None else matching_paren(text, open_at)
+        close = None if open_at is None else lexed.closing_paren(open_at)[0]
         if close is None:
             return None
-        commas = top_level_commas(text, open_at, close + 1)
+        commas = lexed.top_level_commas(open_at, close)
         blank_in(buf, tok.start, open_at + 1)
         _put(buf, tok.start, type_text[: open_at + 1 - tok.start])
         if commas:
@@ -117,9 +115,9 @@ def _mask_as_declaration(type_text: bytes):
 
 def _mask_specifier(replacement: bytes):
     # NAME(type) in a function header -> "static inline type ".
-    def mask(buf, text, tok):
+    def mask(buf, text, tok, lexed):
         open_at = _paren_after(text, tok.end)
-        close = None if open_at is None else matching_paren(text, open_at)
+        close = None if open_at is None else lexed.closing_paren(open_at)[0]
         if close is None:
             return None
         blank_in(buf, tok.start, open_at + 1)
@@ -132,8 +130,8 @@ def _mask_specifier(replacement: bytes):
 
 def _mask_block_call(opening: bytes):
     # Py_TRASHCAN_BEGIN(op, dealloc) opens a block: "{" and blanks.
-    def mask(buf, text, tok):
-        stop = _mask_blank_call(buf, text, tok)
+    def mask(buf, text, tok, lexed):
+        stop = _mask_blank_call(buf, text, tok, lexed)
         if stop is not None:
             buf[tok.start] = opening[0]
         return stop
@@ -141,29 +139,29 @@ def _mask_block_call(opening: bytes):
     return mask
 
 
-def _mask_blank_call(buf, text, tok):
+def _mask_blank_call(buf, text, tok, lexed):
     open_at = _paren_after(text, tok.end)
-    close = None if open_at is None else matching_paren(text, open_at)
+    close = None if open_at is None else lexed.closing_paren(open_at)[0]
     if close is None:
         return None
     blank_in(buf, tok.start, close + 1)
     return close + 1
 
 
-def _mask_blank(buf, text, tok):
+def _mask_blank(buf, text, tok, lexed):
     blank_in(buf, tok.start, tok.end)
     return tok.end
 
 
 def _mask_word(stand_in: bytes):
     """A keyword tree-sitter does not know, as one it does (padded to the same length)."""
-    def mask(buf, text, tok):
+    def mask(buf, text, tok, lexed):
         _put(buf, tok.start, stand_in.ljust(len(tok.text)))
         return tok.end
     return mask
 
 
-def _mask_methoddef(buf, text, tok):
+def _mask_methoddef(buf, text, tok, lexed):
     # Argument Clinic's FOO_METHODDEF expands to "{...},": "{FOO_METHOD}," is the same length.
     if _next_significant(text, tok.end) in (b",", b"(", b"="):
         return None
@@ -390,7 +388,7 @@ def mask_macros(
         if masker is None and tok.text.endswith(b"_METHODDEF") and len(tok.text) > 10:
             masker = _mask_methoddef
         if masker is not None:
-            stop = masker(buf, text, tok)
+            stop = masker(buf, text, tok, lexed)
             if stop is not None:
                 masks.append(MacroMask(tok.text.decode(), Span(tok.start, stop),
                                        tok.text in _BLANKING))

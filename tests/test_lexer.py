@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from porter.lexer import _NAME_CALL, lex, matching_paren, names, tokenize, top_level_punct
+from porter.lexer import _NAME_CALL, lex, matching_paren, names, tokenize, top_level_commas, top_level_punct
 
 PIECES = [b"#", b"# define X 1", b"#if A\n", b"#endif", b"\n", b"\r\n", b"\r", b" ", b"\t", b"\\\n", b"\\\r\n",
           b"\\", b"/*", b"*/", b"/* c */", b"//", b"// x\\\n", b'"', b'"str"', b"'", b"'c'", b'L"w"', b"u8'x'",
@@ -51,14 +51,17 @@ def test_matching_paren_hands_back_the_top_level_punctuation_top_level_punct_rea
             assert inside == top_level_punct(text, 0, close + 1), text
 
 
-def test_closing_paren_on_the_blanked_copy_is_matching_paren():
+def test_closing_paren_and_its_commas_on_the_blanked_copy_are_matching_parens():
     rng = random.Random(12)
     for _ in range(3000):
         text = b"x(" + b"".join(rng.choice(PIECES + [b",", b"[", b"]", b"a;b", b"(", b")"]) for _ in range(rng.randint(1, 30)))
         inside: list = []
         close = matching_paren(text, 1, top_level=inside)
         expected = (close, any(t.text == b";" for t in inside)) if close is not None else (None, False)
-        assert lex(text).closing_paren(1) == expected, text
+        lexed = lex(text)
+        assert lexed.closing_paren(1) == expected, text
+        if close is not None:
+            assert lexed.top_level_commas(1, close) == top_level_commas(text, 1, close + 1), text
 
 
 def test_names_skips_the_lexer_only_where_it_would_blank_nothing():
@@ -82,3 +85,13 @@ def test_names_of_a_branch_read_from_the_files_lexing_are_those_of_the_branch_le
         starts = [start for start, _ in lexed.directives[1:]] + [len(text)]
         for start, end in zip(ends, starts[:len(ends)], strict=True):
             assert names(text, start, end, lexed=lexed) == names(text, start, end), text
+
+
+def test_lex_without_directives_finds_the_comments_and_literals_tokenize_reads_without_them():
+    rng = random.Random(15)
+    for _ in range(2000):
+        text = b"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
+        tokens = list(tokenize(text, directives=False))
+        lexed = lex(text, directives=False)
+        assert list(lexed.comments) == [(t.start, t.end) for t in tokens if t.kind == "comment"], text
+        assert list(lexed.literals) == [(t.start, t.end) for t in tokens if t.kind in ("string", "char")], text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from porter.lexer import IDENTIFIER, Token, names, tokenize
+from porter.lexer import IDENTIFIER, Token, lex, names, tokenize
 from porter.model import Macro
 
 
@@ -96,10 +96,9 @@ def _clean_body(text: str) -> str:
         return text.strip()  # no comment, no line break to splice
     raw = re.sub(rb"\\\r?\n", b"", text.encode())
     out, pos = [], 0
-    for tok in tokenize(raw, directives=False):
-        if tok.kind == "comment":
-            out += [raw[pos:tok.start], b" "]
-            pos = tok.end
+    for start, end in lex(raw, directives=False).comments:  # the comments tokenize() reads
+        out += [raw[pos:start], b" "]
+        pos = end
     out.append(raw[pos:])
     return b"".join(out).decode("utf-8", "replace").strip()
 
