@@ -103,21 +103,17 @@ class Prepared:
 
 def prepare(items: list[tuple[str, bytes]], problems: list[FileProblem],
             build_defines: Mapping[str, str] | None = None,
-            known: Mapping[str, SourceText | Source] | None = None, jobs: int = 1) -> Prepared:
-    """Every file's directives (those of `known` files whose text is the same are reused), read
-    on up to `jobs` processes."""
+            known: Mapping[str, SourceText | Source] | None = None) -> Prepared:
+    """Every file's directives (those of `known` files whose text is the same are reused)."""
     pres: dict[str, Preprocessed] = {}
     texts: dict[str, bytes] = {}
-    todo = [(path, data) for path, data in items if not _known(known, path, data)]
-    read = _read_directives(todo, build_defines, jobs)
     for path, data in items:
-        old = _known(known, path, data)
-        found = old.pre if old is not None else read[path]
-        if isinstance(found, Preprocessed):
-            pres[path] = found
+        try:
+            old = (known or {}).get(path)
+            pres[path] = old.pre if old is not None and old.text is data else preprocess(path, data, build_defines)
             texts[path] = data
-        else:
-            problems.append(FileProblem(path, found))
+        except Exception as e:
+            problems.append(FileProblem(path, internal_error("reading directives of", e)))
     fake = {path: _IncludesOnly(pre) for path, pre in pres.items()}
     by_name = paths_by_basename(fake)
     includes = {path: _resolve_includes(path, fake[path], fake, by_name) for path in pres}
@@ -128,52 +124,6 @@ def prepare(items: list[tuple[str, bytes]], problems: list[FileProblem],
             if p != other:
                 includers[p].append(other)
     return Prepared(list(pres), texts, pres, closures, includes, includers)
-
-
-def _known(known: Mapping[str, SourceText | Source] | None, path: str, data: bytes) -> SourceText | Source | None:
-    old = (known or {}).get(path)
-    return old if old is not None and old.text is data else None
-
-
-def _read_directives(items: list[tuple[str, bytes]], build_defines: Mapping[str, str] | None,
-                     jobs: int) -> dict[str, Preprocessed | str]:
-    """Each file's directives, or why they could not be read. With `jobs` > 1 and enough bytes,
-    workers forked for it read shares of about the same size as this process reads its own:
-    a Preprocessed pickles in a fraction of the time it takes to read."""
-    paths = [p for p, _ in items]
-    texts = dict(items)
-    shares = _balanced(paths, texts, jobs, paths) if _forks(jobs, items) else [paths]
-    if len(shares) == 1:
-        return _directives_of(items, build_defines)
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=len(shares) - 1, mp_context=context) as pool:
-        futures = [pool.submit(_directives_of, [(p, texts[p]) for p in share], build_defines) for share in shares[1:]]
-        read = _directives_of([(p, texts[p]) for p in shares[0]], build_defines)
-        for future in futures:
-            try:
-                read.update(future.result())
-            except BrokenProcessPool:  # a worker died: read its share here
-                pass
-    missing = [(p, d) for p, d in items if p not in read]
-    read.update(_directives_of(missing, build_defines))
-    return read
-
-
-def _directives_of(items: list[tuple[str, bytes]],
-                   build_defines: Mapping[str, str] | None) -> dict[str, Preprocessed | str]:
-    read: dict[str, Preprocessed | str] = {}
-    for path, data in items:
-        try:
-            read[path] = preprocess(path, data, build_defines)
-        except Exception as e:
-            read[path] = internal_error("reading directives of", e)
-    return read
-
-
-def _forks(jobs: int, items: list[tuple[str, bytes]]) -> bool:
-    """Whether work on these files is worth forking workers for."""
-    return jobs > 1 and len(items) > 1 and "fork" in multiprocessing.get_all_start_methods() \
-        and sum(len(d) for _, d in items) >= PARALLEL_BYTES
 
 
 def may_define_init(prepared: Prepared, path: str) -> bool:
@@ -461,8 +411,7 @@ def scan_files(items: list[tuple[str, bytes]], problems: list[FileProblem] | Non
     global _PREPARED
     problems = list(problems or [])
     context = ModuleContext.of(companions, build)
-    jobs = jobs if jobs is not None else _available_cpus()
-    prepared = prepare(items, problems, dict(context.build.defines), jobs=jobs)
+    prepared = prepare(items, problems, dict(context.build.defines))
     prepared.build = context.build
     prepared.port_facts = port_facts
     _PREPARED = prepared
@@ -582,20 +531,16 @@ def _connected(starts: list[str], closures: Mapping[str, list[str]], paths: list
 
 
 def _chunks(files: list[str], prepared: Prepared, jobs: int) -> list[list[str]]:
-    """Files parsed on their own, in a few tasks of about the same size, each in input order."""
-    return _balanced(files, prepared.texts, max(1, min(len(files), 4 * max(jobs, 1))), prepared.paths)
-
-
-def _balanced(files: list[str], texts: Mapping[str, bytes], count: int, order: list[str]) -> list[list[str]]:
-    """`files` in at most `count` lists of about the same size (largest files first into the
-    smallest list), each in `order`."""
+    """Files parsed on their own, in a few tasks of about the same size (largest files first
+    into the smallest task), each in input order."""
+    count = max(1, min(len(files), 4 * max(jobs, 1)))
     chunks: list[list[str]] = [[] for _ in range(count)]
     sizes = [0] * count
-    rank = {p: i for i, p in enumerate(order)}
-    for path in sorted(files, key=lambda p: -len(texts[p])):
+    rank = {p: i for i, p in enumerate(prepared.paths)}
+    for path in sorted(files, key=lambda p: -len(prepared.texts[p])):
         i = sizes.index(min(sizes))
         chunks[i].append(path)
-        sizes[i] += len(texts[path])
+        sizes[i] += len(prepared.texts[path])
     return [sorted(c, key=rank.__getitem__) for c in chunks if c]
 
 
