@@ -204,6 +204,9 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
     # any group or in branches every target takes (`#if PY_MAJOR_VERSION >= 3` `#define IS_PY3K`),
     # so that `#ifdef IS_PY3K` ... `#else` is dead everywhere.
     everywhere: dict[str, str] = dict(build_defines or {})
+    # What the groups opened since its last change see of it: one copy, read only, for all of
+    # them (a header's hundreds of groups between two file-level #defines).
+    seen_everywhere: dict[str, str] | None = None
     stack: list[dict] = []
     done: list[Conditional] = []
     directives = lexed.directives
@@ -221,7 +224,8 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
         if word in ("define", "undef"):
             if all(frame["live"] for frame in stack):
                 defines.apply(word, rest)
-            _define_everywhere(everywhere, stack, word, rest)
+            if _define_everywhere(everywhere, stack, word, rest):
+                seen_everywhere = None
             continue
         if word in ("if", "ifdef", "ifndef"):
             value = conditions.evaluate(word, rest, defines)
@@ -229,8 +233,10 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
             guard = word == "ifndef" and value is None and _is_include_guard(rest, following)
             if guard:
                 value = True
+            if seen_everywhere is None:
+                seen_everywhere = dict(everywhere)
             stack.append({"start": start, "branches": [], "live": value is not False,
-                          "taken": value is True, "guard": guard, "given": dict(everywhere)})
+                          "taken": value is True, "guard": guard, "given": seen_everywhere})
             _open_branch(stack[-1], word, span, rest, value)
             continue
         if not stack:
@@ -267,23 +273,26 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
     return tuple(done)
 
 
-def _define_everywhere(everywhere: dict[str, str], stack: list[dict], word: str, rest: bytes) -> None:
+def _define_everywhere(everywhere: dict[str, str], stack: list[dict], word: str, rest: bytes) -> bool:
     """Apply a #define or #undef to `everywhere` if every target Python reads it: each open group's
-    current branch is one every target takes (an include guard's counts)."""
+    current branch is one every target takes (an include guard's counts). Whether it did."""
     for frame in stack:
         kind, _, condition, _ = frame["current"]
         tests = [(k, c) for k, _, c, _, _ in frame["branches"]] + [(kind, condition)]
         if not ((len(tests) == 1 and frame["guard"])
                 or conditions.taken_everywhere(tests, len(tests) - 1, frame["given"], frame["targets"])):
-            return
+            return False
     m = re.match(rb"([A-Za-z_]\w*)(\(?)\s*(.*)", rest, re.DOTALL)
     if m is None:
-        return
+        return False
     name = m.group(1).decode()
     if word == "undef":
         everywhere.pop(name, None)
     elif not m.group(2):  # a function-like macro is no condition's value
         everywhere[name] = m.group(3).decode("utf-8", "replace").strip()
+    else:
+        return False
+    return True
 
 
 def _read_code(frame, code: bytes, start: int, end: int) -> None:
