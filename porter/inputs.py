@@ -98,7 +98,7 @@ def collect_inputs(paths: list[str | Path], cwd: Path | None = None, follow_incl
         inputs.files.append(InputFile(shown, data, given))
         if follow_includes:
             for name in quoted_includes(data):
-                target = _find_include(path, os.fsdecode(name))
+                target = _find_include(path, os.fsdecode(name), resolve)
                 if target is not None and resolve(target) not in seen:
                     queue.append((target, False, shown))
     existing = [Path(p) for p in paths if Path(p).exists()]
@@ -209,14 +209,15 @@ def python_companions(paths: list[Path], cwd: Path) -> list[InputFile]:
     return found
 
 
-def _find_include(includer: Path, name: str) -> Path | None:
+def _find_include(includer: Path, name: str, resolve: Callable[[Path], Path] = Path.resolve) -> Path | None:
     """A quoted include: next to the includer, else in the folders above it up to the
-    project root (where `-I src`-style include paths usually point)."""
+    project root (where `-I src`-style include paths usually point). `resolve`: the run's
+    (cached: a tree's files include the same headers from the same folders)."""
     target = includer.parent / name
     if target.is_file() or target.is_symlink():  # a dangling link is reported, not skipped
         return target
-    root = project_root(includer)
-    for folder in includer.resolve().parents:
+    root = _root_of(resolve(includer.parent))  # project_root() of a file
+    for folder in resolve(includer).parents:
         candidate = folder / name
         if candidate.is_file():
             return candidate
