@@ -249,7 +249,7 @@ class Lexed:
         directives and line continuations are skipped (a literal's closing quote counts)."""
         code = self.code
         end = offset
-        window = 256
+        window = 64  # most tokens are a few blanks back; a bigger first slice costs more than a second
         while end > 0:
             start = max(0, end - window)
             chunk = code[start:end].rstrip(b" \t\f\v\r\n")
