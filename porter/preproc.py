@@ -147,6 +147,7 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
     """`build_defines`: the -D macros the package's build gives every file."""
     lexed = lex(text)
     conds = _conditionals(text, lexed, build_defines)
+    groups = Preprocessed(path, conds, (), ())  # what says whether a #define is compiled
     macros, includes = [], []
     for start, end in lexed.directives:
         line = text[start:end]
@@ -156,10 +157,7 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
             continue
         m = _DEFINE.match(line)
         if m:
-            macros.append(_macro(path, start, end, m, text))
-    pre = Preprocessed(path, conds, (), tuple(includes))
-    macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text, pre.activity(m.span.start),
-                    m.body_bytes) for m in macros]
+            macros.append(_macro(path, start, end, m, text, groups.activity(start)))
     inits = tuple(_init_name(text, lexed, start, end)
                   for start, end in find_names(lexed.code, b"PyInit_", prefix=True)) if b"PyInit_" in text else ()
     return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed, inits)
@@ -177,7 +175,7 @@ def _init_name(text: bytes, lexed: Lexed, start: int, end: int) -> InitName:
     return InitName(start, end, code[start:end].decode("utf-8", "replace"), called, may_define)
 
 
-def _macro(path: str, start: int, end: int, m, text: bytes) -> Macro:
+def _macro(path: str, start: int, end: int, m, text: bytes, active: bool | None) -> Macro:
     params = None
     if m.group(2):
         params = tuple(p.strip() for p in m.group(2)[1:-1].decode().split(",") if p.strip())
@@ -186,7 +184,7 @@ def _macro(path: str, start: int, end: int, m, text: bytes) -> Macro:
     raw = text[body.start:body.end]
     return Macro(
         name=m.group(1).decode(), file=path, span=Span(start, end), params=params,
-        body=body, body_text=body_text, active=None,
+        body=body, body_text=body_text, active=active,
         body_bytes=b"" if raw.isascii() else raw,  # an ASCII body is its text, encoded
     )
 
