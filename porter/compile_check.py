@@ -183,7 +183,6 @@ def check_module(module: ExtensionModule, original: dict[str, bytes], new_text: 
     return first
 
 
-_QUOTED_INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*"([^"\n]+)"', re.MULTILINE)
 _SKIP = {".git", ".hg", "build", "dist", ".venv", "venv", "__pycache__", ".tox", "node_modules"}
 MAX_SEARCHED_FILES = 20000
 
@@ -191,13 +190,13 @@ MAX_SEARCHED_FILES = 20000
 def _project_include_dirs(module: ExtensionModule, original: dict[str, bytes], cwd: Path) -> list[str]:
     """Folders of the project that hold headers the sources include but that sit neither next
     to them nor in a folder the build files name (`-Ideps/lib` computed at build time)."""
-    from porter.inputs import project_root
+    from porter.inputs import project_root, quoted_includes
 
     wanted = set()
     for f in module.files:
         base = (cwd / f).resolve().parent
-        for m in _QUOTED_INCLUDE.finditer(original.get(f, b"")):
-            name = m.group(1).decode("utf-8", "replace")
+        for quoted in quoted_includes(original.get(f, b"")):
+            name = quoted.decode("utf-8", "replace")
             if not (base / name).exists():
                 wanted.add(name)
     if not wanted or not module.files:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 from porter.capi import ANALYSIS_TARGET, PYTHON_H_MACROS
 
@@ -113,7 +114,10 @@ def evaluate(kind: str, condition: bytes, defines: Defines) -> bool | None:
     return bool(value)
 
 
-def _tokenize(text: str) -> list[str]:
+@lru_cache(maxsize=1 << 12)
+def _tokenize(text: str) -> tuple[str, ...]:
+    """The tokens of a condition, read once per text: each is evaluated again for every
+    target Python (`dead_everywhere`, `taken_everywhere`)."""
     tokens, pos = [], 0
     text = text.strip()
     while pos < len(text):
@@ -124,7 +128,7 @@ def _tokenize(text: str) -> list[str]:
         pos = m.end()
         while pos < len(text) and text[pos].isspace():
             pos += 1
-    return tokens
+    return tuple(tokens)
 
 
 class _Expr:
@@ -133,7 +137,7 @@ class _Expr:
     BINARY = [("||",), ("&&",), ("==", "!="), ("<", ">", "<=", ">="), ("<<", ">>"), ("+", "-"),
               ("*", "/", "%")]
 
-    def __init__(self, tokens: list[str], defines: Defines):
+    def __init__(self, tokens: tuple[str, ...], defines: Defines):
         self.tokens = tokens
         self.pos = 0
         self.defines = defines
@@ -260,7 +264,10 @@ class TargetDefines(Defines):
     vary by build (VARIES_BY_BUILD) are unknown."""
 
     def __init__(self, hexversion: int, given: Mapping[str, str] | None = None):
-        super().__init__(given)
+        # Read, never changed (nothing here applies a #define): no copy of `given`, which is
+        # asked about for every branch of every group, three times.
+        self.values = given if given is not None else {}  # type: ignore[assignment]
+        self.undefined = set()
         self.hexversion = hexversion
 
     def is_defined(self, name: str) -> bool | None:

@@ -13,10 +13,13 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
+    """A named tuple, not a dataclass: macro bodies and arguments are read token by token, and
+    a tuple is made in half the time."""
+
     kind: str  # ident, number, string, char, comment, directive, punct, newline
     start: int
     end: int
@@ -164,9 +167,20 @@ _NOT_CODE = frozenset(b" \t\f\v\r\n")
 IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
 
+_BRACKET_OR_SEMICOLON = re.compile(rb"[()\[\]{};]")
+_BRACKET_OR_COMMA = re.compile(rb"[()\[\]{},]")
+_OPENING = frozenset(b"([{")
+
+
 def blank(text: bytes) -> bytes:
     """Spaces for every byte but line breaks, so that lines stay where they were."""
     return text.translate(_BLANK)
+
+
+def blank_in(buf: bytearray, start: int, end: int) -> None:
+    """`blank` the bytes `start..end` of `buf` in place (one translation, not a loop per byte:
+    masked #if branches are thousands of lines)."""
+    buf[start:end] = buf[start:end].translate(_BLANK)
 
 
 @dataclass(frozen=True)
@@ -190,12 +204,52 @@ class Lexed:
         i = bisect_left(self.directives, (offset, -1))
         return i < len(self.directives) and self.directives[i][0] == offset
 
+    def closing_paren(self, open_at: int) -> tuple[int | None, bool]:
+        """`matching_paren(text, open_at)` read on the blanked copy, bracket by bracket instead
+        of token by token: the `)` that closes the `(` at `open_at` (None when another bracket
+        closes it first, or a directive line starts before it), and whether a `;` sits directly
+        inside."""
+        code = self.code
+        depth = 0
+        semicolon = False
+        for m in _BRACKET_OR_SEMICOLON.finditer(code, open_at):
+            c = code[m.start()]
+            if c == 0x3B:  # `;`
+                semicolon = semicolon or depth == 1
+            elif c in _OPENING:
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    close = m.start()
+                    if c != 0x29 or self.directive_before(open_at, close):  # `)`
+                        return None, False
+                    return close, semicolon
+        return None, False
+
+    def top_level_commas(self, open_at: int, close_at: int) -> list[int]:
+        """`top_level_commas(text, open_at, close_at + 1)` read on the blanked copy: the commas
+        directly inside the brackets from `open_at` to the one that closes them at `close_at`."""
+        code = self.code
+        depth = 0
+        found = []
+        for m in _BRACKET_OR_COMMA.finditer(code, open_at, close_at + 1):
+            c = code[m.start()]
+            if c == 0x2C:  # `,`
+                if depth == 1:
+                    found.append(m.start())
+            elif c in _OPENING:
+                depth += 1
+            else:
+                depth -= 1
+        return found
+
     def prev_code_byte(self, offset: int) -> int | None:
         """Offset of the last byte before `offset` that starts or ends a token: comments,
         directives and line continuations are skipped (a literal's closing quote counts)."""
         code = self.code
         end = offset
-        window = 256
+        window = 64  # most tokens are a few blanks back; a bigger first slice costs more than a second
         while end > 0:
             start = max(0, end - window)
             chunk = code[start:end].rstrip(b" \t\f\v\r\n")
@@ -276,11 +330,16 @@ def lex(text: bytes, directives: bool = True) -> Lexed:
 def _prefix(text: bytes, quote: int, done: int) -> int:
     """Length of the u8/u/U/L prefix before the quote at `quote`: `tokenize()` reads `u8"x"`
     as one literal, `xu8"x"` as a name and a literal."""
+    if quote <= done or text[quote - 1] not in _PREFIX_ENDS:
+        return 0  # most literals: no prefix can end right before the quote
     for prefix in (b"u8", b"u", b"U", b"L"):
         start = quote - len(prefix)
         if start >= done and text.startswith(prefix, start) and (start == 0 or text[start - 1] not in IDENT_CHARS):
             return len(prefix)
     return 0
+
+
+_PREFIX_ENDS = frozenset(b"8uUL")
 
 
 def _continued(text: bytes, line_start: int, done: int) -> bool:
@@ -352,9 +411,11 @@ def names_in_code(text: bytes) -> set[str]:
     return names_of_lexed(lex(text))
 
 
-def names_of_lexed(lexed: Lexed) -> set[str]:
-    """`names_in_code` of a text already lexed."""
-    found = set(_NAME_OR_NUMBER.findall(lexed.code))
+def names_of_lexed(lexed: Lexed, start: int = 0, end: int | None = None) -> set[str]:
+    """`names_in_code` of a text already lexed; with `start` and `end`, of `text[start:end]`,
+    which must start outside any comment, literal and directive line (a brace initialiser):
+    lexed alone, it would be blanked as the whole text's reading blanks it."""
+    found = set(_NAME_OR_NUMBER.findall(lexed.code, start, len(lexed.code) if end is None else end))
     found.discard(b"")
     return {n.decode("utf-8", "replace") for n in found}
 
@@ -365,10 +426,10 @@ _NAME_CALL = re.compile(rb"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<open>" + _SPAC
                         + rb"\))?)?|\.?[0-9](?:[eEpP][+-]|[A-Za-z0-9_.])*")
 
 
-@dataclass(frozen=True, slots=True)
-class Name:
+class Name(NamedTuple):
     """An identifier `tokenize` would give; read without directives, also where the `(` that
-    follows it ends (the next token), and whether `)` comes right after that."""
+    follows it ends (the next token), and whether `)` comes right after that. A named tuple,
+    as `Token` is: every macro body's names are read."""
 
     start: int
     end: int
@@ -377,10 +438,20 @@ class Name:
     empty_call: bool = False
 
 
-def names(text: bytes, start: int = 0, end: int | None = None, *, directives: bool = True) -> list[Name]:
+def names(text: bytes, start: int = 0, end: int | None = None, *, directives: bool = True,
+          lexed: Lexed | None = None) -> list[Name]:
     """The identifiers of `text[start:end]` outside comments and literals (and, with
-    `directives`, outside directive lines), with their offsets in `text`."""
-    code = lex(text[start:end], directives).code
+    `directives`, outside directive lines), with their offsets in `text`. `lexed`, the whole
+    text's reading, is read instead of lexing the part again when `directives` is asked for
+    and `start` begins a line outside any comment (a branch of an #if group)."""
+    if lexed is not None and directives:
+        code = lexed.code[start:end]
+    else:
+        code = text[start:end]
+        # Without a byte that starts a comment, a literal or (with `directives`) a directive,
+        # there is nothing to blank: most macro bodies are one such line.
+        if b"/" in code or b'"' in code or b"'" in code or (directives and b"#" in code):
+            code = lex(code, directives).code
     out = []
     for m in _NAME_CALL.finditer(code):
         name = m.group("name")

@@ -18,11 +18,10 @@ from porter.lexer import (
     IDENTIFIER,
     Lexed,
     Token,
+    blank_in,
     find_names,
     lex,
-    matching_paren,
     tokenize,
-    top_level_commas,
 )
 from porter.model import Macro, Span
 
@@ -38,13 +37,6 @@ class MacroMask:
 
 
 
-def _blank(buf: bytearray, start: int, end: int) -> None:
-    """Replace bytes with spaces, keeping newlines so that lines stay where they were."""
-    for i in range(start, end):
-        if buf[i] not in (0x0A, 0x0D):
-            buf[i] = 0x20
-
-
 def _put(buf: bytearray, at: int, text: bytes) -> None:
     buf[at:at + len(text)] = text
 
@@ -56,25 +48,25 @@ def _next_significant(text: bytes, pos: int) -> bytes:
     return b""
 
 
-def _mask_head(buf, text, tok):
+def _mask_head(buf, text, tok, lexed):
     # PyObject_HEAD -> "PyObject ob;" padded: a real field, so the struct parses.
     stand_in = b"PyObject ob" if tok.text == b"PyObject_HEAD" else b"PyVarObject ob"
     if _next_significant(text, tok.end) != b";":
         stand_in += b";"
-    _blank(buf, tok.start, tok.end)
+    blank_in(buf, tok.start, tok.end)
     _put(buf, tok.start, stand_in)
     return tok.end
 
 
-def _mask_head_init(buf, text, tok):
+def _mask_head_init(buf, text, tok, lexed):
     # PyVarObject_HEAD_INIT(type, size) expands to "{ ... },": one element that carries its
     # own comma. The stand-in "{       0}," covers the whole use; the arguments are read from
     # the original text through the recorded mask span.
     open_at = _paren_after(text, tok.end)
-    close = None if open_at is None else matching_paren(text, open_at)
+    close = None if open_at is None else lexed.closing_paren(open_at)[0]
     if close is None:
         return None
-    _blank(buf, tok.start, close + 1)
+    blank_in(buf, tok.start, close + 1)
     buf[tok.start] = ord("{")
     _put(buf, close - 2, b"0},")
     return close + 1
@@ -89,8 +81,8 @@ def _paren_after(text: bytes, pos: int) -> int | None:
 
 
 def _mask_block(opening: bytes):
-    def mask(buf, text, tok):
-        _blank(buf, tok.start, tok.end)
+    def mask(buf, text, tok, lexed):
+        blank_in(buf, tok.start, tok.end)
         if opening == b"}" and text[max(0, tok.start - 200):tok.start].rstrip().endswith(b":") \
                 and tok.end - tok.start >= 2:
             # `done: Py_TRASHCAN_END`: a label needs a statement before the closing brace.
@@ -105,13 +97,13 @@ def _mask_block(opening: bytes):
 
 def _mask_as_declaration(type_text: bytes):
     # NAME(var, "string") -> "type var = "string" ": a declaration that parses.
-    def mask(buf, text, tok):
+    def mask(buf, text, tok, lexed):
         open_at = _paren_after(text, tok.end)
-        close = None if open_at is None else matching_paren(text, open_at)
+        close = None if open_at is None else lexed.closing_paren(open_at)[0]
         if close is None:
             return None
-        commas = top_level_commas(text, open_at, close + 1)
-        _blank(buf, tok.start, open_at + 1)
+        commas = lexed.top_level_commas(open_at, close)
+        blank_in(buf, tok.start, open_at + 1)
         _put(buf, tok.start, type_text[: open_at + 1 - tok.start])
         if commas:
             buf[commas[0]] = ord("=")
@@ -123,12 +115,12 @@ def _mask_as_declaration(type_text: bytes):
 
 def _mask_specifier(replacement: bytes):
     # NAME(type) in a function header -> "static inline type ".
-    def mask(buf, text, tok):
+    def mask(buf, text, tok, lexed):
         open_at = _paren_after(text, tok.end)
-        close = None if open_at is None else matching_paren(text, open_at)
+        close = None if open_at is None else lexed.closing_paren(open_at)[0]
         if close is None:
             return None
-        _blank(buf, tok.start, open_at + 1)
+        blank_in(buf, tok.start, open_at + 1)
         _put(buf, tok.start, replacement[: open_at + 1 - tok.start])
         buf[close] = 0x20
         return close + 1
@@ -138,8 +130,8 @@ def _mask_specifier(replacement: bytes):
 
 def _mask_block_call(opening: bytes):
     # Py_TRASHCAN_BEGIN(op, dealloc) opens a block: "{" and blanks.
-    def mask(buf, text, tok):
-        stop = _mask_blank_call(buf, text, tok)
+    def mask(buf, text, tok, lexed):
+        stop = _mask_blank_call(buf, text, tok, lexed)
         if stop is not None:
             buf[tok.start] = opening[0]
         return stop
@@ -147,29 +139,29 @@ def _mask_block_call(opening: bytes):
     return mask
 
 
-def _mask_blank_call(buf, text, tok):
+def _mask_blank_call(buf, text, tok, lexed):
     open_at = _paren_after(text, tok.end)
-    close = None if open_at is None else matching_paren(text, open_at)
+    close = None if open_at is None else lexed.closing_paren(open_at)[0]
     if close is None:
         return None
-    _blank(buf, tok.start, close + 1)
+    blank_in(buf, tok.start, close + 1)
     return close + 1
 
 
-def _mask_blank(buf, text, tok):
-    _blank(buf, tok.start, tok.end)
+def _mask_blank(buf, text, tok, lexed):
+    blank_in(buf, tok.start, tok.end)
     return tok.end
 
 
 def _mask_word(stand_in: bytes):
     """A keyword tree-sitter does not know, as one it does (padded to the same length)."""
-    def mask(buf, text, tok):
+    def mask(buf, text, tok, lexed):
         _put(buf, tok.start, stand_in.ljust(len(tok.text)))
         return tok.end
     return mask
 
 
-def _mask_methoddef(buf, text, tok):
+def _mask_methoddef(buf, text, tok, lexed):
     # Argument Clinic's FOO_METHODDEF expands to "{...},": "{FOO_METHOD}," is the same length.
     if _next_significant(text, tok.end) in (b",", b"(", b"="):
         return None
@@ -396,14 +388,14 @@ def mask_macros(
         if masker is None and tok.text.endswith(b"_METHODDEF") and len(tok.text) > 10:
             masker = _mask_methoddef
         if masker is not None:
-            stop = masker(buf, text, tok)
+            stop = masker(buf, text, tok, lexed)
             if stop is not None:
                 masks.append(MacroMask(tok.text.decode(), Span(tok.start, stop),
                                        tok.text in _BLANKING))
                 skip_until = stop
             continue
         if iso646 and tok.text in ISO646:
-            _blank(buf, tok.start, tok.end)
+            blank_in(buf, tok.start, tok.end)
             _put(buf, tok.start, ISO646[tok.text])
             masks.append(MacroMask(tok.text.decode(), Span(tok.start, tok.end)))
             continue
@@ -470,12 +462,12 @@ def _uses(code: bytes, kinds: dict[bytes, str | None], iso646: bool) -> list[Tok
 
 def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, depths: _BraceDepths):
     if kind == "blank" or kind == "cast":
-        _blank(buf, tok.start, tok.end)
+        blank_in(buf, tok.start, tok.end)
         return tok.end, False
     if kind == "head-init":
         if tok.end - tok.start < 4:
             return None
-        _blank(buf, tok.start, tok.end)
+        blank_in(buf, tok.start, tok.end)
         buf[tok.start] = ord("{")
         _put(buf, tok.end - 3, b"0},")
         return tok.end, True
@@ -484,7 +476,7 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
         stand_in = b" ".join(w.encode() for w in words)
         while len(stand_in) > tok.end - tok.start and b" " in stand_in:
             stand_in = stand_in.rsplit(b" ", 1)[0]
-        _blank(buf, tok.start, tok.end)
+        blank_in(buf, tok.start, tok.end)
         if len(stand_in) <= tok.end - tok.start:
             _put(buf, tok.start, stand_in)
         return tok.end, False
@@ -497,17 +489,16 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
         opening = _next_significant_token(lexed, text, tok.end)
         if opening is None or opening.text != b"(":
             return None
-        inside: list[Token] = []
-        close = matching_paren(text, opening.start, top_level=inside)
+        close, statements = lexed.closing_paren(opening.start)
         if close is None:
             return None
         if kind == "blank-call":
             if _at_statement_start(prev):
-                _blank(buf, tok.start, close + 1)
+                blank_in(buf, tok.start, close + 1)
                 return close + 1, True
             return None
-        if any(t.text == b";" for t in inside):
-            _blank(buf, tok.start, close + 1)
+        if statements:
+            blank_in(buf, tok.start, close + 1)
             return close + 1, True
         end = close + 1
     nxt = _next_significant_token(lexed, text, end)
@@ -517,7 +508,7 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
         return None
     if _place_semicolon(buf, text, end):
         return end, False
-    _blank(buf, tok.start, end)
+    blank_in(buf, tok.start, end)
     return end, True
 
 

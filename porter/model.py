@@ -5,15 +5,33 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, NamedTuple, overload
+from operator import attrgetter
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, overload
 
 if TYPE_CHECKING:
     from porter.analyze.build_config import BuildConfig
     from porter.lexer import Token
     from porter.spans import SpanSet
+
+
+_T = TypeVar("_T")
+
+
+def pickled_by_fields(cls: type[_T]) -> type[_T]:
+    """Pickle a slotted frozen dataclass as its class and its field values: `dataclasses` gives
+    it a `__getstate__`/`__setstate__` that run Python code per field, and a scan's facts
+    (hundreds of thousands of calls, roles, locations) cross from worker processes in pickles."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    values = attrgetter(*names) if len(names) > 1 else lambda obj: (getattr(obj, names[0]),)
+
+    def __reduce__(self):
+        return cls, values(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    return cls
 
 
 class Span(NamedTuple):
@@ -115,6 +133,7 @@ class SpanList(Sequence[Span]):
 _PIECE = re.compile(rb"[^\s,](?:[^,]*[^\s,])?")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, order=True, slots=True)
 class Location:
     """A span in one file."""
@@ -146,6 +165,7 @@ class RoleKind(StrEnum):
     UNREFERENCED = "unreferenced"  # neither called nor named where porter can see it
 
 
+@pickled_by_fields
 @dataclass(frozen=True, order=True, slots=True)
 class Role:
     """A function's role; for a type slot, which slot (`Role(RoleKind.SLOT, "tp_new")`)."""
@@ -253,6 +273,7 @@ _DEFINITIONS = frozenset({
 })
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Use:
     """One place a global is named."""
@@ -287,6 +308,7 @@ class Use:
     static_initializer: str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class UnreadUse:
     """A global named in an `#if` branch porter did not read: the tree never saw it, so what
@@ -301,6 +323,7 @@ class UnreadUse:
     declares: bool  # possibly a local of the same name being declared (`PyObject *x`)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Global:
     name: str
@@ -343,6 +366,7 @@ class Global:
         return (self.function, self.name)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Param:
     name: str | None
@@ -365,6 +389,7 @@ def c_name(key: str) -> str:
     return key.rpartition(":")[2]
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Call:
     callee: str  # the key of the function called (`function_key`), as the calling file sees it
@@ -373,6 +398,7 @@ class Call:
     arg_list: Span | None = None  # `(...)`, parentheses included
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Alternative:
     """Another definition of a function, in another branch of an #if group of its file
@@ -638,6 +664,7 @@ def is_interpreter_pointer(type_text: str) -> bool:
     return type_text.replace(" ", "").startswith("PyInterpreterState*")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class BuildBranch:
     """A branch of an `#if` group that only some builds compile."""
@@ -987,6 +1014,7 @@ class PythonAttributeRead:
     attribute: str
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Macro:
     name: str
@@ -1190,6 +1218,7 @@ class InitBody:
     only_worker: str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class MacroUse:
     """A use of a project macro in code (not inside another macro's body)."""

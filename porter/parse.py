@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 else:
     from tree_sitter import Node
 
-from porter.lexer import Lexed, Name, blank, lex, names, names_of_lexed
+from porter.lexer import Lexed, Name, blank, blank_in, lex, names, names_of_lexed
 from porter.masks import MacroMask, mask_macros
 from porter.model import Macro, Span
 from porter.preproc import Conditional, Preprocessed, preprocess
@@ -124,7 +124,7 @@ class Source:
         found = self._dropped_names.get(directives)
         if found is None:
             found = [n for span, _ in self.dropped_text()
-                     for n in names(self.text, span.start, span.end, directives=directives)]
+                     for n in names(self.text, span.start, span.end, directives=directives, lexed=self.pre.lexed)]
             self._dropped_names[directives] = found
         return found
 
@@ -199,12 +199,6 @@ def _bounds(node_or_span: Node | Span) -> tuple[int, int]:
 # --------------------------------------------------------------------------- conditionals
 
 
-def _blank(buf: bytearray, start: int, end: int) -> None:
-    for i in range(start, end):
-        if buf[i] not in (0x0A, 0x0D):
-            buf[i] = 0x20
-
-
 _SPACES = re.compile(rb"[ \t\n\r\x0b\x0c]*")
 _DEFINE_LINE = re.compile(rb"^[ \t]*#[ \t]*(define|undef)\b(?:[^\n]*\\\r?\n)*[^\n]*", re.MULTILINE)
 
@@ -213,10 +207,10 @@ def _mask_conditional(buf: bytearray, cond: Conditional) -> MaskedConditional:
     kept = cond.chosen()
     dropped = []
     for span in cond.directive_spans():
-        _blank(buf, span.start, span.end)
+        blank_in(buf, span.start, span.end)
     for i, b in enumerate(cond.branches):
         if i != kept:
-            _blank(buf, b.body.start, b.body.end)
+            blank_in(buf, b.body.start, b.body.end)
             if b.body.end > b.body.start:
                 dropped.append(b.body)
         elif cond.splits_code:
@@ -224,7 +218,7 @@ def _mask_conditional(buf: bytearray, cond: Conditional) -> MaskedConditional:
             # a branch that holds half a declaration splits it for the parser. The preprocessor
             # facts keep the macro; the tree does not need the line.
             for m in _DEFINE_LINE.finditer(bytes(buf[b.body.start:b.body.end])):
-                _blank(buf, b.body.start + m.start(), b.body.start + m.end())
+                blank_in(buf, b.body.start + m.start(), b.body.start + m.end())
     return MaskedConditional(cond, kept, tuple(dropped))
 
 

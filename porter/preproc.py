@@ -147,7 +147,8 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
     """`build_defines`: the -D macros the package's build gives every file."""
     lexed = lex(text)
     conds = _conditionals(text, lexed, build_defines)
-    macros, includes = [], []
+    groups = Preprocessed(path, conds, (), ())  # what says whether a #define is compiled
+    defines, includes = [], []
     for start, end in lexed.directives:
         line = text[start:end]
         inc = _INCLUDE.match(line)
@@ -156,11 +157,10 @@ def preprocess(path: str, text: bytes, build_defines: Mapping[str, str] | None =
             continue
         m = _DEFINE.match(line)
         if m:
-            macros.append(_macro(path, start, end, m, text))
-    pre = Preprocessed(path, conds, (), tuple(includes))
-    units = _definition_units(conds, lexed.code, [m.span for m in macros])
-    macros = [Macro(m.name, m.file, m.span, m.params, m.body, m.body_text, pre.activity(m.span.start),
-                    m.body_bytes, unit) for m, unit in zip(macros, units)]
+            defines.append((start, end, m))
+    units = _definition_units(conds, lexed.code, [Span(start, end) for start, end, _ in defines])
+    macros = [_macro(path, start, end, m, text, groups.activity(start), unit)
+              for (start, end, m), unit in zip(defines, units)]
     inits = tuple(_init_name(text, lexed, start, end)
                   for start, end in find_names(lexed.code, b"PyInit_", prefix=True)) if b"PyInit_" in text else ()
     return Preprocessed(path, conds, tuple(macros), tuple(includes), lexed, inits)
@@ -210,7 +210,7 @@ def _init_name(text: bytes, lexed: Lexed, start: int, end: int) -> InitName:
     return InitName(start, end, code[start:end].decode("utf-8", "replace"), called, may_define)
 
 
-def _macro(path: str, start: int, end: int, m, text: bytes) -> Macro:
+def _macro(path: str, start: int, end: int, m, text: bytes, active: bool | None, unit: Span | None) -> Macro:
     params = None
     if m.group(2):
         params = tuple(p.strip() for p in m.group(2)[1:-1].decode().split(",") if p.strip())
@@ -219,8 +219,9 @@ def _macro(path: str, start: int, end: int, m, text: bytes) -> Macro:
     raw = text[body.start:body.end]
     return Macro(
         name=m.group(1).decode(), file=path, span=Span(start, end), params=params,
-        body=body, body_text=body_text, active=None,
+        body=body, body_text=body_text, active=active,
         body_bytes=b"" if raw.isascii() else raw,  # an ASCII body is its text, encoded
+        unit=unit,
     )
 
 
@@ -237,6 +238,9 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
     # any group or in branches every target takes (`#if PY_MAJOR_VERSION >= 3` `#define IS_PY3K`),
     # so that `#ifdef IS_PY3K` ... `#else` is dead everywhere.
     everywhere: dict[str, str] = dict(build_defines or {})
+    # What the groups opened since its last change see of it: one copy, read only, for all of
+    # them (a header's hundreds of groups between two file-level #defines).
+    seen_everywhere: dict[str, str] | None = None
     stack: list[dict] = []
     done: list[Conditional] = []
     directives = lexed.directives
@@ -254,7 +258,8 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
         if word in ("define", "undef"):
             if all(frame["live"] for frame in stack):
                 defines.apply(word, rest)
-            _define_everywhere(everywhere, stack, word, rest)
+            if _define_everywhere(everywhere, stack, word, rest):
+                seen_everywhere = None
             continue
         if word in ("if", "ifdef", "ifndef"):
             value = conditions.evaluate(word, rest, defines)
@@ -262,8 +267,10 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
             guard = word == "ifndef" and value is None and _is_include_guard(rest, following)
             if guard:
                 value = True
+            if seen_everywhere is None:
+                seen_everywhere = dict(everywhere)
             stack.append({"start": start, "branches": [], "live": value is not False,
-                          "taken": value is True, "guard": guard, "given": dict(everywhere)})
+                          "taken": value is True, "guard": guard, "given": seen_everywhere})
             _open_branch(stack[-1], word, span, rest, value)
             continue
         if not stack:
@@ -300,23 +307,26 @@ def _conditionals(text: bytes, lexed: Lexed, build_defines: Mapping[str, str] | 
     return tuple(done)
 
 
-def _define_everywhere(everywhere: dict[str, str], stack: list[dict], word: str, rest: bytes) -> None:
+def _define_everywhere(everywhere: dict[str, str], stack: list[dict], word: str, rest: bytes) -> bool:
     """Apply a #define or #undef to `everywhere` if every target Python reads it: each open group's
-    current branch is one every target takes (an include guard's counts)."""
+    current branch is one every target takes (an include guard's counts). Whether it did."""
     for frame in stack:
         kind, _, condition, _ = frame["current"]
         tests = [(k, c) for k, _, c, _, _ in frame["branches"]] + [(kind, condition)]
         if not ((len(tests) == 1 and frame["guard"])
                 or conditions.taken_everywhere(tests, len(tests) - 1, frame["given"], frame["targets"])):
-            return
+            return False
     m = re.match(rb"([A-Za-z_]\w*)(\(?)\s*(.*)", rest, re.DOTALL)
     if m is None:
-        return
+        return False
     name = m.group(1).decode()
     if word == "undef":
         everywhere.pop(name, None)
     elif not m.group(2):  # a function-like macro is no condition's value
         everywhere[name] = m.group(3).decode("utf-8", "replace").strip()
+    else:
+        return False
+    return True
 
 
 def _read_code(frame, code: bytes, start: int, end: int) -> None:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from porter.lexer import lex, matching_paren, tokenize, top_level_punct
+from porter.lexer import _NAME_CALL, lex, matching_paren, names, tokenize, top_level_commas, top_level_punct
 
 PIECES = [b"#", b"# define X 1", b"#if A\n", b"#endif", b"\n", b"\r\n", b"\r", b" ", b"\t", b"\\\n", b"\\\r\n",
           b"\\", b"/*", b"*/", b"/* c */", b"//", b"// x\\\n", b'"', b'"str"', b"'", b"'c'", b'L"w"', b"u8'x'",
@@ -49,3 +49,49 @@ def test_matching_paren_hands_back_the_top_level_punctuation_top_level_punct_rea
         close = matching_paren(text, 0, top_level=inside)
         if close is not None:
             assert inside == top_level_punct(text, 0, close + 1), text
+
+
+def test_closing_paren_and_its_commas_on_the_blanked_copy_are_matching_parens():
+    rng = random.Random(12)
+    for _ in range(3000):
+        text = b"x(" + b"".join(rng.choice(PIECES + [b",", b"[", b"]", b"a;b", b"(", b")"]) for _ in range(rng.randint(1, 30)))
+        inside: list = []
+        close = matching_paren(text, 1, top_level=inside)
+        expected = (close, any(t.text == b";" for t in inside)) if close is not None else (None, False)
+        lexed = lex(text)
+        assert lexed.closing_paren(1) == expected, text
+        if close is not None:
+            assert lexed.top_level_commas(1, close) == top_level_commas(text, 1, close + 1), text
+
+
+def test_names_skips_the_lexer_only_where_it_would_blank_nothing():
+    rng = random.Random(13)
+    for _ in range(2000):
+        text = b"".join(rng.choice(PIECES + [b"f(", b"g ()", b","]) for _ in range(rng.randint(1, 12)))
+        for directives in (True, False):
+            code = lex(text, directives).code
+            expected = [(m.start(), m.end("name"), m.group("name").decode()) for m in _NAME_CALL.finditer(code)
+                        if m.group("name")]
+            assert [(n.start, n.end, n.text) for n in names(text, directives=directives)] == expected, text
+
+
+def test_names_of_a_branch_read_from_the_files_lexing_are_those_of_the_branch_lexed_alone():
+    # A branch body runs from the end of one directive line to the start of the next.
+    rng = random.Random(14)
+    for _ in range(2000):
+        text = b"".join(rng.choice(PIECES + [b"\n#else\n", b"\n#endif\n", b"f(x)"]) for _ in range(rng.randint(1, 30)))
+        lexed = lex(text)
+        ends = [end for _, end in lexed.directives]
+        starts = [start for start, _ in lexed.directives[1:]] + [len(text)]
+        for start, end in zip(ends, starts[:len(ends)], strict=True):
+            assert names(text, start, end, lexed=lexed) == names(text, start, end), text
+
+
+def test_lex_without_directives_finds_the_comments_and_literals_tokenize_reads_without_them():
+    rng = random.Random(15)
+    for _ in range(2000):
+        text = b"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
+        tokens = list(tokenize(text, directives=False))
+        lexed = lex(text, directives=False)
+        assert list(lexed.comments) == [(t.start, t.end) for t in tokens if t.kind == "comment"], text
+        assert list(lexed.literals) == [(t.start, t.end) for t in tokens if t.kind in ("string", "char")], text

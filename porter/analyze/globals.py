@@ -15,7 +15,7 @@ from porter.analyze.macros import MacroTable
 from porter.analyze.ownership import Ownership, owned
 from porter.analyze.process_constants import is_once_guard, is_process_constant, once_guard_statements
 from porter.analyze.unread_uses import unread_uses
-from porter.lexer import names_in_code
+from porter.lexer import names_in_code, names_of_lexed
 from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
 from porter.parse import Node, walk
 from porter.preproc import unknown_condition
@@ -606,7 +606,11 @@ def _function_table(g: Global, indexes) -> bool:
     if g.initializer is not None and any(idx.path == g.file and g.initializer in idx.src.number_tables
                                          for idx in indexes):
         return False  # numbers only: no name at all
-    names = names_in_code(text.encode())
+    lexed = next((idx.src.pre.lexed for idx in indexes if idx.path == g.file), None)
+    if lexed is not None and g.initializer is not None:
+        names = names_of_lexed(lexed, g.initializer.start, g.initializer.end)  # read once, with its file
+    else:
+        names = names_in_code(text.encode())
     return bool(names) and all(n == "NULL" or n in capi.ALLOCATOR_FUNCTIONS
                                or any(n in idx.functions or n in idx.prototypes for idx in indexes)
                                for n in names)

@@ -85,7 +85,7 @@ def _expanded_elements(src: Source, element: Node, expand_macro):
         return None
     from porter.parse import parse_source
 
-    parsed = parse_source("<macro>", f"static T x = {{ {text} }};".encode())
+    parsed = parse_source("<macro>", f"static T x = {{ {text} }};".encode(), code_names=False)
     for decl in parsed.root.children:
         for d in ctree.declarators(decl) if decl.type == "declaration" else []:
             info = ctree.read_declarator(d)

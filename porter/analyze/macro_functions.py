@@ -75,7 +75,7 @@ def _in_initializer(node) -> bool:
 
 
 def _functions_in(expansion: str, macro: Macro, path: str, use: Span) -> list[MacroFunction]:
-    parsed = parse_source(f"<{macro.name}>", expansion.encode())
+    parsed = parse_source(f"<{macro.name}>", expansion.encode(), code_names=False)
     found = []
     for node in parsed.root.children:
         if node.type != "function_definition":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from porter.lexer import IDENTIFIER, names, tokenize
+from porter.lexer import IDENTIFIER, Token, lex, names, tokenize
 from porter.model import Macro
 
 
@@ -36,8 +36,10 @@ class MacroTable:
         if key not in self.memo:
             found = {name for name, ms in self.by_name.items()
                      if any(word in m.body_text or (pasting and "##" in m.body_text) for m in ms)}
+            # The names each body spells, only when some body leads to `word` (most tables of
+            # a file's macros: none does, and this is asked for every file before parsing).
             named = {name: {n.decode() for m in ms for n in IDENTIFIER.findall(m.body_text.encode())}
-                     for name, ms in self.by_name.items()}
+                     for name, ms in self.by_name.items()} if found else {}
             changed = True
             while changed:
                 changed = False
@@ -94,10 +96,9 @@ def _clean_body(text: str) -> str:
         return text.strip()  # no comment, no line break to splice
     raw = re.sub(rb"\\\r?\n", b"", text.encode())
     out, pos = [], 0
-    for tok in tokenize(raw, directives=False):
-        if tok.kind == "comment":
-            out += [raw[pos:tok.start], b" "]
-            pos = tok.end
+    for start, end in lex(raw, directives=False).comments:  # the comments tokenize() reads
+        out += [raw[pos:start], b" "]
+        pos = end
     out.append(raw[pos:])
     return b"".join(out).decode("utf-8", "replace").strip()
 
@@ -145,9 +146,8 @@ def _substitute(body: str, values: dict[str, str], expanded: dict[str, str] | No
         return body  # no parameter named, nothing stringified or pasted: the body as it is
     expanded = values if expanded is None else expanded
     out = []
-    raw = body.encode()
+    raw, toks = _body_tokens(body)
     pos = 0
-    toks = list(tokenize(raw, directives=False))
     skip = -1
     for i, tok in enumerate(toks):
         if i == skip:
@@ -173,13 +173,20 @@ def _substitute(body: str, values: dict[str, str], expanded: dict[str, str] | No
     return text
 
 
+@lru_cache(maxsize=1 << 14)
+def _body_tokens(body: str) -> tuple[bytes, tuple[Token, ...]]:
+    """A macro body's bytes and tokens, read once: every use of the macro substitutes into the
+    same body (the functions a `_decimal` macro defines: hundreds of uses of a few bodies)."""
+    raw = body.encode()
+    return raw, tuple(tokenize(raw, directives=False))
+
+
 def _expand_nested(table: MacroTable, body: str, depth: int) -> str:
     if body.isascii() and table.by_name.keys().isdisjoint(_words(body)):
         return body  # it names no macro (a word in a literal or comment counts: a superset)
-    raw = body.encode()
+    raw, toks = _body_tokens(body)
     out = []
     pos = 0
-    toks = list(tokenize(raw, directives=False))
     i = 0
     while i < len(toks):
         tok = toks[i]

@@ -261,7 +261,7 @@ def _macro_module_defs(index: FileIndex, macros: MacroTable) -> list[ModuleDef]:
 
 
 def _parse_expansion(text: str) -> tuple[str, list[Initializer]] | None:
-    src = parse_source("<macro>", text.encode())
+    src = parse_source("<macro>", text.encode(), code_names=False)
     for decl in src.root.children:
         if decl.type != "declaration" or ctree.type_name(decl) != "PyModuleDef":
             continue

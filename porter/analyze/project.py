@@ -454,19 +454,27 @@ def clinic_output(path: str, text: bytes) -> list[Location]:
 def _clinic_impls(functions: list[Function], generated: tuple[Location, ...]) -> list[Function]:
     """A clinic `_impl` (its header is generated) plays the part of the generated wrapper that
     calls it: the method of the module or type, reaching state from its own first parameter."""
-    def generated_at(file: str, offset: int) -> bool:
-        return any(g.file == file and g.span.start <= offset < g.span.end for g in generated)
-
     if not generated:
         return functions
+    by_file: dict[str, list[Span]] = {}
+    for g in generated:
+        by_file.setdefault(g.file, []).append(g.span)
+    spans = {file: SpanSet(found) for file, found in by_file.items()}
+
+    def generated_at(file: str, offset: int) -> bool:
+        return file in spans and spans[file].covers(offset)
+
     callers: dict[str, list[Function]] = {}
     for f in functions:
         for c in f.calls:
             callers.setdefault(c.callee, []).append(f)
     out = []
     for f in functions:
+        if not (f.only_helper and generated_at(f.file, f.header.start)):
+            out.append(f)
+            continue
         wrappers = [c for c in callers.get(f.name, []) if generated_at(c.file, c.span.start)]
-        if f.only_helper and generated_at(f.file, f.header.start) and wrappers:
+        if wrappers:
             roles = tuple(dict.fromkeys(r for w in wrappers for r in w.roles if r.kind is not RoleKind.HELPER))
             if roles:
                 types = tuple(dict.fromkeys(t for w in wrappers for t in w.types))

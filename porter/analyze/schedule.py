@@ -209,8 +209,8 @@ def run_task(task: Task, report: Callable[[int], None] | None = None) -> TaskRes
             macros, iso646 = prepared.project_macros(path)
             src = parse_source(path, prepared.texts[path], prepared.pres[path], macros, iso646,
                                prepared.port_facts and path in analysed)
-            # The lexer's spans served the masks; the analysis does not need them.
-            src.pre = replace(src.pre, lexed=None)
+            # It keeps the lexer's reading (this process's copy, shared with the parent): the
+            # analysis reads names in #if branches and initialisers from it.
             sources[path] = src
             out.facts[path] = file_facts(src, prepared.includes[path])
             out.error_spans[path] = src.error_spans
@@ -430,10 +430,8 @@ def _scan(prepared: Prepared, runner: Runner, problems: list[FileProblem], conte
     global _LINKS
     paths, closures = prepared.paths, prepared.closures
     possible = prepared.possible = [p for p in paths if may_define_init(prepared, p)]
-    # The lexer's blanked copies served that; a task lexes the files it parses again (a copy
-    # of every file, kept here and in every worker, costs more than lexing twice).
-    for path, pre in prepared.pres.items():
-        prepared.pres[path] = replace(pre, lexed=None)
+    # The lexer's spans and blanked copies serve the tasks' masking too: workers share this
+    # process's copy (forked), which costs less than lexing every file twice.
     # A small header several modules include (posixmodule.h) is parsed once per module: one
     # task per module is worth more than the parse it saves, on a machine with cores to spare.
     groups = _connected(possible, closures, paths, lambda p: len(prepared.texts[p]) >= SHARED_PARSE_BYTES)
