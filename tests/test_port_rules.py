@@ -1702,3 +1702,22 @@ def test_a_field_of_a_type_outside_the_limited_api_a_part_declares_stays_global(
     assert "PyObject *Err;" in header and "PyMemAllocatorEx" not in header, header
     reasons = [it.message for it in mp.items if it.subject == "saved"]
     assert any("PyMemAllocatorEx" in r and "limited API" in r for r in reasons), reasons
+
+
+def test_a_spec_type_kept_in_a_global_through_a_local_is_made_with_the_module():
+    """`o = PyType_FromSpec(&spec); ... Pair_Type = o;` (_tkinter's way): the global keeps a
+    type made from a spec, whose methods then find module state through their type."""
+    c = HEADER + """typedef struct { PyObject_HEAD long v; } Obj;
+static PyObject *Pair_Type;
+static long made;
+static PyObject *pair_count(PyObject *self, PyObject *unused) { return PyLong_FromLong(made); }
+static PyMethodDef pair_methods[] = {{"count", pair_count, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static PyType_Slot pair_slots[] = {{Py_tp_methods, pair_methods}, {0, NULL}};
+static PyType_Spec pair_spec = {"m.Pair", sizeof(Obj), 0, Py_TPFLAGS_DEFAULT, pair_slots};
+""" + INIT % """    PyObject *o = PyType_FromSpec(&pair_spec);
+    if (o == NULL || PyModule_AddObjectRef(m, "Pair", o) < 0) return NULL;
+    Pair_Type = o;
+    made++;"""
+    mp, text = port(c)
+    assert "PyType_FromModuleAndSpec(m, &pair_spec, NULL)" in text, text
+    assert "state->made" in text and "static long made;" not in text

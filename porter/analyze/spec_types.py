@@ -27,19 +27,46 @@ def collect_spec_types(indexes: list[FileIndex]) -> list[SpecType]:
             while node.parent is not None and node.parent.type in ("cast_expression", "parenthesized_expression"):
                 node = node.parent
             parent = node.parent
-            if parent is None or parent.type != "assignment_expression" or parent.child_by_field_name("right") != node:
-                continue
-            left = parent.child_by_field_name("left")
             owner = ctree.enclosing_function(call)
             function = ctree.function_name(owner)[0] if owner is not None else None
-            if left is None or left.type != "identifier" or function is None or spec is None:
+            if function is None or spec is None or parent is None:
                 continue
-            if ctree.is_declared_locally(left.text.decode(), left, idx.scopes):
+            kept_in: str | None = None
+            if parent.type == "init_declarator" and parent.child_by_field_name("value") == node:
+                # `PyObject *o = PyType_FromSpec(&spec);`, then `G = o;`.
+                local = ctree.read_declarator(parent).name
+                kept_in = _global_given(idx, owner, local, call.end_byte) if local else None
+            elif parent.type == "assignment_expression" and parent.child_by_field_name("right") == node:
+                left = parent.child_by_field_name("left")
+                if left is not None and left.type == "identifier":
+                    kept_in = left.text.decode()
+                    if ctree.is_declared_locally(kept_in, left, idx.scopes):
+                        # `o = PyType_FromSpec(&spec); ... Tkapp_Type = o;` (_tkinter): a local passes it on.
+                        kept_in = _global_given(idx, owner, kept_in, call.end_byte)
+            if kept_in is None:
                 continue
-            out.append(SpecType(left.text.decode(), spec, idx.path, function,
+            out.append(SpecType(kept_in, spec, idx.path, function,
                                 ctree.span(call), name, tuple(ctree.span(a) for a in args),
                                 tuple(idx.src.text_of(a) for a in args)))
     return out
+
+
+def _global_given(idx: FileIndex, owner, local: str, after: int) -> str | None:
+    """The file-scope global that `G = local;` stores the local in, after `after` and before
+    the local is assigned again."""
+    for use in idx.uses_in(local, after, owner.end_byte):
+        parent = use.parent
+        if parent is None or parent.type != "assignment_expression":
+            continue
+        if parent.child_by_field_name("left") == use:
+            return None  # assigned again first
+        target = parent.child_by_field_name("left")
+        op = parent.child_by_field_name("operator")
+        if parent.child_by_field_name("right") == use and target is not None and target.type == "identifier" \
+                and (op is None or op.text == b"=") \
+                and not ctree.is_declared_locally(target.text.decode(), target, idx.scopes):
+            return target.text.decode()
+    return None
 
 
 def collect_spec_helpers(indexes: list[FileIndex]) -> list[SpecHelper]:
