@@ -71,7 +71,7 @@ class _Tracer:
 
     def __init__(self, indexes: list[FileIndex], tables: Tables) -> None:
         self.indexes = indexes
-        self.tables_ = tables
+        self.known = tables
 
     def tables(self, idx: FileIndex, arg: Node, depth: int) -> list[tuple[str, str]]:
         m = _BASE_NAME.match(idx.src.text_of(arg))
@@ -81,7 +81,7 @@ class _Tracer:
         owner = ctree.enclosing_function(arg)
         if owner is not None and ctree.is_declared_locally(name, _ident_at(arg, name) or arg, idx.scopes):
             return self._local(idx, owner, name, depth)
-        key = self.tables_.table(self.tables_.methods, name, idx.path)
+        key = self.known.table(self.known.methods, name, idx.path)
         return [key] if key is not None else []
 
     def _local(self, idx: FileIndex, owner: Node, name: str, depth: int) -> list[tuple[str, str]]:
