@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from porter.analyze.functions import call_graph
 from porter.model import ExtensionModule, Function, NullSelfSite
 from porter.rewrite.planning.access import Access
 from porter.rewrite.vocab import AccessKind
@@ -80,11 +81,10 @@ def _why_no_module(name: str, access: dict[str, Access], callers: dict[str, set[
 
 
 def _callers(functions: tuple[Function, ...]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
+    """Who calls each function: its calls (call_graph), and those in #if branches porter did not read."""
+    callers = call_graph(list(functions))[0]
     for f in functions:
-        for call in f.calls:
-            out.setdefault(call.callee, set()).add(f.name)
         for unread in f.unread_calls:
             if unread.caller is not None:
-                out.setdefault(f.name, set()).add(unread.caller)
-    return out
+                callers.setdefault(f.name, set()).add(unread.caller)
+    return callers
