@@ -12,6 +12,7 @@ from typing import NamedTuple
 from porter import conditions
 from porter.lexer import Lexed, find_names, lex, matching_paren
 from porter.model import Macro, Span
+from porter.spans import nesting_parents
 
 _DIRECTIVE = re.compile(rb"#\s*(if|ifdef|ifndef|elif|else|endif|define|undef)\b(.*)", re.DOTALL)
 _DEFINE = re.compile(rb"#\s*define\s+([A-Za-z_]\w*)(\([^)]*\))?[ \t]*(.*)", re.DOTALL)
@@ -172,13 +173,7 @@ def _definition_units(conds, code: bytes, defines: list[Span]) -> list[Span]:
     #define M A / #else ...`, `#ifndef N / #define N 512 / #endif`), or its own line when the
     group around it holds code too (an include guard does)."""
     groups = sorted((c.span for c in conds), key=lambda g: (g.start, -g.end))
-    parents: list[int] = []
-    open_: list[int] = []
-    for i, g in enumerate(groups):
-        while open_ and groups[open_[-1]].end <= g.start:
-            open_.pop()
-        parents.append(open_[-1] if open_ else -1)
-        open_.append(i)
+    parents = nesting_parents([(g.start, g.end) for g in groups])
     starts = [g.start for g in groups]
     only_directives: dict[int, bool] = {}
     out: list[Span] = []

@@ -76,3 +76,16 @@ class Containers:
         """Whether some span has `span.start <= start and end <= span.end`."""
         i = bisect_right(self._starts, start)
         return i > 0 and self._reach[i - 1] >= end
+
+
+def nesting_parents(spans: list[tuple[int, int]]) -> list[int]:
+    """For spans sorted by (start, -end) that nest or do not overlap (#if groups, their
+    branches): the index of the innermost one holding each, or -1."""
+    parents: list[int] = []
+    open_: list[int] = []
+    for i, (start, _) in enumerate(spans):
+        while open_ and spans[open_[-1]][1] <= start:
+            open_.pop()
+        parents.append(open_[-1] if open_ else -1)
+        open_.append(i)
+    return parents

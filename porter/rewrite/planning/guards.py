@@ -13,6 +13,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 
 from porter.model import BuildBranch, ExtensionModule, Global, UseAccess
+from porter.spans import nesting_parents
 
 NDEBUG_ONLY = "!defined(NDEBUG)"  # inside assert(): compiled only without NDEBUG
 
@@ -27,13 +28,7 @@ class BuildGuards:
         self._files: dict[str, tuple[list[int], list[BuildBranch], list[int]]] = {}
         for file, found in by_file.items():
             found.sort(key=lambda b: (b.body.start, -b.body.end))
-            parents: list[int] = []  # the innermost branch holding each one
-            open_: list[int] = []
-            for i, b in enumerate(found):
-                while open_ and found[open_[-1]].body.end <= b.body.start:
-                    open_.pop()
-                parents.append(open_[-1] if open_ else -1)
-                open_.append(i)
+            parents = nesting_parents([(b.body.start, b.body.end) for b in found])  # the innermost holding each
             self._files[file] = ([b.body.start for b in found], found, parents)
 
     def at(self, file: str, offset: int) -> tuple[str, ...]:
