@@ -1721,3 +1721,43 @@ static PyType_Spec pair_spec = {"m.Pair", sizeof(Obj), 0, Py_TPFLAGS_DEFAULT, pa
     mp, text = port(c)
     assert "PyType_FromModuleAndSpec(m, &pair_spec, NULL)" in text, text
     assert "state->made" in text and "static long made;" not in text
+
+
+READ_THROUGH = HEADER + """
+#include <string.h>
+typedef struct { char *name; long n; char tag[4]; } D;
+static D table[] = {{"a", 1, "x"}, {NULL, 0, ""}};
+%s
+static PyObject *f(PyObject *m, PyObject *a) { return PyLong_FromLong(use(%s)); }
+""" + ONE_METHOD.replace("Err = PyErr_NewException(\"m.Err\", NULL, NULL);", "") % ("f", "f", "METH_NOARGS")
+
+
+@pytest.mark.parametrize("helper, arg", [
+    ("static long use(D *d) { return d->n + (long)strlen(d->name) + d->tag[0]; }", "&table[0]"),
+    ("static long use(D *d) { long s = 0; for (; d->name != NULL; d++) s += d->n; return s; }", "table"),
+    ("static long inner(D *d) { return d->n; }\nstatic long use(D *d) { return d ? inner(d) : 0; }", "&(table[1])"),
+])
+def test_a_table_only_read_through_plain_pointers_is_read_only_data(helper, arg):
+    mp, text = port(READ_THROUGH % (helper, arg))
+    (table,) = [g for g in mp.module.globals if g.name == "table"]
+    assert table.kind is GlobalKind.READONLY_DATA, table.kind
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+@pytest.mark.parametrize("helper, arg", [
+    ("static long use(D *d) { d->n++; return d->n; }", "&table[0]"),
+    ("static long use(D *d) { d[1].n = 2; return 0; }", "table"),
+    ("static long use(D *d) { *d = d[1]; return 0; }", "table"),
+    ("static long use(D *d) { strcpy(d->tag, \"y\"); return 0; }", "&table[0]"),  # an array field decays
+    ("static long use(D *d) { char *t = d->tag; t[0] = 'y'; return 0; }", "&table[0]"),
+    ("static D *saved;\nstatic void keep(D *p) { saved = p; }\nstatic long use(D *d) { keep(d); return 0; }",
+     "&table[0]"),  # stored by another function
+    ("static long use(D *d) { D *q = d; q->n = 3; return 0; }", "table"),  # copied to a local
+    ("static long use(D *d) { long *p = &d->n; *p = 4; return 0; }", "&table[0]"),
+    ("static long use(D *d) { return (long)d; }", "&table[0]"),  # cast: where it goes is unknown
+    ("static long use(D *d) { D *d2 = NULL; { D *d = d2; (void)d; } return d->n; }", "&table[0]"),  # shadowed
+])
+def test_a_table_written_through_a_parameter_is_not_read_only(helper, arg):
+    mp, text = port(READ_THROUGH % (helper, arg))
+    (table,) = [g for g in mp.module.globals if g.name == "table"]
+    assert table.kind is not GlobalKind.READONLY_DATA, helper

@@ -14,6 +14,7 @@ from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.analyze.ownership import Ownership, owned
 from porter.analyze.process_constants import is_once_guard, is_process_constant, once_guard_statements
+from porter.analyze.read_only_params import param_only_read
 from porter.analyze.unread_uses import unread_uses
 from porter.lexer import names_in_code, names_of_lexed
 from porter.model import Function, Global, GlobalKind, Location, Span, SpanList, Use, UseAccess, UseShape
@@ -355,8 +356,16 @@ def _declares_itself(ident: Node) -> bool:
 
 
 def _argument_of(ident: Node) -> Node | None:
-    """The call whose argument is `ident`, `&ident` or a cast of either."""
+    """The call whose argument is `ident`, `&ident`, `&ident[i]` or a cast of any."""
     node = ident
+    element = node.parent
+    if element is not None and element.type == "subscript_expression" \
+            and (operand := element.child_by_field_name("argument")) is not None and operand.id == node.id:
+        while element.parent is not None and element.parent.type == "parenthesized_expression":
+            element = element.parent
+        if element.parent is not None and element.parent.type == "pointer_expression" \
+                and element.parent.children[0].type == "&":
+            node = element
     while node.parent is not None and node.parent.type in (
             "pointer_expression", "cast_expression", "parenthesized_expression"):
         if node.parent.type == "pointer_expression" and node.parent.children[0].type != "&":
@@ -534,7 +543,7 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
     declarator = g.type_text
     pointer_decl = "*" in declarator
     writes = [u for u in g.uses if u.access in (UseAccess.WRITE, UseAccess.ADDRESS, UseAccess.MACRO_PASTE)]
-    if once(_function_table) or once(_address_only_to_const):
+    if once(_function_table) or once(_address_only_read):
         # A struct of function pointers, or data whose address only goes to `const T *`
         # parameters: passing its address around does not write it.
         writes = [u for u in writes if u.access is UseAccess.WRITE]
@@ -611,52 +620,51 @@ def _function_table(g: Global, indexes) -> bool:
         names = names_of_lexed(lexed, g.initializer.start, g.initializer.end)  # read once, with its file
     else:
         names = names_in_code(text.encode())
-    return bool(names) and all(n == "NULL" or n in capi.ALLOCATOR_FUNCTIONS
+    # Nulls alone say nothing: `{{"a", 1}, {NULL, 0}}` is data, not a table of functions.
+    return any(n != "NULL" for n in names) and all(n == "NULL" or n in capi.ALLOCATOR_FUNCTIONS
                                or any(n in idx.functions or n in idx.prototypes for idx in indexes)
                                for n in names)
 
 
-def _address_only_to_const(g: Global, indexes) -> bool:
-    """`static Funcs funcs = {...}; return make(&funcs, ...);` where make() takes a
-    `const Funcs *`: every address taken goes, as is, to a parameter it cannot write through."""
+def _address_only_read(g: Global, indexes) -> bool:
+    """`static Funcs funcs = {...}; return make(&funcs, ...);`, `make(&table[i])`, `find(table)`:
+    every address taken goes, as is, to a parameter nothing writes through (`const T *`, or one
+    the function only reads through: analyze.read_only_params)."""
     addresses = [u for u in g.uses if u.access is UseAccess.ADDRESS]
-    if not addresses or "[" in g.type_text:
+    if not addresses:
         return False
+    is_array = "[" in g.type_text
     for u in addresses:
         if u.call is None or u.call_span is None:
             return False
         index = next(i for i in indexes if i.path == u.file)
         node = index.src.root.descendant_for_byte_range(u.span.start, u.span.end)
-        arg = node.parent if node is not None else None
-        if arg is None or arg.type != "pointer_expression" or arg.parent is None or arg.parent.type != "argument_list":
+        arg = _passed_address(node, is_array) if node is not None else None
+        if arg is None or arg.parent is None or arg.parent.type != "argument_list":
             return False  # a cast or an expression between: not simply `&x`
-        position = [c.id for c in ctree.call_args(arg.parent.parent)].index(arg.id)
-        params = _parameters(indexes, u.call)
-        if params is None or position >= len(params) or not _const_pointee(params[position]):
+        call = arg.parent.parent
+        if call is None or ctree.call_name(call) != u.call:
+            return False
+        position = [c.id for c in ctree.call_args(call)].index(arg.id)
+        if not param_only_read(indexes, u.call, position):
             return False
     return True
 
 
-def _parameters(indexes, name: str) -> list | None:
-    """The parameter declarations of function `name`, from its definition or a prototype."""
-    for idx in indexes:
-        for node in idx.functions.get(name, []) + idx.prototypes.get(name, []):
-            declarator = node.child_by_field_name("declarator")
-            while declarator is not None and declarator.type in ("pointer_declarator", "init_declarator"):
-                declarator = declarator.child_by_field_name("declarator")
-            params = declarator.child_by_field_name("parameters") if declarator is not None \
-                and declarator.type == "function_declarator" else None
-            if params is not None:
-                return [p for p in params.named_children if p.type == "parameter_declaration"]
-    return None
-
-
-def _const_pointee(param) -> bool:
-    """`const T *p`: one level of pointer to const."""
-    declarator = param.child_by_field_name("declarator")
-    return "const" in ctree.qualifiers(param) and declarator is not None \
-        and declarator.type == "pointer_declarator" \
-        and (inner := declarator.child_by_field_name("declarator")) is not None and inner.type == "identifier"
+def _passed_address(node: Node, is_array: bool) -> Node | None:
+    """The argument that is `&x`, `&x[i]`, `&(x[i])` or, for an array, `x` itself."""
+    if is_array and node.parent is not None and node.parent.type == "subscript_expression" \
+            and node.parent.child_by_field_name("argument") is not None \
+            and node.parent.child_by_field_name("argument").id == node.id:
+        node = node.parent
+        while node.parent is not None and node.parent.type == "parenthesized_expression":
+            node = node.parent
+    elif is_array and node.parent is not None and node.parent.type == "argument_list":
+        return node
+    parent = node.parent
+    if parent is None or parent.type != "pointer_expression" or parent.children[0].type != "&":
+        return None
+    return parent
 
 
 def _source_of(indexes, g: Global):
