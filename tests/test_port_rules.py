@@ -1761,3 +1761,56 @@ def test_a_table_written_through_a_parameter_is_not_read_only(helper, arg):
     mp, text = port(READ_THROUGH % (helper, arg))
     (table,) = [g for g in mp.module.globals if g.name == "table"]
     assert table.kind is not GlobalKind.READONLY_DATA, helper
+
+
+DEBUG_FLAG = HEADER + """
+#include <stdlib.h>
+static int debug;
+%s
+static PyObject *f(PyObject *m, PyObject *a) { return PyBool_FromLong(debug); }
+static PyMethodDef one_method[] = {{"f", f, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    %s
+    return PyModule_Create(&def);
+}
+"""
+
+
+@pytest.mark.parametrize("extra, init", [
+    ("", "if (getenv(\"M_DEBUG\")) debug = 1;"),
+    ("", "if (getenv(\"M_DEBUG\") != NULL && getenv(\"M_DEBUG\")[0] == '1') { debug = 1; }"),
+    ("#define TRACE(x) do { if (debug) puts(x); } while (0)", "debug = 1; TRACE(\"init\");"),
+    ("#ifdef NEVER_DEFINED_HERE\nstatic void g(void) { if (debug) abort(); }\n#endif", "if (getenv(\"D\")) debug = 1;"),
+])
+def test_a_flag_set_at_init_from_the_environment_stays_process_global(extra, init):
+    mp, text = port(DEBUG_FLAG % (extra, init))
+    (debug,) = [g for g in mp.module.globals if g.name == "debug"]
+    assert debug.kind is GlobalKind.PROCESS_CONSTANT, debug.kind
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+@pytest.mark.parametrize("extra, init", [
+    # from a Python object, which differs between interpreters
+    ("", "if (PyObject_IsTrue(PySys_GetObject(\"flags\"))) debug = 1;"),
+    # from another global
+    ("static int verbose = 1;", "if (verbose) debug = 1;"),
+    # two values
+    ("", "if (getenv(\"A\")) debug = 1; if (getenv(\"B\")) debug = 2;"),
+    # set later, from Python
+    ("static PyObject *on(PyObject *m, PyObject *a) { debug = 1; Py_RETURN_NONE; }\n"
+     "static PyMethodDef more[] = {{\"on\", on, METH_NOARGS, NULL}, {NULL}};",
+     "if (getenv(\"A\")) debug = 1; (void)more;"),
+    # a macro body changes it
+    ("#define TOGGLE() (debug = !debug)", "if (getenv(\"A\")) debug = 1; TOGGLE();"),
+    # an unread branch changes it
+    ("#ifdef NEVER_DEFINED_HERE\nstatic void g(void) { debug++; }\n#endif", "if (getenv(\"A\")) debug = 1;"),
+    # in a loop over other data
+    ("", "int i; for (i = 0; i < 3; i++) if (getenv(\"A\")) debug = 1;"),
+])
+def test_a_flag_other_data_sets_is_not_process_global(extra, init):
+    mp, text = port(DEBUG_FLAG % (extra, init))
+    (debug,) = [g for g in mp.module.globals if g.name == "debug"]
+    assert debug.kind is not GlobalKind.PROCESS_CONSTANT, (extra, init)

@@ -13,7 +13,12 @@ from porter.analyze.functions import call_graph, init_phase
 from porter.analyze.index import FileIndex
 from porter.analyze.macros import MacroTable
 from porter.analyze.ownership import Ownership, owned
-from porter.analyze.process_constants import is_once_guard, is_process_constant, once_guard_statements
+from porter.analyze.process_constants import (
+    is_once_guard,
+    is_process_constant,
+    is_process_flag,
+    once_guard_statements,
+)
 from porter.analyze.read_only_params import param_only_read
 from porter.analyze.unread_uses import unread_uses
 from porter.lexer import names_in_code, names_of_lexed
@@ -592,6 +597,9 @@ def classify(g: Global, indexes, phase: set[str], object_structs: set[str],
     if writes and once(is_process_constant, global_names):
         return GlobalKind.PROCESS_CONSTANT, (f"computed once in {writes[0].function}() from process-wide data "
                                              "only: every interpreter computes the same value")
+    if writes and not late_writes and is_process_flag(g, indexes, phase):
+        return GlobalKind.PROCESS_CONSTANT, ("set only while the module initialises, to one value, when "
+                                             "process-wide data says so: every interpreter sets it alike")
     if late_writes:
         fn = late_writes[0].function
         return GlobalKind.MUTABLE_DATA, f"written in {fn}()"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
+from porter.analyze.unread_uses import may_write, unread_uses
 from porter.model import Global, Location, UseAccess
 from porter.parse import Node, walk
 
@@ -63,6 +64,76 @@ def is_process_constant(g: Global, indexes: list[FileIndex], global_names: froze
         if guarded is None or not _reads_only_process_data(guarded, g.name, index, indexes, global_names):
             return False
     return True
+
+
+def is_process_flag(g: Global, indexes: list[FileIndex], phase: set[str]) -> bool:
+    """`if (getenv("MOD_DEBUG")) debug = 1;` at init: a flag only ever set while the module
+    initialises, to one constant, under conditions that read only process-wide data. Every
+    interpreter would set it alike, and the original shared it with every later import already:
+    it may stay process-global (two imports at once write the same value). Its uses in macro
+    bodies and in unread `#if` branches must not write it either."""
+    if "[" in g.type_text or "*" in g.type_text or g.thread_local or g.is_const:
+        return False
+    texts = {index.path: index.src.text for index in indexes}
+    for u in g.uses:
+        if u.access is UseAccess.MACRO:
+            if _may_change(texts[u.file], u.span.start, u.span.end):
+                return False
+        elif u.access not in (UseAccess.READ, UseAccess.WRITE) or u.macro is not None:
+            return False
+    writes = [u for u in g.uses if u.access is UseAccess.WRITE]
+    if not writes or any(u.function not in phase for u in writes):
+        return False
+    values = set()
+    for u in writes:
+        found = _plain_assignment(u, indexes)
+        value = found[2].child_by_field_name("right") if found is not None else None
+        if found is None or value is None or value.type != "number_literal" \
+                or not _set_by_process_data(found[2]):
+            return False
+        values.add(_normal(value.text.decode()))
+    if len(values) != 1 or values == {_initial(g)}:
+        return False
+    unread = unread_uses(indexes, [g]).get(g.key, ())
+    return not any(_may_change(texts[u.file], u.span.start, u.span.end) for u in unread)
+
+
+def _set_by_process_data(assign: Node) -> bool:
+    """Every condition the assignment runs under reads only process-wide data (`getenv(...)`),
+    and no loop or switch repeats or selects it."""
+    child, current = assign, assign.parent
+    while current is not None and current.type != "function_definition":
+        if current.type in ("for_statement", "while_statement", "do_statement", "switch_statement"):
+            return False
+        if current.type in ("if_statement", "conditional_expression"):
+            condition = current.child_by_field_name("condition")
+            if condition is not None and condition.id != child.id and not _process_condition(condition):
+                return False
+        child, current = current, current.parent
+    return current is not None
+
+
+def _process_condition(condition: Node) -> bool:
+    for node in walk(condition):
+        if node.type == "call_expression":
+            if ctree.call_name(node) not in PROCESS_QUERIES:
+                return False
+        elif node.type == "identifier":
+            parent = node.parent
+            called = parent is not None and parent.type == "call_expression" \
+                and parent.child_by_field_name("function") == node
+            if not called and node.text.decode() not in _ZERO:
+                return False
+    return True
+
+
+def _may_change(text: bytes, start: int, end: int) -> bool:
+    """Read from the characters around a name: assigned, changed, or its address taken."""
+    before = start - 1
+    while before >= 0 and text[before:before + 1] in b" \t(":
+        before -= 1
+    address = before >= 0 and text[before:before + 1] == b"&" and text[before - 1:before] != b"&"
+    return address or may_write(text, start, end)
 
 
 def is_once_guard(g: Global, indexes: list[FileIndex], global_names: frozenset[str]) -> bool:

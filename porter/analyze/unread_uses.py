@@ -47,7 +47,7 @@ def unread_uses(indexes: list[FileIndex],
                 key = (None, tok.text)
             shape, shape_span = _shape(src.text, tok.start, tok.end)
             out.setdefault(key, []).append(UnreadUse(index.path, Span(tok.start, tok.end), function, shape,
-                                                     shape_span, _may_write(src.text, tok.start, tok.end),
+                                                     shape_span, may_write(src.text, tok.start, tok.end),
                                                      _may_declare(src.text, tok.start)))
     return {k: tuple(v) for k, v in out.items()}
 
@@ -80,7 +80,7 @@ def _shape(text: bytes, start: int, end: int) -> tuple[UseShape, Span | None]:
 _MEMBER_PATH = re.compile(rb"\s*(?:(?:\.|->)\s*[A-Za-z_]\w*)+")
 
 
-def _may_write(text: bytes, start: int, end: int) -> bool:
+def may_write(text: bytes, start: int, end: int) -> bool:
     """Whether the name (or a member of it: `T.tp_flags |= ...`) may be written here."""
     path = _MEMBER_PATH.match(text, end)
     after = _after(text, path.end() if path else end)
