@@ -1814,3 +1814,34 @@ def test_a_flag_other_data_sets_is_not_process_global(extra, init):
     mp, text = port(DEBUG_FLAG % (extra, init))
     (debug,) = [g for g in mp.module.globals if g.name == "debug"]
     assert debug.kind is not GlobalKind.PROCESS_CONSTANT, (extra, init)
+
+
+UNREFERENCED = HEADER + """
+static PyObject *cb;
+%s
+long poll_locked(long t) { return cb != NULL ? t : -t; }
+static PyObject *f(PyObject *m, PyObject *a) { Py_XSETREF(cb, Py_NewRef(a)); Py_RETURN_NONE; }
+static PyMethodDef one_method[] = {{"f", f, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    return PyModule_Create(&def);
+}
+"""
+
+
+def test_a_function_nothing_calls_takes_the_state_as_a_parameter():
+    mp, text = port(UNREFERENCED % "")
+    assert "long poll_locked(m_state *state, long t)" in text, text
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+@pytest.mark.parametrize("macro", [
+    "#define CALL(name) name ## _locked(1)",  # a paste that can make its name
+    "#define JOIN(a, b) a ## b",  # a paste of two arguments can make any name
+])
+def test_a_function_a_macro_may_paste_keeps_its_signature(macro):
+    mp, text = port(UNREFERENCED % macro)
+    assert "long poll_locked(long t)" in text
+    assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"

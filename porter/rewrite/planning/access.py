@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from porter import capi
 from porter.analyze.initializers import sizeof_operand
-from porter.model import ExtensionModule, Function, ObjectLocal, RoleKind, VoidParamCast
+from porter.model import ExtensionModule, Function, ObjectLocal, Role, RoleKind, VoidParamCast
 from porter.rewrite.vocab import AccessKind
 
 
@@ -88,7 +88,11 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
         return Access(AccessKind.MODULE, (first,))
     if RoleKind.MODULE_SLOT in kinds or RoleKind.METHOD in kinds:
         return Access(AccessKind.NONE, reason="a function porter cannot tie to the module object")
-    if f.only_helper:
+    # Nothing in these files calls or names it, and no macro can paste its name: it takes the
+    # state as a parameter like a helper, with no caller to pass it (code outside that calls a
+    # function with external linkage must, and the report says so).
+    unreferenced = f.roles == (Role(RoleKind.UNREFERENCED),) and not _may_be_pasted(f.name, module)
+    if f.only_helper or unreferenced:
         if not f.is_static and f.name in capi.EXTERNAL_ENTRY_POINTS:
             return Access(AccessKind.NONE, reason=f"{f.name}() is called by name from outside the project (an "
                                                   "entry point such as libFuzzer's): its signature is fixed")
@@ -106,6 +110,26 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
                                                   "#if branch porter did not read")
         return Access(AccessKind.HELPER)
     return Access(AccessKind.NONE, reason="role " + ", ".join(str(r) for r in f.roles))
+
+
+_PASTE = re.compile(r"(\w*)\s*##\s*(\w*)")
+
+
+def _may_be_pasted(name: str, module: ExtensionModule) -> bool:
+    """Whether some project macro's `##` could make `name`: it starts or ends with the words a
+    paste joins to its arguments (`name ## _impl`), or a paste joins two arguments."""
+    for macro in module.macros:
+        if "##" not in macro.body_text:
+            continue
+        params = set(macro.params or ())
+        for left, right in _PASTE.findall(macro.body_text):
+            fixed_left = left if left not in params else ""
+            fixed_right = right if right not in params else ""
+            if not fixed_left and not fixed_right:
+                return True
+            if fixed_left and name.startswith(fixed_left) or fixed_right and name.endswith(fixed_right):
+                return True
+    return False
 
 
 def _public_signature(f: Function, module: ExtensionModule) -> str:
