@@ -89,9 +89,9 @@ def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
                 if tname == "PyMethodDef":
                     tables.methods[(index.path, info.name)] = _method_rows(src, index, macros, info.name, rows)
                 elif tname == "PyGetSetDef":
-                    tables.getsets[(index.path, info.name)] = _getset_rows(src, index, rows)
+                    tables.getsets[(index.path, info.name)] = _getset_rows(src, index, macros, rows)
                 else:
-                    tables.slot_tables[info.name] = _slot_rows(src, rows)
+                    tables.slot_tables[info.name] = _slot_rows(src, index, macros, rows)
     return tables
 
 
@@ -159,26 +159,42 @@ def split_braced(text: str) -> list[str]:
     return args or []
 
 
-def _getset_rows(src, index, rows):
+def _expanded_rows(src, index, macros, row: Node) -> list[list[str]]:
+    """The values of each row a table row spells: itself, or the rows a project macro there
+    expands to (`DESCRIPTOR_BASE_SLOTS,` for two slots, `GETTER(x)` for one getter)."""
+    name = row.text.decode() if row.type == "identifier" else ctree.call_name(row) \
+        if row.type == "call_expression" else None
+    if name is None or name not in macros:
+        return [_row_values(src, row)]
+    args = [src.text_of(a) for a in ctree.call_args(row)] if row.type == "call_expression" else None
+    text = expand(macros.at(index.path, row.start_byte), name, args) or ""
+    rows, _ = split_args(f"({text})".encode(), 0)
+    return [split_braced(r) for r in rows or ()]
+
+
+def _getset_rows(src, index, macros, rows):
     out = []
     for row in rows:
-        values = _row_values(src, row)
-        if len(values) < 2:
-            continue
-        getter = None if is_null(values[1]) else referenced_name(values[1])
-        setter = None if len(values) < 3 or is_null(values[2]) else referenced_name(values[2])
-        out.append((getter, setter, Location(index.path, ctree.span(row))))
+        for values in _expanded_rows(src, index, macros, row):
+            if len(values) >= 2:
+                out.append(_getset_row(values, Location(index.path, ctree.span(row))))
     return out
 
 
-def _slot_rows(src, rows):
+def _getset_row(values: list[str], where: Location):
+    getter = None if is_null(values[1]) else referenced_name(values[1])
+    setter = None if len(values) < 3 or is_null(values[2]) else referenced_name(values[2])
+    return getter, setter, where
+
+
+def _slot_rows(src, index, macros, rows):
     out = []
     for row in rows:
-        values = _row_values(src, row)
-        if len(values) >= 2 and not is_null(values[1]):
-            name = referenced_name(values[1])
-            if name:
-                out.append((values[0].strip(), name))
+        for values in _expanded_rows(src, index, macros, row):
+            if len(values) >= 2 and not is_null(values[1]):
+                name = referenced_name(values[1])
+                if name:
+                    out.append((values[0].strip(), name))
     return out
 
 
