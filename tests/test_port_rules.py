@@ -1845,3 +1845,25 @@ def test_a_function_a_macro_may_paste_keeps_its_signature(macro):
     mp, text = port(UNREFERENCED % macro)
     assert "long poll_locked(long t)" in text
     assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+def test_a_type_moved_above_an_existing_state_struct_in_a_header_lands_on_its_line():
+    header = ("#ifndef M_H\n#define M_H\n#include <Python.h>\n/* padding that makes offsets in the two files differ, so that a line\n"
+              " * start read in the wrong file falls inside this comment */\n"
+              "// The module's state, kept since the first release.\n"
+              "typedef struct {\n    PyObject *error;\n} m_state;\nlong other(m_state *s);\n#endif\n")
+    c = ("#include \"m.h\"\n"
+         "typedef struct { long size; } Bits;\n"
+         "static Bits bits;\n"
+         "static PyObject *f(PyObject *m, PyObject *a) { m_state *s = PyModule_GetState(m);\n"
+         "    bits.size += other(s); return PyLong_FromLong(bits.size); }\n"
+         "static PyMethodDef methods[] = {{\"f\", f, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};\n"
+         "static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, \"m\", NULL, sizeof(m_state), methods};\n"
+         "PyMODINIT_FUNC\nPyInit_m(void)\n{\n    return PyModule_Create(&def);\n}\n")
+    other = "#include \"m.h\"\nlong other(m_state *s) { return s->error != NULL; }\n"
+    result = port_files([("m.c", c.encode()), ("m.h", header.encode()), ("a.c", other.encode())])
+    (mp,) = result.modules
+    new_header = result.new_text["m.h"].decode()
+    assert "// The module's state, kept since the first release.\n" in new_header, new_header
+    assert "typedef struct { long size; } Bits;\n\n" in new_header, new_header
+    assert new_header.index("Bits;") < new_header.index("} m_state;")

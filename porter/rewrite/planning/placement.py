@@ -67,10 +67,12 @@ def place_state(module: ExtensionModule, d: Decisions, layouts: dict[str, FileLa
     # A .c file another one includes is compiled inside that one's unit.
     units = {root for f in files for root in module.unit_roots(f)}
     existing = module.state_struct
-    if existing is not None and len(files) > 1 and all(existing.file in module.translation_unit(u) for u in units) \
+    if existing is not None and (len(files) > 1 or existing.file not in files) \
+            and all(existing.file in module.translation_unit(u) for u in units) \
             and all(s.span.start >= existing.statement.end for s in spots if s.file == existing.file):
-        # Several files: the module's own state struct is where they all see it, so the
-        # accessors go right after it (a header it includes would come before it).
+        # Several files, or the module's own state struct in a header: it is where they all
+        # see it (and where other declarations may name it), so the accessors go right after
+        # it (a header it includes would come before it).
         return Placement(existing.file, layouts[existing.file].line_after(existing.statement.end - 1))
     if len(files) <= 1:
         file = next(iter(files or {module.init.file}))

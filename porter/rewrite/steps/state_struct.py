@@ -197,7 +197,7 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         out.delete_statement(unit.file, unit.span, about=("module",))
         if in_place:
             assert existing is not None
-            out.insert(file, layout.line_start(existing.statement.start), unit_text + "\n\n", order=-12,
+            out.insert(file, plan.layout(file).line_start(existing.statement.start), unit_text + "\n\n", order=-12,
                        about=("module",))
         else:
             hoisted_text += unit_text + "\n\n"
@@ -209,7 +209,7 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         out.delete_statement(hoisted.file, hoisted.statement, about=("module",))
         if in_place:
             assert existing is not None
-            out.insert(file, layout.line_start(existing.statement.start),
+            out.insert(file, plan.layout(file).line_start(existing.statement.start),
                        layout.text_of(hoisted.statement) + "\n\n", order=-11, about=("module",))
         else:
             hoisted_text += layout.text_of(hoisted.statement) + "\n\n"
