@@ -733,6 +733,7 @@ class ExtensionModule:
     instance_structs: tuple[InstanceStruct, ...] = ()
     spec_types: tuple[SpecType, ...] = ()
     spec_helpers: tuple[SpecHelper, ...] = ()  # helpers that make heap types from the specs given
+    spec_makers: tuple[SpecMaker, ...] = ()  # functions that make a type from their own spec and return it
     # Module functions made from the module's own tables with a NULL `self` (the port passes the module).
     null_self_sites: tuple[NullSelfSite, ...] = ()
     instance_checks: tuple[InstanceCheck, ...] = ()  # analyze.instance_checks
@@ -968,6 +969,19 @@ class NullSelfSite:
     api: str
     tables: tuple[str, ...]  # the method tables its method definition comes from
     functions: tuple[str, ...]  # the keys of those tables' functions
+
+
+@dataclass(frozen=True)
+class SpecMaker:
+    """`static PyObject *make_meta(void) { return PyType_FromSpec(&Meta_spec); }`: a function
+    that makes a heap type from a spec of its own and returns it, with no module to give it."""
+
+    function: str
+    file: str
+    spec: str
+    call: Span  # the creator call
+    creator: str  # PyType_FromSpec or PyType_FromSpecWithBases
+    args: tuple[Span, ...]
 
 
 @dataclass(frozen=True)

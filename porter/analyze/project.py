@@ -35,7 +35,7 @@ from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style, pasted_module
 from porter.analyze.ownership import Ownership, ownership
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
-from porter.analyze.spec_types import collect_spec_helpers, collect_spec_types
+from porter.analyze.spec_types import collect_spec_helpers, collect_spec_makers, collect_spec_types
 from porter.analyze.types import collect_static_types, collect_substruct_tables
 from porter.lexer import names_in_code
 from porter.model import (
@@ -232,8 +232,10 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     spec_types = [s for s in once("spec types", lambda: collect_spec_types(indexes)) if s.spec in tables.specs]
     spec_helpers = [dataclasses.replace(h, specs=tuple(x for x in h.specs if x in tables.specs))
                     for h in once("spec helpers", lambda: collect_spec_helpers(indexes))]
+    spec_makers = [m for m in once("spec makers", lambda: collect_spec_makers(indexes)) if m.spec in tables.specs]
     # A type a helper makes from a spec has no global: the spec's name stands for it.
-    made_from_specs = {s.global_name: s.spec for s in spec_types} | {x: x for h in spec_helpers for x in h.specs}
+    made_from_specs = {s.global_name: s.spec for s in spec_types} | {x: x for h in spec_helpers for x in h.specs} \
+        | {m.spec: m.spec for m in spec_makers}
     type_names = {t.name for t in types}
     def_spans = once("def spans", lambda: [Location(d.file, d.initializer) for d in defs if d.initializer])
     spelling = once("spelling", lambda: frozenset(m.name for m in macros.all()
@@ -314,6 +316,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         spec_helpers=tuple(dataclasses.replace(h, function=keys.in_file(h.file, h.function),
                                                callers=tuple(keys.in_file(h.file, c) for c in h.callers))
                            for h in spec_helpers),
+        spec_makers=tuple(dataclasses.replace(m, function=keys.in_file(m.file, m.function)) for m in spec_makers),
         file_conditions=once("file condition facts", lambda: tuple(sorted(file_conditions.items()))),
         definition_forwards=tuple(Location(d.file, d.span) for d in defs
                                   if definition is not None and d.name == definition.name

@@ -10,7 +10,8 @@ from porter import capi
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
 from porter.analyze.initializers import referenced_name
-from porter.model import SpecHelper, SpecType
+from porter.model import SpecHelper, SpecMaker, SpecType
+from porter.parse import walk
 
 
 def collect_spec_types(indexes: list[FileIndex]) -> list[SpecType]:
@@ -117,6 +118,56 @@ def collect_spec_helpers(indexes: list[FileIndex]) -> list[SpecHelper]:
                               tuple(ctree.span(a) for a in ctree.call_args(call)),
                               tuple(dict.fromkeys(specs[name])), tuple(dict.fromkeys(callers[name]))))
     return out
+
+
+def collect_spec_makers(indexes: list[FileIndex]) -> list[SpecMaker]:
+    """Functions that make a heap type from a spec of their own and return it, with no module
+    to make it with: `static PyObject *make_meta(void) { ... return PyType_FromSpecWithBases(&Meta_spec,
+    bases); }` (a protobuf binding's metaclass). Their callers keep the type where they like."""
+    out = []
+    for idx in indexes:
+        for name, call in idx.calls:
+            if name not in ("PyType_FromSpec", "PyType_FromSpecWithBases"):
+                continue
+            args = ctree.call_args(call)
+            owner = ctree.enclosing_function(call)
+            spec = referenced_name(idx.src.text_of(args[0])) if args else None
+            if owner is None or spec is None or not idx.src.text_of(args[0]).strip().startswith("&"):
+                continue
+            function = ctree.function_name(owner)[0]
+            if function is not None and _returned(owner, call):
+                out.append(SpecMaker(function, idx.path, spec, ctree.span(call), name,
+                                     tuple(ctree.span(a) for a in args)))
+    return out
+
+
+def _returned(function, call) -> bool:
+    """The call's result is what `function` returns: `return CALL;`, or `local = CALL; ...
+    return local;` with the local assigned nowhere else."""
+    node = call
+    while node.parent is not None and node.parent.type in ("cast_expression", "parenthesized_expression"):
+        node = node.parent
+    parent = node.parent
+    if parent is not None and parent.type == "return_statement":
+        return True
+    local = None
+    if parent is not None and parent.type == "init_declarator" and parent.child_by_field_name("value") == node:
+        local = ctree.read_declarator(parent).name
+    elif parent is not None and parent.type == "assignment_expression" \
+            and parent.child_by_field_name("right") == node:
+        left = parent.child_by_field_name("left")
+        local = left.text.decode() if left is not None and left.type == "identifier" \
+            and ctree.is_declared_locally(left.text.decode(), left) else None
+    if local is None:
+        return False
+    returns = [n for n in walk(function) if n.type == "return_statement"]
+    values = [ctree.unwrap_parens(r.named_children[0]) if r.named_children else None for r in returns]
+    assigned = [n for n in walk(function) if n.type == "assignment_expression"
+                and (left := n.child_by_field_name("left")) is not None and left.text.decode() == local]
+    return bool(returns) and all(v is not None and v.type == "identifier" and v.text.decode() == local
+                                 or v is not None and v.type in ("null", "number_literal")
+                                 or v is not None and v.text == b"NULL" for v in values) \
+        and all(a == parent for a in assigned)
 
 
 def _table_specs(idx: FileIndex, table: str) -> list[str]:

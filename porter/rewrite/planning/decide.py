@@ -20,11 +20,17 @@ from porter.model import (
     InstanceCheck,
     RoleKind,
     SpecHelper,
+    SpecMaker,
 )
 from porter.rewrite.planning.access import Access, function_access
 from porter.rewrite.planning.guards import BuildGuards, local_guards
 from porter.rewrite.planning.instance_checks import checks_by_instance
-from porter.rewrite.planning.module_object import ModulePassing, module_passing, unreachable_added_functions
+from porter.rewrite.planning.module_object import (
+    ModulePassing,
+    module_passing,
+    passable_makers,
+    unreachable_added_functions,
+)
 from porter.rewrite.planning.reach import (
     MODULE_STATE,
     GlobalKey,
@@ -242,10 +248,19 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
                 if (None, s.global_name) in movable and s.function == init_function}
     # Heap types a helper of init makes from the specs init passes it: made with the module now.
     type_ok |= {spec for h in init_spec_helpers(module) for spec in h.specs}
+    # And those a function of init makes from its own spec, once the module reaches it.
+    makers = init_spec_makers(module)
     generated_callers = frozenset(c.callee for f in module.functions for c in f.calls
                                   if module.in_generated(f.file, c.span.start))
-    access = {name: function_access(f, module, type_ok, name in called, generated_callers)
+    access = {name: function_access(f, module, type_ok | {m.spec for m in makers}, name in called,
+                                    generated_callers)
               for name, f in functions.items()}
+    passable = passable_makers(module, makers, access)
+    if passable != makers:
+        access = {name: function_access(f, module, type_ok | {m.spec for m in passable}, name in called,
+                                        generated_callers)
+                  for name, f in functions.items()}
+        makers = passable
     access.update(unreachable_added_functions(module, access))
     unsure_files = dict(module.file_conditions)
     calling: set[str] = set()
@@ -259,7 +274,7 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
         for name, keys in exempt.items():
             direct[name] = direct[name] - keys
         needs, helpers = thread_helpers(functions, access, direct)
-        passing = module_passing(module, access, needs)
+        passing = module_passing(module, access, needs, makers)
         if passing.helpers:
             needs, helpers = thread_helpers(functions, access, direct, passing.helpers)
         # One defined only under a condition porter cannot evaluate is reported instead.
@@ -295,6 +310,15 @@ def init_spec_helpers(module: ExtensionModule) -> tuple[SpecHelper, ...]:
         return ()
     phase = init_phase(list(module.functions), {module.exec_function})
     return tuple(h for h in module.spec_helpers if h.function in phase and h.function != module.exec_function)
+
+
+def init_spec_makers(module: ExtensionModule) -> tuple[SpecMaker, ...]:
+    """The functions of init (not exec itself) that make a heap type from their own spec and
+    return it: the module exec fills reaches them as a new parameter."""
+    if not module.spec_makers or module.exec_function is None:
+        return ()
+    phase = init_phase(list(module.functions), {module.exec_function})
+    return tuple(m for m in module.spec_makers if m.function in phase and m.function != module.exec_function)
 
 
 def state_finders(module: ExtensionModule) -> set[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from porter.analyze.functions import call_graph
-from porter.model import ExtensionModule, Function, NullSelfSite
+from porter.model import ExtensionModule, Function, NullSelfSite, SpecMaker
 from porter.rewrite.planning.access import Access
 from porter.rewrite.vocab import AccessKind
 
@@ -26,6 +26,7 @@ GIVES_MODULE = (AccessKind.EXEC, AccessKind.MODULE, AccessKind.TYPE, AccessKind.
 class ModulePassing:
     sites: tuple[NullSelfSite, ...]  # the NULLs that become the module
     helpers: frozenset[str]  # helpers that get the module from their callers
+    makers: tuple[SpecMaker, ...] = ()  # types made from a spec with no module: made with it now
 
 
 def unreachable_added_functions(module: ExtensionModule, access: dict[str, Access]) -> dict[str, Access]:
@@ -42,22 +43,31 @@ def unreachable_added_functions(module: ExtensionModule, access: dict[str, Acces
     return out
 
 
-def module_passing(module: ExtensionModule, access: dict[str, Access],
-                   needs: dict[str, set]) -> ModulePassing:
-    """The sites whose functions need state, and the helpers the module goes through to them."""
+def module_passing(module: ExtensionModule, access: dict[str, Access], needs: dict[str, set],
+                   makers: tuple[SpecMaker, ...] = ()) -> ModulePassing:
+    """The sites whose functions need state, the spec makers of init, and the helpers the
+    module goes through to them."""
     callers = _callers(module.functions)
     sites = tuple(s for s in module.null_self_sites
                   if any(needs.get(name) for name in s.functions)
                   and _why_no_module(s.function, access, callers, set()) is None)
+    makers = tuple(m for m in makers if _why_no_module(m.function, access, callers, set()) is None)
     helpers: set[str] = set()
-    todo = [s.function for s in sites]
+    todo = [s.function for s in sites] + [m.function for m in makers]
     while todo:
         name = todo.pop()
         if name in helpers or access[name].kind is not AccessKind.HELPER:
             continue
         helpers.add(name)
         todo.extend(sorted(callers.get(name, ())))
-    return ModulePassing(sites, frozenset(helpers))
+    return ModulePassing(sites, frozenset(helpers), makers)
+
+
+def passable_makers(module: ExtensionModule, makers: tuple[SpecMaker, ...],
+                    access: dict[str, Access]) -> tuple[SpecMaker, ...]:
+    """The spec makers that have the module, or whose every caller can pass it."""
+    callers = _callers(module.functions)
+    return tuple(m for m in makers if _why_no_module(m.function, access, callers, set()) is None)
 
 
 def _why_no_module(name: str, access: dict[str, Access], callers: dict[str, set[str]],

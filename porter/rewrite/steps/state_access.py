@@ -395,7 +395,7 @@ def _pass_module(out: Emitter, plan: Plan) -> None:
     helpers on the way to where they are made get it from their callers (planning.module_object)."""
     d, names = plan.decisions, plan.names
     passing = d.module_passing
-    if not passing.sites:
+    if not passing.sites and not passing.makers:
         return
     fns = {f.name: f for f in plan.module.functions}
 
@@ -419,6 +419,15 @@ def _pass_module(out: Emitter, plan: Plan) -> None:
                     call.arg_list.end - 1 if call.arg_list is not None else None, True)
                 if at is not None:
                     out.insert(f.file, at, module_of(f.name) if empty else f"{module_of(f.name)}, ")
+    for maker in passing.makers:
+        with out.about(("function", maker.function)):
+            out.edit(maker.file, Span(maker.call.start, maker.args[0].start),
+                     f"PyType_FromModuleAndSpec({module_of(maker.function)}, ")
+            if maker.creator == "PyType_FromSpec":
+                out.edit(maker.file, Span(maker.args[0].end, maker.call.end), ", NULL)")
+        out.done(maker.file, maker.call, f"{maker.function}() makes its type with the module ({maker.creator} -> "
+                                         "PyType_FromModuleAndSpec), which its callers pass it: the type's methods "
+                                         "and slots find module state through it", key=("function", maker.function))
     for site in passing.sites:
         with out.about(("function", site.function)):
             out.edit(site.file, site.self_arg, module_of(site.function))
