@@ -1831,14 +1831,21 @@ PyInit_m(void)
 """
 
 
-def test_a_function_nothing_calls_takes_the_state_as_a_parameter():
-    mp, text = port(UNREFERENCED % "")
+@pytest.mark.parametrize("macro", [
+    "",
+    # pastes that cannot make its name: a chain with a fixed start, a fixed end
+    "#define F(card, type) long upb_p##card##type##_bt(void);",
+    "#define G(name) name ## _impl",
+])
+def test_a_function_nothing_calls_takes_the_state_as_a_parameter(macro):
+    mp, text = port(UNREFERENCED % macro)
     assert "long poll_locked(m_state *state, long t)" in text, text
     assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
 
 
 @pytest.mark.parametrize("macro", [
     "#define CALL(name) name ## _locked(1)",  # a paste that can make its name
+    "#define CALL2(a, b) po ## a ## _ ## b",  # so can a chain
     "#define JOIN(a, b) a ## b",  # a paste of two arguments can make any name
 ])
 def test_a_function_a_macro_may_paste_keeps_its_signature(macro):

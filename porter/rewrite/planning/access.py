@@ -112,22 +112,21 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
     return Access(AccessKind.NONE, reason="role " + ", ".join(str(r) for r in f.roles))
 
 
-_PASTE = re.compile(r"(\w*)\s*##\s*(\w*)")
+# A chain of tokens joined by `##` (`upb_p##card##type##_##tagbytes##bt`).
+_PASTE_CHAIN = re.compile(r"\w+(?:\s*##\s*\w+)+")
 
 
 def _may_be_pasted(name: str, module: ExtensionModule) -> bool:
-    """Whether some project macro's `##` could make `name`: it starts or ends with the words a
-    paste joins to its arguments (`name ## _impl`), or a paste joins two arguments."""
+    """Whether some project macro's `##` could make `name`: it matches a paste chain whose
+    arguments stand for any word (`name ## _impl` makes every name ending in `_impl`)."""
     for macro in module.macros:
         if "##" not in macro.body_text:
             continue
         params = set(macro.params or ())
-        for left, right in _PASTE.findall(macro.body_text):
-            fixed_left = left if left not in params else ""
-            fixed_right = right if right not in params else ""
-            if not fixed_left and not fixed_right:
-                return True
-            if fixed_left and name.startswith(fixed_left) or fixed_right and name.endswith(fixed_right):
+        for chain in _PASTE_CHAIN.findall(macro.body_text):
+            pieces = [p.strip() for p in chain.split("##")]
+            pattern = "".join(r"\w*" if p in params or p == "__VA_ARGS__" else re.escape(p) for p in pieces)
+            if re.fullmatch(pattern, name):
                 return True
     return False
 
