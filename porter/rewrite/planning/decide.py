@@ -128,7 +128,7 @@ def decide(module: ExtensionModule, convertible: dict[str, Reason | None],
     if blocked_state:
         blocked.append(Reason("find-module-unreachable", "PyState_FindModule: " + blocked_state.message.replace(
             "<module state>", "module state")))
-    for use, why in _find_module_without_module(module, access, finders, last_module):
+    for use, why in _find_module_without_module(module, access, finders, last_module, reached.passing.helpers):
         if use.function is None or use.macro is not None:
             where = f"macro {use.macro}" if use.macro else "file scope"
             blocked.append(Reason("find-module-needs-module",
@@ -274,7 +274,7 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
         for name, keys in exempt.items():
             direct[name] = direct[name] - keys
         needs, helpers = thread_helpers(functions, access, direct)
-        passing = module_passing(module, access, needs, makers)
+        passing = module_passing(module, access, needs, makers, frozenset(finders) | looked_up)
         if passing.helpers:
             needs, helpers = thread_helpers(functions, access, direct, passing.helpers)
         # One defined only under a condition porter cannot evaluate is reported instead.
@@ -287,11 +287,14 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
 
 
 def _find_module_without_module(module: ExtensionModule, access: dict[str, Access], finders: set[str],
-                                last_module: dict[str, str]) -> list[tuple[FindModuleUse, str]]:
-    """Uses that want the module object where the function's access gives none, with why."""
+                                last_module: dict[str, str],
+                                given_module: frozenset[str] = frozenset()) -> list[tuple[FindModuleUse, str]]:
+    """Uses that want the module object where the function's access gives none (and its
+    callers do not pass it: `given_module`), with why."""
     out = []
     for use in module.find_module_uses:
-        if use.function in finders or use.wants is not FindModuleWant.MODULE or use.function in last_module:
+        if use.function in finders or use.wants is not FindModuleWant.MODULE or use.function in last_module \
+                or use.function in given_module:
             continue  # a finder goes: its callers get the state instead
         acc = access.get(use.function or "")
         if use.macro is not None or acc is None or acc.kind not in (

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from porter.analyze.functions import call_graph
-from porter.model import ExtensionModule, Function, NullSelfSite, SpecMaker
+from porter.model import ExtensionModule, FindModuleWant, Function, NullSelfSite, SpecMaker
 from porter.rewrite.planning.access import Access
 from porter.rewrite.vocab import AccessKind
 
@@ -44,16 +44,23 @@ def unreachable_added_functions(module: ExtensionModule, access: dict[str, Acces
 
 
 def module_passing(module: ExtensionModule, access: dict[str, Access], needs: dict[str, set],
-                   makers: tuple[SpecMaker, ...] = ()) -> ModulePassing:
-    """The sites whose functions need state, the spec makers of init, and the helpers the
-    module goes through to them."""
+                   makers: tuple[SpecMaker, ...] = (), finders: frozenset[str] = frozenset()) -> ModulePassing:
+    """The sites whose functions need state, the spec makers of init, the helpers whose
+    PyState_FindModule wants the module object, and the helpers the module goes through to them."""
     callers = _callers(module.functions)
     sites = tuple(s for s in module.null_self_sites
                   if any(needs.get(name) for name in s.functions)
                   and _why_no_module(s.function, access, callers, set()) is None)
     makers = tuple(m for m in makers if _why_no_module(m.function, access, callers, set()) is None)
+    # `m = PyState_FindModule(&def); PyModule_AddObject(m, ...)` in a helper: it gets the module
+    # (a state finder goes instead, and one that keeps finding the last module keeps its call).
+    wanters = sorted({u.function for u in module.find_module_uses
+                      if u.function is not None and u.macro is None and u.wants is FindModuleWant.MODULE
+                      and u.function not in finders
+                      and access.get(u.function, Access(AccessKind.NONE)).kind is AccessKind.HELPER
+                      and _why_no_module(u.function, access, callers, set()) is None})
     helpers: set[str] = set()
-    todo = [s.function for s in sites] + [m.function for m in makers]
+    todo = [s.function for s in sites] + [m.function for m in makers] + wanters
     while todo:
         name = todo.pop()
         if name in helpers or access[name].kind is not AccessKind.HELPER:
@@ -81,7 +88,7 @@ def _why_no_module(name: str, access: dict[str, Access], callers: dict[str, set[
     if acc.kind is not AccessKind.HELPER:
         return f"{name}() cannot reach the module object ({acc.reason or acc.kind.value})"
     if name in seen:
-        return f"{name}() is called recursively"
+        return None  # a cycle: it passes on the module it gets, and its other callers decide
     seen.add(name)
     for caller in sorted(callers.get(name, ())):
         why = _why_no_module(caller, access, callers, seen)

@@ -395,7 +395,7 @@ def _pass_module(out: Emitter, plan: Plan) -> None:
     helpers on the way to where they are made get it from their callers (planning.module_object)."""
     d, names = plan.decisions, plan.names
     passing = d.module_passing
-    if not passing.sites and not passing.makers:
+    if not passing.sites and not passing.makers and not passing.helpers:
         return
     fns = {f.name: f for f in plan.module.functions}
 
@@ -608,6 +608,8 @@ def _replace_find_module(out: Emitter, plan: Plan) -> None:
                     out.edit(use.file, span, var)
             elif use.wants is FindModuleWant.STATE:
                 out.edit(use.file, _state_span(plan, use), var)
+            elif use.function in d.module_passing.helpers:
+                out.edit(use.file, use.span, plan.names.module_param)  # its callers pass it now
             else:
                 out.edit(use.file, use.span, _module_expression(plan, d.access[use.function or ""]))
         out.done(use.file, use.span,
