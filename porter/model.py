@@ -455,6 +455,7 @@ class Function:
     name_span: Span | None = None  # its name in the definition's declarator
     # Its other definitions in exclusive #if branches of its file; `calls` holds theirs too.
     alternatives: tuple[Alternative, ...] = ()
+    loader_hook: bool = False  # __attribute__((constructor)) or destructor: the loader calls it
 
     @property
     def c_name(self) -> str:

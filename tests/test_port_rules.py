@@ -1874,3 +1874,45 @@ def test_a_type_moved_above_an_existing_state_struct_in_a_header_lands_on_its_li
     assert "// The module's state, kept since the first release.\n" in new_header, new_header
     assert "typedef struct { long size; } Bits;\n\n" in new_header, new_header
     assert new_header.index("Bits;") < new_header.index("} m_state;")
+
+
+def test_a_loader_hook_nothing_calls_keeps_its_signature():
+    mp, text = port(UNREFERENCED.replace("long poll_locked(long t)",
+                                         "__attribute__((constructor)) long poll_locked(long t)") % "")
+    assert "poll_locked(long t)" in text
+    assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+SPEC_IN_HELPER = HEADER + """
+static PyObject *Err;
+static int T_init(PyObject *self, PyObject *args, PyObject *kw) { PyErr_SetString(Err, "no"); return -1; }
+static PyType_Slot T_slots[] = {{Py_tp_init, T_init}, {0, NULL}};
+static PyType_Spec T_spec = {"m.T", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, T_slots};
+%s
+static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    %s
+    return m;
+}
+"""
+
+
+def test_a_type_a_helper_makes_and_returns_is_made_with_the_module():
+    mp, text = port(SPEC_IN_HELPER % ("static PyObject *make_t(void) { PyObject *t = PyType_FromSpec(&T_spec); "
+                                      "return t; }", "PyModule_AddObject(m, \"T\", make_t());"))
+    assert "PyType_FromModuleAndSpec(" in text and "make_t(m)" in text, text
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+def test_a_type_a_helper_makes_and_does_not_return_is_not_a_spec_maker():
+    mp, text = port(SPEC_IN_HELPER % ("static int add_t(PyObject *m) { PyObject *t = PyType_FromSpec(&T_spec); "
+                                      "if (t == NULL) return -1; return PyModule_AddObject(m, \"T\", t); }",
+                                      "add_t(m);"))
+    assert "add_t(m)" in text and "add_t(m, m)" not in text, text

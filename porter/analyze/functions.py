@@ -333,6 +333,10 @@ class _Skeleton:
     taken: dict = field(default_factory=dict)  # address-taken uses -> (taken, sync sites)
 
 
+# `__attribute__((constructor))`: the dynamic loader calls it, with no arguments.
+_LOADER_HOOK = re.compile(rb"__attribute__\s*\(\([^;{]*\b(?:constructor|destructor)\b")
+
+
 def collect_functions(
     indexes: list[FileIndex], roles: dict[str, list[Role]], tables: Tables,
     type_spans: list[Location], def_spans: list[Location],
@@ -449,6 +453,8 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
             body=ctree.span(body) if body is not None else ctree.span(fn),
             return_type=src.text_of(ret) if ret is not None else "",
             params=params, is_static="static" in ctree.storage(fn), calls=calls,
+            loader_hook=_LOADER_HOOK.search(src.text, fn.start_byte, body.start_byte if body is not None
+                                            else fn.end_byte) is not None,
         )
         if port_facts:
             fields.update(_port_fields(index, fn, body, name_node, fdecl, params),

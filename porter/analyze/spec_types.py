@@ -164,9 +164,12 @@ def _returned(function, call) -> bool:
     values = [ctree.unwrap_parens(r.named_children[0]) if r.named_children else None for r in returns]
     assigned = [n for n in walk(function) if n.type == "assignment_expression"
                 and (left := n.child_by_field_name("left")) is not None and left.text.decode() == local]
-    return bool(returns) and all(v is not None and v.type == "identifier" and v.text.decode() == local
-                                 or v is not None and v.type in ("null", "number_literal")
-                                 or v is not None and v.text == b"NULL" for v in values) \
+    def is_local(v) -> bool:
+        return v is not None and v.type == "identifier" and v.text.decode() == local
+
+    # It returns the local, and nothing but the local or a null (its failure path).
+    return any(is_local(v) for v in values) \
+        and all(is_local(v) or v is not None and (v.type == "null" or v.text in (b"NULL", b"0")) for v in values) \
         and all(a == parent for a in assigned)
 
 

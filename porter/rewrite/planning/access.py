@@ -91,7 +91,8 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
     # Nothing in these files calls or names it, and no macro can paste its name: it takes the
     # state as a parameter like a helper, with no caller to pass it (code outside that calls a
     # function with external linkage must, and the report says so).
-    unreferenced = f.roles == (Role(RoleKind.UNREFERENCED),) and not _may_be_pasted(f.name, module)
+    unreferenced = f.roles == (Role(RoleKind.UNREFERENCED),) and not f.loader_hook \
+        and not _may_be_pasted(f.name, module)
     if f.only_helper or unreferenced:
         if not f.is_static and f.name in capi.EXTERNAL_ENTRY_POINTS:
             return Access(AccessKind.NONE, reason=f"{f.name}() is called by name from outside the project (an "
