@@ -1916,3 +1916,28 @@ def test_a_type_a_helper_makes_and_does_not_return_is_not_a_spec_maker():
                                       "if (t == NULL) return -1; return PyModule_AddObject(m, \"T\", t); }",
                                       "add_t(m);"))
     assert "add_t(m)" in text and "add_t(m, m)" not in text, text
+
+
+@pytest.mark.parametrize("declaration, left", [
+    ("PyObject *m = PyModule_Create(&def), *extra;", "PyObject *extra;"),
+    ("PyObject *extra = NULL, *m = PyModule_Create(&def);", "PyObject *extra = NULL;"),
+])
+def test_a_module_created_in_a_declaration_of_several_loses_only_its_declarator(declaration, left):
+    c = HEADER + """
+static PyObject *Err;
+static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    %s
+    if (m == NULL)
+        return NULL;
+    extra = PyErr_NewException("m.Err", NULL, NULL);
+    Err = extra;
+    return m;
+}
+""" % declaration
+    mp, text = port(c)
+    assert mp.status == "ported", mp.status
+    assert left in text and "PyModule_Create" not in text, text

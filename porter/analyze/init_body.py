@@ -514,7 +514,14 @@ def _create_sites(index, init: InitFunction, body: Node, problems: list[str], ma
         if stmt is None:
             continue
         if stmt.type == "declaration" and len(ctree.declarators(stmt)) > 1:
-            problems.append(f"module created inside a multi-variable declaration at line {src.line(stmt.start_byte)}")
+            # `PyObject *m = PyModule_Create(&def), *meta;`: only its declarator goes.
+            if kind != "declare":
+                problems.append(f"module created inside a multi-variable declaration at line "
+                                f"{src.line(stmt.start_byte)}")
+                continue
+            kind = "declare-one"
+            statements.append(_declarator_with_comma(stmt, parent))
+            nodes.append(stmt)
             continue
         statements.append(ctree.statement_span(src, stmt))
         nodes.append(stmt)

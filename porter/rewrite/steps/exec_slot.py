@@ -81,6 +81,8 @@ def _exec(out: Emitter, plan: Plan, body: InitBody) -> None:
     for span in body.create_statements:
         if body.create_kind == "return":
             out.edit(file, span, "return 0;")
+        elif body.create_kind == "declare-one":
+            out.edit(file, span, "")  # one declarator of several: the others stay declared
         else:
             out.delete_statement(file, span)
     for span in body.null_checks:
