@@ -1941,3 +1941,10 @@ PyInit_m(void)
     mp, text = port(c)
     assert mp.status == "ported", mp.status
     assert left in text and "PyModule_Create" not in text, text
+
+
+def test_a_function_only_another_build_names_keeps_its_signature():
+    # The branch for other compilers names it (porter reads that as its address taken).
+    mp, text = port(UNREFERENCED % "#ifdef __GNUC__\nstatic long other;\n#else\n"
+                                   "static long (*hook)(long) = poll_locked;\n#endif")
+    assert "long poll_locked(long t)" in text
