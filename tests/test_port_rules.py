@@ -1948,3 +1948,15 @@ def test_a_function_only_another_build_names_keeps_its_signature():
     mp, text = port(UNREFERENCED % "#ifdef __GNUC__\nstatic long other;\n#else\n"
                                    "static long (*hook)(long) = poll_locked;\n#endif")
     assert "long poll_locked(long t)" in text
+
+
+def test_find_module_of_a_def_in_a_variable_is_not_this_modules_lookup():
+    # A test helper that looks up whatever def it is given: not this module's own lookup, so it
+    # is neither rewritten nor (in a file of several modules) rewritten once per module.
+    functions = ("static PyObject *lookup(PyObject *m, PyObject *a) {\n"
+                 "    PyModuleDef *some = PyModule_GetDef(m);\n"
+                 "    PyObject *found = PyState_FindModule(some);\n"
+                 "    return Py_NewRef(found != NULL ? found : Py_None); }\n")
+    mp, text = port(with_method(functions, "lookup", "METH_NOARGS"))
+    assert mp.status == "ported", mp.status
+    assert "PyState_FindModule(some)" in text

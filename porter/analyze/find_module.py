@@ -18,6 +18,24 @@ _IN_MACRO = re.compile(
 _STATE_GETTER = re.compile(r"\(*\s*(?:\(\s*[\w\s]+\*\s*\)\s*)?PyModule_GetState\s*\(\s*\(*\s*x\s*\)*\s*\)\s*\)*")
 
 
+def _finds_own_module(call: Node, def_name: str | None, macros: MacroTable, scopes) -> bool:
+    """`PyState_FindModule(&def)` of this module's own def (or one porter cannot name, a global
+    pointer to it among them): not of a def in a local or parameter (`PyState_FindModule(def)`,
+    a test that looks up any module it is given), nor of another module's def."""
+    args = ctree.call_args(call)
+    if def_name is None or len(args) != 1:
+        return True
+    arg = ctree.unwrap_parens(args[0])
+    if arg is not None and arg.type == "identifier":
+        return not ctree.is_declared_locally(arg.text.decode(), arg, scopes)
+    if arg is not None and arg.type == "pointer_expression" and arg.children[0].type == "&":
+        target = ctree.unwrap_parens(arg.child_by_field_name("argument"))
+        if target is not None and target.type == "identifier":
+            name = target.text.decode()
+            return name == def_name or name in macros
+    return True
+
+
 def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, macros: MacroTable,
                              init_function: str | None = None) -> list[FindModuleUse]:
     out = []
@@ -25,6 +43,8 @@ def collect_find_module_uses(indexes: list[FileIndex], def_name: str | None, mac
     for idx in indexes:
         src = idx.src
         for call in idx.calls_by_name.get("PyState_FindModule", ()):
+            if not _finds_own_module(call, def_name, macros, idx.scopes):
+                continue
             owner = ctree.enclosing_function(call)
             function = ctree.function_name(owner)[0] if owner is not None else None
             wrapper = _state_wrapper(call)
