@@ -315,11 +315,38 @@ def error_nodes(tree: Tree) -> list[Node]:
 
 
 _BRACES = re.compile(rb"[{}]")
+# `=`, then blanks and line continuations (`Lexed.prev_code_byte` skips them), then `{`.
+_LIST_OPENING = re.compile(rb"=(?:[ \t\f\v\r\n]|\\(?=[\r\n]))*\{")
 
 
 def _initializer_lists(lexed: Lexed) -> SpanSet:
     """The outermost brace initializer lists of a file (`= {...}`, and the lists nested in
-    one), read on its code with comments, literals and directives blanked."""
+    one), read on its code with comments, literals and directives blanked.
+
+    Only the braces inside lists are visited: each `= {` outside the lists found so far starts
+    one, which ends at the `}` that closes it (a function body's braces are passed over)."""
+    code = lexed.code
+    found: list[tuple[int, int]] = []
+    end = 0  # where the last list found ends
+    for m in _LIST_OPENING.finditer(code):
+        at = m.end() - 1
+        if at < end:
+            continue  # inside the last one: a list in it, or a list in a block in it
+        depth = 0
+        for brace in _BRACES.finditer(code, at):
+            depth += 1 if code[brace.start()] == 0x7B else -1  # `{`
+            if not depth:
+                end = brace.end()
+                break
+        else:
+            # Never closed: the lists in a block inside it (`({ int a[] = {1}; })`) still count.
+            return _initializer_lists_by_stack(lexed)
+        found.append((at, end))
+    return SpanSet(found)
+
+
+def _initializer_lists_by_stack(lexed: Lexed) -> SpanSet:
+    """`_initializer_lists`, every brace of the file on a stack."""
     code = lexed.code
     found: list[tuple[int, int]] = []
     stack: list[bool] = []  # for each open brace: whether it opens an initializer list
