@@ -19,7 +19,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import tree_sitter_c
-from tree_sitter import Language, Parser, Query, QueryCursor, Tree
+from tree_sitter import Language, Parser, Point, Query, QueryCursor, Range, Tree
 
 if TYPE_CHECKING:
     # tree-sitter types Node.text and every child accessor as optional; porter walks trees
@@ -231,6 +231,9 @@ _NUMBER = (rb"[ \t\r\n\f\v]*+[+-]?[ \t\r\n\f\v]*+(?:0[xX][0-9a-fA-F]++|[0-9]++(?
 _ELEMENT = rb"(?:" + _NUMBER + rb"|[ \t\r\n\f\v]*+[A-Za-z_][A-Za-z0-9_]*+[ \t\r\n\f\v]*+)"
 _NUMBER_LIST = re.compile(rb"\{(?:" + _ELEMENT + rb",)*+(?:" + _ELEMENT + rb")?[ \t\r\n\f\v]*+\}")
 _NAME = re.compile(rb"(?<![0-9A-Za-z_.])[A-Za-z_][A-Za-z0-9_]*")
+# What deleting these leaves empty holds no name (a table of decimal numbers: megabytes that
+# `_NAME` need not read).
+_NOT_NAME_START = bytes(b for b in range(256) if not (chr(b).isascii() and (chr(b).isalpha() or b == 0x5F)))
 NUMBER_TABLE_BYTES = 4096
 # Where a big one may start: a list of numbers holds no brace, so it is a `{` whose first
 # element comes next and the first brace after which is its `}`, far enough away.
@@ -254,7 +257,8 @@ def _blank_number_tables(buf: bytearray, text: bytes, lexed: Lexed,
         region = text[m.start():m.end()]
         if code[m.start():m.end()] != region or buf[m.start():m.end()] != region:
             continue  # a comment, directive or mask inside
-        if any(name not in constants for name in set(_NAME.findall(region))):
+        if region.translate(None, _NOT_NAME_START) and any(
+                name not in constants for name in set(_NAME.findall(region))):
             continue  # a name that may be a variable (an address, a size): the analysis reads it
         buf[m.start() + 1:m.end() - 1] = blank(bytes(buf[m.start() + 1:m.end() - 1]))
         found.append(Span(m.start(), m.end()))
@@ -267,6 +271,31 @@ def _blank_number_tables(buf: bytearray, text: bytes, lexed: Lexed,
 @cache
 def _parser() -> Parser:
     return Parser(LANGUAGE)
+
+
+def _parser_for(text: bytes, number_tables: frozenset[Span]) -> Parser:
+    """The parser, told to skip the insides of the number tables `_blank_number_tables` blanked:
+    blanks make no node, but a parser reads every byte it is given (a Unicode database's
+    megabytes of them). The tree is the one a parse of the whole text gives, points included."""
+    if not number_tables:
+        return _parser()
+    ranges: list[Range] = []
+    at, point = 0, Point(0, 0)
+    for table in sorted(number_tables):
+        end = _point_after(text, at, point, table.start + 1)
+        ranges.append(Range(point, end, at, table.start + 1))
+        at, point = table.end - 1, _point_after(text, table.start + 1, end, table.end - 1)
+    ranges.append(Range(point, _point_after(text, at, point, len(text)), at, len(text)))
+    return Parser(LANGUAGE, included_ranges=ranges)
+
+
+def _point_after(text: bytes, start: int, at: Point, offset: int) -> Point:
+    """The point of `offset`, from the point `at` of `start` before it: rows as tree-sitter
+    counts them (a line feed starts one), columns in bytes."""
+    breaks = text.count(b"\n", start, offset)
+    if not breaks:
+        return Point(at.row, at.column + offset - start)
+    return Point(at.row + breaks, offset - text.rfind(b"\n", start, offset) - 1)
 
 
 def error_nodes(tree: Tree) -> list[Node]:
@@ -286,11 +315,38 @@ def error_nodes(tree: Tree) -> list[Node]:
 
 
 _BRACES = re.compile(rb"[{}]")
+# `=`, then blanks and line continuations (`Lexed.prev_code_byte` skips them), then `{`.
+_LIST_OPENING = re.compile(rb"=(?:[ \t\f\v\r\n]|\\(?=[\r\n]))*\{")
 
 
 def _initializer_lists(lexed: Lexed) -> SpanSet:
     """The outermost brace initializer lists of a file (`= {...}`, and the lists nested in
-    one), read on its code with comments, literals and directives blanked."""
+    one), read on its code with comments, literals and directives blanked.
+
+    Only the braces inside lists are visited: each `= {` outside the lists found so far starts
+    one, which ends at the `}` that closes it (a function body's braces are passed over)."""
+    code = lexed.code
+    found: list[tuple[int, int]] = []
+    end = 0  # where the last list found ends
+    for m in _LIST_OPENING.finditer(code):
+        at = m.end() - 1
+        if at < end:
+            continue  # inside the last one: a list in it, or a list in a block in it
+        depth = 0
+        for brace in _BRACES.finditer(code, at):
+            depth += 1 if code[brace.start()] == 0x7B else -1  # `{`
+            if not depth:
+                end = brace.end()
+                break
+        else:
+            # Never closed: the lists in a block inside it (`({ int a[] = {1}; })`) still count.
+            return _initializer_lists_by_stack(lexed)
+        found.append((at, end))
+    return SpanSet(found)
+
+
+def _initializer_lists_by_stack(lexed: Lexed) -> SpanSet:
+    """`_initializer_lists`, every brace of the file on a stack."""
     code = lexed.code
     found: list[tuple[int, int]] = []
     stack: list[bool] = []  # for each open brace: whether it opens an initializer list
@@ -415,7 +471,8 @@ def parse_source(
         if (cond.splits_code or in_lists.covers(cond.span.start)) and not dropped.covers(cond.span.start):
             mask(i)
     seen = bytes(buf)  # the tree holds this text; the Source keeps the same object
-    tree = _parser().parse(seen)
+    parser = _parser_for(seen, number_tables)  # masking below only blanks: a table stays blank inside
+    tree = parser.parse(seen)
     rows: list[int] = []
     for _ in range(MAX_MASK_ROUNDS):
         # A group inside a branch that an outer masked group dropped needs nothing more.
@@ -434,7 +491,7 @@ def parse_source(
                 if incremental:
                     _edited(tree, conds[i].span, rows)
         seen = bytes(buf)
-        tree = _parser().parse(seen, tree) if incremental else _parser().parse(seen)
+        tree = parser.parse(seen, tree) if incremental else parser.parse(seen)
     errors = tuple(
         Span(n.start_byte, max(n.end_byte, n.start_byte + 1)) for n in error_nodes(tree)
     )
