@@ -1755,6 +1755,8 @@ def test_a_table_only_read_through_plain_pointers_is_read_only_data(helper, arg)
     ("static long use(D *d) { D *q = d; q->n = 3; return 0; }", "table"),  # copied to a local
     ("static long use(D *d) { long *p = &d->n; *p = 4; return 0; }", "&table[0]"),
     ("static long use(D *d) { return (long)d; }", "&table[0]"),  # cast: where it goes is unknown
+    ("static long use(D *d) { (d + 1)->n = 2; return 0; }", "table"),  # arithmetic points elsewhere in it
+    ("static long use(D *d) { D *q; q = (0, d); q->n = 2; return 0; }", "table"),  # a comma's value
     ("static long use(D *d) { D *d2 = NULL; { D *d = d2; (void)d; } return d->n; }", "&table[0]"),  # shadowed
 ])
 def test_a_table_written_through_a_parameter_is_not_read_only(helper, arg):

@@ -25,8 +25,10 @@ _MAX_DEPTH = 4
 # Expressions that only read what they are given (a comparison, a condition, a sizeof).
 _READING_PARENTS = frozenset({"binary_expression", "if_statement", "while_statement", "do_statement",
                               "for_statement", "expression_statement",
-                              "sizeof_expression", "switch_statement", "comma_expression",
-                              "condition_clause", "unary_expression"})
+                              "sizeof_expression", "switch_statement", "condition_clause",
+                              "unary_expression"})
+# Operators whose result says something about the pointer without pointing anywhere.
+_TESTS = frozenset({"==", "!=", "<", ">", "<=", ">=", "&&", "||"})
 
 
 def param_only_read(indexes: list[FileIndex], function: str, position: int, depth: int = 0,
@@ -43,7 +45,7 @@ def param_only_read(indexes: list[FileIndex], function: str, position: int, dept
     definitions = [(idx, node) for idx in indexes for node in idx.functions.get(function, [])]
     if len(definitions) != 1 or depth >= _MAX_DEPTH:
         return False
-    idx, node = definitions[0]
+    _, node = definitions[0]
     name = _pointer_name(params[position])
     body = node.child_by_field_name("body")
     if name is None or body is None:
@@ -141,6 +143,10 @@ def _use_only_reads(indexes: list[FileIndex], ident: Node, pointee: str, depth: 
             callee = ctree.call_name(parent.parent)
             position = [a.id for a in ctree.call_args(parent.parent)].index(node.id)
             return callee is not None and param_only_read(indexes, callee, position, depth + 1, seen)
+        if parent.type == "binary_expression":
+            # `p != NULL` tests it; `p + 1` points into the table again, somewhere porter does not follow.
+            operator = parent.child_by_field_name("operator")
+            return operator is not None and operator.type in _TESTS
         return parent.type in _READING_PARENTS
     if written or parent.type == "pointer_expression" and parent.children[0].type == "&":
         return False
