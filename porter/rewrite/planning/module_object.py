@@ -6,6 +6,11 @@ making it must then have the module: exec and module functions have it, a type's
 it through its type, and a helper gets it from its callers as a new `PyObject *` parameter
 (where it needs state too, it reads it from that module). Where some caller has no module to
 pass, the functions made there cannot reach state and say so.
+
+The same passing serves two more needs: a function of init that makes a heap type from its own
+spec (analyze.spec_types.SpecMaker) makes it with the module it is given, and a helper whose
+`PyState_FindModule(&def)` wants the module object (to keep an attribute on it) uses the one
+its callers pass.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ def module_passing(module: ExtensionModule, access: dict[str, Access], needs: di
     sites = tuple(s for s in module.null_self_sites
                   if any(needs.get(name) for name in s.functions)
                   and _why_no_module(s.function, access, callers, set()) is None)
-    makers = tuple(m for m in makers if _why_no_module(m.function, access, callers, set()) is None)
+    makers = _passable(makers, access, callers)
     # `m = PyState_FindModule(&def); PyModule_AddObject(m, ...)` in a helper: it gets the module
     # (a state finder goes instead, and one that keeps finding the last module keeps its call).
     wanters = sorted({u.function for u in module.find_module_uses
@@ -73,7 +78,11 @@ def module_passing(module: ExtensionModule, access: dict[str, Access], needs: di
 def passable_makers(module: ExtensionModule, makers: tuple[SpecMaker, ...],
                     access: dict[str, Access]) -> tuple[SpecMaker, ...]:
     """The spec makers that have the module, or whose every caller can pass it."""
-    callers = _callers(module.functions)
+    return _passable(makers, access, _callers(module.functions))
+
+
+def _passable(makers: tuple[SpecMaker, ...], access: dict[str, Access],
+              callers: dict[str, set[str]]) -> tuple[SpecMaker, ...]:
     return tuple(m for m in makers if _why_no_module(m.function, access, callers, set()) is None)
 
 
