@@ -360,17 +360,22 @@ def _declares_itself(ident: Node) -> bool:
                     for d in ctree.declarators(node)))
 
 
+def _addressed_element(ident: Node) -> Node:
+    """`ident[i]` (through parentheses) when `&` takes that element's address, else `ident`."""
+    element = ident.parent
+    if element is None or element.type != "subscript_expression" \
+            or (operand := element.child_by_field_name("argument")) is None or operand.id != ident.id:
+        return ident
+    while element.parent is not None and element.parent.type == "parenthesized_expression":
+        element = element.parent
+    parent = element.parent
+    return element if parent is not None and parent.type == "pointer_expression" \
+        and parent.children[0].type == "&" else ident
+
+
 def _argument_of(ident: Node) -> Node | None:
     """The call whose argument is `ident`, `&ident`, `&ident[i]` or a cast of any."""
-    node = ident
-    element = node.parent
-    if element is not None and element.type == "subscript_expression" \
-            and (operand := element.child_by_field_name("argument")) is not None and operand.id == node.id:
-        while element.parent is not None and element.parent.type == "parenthesized_expression":
-            element = element.parent
-        if element.parent is not None and element.parent.type == "pointer_expression" \
-                and element.parent.children[0].type == "&":
-            node = element
+    node = _addressed_element(ident)
     while node.parent is not None and node.parent.type in (
             "pointer_expression", "cast_expression", "parenthesized_expression"):
         if node.parent.type == "pointer_expression" and node.parent.children[0].type != "&":
@@ -661,14 +666,10 @@ def _address_only_read(g: Global, indexes) -> bool:
 
 def _passed_address(node: Node, is_array: bool) -> Node | None:
     """The argument that is `&x`, `&x[i]`, `&(x[i])` or, for an array, `x` itself."""
-    if is_array and node.parent is not None and node.parent.type == "subscript_expression" \
-            and node.parent.child_by_field_name("argument") is not None \
-            and node.parent.child_by_field_name("argument").id == node.id:
-        node = node.parent
-        while node.parent is not None and node.parent.type == "parenthesized_expression":
-            node = node.parent
-    elif is_array and node.parent is not None and node.parent.type == "argument_list":
+    if is_array and node.parent is not None and node.parent.type == "argument_list":
         return node
+    if is_array:
+        node = _addressed_element(node)
     parent = node.parent
     if parent is None or parent.type != "pointer_expression" or parent.children[0].type != "&":
         return None

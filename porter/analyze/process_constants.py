@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from porter.analyze import ctree
 from porter.analyze.index import FileIndex
-from porter.analyze.unread_uses import may_write, unread_uses
+from porter.analyze.unread_uses import may_change, unread_uses
 from porter.model import Global, Location, UseAccess
 from porter.parse import Node, walk
 
@@ -77,7 +77,7 @@ def is_process_flag(g: Global, indexes: list[FileIndex], phase: set[str]) -> boo
     texts = {index.path: index.src.text for index in indexes}
     for u in g.uses:
         if u.access is UseAccess.MACRO:
-            if _may_change(texts[u.file], u.span.start, u.span.end):
+            if may_change(texts[u.file], u.span.start, u.span.end):
                 return False
         elif u.access not in (UseAccess.READ, UseAccess.WRITE) or u.macro is not None:
             return False
@@ -95,7 +95,7 @@ def is_process_flag(g: Global, indexes: list[FileIndex], phase: set[str]) -> boo
     if len(values) != 1 or values == {_initial(g)}:
         return False
     unread = unread_uses(indexes, [g]).get(g.key, ())
-    return not any(_may_change(texts[u.file], u.span.start, u.span.end) for u in unread)
+    return not any(may_change(texts[u.file], u.span.start, u.span.end) for u in unread)
 
 
 def _set_by_process_data(assign: Node) -> bool:
@@ -125,15 +125,6 @@ def _process_condition(condition: Node) -> bool:
             if not called and node.text.decode() not in _ZERO:
                 return False
     return True
-
-
-def _may_change(text: bytes, start: int, end: int) -> bool:
-    """Read from the characters around a name: assigned, changed, or its address taken."""
-    before = start - 1
-    while before >= 0 and text[before:before + 1] in b" \t(":
-        before -= 1
-    address = before >= 0 and text[before:before + 1] == b"&" and text[before - 1:before] != b"&"
-    return address or may_write(text, start, end)
 
 
 def is_once_guard(g: Global, indexes: list[FileIndex], global_names: frozenset[str]) -> bool:

@@ -80,6 +80,15 @@ def _shape(text: bytes, start: int, end: int) -> tuple[UseShape, Span | None]:
 _MEMBER_PATH = re.compile(rb"\s*(?:(?:\.|->)\s*[A-Za-z_]\w*)+")
 
 
+def may_change(text: bytes, start: int, end: int) -> bool:
+    """Whether the name may be written here, or its address taken (`&x`, `&(x)`, not `a && x`)."""
+    before = _before(text, start)
+    while before >= 0 and text[before:before + 1] == b"(":
+        before = _before(text, before)
+    return may_write(text, start, end) or (
+        before >= 0 and text[before:before + 1] == b"&" and text[before - 1:before] != b"&")
+
+
 def may_write(text: bytes, start: int, end: int) -> bool:
     """Whether the name (or a member of it: `T.tp_flags |= ...`) may be written here."""
     path = _MEMBER_PATH.match(text, end)

@@ -230,15 +230,22 @@ def _descriptor_code(out: Emitter, plan: Plan, tp: TypePlan) -> str:
                   old_setattro=d.old_setattro, old_get_self=d.old_get_self, old_set_self=d.old_set_self)
 
 
+def made_with_module(out: Emitter, file: str, call: Span, args: tuple[Span, ...], creator: str,
+                     module: str) -> None:
+    """`PyType_FromSpec(&spec)` or `PyType_FromSpecWithBases(&spec, bases)` becomes
+    `PyType_FromModuleAndSpec(module, &spec, bases or NULL)`."""
+    out.edit(file, Span(call.start, args[0].start), f"PyType_FromModuleAndSpec({module}, ")
+    if creator == "PyType_FromSpec":
+        out.edit(file, Span(args[0].end, call.end), ", NULL)")
+
+
 def _spec_types(out: Emitter, plan: Plan) -> None:
     """Types the module already makes from a spec are made with the module from now on."""
     mvar = plan.names.exec_param
     for s in plan.spec_types:
         with out.about(type_key(s.global_name)):
             if s.creator in ("PyType_FromSpec", "PyType_FromSpecWithBases"):
-                out.edit(s.file, Span(s.call.start, s.args[0].start), f"PyType_FromModuleAndSpec({mvar}, ")
-                if s.creator == "PyType_FromSpec":
-                    out.edit(s.file, Span(s.args[0].end, s.call.end), ", NULL)")
+                made_with_module(out, s.file, s.call, s.args, s.creator, mvar)
             else:
                 out.edit(s.file, s.args[0 if s.creator == "PyType_FromModuleAndSpec" else 1], mvar)
             out.done(s.file, s.call, f"{s.global_name} is made with the module ({s.creator} -> "
@@ -251,9 +258,7 @@ def _spec_helpers(out: Emitter, plan: Plan) -> None:
     module it is given too."""
     for h in init_spec_helpers(plan.module):
         with out.about(("function", h.function)):
-            out.edit(h.file, Span(h.call.start, h.args[0].start), f"PyType_FromModuleAndSpec({h.module_param}, ")
-            if h.creator == "PyType_FromSpec":
-                out.edit(h.file, Span(h.args[0].end, h.call.end), ", NULL)")
+            made_with_module(out, h.file, h.call, h.args, h.creator, h.module_param)
         out.done(h.file, h.call, f"{h.function}() makes the types of the specs it is given with the module it is "
                                  f"given ({h.creator} -> PyType_FromModuleAndSpec): their methods and slots find "
                                  "module state through their type", key=("function", h.function))

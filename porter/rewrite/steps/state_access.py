@@ -41,6 +41,7 @@ from porter.rewrite.planning.fields import StateField
 from porter.rewrite.planning.guards import NDEBUG_ONLY
 from porter.rewrite.planning.own_type import freed_through_own_type
 from porter.rewrite.planning.tables import in_table
+from porter.rewrite.steps.heap_types import made_with_module
 from porter.rewrite.steps.state_struct import global_key
 from porter.rewrite.vocab import AccessKind
 
@@ -421,10 +422,7 @@ def _pass_module(out: Emitter, plan: Plan) -> None:
                     out.insert(f.file, at, module_of(f.name) if empty else f"{module_of(f.name)}, ")
     for maker in passing.makers:
         with out.about(("function", maker.function)):
-            out.edit(maker.file, Span(maker.call.start, maker.args[0].start),
-                     f"PyType_FromModuleAndSpec({module_of(maker.function)}, ")
-            if maker.creator == "PyType_FromSpec":
-                out.edit(maker.file, Span(maker.args[0].end, maker.call.end), ", NULL)")
+            made_with_module(out, maker.file, maker.call, maker.args, maker.creator, module_of(maker.function))
         out.done(maker.file, maker.call, f"{maker.function}() makes its type with the module ({maker.creator} -> "
                                          "PyType_FromModuleAndSpec), which its callers pass it: the type's methods "
                                          "and slots find module state through it", key=("function", maker.function))
