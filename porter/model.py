@@ -738,6 +738,7 @@ class ExtensionModule:
     # Module functions made from the module's own tables with a NULL `self` (the port passes the module).
     null_self_sites: tuple[NullSelfSite, ...] = ()
     instance_checks: tuple[InstanceCheck, ...] = ()  # analyze.instance_checks
+    callback_slots: tuple[CallbackSlot, ...] = ()  # analyze.callback_slots
     # (global, file): globals declared in the module's headers that a C file porter was not
     # given (but that includes one of those headers) names.
     outside_uses: tuple[tuple[str, str], ...] = ()
@@ -813,6 +814,10 @@ class ExtensionModule:
 
     def function(self, name: str) -> Function | None:
         return self._by_name[0].get(name)
+
+    def slots_storing(self, name: str) -> tuple[CallbackSlot, ...]:
+        """The callback slots `name` is stored in."""
+        return tuple(s for s in self.callback_slots if name in s.functions)
 
     def function_in(self, file: str, name: str) -> Function | None:
         """The function `name` means in `file` (a type's slot, a module def's m_traverse): the
@@ -956,6 +961,45 @@ class InstanceCheck:
     type_name: str
     exact: bool  # Py_IS_TYPE: the type itself, not a subclass
     macro: str | None = None
+
+
+@dataclass(frozen=True)
+class SlotStore:
+    """A function stored in a callback slot (analyze.callback_slots)."""
+
+    function: str  # its key
+    location: Location  # the name as written (`f` in `(void *)&f`, or the macro naming it)
+    aliases: tuple[str, ...] = ()  # object-like macros that name it (`#define X_cast f`)
+
+
+@dataclass(frozen=True)
+class SlotCall:
+    """A call through a callback slot: `self->ccast(str, len, curs)`."""
+
+    caller: str  # the key of the function it is in
+    file: str
+    span: Span  # the call
+    at: int  # where a new first argument goes
+    empty: bool  # it passes no argument
+
+
+@dataclass(frozen=True)
+class CallbackSlot:
+    """Function-pointer fields of the project's structs with one signature: a typedef of the
+    project's (every field declared with it), or one field's own declarator."""
+
+    name: str  # the typedef, or `struct.field`
+    fields: tuple[str, ...]
+    param_lists: tuple[Location, ...]  # the signature's parameter list: where a `state` goes
+    statements: tuple[Location, ...]  # the file-scope typedef or struct around each of them
+    stores: tuple[SlotStore, ...]
+    calls: tuple[SlotCall, ...]
+    refusal: str = ""  # why porter cannot change its signature ("" when it can)
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The functions stored in it, once each, in order of first store."""
+        return tuple(dict.fromkeys(s.function for s in self.stores))
 
 
 @dataclass(frozen=True)

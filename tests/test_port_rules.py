@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from porter.compile_check import check_module, find_toolchain
 from porter.diff import unified_diff
 from porter.model import Companions, GlobalKind
 from porter.pipeline import port_files
@@ -1174,7 +1175,9 @@ def test_user_data_checked_for_null_first_leads_to_state_past_the_check(body):
 def test_user_data_that_may_be_null_or_something_else_does_not_lead_to_state(body):
     mp, text = port(OBJECT_USER_DATA % body)
     assert "Py_TYPE(user)" not in text
-    assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    # The sink is kept in the module's own field and called through it: that slot passes the state.
+    assert "static size_t sink(m_state *state, void *user)" in text
+    assert "self->sink(state, self->user)" in text
 
 
 OWN_FREE = HEADER + """
@@ -1962,3 +1965,81 @@ def test_find_module_of_a_def_in_a_variable_is_not_this_modules_lookup():
     mp, text = port(with_method(functions, "lookup", "METH_NOARGS"))
     assert mp.status == "ported", mp.status
     assert "PyState_FindModule(some)" in text
+
+
+CALLBACK_SLOT = HEADER + """
+typedef PyObject *(*conv_fn)(long v);
+typedef struct { const char *name; conv_fn conv; } conv_entry;
+static PyObject *Err;
+static PyObject *conv_err(long v) { PyErr_Format(Err, "bad %%ld", v); return NULL; }
+static PyObject *conv_int(long v) { return PyLong_FromLong(v); }
+%s
+static PyObject *f(PyObject *m, PyObject *a) { long i = PyLong_AsLong(a); %s }
+static PyMethodDef one_method[] = {{"f", f, METH_O, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err = PyErr_NewException("m.Err", NULL, NULL);
+    return m;
+}
+"""
+TABLE = 'static conv_entry table[] = {{"i", conv_int}, {"e", conv_err}};'
+
+
+@pytest.mark.parametrize(("decls", "body"), [
+    # designated rows
+    ('static conv_entry table[] = {{.name = "i", .conv = conv_int}, {.name = "e", .conv = conv_err}};',
+     "return table[i].conv(i);"),
+    # rows by position, one through an object-like macro naming the function, called through `(*x.f)(...)`
+    ('#define conv_ERR conv_err\nstatic conv_entry table[] = {{"i", conv_int}, {"e", conv_ERR}};',
+     "return (*table[i].conv)(i);"),
+    # assigned, copied, tested
+    ("static conv_entry one, two;",
+     "if (i) one.conv = conv_err; else one.conv = &conv_int; two.conv = one.conv; "
+     "return two.conv != NULL ? two.conv(i) : NULL;"),
+    # a field with its own declarator
+    ('typedef struct { PyObject *(*own)(long v); } own_entry;\n'
+     'static own_entry table[] = {{conv_int}, {(void *)&conv_err}};', "return table[i].own(i);"),
+])
+def test_functions_kept_in_the_module_s_own_function_pointer_fields_take_the_state(decls, body):
+    c = CALLBACK_SLOT % (decls, body)
+    mp, text = port(c)
+    assert "static PyObject *conv_err(m_state *state, long v)" in text, text
+    assert "static PyObject *conv_int(m_state *state, long v)" in text  # one signature for all
+    assert "(state, i)" in text
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    toolchain = find_toolchain()
+    if isinstance(toolchain, str):
+        pytest.skip(toolchain)
+    checked = check_module(mp.module, {"m.c": c.encode()}, {"m.c": text.encode()}, toolchain, None)
+    assert checked.compiled and checked.ok, checked.reason()
+
+
+@pytest.mark.parametrize(("decls", "body", "why"), [
+    # the typedef is a parameter's type: what it holds is not followed
+    (TABLE + "\nstatic PyObject *call(conv_fn fn, long v) { return fn(v); }",
+     "return call(table[i].conv, i);", "uses the type conv_fn for something other"),
+    # a macro body names the field
+    (TABLE + "\n#define CONVERT(e, v) ((e).conv(v))", "return CONVERT(table[i], i);", "a macro body names its field conv"),
+    # the field's value goes somewhere porter does not follow
+    (TABLE + "\nstatic PyObject *apply(PyObject *(*g)(long), long v) { return g(v); }",
+     "return apply(table[i].conv, i);", "in a way porter does not follow"),
+    # a function that is not the module's is stored there too
+    ('static conv_entry table[] = {{"i", PyLong_FromLong}, {"e", conv_err}};', "return table[i].conv(i);",
+     "PyLong_FromLong() is stored in it too"),
+    # code outside the project gets the table
+    (TABLE, 'if (i < 0) return PyCapsule_New(table, "m.table", NULL); return table[i].conv(i);',
+     "PyCapsule_New() at m.c"),
+    # the function's address goes elsewhere too
+    (TABLE + "\nstatic void *keep = (void *)&conv_err;", "return table[i].conv(i);", "also passed elsewhere"),
+])
+def test_a_function_pointer_field_porter_cannot_follow_keeps_its_signature(decls, body, why):
+    mp, text = port(CALLBACK_SLOT % (decls, body))
+    assert "static PyObject *conv_err(long v)" in text
+    assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    (item,) = [it for it in mp.items if it.subject == "Err" and it.code == "unreachable-function"]
+    assert why in item.message, item.message

@@ -14,6 +14,7 @@ from typing import Any
 from porter.analyze import ctree
 from porter.analyze.added_functions import collect_added_tables
 from porter.analyze.build_config import BuildConfig, read_build_config
+from porter.analyze.callback_slots import collect_callback_slots
 from porter.analyze.clinic_input import clinic_functions
 from porter.analyze.find_module import collect_find_module_uses, module_global_uses
 from porter.analyze.findings import collect_findings
@@ -313,6 +314,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         spec_types=tuple(spec_types),
         null_self_sites=added.null_self_sites,
         instance_checks=once("instance checks", lambda: collect_instance_checks(indexes, macros, keys.in_file)),
+        callback_slots=once("callback slots", lambda: collect_callback_slots(indexes, macros, keys.in_file)),
         spec_helpers=tuple(dataclasses.replace(h, function=keys.in_file(h.file, h.function),
                                                callers=tuple(keys.in_file(h.file, c) for c in h.callers))
                            for h in spec_helpers),

@@ -16,6 +16,7 @@ from porter import capi
 from porter.analyze.functions import init_phase
 from porter.analyze.initializers import is_null, sizeof_operand
 from porter.model import (
+    CallbackSlot,
     ExtensionModule,
     Function,
     GlobalKind,
@@ -37,6 +38,7 @@ from porter.rewrite.names import (
     Names,
     module_prefix,
 )
+from porter.rewrite.planning.callback_slots import ported_slots
 from porter.rewrite.planning.clinic_state import ClinicState, plan_clinic_state
 from porter.rewrite.planning.decide import Decisions, decide
 from porter.rewrite.planning.definition_name import definition_name
@@ -113,12 +115,19 @@ class Plan:
     def state_tagged(self) -> bool:
         """Whether the state struct gets a tag: a header declares a function that now takes
         the state, and a header cannot rely on the struct's definition coming first
-        (`struct X_state;` there, and `struct X_state *` in its prototypes). The module's own
-        struct can take one when it is an untagged typedef that stays where it is."""
+        (`struct X_state;` there, and `struct X_state *` in its prototypes), or a callback
+        slot's signature takes it (the state may hold what the slot's struct is). The module's
+        own struct can take one when it is an untagged typedef that stays where it is."""
         takes_state = self.decisions.helpers | set(self.names.impl)
         early = any(self.names_state_early(p.file, p.span.start)
-                    for f in self.module.functions if f.name in takes_state for p in f.prototypes)
+                    for f in self.module.functions if f.name in takes_state for p in f.prototypes) \
+            or bool(self.ported_slots)
         return early and (self.names.new_struct or self.existing_struct_tag_at is not None)
+
+    @cached_property
+    def ported_slots(self) -> list[CallbackSlot]:
+        """The callback slots whose functions take the state (planning.callback_slots)."""
+        return ported_slots(self.module, self.decisions.helpers)
 
     @cached_property
     def existing_struct_tag_at(self) -> int | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from porter import capi
 from porter.analyze.initializers import sizeof_operand
 from porter.model import ExtensionModule, Function, ObjectLocal, Role, RoleKind, VoidParamCast
+from porter.rewrite.planning.callback_slots import slot_refusal
 from porter.rewrite.vocab import AccessKind
 
 
@@ -70,6 +71,16 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
     first = (f.params[0].name or f.params[0].unused_name) if f.params else None
     if RoleKind.MODULE_INIT in kinds or f.name == module.exec_function:
         return Access(AccessKind.EXEC)
+    if RoleKind.CALLBACK in kinds and module.slots_storing(f.name) \
+            and kinds <= {RoleKind.CALLBACK, RoleKind.HELPER}:
+        # Stored only in fields of the project's own structs, which are called with what their
+        # callers pass (planning.callback_slots): it takes the state like a helper.
+        # One that reaches state through what it is given (its user data) keeps that way.
+        acc = _callback_access(f, module, type_ok, called, first)
+        if acc.kind is not AccessKind.NONE:
+            return acc
+        refusal = slot_refusal(f, module)
+        return Access(AccessKind.NONE, reason=refusal) if refusal else _helper_access(f, module, generated_callers)
     if RoleKind.CALLBACK in kinds:
         return _callback_access(f, module, type_ok, called, first)
     if RoleKind.MODULE_METHOD in kinds:
@@ -94,23 +105,29 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
     unreferenced = f.roles == (Role(RoleKind.UNREFERENCED),) and not f.loader_hook \
         and not _may_be_pasted(f.name, module)
     if f.only_helper or unreferenced:
-        if not f.is_static and f.name in capi.EXTERNAL_ENTRY_POINTS:
-            return Access(AccessKind.NONE, reason=f"{f.name}() is called by name from outside the project (an "
-                                                  "entry point such as libFuzzer's): its signature is fixed")
-        public = _public_signature(f, module)
-        if public:
-            return Access(AccessKind.NONE, reason=public)
-        if f.name in generated_callers:
-            return Access(AccessKind.NONE, reason="Argument Clinic output calls it: its signature is fixed "
-                                                  "by generated code (change the clinic input)")
-        if f.defined_by:
-            return Access(AccessKind.NONE, reason=f"defined by macro {f.defined_by}: porter cannot add a "
-                                                  "parameter to it")
-        if any(call.caller is None for call in f.unread_calls):
-            return Access(AccessKind.NONE, reason="it is also declared or called outside functions in an "
-                                                  "#if branch porter did not read")
-        return Access(AccessKind.HELPER)
+        return _helper_access(f, module, generated_callers)
     return Access(AccessKind.NONE, reason="role " + ", ".join(str(r) for r in f.roles))
+
+
+def _helper_access(f: Function, module: ExtensionModule, generated_callers: frozenset[str]) -> Access:
+    """A function only the module's own code calls takes the state as a new parameter, unless
+    its signature is fixed for another reason."""
+    if not f.is_static and f.name in capi.EXTERNAL_ENTRY_POINTS:
+        return Access(AccessKind.NONE, reason=f"{f.name}() is called by name from outside the project (an "
+                                              "entry point such as libFuzzer's): its signature is fixed")
+    public = _public_signature(f, module)
+    if public:
+        return Access(AccessKind.NONE, reason=public)
+    if f.name in generated_callers:
+        return Access(AccessKind.NONE, reason="Argument Clinic output calls it: its signature is fixed "
+                                              "by generated code (change the clinic input)")
+    if f.defined_by:
+        return Access(AccessKind.NONE, reason=f"defined by macro {f.defined_by}: porter cannot add a "
+                                              "parameter to it")
+    if any(call.caller is None for call in f.unread_calls):
+        return Access(AccessKind.NONE, reason="it is also declared or called outside functions in an "
+                                              "#if branch porter did not read")
+    return Access(AccessKind.HELPER)
 
 
 # A chain of tokens joined by `##` (`upb_p##card##type##_##tagbytes##bt`).

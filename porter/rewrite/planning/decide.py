@@ -23,6 +23,7 @@ from porter.model import (
     SpecMaker,
 )
 from porter.rewrite.planning.access import Access, function_access
+from porter.rewrite.planning.callback_slots import all_or_none, slot_edges
 from porter.rewrite.planning.guards import BuildGuards, local_guards
 from porter.rewrite.planning.instance_checks import checks_by_instance
 from porter.rewrite.planning.module_object import (
@@ -161,7 +162,7 @@ def _last_module_lookups(module: ExtensionModule, access: dict[str, Access], nee
            if fm.macro is None and fm.function and fm.wants in (FindModuleWant.STATE, FindModuleWant.STATE_VIA)}
     finders = state_finders(module)
     own |= {f.name for f in module.functions if f.name not in finders and any(c.callee in finders for c in f.calls)}
-    edges = state_edges(functions, access)
+    edges = state_edges(functions, access, slot_edges(module, access))
     in_macro = {fm.macro for fm in module.find_module_uses if fm.macro is not None and fm.call is not None}
     found: dict[str, str] = {}
     macros: dict[str, str] = {}
@@ -262,6 +263,7 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
                   for name, f in functions.items()}
         makers = passable
     access.update(unreachable_added_functions(module, access))
+    access.update(all_or_none(module, access))
     unsure_files = dict(module.file_conditions)
     calling: set[str] = set()
     while True:
@@ -273,10 +275,11 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
         exempt, checks = checks_by_instance(module, movable, access, direct, macro_bodies)
         for name, keys in exempt.items():
             direct[name] = direct[name] - keys
-        needs, helpers = thread_helpers(functions, access, direct)
+        through_slots = slot_edges(module, access)
+        needs, helpers = thread_helpers(functions, access, direct, slot_edges=through_slots)
         passing = module_passing(module, access, needs, makers, frozenset(finders) | looked_up)
         if passing.helpers:
-            needs, helpers = thread_helpers(functions, access, direct, passing.helpers)
+            needs, helpers = thread_helpers(functions, access, direct, passing.helpers, through_slots)
         # One defined only under a condition porter cannot evaluate is reported instead.
         now = {m.name for m in module.macros
                if m.active is not None and m.file not in unsure_files

@@ -68,8 +68,8 @@ def module_passing(module: ExtensionModule, access: dict[str, Access], needs: di
     todo = [s.function for s in sites] + [m.function for m in makers] + wanters
     while todo:
         name = todo.pop()
-        if name in helpers or access[name].kind is not AccessKind.HELPER:
-            continue
+        if name in helpers or access[name].kind is not AccessKind.HELPER or module.slots_storing(name):
+            continue  # a callback slot's function takes the state its slot's callers pass
         helpers.add(name)
         todo.extend(sorted(callers.get(name, ())))
     return ModulePassing(sites, frozenset(helpers), makers)

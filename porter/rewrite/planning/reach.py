@@ -111,17 +111,20 @@ def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
 
 def thread_helpers(functions: dict[str, Function], access: dict[str, Access],
                    direct: dict[str, set[GlobalKey]], module_helpers: frozenset[str] = frozenset(),
+                   slot_edges: list[tuple[str, str]] | None = None,
                    ) -> tuple[dict[str, set[GlobalKey]], set[str]]:
     """Needs propagated through calls to helpers; the helpers that get a state parameter.
 
     `module_helpers` get the module object instead and read the state from it: their callers
-    need no state for them (planning.module_object).
+    need no state for them (planning.module_object). `slot_edges`: the same through callback
+    slots (planning.callback_slots).
     """
     def kind(name: str) -> AccessKind:
         return access.get(name, NO_ACCESS).kind
 
     needs = {name: set(keys) for name, keys in direct.items()}
-    edges = [(caller, callee) for caller, callee in state_edges(functions, access) if callee not in module_helpers]
+    edges = [(caller, callee) for caller, callee in state_edges(functions, access, slot_edges)
+             if callee not in module_helpers]
     changed = True
     while changed:
         changed = False
@@ -138,8 +141,10 @@ def thread_helpers(functions: dict[str, Function], access: dict[str, Access],
 _THREADED = (AccessKind.HELPER, AccessKind.SPLIT)
 
 
-def state_edges(functions: dict[str, Function], access: dict[str, Access]) -> list[tuple[str, str]]:
-    """(caller, callee) pairs along which a callee's need for state becomes its caller's."""
+def state_edges(functions: dict[str, Function], access: dict[str, Access],
+                slot_edges: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """(caller, callee) pairs along which a callee's need for state becomes its caller's
+    (`slot_edges`: those through callback slots, planning.callback_slots)."""
     def kind(name: str) -> AccessKind:
         return access.get(name, NO_ACCESS).kind
 
@@ -150,7 +155,7 @@ def state_edges(functions: dict[str, Function], access: dict[str, Access]) -> li
     # Calls in #if branches porter did not read get the state too (lexically): their callers need it.
     edges += [(call.caller, name) for name, f in functions.items()
               if kind(name) in _THREADED for call in f.unread_calls if call.caller is not None]
-    return edges
+    return edges + list(slot_edges or ())
 
 
 def reached_from(start: str, edges: list[tuple[str, str]]) -> set[str]:

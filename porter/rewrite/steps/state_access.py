@@ -60,6 +60,7 @@ class StateAccess:
         _publish_for_callbacks(out, plan)
         _carry_in_user_data(out, plan)
         _pass_state_to_helpers(out, plan)
+        _pass_state_through_slots(out, plan)
         _pass_module(out, plan)
         _check_instances_by_type(out, plan)
         _pass_state_in_unread_branches(out, plan)
@@ -242,9 +243,11 @@ def _state_param(plan: Plan, file: str, offset: int) -> str:
 def _declare_state_tag(out: Emitter, plan: Plan, file: str, before: int) -> None:
     """`struct X_state;` at file scope above a header's first prototype that names it (one per
     header: the same insertion asked twice is one edit)."""
-    first = min((p.span.start for f in plan.module.functions for p in f.prototypes if p.file == file
-                 and (f.name in plan.decisions.helpers or f.name in plan.names.impl)
-                 and plan.names_state_early(file, p.span.start)), default=before)
+    prototypes = [p.span.start for f in plan.module.functions for p in f.prototypes if p.file == file
+                  and (f.name in plan.decisions.helpers or f.name in plan.names.impl)]
+    first = min([at for at in prototypes if plan.names_state_early(file, at)]
+                + [loc.span.start for slot in plan.ported_slots for loc in slot.statements if loc.file == file],
+                default=before)
     layout = plan.layout(file)
     out.insert(file, layout.line_start(first), f"struct {plan.names.state_type};\n", order=-30)
 
@@ -389,6 +392,34 @@ def _pass_state_to_helpers(out: Emitter, plan: Plan) -> None:
                         _pass_state(out, plan, f.file, call.callee, call.span.start, call.args[0].start, False)
                     elif call.arg_list is not None:
                         _pass_state(out, plan, f.file, call.callee, call.span.start, call.arg_list.end - 1, True)
+
+
+def _pass_state_through_slots(out: Emitter, plan: Plan) -> None:
+    """A callback slot whose functions take the state: its signature takes it first too, and
+    every call through it passes the caller's (planning.callback_slots)."""
+    for slot in plan.ported_slots:
+        key = ("callback-slot", slot.name)
+        with out.about(key):
+            for loc, statement in zip(slot.param_lists, slot.statements, strict=True):
+                # By its tag, declared above: the state struct may come later, and may hold
+                # the struct the slot is a field of.
+                text = f"{plan.names.state_type} *{plan.names.state_var}"
+                if plan.state_tagged:
+                    text = "struct " + text
+                    _declare_state_tag(out, plan, loc.file, statement.span.start)
+                inner = plan.layout(loc.file).text[loc.span.start + 1:loc.span.end - 1]
+                if inner.strip() in (b"", b"void"):
+                    out.edit(loc.file, Span(loc.span.start + 1, loc.span.end - 1), text)
+                else:
+                    out.insert(loc.file, loc.span.start + 1, text + ", ")
+            for call in slot.calls:
+                _pass_state(out, plan, call.file, "", call.span.start, call.at, call.empty)
+        functions = ", ".join(f"{name}()" for name in slot.functions)
+        where = slot.param_lists[0] if slot.param_lists else None
+        if where is not None:
+            out.done(where.file, where.span, f"the callback slot {slot.name} ({', '.join(slot.fields)}) takes the "
+                                             f"state first: {functions} take it, and the {len(slot.calls)} calls "
+                                             "through it pass their caller's", key=key)
 
 
 def _pass_module(out: Emitter, plan: Plan) -> None:
