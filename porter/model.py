@@ -739,6 +739,8 @@ class ExtensionModule:
     null_self_sites: tuple[NullSelfSite, ...] = ()
     instance_checks: tuple[InstanceCheck, ...] = ()  # analyze.instance_checks
     callback_slots: tuple[CallbackSlot, ...] = ()  # analyze.callback_slots
+    getset_closures: tuple[GetsetClosure, ...] = ()  # analyze.getset_closures
+    closure_reads: tuple[ClosureReads, ...] = ()
     # (global, file): globals declared in the module's headers that a C file porter was not
     # given (but that includes one of those headers) names.
     outside_uses: tuple[tuple[str, str], ...] = ()
@@ -1000,6 +1002,32 @@ class CallbackSlot:
     def functions(self) -> tuple[str, ...]:
         """The functions stored in it, once each, in order of first store."""
         return tuple(dict.fromkeys(s.function for s in self.stores))
+
+
+@dataclass(frozen=True)
+class GetsetClosure:
+    """A PyGetSetDef row whose closure is a global's address (`{"Error", get_exc, NULL, doc,
+    &Error}`), or a project macro's row whose closure is `&param` (`EXC_GETTER(Error)`)."""
+
+    global_name: str
+    file: str
+    use: Span  # the global's name where the row names it: in `&G`, or the macro's argument
+    closure: Span  # what becomes the offset: the row's closure, or `&param` in the macro's body
+    getter: str | None  # function keys
+    setter: str | None
+    macro: str | None = None
+    macro_file: str | None = None  # where `closure` is, for a macro's row
+
+
+@dataclass(frozen=True)
+class ClosureReads:
+    """How a getter or setter uses its closure parameter (analyze.getset_closures)."""
+
+    function: str  # its key
+    file: str
+    reads: tuple[Span, ...]  # the parameter in `*(T *)closure`
+    other_uses: bool  # it uses the parameter another way too (or porter cannot name it)
+    other_rows: bool = False  # a getset row whose closure is no global's address names it too
 
 
 @dataclass(frozen=True)

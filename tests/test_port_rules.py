@@ -2043,3 +2043,42 @@ def test_a_function_pointer_field_porter_cannot_follow_keeps_its_signature(decls
     assert mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
     (item,) = [it for it in mp.items if it.subject == "Err" and it.code == "unreachable-function"]
     assert why in item.message, item.message
+
+
+GETSET_CLOSURE = HEADER + """
+static PyObject *ErrA;
+static PyObject *ErrB;
+typedef struct { PyObject_HEAD } Obj;
+static PyObject *get_exc(PyObject *self, void *closure) { %s }
+static PyGetSetDef getsets[] = {{"A", get_exc, NULL, NULL, &ErrA}, {"B", get_exc, NULL, NULL, %s}, {NULL}};
+static PyTypeObject T = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.T", .tp_basicsize = sizeof(Obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT, .tp_new = PyType_GenericNew, .tp_getset = getsets};
+""" + INIT % """    ErrA = PyErr_NewException("m.A", NULL, NULL);
+    ErrB = PyErr_NewException("m.B", NULL, NULL);
+    if (PyType_Ready(&T) < 0 || PyModule_AddObjectRef(m, "T", (PyObject *)&T) < 0) return NULL;"""
+READ_CLOSURE = "return Py_NewRef(*(PyObject **)closure);"
+
+
+def test_a_getset_closure_naming_a_global_becomes_its_offset_in_the_state():
+    c = GETSET_CLOSURE % (READ_CLOSURE, "(void *)&ErrB")
+    mp, text = port(c)
+    assert "(void *)offsetof(m_state, ErrA)}" in text and "(void *)offsetof(m_state, ErrB)}" in text
+    assert "*(PyObject **)((char *)state + (Py_ssize_t)closure)" in text
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    toolchain = find_toolchain()
+    if isinstance(toolchain, str):
+        pytest.skip(toolchain)
+    checked = check_module(mp.module, {"m.c": c.encode()}, {"m.c": text.encode()}, toolchain, None)
+    assert checked.compiled and checked.ok, checked.reason()
+
+
+@pytest.mark.parametrize(("body", "other"), [
+    # the closure is used another way too
+    ("return closure != NULL ? Py_NewRef(*(PyObject **)closure) : NULL;", "&ErrB"),
+    # another row of the getter has a closure that is no global's address
+    (READ_CLOSURE, "NULL"),
+])
+def test_a_getset_closure_the_getter_does_not_only_dereference_keeps_the_global(body, other):
+    mp, text = port(GETSET_CLOSURE % (body, other))
+    assert "&ErrA}" in text and "offsetof" not in text
+    assert "used-at-file-scope" in [it.code for it in mp.items if it.subject == "ErrA"]

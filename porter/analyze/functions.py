@@ -89,7 +89,7 @@ def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
                 if tname == "PyMethodDef":
                     tables.methods[(index.path, info.name)] = _method_rows(src, index, macros, info.name, rows)
                 elif tname == "PyGetSetDef":
-                    tables.getsets[(index.path, info.name)] = _getset_rows(src, index, macros, rows)
+                    tables.getsets[(index.path, info.name)] = getset_rows(src, index, macros, rows)
                 else:
                     tables.slot_tables[info.name] = _slot_rows(src, index, macros, rows)
     return tables
@@ -172,7 +172,7 @@ def _expanded_rows(src, index, macros, row: Node) -> list[list[str]]:
     return [split_braced(r) for r in rows or ()]
 
 
-def _getset_rows(src, index, macros, rows):
+def getset_rows(src, index, macros, rows):
     out = []
     for row in rows:
         for values in _expanded_rows(src, index, macros, row):

@@ -26,6 +26,7 @@ from porter.analyze.functions import (
     exclusive_definitions,
     init_phase,
 )
+from porter.analyze.getset_closures import collect_getset_closures
 from porter.analyze.globals import collect_globals
 from porter.analyze.index import FileIndex, build_index
 from porter.analyze.init_body import init_field_assignments, read_init_body
@@ -315,6 +316,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         null_self_sites=added.null_self_sites,
         instance_checks=once("instance checks", lambda: collect_instance_checks(indexes, macros, keys.in_file)),
         callback_slots=once("callback slots", lambda: collect_callback_slots(indexes, macros, keys.in_file)),
+        **dict(zip(("getset_closures", "closure_reads"), once(
+            "getset closures", lambda: collect_getset_closures(indexes, macros, keys.in_file)), strict=True)),
         spec_helpers=tuple(dataclasses.replace(h, function=keys.in_file(h.file, h.function),
                                                callers=tuple(keys.in_file(h.file, c) for c in h.callers))
                            for h in spec_helpers),

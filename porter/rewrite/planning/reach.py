@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from porter.model import ExtensionModule, Function, Global, UseAccess
 from porter.rewrite.planning.access import NO_ACCESS, Access
+from porter.rewrite.planning.getset_closures import eligible_rows
 from porter.rewrite.planning.own_type import freed_through_own_type
 from porter.rewrite.vocab import AccessKind
 
@@ -99,6 +100,11 @@ def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
             keys = macro_bodies.get(f.defined_by, set()) & wanted
             if keys:
                 needs.setdefault(f.name, set()).update(keys)
+    # A getset row's closure that becomes an offset: its getter and setter read the field.
+    for row in eligible_rows(module):
+        if (None, row.global_name) in movable:
+            for name in {row.getter, row.setter} - {None}:
+                needs.setdefault(str(name), set()).add((None, row.global_name))
     for fm in module.find_module_uses:
         if fm.macro is None and fm.wants in ("state", "state-via") and fm.function \
                 and fm.function not in looked_up and fm.function not in finders:  # a finder goes

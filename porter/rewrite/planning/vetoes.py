@@ -14,6 +14,7 @@ from porter import capi
 from porter.analyze.initializers import is_null
 from porter.model import ExtensionModule, Global, GlobalKind, RoleKind, Use, UseAccess, is_interpreter_pointer
 from porter.rewrite.planning.access import Access
+from porter.rewrite.planning.getset_closures import is_closure_use, rows_apart
 from porter.rewrite.planning.reach import MODULE_STATE, GlobalKey, key_order
 from porter.rewrite.vocab import AccessKind, Reason
 
@@ -28,7 +29,8 @@ def type_not_convertible(g: Global, module: ExtensionModule, convertible: dict[s
 
 def used_at_file_scope(g: Global, module: ExtensionModule, convertible) -> Reason | None:
     for u in g.uses:
-        if u.function is None and u.access is not UseAccess.MACRO and initializer_owner(module, u) is None:
+        if u.function is None and u.access is not UseAccess.MACRO and initializer_owner(module, u) is None \
+                and not is_closure_use(module, u):
             return Reason("used-at-file-scope", f"used outside any function at {u.file} (a static initialiser)")
         if u.unparsed:
             return Reason("used-in-unparsed-code", f"used inside code porter could not parse in {u.file}")
@@ -303,7 +305,7 @@ def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
     """Only another converted type's initialiser may name a moved global: that goes too."""
     for k, g in r.movable.items():
         for u in g.uses:
-            if u.function is None and u.access is not UseAccess.MACRO:
+            if u.function is None and u.access is not UseAccess.MACRO and not is_closure_use(r.module, u):
                 owner = initializer_owner(r.module, u)
                 if owner is None or (None, owner) not in r.movable:
                     yield k, Reason("used-at-file-scope", f"used outside any function in {u.file} "
@@ -311,8 +313,14 @@ def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
                                        if owner else "(a static initialiser)"))
 
 
+def closure_rows_apart(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
+    """Getset rows whose closures become offsets move together (planning.getset_closures)."""
+    yield from rows_apart(r.module, r.movable)
+
+
 ROUND_VETOES = (unreachable_function, named_by_public_macro, macro_used_outside_functions, pasted_with_kept_names,
-                base_stays_static, base_of_static_type, metatype_of_static_type, named_by_static_initializer)
+                base_stays_static, base_of_static_type, metatype_of_static_type, named_by_static_initializer,
+                closure_rows_apart)
 
 
 # --------------------------------------------------------------------------- shared readings

@@ -19,6 +19,8 @@ every call; the report lists those places with cheaper alternatives.
 
 from __future__ import annotations
 
+import posixpath
+
 from porter import capi
 from porter.model import (
     CallEndKind,
@@ -38,6 +40,7 @@ from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
 from porter.rewrite.planning.access import Access
 from porter.rewrite.planning.fields import StateField
+from porter.rewrite.planning.getset_closures import is_closure_use, moved_rows
 from porter.rewrite.planning.guards import NDEBUG_ONLY
 from porter.rewrite.planning.own_type import freed_through_own_type
 from porter.rewrite.planning.tables import in_table
@@ -66,6 +69,7 @@ class StateAccess:
         _pass_state_in_unread_branches(out, plan)
         _report_conditional_macros(out, plan)
         _rewrite_uses(out, plan)
+        _closures_as_offsets(out, plan)
         _prefix_paste_chains(out, plan)
         _drop_finders(out, plan)
         _replace_find_module(out, plan)
@@ -524,8 +528,10 @@ def _rewrite_uses(out: Emitter, plan: Plan) -> None:
             for u in g.uses:
                 if u.access not in (UseAccess.MACRO, UseAccess.MACRO_PASTE) \
                         and in_table(plan.local_tables, u) is None \
-                        and not freed_through_own_type(u, g, plan.module):
-                    # (the local-table and heap-type steps rewrite those)
+                        and not freed_through_own_type(u, g, plan.module) \
+                        and not is_closure_use(plan.module, u):
+                    # (the local-table and heap-type steps rewrite those, and _closures_as_offsets
+                    # a getset row's closure)
                     _rewrite_use(out, plan, u, f)
         for uu in g.unread_uses:
             if uu.function is None:
@@ -535,6 +541,53 @@ def _rewrite_uses(out: Emitter, plan: Plan) -> None:
                 out.edit(uu.file, *use_text(plan, uu, f))
             out.done(uu.file, uu.span, f"{uu.function}() reaches {g.name} through its state in an #if branch porter "
                                        "did not read (edited on the tokens: check that configuration builds)", key=key)
+
+
+def _closures_as_offsets(out: Emitter, plan: Plan) -> None:
+    """Getset rows whose closure was a moved global's address carry its offset in the state,
+    and their getters and setters read the field at that offset of their own state."""
+    fields = {f.key[1]: f for f in plan.fields if f.key[0] is None and f.source is not None}
+    rows = moved_rows(plan.module, set(fields))
+    names = plan.names
+    done: set[tuple[str, Span]] = set()
+    for row in rows:
+        key = ("global", row.global_name)
+        field = fields[row.global_name]
+        with out.about(key):
+            if row.macro is not None and row.macro_file is not None:
+                if (row.macro_file, row.closure) not in done:
+                    done.add((row.macro_file, row.closure))
+                    # The macro's parameter names the field: every row it spells is a moved global's.
+                    param = plan.layout(row.macro_file).text[row.closure.start:row.closure.end].decode().lstrip("&")
+                    out.edit(row.macro_file, row.closure, f"(void *)offsetof({names.state_type}, {param.strip()})")
+            else:
+                out.edit(row.file, row.closure, f"(void *)offsetof({names.state_type}, {field.name})")
+        out.done(row.file, row.use, f"the getset row naming {row.global_name} as its closure gives its offset in "
+                                    f"{names.state_type} instead: its getter reads the field from its own state",
+                 key=key)
+    for file in sorted({row.macro_file or row.file for row in rows}):
+        _include_stddef(out, plan, file)
+    functions = {name for row in rows for name in (row.getter, row.setter) if name}
+    for reads in plan.module.closure_reads:
+        if reads.function not in functions:
+            continue
+        layout = plan.layout(reads.file)
+        with out.about(("function", reads.function)):
+            for span in reads.reads:
+                param = layout.text[span.start:span.end].decode()
+                out.edit(reads.file, span, f"((char *){names.state_var} + (Py_ssize_t){param})")
+
+
+def _include_stddef(out: Emitter, plan: Plan, file: str) -> None:
+    """`offsetof` comes from <stddef.h>, which Python.h does not include on every version: after
+    the file's first top-level #include, unless it includes <stddef.h> (or structmember.h) itself."""
+    lines = [inc for inc in plan.module.include_lines if inc.file == file]
+    if any(posixpath.basename(inc.name) in ("stddef.h", "structmember.h") for inc in lines):
+        return
+    first = next((inc for inc in lines if inc.top_level), None)
+    if first is not None:
+        layout = plan.layout(file)
+        out.insert(file, layout.line_after(first.span.end - 1), "#include <stddef.h>             // offsetof()\n")
 
 
 def use_text(plan: Plan, u: Use | UnreadUse, field: StateField) -> tuple[Span, str]:
