@@ -2082,3 +2082,28 @@ def test_a_getset_closure_the_getter_does_not_only_dereference_keeps_the_global(
     mp, text = port(GETSET_CLOSURE % (body, other))
     assert "&ErrA}" in text and "offsetof" not in text
     assert "used-at-file-scope" in [it.code for it in mp.items if it.subject == "ErrA"]
+
+
+def test_a_callback_registered_by_a_call_whose_result_is_kept_is_not_called_back_during_the_call():
+    """`capsule = PyCapsule_New(data, name, destructor)` with a local `data` handed to free()
+    afterwards: the capsule keeps the destructor and calls it whenever it dies, not while the
+    calls handed `data` run, so no thread-local its caller publishes reaches it."""
+    c = with_method("""static void destroy(PyObject *capsule)
+{
+    void *data = PyCapsule_GetPointer(capsule, "m.b");
+    if (data == NULL) PyErr_WriteUnraisable(Err);
+    free(data);
+}
+static PyObject *make(PyObject *m, PyObject *unused)
+{
+    char *data = malloc(8);
+    PyObject *capsule;
+    if (data == NULL) return PyErr_NoMemory();
+    capsule = PyCapsule_New(data, "m.b", destroy);
+    if (capsule == NULL) free(data);
+    return capsule;
+}
+""", "make", "METH_NOARGS")
+    mp, text = port(c)
+    assert "m_callback_state" not in text
+    assert "unreachable-function" in [it.code for it in mp.items if it.subject == "Err"]

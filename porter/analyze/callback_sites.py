@@ -310,7 +310,7 @@ def _handle_sites(path: str, ident: Node) -> list | None:
         return None
     registration, owner = arg.parent.parent, ctree.enclosing_function(arg)
     body = owner.child_by_field_name("body") if owner is not None else None
-    if body is None:
+    if body is None or _result_kept(registration):
         return None
     caller = ctree.function_name(owner)[0] or ""
     for handle in ctree.call_args(registration):
@@ -321,6 +321,25 @@ def _handle_sites(path: str, ident: Node) -> list | None:
             return [CallbackSite(caller, Location(path, ctree.span(stmt)), name, ends)
                     for stmt, name, ends in sites]
     return None
+
+
+def _result_kept(call: Node) -> bool:
+    """Whether the call's value goes somewhere (assigned, returned, passed on): what it returns
+    may be an object that keeps the callback (`capsule = PyCapsule_New(p, name, destructor)`).
+    A status tested where it is made is no such object."""
+    node, parent = call, call.parent
+    while parent is not None and parent.type == "parenthesized_expression":
+        node, parent = parent, parent.parent
+    if parent is None or parent.type == "expression_statement":
+        return False
+    if parent.type in ("if_statement", "while_statement"):
+        return parent.child_by_field_name("condition") != node
+    if parent.type == "unary_expression":
+        return parent.children[0].type != "!"
+    if parent.type == "binary_expression":
+        op = parent.child_by_field_name("operator")
+        return op is None or op.type not in ("==", "!=", "<", "<=", ">", ">=", "&&", "||")
+    return True
 
 
 def _plain_local(body: Node, name: str) -> bool:
