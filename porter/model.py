@@ -741,6 +741,7 @@ class ExtensionModule:
     callback_slots: tuple[CallbackSlot, ...] = ()  # analyze.callback_slots
     getset_closures: tuple[GetsetClosure, ...] = ()  # analyze.getset_closures
     closure_reads: tuple[ClosureReads, ...] = ()
+    pacing_counters: tuple[tuple[str | None, str], ...] = ()  # analyze.pacing_counters: global keys
     # (global, file): globals declared in the module's headers that a C file porter was not
     # given (but that includes one of those headers) names.
     outside_uses: tuple[tuple[str, str], ...] = ()

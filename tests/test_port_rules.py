@@ -2084,6 +2084,57 @@ def test_a_getset_closure_the_getter_does_not_only_dereference_keeps_the_global(
     assert "used-at-file-scope" in [it.code for it in mp.items if it.subject == "ErrA"]
 
 
+PACED = HEADER + """
+static void flush_all(void) { }
+static void hook(void *p)
+{
+    %s
+    %s
+}
+static PyObject *f(PyObject *m, PyObject *a) { return PyCapsule_New(m, "m.x", (PyCapsule_Destructor)hook); }
+static PyMethodDef one_method[] = {{"f", f, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    return PyModule_Create(&def);
+}
+"""
+
+
+@pytest.mark.parametrize("body", [
+    "if (++count == 100) { flush_all(); count = 0; }",
+    "count++; if (count >= 100) { flush_all(); count = 0; }",
+    "count += 1; if (100 < count) { count = 0; flush_all(); }",
+])
+def test_a_counter_that_only_paces_work_in_a_callback_becomes_atomic(body):
+    c = PACED % ("static unsigned long count = 0;", body)
+    mp, text = port(c)
+    assert "#if defined(_MSC_VER) && !defined(__clang__)\n    static unsigned long count = 0;\n#else\n" \
+           "    static _Atomic unsigned long count = 0;\n#endif" in text, text
+    assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
+    assert mp.posture.condition == "(defined(_MSC_VER) && !defined(__clang__))"
+    assert not [it for it in mp.items if not it.done and it.subject == "count"]
+    toolchain = find_toolchain()
+    if isinstance(toolchain, str):
+        pytest.skip(toolchain)
+    checked = check_module(mp.module, {"m.c": c.encode()}, {"m.c": text.encode()}, toolchain, None)
+    assert checked.compiled and checked.ok, checked.reason()
+
+
+@pytest.mark.parametrize(("declaration", "body"), [
+    ("static unsigned long count = 0;", "if (++count == 100) { count = 0; } printf(\"%%lu\", count);"),  # passed on
+    ("static unsigned long count = 0;", "unsigned long *p = &count; (*p)++;"),  # its address
+    ("static unsigned long count = 0;", "static unsigned long limit = 9; if (++count == limit) count = 0;"),
+    ("static unsigned long count = 0, other;", "if (++count == 100) count = 0;"),  # not alone on its line
+    ("static double count = 0;", "if (++count == 100) count = 0;"),  # not an integer
+])
+def test_a_counter_whose_value_goes_elsewhere_stays_a_plain_kept_global(declaration, body):
+    mp, text = port(PACED % (declaration, body))
+    assert "_Atomic" not in text
+    assert [it for it in mp.items if not it.done and it.subject == "count"]
+
+
 def test_a_callback_registered_by_a_call_whose_result_is_kept_is_not_called_back_during_the_call():
     """`capsule = PyCapsule_New(data, name, destructor)` with a local `data` handed to free()
     afterwards: the capsule keeps the destructor and calls it whenever it dies, not while the

@@ -36,6 +36,7 @@ from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style, pasted_module
 from porter.analyze.ownership import Ownership, ownership
+from porter.analyze.pacing_counters import collect_pacing_counters
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
 from porter.analyze.spec_types import collect_spec_helpers, collect_spec_makers, collect_spec_types
 from porter.analyze.types import collect_static_types, collect_substruct_tables
@@ -316,6 +317,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         null_self_sites=added.null_self_sites,
         instance_checks=once("instance checks", lambda: collect_instance_checks(indexes, macros, keys.in_file)),
         callback_slots=once("callback slots", lambda: collect_callback_slots(indexes, macros, keys.in_file)),
+        pacing_counters=collect_pacing_counters(indexes, list(module.globals)),
         **dict(zip(("getset_closures", "closure_reads"), once(
             "getset closures", lambda: collect_getset_closures(indexes, macros, keys.in_file)), strict=True)),
         spec_helpers=tuple(dataclasses.replace(h, function=keys.in_file(h.file, h.function),

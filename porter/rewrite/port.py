@@ -26,7 +26,7 @@ from porter.rewrite.edits import (
 from porter.rewrite.emit import Item, Step
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.plan import Plan, build_plan
-from porter.rewrite.planning.posture import Posture
+from porter.rewrite.planning.posture import Posture, atomic_counters
 from porter.rewrite.steps.clinic_input import ClinicInput
 from porter.rewrite.steps.exec_slot import ExecSlot
 from porter.rewrite.steps.gc_support import GcSupport
@@ -133,7 +133,10 @@ def _plan_module(module: ExtensionModule, layouts: dict[str, FileLayout], unsafe
         if result.failure is not None:
             failure = result.failure
             break
+    atomic = atomic_counters(module, plan.decisions.kept)
     for key, why in plan.decisions.kept.items():
+        if key in atomic:
+            continue  # made _Atomic (steps.once_per_process), which says so
         g = module.global_of(key)
         items.append(Item("state-struct", Applicability.MANUAL, g.file, g.span, f"{g.name} stays global: {why}",
                           False, ("global", *key), code=why.code, subject=g.name))

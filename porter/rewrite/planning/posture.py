@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from porter.model import ExtensionModule, GlobalKind, Severity
 from porter.rewrite.planning.decide import Decisions
+from porter.rewrite.planning.reach import GlobalKey
+from porter.rewrite.vocab import Reason
 
+# Compilers whose C has no `_Atomic` (MSVC without /experimental:c11atomics).
+NO_C11_ATOMICS = "defined(_MSC_VER) && !defined(__clang__)"
 PER_INTERPRETER_GIL = "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
 SHARED_GIL_ONLY = "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
 NOT_SUPPORTED = "Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED"
+
+
+def atomic_counters(module: ExtensionModule, kept: Mapping[GlobalKey, Reason]) -> set[GlobalKey]:
+    """The pacing counters that stay because their function cannot reach module state: they
+    become _Atomic (steps.once_per_process). One kept for another reason is reported as it is."""
+    return {key for key in module.pacing_counters if key in kept and kept[key].code == "unreachable-function"}
 
 
 @dataclass(frozen=True)
@@ -36,11 +47,18 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
     unconditional = False
     for key, why in sorted(decisions.kept.items(), key=lambda kv: kv[0][1]):
         g = module.global_of(key)
-        where = f" (only when {g.condition})" if g.condition else ""
-        reasons.append(f"{g.name} ({g.kind.value}) stays process-global{where}: {why.message}")
-        if g.condition:
-            if g.condition not in conditions:
-                conditions.append(g.condition)
+        condition = g.condition
+        if key in atomic_counters(module, decisions.kept):
+            # Made _Atomic (steps.once_per_process) wherever the compiler has C11 atomics.
+            condition = f"({condition}) && ({NO_C11_ATOMICS})" if condition else NO_C11_ATOMICS
+            reasons.append(f"{g.name} (a pacing counter) stays a plain process-wide integer when {condition} "
+                           f"(no C11 atomics): {why.message}")
+        else:
+            where = f" (only when {condition})" if condition else ""
+            reasons.append(f"{g.name} ({g.kind.value}) stays process-global{where}: {why.message}")
+        if condition:
+            if condition not in conditions:
+                conditions.append(condition)
         else:
             unconditional = True
         if g.kind.is_object_kind and g.kind is not GlobalKind.STATIC_TYPE:

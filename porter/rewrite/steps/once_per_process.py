@@ -20,6 +20,11 @@ object is the one every module object gets, as before the port.
 table of 32 exit functions); single-phase init made it once. The test is atomic because
 interpreters with their own GIL may load the module at the same time.
 
+A pacing counter that stays (`static int count; if (++count == 10000) { malloc_trim(0); count = 0; }`
+in an allocator callback: only incremented, reset and compared) becomes `_Atomic`, so that two
+interpreters counting at once cannot step over the limit; the plain declaration stays under `#if`
+for compilers without C11 atomics (MSVC), where the module claims a shared GIL only.
+
 Known problems: an assignment inside an expression (`if ((X = f()) == NULL)`) is left alone
 and reported.
 """
@@ -32,6 +37,7 @@ from porter.model import GlobalKind, Location, UseAccess
 from porter.render import render
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
+from porter.rewrite.planning.posture import NO_C11_ATOMICS, atomic_counters
 from porter.rewrite.planning.reach import key_order
 
 
@@ -40,6 +46,7 @@ class OncePerProcess:
 
     def run(self, plan: Plan) -> StepResult:
         out = Emitter(self.id, plan)
+        _atomic_pacing_counters(out, plan)
         exec_phase = plan.exec_phase
         for key in sorted(plan.decisions.kept, key=key_order):
             g = plan.module.global_of(key)
@@ -164,3 +171,21 @@ def _once_under_lock(lock: str, flag: str) -> tuple[Callable[[str], str], Callab
     def after(i: str) -> str:
         return f"\n{i}    {flag} = 1;\n{i}}}\n{i}PyThread_release_lock({lock}());"
     return before, after
+
+
+def _atomic_pacing_counters(out: Emitter, plan: Plan) -> None:
+    """A pacing counter that stays process-global becomes `_Atomic`, where the compiler has C11
+    atomics: interpreters with their own GIL may count at the same time (analyze.pacing_counters)."""
+    for key in sorted(atomic_counters(plan.module, plan.decisions.kept), key=key_order):
+        g = plan.module.global_of(key)
+        layout = plan.layout(g.file)
+        declaration = layout.text[g.declaration.start:g.declaration.end].decode()
+        # `static T c = 0;` alone on its line (analyze.pacing_counters).
+        atomic = "static _Atomic" + declaration[len("static"):]
+        indent = layout.line_indent(g.declaration.start)
+        with out.about(("global", *key)):
+            out.insert(g.file, layout.line_start(g.declaration.start), f"#if {NO_C11_ATOMICS}\n", order=-10)
+            out.insert(g.file, g.declaration.end, f"\n#else\n{indent}{atomic}\n#endif", order=10)
+        out.done(g.file, g.span, f"{g.name} only paces work across the process (it is incremented, reset and "
+                                 "compared): it stays process-global and becomes _Atomic, so that interpreters with "
+                                 "their own GIL count without a data race", key=("global", *key))
