@@ -73,9 +73,9 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
         return Access(AccessKind.EXEC)
     if RoleKind.CALLBACK in kinds and module.slots_storing(f.name) \
             and kinds <= {RoleKind.CALLBACK, RoleKind.HELPER}:
-        # Stored only in fields of the project's own structs, which are called with what their
-        # callers pass (planning.callback_slots): it takes the state like a helper.
-        # One that reaches state through what it is given (its user data) keeps that way.
+        # Kept in fields of the project's own structs (planning.callback_slots). One that reaches
+        # state through what it is given (its user data) keeps that way; else, when porter sees
+        # every call through those fields, it takes the state like a helper.
         acc = _callback_access(f, module, type_ok, called, first)
         if acc.kind is not AccessKind.NONE:
             return acc

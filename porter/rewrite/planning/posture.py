@@ -45,10 +45,11 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
     objects_left = False
     conditions: list[str] = []
     unconditional = False
+    atomic = atomic_counters(module, decisions.kept)
     for key, why in sorted(decisions.kept.items(), key=lambda kv: kv[0][1]):
         g = module.global_of(key)
         condition = g.condition
-        if key in atomic_counters(module, decisions.kept):
+        if key in atomic:
             # Made _Atomic (steps.once_per_process) wherever the compiler has C11 atomics.
             condition = f"({condition}) && ({NO_C11_ATOMICS})" if condition else NO_C11_ATOMICS
             reasons.append(f"{g.name} (a pacing counter) stays a plain process-wide integer when {condition} "

@@ -103,8 +103,9 @@ def direct_needs(module: ExtensionModule, movable: dict[GlobalKey, Global],
     # A getset row's closure that becomes an offset: its getter and setter read the field.
     for row in eligible_rows(module):
         if (None, row.global_name) in movable:
-            for name in {row.getter, row.setter} - {None}:
-                needs.setdefault(str(name), set()).add((None, row.global_name))
+            for name in (row.getter, row.setter):
+                if name:
+                    needs.setdefault(name, set()).add((None, row.global_name))
     for fm in module.find_module_uses:
         if fm.macro is None and fm.wants in ("state", "state-via") and fm.function \
                 and fm.function not in looked_up and fm.function not in finders:  # a finder goes
