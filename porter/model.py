@@ -456,6 +456,8 @@ class Function:
     # Its other definitions in exclusive #if branches of its file; `calls` holds theirs too.
     alternatives: tuple[Alternative, ...] = ()
     loader_hook: bool = False  # __attribute__((constructor)) or destructor: the loader calls it
+    # The words before its name in its definition and prototypes (`HIDDEN`, `static`, `PyObject`).
+    specifier_words: tuple[str, ...] = ()
 
     @property
     def c_name(self) -> str:

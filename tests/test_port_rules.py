@@ -2158,3 +2158,54 @@ static PyObject *make(PyObject *m, PyObject *unused)
     mp, text = port(c)
     assert "m_callback_state" not in text
     assert "unreachable-function" in [it.code for it in mp.items if it.subject == "Err"]
+
+
+def test_a_getset_closure_naming_a_static_type_keeps_it_static():
+    """A static type becomes a pointer in the state: the getter's `*(PyTypeObject *)closure`
+    would read the pointer as the type."""
+    c = GETSET_CLOSURE.replace("&ErrA}", "&T}").replace("static PyObject *ErrA;", "static PyObject *ErrA;\nstatic PyTypeObject T;")
+    mp, text = port(c % ("return Py_NewRef((PyObject *)&*(PyTypeObject *)closure);", "&ErrB"))
+    assert "&T}" in text and "offsetof(m_state, T)" not in text
+
+
+def test_a_callback_slot_declared_in_a_header_the_package_installs_keeps_its_signature():
+    header = "#include <Python.h>\ntypedef PyObject *(*conv_fn)(long v);\ntypedef struct { const char *name; conv_fn conv; } conv_entry;\n"
+    c = CALLBACK_SLOT.replace("typedef PyObject *(*conv_fn)(long v);\ntypedef struct { const char *name; conv_fn conv; } conv_entry;\n",
+                              '#include "m.h"\n') % (TABLE, "return table[i].conv(i);")
+    setup = b"from setuptools import setup, Extension\nsetup(name='m', headers=['m.h'], ext_modules=[Extension('m', ['m.c'])])\n"
+    result = port_files([("m.c", c.encode()), ("m.h", header.encode())],
+                        companions=Companions(build_files=(("setup.py", setup),)))
+    (mp,) = result.modules
+    assert "m.h" in mp.module.public_headers
+    text = result.new_text.get("m.c", c.encode()).decode()
+    assert "static PyObject *conv_err(long v)" in text
+    (item,) = [it for it in mp.items if it.subject == "Err" and it.code == "unreachable-function"]
+    assert "a header the package installs" in item.message
+
+
+@pytest.mark.parametrize(("conv_int", "ported"), [
+    # unmarked, and the project only stores it: exported for ctypes or dlsym callers
+    ("PyObject *conv_int(long v)", False),
+    # marked hidden like the project's other shared functions
+    ("HIDDEN PyObject *conv_int(long v)", True),
+    # static: not exported at all
+    ("static PyObject *conv_int(long v)", True),
+])
+def test_a_function_exported_on_purpose_keeps_its_signature(conv_int, ported):
+    c = ('#define HIDDEN __attribute__((visibility("hidden")))\n' + CALLBACK_SLOT).replace(
+        "static PyObject *conv_int(long v)", conv_int).replace(
+        "static PyObject *conv_err(long v)", "HIDDEN PyObject *conv_err(long v)") % (TABLE, "return table[i].conv(i);")
+    mp, text = port(c)
+    assert ("conv_err(m_state *state, long v)" in text) is ported, text
+    if not ported:
+        (item,) = [it for it in mp.items if it.subject == "Err" and it.code == "unreachable-function"]
+        assert "never calls it by name" in item.message
+
+
+def test_an_unmarked_function_the_project_calls_by_name_only_forgot_its_marker():
+    c = ('#define HIDDEN __attribute__((visibility("hidden")))\n' + CALLBACK_SLOT).replace(
+        "static PyObject *conv_err(long v)", "PyObject *conv_err(long v)").replace(
+        "static PyObject *conv_int(long v)", "HIDDEN PyObject *conv_int(long v)") % (
+        TABLE, "if (i < 0) return conv_err(i); return table[i].conv(i);")
+    mp, text = port(c)
+    assert "PyObject *conv_err(m_state *state, long v)" in text

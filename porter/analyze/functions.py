@@ -15,6 +15,7 @@ from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
 from porter.analyze.ownership import Ownership, owned
+from porter.lexer import identifiers
 from porter.model import (
     Alternative,
     Call,
@@ -333,6 +334,20 @@ class _Skeleton:
     taken: dict = field(default_factory=dict)  # address-taken uses -> (taken, sync sites)
 
 
+
+
+def _words_before(text: bytes, name_start: int) -> set[str]:
+    """The identifiers of a declaration before its name: back to the end of the statement,
+    block or directive line before it (comments skipped)."""
+    start = max(text.rfind(b";", 0, name_start), text.rfind(b"}", 0, name_start), text.rfind(b"{", 0, name_start))
+    directive = text.rfind(b"\n#", 0, name_start)
+    if directive > start:
+        start = text.find(b"\n", directive + 2, name_start)
+        while start > 0 and text[start - 1:start] == b"\\":  # a continued directive line
+            start = text.find(b"\n", start + 1, name_start)
+    return {t.text.decode() for t in identifiers(text, max(start + 1, 0), name_start, directives=False)}
+
+
 # `__attribute__((constructor))`: the dynamic loader calls it, with no arguments.
 _LOADER_HOOK = re.compile(rb"__attribute__\s*\(\([^;{]*\b(?:constructor|destructor)\b")
 
@@ -447,6 +462,13 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
                 if _is_reference(ident, fn) and not _spelled(ident, spelling_macros):
                     references.append((other.path, ident))
         ret = fn.child_by_field_name("type")
+        # The words before its name, in its definition and its prototypes: storage, visibility
+        # and export macros (`HIDDEN`, `PyAPI_FUNC`) among them.
+        words = _words_before(src.text, name_node.start_byte) if name_node is not None else set()
+        for p in prototypes:
+            if p.name_span is not None:
+                other_text = next(i.src.text for i in indexes if i.path == p.file)
+                words |= _words_before(other_text, p.name_span.start)
         fields = dict(
             name=name, file=index.path, span=ctree.span(fn),
             header=Span(fn.start_byte, body.start_byte if body is not None else fn.end_byte),
@@ -455,6 +477,7 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
             params=params, is_static="static" in ctree.storage(fn), calls=calls,
             loader_hook=_LOADER_HOOK.search(src.text, fn.start_byte, body.start_byte if body is not None
                                             else fn.end_byte) is not None,
+            specifier_words=tuple(sorted(words)),
         )
         if port_facts:
             fields.update(_port_fields(index, fn, body, name_node, fdecl, params),

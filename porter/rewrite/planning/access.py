@@ -80,7 +80,9 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
         if acc.kind is not AccessKind.NONE:
             return acc
         refusal = slot_refusal(f, module)
-        return Access(AccessKind.NONE, reason=refusal) if refusal else _helper_access(f, module, generated_callers)
+        if refusal:
+            return Access(AccessKind.NONE, reason=refusal)
+        return _helper_access(f, module, generated_callers, called)
     if RoleKind.CALLBACK in kinds:
         return _callback_access(f, module, type_ok, called, first)
     if RoleKind.MODULE_METHOD in kinds:
@@ -105,17 +107,18 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
     unreferenced = f.roles == (Role(RoleKind.UNREFERENCED),) and not f.loader_hook \
         and not _may_be_pasted(f.name, module)
     if f.only_helper or unreferenced:
-        return _helper_access(f, module, generated_callers)
+        return _helper_access(f, module, generated_callers, called)
     return Access(AccessKind.NONE, reason="role " + ", ".join(str(r) for r in f.roles))
 
 
-def _helper_access(f: Function, module: ExtensionModule, generated_callers: frozenset[str]) -> Access:
+def _helper_access(f: Function, module: ExtensionModule, generated_callers: frozenset[str],
+                   called: bool) -> Access:
     """A function only the module's own code calls takes the state as a new parameter, unless
     its signature is fixed for another reason."""
     if not f.is_static and f.name in capi.EXTERNAL_ENTRY_POINTS:
         return Access(AccessKind.NONE, reason=f"{f.name}() is called by name from outside the project (an "
                                               "entry point such as libFuzzer's): its signature is fixed")
-    public = _public_signature(f, module)
+    public = _public_signature(f, module, called)
     if public:
         return Access(AccessKind.NONE, reason=public)
     if f.name in generated_callers:
@@ -149,8 +152,12 @@ def _may_be_pasted(name: str, module: ExtensionModule) -> bool:
     return False
 
 
-def _public_signature(f: Function, module: ExtensionModule) -> str:
-    """Why `f`'s signature is public API (it cannot take a new parameter), or ''."""
+def _public_signature(f: Function, module: ExtensionModule, called: bool) -> str:
+    """Why `f`'s signature is public API (it cannot take a new parameter), or ''. `called`:
+    the project calls it by name."""
+    exported = _exported_on_purpose(f, module, called)
+    if exported:
+        return exported
     if not module.public_headers:
         return ""
     declared = next((p.file for p in f.prototypes if p.file in module.public_headers), None)
@@ -162,6 +169,34 @@ def _public_signature(f: Function, module: ExtensionModule) -> str:
                   and any(name == f.name for name, *_ in m.called())), None)
     if macro is not None:
         return f"macro {macro.name} in {macro.file}, a header the package installs, calls it"
+    return ""
+
+
+# Project macros that spell a symbol's visibility: `#define HIDDEN __attribute__((visibility("hidden")))`.
+_HIDDEN = re.compile(r"visibility\s*\(\s*\"(?:hidden|internal)\"")
+_EXPORTED = re.compile(r"visibility\s*\(\s*\"default\"|dllexport")
+
+
+def _exported_on_purpose(f: Function, module: ExtensionModule, called: bool) -> str:
+    """Why a function with external linkage is exported from the shared object on purpose
+    (ctypes or another library may call it by its symbol), or ''. Marked for export (a macro
+    for `visibility("default")` or `dllexport`), or, where the project marks its shared
+    functions hidden, left unmarked although the project never calls it by name: its linkage
+    serves someone else (a database driver's "not static and not hidden as we use ctypes to
+    test it"). One the project calls by name only forgot its marker."""
+    if f.is_static:
+        return ""
+    words = set(f.specifier_words)
+    exporting = {m.name for m in module.macros if _EXPORTED.search(m.body_text)}
+    if words & exporting or "dllexport" in words or {"visibility", "default"} <= words:
+        return f"{f.name}() is marked for export from the shared object: its signature is public"
+    hiding = {m.name for m in module.macros if _HIDDEN.search(m.body_text)}
+    if not hiding or words & hiding or {"visibility", "hidden"} <= words or called:
+        return ""
+    if any(set(g.specifier_words) & hiding for g in module.functions if not g.is_static):
+        return (f"{f.name}() has external linkage without the project's {sorted(hiding)[0]}, which its other "
+                "shared functions carry, and the project never calls it by name: it is exported for other code "
+                "(ctypes, say) to call by its symbol, so its signature is public")
     return ""
 
 

@@ -34,6 +34,9 @@ def slot_refusal(f: Function, module: ExtensionModule) -> str:
 def _refusal(slot: CallbackSlot, module: ExtensionModule) -> str:
     if slot.refusal:
         return slot.refusal
+    public = next((loc.file for loc in slot.param_lists if loc.file in module.public_headers), None)
+    if public is not None:
+        return f"its signature is in {public}, a header the package installs: it is public API"
     for name in slot.functions:
         f = module.function(name)
         if f is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from porter.model import ClosureReads, ExtensionModule, GetsetClosure, Use
+from porter.model import ClosureReads, ExtensionModule, GetsetClosure, GlobalKind, Use
 from porter.rewrite.vocab import Reason
 
 GlobalKey = tuple[str | None, str]  # as planning.reach has it (which reads this module)
@@ -32,6 +32,9 @@ def eligible_rows(module: ExtensionModule) -> tuple[GetsetClosure, ...]:
             macro_rows[row.macro] = macro_rows.get(row.macro, 0) + 1
     out = []
     for row in module.getset_closures:
+        g = next((g for g in module.globals if g.function is None and g.name == row.global_name), None)
+        if g is None or g.kind is GlobalKind.STATIC_TYPE:
+            continue  # a static type becomes a pointer in the state: `*(PyTypeObject *)closure` would not hold
         functions = [f for f in (row.getter, row.setter) if f]
         if not functions or any(module.function(f) is None or not reads.get(f)
                                 or any(r.other_uses or r.other_rows for r in reads[f]) for f in functions):
