@@ -458,6 +458,7 @@ class Function:
     loader_hook: bool = False  # __attribute__((constructor)) or destructor: the loader calls it
     # The words before its name in its definition and prototypes (`HIDDEN`, `static`, `PyObject`).
     specifier_words: tuple[str, ...] = ()
+    returns_pointer: bool = False  # `T *f(...)`: NULL can say it failed
 
     @property
     def c_name(self) -> str:

@@ -2183,23 +2183,42 @@ def test_a_callback_slot_declared_in_a_header_the_package_installs_keeps_its_sig
     assert "a header the package installs" in item.message
 
 
-@pytest.mark.parametrize(("conv_int", "ported"), [
+@pytest.mark.parametrize(("conv_int", "split"), [
     # unmarked, and the project only stores it: exported for ctypes or dlsym callers
-    ("PyObject *conv_int(long v)", False),
+    ("PyObject *conv_int(long v)", True),
     # marked hidden like the project's other shared functions
-    ("HIDDEN PyObject *conv_int(long v)", True),
+    ("HIDDEN PyObject *conv_int(long v)", False),
     # static: not exported at all
-    ("static PyObject *conv_int(long v)", True),
+    ("static PyObject *conv_int(long v)", False),
 ])
-def test_a_function_exported_on_purpose_keeps_its_signature(conv_int, ported):
+def test_a_function_exported_on_purpose_keeps_its_signature_for_outside_callers(conv_int, split):
     c = ('#define HIDDEN __attribute__((visibility("hidden")))\n' + CALLBACK_SLOT).replace(
         "static PyObject *conv_int(long v)", conv_int).replace(
         "static PyObject *conv_err(long v)", "HIDDEN PyObject *conv_err(long v)") % (TABLE, "return table[i].conv(i);")
     mp, text = port(c)
-    assert ("conv_err(m_state *state, long v)" in text) is ported, text
-    if not ported:
-        (item,) = [it for it in mp.items if it.subject == "Err" and it.code == "unreachable-function"]
-        assert "never calls it by name" in item.message
+    assert "conv_err(m_state *state, long v)" in text, text
+    # The slot holds the function that takes the state; the exported one finds it.
+    assert ('{"i", conv_int_impl}' in text and "PyObject *conv_int_impl(m_state *state, long v)" in text
+            and "\nconv_int(long v)\n{\n    m_state *state = m_state_of_this_interpreter();" in text) is split, text
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    toolchain = find_toolchain()
+    if isinstance(toolchain, str):
+        pytest.skip(toolchain)
+    checked = check_module(mp.module, {"m.c": c.encode()}, {"m.c": text.encode()}, toolchain, None)
+    assert checked.compiled and checked.ok, checked.reason()
+
+
+def test_a_function_exported_on_purpose_that_cannot_say_it_failed_keeps_the_slot_as_it_is():
+    """An exported function returning `long` has no NULL to return when the calling interpreter
+    did not import the module: it is not split, and its slot stays as it is."""
+    c = ('#define HIDDEN __attribute__((visibility("hidden")))\n' + CALLBACK_SLOT).replace(
+        "static PyObject *conv_err(long v)", "HIDDEN PyObject *conv_err(long v)").replace(
+        "%s", "long exported_twice(long v) { return table[0].conv(v) != NULL ? 2 * v : 0; }\n%s", 1)
+    c = c.replace("PyObject *(*conv_fn)(long v)", "PyObject *(*conv_fn)(long v)") % (TABLE, "return table[i].conv(i);")
+    mp, text = port(c)
+    assert "long exported_twice(long v)" in text
+    (item,) = [it for it in mp.items if it.subject == "Err" and it.code == "unreachable-function"]
+    assert "never calls it by name" in item.message, item.message
 
 
 def test_an_unmarked_function_the_project_calls_by_name_only_forgot_its_marker():

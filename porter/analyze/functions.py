@@ -478,6 +478,7 @@ def _skeletons(indexes: list[FileIndex], spelling_macros: frozenset[str], keys: 
             loader_hook=_LOADER_HOOK.search(src.text, fn.start_byte, body.start_byte if body is not None
                                             else fn.end_byte) is not None,
             specifier_words=tuple(sorted(words)),
+            returns_pointer=(d := fn.child_by_field_name("declarator")) is not None and d.type == "pointer_declarator",
         )
         if port_facts:
             fields.update(_port_fields(index, fn, body, name_node, fdecl, params),

@@ -100,6 +100,14 @@ def split_wrapper(header: str, name: str, params: str, impl: str, args: str) -> 
     return f"{header}\n{name}({params})\n{{\n    return {impl}({args});\n}}"
 
 
+def exported_wrapper(header: str, name: str, params: str, impl: str, args: str, state_decl: str,
+                     state_var: str) -> str:
+    """A function other code calls by its symbol, split: it keeps its signature, finds the state
+    of the module this interpreter imported and hands it to `<name>_impl`."""
+    return (f"{header}\n{name}({params})\n{{\n    {state_decl}\n    if ({state_var} == NULL) {{\n"
+            f"        return NULL;\n    }}\n    return {impl}({args});\n}}")
+
+
 def state_header(path: str, module_name: str, block: str) -> str:
     """porter's own header for a module whose files share none it can use: guarded, after the
     including file's own includes (the state's field types come from them)."""

@@ -87,6 +87,9 @@ class Names:
     # get_readline_state(PyObject *module)` over PyModule_GetState): its function, which the
     # state block declares instead of defining a second one.
     own_get_state: str = ""
+    # Finds the state of the module this interpreter imported, for functions that code outside
+    # calls by their symbol (planning.access: exported on purpose).
+    state_of_interpreter: str = ""
 
     def saved_callback_state(self, n: int) -> str:
         """The local that keeps the previous thread-local value around the n-th publishing call."""

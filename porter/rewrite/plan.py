@@ -433,6 +433,8 @@ def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAl
         runtime_slots=allocator.fresh(f"{base}_add_runtime_slots"))
     if own is not None:
         names = replace(names, own_get_state=own.name)
+    if any(decisions.access[name].kind is AccessKind.SPLIT and not decisions.access[name].params for name in impl):
+        names = replace(names, state_of_interpreter=allocator.fresh(f"{base}_state_of_this_interpreter"))
     if decisions.last_module or decisions.last_module_macros:
         names = replace(names, last_module=allocator.fresh(f"{base}_last_module"),
                         last_module_interp=allocator.fresh(f"{base}_last_module_interp"),

@@ -114,7 +114,12 @@ def _function_access(f: Function, module: ExtensionModule, type_ok: set[str], ca
 def _helper_access(f: Function, module: ExtensionModule, generated_callers: frozenset[str],
                    called: bool) -> Access:
     """A function only the module's own code calls takes the state as a new parameter, unless
-    its signature is fixed for another reason."""
+    its signature is fixed for another reason. One exported on purpose is split: its `_impl`
+    takes the state, and it keeps its signature for outside callers (it returns a pointer, so
+    that it can fail when this interpreter did not import the module)."""
+    exported = _exported_on_purpose(f, module, called)
+    if exported and f.returns_pointer and not f.defined_by and not f.alternatives and f.name_span is not None:
+        return Access(AccessKind.SPLIT, (), reason=exported)
     if not f.is_static and f.name in capi.EXTERNAL_ENTRY_POINTS:
         return Access(AccessKind.NONE, reason=f"{f.name}() is called by name from outside the project (an "
                                               "entry point such as libFuzzer's): its signature is fixed")

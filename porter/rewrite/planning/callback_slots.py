@@ -77,7 +77,8 @@ def all_or_none(module: ExtensionModule, access: dict[str, Access]) -> dict[str,
             functions = slot.functions
             current = [(name, out.get(name, access.get(name))) for name in functions]
             blocking = next(((name, acc) for name, acc in current
-                             if acc is None or acc.kind is not AccessKind.HELPER), None)
+                             if acc is None or acc.kind not in _TAKES_STATE
+                             or (acc.kind is AccessKind.SPLIT and _stored_by_alias(slot, name))), None)
             if blocking is None:
                 continue
             other, other_access = blocking
@@ -87,11 +88,21 @@ def all_or_none(module: ExtensionModule, access: dict[str, Access]) -> dict[str,
             else:
                 why = f"{other}() is stored there too and reaches module state through its own arguments"
             for name, acc in current:
-                if acc is not None and acc.kind is AccessKind.HELPER:
+                if acc is not None and acc.kind in _TAKES_STATE:
                     out[name] = Access(AccessKind.NONE, reason=(
                         f"its address is stored in {_describe(slot)}, whose signature porter keeps: {why}"))
                     changed = True
     return out
+
+
+# The stored functions that take the state first: helpers, and functions split into an `_impl`
+# that takes it (exported ones: the slot then holds the `_impl`).
+_TAKES_STATE = (AccessKind.HELPER, AccessKind.SPLIT)
+
+
+def _stored_by_alias(slot: CallbackSlot, name: str) -> bool:
+    """A store names it through a macro: its `_impl` cannot be put there."""
+    return any(s.function == name and s.aliases for s in slot.stores)
 
 
 def ported_slots(module: ExtensionModule, helpers: frozenset[str] | set[str]) -> list[CallbackSlot]:
@@ -106,7 +117,7 @@ def slot_edges(module: ExtensionModule, access: dict[str, Access]) -> list[tuple
     edges: list[tuple[str, str]] = []
     for slot in module.callback_slots:
         functions = [name for name in slot.functions
-                     if (acc := access.get(name)) is not None and acc.kind is AccessKind.HELPER]
+                     if (acc := access.get(name)) is not None and acc.kind in _TAKES_STATE]
         if not functions or len(functions) != len(slot.functions):
             continue
         edges += [(a, b) for a in functions for b in functions if a != b]

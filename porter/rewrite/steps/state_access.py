@@ -217,9 +217,18 @@ def _split(out: Emitter, plan: Plan, f: Function, acc: Access) -> None:
         out.edit(f.file, f.name_span, impl)
         _add_parameter(out, plan, f, prototypes=False)
         params = ", ".join(p.type_text for p in f.params)
-        args = ", ".join([f"{names.get_state}({acc.params[0]})"] + [p.name or "" for p in f.params])
         header = layout.text_of(Span(f.header.start, f.name_span.start)).replace("\n", " ").strip()
-        out.insert(f.file, f.span.end, "\n\n" + cbuild.split_wrapper(header, f.c_name, params, impl, args))
+        if acc.params:
+            args = ", ".join([f"{names.get_state}({acc.params[0]})"] + [p.name or "" for p in f.params])
+            wrapper = cbuild.split_wrapper(header, f.c_name, params, impl, args)
+        else:
+            # Exported on purpose: outside code calls it by its symbol, with no module to give.
+            args = ", ".join([names.state_var] + [p.name or "" for p in f.params])
+            wrapper = cbuild.exported_wrapper(
+                header, f.c_name, params, impl, args,
+                cbuild.state_declaration(names.state_type, names.state_var, f"{names.state_of_interpreter}()"),
+                names.state_var)
+        out.insert(f.file, f.span.end, "\n\n" + wrapper)
         for proto in f.prototypes:
             if proto.name_span is None or proto.param_list is None:
                 continue
@@ -232,8 +241,13 @@ def _split(out: Emitter, plan: Plan, f: Function, acc: Access) -> None:
             if plan.state_tagged and plan.names_state_early(proto.file, proto.span.start):
                 _declare_state_tag(out, plan, proto.file, proto.span.start)
             out.insert(proto.file, proto.span.end, "\n" + renamed)
-    out.done(f.file, f.header, f"{f.name}() is a module method that other functions also call directly: "
-                               f"{impl}(state, ...) does the work and {f.name}() finds the state for it",
+    if acc.params:
+        what = f"{f.name}() is a module method that other functions also call directly"
+        finds = "finds the state for it"
+    else:
+        what = f"{f.name}() is exported for code outside the module to call by its symbol"
+        finds = "keeps its signature and finds the state of the module the calling interpreter imported"
+    out.done(f.file, f.header, f"{what}: {impl}(state, ...) does the work and {f.name}() {finds}",
              key=("function", f.name))
 
 
@@ -273,7 +287,7 @@ def _add_parameter(out: Emitter, plan: Plan, f: Function, prototypes: bool = Tru
                 out.edit(file, Span(plist.start + 1, plist.end - 1), text)
             else:
                 out.insert(file, plist.start + 1, text + ", ")
-    if not f.is_static:
+    if not f.is_static and f.name not in plan.names.impl:  # a split one keeps its signature
         what = "the module" if param else "a state parameter"
         out.done(f.file, f.header, f"{f.name}() has external linkage and now takes {what}: "
                                    "code outside these files that calls it must pass one", key=("function", f.name))
@@ -418,7 +432,10 @@ def _pass_state_through_slots(out: Emitter, plan: Plan) -> None:
                     out.insert(loc.file, loc.span.start + 1, text + ", ")
             for call in slot.calls:
                 _pass_state(out, plan, call.file, "", call.span.start, call.at, call.empty)
-        functions = ", ".join(f"{name}()" for name in slot.functions)
+            for store in slot.stores:
+                if store.function in plan.names.impl:  # split: the slot holds the function that takes the state
+                    out.edit(store.location.file, store.location.span, plan.names.impl[store.function])
+        functions = ", ".join(f"{plan.names.impl.get(name, name)}()" for name in slot.functions)
         where = slot.param_lists[0] if slot.param_lists else None
         if where is not None:
             out.done(where.file, where.span, f"the callback slot {slot.name} ({', '.join(slot.fields)}) takes the "

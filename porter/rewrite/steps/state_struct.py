@@ -172,6 +172,7 @@ def _insert_block(out: Emitter, plan: Plan) -> None:
         # one file with the callbacks and the calls that make them instead.
         callback_state=names.callback_state if plan.needs_callback_state and not shared_header else None,
         thread_local=names.thread_local,
+        state_of_interpreter=names.state_of_interpreter, module_name=plan.module.name,
         last_module=names.last_module, last_module_interp=names.last_module_interp,
         find_last_module=names.find_last_module,
         # A header declares them; the file with exec defines them (module-def).
