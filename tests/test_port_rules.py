@@ -34,6 +34,15 @@ def port(c: str, unsafe: bool = False):
     return mp, text
 
 
+def assert_compiles(mp, c: str, text: str) -> None:
+    """The port of `m.c` compiles with no diagnostic the original did not have."""
+    toolchain = find_toolchain()
+    if isinstance(toolchain, str):
+        pytest.skip(toolchain)
+    checked = check_module(mp.module, {"m.c": c.encode()}, {"m.c": text.encode()}, toolchain, None)
+    assert checked.compiled and checked.ok, checked.reason()
+
+
 ONE_METHOD = """static PyMethodDef one_method[] = {{"%s", %s, %s, NULL}, {NULL, NULL, 0, NULL}};
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};
 PyMODINIT_FUNC
@@ -2012,11 +2021,7 @@ def test_functions_kept_in_the_module_s_own_function_pointer_fields_take_the_sta
     assert "static PyObject *conv_int(m_state *state, long v)" in text  # one signature for all
     assert "(state, i)" in text
     assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
-    toolchain = find_toolchain()
-    if isinstance(toolchain, str):
-        pytest.skip(toolchain)
-    checked = check_module(mp.module, {"m.c": c.encode()}, {"m.c": text.encode()}, toolchain, None)
-    assert checked.compiled and checked.ok, checked.reason()
+    assert_compiles(mp, c, text)
 
 
 @pytest.mark.parametrize(("decls", "body", "why"), [
@@ -2065,11 +2070,7 @@ def test_a_getset_closure_naming_a_global_becomes_its_offset_in_the_state():
     assert "(void *)offsetof(m_state, ErrA)}" in text and "(void *)offsetof(m_state, ErrB)}" in text
     assert "*(PyObject **)((char *)state + (Py_ssize_t)closure)" in text
     assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
-    toolchain = find_toolchain()
-    if isinstance(toolchain, str):
-        pytest.skip(toolchain)
-    checked = check_module(mp.module, {"m.c": c.encode()}, {"m.c": text.encode()}, toolchain, None)
-    assert checked.compiled and checked.ok, checked.reason()
+    assert_compiles(mp, c, text)
 
 
 @pytest.mark.parametrize(("body", "other"), [
@@ -2115,11 +2116,7 @@ def test_a_counter_that_only_paces_work_in_a_callback_becomes_atomic(body):
     assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
     assert mp.posture.condition == "(defined(_MSC_VER) && !defined(__clang__))"
     assert not [it for it in mp.items if not it.done and it.subject == "count"]
-    toolchain = find_toolchain()
-    if isinstance(toolchain, str):
-        pytest.skip(toolchain)
-    checked = check_module(mp.module, {"m.c": c.encode()}, {"m.c": text.encode()}, toolchain, None)
-    assert checked.compiled and checked.ok, checked.reason()
+    assert_compiles(mp, c, text)
 
 
 @pytest.mark.parametrize(("declaration", "body"), [
@@ -2201,11 +2198,7 @@ def test_a_function_exported_on_purpose_keeps_its_signature_for_outside_callers(
     assert ('{"i", conv_int_impl}' in text and "PyObject *conv_int_impl(m_state *state, long v)" in text
             and "\nconv_int(long v)\n{\n    m_state *state = m_state_of_this_interpreter();" in text) is split, text
     assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
-    toolchain = find_toolchain()
-    if isinstance(toolchain, str):
-        pytest.skip(toolchain)
-    checked = check_module(mp.module, {"m.c": c.encode()}, {"m.c": text.encode()}, toolchain, None)
-    assert checked.compiled and checked.ok, checked.reason()
+    assert_compiles(mp, c, text)
 
 
 def test_a_function_exported_on_purpose_that_cannot_say_it_failed_keeps_the_slot_as_it_is():
