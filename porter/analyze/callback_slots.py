@@ -41,7 +41,6 @@ _TESTS = {"!", "==", "!=", "&&", "||"}
 @dataclass
 class _Field:
     name: str
-    struct: str  # the struct's typedef name or tag
     slot: str  # the slot it belongs to
     location: Location
 
@@ -112,16 +111,18 @@ def collect_callback_slots(indexes: list[FileIndex], macros: MacroTable, key_of)
                         else:
                             continue
                         slot.fields.append(name)
-                        fields.append(_Field(name, owner, slot_name, where))
+                        fields.append(_Field(name, slot_name, where))
     if not slots:
         return ()
     slot_of_field: dict[str, _Slot] = {}
+    declared_in: dict[str, set[str]] = {}  # field name -> the slots declaring a field of that name
+    for f in fields:
+        declared_in.setdefault(f.name, set()).add(f.slot)
     for f in fields:
         slot = slots[f.slot]
         if _CAPI_FIELD.fullmatch(f.name):
             slot.refuse(f"its field {f.name} has the name of a field of CPython's structs")
-        elif len(field_decls.get(f.name, ())) > 1 and any(
-                slot_of_field.get(f.name) not in (None, slot) or g.slot != f.slot for g in fields if g.name == f.name):
+        elif len(declared_in[f.name]) > 1:
             slot.refuse(f"another struct has a field named {f.name} too")
         elif len(field_decls[f.name]) > sum(1 for g in fields if g.name == f.name):
             slot.refuse(f"another struct has a field named {f.name} that is not a function pointer")
