@@ -2183,8 +2183,9 @@ def test_a_callback_slot_declared_in_a_header_the_package_installs_keeps_its_sig
 @pytest.mark.parametrize(("conv_int", "split"), [
     # unmarked, and the project only stores it: exported for ctypes or dlsym callers
     ("PyObject *conv_int(long v)", True),
-    # marked hidden like the project's other shared functions
+    # marked hidden like the project's other shared functions, through the macro or spelled out
     ("HIDDEN PyObject *conv_int(long v)", False),
+    ('__attribute__((visibility("hidden"))) PyObject *conv_int(long v)', False),
     # static: not exported at all
     ("static PyObject *conv_int(long v)", False),
 ])
@@ -2221,3 +2222,12 @@ def test_an_unmarked_function_the_project_calls_by_name_only_forgot_its_marker()
         TABLE, "if (i < 0) return conv_err(i); return table[i].conv(i);")
     mp, text = port(c)
     assert "PyObject *conv_err(m_state *state, long v)" in text
+
+
+@pytest.mark.parametrize("marker", ["PyAPI_FUNC(PyObject *)", "Py_EXPORTED_SYMBOL PyObject *",
+                                    '__attribute__((visibility("default"))) PyObject *'])
+def test_a_function_marked_for_export_is_split_for_its_outside_callers(marker):
+    c = CALLBACK_SLOT.replace("static PyObject *conv_int(long v)", f"{marker} conv_int(long v)") % (
+        TABLE, "return table[i].conv(i);")
+    mp, text = port(c)
+    assert '{"i", conv_int_impl}' in text and "m_state *state = m_state_of_this_interpreter();" in text, text

@@ -15,7 +15,7 @@ from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
 from porter.analyze.ownership import Ownership, owned
-from porter.lexer import identifiers
+from porter.lexer import tokenize
 from porter.model import (
     Alternative,
     Call,
@@ -337,15 +337,17 @@ class _Skeleton:
 
 
 def _words_before(text: bytes, name_start: int) -> set[str]:
-    """The identifiers of a declaration before its name: back to the end of the statement,
-    block or directive line before it (comments skipped)."""
+    """The identifiers of a declaration before its name, and the words of its string literals
+    (`visibility("hidden")`): back to the end of the statement, block or directive line before
+    it (comments skipped)."""
     start = max(text.rfind(b";", 0, name_start), text.rfind(b"}", 0, name_start), text.rfind(b"{", 0, name_start))
     directive = text.rfind(b"\n#", 0, name_start)
     if directive > start:
         start = text.find(b"\n", directive + 2, name_start)
         while start > 0 and text[start - 1:start] == b"\\":  # a continued directive line
             start = text.find(b"\n", start + 1, name_start)
-    return {t.text.decode() for t in identifiers(text, max(start + 1, 0), name_start, directives=False)}
+    return {t.text.decode().strip('"') for t in tokenize(text, max(start + 1, 0), name_start, directives=False)
+            if t.kind == "ident" or (t.kind == "string" and t.text[1:-1].decode().isidentifier())}
 
 
 # `__attribute__((constructor))`: the dynamic loader calls it, with no arguments.

@@ -180,6 +180,8 @@ def _public_signature(f: Function, module: ExtensionModule, called: bool) -> str
 # Project macros that spell a symbol's visibility: `#define HIDDEN __attribute__((visibility("hidden")))`.
 _HIDDEN = re.compile(r"visibility\s*\(\s*\"(?:hidden|internal)\"")
 _EXPORTED = re.compile(r"visibility\s*\(\s*\"default\"|dllexport")
+# CPython's own export macros, on a function the project defines.
+_CAPI_EXPORT_MACROS = frozenset({"PyAPI_FUNC", "Py_EXPORTED_SYMBOL"})
 
 
 def _exported_on_purpose(f: Function, module: ExtensionModule, called: bool) -> str:
@@ -192,7 +194,7 @@ def _exported_on_purpose(f: Function, module: ExtensionModule, called: bool) -> 
     if f.is_static:
         return ""
     words = set(f.specifier_words)
-    exporting = {m.name for m in module.macros if _EXPORTED.search(m.body_text)}
+    exporting = {m.name for m in module.macros if _EXPORTED.search(m.body_text)} | _CAPI_EXPORT_MACROS
     if words & exporting or "dllexport" in words or {"visibility", "default"} <= words:
         return f"{f.name}() is marked for export from the shared object: its signature is public"
     hiding = {m.name for m in module.macros if _HIDDEN.search(m.body_text)}
