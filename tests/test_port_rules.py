@@ -57,6 +57,14 @@ PyInit_m(void)
 """
 
 
+def plain_init(flags: str) -> str:
+    """One function `f` (with `flags`) in the method table, the definition, and an init that
+    only creates the module."""
+    return ('static PyMethodDef one_method[] = {{"f", f, ' + flags + ', NULL}, {NULL, NULL, 0, NULL}};\n'
+            'static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};\n'
+            "PyMODINIT_FUNC\nPyInit_m(void)\n{\n    return PyModule_Create(&def);\n}\n")
+
+
 def with_method(functions: str, name: str, flags: str) -> str:
     """A module with the global exception Err, `functions`, and `name` as its one method."""
     return HEADER + "static PyObject *Err;\n" + functions + ONE_METHOD % (name, name, flags)
@@ -1835,14 +1843,7 @@ static PyObject *cb;
 %s
 long poll_locked(long t) { return cb != NULL ? t : -t; }
 static PyObject *f(PyObject *m, PyObject *a) { Py_XSETREF(cb, Py_NewRef(a)); Py_RETURN_NONE; }
-static PyMethodDef one_method[] = {{"f", f, METH_O, NULL}, {NULL, NULL, 0, NULL}};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};
-PyMODINIT_FUNC
-PyInit_m(void)
-{
-    return PyModule_Create(&def);
-}
-"""
+""" + plain_init("METH_O")
 
 
 @pytest.mark.parametrize("macro", [
@@ -1984,18 +1985,7 @@ static PyObject *conv_err(long v) { PyErr_Format(Err, "bad %%ld", v); return NUL
 static PyObject *conv_int(long v) { return PyLong_FromLong(v); }
 %s
 static PyObject *f(PyObject *m, PyObject *a) { long i = PyLong_AsLong(a); %s }
-static PyMethodDef one_method[] = {{"f", f, METH_O, NULL}, {NULL, NULL, 0, NULL}};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};
-PyMODINIT_FUNC
-PyInit_m(void)
-{
-    PyObject *m = PyModule_Create(&def);
-    if (m == NULL)
-        return NULL;
-    Err = PyErr_NewException("m.Err", NULL, NULL);
-    return m;
-}
-"""
+""" + ONE_METHOD % ("f", "f", "METH_O")
 TABLE = 'static conv_entry table[] = {{"i", conv_int}, {"e", conv_err}};'
 
 
@@ -2093,14 +2083,7 @@ static void hook(void *p)
     %s
 }
 static PyObject *f(PyObject *m, PyObject *a) { return PyCapsule_New(m, "m.x", (PyCapsule_Destructor)hook); }
-static PyMethodDef one_method[] = {{"f", f, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
-static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, one_method};
-PyMODINIT_FUNC
-PyInit_m(void)
-{
-    return PyModule_Create(&def);
-}
-"""
+""" + plain_init("METH_NOARGS")
 
 
 @pytest.mark.parametrize("body", [

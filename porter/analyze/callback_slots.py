@@ -74,7 +74,7 @@ def collect_callback_slots(indexes: list[FileIndex], macros: MacroTable, key_of)
     fields: list[_Field] = []
     field_decls: dict[str, list[Location]] = {}  # every field name the project declares -> where
     for idx in indexes:
-        for node in _file_scope(idx.src.root):
+        for node in ctree.file_scope(idx.src.root):
             if node.type == "type_definition":
                 for d in node.children_by_field_name("declarator"):
                     plist = _function_pointer_params(d)
@@ -86,7 +86,7 @@ def collect_callback_slots(indexes: list[FileIndex], macros: MacroTable, key_of)
                 structs.append(_read_struct(idx, spec, node))
     slots: dict[str, _Slot] = {}
     for idx in indexes:
-        for node in _file_scope(idx.src.root):
+        for node in ctree.file_scope(idx.src.root):
             for spec in _struct_specifiers(node):
                 owner = _struct_names(spec, node)
                 for decl in _field_declarations(spec):
@@ -136,15 +136,6 @@ def collect_callback_slots(indexes: list[FileIndex], macros: MacroTable, key_of)
     _refuse_escaping(indexes, structs, slot_of_field, macros)
     return tuple(CallbackSlot(s.name, tuple(s.fields), tuple(s.param_lists), tuple(s.statements), tuple(s.stores),
                               tuple(s.calls), s.refusal) for s in sorted(slots.values(), key=lambda s: s.name))
-
-
-def _file_scope(root: Node) -> Iterator[Node]:
-    for node in root.children:
-        if node.type.startswith("preproc_") and node.type not in ("preproc_def", "preproc_function_def",
-                                                                  "preproc_include", "preproc_call"):
-            yield from _file_scope(node)
-        else:
-            yield node
 
 
 def _struct_specifiers(node: Node) -> list[Node]:
@@ -548,7 +539,7 @@ def _refuse_escaping(indexes: list[FileIndex], structs: list[_Struct], slot_of_f
                 in_function.setdefault((idx.path, fn.start_byte, name), set()).update(held_slots)
         for nodes in idx.functions.values():
             for fn in nodes:
-                for param in _parameters(fn):
+                for param in ctree.parameters(fn):
                     for name, held_slots in declared(param):
                         in_function.setdefault((idx.path, fn.start_byte, name), set()).update(held_slots)
     if not at_file_scope and not in_function:
@@ -573,11 +564,3 @@ def _refuse_escaping(indexes: list[FileIndex], structs: list[_Struct], slot_of_f
                     line = idx.src.line_col(call.start_byte)[0]
                     slot.refuse(f"{callee}() at {idx.path}:{line} is given {name}, which holds it: code outside "
                                 "the project may call through it")
-
-
-def _parameters(fn: Node) -> list[Node]:
-    declarator = fn.child_by_field_name("declarator")
-    while declarator is not None and declarator.type != "function_declarator":
-        declarator = declarator.child_by_field_name("declarator")
-    params = declarator.child_by_field_name("parameters") if declarator is not None else None
-    return [p for p in params.named_children if p.type == "parameter_declaration"] if params is not None else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from bisect import bisect_right
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from porter.model import Span
@@ -177,6 +178,23 @@ def function_name(fn: Node) -> tuple[str | None, Node | None, Node | None]:
             continue
         return None, None, None
     return None, None, None
+
+
+def file_scope(root: Node) -> Iterator[Node]:
+    """Top-level nodes, including those inside #if blocks and include guards."""
+    for node in root.children:
+        if node.type.startswith("preproc_") and node.type not in ("preproc_def", "preproc_function_def",
+                                                                  "preproc_include", "preproc_call"):
+            yield from file_scope(node)
+        else:
+            yield node
+
+
+def parameters(fn: Node) -> list[Node]:
+    """The parameter declarations of a function definition."""
+    declarator = function_name(fn)[2]
+    params = declarator.child_by_field_name("parameters") if declarator is not None else None
+    return [p for p in params.named_children if p.type == "parameter_declaration"] if params is not None else []
 
 
 def enclosing_function(node: Node) -> Node | None:

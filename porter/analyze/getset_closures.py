@@ -152,11 +152,7 @@ def _macro_closure(macro: Macro) -> tuple[str, Span, str | None, str | None] | N
 
 def _closure_reads(idx: FileIndex, fn: Node, key: str) -> ClosureReads:
     """Where `fn` reads its closure (its last parameter) as `*(T *)closure`."""
-    declarator = fn.child_by_field_name("declarator")
-    while declarator is not None and declarator.type != "function_declarator":
-        declarator = declarator.child_by_field_name("declarator")
-    params = declarator.child_by_field_name("parameters") if declarator is not None else None
-    named = [p for p in params.named_children if p.type == "parameter_declaration"] if params is not None else []
+    named = ctree.parameters(fn)
     name = ctree.read_declarator(named[-1].child_by_field_name("declarator")).name \
         if named and named[-1].child_by_field_name("declarator") is not None else None
     body = fn.child_by_field_name("body")

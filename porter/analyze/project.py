@@ -396,7 +396,7 @@ def _type_definitions(idx: FileIndex) -> list[TypeDefinition]:
 
     out: list[TypeDefinition] = []
     text = idx.src.text
-    for node in _file_scope(idx.src.root):
+    for node in ctree.file_scope(idx.src.root):
         names: list[str] = []
         if node.type == "type_definition":
             names = [d.text.decode() for d in node.children_by_field_name("declarator") if d.type == "type_identifier"]
@@ -913,7 +913,7 @@ def _state_struct(indexes: list[FileIndex], definition) -> StateStructDefinition
         return None
     name = operand[1]
     for idx in indexes:
-        for node in _file_scope(idx.src.root):
+        for node in ctree.file_scope(idx.src.root):
             if node.type == "type_definition":
                 t = node.child_by_field_name("type")
                 names = [d.text.decode() for d in node.children_by_field_name("declarator")]
@@ -945,7 +945,7 @@ def collect_instance_structs(indexes: list[FileIndex]) -> list[InstanceStruct]:
     structs = []
     for idx in indexes:
         heads = [m.span for m in idx.src.macro_masks if m.name in ("PyObject_HEAD", "PyObject_VAR_HEAD")]
-        for node in _file_scope(idx.src.root):
+        for node in ctree.file_scope(idx.src.root):
             if node.type != "type_definition" or not _any_start_in(heads, node.start_byte, node.end_byte):
                 continue
             t = node.child_by_field_name("type")
@@ -961,16 +961,6 @@ def collect_instance_structs(indexes: list[FileIndex]) -> list[InstanceStruct]:
         for name in names:
             found.append(InstanceStruct(name, idx.path, ctree.span(node), fields))
     return found
-
-
-def _file_scope(root):
-    """Top-level nodes, including those inside #if blocks and include guards."""
-    for node in root.children:
-        if node.type.startswith("preproc_") and node.type not in ("preproc_def", "preproc_function_def",
-                                                                  "preproc_include", "preproc_call"):
-            yield from _file_scope(node)
-        else:
-            yield node
 
 
 _PY_OBJECT_TYPE = re.compile(r"Py\w*Object")

@@ -175,7 +175,7 @@ def _array_field(indexes: list[FileIndex], struct: str, field: str) -> bool | No
     None when porter finds no declaration of it, or two that disagree."""
     found: set[bool] = set()
     for idx in indexes:
-        for node in _file_scope(idx.src.root):
+        for node in ctree.file_scope(idx.src.root):
             body = _struct_body(node, struct)
             for member in body.named_children if body is not None else ():
                 for declarator in member.children_by_field_name("declarator"):
@@ -183,15 +183,6 @@ def _array_field(indexes: list[FileIndex], struct: str, field: str) -> bool | No
                     if chain and chain[-1].type == "field_identifier" and chain[-1].text.decode() == field:
                         found.add(any(d.type == "array_declarator" for d in chain))
     return found.pop() if len(found) == 1 else None
-
-
-def _file_scope(root: Node):
-    """Declarations at file scope, inside #if blocks too."""
-    for node in root.named_children:
-        if node.type.startswith("preproc_if") or node.type in ("preproc_else", "preproc_elif"):
-            yield from _file_scope(node)
-        else:
-            yield node
 
 
 def _struct_body(node: Node, struct: str) -> Node | None:

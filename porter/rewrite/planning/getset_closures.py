@@ -20,6 +20,8 @@ GlobalKey = tuple[str | None, str]  # as planning.reach has it (which reads this
 
 def eligible_rows(module: ExtensionModule) -> tuple[GetsetClosure, ...]:
     """The rows whose closure can become an offset, whatever moves (facts only)."""
+    if not module.getset_closures:
+        return ()  # the common case, asked for every use outside a function
     reads: dict[str, list[ClosureReads]] = {}
     for r in module.closure_reads:
         reads.setdefault(r.function, []).append(r)
