@@ -244,7 +244,9 @@ BLOCKER_CALLS = {
     "PyState_RemoveModule": "unregisters the module from the single-phase registry",
     "PyCapsule_New": "exports a C API through a capsule: other modules may hold its pointers",
     "PyCapsule_Import": "imports another module's C API through a capsule",
-    "PyGILState_Ensure": "PyGILState_* assumes one interpreter per thread",
+    "PyGILState_Ensure": ("PyGILState_* assumes one interpreter per thread: right with a GIL per interpreter "
+                          "only on a thread that last ran this interpreter (a callback made while the module's "
+                          "own call waits); check that no C library calls it from a thread of its own"),
     "PyGILState_Release": "PyGILState_* assumes one interpreter per thread",
     "PyGILState_GetThisThreadState": "PyGILState_* assumes one interpreter per thread",
     "PyGILState_Check": "PyGILState_* assumes one interpreter per thread",

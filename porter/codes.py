@@ -122,6 +122,15 @@ state by hand)."""),
     _code("gilstate", CodeKind.FINDING, "PyGILState_* assumes one interpreter per thread.", """
 Under a per-interpreter GIL it may attach a thread to the main interpreter; use the
 interpreter the module lives in (PyThreadState_New with its PyInterpreterState)."""),
+    _code("foreign-thread", CodeKind.FINDING,
+          "Python is entered with PyGILState_Ensure() on a thread that never ran this interpreter.", """
+On a thread the module starts (pthread_create, PyThread_start_new_thread, CreateThread), or in
+code written for threads with no Python thread state, PyGILState_Ensure() attaches the main
+interpreter: a callback for a subinterpreter would run its objects under another GIL. The
+module claims support for subinterpreters that share the GIL only, as CPython's _ctypes does.""",
+          "keep the interpreter the callback belongs to (PyInterpreterState_Get() where it is "
+          "registered) and enter it with PyThreadState_New(interp) + PyEval_RestoreThread() instead "
+          "of PyGILState_Ensure(); then the module may claim Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"),
     _code("exported-global", CodeKind.FINDING, "a global is declared extern in a header.",
           "Code outside the module's files may name it; porter moves it only when it sees every use."),
     _code("exported-type", CodeKind.FINDING, "a static type is declared extern in a header.", """

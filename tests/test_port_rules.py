@@ -2214,3 +2214,94 @@ def test_a_function_marked_for_export_is_split_for_its_outside_callers(marker):
         TABLE, "return table[i].conv(i);")
     mp, text = port(c)
     assert '{"i", conv_int_impl}' in text and "m_state *state = m_state_of_this_interpreter();" in text, text
+
+
+# -- Python entered on threads that never ran the module's interpreter (analyze.foreign_threads)
+
+THREAD_MODULE = HEADER + """#include <pthread.h>
+static void call_back(PyObject *callback) {
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = PyObject_CallNoArgs(callback);
+    Py_XDECREF(r);
+    PyGILState_Release(g);
+}
+static void *worker(void *arg) { call_back((PyObject *)arg); return NULL; }
+static PyObject *f(PyObject *self, PyObject *arg) {
+    pthread_t t;
+    Py_BEGIN_ALLOW_THREADS
+    %s
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+""" + plain_init("METH_O")
+
+
+def _foreign(mp) -> list:
+    return [f for f in mp.module.findings if f.code == "foreign-thread"]
+
+
+@pytest.mark.parametrize("start", [
+    "if (pthread_create(&t, NULL, worker, arg) == 0) pthread_join(t, NULL);",
+    "if (pthread_create(&t, NULL, &worker, arg) == 0) pthread_join(t, NULL);",
+    "if (pthread_create(&t, NULL, (void *(*)(void *))worker, arg) == 0) pthread_join(t, NULL);",
+    "(void)t; PyThread_start_new_thread((void (*)(void *))worker, arg);",
+])
+def test_python_entered_on_a_thread_the_module_starts_claims_a_shared_gil(start):
+    mp, text = port(THREAD_MODULE % start)
+    (found,) = _foreign(mp)
+    assert found.function == "call_back" and "worker()" in found.message
+    assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
+    assert any("call_back() enters Python" in r for r in mp.posture.reasons)
+    # The blocker replaces the risk at that call; the Release stays a risk.
+    gilstate = [f for f in mp.module.findings if f.code == "gilstate"]
+    assert [f.message.split("(")[0] for f in gilstate] == ["PyGILState_Release"]
+    assert_compiles(mp, THREAD_MODULE % start, text)
+
+
+def test_a_thread_that_never_enters_python_keeps_a_gil_per_interpreter():
+    c = THREAD_MODULE.replace("static void *worker(void *arg) { call_back((PyObject *)arg); return NULL; }",
+                              "static void *worker(void *arg) { return arg; }")
+    c = c.replace("Py_RETURN_NONE;\n}\n", "call_back(arg);\n    Py_RETURN_NONE;\n}\n", 1)
+    mp, _ = port(c % "if (pthread_create(&t, NULL, worker, arg) == 0) pthread_join(t, NULL);")
+    assert not _foreign(mp)
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+
+
+def test_a_callback_made_while_the_call_waits_stays_a_risk_not_a_blocker():
+    """qsort() calls back on the calling thread, whose last thread state is this interpreter's."""
+    c = THREAD_MODULE.replace("static void *worker(void *arg) { call_back((PyObject *)arg); return NULL; }",
+                              "static int compare(const void *a, const void *b) { call_back(Py_None); return 0; }")
+    mp, _ = port(c % "int v[2] = {1, 2}; (void)t; qsort(v, 2, sizeof(int), compare);")
+    assert not _foreign(mp)
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    (risk,) = [f for f in mp.module.findings if f.code == "gilstate" and "Ensure" in f.message]
+    assert "no C library calls it from a thread of its own" in risk.message
+
+
+@pytest.mark.parametrize("probe", [
+    "PyThreadState *ts = PyGILState_GetThisThreadState();\n    if (ts == NULL) { fresh = 1; }",
+    "if (!PyGILState_GetThisThreadState()) { fresh = 1; }",
+    "PyThreadState *ts;\n    ts = PyGILState_GetThisThreadState();\n    if (ts != NULL) { fresh = 0; }",
+])
+def test_code_written_for_threads_without_a_thread_state_claims_a_shared_gil(probe):
+    """A trampoline that prepares for a thread with no Python thread state (a libffi-style
+    callback from any C thread): porter sees no thread start, but the code says it."""
+    c = HEADER + """static void trampoline(void *data) {
+    PyGILState_STATE g;
+    int fresh = 0;
+    %s
+    (void)fresh;
+    g = PyGILState_Ensure();
+    Py_XDECREF(PyObject_CallNoArgs((PyObject *)data));
+    PyGILState_Release(g);
+}
+static void (*registered)(void *);
+static PyObject *f(PyObject *self, PyObject *arg) {
+    registered = trampoline;
+    Py_RETURN_NONE;
+}
+""" % probe + plain_init("METH_O")
+    mp, _ = port(c)
+    (found,) = _foreign(mp)
+    assert found.function == "trampoline" and "no Python thread state yet" in found.message
+    assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"

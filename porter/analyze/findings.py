@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from porter import capi
+from porter.analyze.foreign_threads import foreign_thread_findings
 from porter.analyze.index import FileIndex
 from porter.model import Finding, Function, Global, GlobalKind, Severity, Span, StaticType
 
@@ -87,7 +88,10 @@ def _file_findings(indexes: list[FileIndex], functions: list[Function]) -> list[
                     "Py_mod_multiple_interpreters slot is invisible, so such builds keep refusing "
                     "subinterpreters; heap types and module state need 0x030A0000 (PyType_GetModuleByDef "
                     "0x030D0000): raise it"))
-    return out
+    foreign = foreign_thread_findings(indexes, functions, fn_at)
+    blocked = {(f.file, f.span) for f in foreign}
+    # The blocker says what the risk would: one line per call.
+    return [f for f in out if not (f.code == "gilstate" and (f.file, f.span) in blocked)] + foreign
 
 
 def _dropped_branch_uses(index: FileIndex, globals_: list[Global]) -> list[Finding]:

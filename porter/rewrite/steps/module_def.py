@@ -124,6 +124,10 @@ class ModuleDefinition:
         out.done(body.file, body.header,
                  f"{module.init.name}() returns PyModuleDef_Init(&{names.def_name}); slots: {slots}{named}",
                  key=("module",))
+        for f in module.findings:
+            if f.code == "foreign-thread":  # what stands between the claim and a GIL per interpreter
+                out.todo(f.file, f.span, f"{f.message}; the port claims {plan.posture.value}",
+                         key=("thread-entry", f.file, f.span.start), code=f.code, subject=f.function or "")
         return out.result
 
 
