@@ -160,15 +160,17 @@ static PyObject *setmode(PyObject *self, PyObject *arg) { mode = 1; Py_RETURN_NO
     assert {key for key in mp.kept} >= {(None, "mode")}
 
 
-def test_a_type_named_in_a_static_local_table_stays_static_and_the_rest_moves():
+def test_a_type_named_in_a_static_local_table_walked_by_pointer_stays_static_and_the_rest_moves():
+    """The table's own address is taken (a cursor walks it): it must stay `static`, so the
+    rows stay constants."""
     c = HEADER + """
 typedef struct { PyObject_HEAD } Obj;
 static PyTypeObject A = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.A", .tp_basicsize = sizeof(Obj)};
 static PyTypeObject B = {PyVarObject_HEAD_INIT(NULL, 0) .tp_name = "m.B", .tp_basicsize = sizeof(Obj)};
 static PyObject *Err;
 """ + INIT % """    static PyTypeObject *all_types[] = {&A, NULL};
-    for (int i = 0; all_types[i] != NULL; i++) {
-        if (PyType_Ready(all_types[i]) < 0) return NULL;
+    for (PyTypeObject **cursor = all_types; *cursor != NULL; cursor++) {
+        if (PyType_Ready(*cursor) < 0) return NULL;
     }
     if (PyType_Ready(&B) < 0) return NULL;
     Err = PyErr_NewException("m.Err", NULL, NULL);"""
@@ -2305,3 +2307,50 @@ static PyObject *f(PyObject *self, PyObject *arg) {
     (found,) = _foreign(mp)
     assert found.function == "trampoline" and "no Python thread state yet" in found.message
     assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
+
+
+# -- a `static` local table of global addresses, read by subscript only (planning.tables)
+
+STATIC_LOCAL_TABLE = HEADER + """static PyObject *Err1;
+static PyObject *Err2;
+static int add(PyObject *m, PyObject **slot) { return PyModule_AddObjectRef(m, "E", *slot); }
+static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "m", NULL, -1, methods};
+PyMODINIT_FUNC
+PyInit_m(void)
+{
+    int i;
+    static PyObject **errors[] = {&Err1, &Err2, NULL};
+    PyObject *m = PyModule_Create(&def);
+    if (m == NULL)
+        return NULL;
+    Err1 = PyErr_NewException("m.Err1", NULL, NULL);
+    Err2 = PyErr_NewException("m.Err2", NULL, NULL);
+    for (i = 0; errors[i] != NULL; i++) {
+%s
+    }
+    return m;
+}
+"""
+
+
+def test_a_static_local_table_read_by_subscript_drops_static_and_names_the_state():
+    c = STATIC_LOCAL_TABLE % "        if (*errors[i] == NULL || add(m, errors[i]) < 0) return NULL;"
+    mp, text = port(c)
+    assert "    PyObject **errors[] = {&state->Err1, &state->Err2, NULL};" in text
+    assert "static PyObject **errors" not in text
+    assert not mp.kept and mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    assert any(it.done and "errors names Err1, Err2 in its rows: no longer `static`" in it.message
+               for it in mp.items)
+    assert_compiles(mp, c, text)
+
+
+@pytest.mark.parametrize("loop", [
+    "        if (add(m, &*errors[i]) < 0 || add(m, *&errors[i]) < 0) return NULL;",  # a row's address
+    "        errors[i] = &Err1;",  # written
+])
+def test_a_static_local_table_whose_rows_escape_or_change_keeps_its_globals(loop):
+    mp, text = port(STATIC_LOCAL_TABLE % loop)
+    assert "static PyObject **errors[] = {&Err1, &Err2, NULL};" in text
+    assert {k[1] for k in mp.kept} >= {"Err1", "Err2"}
+    assert all(why.code == "used-in-static-initializer" for k, why in mp.kept.items() if k[1].startswith("Err"))

@@ -37,22 +37,34 @@ class LocalTables:
             edits = sorted((use_text(plan, u, f) for f in plan.fields if f.source is not None
                             for u in f.source.uses if in_table(plan.local_tables, u) is t),
                            key=lambda e: e[0].start, reverse=True)
+            function = plan.module.function(t.function)
+            assert function is not None
+            if t.in_place:
+                with out.about(("global", t.table.function, g.name)):
+                    out.edit(t.file, t.storage, "")
+                    for span, new in edits:
+                        out.edit(t.file, span, new)
+                out.done(t.file, g.declaration, f"{g.name} names {_named(plan, t)} in its rows: no longer `static`, "
+                                                "it is built from the module's state on each call",
+                         key=("global", t.table.function, g.name))
+                continue
             text = layout.text[t.storage.end:g.declaration.end]
             for span, new in edits:
                 text = (text[:span.start - t.storage.end] + new.encode()
                         + text[span.end - t.storage.end:])
-            function = plan.module.function(t.function)
-            assert function is not None
             indent = layout.body_indent(function.body)
             local = "\n".join(indent + line if line.strip() else line
                               for line in text.decode("utf-8", "replace").split("\n"))
             with out.about(("global", None, g.name)):
                 out.edit(t.file, layout.whole_lines(g.declaration), "")
                 out.insert(t.file, t.body_start + 1, "\n" + local, order=-4)
-            names = ", ".join(sorted({f.name for f in plan.fields if f.source is not None
-                                      for u in f.source.uses if in_table(plan.local_tables, u) is t}))
-            out.done(t.file, g.declaration, f"{g.name} names {names} in its rows: it is now a local of "
+            out.done(t.file, g.declaration, f"{g.name} names {_named(plan, t)} in its rows: it is now a local of "
                                             f"{function.c_name}(), built from the module's state on each call",
                      key=("global", None, g.name))
         return out.result
+
+
+def _named(plan: Plan, table) -> str:
+    return ", ".join(sorted({f.name for f in plan.fields if f.source is not None
+                             for u in f.source.uses if in_table(plan.local_tables, u) is table}))
 
