@@ -130,7 +130,9 @@ interpreter: a callback for a subinterpreter would run its objects under another
 module claims support for subinterpreters that share the GIL only, as CPython's _ctypes does.""",
           "keep the interpreter the callback belongs to (PyInterpreterState_Get() where it is "
           "registered) and enter it with PyThreadState_New(interp) + PyEval_RestoreThread() instead "
-          "of PyGILState_Ensure(); then the module may claim Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"),
+          "of PyGILState_Ensure(), as CPython's C-API docs show; make sure the interpreter cannot be "
+          "finalised meanwhile (before 3.15's PEP 788 nothing in the C API guarantees it); then the "
+          "module may claim Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"),
     _code("exported-global", CodeKind.FINDING, "a global is declared extern in a header.",
           "Code outside the module's files may name it; porter moves it only when it sees every use."),
     _code("exported-type", CodeKind.FINDING, "a static type is declared extern in a header.", """
