@@ -104,6 +104,7 @@ def report_check(fd, name, *args):
     """Run one check in a subinterpreter and write its result to the parent's pipe."""
     ok, detail = run_check(name, *args)
     os.write(fd, (json.dumps([ok, detail]) + "\n").encode())
+    return ok
 
 
 def live_counts(module):
@@ -301,6 +302,48 @@ class Subinterpreters:
         self.run(iid, self.setup)
         return iid
 
+    def run_shared(self, checks):
+        """Run `checks` ((name, *args) each) one after the other in a fresh subinterpreter that
+        shares the main GIL and still refuses single-phase modules (check_multi_interp_extensions):
+        where a module claiming Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED must work. A check runs only
+        if the one before it passed. Returns (ok, detail) per check."""
+        calls = "".join(f"if _porter_ok:\n    _porter_ok = _porter.report_check({self.results_w}, "
+                        f"{', '.join(repr(a) for a in check)})\n" for check in checks)
+        code = self.setup + "_porter_ok = True\n" + calls
+        try:
+            if self.raises:  # 3.12: a one-shot interpreter from _testcapi (gil 1: shared)
+                import _testcapi
+
+                _testcapi.run_in_subinterp_with_config(
+                    code, use_main_obmalloc=True, allow_fork=True, allow_exec=True, allow_threads=True,
+                    allow_daemon_threads=False, check_multi_interp_extensions=True, gil=1)
+            else:
+                config = self.api.new_config("isolated")
+                config.gil, config.use_main_obmalloc = "shared", True
+                iid = self.api.create(config)
+                try:
+                    self.run(iid, code)
+                finally:
+                    self.api.destroy(iid)
+        except Exception as exc:  # noqa: BLE001
+            return [(False, one_line(f"cannot run a shared-GIL subinterpreter: {describe(exc)}"))] * len(checks)
+        results = []
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(self.results, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            pending += chunk
+        for line in pending.decode("utf-8", "replace").splitlines():
+            ok, detail = json.loads(line)
+            results.append((ok, detail))
+        while len(results) < len(checks):
+            results.append((False, SKIPPED_IMPORT if results and not results[0][0] else "no result"))
+        return results
+
     def check(self, iid, name, *args):
         args_text = ", ".join(repr(a) for a in args)
         try:
@@ -383,6 +426,12 @@ class Driver:
                 imported = runner("import", self.module, self.builddir)
             self.channel.step(f"{where}-import", *imported)
             self.after_import(where, runner, imported[0])
+
+        self.channel.begin("shared-import", "shared")
+        (imported, smoked) = subs.run_shared([("import", self.module, self.builddir),
+                                              ("script", self.smoke, "smoke.py")])
+        self.channel.step("shared-import", *imported)
+        self.channel.step("shared-smoke", *smoked)
 
         if self.isolation is not None:
             self.channel.step("isolation", *summarise(self.isolation_parts))

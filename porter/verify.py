@@ -19,7 +19,8 @@ from importlib import resources
 from pathlib import Path
 
 # What the child process reports, in the order reports show them.
-CHILD_STEPS = ("main-import", "main-smoke", "surface", "sub1-import", "sub1-smoke", "sub2-import", "sub2-smoke")
+CHILD_STEPS = ("main-import", "main-smoke", "surface", "sub1-import", "sub1-smoke", "sub2-import", "sub2-smoke",
+               "shared-import", "shared-smoke")
 # single-phase: porter ports it; not-isolated: multi-phase already, but porter has more to move;
 # multi-phase: isolated already, nothing to do; none: not an extension module.
 EXPECTATIONS = ("single-phase", "not-isolated", "multi-phase", "none")

@@ -261,7 +261,7 @@ def assert_steps(verification: Verification, expected: dict[str, bool], interpre
 
 ALL_OK = dict.fromkeys(
     ["build", "main-import", "main-smoke", "surface", "sub1-import", "sub1-smoke", "sub2-import", "sub2-smoke",
-     "isolation", "heap-types", "second-load", "leak"],
+     "shared-import", "shared-smoke", "isolation", "heap-types", "second-load", "leak"],
     True,
 )
 
@@ -381,10 +381,13 @@ def test_single_phase_module_is_refused_in_isolated_subinterpreters(tmp_path, in
     source = write_source(tmp_path, "legacy", SINGLE_PHASE)
     result = verify([source], "legacy", SINGLE_PHASE_SMOKE, interpreters, workdir=tmp_path / "work")
     assert_steps(result, {"build": True, "main-import": True, "main-smoke": True, "sub1-import": False,
-                          "sub1-smoke": False, "leak": True}, interpreters)
+                          "sub1-smoke": False, "shared-import": False, "shared-smoke": False, "leak": True},
+                 interpreters)
     for interp in interpreters:
         refused = result.step(interp.version, "sub1-import")
         assert refused.detail == "ImportError: module legacy does not support loading in subinterpreters"
+        # Sharing the main GIL does not let single-phase init in either.
+        assert result.step(interp.version, "shared-import").detail == refused.detail
         assert result.step(interp.version, "sub1-smoke").detail == "skipped: import failed"
     assert not result.ok
 
