@@ -56,7 +56,7 @@ def foreign_thread_findings(indexes: list[FileIndex], functions: list[Function],
                             locate) -> list[Finding]:
     """One blocker per `PyGILState_Ensure()` call made on a thread that never ran the module's
     interpreter; `locate(path, offset)` names the function around a byte."""
-    starts = _thread_starts(indexes, functions, locate)
+    starts = _thread_starts(indexes, functions)
     by_key = {f.name: f for f in functions}
     reached_from = _reached_from(starts, by_key)
     out = []
@@ -84,7 +84,8 @@ def foreign_thread_findings(indexes: list[FileIndex], functions: list[Function],
     return out
 
 
-def _thread_starts(indexes: list[FileIndex], functions: list[Function], locate) -> list[_ThreadStart]:
+def _thread_starts(indexes: list[FileIndex], functions: list[Function]) -> list[_ThreadStart]:
+    """Each call of a thread starter that names a module function as the thread's entry."""
     by_c_name: dict[str, list[Function]] = {}
     for f in functions:
         by_c_name.setdefault(f.c_name, []).append(f)
@@ -99,8 +100,7 @@ def _thread_starts(indexes: list[FileIndex], functions: list[Function], locate) 
                 chosen = next((f for f in candidates if f.file == index.path), None) or next(
                     (f for f in candidates if not f.is_static), None)
                 if chosen is not None:
-                    out.append(_ThreadStart(chosen.name, starter, index.path,
-                                            call.start_point[0] + 1))
+                    out.append(_ThreadStart(chosen.name, starter, index.path, call.start_point[0] + 1))
     return out
 
 
