@@ -2247,6 +2247,9 @@ def _foreign(mp) -> list:
     "if (pthread_create(&t, NULL, &worker, arg) == 0) pthread_join(t, NULL);",
     "if (pthread_create(&t, NULL, (void *(*)(void *))worker, arg) == 0) pthread_join(t, NULL);",
     "(void)t; PyThread_start_new_thread((void (*)(void *))worker, arg);",
+    # A portable library's starter (GLib's), declared here as the library's header would.
+    "(void)t; extern void *g_thread_new(const char *, void *(*)(void *), void *);\n"
+    "    g_thread_new(\"player\", worker, arg);",
 ])
 def test_python_entered_on_a_thread_the_module_starts_claims_a_shared_gil(start):
     mp, text = port(THREAD_MODULE % start)

@@ -13,7 +13,7 @@ only, for this reason (gh-117142); the same holds for a port.
 porter can tell two cases apart from the code, and blocks a GIL per interpreter in both:
 - the function calling `PyGILState_Ensure()` is reached (through the module's calls) from a
   function the module hands to a thread starter (`pthread_create`, `PyThread_start_new_thread`,
-  `CreateThread`, `_beginthread(ex)`, `thrd_create`);
+  `CreateThread`, `_beginthread(ex)`, `thrd_create`, libuv's, GLib's and SDL's: `THREAD_STARTERS`);
 - the function prepares for a thread that has no Python thread state yet: it tests
   `PyGILState_GetThisThreadState()` for NULL (code written for foreign threads).
 Any other `PyGILState_*` call stays a risk finding: porter cannot see which thread a library
@@ -31,7 +31,8 @@ from porter.analyze.index import FileIndex
 from porter.model import Finding, Function, Severity
 from porter.parse import Node
 
-# Thread starters and the index of the argument naming the thread's function.
+# Thread starters and the index of the argument naming the thread's function: POSIX, CPython,
+# Windows, C11, and the portable ones of libuv, GLib and SDL.
 THREAD_STARTERS = {
     "pthread_create": 2,
     "PyThread_start_new_thread": 0,
@@ -39,6 +40,10 @@ THREAD_STARTERS = {
     "_beginthreadex": 2,
     "_beginthread": 0,
     "thrd_create": 1,
+    "uv_thread_create": 1,
+    "g_thread_new": 1,
+    "g_thread_try_new": 1,
+    "SDL_CreateThread": 0,
 }
 _ENTER = "PyGILState_Ensure"
 _PROBE = "PyGILState_GetThisThreadState"
