@@ -124,8 +124,9 @@ Under a per-interpreter GIL it may attach a thread to the main interpreter; use 
 interpreter the module lives in (PyThreadState_New with its PyInterpreterState)."""),
     _code("foreign-thread", CodeKind.FINDING,
           "Python is entered with PyGILState_Ensure() on a thread that never ran this interpreter.", """
-On a thread the module starts (pthread_create, PyThread_start_new_thread, CreateThread), or in
-code written for threads with no Python thread state, PyGILState_Ensure() attaches the main
+On a thread the module starts (pthread_create, PyThread_start_new_thread, CreateThread), on a
+C library's own thread (PortAudio's stream callback), or in code written for threads with no
+Python thread state, PyGILState_Ensure() attaches the main
 interpreter: a callback for a subinterpreter would run its objects under another GIL. The
 module claims support for subinterpreters that share the GIL only, as CPython's _ctypes does.""",
           "keep the interpreter the callback belongs to (PyInterpreterState_Get() where it is "

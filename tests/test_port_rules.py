@@ -2357,3 +2357,30 @@ def test_a_static_local_table_whose_rows_escape_or_change_keeps_its_globals(loop
     assert "static PyObject **errors[] = {&Err1, &Err2, NULL};" in text
     assert {k[1] for k in mp.kept} >= {"Err1", "Err2"}
     assert all(why.code == "used-in-static-initializer" for k, why in mp.kept.items() if k[1].startswith("Err"))
+
+
+def test_a_callback_a_c_library_runs_on_its_own_thread_claims_a_shared_gil():
+    """PortAudio calls a stream callback on its audio thread, whichever thread opened the stream
+    (here only when the caller asked for one: `cb ? f : NULL`)."""
+    c = HEADER + """typedef void PaStream;
+extern int Pa_OpenStream(PaStream **, const void *, const void *, double, unsigned long, unsigned long,
+                         int (*)(const void *, void *, unsigned long, const void *, unsigned long, void *), void *);
+static int on_audio(const void *in, void *out, unsigned long frames, const void *info, unsigned long flags,
+                    void *data) {
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_XDECREF(PyObject_CallNoArgs((PyObject *)data));
+    PyGILState_Release(g);
+    return 0;
+}
+static PyObject *f(PyObject *self, PyObject *arg) {
+    PaStream *stream;
+    if (Pa_OpenStream(&stream, NULL, NULL, 44100.0, 256, 0, arg != Py_None ? on_audio : NULL, arg) != 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+""" + plain_init("METH_O")
+    mp, text = port(c)
+    (found,) = _foreign(mp)
+    assert found.function == "on_audio" and "a thread of the C library's own (Pa_OpenStream()" in found.message
+    assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
+    assert_compiles(mp, c, text)

@@ -13,7 +13,9 @@ only, for this reason (gh-117142); the same holds for a port.
 porter can tell two cases apart from the code, and blocks a GIL per interpreter in both:
 - the function calling `PyGILState_Ensure()` is reached (through the module's calls) from a
   function the module hands to a thread starter (`pthread_create`, `PyThread_start_new_thread`,
-  `CreateThread`, `_beginthread(ex)`, `thrd_create`, libuv's, GLib's and SDL's: `THREAD_STARTERS`);
+  `CreateThread`, `_beginthread(ex)`, `thrd_create`, libuv's, GLib's and SDL's: `THREAD_STARTERS`),
+  or to a C library that calls it back on a thread of its own (PortAudio's stream callback:
+  `LIBRARY_THREAD_CALLBACKS`);
 - the function prepares for a thread that has no Python thread state yet: it tests
   `PyGILState_GetThisThreadState()` for NULL (code written for foreign threads).
 Any other `PyGILState_*` call stays a risk finding: porter cannot see which thread a library
@@ -45,6 +47,13 @@ THREAD_STARTERS = {
     "g_thread_try_new": 1,
     "SDL_CreateThread": 0,
 }
+# C library functions that call the function they are given back on a thread of the library's
+# own (an audio thread), and the index of that argument. A callback porter cannot place stays a
+# risk finding; these are known.
+LIBRARY_THREAD_CALLBACKS = {
+    "Pa_OpenStream": 6,  # PortAudio: the stream callback runs on PortAudio's audio thread
+    "Pa_OpenDefaultStream": 6,
+}
 _ENTER = "PyGILState_Ensure"
 _PROBE = "PyGILState_GetThisThreadState"
 
@@ -55,6 +64,11 @@ class _ThreadStart:
     starter: str
     file: str
     line: int
+    by_library: bool = False  # a thread of the library's own, not one the module starts
+
+    def describe(self) -> str:
+        whose = "a thread of the C library's own" if self.by_library else "a thread the module starts"
+        return f"{whose} ({self.starter}() at {self.file}:{self.line} hands it {self.entry}()"
 
 
 def foreign_thread_findings(indexes: list[FileIndex], functions: list[Function],
@@ -74,8 +88,7 @@ def foreign_thread_findings(indexes: list[FileIndex], functions: list[Function],
             start = reached_from.get(fn)
             if start is not None:
                 via = "" if start.entry == fn else f", which reaches {fn}()"
-                why = (f"{fn}() enters Python with {_ENTER}() on a thread the module starts ({start.starter}() at "
-                       f"{start.file}:{start.line} runs {start.entry}(){via})")
+                why = f"{fn}() enters Python with {_ENTER}() on {start.describe()}{via})"
             elif _probes_for_no_thread_state(index, by_key.get(fn)):
                 why = (f"{fn}() enters Python with {_ENTER}() and is written for threads that have no Python "
                        f"thread state yet (it tests {_PROBE}() for NULL)")
@@ -96,25 +109,31 @@ def _thread_starts(indexes: list[FileIndex], functions: list[Function]) -> list[
         by_c_name.setdefault(f.c_name, []).append(f)
     out = []
     for index in indexes:
-        for starter, position in THREAD_STARTERS.items():
-            for call in index.calls_by_name.get(starter, ()):
-                args = ctree.call_args(call)
-                target = _function_named(args[position]) if position < len(args) else None
-                candidates = by_c_name.get(target or "", [])
-                # A static function of this file wins over another file's of the same name.
-                chosen = next((f for f in candidates if f.file == index.path), None) or next(
-                    (f for f in candidates if not f.is_static), None)
-                if chosen is not None:
-                    out.append(_ThreadStart(chosen.name, starter, index.path, call.start_point[0] + 1))
+        for table, by_library in ((THREAD_STARTERS, False), (LIBRARY_THREAD_CALLBACKS, True)):
+            for starter, position in table.items():
+                for call in index.calls_by_name.get(starter, ()):
+                    args = ctree.call_args(call)
+                    for target in _functions_named(args[position]) if position < len(args) else ():
+                        candidates = by_c_name.get(target, [])
+                        # A static function of this file wins over another file's of the same name.
+                        chosen = next((f for f in candidates if f.file == index.path), None) or next(
+                            (f for f in candidates if not f.is_static), None)
+                        if chosen is not None:
+                            out.append(_ThreadStart(chosen.name, starter, index.path, call.start_point[0] + 1,
+                                                    by_library))
     return out
 
 
-def _function_named(arg: Node) -> str | None:
-    """`worker`, `&worker`, `(void *(*)(void *))worker`: the function an argument names."""
+def _functions_named(arg: Node | None) -> list[str]:
+    """`worker`, `&worker`, `(void *(*)(void *))worker`, `cb ? worker : NULL`: the functions an
+    argument may name."""
     node = ctree.unwrap_parens(arg)
+    if node is not None and node.type == "conditional_expression":
+        return [name for branch in ("consequence", "alternative")
+                for name in _functions_named(node.child_by_field_name(branch))]
     if node is not None and node.type == "pointer_expression" and node.children[0].type == "&":
         node = ctree.unwrap_parens(node.child_by_field_name("argument"))
-    return node.text.decode() if node is not None and node.type == "identifier" else None
+    return [node.text.decode()] if node is not None and node.type == "identifier" else []
 
 
 def _reached_from(starts: list[_ThreadStart], by_key: dict[str, Function]) -> dict[str, _ThreadStart]:
