@@ -21,7 +21,7 @@ class Allowed:
 
 @dataclass(frozen=True)
 class CheckFinding:
-    code: str  # single-phase-init, static-type, process-global
+    code: str  # single-phase-init, static-type, process-global, foreign-thread
     file: str
     line: int
     column: int
@@ -90,6 +90,10 @@ def _findings(m: ExtensionModule, analysis: Analysis):
         label = f"{g.function}(): static {g.name}" if g.function else g.name
         yield CheckFinding("process-global", g.file, line, col, m.name, g.name,
                            f"`{label}` ({g.kind.value}) is process-global state")
+    for f in m.findings:
+        if f.code == "foreign-thread":
+            line, col = at(f.file, f.span.start)
+            yield CheckFinding("foreign-thread", f.file, line, col, m.name, f.subject or "", f.message)
 
 
 def _matches(a: Allowed, f: CheckFinding) -> bool:

@@ -47,7 +47,10 @@ def isolation_of(module: ExtensionModule) -> Status | None:
     claims = any(slot == "Py_mod_multiple_interpreters" and value.strip() == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
                  for slot, value in module.module_slots)
     left = [g for g in module.globals if g.kind.needs_port and g.kind is not GlobalKind.STATIC_TYPE]
-    if claims and not module.static_types and not left:
+    # Python entered from a thread that never ran the interpreter (analyze.foreign_threads) runs
+    # under the main interpreter whatever the slot claims.
+    foreign = any(f.code == "foreign-thread" for f in module.findings)
+    if claims and not module.static_types and not left and not foreign:
         return Status.ALREADY_ISOLATED
     return Status.NOT_ISOLATED
 

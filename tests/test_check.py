@@ -62,3 +62,26 @@ def test_report_tables_every_module_of_a_tree(tmp_path):
     assert "porter: 2 modules: 1 already isolated, 1 single-phase" in md.stderr
     doc = json.loads(run("report", ".", "--json", cwd=tmp_path).stdout)
     assert doc["schema"] == "porter-report/1" and [m["module"] for m in doc["modules"]] == ["already", "counter"]
+
+
+def test_an_isolated_module_that_enters_python_from_its_own_thread_fails(tmp_path):
+    """A GIL-per-interpreter claim does not hold for Python entered with PyGILState_Ensure() on
+    a thread the module starts: the module is not isolated, and check says where."""
+    project(tmp_path)
+    shutil.copy(ISOLATED, tmp_path)
+    source = tmp_path / "already.c"
+    source.write_text(source.read_text().replace("#include <Python.h>", """#include <Python.h>
+#include <pthread.h>
+static void *worker(void *arg) {
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_XDECREF(PyObject_CallNoArgs((PyObject *)arg));
+    PyGILState_Release(g);
+    return NULL;
+}
+static int start(PyObject *callable) { pthread_t t; return pthread_create(&t, NULL, worker, callable); }
+""", 1))
+    out = run("check", ".", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "already.c:12:26: foreign-thread worker() enters Python with PyGILState_Ensure()" in out.stdout, out.stdout
+    md = run("report", ".", cwd=tmp_path)
+    assert "| `already.c` | `already` | not isolated |" in md.stdout, md.stdout
