@@ -73,6 +73,12 @@ def outcome(mp: ModulePort, check: CompileCheck | None, not_compiled: str) -> Ou
     if mp.status is PortStatus.NOTHING_TO_DO:
         found = isolation_of(m) or Status.ALREADY_ISOLATED
         why = "" if found is Status.ALREADY_ISOLATED else "multi-phase; porter found nothing more it can move"
+        foreign = [f for f in m.findings if f.code == "foreign-thread"]
+        if found is Status.NOT_ISOLATED and foreign:
+            first = foreign[0]
+            where = f"{first.file}:{first.function}()" if first.function else first.file
+            why += (f"; it enters Python from a thread that never ran the interpreter ({where}): a claim of a GIL "
+                    "per interpreter does not hold (see foreign-thread in the report)")
         return Outcome(m.name, m.init.file, found, why)
     if check is None:
         return Outcome(m.name, m.init.file, Status.NOT_COMPILED, not_compiled)

@@ -85,3 +85,7 @@ static int start(PyObject *callable) { pthread_t t; return pthread_create(&t, NU
     assert "already.c:12:26: foreign-thread worker() enters Python with PyGILState_Ensure()" in out.stdout, out.stdout
     md = run("report", ".", cwd=tmp_path)
     assert "| `already.c` | `already` | not isolated |" in md.stdout, md.stdout
+    ported = run("port", "already.c", cwd=tmp_path)
+    assert ported.returncode == 0 and ported.stdout == ""
+    assert "not isolated: multi-phase; porter found nothing more it can move; it enters Python from a thread that " \
+           "never ran the interpreter (already.c:worker())" in ported.stderr, ported.stderr
