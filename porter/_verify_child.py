@@ -327,7 +327,13 @@ class Subinterpreters:
                     self.api.destroy(iid)
         except Exception as exc:  # noqa: BLE001
             return [(False, one_line(f"cannot run a shared-GIL subinterpreter: {describe(exc)}"))] * len(checks)
-        results = []
+        results = self.results_written()
+        while len(results) < len(checks):
+            results.append((False, SKIPPED_IMPORT if results and not results[0][0] else "no result"))
+        return results
+
+    def results_written(self):
+        """The (ok, detail) results report_check wrote to the pipe since the last read, in order."""
         pending = b""
         while True:
             try:
@@ -337,11 +343,13 @@ class Subinterpreters:
             if not chunk:
                 break
             pending += chunk
+        results = []
         for line in pending.decode("utf-8", "replace").splitlines():
-            ok, detail = json.loads(line)
+            try:
+                ok, detail = json.loads(line)
+            except ValueError:
+                break
             results.append((ok, detail))
-        while len(results) < len(checks):
-            results.append((False, SKIPPED_IMPORT if results and not results[0][0] else "no result"))
         return results
 
     def check(self, iid, name, *args):
@@ -350,11 +358,8 @@ class Subinterpreters:
             self.run(iid, f"_porter.report_check({self.results_w}, {name!r}, {args_text})")
         except RuntimeError as exc:
             return False, one_line(f"subinterpreter error: {exc}")
-        try:
-            ok, detail = json.loads(os.read(self.results, 1 << 16))
-        except (BlockingIOError, ValueError):
-            return False, "subinterpreter returned no result"
-        return ok, detail
+        results = self.results_written()
+        return results[0] if results else (False, "subinterpreter returned no result")
 
     def destroy_all(self):
         for iid in self.ids:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
-from porter.rewrite.planning.tables import in_table
+from porter.rewrite.planning.tables import LocalTable, in_table
 from porter.rewrite.steps.state_access import use_text
 
 
@@ -64,7 +64,8 @@ class LocalTables:
         return out.result
 
 
-def _named(plan: Plan, table) -> str:
+def _named(plan: Plan, table: LocalTable) -> str:
+    """The moved globals a table's rows name."""
     return ", ".join(sorted({f.name for f in plan.fields if f.source is not None
                              for u in f.source.uses if in_table(plan.local_tables, u) is table}))
 
