@@ -641,6 +641,14 @@ class StaticType:
     is_static: bool = True
     conditional_groups: tuple = ()  # (Conditional, kept branch, values per branch) of masked #ifs inside
 
+    @property
+    def custom_metatype(self) -> str | None:
+        """The metatype when it is not `type` itself (`PyVarObject_HEAD_INIT(&PyType_Type, 0)`
+        names the default one)."""
+        if self.metatype is None or self.metatype.replace(" ", "") == "&PyType_Type":
+            return None
+        return self.metatype
+
     def slot(self, name: str) -> Initializer | None:
         return self._slots.get(name)
 

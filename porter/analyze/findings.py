@@ -51,10 +51,10 @@ def collect_findings(
                 "exported-type", Severity.RISK, headers[0].file, headers[0].span,
                 f"{t.name} is declared in a header: porter converts it and removes the header's "
                 "declaration; code outside these files that names it will not build", subject=t.name))
-        if t.metatype:
+        if t.custom_metatype:
             out.append(Finding(
                 "metaclass", Severity.RISK, t.file, t.span,
-                f"{t.name} has metatype {t.metatype}: heap types with a custom metaclass need "
+                f"{t.name} has metatype {t.custom_metatype}: heap types with a custom metaclass need "
                 "PyType_FromMetaclass (3.12+)", subject=t.name))
     out.sort(key=lambda f: (f.file, f.span.start, f.code))
     return out

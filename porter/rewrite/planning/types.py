@@ -55,8 +55,8 @@ def _why_not(t: StaticType, module: ExtensionModule, unsafe: bool, limited: int 
             and not any(loc.file.endswith(".h") or loc.file in exec_unit for loc in t.forward_declarations):
         return Reason("type-invisible-to-exec", f"it is defined in {t.file}, and no header shows it to "
                                                 f"{body.file}, where exec would create it from a spec")
-    if t.metatype and t.metatype.replace(" ", "") not in ("&PyType_Type",) and not _deferred(t.metatype, module):
-        return Reason("type-metaclass", f"its metatype is {t.metatype}: {_metaclass_limit(module)}")
+    if t.custom_metatype and not _deferred(t.custom_metatype, module):
+        return Reason("type-metaclass", f"its metatype is {t.custom_metatype}: {_metaclass_limit(module)}")
     set_at_run_time = next((meta for target, meta in (body.runtime_metatypes if body is not None else ())
                             if target == t.name and meta != "PyType_Type"), None)
     if set_at_run_time is not None:
