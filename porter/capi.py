@@ -148,6 +148,9 @@ READING_CALLS = frozenset({
     "puts", "PyArg_ParseTuple", "PyArg_ParseTupleAndKeywords", "PyArg_UnpackTuple",
     "PyLong_FromString", "PyObject_GetAttrString", "PyDict_GetItemString", "PyModule_AddStringConstant",
 })
+# Macros that only measure what they are given (`sizeof` inside): an array named there is
+# neither read nor written. A project's own such macros are found from their bodies.
+MEASURING_MACROS = frozenset({"Py_ARRAY_LENGTH", "Py_MEMBER_SIZE"})
 # Functions that free an object's own memory directly (rather than through tp_free).
 INSTANCE_FREE_FUNCTIONS = ("PyObject_Del", "PyObject_DEL", "PyObject_Free", "PyObject_FREE", "PyObject_GC_Del")
 # Allocations porter turns into PyType_GenericAlloc(type, 0).

@@ -2384,3 +2384,83 @@ static PyObject *f(PyObject *self, PyObject *arg) {
     assert found.function == "on_audio" and "a thread of the C library's own (Pa_OpenStream()" in found.message
     assert mp.posture.value == "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED"
     assert_compiles(mp, c, text)
+
+
+MEASURED_TABLE = HEADER + """
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+#define FIRST_OF(a) ((a)[0])
+static char *labels[] = {"vol", "bass", "treble"};
+static PyObject *
+names(PyObject *m, PyObject *unused)
+{
+    PyObject *out = PyList_New(0);
+    size_t i;
+    if (out == NULL)
+        return NULL;
+    for (i = 0; i < %s; i++) {
+        PyObject *s = PyUnicode_FromString(labels[i]);
+        if (s == NULL || PyList_Append(out, s) < 0) {
+            Py_XDECREF(s);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(s);
+    }
+    return out;
+}
+""" + ONE_METHOD.replace("    Err = PyErr_NewException(\"m.Err\", NULL, NULL);\n", "") % ("names", "names",
+                                                                                            "METH_NOARGS")
+
+
+@pytest.mark.parametrize("measure", ["Py_ARRAY_LENGTH(labels)", "COUNT_OF(labels)", "sizeof(labels) / sizeof(char *)",
+                                     "sizeof labels / sizeof labels[0]"])
+def test_an_array_only_measured_and_read_is_read_only_data(measure):
+    mp, text = port(MEASURED_TABLE % measure)
+    (labels,) = [g for g in mp.module.globals if g.name == "labels"]
+    assert labels.kind is GlobalKind.READONLY_DATA, (labels.kind, labels.reason)
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"
+    assert_compiles(mp, MEASURED_TABLE % measure, text)
+
+
+def test_a_macro_that_reads_its_argument_is_no_measure():
+    """`FIRST_OF(a)` names its parameter outside `sizeof`: the array decays to a pointer a
+    callee could write through, as before."""
+    mp, _ = port(MEASURED_TABLE.replace("i < %s", "i < 3 && FIRST_OF(labels) != NULL") % ())
+    (labels,) = [g for g in mp.module.globals if g.name == "labels"]
+    assert labels.kind is not GlobalKind.READONLY_DATA
+
+
+def test_the_default_metatype_is_no_custom_metaclass():
+    c = HEADER + """
+typedef struct { PyObject_HEAD } BoxObject;
+static PyTypeObject BoxType = {
+    PyVarObject_HEAD_INIT(&PyType_Type, 0)
+    "m.Box", sizeof(BoxObject), 0,
+};
+""" + INIT % "    if (PyType_Ready(&BoxType) < 0) return NULL;\n    PyModule_AddObject(m, \"Box\", (PyObject *)&BoxType);"
+    mp, text = port(c)
+    assert not [f for f in mp.module.findings if f.code == "metaclass"]
+    assert "PyType_FromModuleAndSpec" in text
+
+
+STRING_TABLE_HELPER = HEADER + """
+static char *labels[] = {"vol", "bass", "treble"};
+static PyObject *first(char **table) { %s }
+static PyObject *f(PyObject *m, PyObject *a) { return first(labels); }
+""" + ONE_METHOD.replace("    Err = PyErr_NewException(\"m.Err\", NULL, NULL);\n", "") % ("f", "f", "METH_NOARGS")
+
+
+def test_a_string_table_a_helper_reads_through_a_pointer_to_pointers_is_read_only_data():
+    c = STRING_TABLE_HELPER % "return table[0] ? PyUnicode_FromString(table[0]) : NULL;"
+    mp, text = port(c)
+    (labels,) = [g for g in mp.module.globals if g.name == "labels"]
+    assert labels.kind is GlobalKind.READONLY_DATA, (labels.kind, labels.reason)
+    assert_compiles(mp, c, text)
+
+
+@pytest.mark.parametrize("body", ['table[0] = "x"; Py_RETURN_NONE;', '*table = NULL; Py_RETURN_NONE;',
+                                  "char **keep = table; (void)keep; Py_RETURN_NONE;"])
+def test_a_string_table_a_helper_writes_or_keeps_through_a_pointer_to_pointers_is_not_read_only(body):
+    mp, _ = port(STRING_TABLE_HELPER % body)
+    (labels,) = [g for g in mp.module.globals if g.name == "labels"]
+    assert labels.kind is not GlobalKind.READONLY_DATA

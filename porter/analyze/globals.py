@@ -113,7 +113,7 @@ def _global_skeletons(indexes: list[FileIndex], macros: MacroTable, macro_uses,
         elif prev is None or (prev.initializer is None and g.initializer is not None):
             by_key[g.key] = g
     out = []
-    around = _Surroundings(indexes, macro_uses)
+    around = _Surroundings(indexes, macro_uses, capi.MEASURING_MACROS | macros.measuring())
     for g in by_key.values():
         uses = _uses(indexes, g, around, port_facts)
         if g.function is None:
@@ -225,7 +225,8 @@ def _uses(indexes, g: Global, around: _Surroundings, port_facts: bool = True) ->
             if not _refers_to(ident, g, index.scopes) or _declares_itself(ident) or _names_a_parameter(ident):
                 continue
             call = _argument_of(ident)
-            uses.append(Use(index.path, ctree.span(ident), owner_name, _access(ident, "[" in g.type_text),
+            uses.append(Use(index.path, ctree.span(ident), owner_name,
+                            _access(ident, "[" in g.type_text, around.measuring),
                             call=call.child_by_field_name("function").text.decode() if call else None,
                             call_span=ctree.span(call) if call else None,
                             **(_rewrite_facts(index, ident, owner) if port_facts else {})))
@@ -281,8 +282,10 @@ class _Surroundings:
     each function declares: what the uses of globals are read against, each read once however
     many globals ask (`kwlist`, a static local of every function; a name in many macro bodies)."""
 
-    def __init__(self, indexes: list[FileIndex], macro_uses) -> None:
+    def __init__(self, indexes: list[FileIndex], macro_uses,
+                 measuring: frozenset[str] = capi.MEASURING_MACROS) -> None:
         self.indexes = indexes
+        self.measuring = measuring  # macros that only measure their arguments (`Py_ARRAY_LENGTH`)
         self.by_macro: dict[str, list] = {}
         for use in macro_uses:
             self.by_macro.setdefault(use.name, []).append(use)
@@ -492,7 +495,7 @@ def _refers_to(ident: Node, g: Global, scopes: dict | None = None) -> bool:
 
 
 
-def _access(ident: Node, is_array: bool = False) -> UseAccess:
+def _access(ident: Node, is_array: bool = False, measuring: frozenset[str] = capi.MEASURING_MACROS) -> UseAccess:
     parent = ident.parent
     child = ident
     # Walk out of parentheses, casts and subscripts: (x)[i] = ... writes x's storage.
@@ -527,6 +530,8 @@ def _access(ident: Node, is_array: bool = False) -> UseAccess:
         args = ctree.call_args(call) if call is not None else []
         if name in capi.WRITING_MACROS and args and args[0] == child:
             return UseAccess.WRITE
+        if name in measuring:
+            return UseAccess.READ  # `Py_ARRAY_LENGTH(table)`: its size, not its contents
         if is_array and name not in capi.READING_CALLS:
             return UseAccess.ADDRESS  # an array decays to a pointer the callee may write through
         if name and name.startswith(("strcpy", "strcat", "strncpy", "memcpy", "memset", "memmove",

@@ -50,6 +50,16 @@ class MacroTable:
             self.memo[key] = frozenset(found)
         return self.memo[key]  # type: ignore[return-value]
 
+    def measuring(self) -> frozenset[str]:
+        """Function-like macros that only measure their arguments: each parameter the body
+        names stands inside a `sizeof` (`#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))`).
+        An array given to one is neither read nor written."""
+        key = "measuring"
+        if key not in self.memo:
+            self.memo[key] = frozenset(name for name, ms in self.by_name.items()
+                                       if all(only_measures(m) for m in ms))
+        return self.memo[key]  # type: ignore[return-value]
+
     def get(self, name: str) -> Macro | None:
         found = self.by_name.get(name)
         if not found:
@@ -85,6 +95,21 @@ class MacroTable:
 
     def all(self) -> list[Macro]:
         return [m for ms in self.by_name.values() for m in ms]
+
+
+_SIZEOF_OPERAND = re.compile(r"\bsizeof\s*(\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))")
+
+
+def only_measures(m: Macro) -> bool:
+    """Whether every parameter `m`'s body names is a `sizeof` operand there (and it names one)."""
+    if not m.params or "sizeof" not in m.body_text:
+        return False
+    body = _clean_body(m.body_text)
+    outside = _SIZEOF_OPERAND.sub(" ", body)
+    named = set(re.findall(r"[A-Za-z_]\w*", body))
+    left = set(re.findall(r"[A-Za-z_]\w*", outside))
+    params = [p for p in m.params if p != "..."]
+    return any(p in named for p in params) and not any(p in left for p in params)
 
 
 @lru_cache(maxsize=1 << 16)

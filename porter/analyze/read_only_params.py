@@ -85,11 +85,14 @@ def const_pointee(param: Node) -> bool:
 
 
 def _pointer_name(param: Node) -> str | None:
-    """`T *p` or `T p[]`: one level of pointer, named."""
+    """`T *p`, `T p[]` or `char **names`, named. Through `T **p`, an element (`p[i]`) is a
+    pointer copied out of the table; what is written through that copy is not the table."""
     declarator = param.child_by_field_name("declarator")
     if declarator is None or declarator.type not in ("pointer_declarator", "array_declarator"):
         return None
     inner = declarator.child_by_field_name("declarator")
+    while inner is not None and inner.type == "pointer_declarator" and declarator.type == "pointer_declarator":
+        inner = inner.child_by_field_name("declarator")
     return inner.text.decode() if inner is not None and inner.type == "identifier" else None
 
 
