@@ -2464,3 +2464,59 @@ def test_a_string_table_a_helper_writes_or_keeps_through_a_pointer_to_pointers_i
     mp, _ = port(STRING_TABLE_HELPER % body)
     (labels,) = [g for g in mp.module.globals if g.name == "labels"]
     assert labels.kind is not GlobalKind.READONLY_DATA
+
+
+MACRO_DEFINED_METHODS = HEADER + """
+typedef struct { PyObject_HEAD long v; } NumObject;
+static PyTypeObject NumType;
+#define num_alloc() PyObject_New(NumObject, &NumType)
+#define UNARY(NAME, OP) \\
+static PyObject * \\
+num_##NAME(PyObject *self) \\
+{ \\
+    NumObject *r = num_alloc(); \\
+    if (r != NULL) r->v = OP ((NumObject *)self)->v; \\
+    return (PyObject *)r; \\
+}
+UNARY(neg, -)
+UNARY(inv, ~)
+static PyNumberMethods num_as_number = {.nb_negative = num_neg, .nb_invert = num_inv};
+static PyTypeObject NumType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "m.Num", .tp_basicsize = sizeof(NumObject), .tp_as_number = &num_as_number,
+    .tp_flags = Py_TPFLAGS_DEFAULT, .tp_new = PyType_GenericNew,
+};
+""" + INIT % "    if (PyType_Ready(&NumType) < 0) return NULL;\n    PyModule_AddObject(m, \"Num\", (PyObject *)&NumType);"
+
+
+def test_a_type_named_in_functions_a_macro_defines_says_so():
+    """The report says where the use is (a function the macro defines) and why porter leaves it,
+    not that a static initialiser names it."""
+    mp, _ = port(MACRO_DEFINED_METHODS)
+    reason = mp.kept[(None, "NumType")]
+    assert reason.code == "in-macro-defined-function", reason
+    assert "num_neg()" in reason.message and "`UNARY`" in reason.message, reason.message
+
+
+def test_a_global_named_in_a_function_body_a_macro_gives_says_which_macro():
+    c = HEADER + """
+static PyObject *Err;
+static int ready;
+#define CHECK_READY \\
+    if (!ready) { PyErr_SetString(Err, "not ready"); return NULL; }
+#define NEEDS_READY_BODY(X) \\
+{ \\
+    CHECK_READY \\
+    return PyLong_FromLong(value_ ## X); \\
+}
+#define value_answer 42
+static PyObject *answer(PyObject *m, PyObject *unused)
+NEEDS_READY_BODY(answer)
+static PyObject *start(PyObject *m, PyObject *unused) { ready = 1; Py_RETURN_NONE; }
+static PyMethodDef methods2[] = {{"answer", answer, METH_NOARGS, NULL}, {"start", start, METH_NOARGS, NULL},
+                                 {NULL, NULL, 0, NULL}};
+""" + INIT.replace("methods[] = {{NULL, NULL, 0, NULL}};", "unused_methods[] = {{NULL, NULL, 0, NULL}};").replace(
+        "-1, methods}", "-1, methods2}") % '    Err = PyErr_NewException("m.Err", NULL, NULL);'
+    mp, _ = port(c)
+    reason = mp.kept[(None, "ready")]
+    assert reason.code == "used-at-file-scope" and "macro `NEEDS_READY_BODY` expands" in reason.message, reason

@@ -31,7 +31,7 @@ def used_at_file_scope(g: Global, module: ExtensionModule, convertible) -> Reaso
     for u in g.uses:
         if u.function is None and u.access is not UseAccess.MACRO and initializer_owner(module, u) is None \
                 and not is_closure_use(module, u):
-            return Reason("used-at-file-scope", f"used outside any function at {u.file} (a static initialiser)")
+            return file_scope_reason(module, u)
         if u.unparsed:
             return Reason("used-in-unparsed-code", f"used inside code porter could not parse in {u.file}")
     return None
@@ -307,10 +307,11 @@ def named_by_static_initializer(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
         for u in g.uses:
             if u.function is None and u.access is not UseAccess.MACRO and not is_closure_use(r.module, u):
                 owner = initializer_owner(r.module, u)
-                if owner is None or (None, owner) not in r.movable:
+                if owner is not None and (None, owner) not in r.movable:
                     yield k, Reason("used-at-file-scope", f"used outside any function in {u.file} "
-                                    + (f"(the initialiser of {owner}, which stays static)"
-                                       if owner else "(a static initialiser)"))
+                                    f"(the initialiser of {owner}, which stays static)")
+                elif owner is None:
+                    yield k, file_scope_reason(r.module, u)
 
 
 def closure_rows_apart(r: Round) -> Iterator[tuple[GlobalKey, Reason]]:
@@ -324,6 +325,23 @@ ROUND_VETOES = (unreachable_function, named_by_public_macro, macro_used_outside_
 
 
 # --------------------------------------------------------------------------- shared readings
+
+
+def file_scope_reason(module: ExtensionModule, u: Use) -> Reason:
+    """Why a use outside any function keeps its global: a function a project macro defines there
+    (`Dec_UnaryNumberMethod(mpd_qminus)`), or else a static initialiser."""
+    defined = next((f for f in module.functions if f.defined_by and f.file == u.file
+                    and f.span.start <= u.span.start < f.span.end), None)
+    if defined is not None:
+        return Reason("in-macro-defined-function", f"used in `{defined.name}()`, which macro `{defined.defined_by}` "
+                                                   f"defines at file scope in {u.file}: porter does not rewrite "
+                                                   "a macro body that defines functions")
+    if u.access is UseAccess.MACRO_PASTE and u.macro:
+        # `f(PyObject *m) BODY(x)`: a function whose body a macro gives, which tree-sitter reads as no function.
+        return Reason("used-at-file-scope", f"named where macro `{u.macro}` expands outside any function porter "
+                                            f"could read in {u.file} (a function body the macro gives, or a "
+                                            "static initialiser)")
+    return Reason("used-at-file-scope", f"used outside any function in {u.file} (a static initialiser)")
 
 
 def initializer_owner(module: ExtensionModule, u: Use) -> str | None:
