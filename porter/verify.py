@@ -89,6 +89,9 @@ class Fixture:
     # Modules the same sources define next to `module` (a unity build): ported with it, and
     # reached by its smoke test through the same shared object.
     also: tuple[str, ...] = ()
+    # The original claims a GIL per interpreter that does not hold: isolated subinterpreters
+    # accept it, and what it does there is undefined, so the oracle runs it in the main one only.
+    false_claim: bool = False
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -463,6 +466,7 @@ def load_fixture(folder: Path) -> Fixture:
         isolation=isolation_path.read_text(encoding="utf-8") if isolation_path.exists() else None,
         defines=_build_defines(folder) + tuple(sorted(computed.items())),
         also=tuple(also),
+        false_claim=bool(data.get("original_claims_too_much", False)),
     )
 
 

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, fixture_dirs
@@ -61,6 +62,9 @@ def steps(verification, interpreter, *names):
 @pytest.mark.parametrize("folder", EXTENSIONS, ids=IDS)
 def test_original_builds_runs_and_is_refused_when_single_phase(folder, interpreters, tmp_path):
     fx = load_fixture(folder)
+    if fx.false_claim:
+        _builds_and_runs_in_the_main_interpreter(fx, interpreters, tmp_path)
+        return
     result = verify(fx.sources, fx.module, fx.smoke, interpreters, isolation=None,
                     workdir=tmp_path / "build", defines=fx.defines)
     for i in interpreters:
@@ -77,6 +81,20 @@ def test_original_builds_runs_and_is_refused_when_single_phase(folder, interpret
                 assert got["shared-import"].ok, got["shared-import"]
         else:
             assert result.ok, result
+
+
+def _builds_and_runs_in_the_main_interpreter(fx, interpreters, tmp_path) -> None:
+    """An original whose claim of a GIL per interpreter is false (its threads enter Python
+    through PyGILState): built and smoke-tested where that claim plays no part."""
+    from porter.verify import build_extension
+
+    for i in interpreters:
+        built = build_extension(fx.sources, fx.module, i, tmp_path / f"orig-{i.version}", defines=fx.defines)
+        assert built.ok and built.extension is not None, built.log
+        (tmp_path / f"smoke-{i.version}.py").write_text(fx.smoke, encoding="utf-8")
+        run = subprocess.run([i.executable, str(tmp_path / f"smoke-{i.version}.py")], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(built.extension).parent)}, timeout=120)
+        assert run.returncode == 0, run.stderr
 
 
 @pytest.mark.oracle

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from porter import capi
 from porter.analyze.initializers import is_null, referenced_name
-from porter.model import InitStyle, ModuleDef
+from porter.model import InitStyle, ModuleDef, Span
 from porter.render import render
 from porter.rewrite import cbuild
 from porter.rewrite.emit import Emitter, StepResult
 from porter.rewrite.plan import Plan
+from porter.rewrite.planning.posture import NOT_SUPPORTED, PER_INTERPRETER_GIL, SHARED_GIL_ONLY
 
 
 class ModuleDefinition:
@@ -124,11 +125,17 @@ class ModuleDefinition:
         out.done(body.file, body.header,
                  f"{module.init.name}() returns PyModuleDef_Init(&{names.def_name}); slots: {slots}{named}",
                  key=("module",))
-        for f in module.findings:
-            if f.code == "foreign-thread":  # what stands between the claim and a GIL per interpreter
-                out.todo(f.file, f.span, f"{f.message}; the port claims {plan.posture.value}",
-                         key=("thread-entry", f.file, f.span.start), code=f.code, subject=f.function or "")
+        _thread_entries_left(out, plan)
         return out.result
+
+
+def _thread_entries_left(out: Emitter, plan: Plan) -> None:
+    """What stands between the claim and a GIL per interpreter: Python entered from threads
+    the module starts, which only a person can give their interpreter."""
+    for f in plan.module.findings:
+        if f.code == "foreign-thread":
+            out.todo(f.file, f.span, f"{f.message}; the port claims {plan.posture.value}",
+                     key=("thread-entry", f.file, f.span.start), code=f.code, subject=f.function or "")
 
 
 def _runtime_slots(plan: Plan) -> dict | None:
@@ -251,6 +258,8 @@ def _add_slots(out: Emitter, plan: Plan, d: ModuleDef) -> None:
                   and g.table_rows), None)
     if table is None:
         return
+    if _lower_claim(out, plan, table):
+        _thread_entries_left(out, plan)
     rows = []
     if "Py_mod_multiple_interpreters" not in present:
         rows.append((plan.guard("Py_mod_multiple_interpreters"),
@@ -264,5 +273,36 @@ def _add_slots(out: Emitter, plan: Plan, d: ModuleDef) -> None:
     indent = layout.line_indent(sentinel.start)
     out.insert(table.file, layout.line_start(sentinel.start),
                "".join(f"#if {guard}\n{indent}{row}\n#endif\n" if guard else f"{indent}{row}\n" for guard, row in rows))
-    out.done(table.file, table.span, f"{table.name} declares Py_mod_multiple_interpreters = {plan.posture.value}"
-             + (" and Py_mod_gil" if len(rows) > 1 else ""), key=("module",))
+    added = [row.split(",")[0].lstrip("{") for _, row in rows]
+    said = [f"Py_mod_multiple_interpreters = {plan.posture.value}" if a == "Py_mod_multiple_interpreters"
+            else "Py_mod_gil = Py_MOD_GIL_USED" for a in added]
+    out.done(table.file, table.span, f"{table.name} declares " + " and ".join(said), key=("module",))
+
+
+# Py_mod_multiple_interpreters values, weakest claim first.
+_CLAIMS = (NOT_SUPPORTED, SHARED_GIL_ONLY, PER_INTERPRETER_GIL)
+
+
+def _lower_claim(out: Emitter, plan: Plan, table) -> bool:
+    """A slot row that claims more than holds (a GIL per interpreter, when the module enters
+    Python from threads of its own) is given the claim that does hold."""
+    claimed = dict(plan.module.module_slots).get("Py_mod_multiple_interpreters")
+    wanted = plan.posture.value
+    # Only a claim the code disproves: a weaker posture can also come from what porter cannot
+    # tell (a build condition), where the module's own choice of value stands.
+    if not any(f.code == "foreign-thread" for f in plan.module.findings):
+        return False
+    if claimed not in _CLAIMS or wanted not in _CLAIMS or plan.posture.condition is not None \
+            or _CLAIMS.index(claimed) <= _CLAIMS.index(wanted):
+        return False
+    layout = plan.layout(table.file)
+    for row in table.table_rows:
+        text = layout.text[row.start:row.end]
+        if b"Py_mod_multiple_interpreters" not in text or text.count(claimed.encode()) != 1:
+            continue
+        at = row.start + text.index(claimed.encode())
+        out.edit(table.file, Span(at, at + len(claimed)), wanted)
+        out.done(table.file, row, f"{table.name} claimed {claimed}, which does not hold: "
+                 + "; ".join(plan.posture.reasons[:2]) + f"; it now declares {wanted}", key=("module",))
+        return True
+    return False
