@@ -269,6 +269,11 @@ def _classify_body(macro: Macro) -> str | None:
     body = re.sub(r"/\*.*?\*/|//[^\n]*|\\\r?\n", " ", macro.body_text, flags=re.DOTALL).strip()
     body = _PRAGMA_OPERATOR.sub(" ", body).strip()
     words = re.findall(r"[A-Za-z_]\w*|\S", _without_attribute_arguments(body))
+    net = _net_braces(body, words)
+    if net:
+        # `#define ENTER_TCL { PyThreadState *t = ...; Py_BEGIN_ALLOW_THREADS`: it opens blocks
+        # another macro closes (`LEAVE_TCL`); standing in for its braces keeps the function whole.
+        return f"braces{net:+d}"
     if macro.params is None:
         if not body:
             return "blank"
@@ -293,6 +298,19 @@ def _classify_body(macro: Macro) -> str | None:
 # `PyMODINIT_FUNC CONCATENATE(PyInit_, EXT_MODULE)(void)`: specifiers, a declarator (perhaps
 # itself a macro use), then the parameter list last.
 _FUNCTION_HEADER = re.compile(r"[A-Za-z_][\w\s*]*\s[\w\s*]*[A-Za-z_]\w*\s*(\([^()]*\)\s*)?\([^()]*\)")
+
+
+# C-API macros that open or close a block without braces of their own in the body that names them.
+_BLOCK_MACROS = {"Py_BEGIN_ALLOW_THREADS": 1, "Py_END_ALLOW_THREADS": -1, "Py_TRASHCAN_BEGIN": 1,
+                 "Py_TRASHCAN_END": -1, "Py_TRASHCAN_SAFE_BEGIN": 1, "Py_TRASHCAN_SAFE_END": -1}
+_LITERAL_TEXT = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+
+
+def _net_braces(body: str, words: list[str]) -> int:
+    """How many blocks an expansion leaves open (negative: closes), counting the C-API's own
+    block macros it names."""
+    code = _LITERAL_TEXT.sub(" ", body)
+    return code.count("{") - code.count("}") + sum(_BLOCK_MACROS.get(w, 0) for w in words)
 
 
 def _without_attribute_arguments(body: str) -> str:
@@ -480,6 +498,8 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
         if len(stand_in) <= tok.end - tok.start:
             _put(buf, tok.start, stand_in)
         return tok.end, False
+    if kind.startswith("braces"):
+        return _mask_braces(buf, text, lexed, tok, macro, int(kind[len("braces"):]))
     prev = _prev_significant(lexed, text, tok.start)
     if kind == "header":
         return _mask_header(buf, lexed, text, tok, prev, depths.at(tok.start))
@@ -510,6 +530,28 @@ def _mask_project(buf, text, lexed: Lexed, tok: Token, macro: Macro, kind: str, 
         return end, False
     blank_in(buf, tok.start, end)
     return end, True
+
+
+def _mask_braces(buf: bytearray, text: bytes, lexed: Lexed, tok: Token, macro: Macro, net: int):
+    """A use of a macro that opens (`net` > 0) or closes blocks: its braces, and nothing else
+    of it, as the parser's stand-in (`{{` for ENTER_TCL, `}` for LEAVE_OVERLAP_TCL)."""
+    end = tok.end
+    if macro.params is not None:
+        opening = _next_significant_token(lexed, text, tok.end)
+        if opening is None or opening.text != b"(":
+            return None
+        close, _ = lexed.closing_paren(opening.start)
+        if close is None:
+            return None
+        end = close + 1
+    stand_in = (b"{" if net > 0 else b"}") * abs(net)
+    if len(stand_in) > end - tok.start:
+        return None
+    blank_in(buf, tok.start, end)
+    if net < 0 and text[max(0, tok.start - 200):tok.start].rstrip().endswith(b":") and len(stand_in) < end - tok.start:
+        stand_in = b";" + stand_in  # `done: LEAVE_X`: a label needs a statement before the brace
+    _put(buf, tok.start, stand_in)
+    return end, macro.params is not None
 
 
 def _mask_header(buf: bytearray, lexed: Lexed, text: bytes, tok: Token, prev: Token | None, depth: int):

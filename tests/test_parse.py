@@ -38,6 +38,17 @@ MASKED = [
     ("a branch ending with a dangling else and the group after it are read as one branch each",
      b"static int f(int fd) {\n    int r;\n#ifdef HAVE_AT\n    if (fd >= 0) {\n        r = g(fd);\n    } else\n"
      b"#endif\n#if defined(__WATCOMC__)\n        r = h();\n#else\n        r = h2();\n#endif\n    return r;\n}\n"),
+    ("project macros that open and close blocks stand in for their braces (_tkinter's ENTER_TCL family)",
+     b"#define ENTER_LIB \\\n    { int t = 0; \\\n      Py_BEGIN_ALLOW_THREADS \\\n      (void)t;\n"
+     b"#define LEAVE_LIB \\\n    Py_END_ALLOW_THREADS }\n#define ENTER_OVERLAP Py_END_ALLOW_THREADS\n"
+     b"#define LEAVE_OVERLAP }\n"
+     b"static int f(void) {\n    int r;\n    ENTER_LIB\n    r = g();\n    LEAVE_LIB\n    return r;\n}\n"
+     b"static int h(void) {\n    int r;\n    ENTER_LIB\n    r = g();\n    ENTER_OVERLAP\n"
+     b"    if (r > 1) {\n        r = k();\n    }\n    else {\n        r = 0;\n    }\n    LEAVE_OVERLAP\n    return r;\n}\n"),
+    ("a function-like macro that opens a block and one that closes it after a label parse",
+     b"#define BEGIN_GUARD(lock) { acquire(lock);\n#define END_GUARD(lock) release(lock); }\n"
+     b"static int f(int *l) {\n    int r = 0;\n    BEGIN_GUARD(l)\n    r = g();\n    if (r) goto done;\n"
+     b"    r = 1;\ndone:\n    END_GUARD(l)\n    return r;\n}\n"),
     ("a string literal continued with a backslash before CRLF parses",
      b'static const char doc[] =\r\n"first line\\n\\\r\nsecond line";\r\nstatic int after;\r\n'),
 ]
