@@ -450,6 +450,7 @@ def parse_source(
     masked, macro_masks = mask_macros(text, project_macros, iso646, lexed)
     conds = pre.conditionals
     buf = bytearray(masked)
+    _blank_directive_comments(buf, text, lexed)
     constants = frozenset(name.encode() for name, m in project_macros.items() if m.params is None)
     number_tables = _blank_number_tables(buf, text, lexed, constants)
     masked_conds: list[MaskedConditional] = []
@@ -498,6 +499,41 @@ def parse_source(
     masked_conds.sort(key=lambda mc: mc.conditional.span.start)
     return Source(path, text, seen, tree, macro_masks, pre, tuple(masked_conds), errors, number_tables,
                   frozenset(names_of_lexed(lexed)) if code_names else None)
+
+
+_COMMENT_START = re.compile(rb"/[*/]")
+_DIRECTIVE_COMMENT = re.compile(rb"/\*.*?(?:\*/|\Z)|//(?:\\\r?\n|[^\n])*", re.DOTALL)
+
+
+def _blank_directive_comments(buf: bytearray, text: bytes, lexed: Lexed) -> None:
+    """Comments inside directive lines, as spaces: tree-sitter-c ends a `#define`'s body at a
+    block comment followed by a line continuation (`/* note */ \\`) and reads the rest of the
+    body as code at file scope. Only the parser's copy changes; every offset stays."""
+    for start, end in lexed.directives:
+        if _COMMENT_START.search(text, start, end) is None:
+            continue
+        for m in _DIRECTIVE_COMMENT.finditer(text, start, end):
+            if m.start() == start or _in_literal(text, start, m.start()) or not text[m.end():end].strip():
+                continue  # a comment that ends the directive reads well (and a body of blanks would not)
+            blank_in(buf, m.start(), min(m.end(), end))
+
+
+def _in_literal(text: bytes, line_start: int, at: int) -> bool:
+    """Whether `at` sits inside a string or character literal of the directive from `line_start`."""
+    quote = None
+    i = line_start
+    while i < at:
+        c = text[i]
+        if quote is not None:
+            if c == 0x5C:  # a backslash escapes the next byte
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+        elif c in (0x22, 0x27):
+            quote = c
+        i += 1
+    return quote is not None
 
 
 # --------------------------------------------------------------------------- queries

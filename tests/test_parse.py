@@ -167,3 +167,15 @@ def test_a_big_table_of_numbers_and_constant_macros_is_blanked_but_not_one_namin
     assert len(blanked.number_tables) == 1 and blanked.error_spans == ()
     kept = parse_source("t.c", b"static int v;\nstatic const long sizes[] = {\n" + row.replace(b"U", b"v") * 400 + b"};\n")
     assert kept.number_tables == frozenset()
+
+
+def test_a_block_comment_inside_a_define_body_does_not_end_the_directive():
+    """tree-sitter-c ends a `#define` at `/* note */ \\` and reads the rest as code at file scope;
+    the parser's copy has such comments blanked, so the body stays a macro's."""
+    text = (b"#define CHECK() \\\n    do { \\\n        int a = 1; \\\n        /* then b */ \\\n        int b = a; \\\n"
+            b"        (void)b; \\\n    } while (0)\n#define EMPTY /* nothing */\nstatic int f(void) { CHECK(); return 0; }\n")
+    src = load_sources([("t.c", text)])[0]
+    assert src.error_spans == ()
+    kinds = [n.type for n in src.root.children]
+    assert kinds == ["preproc_function_def", "preproc_def", "function_definition"], kinds
+    assert src.text == text  # only the parser's copy changed
