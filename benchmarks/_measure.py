@@ -45,8 +45,13 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def measure(argv: list[str], timeout: float | None = None, stdout=subprocess.DEVNULL) -> dict:
-    """Run `argv` once. `wall` is None when it ran past `timeout` seconds (it is then killed)."""
+def measure(argv: list[str], timeout: float | None = None, stdout=subprocess.DEVNULL, sample: bool = True) -> dict:
+    """Run `argv` once. `wall` is None when it ran past `timeout` seconds (it is then killed).
+
+    `sample=False` leaves memory unsampled (its fields 0): reading every process's
+    smaps_rollup each 10 ms costs a core and locks the processes' memory maps while it reads,
+    which slows a tree of forked workers more than one process (1-4 s of porter's 11 s scan of
+    CPython's Modules/, under 1 s of a single-process peer's): time is measured apart."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
     peak = [0, 0]
@@ -67,7 +72,8 @@ def measure(argv: list[str], timeout: float | None = None, stdout=subprocess.DEV
                 pass
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if sample:
+        sampler.start()
     timer = threading.Timer(timeout, kill) if timeout else None
     if timer is not None:
         timer.start()
@@ -79,7 +85,8 @@ def measure(argv: list[str], timeout: float | None = None, stdout=subprocess.DEV
         if wall is not None and wall >= timeout:
             wall = None
     done.set()
-    sampler.join()
+    if sample:
+        sampler.join()
     return {"wall": wall, "tree_peak_mib": peak[0] / 1024, "tree_pss_mib": peak[1] / 1024,
             "maxrss_mib": usage.ru_maxrss / 1024,
             "cpu": usage.ru_utime + usage.ru_stime, "code": os.waitstatus_to_exitcode(status),
