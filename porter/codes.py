@@ -182,12 +182,14 @@ _KEPT = [
     _code("used-at-file-scope", CodeKind.KEPT, "a global named outside any function (a static initialiser).",
           "Only another converted type's initialiser may name a moved global."),
     _code("in-macro-defined-function", CodeKind.KEPT, "a global named in a function that a project macro "
-          "defines at file scope.", """
+          "defines at file scope, through what the macro's use expands to.", """
 `Dec_UnaryNumberMethod(mpd_qminus)` expands to `static PyObject *nm_mpd_qminus(PyObject *self)
-{...}`: the global is named in the macro's body (or a macro it uses), and the body is shared by
-every function the macro defines. porter does not rewrite such a body yet.""",
-          todo="write those functions out, or give the macro's body a way to the state from the "
-               "functions' own arguments (`PyType_GetModuleByDef(Py_TYPE(self), &def)`), and port again."),
+{...}`, whose body uses `dec_alloc()`, another macro, which names the global. porter gives the
+functions a macro defines one state declaration in the macro's body, but it records a name that
+only the expansion spells (a macro the body uses, or a pasted name) at file scope, and does not
+follow it into the function yet.""",
+          todo="write those functions out and port again, or give the macro's body a way to the state "
+               "by hand (`PyType_GetModuleByDef(Py_TYPE(self), &def)`)."),
     _code("macro-name-shadowed", CodeKind.KEPT, "a macro names the global and also expands where that name "
           "is a local or parameter.", todo="rename the local or parameter, or write the global's name out at "
           "the other sites, and port again."),

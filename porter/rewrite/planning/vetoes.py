@@ -334,8 +334,9 @@ def file_scope_reason(module: ExtensionModule, u: Use) -> Reason:
                     and f.span.start <= u.span.start < f.span.end), None)
     if defined is not None:
         return Reason("in-macro-defined-function", f"used in `{defined.name}()`, which macro `{defined.defined_by}` "
-                                                   f"defines at file scope in {u.file}: porter does not rewrite "
-                                                   "a macro body that defines functions")
+                                                   f"defines at file scope in {u.file}, through what the use "
+                                                   "expands to (pasted names or the macros it uses): porter "
+                                                   "does not follow such a use into that function yet")
     if u.access is UseAccess.MACRO_PASTE and u.macro:
         # `f(PyObject *m) BODY(x)`: a function whose body a macro gives, which tree-sitter reads as no function.
         return Reason("used-at-file-scope", f"named where macro `{u.macro}` expands outside any function porter "
