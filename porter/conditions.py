@@ -320,3 +320,25 @@ def _taken_by(branches: list[tuple[str, bytes]], hexversion: int, given: Mapping
     if hexversion not in memo:
         memo[hexversion] = _taken(branches, hexversion, given)
     return memo[hexversion]
+
+
+# Platforms no build is two of at once, by the macros that say which one it is: a condition that
+# asks for two of them (`defined(__GLIBC__) && defined(_MSC_VER)`) holds in no build.
+_PLATFORMS = (
+    frozenset({"_WIN32", "WIN32", "_WIN64", "MS_WINDOWS", "MS_WIN32", "MS_WIN64", "_MSC_VER"}),
+    frozenset({"__linux__", "linux", "__GLIBC__"}),
+    frozenset({"__APPLE__", "__MACH__"}),
+    frozenset({"__FreeBSD__"}),
+    frozenset({"__NetBSD__"}),
+    frozenset({"__OpenBSD__"}),
+)
+_DEFINED = re.compile(r"(!\s*)?defined\s*\(?\s*([A-Za-z_]\w*)\s*\)?")
+
+
+def holds_in_no_build(condition: str) -> bool:
+    """Whether a conjunction (`A && (B && !C)`, parentheses around conjunctions only) requires
+    `defined(X)` of two platforms no build is at once. A condition with `||` is not read."""
+    if "||" in condition:
+        return False
+    wanted = {m.group(2) for m in _DEFINED.finditer(condition) if not m.group(1)}
+    return sum(1 for platform in _PLATFORMS if wanted & platform) > 1

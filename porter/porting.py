@@ -9,7 +9,7 @@ from pathlib import Path
 from porter.compile_check import CompileCheck, Toolchain, check_module, find_toolchains
 from porter.model import Companions, FileProblem
 from porter.pipeline import port_files
-from porter.rewrite.planning.posture import atomic_counters
+from porter.rewrite.planning.posture import always_atomic, atomic_counters
 from porter.rewrite.port import ModulePort, PortResult
 from porter.rewrite.vocab import PortStatus
 from porter.status import Outcome, Status, isolation_of
@@ -91,7 +91,7 @@ def outcome(mp: ModulePort, check: CompileCheck | None, not_compiled: str) -> Ou
     # weaken those builds only, and the slot table says so: the default build is whole.
     # A pacing counter stays plain only where the compiler has no C11 atomics (a condition too).
     atomic = atomic_counters(m, mp.kept)
-    kept = sorted({g.name for g in m.globals if g.key in mp.kept
+    kept = sorted({g.name for g in m.globals if g.key in mp.kept and g.key not in always_atomic(m, mp.kept)
                    and not (conditional and (g.condition or g.key in atomic))})
     weaker = mp.posture is not None and mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED" \
         and not conditional

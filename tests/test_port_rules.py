@@ -2104,6 +2104,33 @@ def test_a_counter_that_only_paces_work_in_a_callback_becomes_atomic(body):
     assert_compiles(mp, c, text)
 
 
+def test_a_pacing_counter_only_glibc_builds_declare_is_atomic_in_every_build():
+    """Declared under `#ifdef __GLIBC__` (a binding's malloc_trim pacing), plain only where
+    MSVC compiles: no build is both, so the claim is a GIL per interpreter with no condition."""
+    c = PACED.replace("static void hook(void *p)\n{\n    %s\n    %s\n}",
+                      "static void hook(void *p)\n{\n#ifdef __GLIBC__\n    %s\n    %s\n#endif\n}") % (
+        "static unsigned long count = 0;", "if (++count == 100) { flush_all(); count = 0; }")
+    mp, text = port(c)
+    assert "static _Atomic unsigned long count = 0;" in text, text
+    assert mp.posture.value == "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED" and mp.posture.condition is None, mp.posture
+    assert "{Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED}" in text
+    assert "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED" not in text
+    assert_compiles(mp, c, text)
+
+
+@pytest.mark.parametrize(("condition", "never"), [
+    ("(defined(__GLIBC__)) && (defined(_MSC_VER) && !defined(__clang__))", True),
+    ("defined(__APPLE__) && defined(_WIN32)", True),
+    ("defined(_MSC_VER) && !defined(__clang__)", False),
+    ("defined(__GLIBC__) || defined(_MSC_VER)", False),  # a disjunction is not read
+    ("defined(__linux__) && !defined(_WIN32)", False),
+])
+def test_a_condition_that_asks_for_two_platforms_holds_in_no_build(condition, never):
+    from porter.conditions import holds_in_no_build
+
+    assert holds_in_no_build(condition) is never
+
+
 @pytest.mark.parametrize(("declaration", "body"), [
     ("static unsigned long count = 0;", "if (++count == 100) { count = 0; } printf(\"%%lu\", count);"),  # passed on
     ("static unsigned long count = 0;", "unsigned long *p = &count; (*p)++;"),  # its address

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from porter.conditions import holds_in_no_build
 from porter.model import ExtensionModule, GlobalKind, Severity
 from porter.rewrite.planning.decide import Decisions
 from porter.rewrite.planning.reach import GlobalKey
@@ -22,6 +23,14 @@ def atomic_counters(module: ExtensionModule, kept: Mapping[GlobalKey, Reason]) -
     """The pacing counters that stay because their function cannot reach module state: they
     become _Atomic (steps.once_per_process). One kept for another reason is reported as it is."""
     return {key for key in module.pacing_counters if key in kept and kept[key].code == "unreachable-function"}
+
+
+def always_atomic(module: ExtensionModule, kept: Mapping[GlobalKey, Reason]) -> set[GlobalKey]:
+    """The pacing counters made _Atomic in every build: declared only where the compiler always
+    has C11 atomics (`#if defined(__GLIBC__)`: never MSVC)."""
+    return {key for key in atomic_counters(module, kept)
+            if (condition := module.global_of(key).condition)
+            and holds_in_no_build(f"({condition}) && ({NO_C11_ATOMICS})")}
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,8 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
     for key, why in sorted(decisions.kept.items(), key=lambda kv: kv[0][1]):
         g = module.global_of(key)
         condition = g.condition
+        if key in always_atomic(module, decisions.kept):
+            continue  # declared for glibc only, plain only under MSVC: atomic in every build
         if key in atomic:
             # Made _Atomic (steps.once_per_process) wherever the compiler has C11 atomics.
             condition = f"({condition}) && ({NO_C11_ATOMICS})" if condition else NO_C11_ATOMICS
