@@ -83,8 +83,7 @@ def _paren_after(text: bytes, pos: int) -> int | None:
 def _mask_block(opening: bytes):
     def mask(buf, text, tok, lexed):
         blank_in(buf, tok.start, tok.end)
-        if opening == b"}" and text[max(0, tok.start - 200):tok.start].rstrip().endswith(b":") \
-                and tok.end - tok.start >= 2:
+        if opening == b"}" and _after_label(text, tok.start) and tok.end - tok.start >= 2:
             # `done: Py_TRASHCAN_END`: a label needs a statement before the closing brace.
             buf[tok.start] = ord(";")
             buf[tok.start + 1] = opening[0]
@@ -93,6 +92,12 @@ def _mask_block(opening: bytes):
         return tok.end
 
     return mask
+
+
+def _after_label(text: bytes, at: int) -> bool:
+    """`done: Py_END_ALLOW_THREADS`: a label right before `at`, which needs a statement before
+    the closing brace that stands in for the macro."""
+    return text[max(0, at - 200):at].rstrip().endswith(b":")
 
 
 def _mask_as_declaration(type_text: bytes):
@@ -548,7 +553,7 @@ def _mask_braces(buf: bytearray, text: bytes, lexed: Lexed, tok: Token, macro: M
     if len(stand_in) > end - tok.start:
         return None
     blank_in(buf, tok.start, end)
-    if net < 0 and text[max(0, tok.start - 200):tok.start].rstrip().endswith(b":") and len(stand_in) < end - tok.start:
+    if net < 0 and _after_label(text, tok.start) and len(stand_in) < end - tok.start:
         stand_in = b";" + stand_in  # `done: LEAVE_X`: a label needs a statement before the brace
     _put(buf, tok.start, stand_in)
     return end, macro.params is not None

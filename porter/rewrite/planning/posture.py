@@ -55,10 +55,11 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
     conditions: list[str] = []
     unconditional = False
     atomic = atomic_counters(module, decisions.kept)
+    everywhere_atomic = always_atomic(module, decisions.kept)
     for key, why in sorted(decisions.kept.items(), key=lambda kv: kv[0][1]):
         g = module.global_of(key)
         condition = g.condition
-        if key in always_atomic(module, decisions.kept):
+        if key in everywhere_atomic:
             continue  # declared for glibc only, plain only under MSVC: atomic in every build
         if key in atomic:
             # Made _Atomic (steps.once_per_process) wherever the compiler has C11 atomics.
