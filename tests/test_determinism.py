@@ -118,3 +118,25 @@ def test_the_files_next_to_a_folders_only_module_are_parsed_once(monkeypatch):
     module = scan(files, jobs=1).modules[0]
     assert set(module.files) == {path for path, _ in files}
     assert parsed == Counter({path: 1 for path, _ in files})
+
+
+def test_directives_read_on_two_processes_are_those_read_on_one(monkeypatch):
+    from porter.analyze import schedule
+
+    items = [(str(p), p.read_bytes()) for p in sorted(FIXTURES.rglob("*.[ch]"))]
+    broken = items[3][0]
+    real = schedule.preprocess
+
+    def preprocess(path, data, defines=None):
+        if path == broken:
+            raise ValueError("unreadable directive")
+        return real(path, data, defines)
+
+    monkeypatch.setattr(schedule, "preprocess", preprocess)
+    monkeypatch.setattr(schedule, "PARALLEL_BYTES", 0)  # the fixtures are small: split them anyway
+    alone, split = [], []
+    one = schedule.prepare(items, alone, jobs=1)
+    two = schedule.prepare(items, split, jobs=2)
+    assert two.paths == one.paths == [p for p, _ in items if p != broken]  # in the order given
+    assert two.pres == one.pres and two.closures == one.closures
+    assert [str(p) for p in split] == [str(p) for p in alone] and len(alone) == 1
