@@ -165,12 +165,27 @@ def scan(
             dump(analysis_to_json(analysis), sys.stdout.write)
         sys.stdout.write("\n")
         return
-    table = Table(show_lines=False, pad_edge=False)
-    for column in ("file", "module", "init", "static types", "globals to port", "blockers", "unparsed"):
-        table.add_column(column, overflow="fold")
-    for row in scan_rows(analysis):
-        table.add_row(*row)
-    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+    _print_table(("file", "module", "init", "static types", "globals to port", "blockers", "unparsed"),
+                 list(scan_rows(analysis)))
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A boxed table on a terminal; elsewhere (a pipe, a file, a CI log) one line per row,
+    columns aligned, nothing folded: what grep and diff read, for a thousandth of the time
+    rich takes to measure and fold a tree's hundreds of cells."""
+    if sys.stdout.isatty():
+        table = Table(show_lines=False, pad_edge=False)
+        for column in header:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        Console(highlight=False).print(table)
+        return
+    lines = [header, tuple("-" * len(h) for h in header)]
+    lines += [tuple(" ".join(cell.split()) for cell in row) for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() + "\n")
 
 
 @app.command()

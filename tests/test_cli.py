@@ -41,6 +41,20 @@ def test_scan_prints_a_table_and_exits_0():
     assert "counter" in out.stdout and "single-phase" in out.stdout
 
 
+def test_scan_piped_is_one_aligned_line_per_row():
+    out = run("scan", "fixtures/globals-counter", "fixtures/multiphase-noop")
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["file", "module", "init", "static", "types", "globals", "to", "port", "blockers",
+                                "unparsed"]
+    rows = {line.split()[1]: line for line in lines[2:]}
+    assert rows["counter"].split()[:3] == ["fixtures/globals-counter/counter.c", "counter", "single-phase"]
+    # Columns start where their headings do.
+    assert {line.index("single-phase") if "single-phase" in line else lines[0].index("init")
+            for line in lines if "single-phase" in line} == {lines[0].index("init")}
+    assert "│" not in out.stdout and "┃" not in out.stdout
+
+
 def test_scan_json_follows_the_published_schema():
     out = run("scan", "--json", "fixtures")
     assert out.returncode == 0
