@@ -410,6 +410,7 @@ class Alternative:
     first_param: str | None = None  # its first parameter's name (None: unnamed, or Py_UNUSED)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Function:
     # Its key: the C name, or `file:name` when another file defines a static function of that

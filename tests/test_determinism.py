@@ -140,3 +140,17 @@ def test_directives_read_on_two_processes_are_those_read_on_one(monkeypatch):
     assert two.paths == one.paths == [p for p, _ in items if p != broken]  # in the order given
     assert two.pres == one.pres and two.closures == one.closures
     assert [str(p) for p in split] == [str(p) for p in alone] and len(alone) == 1
+
+
+def test_module_facts_cross_processes_unchanged():
+    """Workers send their facts to the parent in pickles (slotted classes by their field values)."""
+    import pickle
+
+    paths = [FIXTURES / name for name in ("multifile-module", "state-callback-user-data", "type-protocols")]
+    files = [(str(p), p.read_bytes()) for d in paths for p in sorted(d.rglob("*.[ch]"))]
+    modules = scan(files, jobs=1).modules
+    assert modules and all(m.functions for m in modules)
+    for module in modules:
+        copy = pickle.loads(pickle.dumps(module, pickle.HIGHEST_PROTOCOL))
+        assert copy == module
+        assert [type(f) for f in copy.functions] == [type(f) for f in module.functions]
