@@ -71,6 +71,13 @@ def tokenize(
         pos = m.end()
 
 
+def token_texts(text: bytes, start: int, end: int, kinds: frozenset[str]) -> list[tuple[str, bytes]]:
+    """`(kind, text)` of the tokens of `tokenize(text, start, end, directives=False)` whose kind
+    is one of `kinds`: the same pattern, matched by one C-level iteration, no Token made."""
+    return [(m.lastgroup, m.group()) for m in _TOKEN.finditer(text, start, end)  # type: ignore[misc]
+            if m.lastgroup in kinds]
+
+
 def directive_end(text: bytes, start: int, end: int | None = None) -> int:
     """End of the logical preprocessor line starting at `start` (before its newline)."""
     end = len(text) if end is None else end

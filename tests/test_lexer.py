@@ -4,7 +4,16 @@ import random
 
 import pytest
 
-from porter.lexer import _NAME_CALL, lex, matching_paren, names, tokenize, top_level_commas, top_level_punct
+from porter.lexer import (
+    _NAME_CALL,
+    lex,
+    matching_paren,
+    names,
+    token_texts,
+    tokenize,
+    top_level_commas,
+    top_level_punct,
+)
 
 PIECES = [b"#", b"# define X 1", b"#if A\n", b"#endif", b"\n", b"\r\n", b"\r", b" ", b"\t", b"\\\n", b"\\\r\n",
           b"\\", b"/*", b"*/", b"/* c */", b"//", b"// x\\\n", b'"', b'"str"', b"'", b"'c'", b'L"w"', b"u8'x'",
@@ -95,3 +104,15 @@ def test_lex_without_directives_finds_the_comments_and_literals_tokenize_reads_w
         lexed = lex(text, directives=False)
         assert list(lexed.comments) == [(t.start, t.end) for t in tokens if t.kind == "comment"], text
         assert list(lexed.literals) == [(t.start, t.end) for t in tokens if t.kind in ("string", "char")], text
+
+
+def test_token_texts_are_the_tokens_tokenize_reads_without_directives():
+    rng = random.Random(12)
+    kinds = frozenset(("ident", "string", "char", "number", "comment", "punct", "newline", "other"))
+    for _ in range(2000):
+        text = b"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
+        start = rng.randint(0, len(text))
+        end = rng.randint(start, len(text))
+        want = [(t.kind, t.text) for t in tokenize(text, start, end, directives=False)]
+        assert token_texts(text, start, end, kinds) == want, text
+        assert token_texts(text, start, end, frozenset(("ident",))) == [w for w in want if w[0] == "ident"]

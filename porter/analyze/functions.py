@@ -15,7 +15,7 @@ from porter.analyze.index import FileIndex
 from porter.analyze.initializers import is_null, referenced_name
 from porter.analyze.macros import MacroTable, expand, split_args
 from porter.analyze.ownership import Ownership, owned
-from porter.lexer import tokenize
+from porter.lexer import token_texts
 from porter.model import (
     Alternative,
     Call,
@@ -341,13 +341,16 @@ def _words_before(text: bytes, name_start: int) -> set[str]:
     (`visibility("hidden")`): back to the end of the statement, block or directive line before
     it (comments skipped)."""
     start = max(text.rfind(b";", 0, name_start), text.rfind(b"}", 0, name_start), text.rfind(b"{", 0, name_start))
-    directive = text.rfind(b"\n#", 0, name_start)
+    directive = text.rfind(b"\n#", max(start, 0), name_start)  # only one after `start` counts
     if directive > start:
         start = text.find(b"\n", directive + 2, name_start)
         while start > 0 and text[start - 1:start] == b"\\":  # a continued directive line
             start = text.find(b"\n", start + 1, name_start)
-    return {t.text.decode().strip('"') for t in tokenize(text, max(start + 1, 0), name_start, directives=False)
-            if t.kind == "ident" or (t.kind == "string" and t.text[1:-1].decode().isidentifier())}
+    return {word.decode().strip('"') for kind, word in token_texts(text, max(start + 1, 0), name_start, _WORD_KINDS)
+            if kind == "ident" or word[1:-1].decode().isidentifier()}
+
+
+_WORD_KINDS = frozenset(("ident", "string"))
 
 
 # `__attribute__((constructor))`: the dynamic loader calls it, with no arguments.
