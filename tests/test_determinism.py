@@ -13,7 +13,7 @@ import sys
 from conftest import FIXTURES, ROOT
 
 from porter.analyze.project import load_sources
-from porter.parse import captures
+from porter.parse import SourceText, captures
 from porter.pipeline import scan
 
 
@@ -140,6 +140,10 @@ def test_directives_read_on_two_processes_are_those_read_on_one(monkeypatch):
     assert two.paths == one.paths == [p for p, _ in items if p != broken]  # in the order given
     assert two.pres == one.pres and two.closures == one.closures
     assert [str(p) for p in split] == [str(p) for p in alone] and len(alone) == 1
+    # Files read before (a port's re-parse) keep their place among those read again.
+    known = {path: SourceText(path, data, one.pres[path], ()) for path, data in items[::2] if path != broken}
+    again = schedule.prepare(items, [], known=known, jobs=2)
+    assert again.paths == one.paths and all(again.pres[p] is known[p].pre for p in known)
 
 
 def test_module_facts_cross_processes_unchanged():

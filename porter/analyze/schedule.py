@@ -109,23 +109,23 @@ def prepare(items: list[tuple[str, bytes]], problems: list[FileProblem],
             known: Mapping[str, SourceText | Source] | None = None, jobs: int | None = 1) -> Prepared:
     """Every file's directives (those of `known` files whose text is the same are reused), read
     on up to `jobs` processes (None: one per CPU)."""
-    pres: dict[str, Preprocessed] = {}
-    texts: dict[str, bytes] = {}
+    reused: dict[str, Preprocessed] = {}
     todo = []
     for path, data in items:
         old = (known or {}).get(path)
         if old is not None and old.text is data:
-            pres[path] = old.pre
+            reused[path] = old.pre
         else:
             todo.append((path, data))
     read = _preprocess_all(todo, build_defines, jobs)
-    for path, data in items:
-        got = pres.get(path) or read[path]
+    pres: dict[str, Preprocessed] = {}
+    texts: dict[str, bytes] = {}
+    for path, data in items:  # in the order given
+        got = reused[path] if path in reused else read[path]
         if isinstance(got, str):
             problems.append(FileProblem(path, got))
-            pres.pop(path, None)
             continue
-        pres[path] = got  # in the order given
+        pres[path] = got
         texts[path] = data
     fake = {path: _IncludesOnly(pre) for path, pre in pres.items()}
     by_name = paths_by_basename(fake)
