@@ -74,7 +74,7 @@ def tokenize(
 def token_texts(text: bytes, start: int, end: int, kinds: frozenset[str]) -> list[tuple[str, bytes]]:
     """`(kind, text)` of the tokens of `tokenize(text, start, end, directives=False)` whose kind
     is one of `kinds`: the same pattern, matched by one C-level iteration, no Token made."""
-    return [(m.lastgroup, m.group()) for m in _TOKEN.finditer(text, start, end)  # type: ignore[misc]
+    return [(m.lastgroup, m.group()) for m in _TOKEN.finditer(text, start, end)
             if m.lastgroup in kinds]
 
 
