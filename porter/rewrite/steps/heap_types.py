@@ -303,6 +303,9 @@ def _extend_members(out: Emitter, plan: Plan, tp: TypePlan) -> None:
 
 
 def _type_global(plan: Plan, t) -> Global | None:
+    first = plan.module.file_global(t.name)  # by a dict: asked once per type, of thousands of globals
+    if first is not None and first.kind is GlobalKind.STATIC_TYPE:
+        return first
     return next((g for g in plan.module.globals
                  if g.name == t.name and g.kind is GlobalKind.STATIC_TYPE and g.function is None), None)
 
@@ -311,9 +314,8 @@ def _builtin_base_deallocs(plan: Plan, f: Function) -> tuple[Span, ...]:
     """`PyList_Type.tp_dealloc(self);` in a dealloc: the builtin base's dealloc frees the object
     through tp_free and, written for static types, never releases a heap type: the subclass's
     dealloc must, after it. A base of the module's own (a global) is left to its own dealloc."""
-    own = {g.name for g in plan.module.globals if g.function is None}
     return tuple(span for span, base in f.base_deallocs
-                 if base not in own and re.fullmatch(r"Py\w+_Type", base))
+                 if plan.module.file_global(base) is None and re.fullmatch(r"Py\w+_Type", base))
 
 
 def _fix_dealloc(out: Emitter, plan: Plan, tp: TypePlan, done: set[str]) -> None:
