@@ -91,7 +91,7 @@ def outcome(mp: ModulePort, check: CompileCheck | None, not_compiled: str) -> Ou
     # weaken those builds only, and the slot table says so: the default build is whole.
     # A pacing counter stays plain only where the compiler has no C11 atomics (a condition too).
     atomic = atomic_counters(m, mp.kept)
-    everywhere_atomic = always_atomic(m, mp.kept)
+    everywhere_atomic = always_atomic(m, atomic)
     kept = sorted({g.name for g in m.globals if g.key in mp.kept and g.key not in everywhere_atomic
                    and not (conditional and (g.condition or g.key in atomic))})
     weaker = mp.posture is not None and mp.posture.value != "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED" \

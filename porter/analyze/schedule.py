@@ -146,8 +146,7 @@ def _preprocess_all(items: list[tuple[str, bytes]], build_defines: Mapping[str, 
     directives of a tree are a second or two this process would otherwise spend alone before
     any task starts, and they pickle back in a fraction of that."""
     jobs = jobs if jobs is not None else _available_cpus()
-    if jobs <= 1 or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods() \
-            or sum(len(data) for _, data in items) < PARALLEL_BYTES:
+    if not _worth_forking(jobs, len(items), sum(len(data) for _, data in items)):
         return _preprocess_share(items, build_defines)
     shares: list[list[tuple[str, bytes]]] = [[] for _ in range(min(jobs, len(items)))]
     # This process takes a larger share: a worker also pickles what it read, and this process
@@ -424,8 +423,7 @@ class Runner:
     def _pool(self, tasks: list[Task]) -> ProcessPoolExecutor | None:
         if self.pool is not None:
             return self.pool
-        if self.jobs <= 1 or len(tasks) < 2 or "fork" not in multiprocessing.get_all_start_methods() \
-                or sum(t.cost(self.prepared) for t in tasks) < PARALLEL_BYTES:
+        if not _worth_forking(self.jobs, len(tasks), sum(t.cost(self.prepared) for t in tasks)):
             return None
         global _PREPARED, _PROGRESS
         context = multiprocessing.get_context("fork")
@@ -446,6 +444,12 @@ class Runner:
         self.done += done
         if self.progress is not None:
             self.progress(self.done, max(self.total, self.done))
+
+
+def _worth_forking(jobs: int, pieces: int, size: int) -> bool:
+    """Whether `pieces` of work, `size` bytes in all, go to forked workers: there are processes
+    to spare, something to split, fork to share this process's view, and enough to parse."""
+    return jobs > 1 and pieces > 1 and "fork" in multiprocessing.get_all_start_methods() and size >= PARALLEL_BYTES
 
 
 def _available_cpus() -> int:

@@ -25,10 +25,10 @@ def atomic_counters(module: ExtensionModule, kept: Mapping[GlobalKey, Reason]) -
     return {key for key in module.pacing_counters if key in kept and kept[key].code == "unreachable-function"}
 
 
-def always_atomic(module: ExtensionModule, kept: Mapping[GlobalKey, Reason]) -> set[GlobalKey]:
-    """The pacing counters made _Atomic in every build: declared only where the compiler always
-    has C11 atomics (`#if defined(__GLIBC__)`: never MSVC)."""
-    return {key for key in atomic_counters(module, kept)
+def always_atomic(module: ExtensionModule, atomic: set[GlobalKey]) -> set[GlobalKey]:
+    """Of the `atomic_counters`, those made _Atomic in every build: declared only where the
+    compiler always has C11 atomics (`#if defined(__GLIBC__)`: never MSVC)."""
+    return {key for key in atomic
             if (condition := module.global_of(key).condition)
             and holds_in_no_build(f"({condition}) && ({NO_C11_ATOMICS})")}
 
@@ -55,7 +55,7 @@ def choose_posture(module: ExtensionModule, decisions: Decisions, exec_once: tup
     conditions: list[str] = []
     unconditional = False
     atomic = atomic_counters(module, decisions.kept)
-    everywhere_atomic = always_atomic(module, decisions.kept)
+    everywhere_atomic = always_atomic(module, atomic)
     for key, why in sorted(decisions.kept.items(), key=lambda kv: kv[0][1]):
         g = module.global_of(key)
         condition = g.condition
