@@ -849,6 +849,17 @@ class ExtensionModule:
         """The file-scope global named `name` (the first one, as a search of `globals` finds)."""
         return self._by_name[1].get(name)
 
+    def instance_struct(self, name: str) -> InstanceStruct | None:
+        """The instance struct of this name (the first one, as a search of `instance_structs` finds)."""
+        return self._structs_by_name.get(name)
+
+    @cached_property
+    def _structs_by_name(self) -> dict[str, InstanceStruct]:
+        found: dict[str, InstanceStruct] = {}
+        for s in self.instance_structs:
+            found.setdefault(s.name, s)
+        return found
+
     def global_of(self, key: tuple[str | None, str]) -> Global:
         """The global with this `Global.key` (the first one, as a search of `globals` finds)."""
         return self._by_name[2][key]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from porter import capi
@@ -57,6 +57,8 @@ class Tables:
     spans: list[Location] = field(default_factory=list)  # every table initialiser
     slot_tables: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # PyType_Slot / PyModuleDef_Slot
     specs: dict[str, str] = field(default_factory=dict)  # PyType_Spec -> its PyType_Slot table
+    _names: dict[int, tuple[dict, int, dict[str, list[tuple[str, str]]]]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def table(self, kind: dict, name: str | None, file: str | None) -> tuple[str, str] | None:
         """The table a name refers to from `file`: that file's own, else the only one of that name."""
@@ -64,8 +66,20 @@ class Tables:
             return None
         if file is not None and (file, name) in kind:
             return (file, name)
-        named = [key for key in kind if key[1] == name]
+        named = self._by_name(kind).get(name, ())
         return named[0] if len(named) == 1 else None
+
+    def _by_name(self, kind: dict) -> dict[str, list[tuple[str, str]]]:
+        # The keys of a kind by name: a search of every table per name looked up was quadratic
+        # in a unity file's tables. Tables only grow while they are collected: a count that
+        # moved means keys were added since.
+        cached = self._names.get(id(kind))
+        if cached is None or cached[0] is not kind or cached[1] != len(kind):
+            by_name: dict[str, list[tuple[str, str]]] = {}
+            for key in kind:
+                by_name.setdefault(key[1], []).append(key)
+            cached = self._names[id(kind)] = (kind, len(kind), by_name)
+        return cached[2]
 
 
 def collect_tables(indexes: list[FileIndex], macros: MacroTable) -> Tables:
@@ -205,39 +219,39 @@ def assign_roles(
     types: list[StaticType],
     tables: Tables,
     assigned: dict[str, list[tuple[str, str]]] | None = None,
-    spec_globals: dict[str, str] | None = None,
+    file_roles: FileRoles | None = None,
     added_tables: tuple[tuple[str, str], ...] = (),
     key_of: Callable[[str, str], str] | None = None,
+    wanted: Iterable[str] | None = None,
 ) -> tuple[dict[str, list[Role]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
     """Roles by function name, METH_ flags of each method, and the types naming each.
 
     `assigned` holds the slots init fills at run time (`Pattern_Type.tp_methods = ...`);
-    `spec_globals` the globals that keep heap types made from a spec (global -> spec);
-    `added_tables` the tables the module adds to itself as module functions (analyze.added_functions).
+    `file_roles` what the slot tables and the other method tables of the files give
+    (`file_roles_of`, computed once for every module of the files); `added_tables` the tables
+    the module adds to itself as module functions (analyze.added_functions).
     `key_of(file, name)` is the function a name in a file means: the rows of a table name the
     function their own file sees, so a static function that two files define gets only the
     roles of the tables and types of its own file.
+    `wanted`: the C names whose roles `file_roles` gives are asked for (a module of a file
+    with several init functions asks for those it owns), None for all of them.
     """
+    key_of = key_of or _plain_name
+    file_roles = file_roles or file_roles_of(tables, {}, key_of)
     roles: dict[str, list[Role]] = {}
     flags: dict[str, tuple[str, ...]] = {}
     owners: dict[str, list[str]] = {}
     current_type: list[str] = []
 
     def add(fn: str | None, role: Role, file: str | None = None) -> None:
-        if fn and key_of is not None and file is not None:
+        if fn and file is not None:
             fn = key_of(file, fn)
-        if fn and role not in roles.setdefault(fn, []):
-            roles[fn].append(role)
-        if fn and current_type and current_type[0] not in owners.setdefault(fn, []):
-            owners[fn].append(current_type[0])
+        if fn:
+            _add_role(roles, owners, fn, role, current_type[0] if current_type else None)
 
-    def add_method(entry: MethodEntry, role: Role, first_flags: bool = False) -> None:
+    def add_method(entry: MethodEntry, role: Role) -> None:
         add(entry.function, role, entry.location.file)
-        key = key_of(entry.location.file, entry.function) if key_of is not None else entry.function
-        if first_flags:
-            flags.setdefault(key, entry.flags)
-        else:
-            flags[key] = entry.flags
+        flags[key_of(entry.location.file, entry.function)] = entry.flags
 
     if init_name:
         add(init_name, Role(RoleKind.MODULE_INIT))
@@ -291,34 +305,102 @@ def assign_roles(
                     continue
                 add(referenced_name(slot.text), Role.of_slot(slot.name), file)
     current_type.clear()
+    # Then what the files' slot tables give, and the methods of the tables nothing claims: a
+    # function's roles keep the order in which one pass over every table would give them.
+    names = file_roles.names if wanted is None else [n for n in wanted if n in file_roles.names]
+    for name in names:
+        for key, role, owner, entry_flags in file_roles.slot_roles.get(name, ()):
+            _add_role(roles, owners, key, role, owner)
+            if entry_flags is not None:
+                flags[key] = entry_flags
+    for name in names:
+        for table, key, entry in file_roles.methods.get(name, ()):
+            if table not in claimed:
+                _add_role(roles, owners, key, Role(RoleKind.METHOD), None)
+                flags.setdefault(key, entry.flags)
+    return roles, flags, owners
+
+
+def _plain_name(file: str, name: str) -> str:
+    return name
+
+
+def _add_role(roles: dict[str, list[Role]], owners: dict[str, list[str]], key: str, role: Role,
+              owner: str | None) -> None:
+    if role not in roles.setdefault(key, []):
+        roles[key].append(role)
+    if owner and owner not in owners.setdefault(key, []):
+        owners[key].append(owner)
+
+
+# A function's key, a role, the type that gives it (a spec's global) and a method's METH_ flags.
+_SlotRole = tuple[str, Role, "str | None", "tuple[str, ...] | None"]
+
+
+@dataclass
+class FileRoles:
+    """What the tables of a set of files give their functions whatever module reads them: the
+    roles of the slot tables (PyType_Slot, PyModuleDef_Slot), and the tables those claim; the
+    rows of every other method table, which give METHOD to a module that claims none of them.
+    Computed once for the modules of a unity file, each of which then takes the roles of the
+    names it owns: reading every table once per module was quadratic in the number of inits."""
+
+    slot_roles: dict[str, list[_SlotRole]]  # C name -> what the slot tables give it
+    methods: dict[str, list[tuple[tuple[str, str], str, MethodEntry]]]  # C name -> (table, key, row)
+    names: dict[str, None]  # every C name of either, in the order first given
+    _unreached: tuple[frozenset[str], list[str]] | None = None
+
+    def unreached(self, reached: frozenset[str]) -> list[str]:
+        """The names no init reaches (`Ownership.reached`, the same set for every module)."""
+        if self._unreached is None or self._unreached[0] is not reached:
+            self._unreached = (reached, [n for n in self.names if n not in reached])
+        return self._unreached[1]
+
+
+def file_roles_of(tables: Tables, spec_globals: dict[str, str], key_of: Callable[[str, str], str]) -> FileRoles:
+    """`spec_globals`: the globals that keep heap types made from a spec (global -> spec)."""
+    slot_roles: dict[str, list[_SlotRole]] = {}
+    names: dict[str, None] = {}
+    claimed: set[tuple[str, str]] = set()
+
+    def give(fn: str | None, role: Role, owner: str | None, file: str | None = None,
+             entry_flags: tuple[str, ...] | None = None) -> None:
+        key = key_of(file, fn) if fn and file is not None else fn
+        if key:
+            slot_roles.setdefault(c_name(key), []).append((key, role, owner, entry_flags))
+            names.setdefault(c_name(key))
+
     # Slot tables of heap types the module already builds from a spec: the type is the
     # global the spec's type is kept in (`Pair_Type = PyType_FromSpec(&Pair_spec)`).
-    owner_of_table = {tables.specs[spec]: g for g, spec in (spec_globals or {}).items() if spec in tables.specs}
+    owner_of_table = {tables.specs[spec]: g for g, spec in spec_globals.items() if spec in tables.specs}
     for slot_table, rows in tables.slot_tables.items():
-        current_type[:] = [owner_of_table[slot_table]] if slot_table in owner_of_table else []
+        owner = owner_of_table.get(slot_table)
         for slot_id, fn in rows:
             methods = tables.table(tables.methods, fn, None) if slot_id.startswith("Py_tp_methods") else None
             getsets = tables.table(tables.getsets, fn, None) if slot_id.startswith("Py_tp_getset") else None
             if methods is not None:
                 claimed.add(methods)
                 for entry in tables.methods[methods]:
-                    add_method(entry, Role(RoleKind.TYPE_METHOD))
+                    give(entry.function, Role(RoleKind.TYPE_METHOD), owner, entry.location.file, entry.flags)
             elif getsets is not None:
                 claimed.add(getsets)
                 for getter, setter, where in tables.getsets[getsets]:
-                    add(getter, Role(RoleKind.GETTER), where.file)
-                    add(setter, Role(RoleKind.SETTER), where.file)
+                    give(getter, Role(RoleKind.GETTER), owner, where.file)
+                    give(setter, Role(RoleKind.SETTER), owner, where.file)
             elif slot_id.startswith(("Py_tp_", "Py_nb_", "Py_sq_", "Py_mp_", "Py_am_", "Py_bf_")):
-                add(fn, Role.of_slot(slot_id[3:]))
+                give(fn, Role.of_slot(slot_id[3:]), owner)
             elif slot_id.startswith("Py_mod_"):
-                add(fn, Role(RoleKind.MODULE_SLOT))
-    current_type.clear()
-    for key, entries in tables.methods.items():
-        if key in claimed:
+                give(fn, Role(RoleKind.MODULE_SLOT), owner)
+    unclaimed: dict[str, list[tuple[tuple[str, str], str, MethodEntry]]] = {}
+    for table, entries in tables.methods.items():
+        if table in claimed:
             continue
         for entry in entries:
-            add_method(entry, Role(RoleKind.METHOD), first_flags=True)
-    return roles, flags, owners
+            if entry.function:
+                key = key_of(entry.location.file, entry.function)
+                unclaimed.setdefault(c_name(key), []).append((table, key, entry))
+                names.setdefault(c_name(key))
+    return FileRoles(slot_roles, unclaimed, names)
 
 
 @dataclass
@@ -358,8 +440,7 @@ _LOADER_HOOK = re.compile(rb"__attribute__\s*\(\([^;{]*\b(?:constructor|destruct
 
 
 def collect_functions(
-    indexes: list[FileIndex], roles: dict[str, list[Role]], tables: Tables,
-    type_spans: list[Location], def_spans: list[Location],
+    indexes: list[FileIndex], roles: dict[str, list[Role]], initializers: tuple[dict[str, SpanSet], ...],
     owners: dict[str, list[str]] | None = None, flags: dict[str, tuple[str, ...]] | None = None,
     spelling_macros: frozenset[str] = frozenset(), shared: dict | None = None,
     keys: FunctionKeys | None = None, owner: Ownership | None = None, port_facts: bool = True,
@@ -381,14 +462,10 @@ def collect_functions(
     if skeletons is None:
         skeletons = shared["function skeletons"] = _skeletons(indexes, spelling_macros, keys, port_facts)
     made = shared.setdefault("functions made", {})
-    tables_by_file: dict[str, list[Span]] = {}
-    for loc in tables.spans + type_spans + def_spans:
-        tables_by_file.setdefault(loc.file, []).append(loc.span)
-    known_tables = {path: SpanSet(spans) for path, spans in tables_by_file.items()}
     out = []
     for sk in owned(skeletons, lambda sk: c_name(sk.name), owner, shared, "function skeletons by name"):
         name = sk.name
-        taken_key = tuple(_inside(path, ident, known_tables) for path, ident in sk.references)
+        taken_key = tuple(_inside(path, ident, initializers) for path, ident in sk.references)
         if taken_key not in sk.taken:
             taken = tuple(Location(path, ctree.span(ident)) for (path, ident), inside in zip(sk.references, taken_key)
                           if not inside)
@@ -807,9 +884,21 @@ def _spelled(ident: Node, macros: frozenset[str]) -> bool:
     return call is not None and ctree.call_name(call) in macros
 
 
-def _inside(path: str, node: Node, known: dict[str, SpanSet]) -> bool:
-    spans = known.get(path)
-    return spans is not None and spans.covers(node.start_byte)
+def spans_by_file(locations: Iterable[Location]) -> dict[str, SpanSet]:
+    by_file: dict[str, list[Span]] = {}
+    for loc in locations:
+        by_file.setdefault(loc.file, []).append(loc.span)
+    return {path: SpanSet(spans) for path, spans in by_file.items()}
+
+
+def _inside(path: str, node: Node, initializers: tuple[dict[str, SpanSet], ...]) -> bool:
+    """Whether `node` lies in one of the `initializers` (tables, type and module definitions):
+    naming a function there gives it a role, it does not take its address."""
+    for by_file in initializers:
+        spans = by_file.get(path)
+        if spans is not None and spans.covers(node.start_byte):
+            return True
+    return False
 
 
 

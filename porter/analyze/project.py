@@ -24,7 +24,9 @@ from porter.analyze.functions import (
     collect_functions,
     collect_tables,
     exclusive_definitions,
+    file_roles_of,
     init_phase,
+    spans_by_file,
 )
 from porter.analyze.getset_closures import collect_getset_closures
 from porter.analyze.globals import collect_globals
@@ -35,7 +37,7 @@ from porter.analyze.instance_checks import collect_instance_checks
 from porter.analyze.macro_functions import collect_macro_functions
 from porter.analyze.macros import MacroTable, expand, names_in, split_args
 from porter.analyze.modules import find_init_functions, find_module_defs, init_style, pasted_module
-from porter.analyze.ownership import Ownership, ownership
+from porter.analyze.ownership import Ownership, owned, ownership
 from porter.analyze.pacing_counters import collect_pacing_counters
 from porter.analyze.python_side import collect_dict_reads, collect_getattr_reads
 from porter.analyze.spec_types import collect_spec_helpers, collect_spec_makers, collect_spec_types
@@ -221,8 +223,8 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     definition = named[0] if named else None
     if definition is None and len(defs) == 1 and init.def_name is None:
         definition = defs[0]
-    types = [t for t in once("types", lambda: collect_static_types(indexes, lambda name: expand(macros, name, None)))
-             if owner is None or owner.owns(t.name)]
+    all_types = once("types", lambda: collect_static_types(indexes, lambda name: expand(macros, name, None)))
+    types = owned(all_types, lambda t: t.name, owner, shared, "types by name")
     tables = once("tables", lambda: collect_tables(indexes, macros))
     init_index = next(idx for idx in indexes if idx.path == init.file)
     module_init, style = init, init_style(init)
@@ -248,18 +250,28 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
     added = once("added tables", lambda: collect_added_tables(indexes, tables, keys.in_file))
     generated = once("generated", lambda: tuple(g for idx in indexes for g in clinic_output(idx.path, idx.src.text)))
 
+    file_roles = once("file roles", lambda: file_roles_of(tables, made_from_specs, keys.key))
+    # What the module reads roles of: the functions it owns, and those project macros define
+    # (every module of the files has those: _macro_defined).
+    wanted = None if owner is None else list(dict.fromkeys(
+        [n for n in owner.mine if n in file_roles.names] + file_roles.unreached(owner.reached)
+        + [mf.name for mf in once("macro functions", lambda: collect_macro_functions(indexes, macros))]))
+
     def settle(assignments) -> list[Function]:
         """Function facts, with `Type.tp_dealloc = f;` statements of init (`assignments`) giving
         f a slot role, not a callback's."""
         assigned: dict[str, list[tuple[str, str]]] = {}
         for a in assignments:
             assigned.setdefault(a.target, []).append((a.field, a.value))
-        roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned, made_from_specs,
-                                            added.module_tables, keys.key)
-        type_spans = list(once("type spans", lambda: [Location(t.file, t.initializer) for t in types
-                                                      if t.initializer] + _substruct_initializers(indexes)))
-        type_spans += [Location(a.file or init.file, a.statement) for a in assignments if a.target in type_names]
-        found = collect_functions(indexes, roles, tables, type_spans, def_spans, owners, flags, spelling, shared,
+        roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned, file_roles,
+                                            added.module_tables, keys.key, wanted)
+        # The files' initialisers, read once for every module, and the statements of init that fill types.
+        initializers = once("initializers", lambda: spans_by_file(
+            tables.spans + [Location(t.file, t.initializer) for t in types if t.initializer]
+            + _substruct_initializers(indexes) + def_spans))
+        filled = spans_by_file(Location(a.file or init.file, a.statement)
+                               for a in assignments if a.target in type_names)
+        found = collect_functions(indexes, roles, (initializers, filled), owners, flags, spelling, shared,
                                   keys, owner, port_facts)
         found += _macro_defined(indexes, macros, roles, owners, flags, {f.name for f in found}, shared)
         return _clinic_impls(found, generated)

@@ -18,28 +18,31 @@ TYPE_VAR_CANDIDATES = ("tp", "self_type", "dealloc_type")
 class NameAllocator:
     """Hands out identifiers no source file of the module uses and porter has not handed out."""
 
-    def __init__(self, taken: frozenset[str] | set[str]):
-        self._taken = set(taken)
+    def __init__(self, *taken: frozenset[str] | set[str]):
+        # The sets are read, not copied: a unity file's modules each start from all its
+        # identifiers, and a copy per module was quadratic in the number of modules.
+        self._used = taken
+        self._handed_out: set[str] = set()
 
     def fresh(self, name: str) -> str:
         """`name`, or `name2`, `name3`... whichever is free; it is taken afterwards."""
         candidate, n = name, 2
-        while candidate in self._taken:
+        while candidate in self:
             candidate = f"{name}{n}"
             n += 1
-        self._taken.add(candidate)
+        self._handed_out.add(candidate)
         return candidate
 
     def first_free(self, candidates: tuple[str, ...], fallback: str) -> str:
         """The first candidate no one uses, else a fresh `fallback`."""
         for name in candidates:
-            if name not in self._taken:
-                self._taken.add(name)
+            if name not in self:
+                self._handed_out.add(name)
                 return name
         return self.fresh(fallback)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._taken
+        return name in self._handed_out or any(name in used for used in self._used)
 
 
 @dataclass(frozen=True)

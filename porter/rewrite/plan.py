@@ -392,7 +392,7 @@ def _own_state_getter(module: ExtensionModule, state_type: str) -> Function | No
 
 
 def _names(module: ExtensionModule, decisions: Decisions) -> tuple[Names, NameAllocator]:
-    allocator = NameAllocator(module.names_in_use | {m.name for m in module.macros})
+    allocator = NameAllocator(module.names_in_use, {m.name for m in module.macros})
     base = module_prefix(module.name)
     state_var = allocator.first_free(STATE_VAR_CANDIDATES, f"{module.name.strip('_')}_st")
     existing = existing_state_struct(module)

@@ -45,7 +45,7 @@ def plan_gc(module: ExtensionModule, layouts: dict[str, FileLayout], t: StaticTy
     if "Py_TPFLAGS_HAVE_GC" in values.get("tp_flags", "") or inherited_gc:
         return None
     operand = sizeof_operand(values.get("tp_basicsize"))
-    struct = next((s for s in module.instance_structs if s.name == operand[1]), None) if operand else None
+    struct = module.instance_struct(operand[1]) if operand else None
     dealloc = module.function_in(t.file, referenced_name(values.get("tp_dealloc", "0") or "0") or "")
     if struct is None:
         return None
