@@ -2547,3 +2547,37 @@ static PyMethodDef methods2[] = {{"answer", answer, METH_NOARGS, NULL}, {"start"
     mp, _ = port(c)
     reason = mp.kept[(None, "ready")]
     assert reason.code == "used-at-file-scope" and "macro `NEEDS_READY_BODY` expands" in reason.message, reason
+
+
+def _unity_module(name: str) -> str:
+    return f"""
+typedef struct {{ PyObject_HEAD PyObject *payload; }} {name}Object;
+static void {name}_dealloc({name}Object *self) {{ Py_XDECREF(self->payload); PyObject_Free(self); }}
+static PyTypeObject {name}Type = {{
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "{name}.T", .tp_basicsize = sizeof({name}Object), .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor){name}_dealloc,
+}};
+static struct PyModuleDef {name}_def = {{PyModuleDef_HEAD_INIT, "{name}", NULL, -1, NULL}};
+PyMODINIT_FUNC
+PyInit_{name}(void)
+{{
+    if (PyType_Ready(&{name}Type) < 0)
+        return NULL;
+    return PyModule_Create(&{name}_def);
+}}
+"""
+
+
+def test_every_module_of_a_unity_file_reads_its_own_types_slots_as_slots():
+    """A function named in a type's initialiser has a slot role there, not an address taken
+    (a callback), in whichever module of a unity file owns the type: the initialisers of every
+    type of the files are known to each module, not those of the first module read."""
+    from porter.pipeline import scan
+
+    c = HEADER + "".join(_unity_module(name) for name in ("first", "second", "third"))
+    analysis = scan([("m.c", c.encode())], jobs=1)
+    deallocs = {f.name: f for m in analysis.modules for f in m.functions if f.name.endswith("_dealloc")}
+    assert sorted(deallocs) == ["first_dealloc", "second_dealloc", "third_dealloc"]
+    for f in deallocs.values():
+        assert [r.kind.value for r in f.roles] == ["slot"] and f.address_taken == (), f

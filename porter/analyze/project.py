@@ -265,9 +265,11 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
             assigned.setdefault(a.target, []).append((a.field, a.value))
         roles, flags, owners = assign_roles(init.function, definition, types, tables, assigned, file_roles,
                                             added.module_tables, keys.key, wanted)
-        # The files' initialisers, read once for every module, and the statements of init that fill types.
+        # The files' initialisers, read once for every module (every type's: a function named in
+        # the type of another module of a unity file is still a slot, not an address taken), and
+        # the statements of init that fill types.
         initializers = once("initializers", lambda: spans_by_file(
-            tables.spans + [Location(t.file, t.initializer) for t in types if t.initializer]
+            tables.spans + [Location(t.file, t.initializer) for t in all_types if t.initializer]
             + _substruct_initializers(indexes) + def_spans))
         filled = spans_by_file(Location(a.file or init.file, a.statement)
                                for a in assignments if a.target in type_names)
