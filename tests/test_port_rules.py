@@ -2581,3 +2581,49 @@ def test_every_module_of_a_unity_file_reads_its_own_types_slots_as_slots():
     assert sorted(deallocs) == ["first_dealloc", "second_dealloc", "third_dealloc"]
     for f in deallocs.values():
         assert [r.kind.value for r in f.roles] == ["slot"] and f.address_taken == (), f
+
+
+def _unity_spec_module(name: str) -> str:
+    return f"""
+static PyObject *{name}_twice(PyObject *self, PyObject *arg) {{ return PyNumber_Add(arg, arg); }}
+static PyObject *{name}_spare(PyObject *self, PyObject *arg) {{ return Py_NewRef(arg); }}
+static PyMethodDef {name}_type_methods[] = {{{{"twice", {name}_twice, METH_O, NULL}}, {{NULL, NULL, 0, NULL}}}};
+static PyMethodDef {name}_unused[] = {{{{"spare", {name}_spare, METH_O, NULL}}, {{NULL, NULL, 0, NULL}}}};
+static void {name}_dealloc(PyObject *self) {{ PyObject_Free(self); }}
+static PyType_Slot {name}_slots[] = {{
+    {{Py_tp_methods, {name}_type_methods}}, {{Py_tp_dealloc, {name}_dealloc}}, {{0, NULL}},
+}};
+static PyType_Spec {name}_spec = {{"{name}.T", sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT, {name}_slots}};
+static PyObject *{name}_type;
+static struct PyModuleDef {name}_def = {{PyModuleDef_HEAD_INIT, "{name}", NULL, -1, NULL}};
+PyMODINIT_FUNC
+PyInit_{name}(void)
+{{
+    {name}_type = PyType_FromSpec(&{name}_spec);
+    if ({name}_type == NULL)
+        return NULL;
+    return PyModule_Create(&{name}_def);
+}}
+"""
+
+
+def test_each_module_of_a_unity_file_gets_the_roles_a_pass_over_every_table_gives(monkeypatch):
+    """The roles slot tables and unclaimed method tables give are computed once per file and
+    each module takes those of the names it owns: the same facts as reading every table for
+    every module."""
+    import porter.analyze.project as project
+    from porter.facts_json import analysis_to_json
+    from porter.pipeline import scan
+
+    c = HEADER + "".join(_unity_spec_module(name) for name in ("first", "second", "third"))
+    owned_only = analysis_to_json(scan([("m.c", c.encode())], jobs=1))
+    every_table = project.assign_roles
+
+    def with_every_table(*args, **kwargs):
+        return every_table(*args[:8], None)
+
+    monkeypatch.setattr(project, "assign_roles", with_every_table)
+    assert analysis_to_json(scan([("m.c", c.encode())], jobs=1)) == owned_only
+    roles = {f["name"]: f["roles"] for m in owned_only["modules"] for f in m["functions"]}
+    assert roles["second_twice"] == ["type-method"] and roles["second_spare"] == ["method"], roles
+    assert roles["third_dealloc"] == ["slot:tp_dealloc"], roles
