@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import cached_property
@@ -32,6 +32,26 @@ def pickled_by_fields(cls: type[_T]) -> type[_T]:
 
     cls.__reduce__ = __reduce__  # type: ignore[method-assign]
     return cls
+
+
+class SharedFacts(tuple):
+    """Facts every module of one set of files holds as the same object (a unity file's macros,
+    type definitions, instance structs): an index on them (`shared_index`) is built once for
+    all the modules, not once per module, which made planning quadratic in the inits. It
+    pickles as its items, one object for every module a pickle holds."""
+
+    def __reduce__(self):
+        return SharedFacts, (tuple(self),)
+
+
+def shared_index(facts: tuple, key: object, build: Callable[[tuple], _T]) -> _T:
+    """`build(facts)`, kept on `facts` under `key` when they are SharedFacts."""
+    if not isinstance(facts, SharedFacts):
+        return build(facts)
+    indexes = facts.__dict__.setdefault("indexes", {})
+    if key not in indexes:
+        indexes[key] = build(facts)
+    return indexes[key]
 
 
 class Span(NamedTuple):
@@ -382,6 +402,14 @@ def function_key(file: str, name: str) -> str:
     """The key of a function that another file of its module also defines (as `static`):
     `file:name`. A function's key is its plain name otherwise (analyze.function_keys)."""
     return f"{file}:{name}"
+
+
+def first_by_name(facts: Iterable) -> dict:
+    """Each name's first fact (what a search in order finds)."""
+    found: dict = {}
+    for fact in facts:
+        found.setdefault(fact.name, fact)
+    return found
 
 
 def c_name(key: str) -> str:
@@ -851,14 +879,7 @@ class ExtensionModule:
 
     def instance_struct(self, name: str) -> InstanceStruct | None:
         """The instance struct of this name (the first one, as a search of `instance_structs` finds)."""
-        return self._structs_by_name.get(name)
-
-    @cached_property
-    def _structs_by_name(self) -> dict[str, InstanceStruct]:
-        found: dict[str, InstanceStruct] = {}
-        for s in self.instance_structs:
-            found.setdefault(s.name, s)
-        return found
+        return shared_index(self.instance_structs, "by name", first_by_name).get(name)
 
     def global_of(self, key: tuple[str | None, str]) -> Global:
         """The global with this `Global.key` (the first one, as a search of `globals` finds)."""

@@ -158,3 +158,25 @@ def test_module_facts_cross_processes_unchanged():
         copy = pickle.loads(pickle.dumps(module, pickle.HIGHEST_PROTOCOL))
         assert copy == module
         assert [type(f) for f in copy.functions] == [type(f) for f in module.functions]
+
+
+def test_the_facts_a_unity_files_modules_share_cross_processes_as_one_object():
+    """A unity file's modules hold one tuple of its macros, type definitions and instance
+    structs (SharedFacts): an index on it is built once for all of them, and pickles (a worker's
+    results) keep them one object without the indexes."""
+    import pickle
+
+    from porter.model import SharedFacts, shared_index
+
+    root = FIXTURES / "unity-two-modules"
+    modules = scan([(str(p), p.read_bytes()) for p in sorted(root.glob("*.c"))], jobs=1).modules
+    first, second = modules
+    assert isinstance(first.instance_structs, SharedFacts) and first.instance_structs is second.instance_structs
+    built = []
+    by_name = shared_index(first.instance_structs, "test", lambda facts: built.append(1) or {s.name for s in facts})
+    assert shared_index(second.instance_structs, "test", lambda facts: built.append(1)) is by_name and built == [1]
+    assert first.instance_struct("TagObject") is not None and second.instance_struct("Missing") is None
+    one, two = pickle.loads(pickle.dumps(modules, pickle.HIGHEST_PROTOCOL))
+    assert (one, two) == (first, second) and one.type_definitions is two.type_definitions
+    assert isinstance(one.macros, SharedFacts) and "indexes" not in vars(one.instance_structs)
+    assert shared_index((1, 2), "plain", lambda facts: len(facts)) == 2  # a plain tuple: built each time

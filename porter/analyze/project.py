@@ -65,6 +65,7 @@ from porter.model import (
     Role,
     RoleKind,
     Severity,
+    SharedFacts,
     Span,
     StateStructDefinition,
     StructField,
@@ -280,7 +281,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
 
     early_assignments = init_field_assignments(init_index, init)  # slots that init fills at run time
     functions = settle(early_assignments)
-    instance_structs = once("instance structs", lambda: tuple(collect_instance_structs(indexes)))
+    instance_structs = once("instance structs", lambda: SharedFacts(collect_instance_structs(indexes)))
     # Structs that start with PyObject_HEAD: their pointers are objects too.
     object_structs = once("object structs", lambda: {s.name for s in instance_structs})
     init_names = {init.function} | ({init.worker} if init.worker else set())
@@ -320,7 +321,7 @@ def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,
         module,
         ambiguous_functions=twice,
         called_from_ambiguous=once("called from ambiguous", lambda: _called_from(indexes, twice)),
-        macros=once("macros", lambda: tuple(m for idx in indexes for m in idx.macros)), init_body=init_body,
+        macros=once("macros", lambda: SharedFacts(m for idx in indexes for m in idx.macros)), init_body=init_body,
         macro_uses=macro_uses,
         find_module_uses=_find_module_uses(indexes, macros, macro_uses, keys, init, definition, init_body),
         object_structs=once("object struct facts", lambda: tuple(sorted(
@@ -382,7 +383,8 @@ def _files_facts(indexes: list[FileIndex], macros: MacroTable, macro_uses: tuple
             n for idx in indexes for n in clinic_input_names(idx.path, idx.src.text))) if generated else (),
         clinic_functions=once("clinic functions", lambda: tuple(
             c for idx in indexes for c in clinic_functions(idx.path, idx.src.text))) if generated else (),
-        type_definitions=once("type definitions", lambda: tuple(d for idx in indexes for d in _type_definitions(idx))),
+        type_definitions=once("type definitions", lambda: SharedFacts(
+            d for idx in indexes for d in _type_definitions(idx))),
         include_lines=once("include lines", lambda: tuple(
             IncludeLine(idx.path, inc.name, inc.span, not idx.src.pre.enclosing(inc.span.start))
             for idx in indexes for inc in idx.src.pre.includes)),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from porter import capi
 from porter.analyze.initializers import sizeof_operand
-from porter.model import ExtensionModule, Function, ObjectLocal, Role, RoleKind, VoidParamCast
+from porter.model import ExtensionModule, Function, ObjectLocal, Role, RoleKind, VoidParamCast, shared_index
 from porter.rewrite.planning.callback_slots import slot_refusal
 from porter.rewrite.vocab import AccessKind
 
@@ -145,16 +145,21 @@ _PASTE_CHAIN = re.compile(r"\w+(?:\s*##\s*\w+)+")
 def _may_be_pasted(name: str, module: ExtensionModule) -> bool:
     """Whether some project macro's `##` could make `name`: it matches a paste chain whose
     arguments stand for any word (`name ## _impl` makes every name ending in `_impl`)."""
-    for macro in module.macros:
+    return any(pattern.fullmatch(name) for pattern in shared_index(module.macros, "paste chains", _paste_chains))
+
+
+def _paste_chains(macros) -> list[re.Pattern[str]]:
+    """The names each `##` chain of the macros can make, as patterns (read once per set of files)."""
+    out = []
+    for macro in macros:
         if "##" not in macro.body_text:
             continue
         params = set(macro.params or ())
         for chain in _PASTE_CHAIN.findall(macro.body_text):
             pieces = [p.strip() for p in chain.split("##")]
-            pattern = "".join(r"\w*" if p in params or p == "__VA_ARGS__" else re.escape(p) for p in pieces)
-            if re.fullmatch(pattern, name):
-                return True
-    return False
+            out.append(re.compile("".join(r"\w*" if p in params or p == "__VA_ARGS__" else re.escape(p)
+                                          for p in pieces)))
+    return out
 
 
 def _public_signature(f: Function, module: ExtensionModule, called: bool) -> str:
@@ -194,10 +199,12 @@ def _exported_on_purpose(f: Function, module: ExtensionModule, called: bool) -> 
     if f.is_static:
         return ""
     words = set(f.specifier_words)
-    exporting = {m.name for m in module.macros if _EXPORTED.search(m.body_text)} | _CAPI_EXPORT_MACROS
+    exporting = shared_index(module.macros, "exporting", lambda macros: frozenset(
+        m.name for m in macros if _EXPORTED.search(m.body_text)) | _CAPI_EXPORT_MACROS)
     if words & exporting or "dllexport" in words or {"visibility", "default"} <= words:
         return f"{f.name}() is marked for export from the shared object: its signature is public"
-    hiding = {m.name for m in module.macros if _HIDDEN.search(m.body_text)}
+    hiding = shared_index(module.macros, "hiding", lambda macros: frozenset(
+        m.name for m in macros if _HIDDEN.search(m.body_text)))
     if not hiding or words & hiding or {"visibility", "hidden"} <= words or called:
         return ""
     if any(set(g.specifier_words) & hiding for g in module.functions if not g.is_static):

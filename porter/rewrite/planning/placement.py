@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from porter import capi
-from porter.model import ExtensionModule, Location, Macro, Span, TypeDefinition
+from porter.model import ExtensionModule, Location, Macro, Span, TypeDefinition, shared_index
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.planning.decide import Decisions
 from porter.rewrite.planning.guards import BuildGuards
@@ -133,12 +133,18 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts,
     defined in between); otherwise the global stays global. `header_limited`: the lowest
     Py_LIMITED_API of the units that read the state's header (plan.header_limited_api), whose
     headers declare no C-API type outside it."""
-    defs = {d.name: d for d in module.type_definitions if d.file == placement.file}
+    # The modules of a unity file share their files' definitions and macros: these indexes
+    # are built once for all of them (shared_index).
+    types = module.type_definitions
+    defs = shared_index(types, ("in", placement.file),
+                        lambda ds: {d.name: d for d in ds if d.file == placement.file})
     visible = module.translation_unit(placement.file)
-    elsewhere = {d.name: d for d in module.type_definitions if d.file not in visible}
     if placement.new_file:
         # Included after each file's own includes: only what a .c file defines is out of sight.
-        elsewhere = {d.name: d for d in module.type_definitions if not d.file.endswith(".h")}
+        elsewhere = shared_index(types, "in .c files", lambda ds: {d.name: d for d in ds if not d.file.endswith(".h")})
+    else:
+        elsewhere = shared_index(types, ("outside", visible),
+                                 lambda ds: {d.name: d for d in ds if d.file not in visible})
     at = placement.at
     existing = module.state_struct
     if existing is not None and existing.file == placement.file and existing.statement.end <= at:
@@ -146,9 +152,7 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts,
     hoisted: dict[str, TypeDefinition] = {}
     vetoes: dict[GlobalKey, Reason] = {}
     macro_units: dict[tuple[str, int], MacroUnit] = {}
-    macro_defs: dict[str, list[Macro]] = {}
-    for m in module.macros:
-        macro_defs.setdefault(m.name, []).append(m)
+    macro_defs: dict[str, list[Macro]] = shared_index(module.macros, "all by name", _all_by_name)
     for f in fields:
         g = f.source
         if g is None:
@@ -190,6 +194,13 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts,
                                    "state, and porter cannot move that definition up")
     return LateTypes(tuple(sorted(hoisted.values(), key=lambda d: d.statement.start)), vetoes,
                      tuple(macro_units[k] for k in sorted(macro_units)))
+
+
+def _all_by_name(macros) -> dict[str, list[Macro]]:
+    found: dict[str, list[Macro]] = {}
+    for m in macros:
+        found.setdefault(m.name, []).append(m)
+    return found
 
 
 def _unseen_macros(macro_defs: dict[str, list[Macro]], text: str, placement: Placement, visible: frozenset[str],
