@@ -159,9 +159,13 @@ def big_module(megabytes: float) -> bytes:
     return ("#define PY_SSIZE_T_CLEAN\n#include <Python.h>\n\n" + module_text("big", units)).encode()
 
 
-def unity_file(inits: int, units_per_init: int) -> bytes:
+def unity_file(inits: int, units_per_init: int, macros_per_init: int = 0) -> bytes:
+    """`macros_per_init`: project macros each module brings (an object-like constant and a
+    function-like call per pair), defined at the top as generated sources do."""
+    macros = "".join(f"#define MOD{k}_CONST_{i} ({i} + {k})\n#define MOD{k}_PACK_{i}(x) PyTuple_Pack(1, x)\n"
+                     for k in range(inits) for i in range(macros_per_init // 2))
     body = "".join(module_text(f"mod{k}", units_per_init) for k in range(inits))
-    return ("#define PY_SSIZE_T_CLEAN\n#include <Python.h>\n\n" + body).encode()
+    return ("#define PY_SSIZE_T_CLEAN\n#include <Python.h>\n\n" + macros + body).encode()
 
 
 def timed(argv: list[str], timeout: float) -> tuple[float | None, float]:
@@ -213,6 +217,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="0.16,0.32,0.64,1.3,5", help="module sizes in MB")
     parser.add_argument("--inits", default="4,8,16,32,128", help="init functions per unity file")
     parser.add_argument("--units-per-init", type=int, default=16)
+    parser.add_argument("--macros-per-init", type=int, default=0,
+                        help="project macros per module of a unity file (generated sources define hundreds)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--only", choices=("module", "unity"))
@@ -237,11 +243,11 @@ def main() -> int:
             points = []
             for k in (int(x) for x in args.inits.split(",")):
                 path = Path(tmp) / f"unity_{k}.c"
-                path.write_bytes(unity_file(k, args.units_per_init))
+                path.write_bytes(unity_file(k, args.units_per_init, args.macros_per_init))
                 r = measure_point(path, args.repeat, args.timeout, args.scan_args.split(), args.port_args.split())
                 points.append((f"{k} inits", path.stat().st_size, r))
                 print(f"  unity {k}: {r}", file=sys.stderr)
-            table(f"unity files ({args.units_per_init} units per init)", points)
+            table(f"unity files ({args.units_per_init} units, {args.macros_per_init} macros per init)", points)
     return 0
 
 

@@ -71,6 +71,7 @@ from porter.model import (
     StructField,
     TypeDefinition,
     function_key,
+    shared_index,
 )
 from porter.parse import Node, Source, SourceText
 from porter.preproc import Preprocessed, branch_expression
@@ -189,17 +190,25 @@ class ModuleContext:
                    companions.cpython_version, companions.cpython_root)
 
     def finish(self, module: ExtensionModule) -> ExtensionModule:
-        shared = self.shared
         return dataclasses.replace(
             module, python_dict_reads=self.dict_reads, build=self.build.with_given(module.init.implied_defines, ()),
             cpython_version=self.cpython_version, cpython_root=self.cpython_root,
             public_headers=_public_headers(module, self.build),
             python_module_reads=self.module_reads,
             outside_uses=_outside_uses(module, self.outside_names),
-            macros_fully_seen=frozenset(
-                n for n in module.macros_fully_seen
-                if not any(m.name == n and posixpath.basename(m.file) in shared for m in module.macros)),
+            macros_fully_seen=module.macros_fully_seen - self._defined_in_shared_headers(module),
             findings=module.findings + tuple(self.limited))
+
+
+    def _defined_in_shared_headers(self, module: ExtensionModule) -> frozenset[str]:
+        """The macros some definition of which is in a header other packages' code includes too
+        (`shared`): their uses there are not seen. A set per set of files, not a search of every
+        macro per macro (cubic in a unity file of many macros)."""
+        if not self.shared:
+            return frozenset()
+        shared = frozenset(self.shared)
+        return shared_index(module.macros, ("defined in", shared), lambda macros: frozenset(
+            m.name for m in macros if posixpath.basename(m.file) in shared))
 
 
 def _module(init: InitFunction, indexes: list[FileIndex], macros: MacroTable,

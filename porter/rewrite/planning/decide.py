@@ -7,6 +7,7 @@ run again until none objects. The set of moving globals only shrinks, so the loo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from porter.analyze.functions import init_phase
@@ -18,9 +19,11 @@ from porter.model import (
     Global,
     GlobalKind,
     InstanceCheck,
+    Macro,
     RoleKind,
     SpecHelper,
     SpecMaker,
+    shared_index,
 )
 from porter.rewrite.planning.access import Access, function_access
 from porter.rewrite.planning.callback_slots import all_or_none, slot_edges
@@ -191,9 +194,8 @@ def _base_macro_bodies(module: ExtensionModule, graph: MacroGraph, finders: set[
         if use.macro is not None and use.wants is FindModuleWant.STATE and use.macro not in last_module_macros:
             bodies.setdefault(use.macro, set()).add(MODULE_STATE)
     # A macro that calls a state finder (`st = get_global_state();`) needs state where it expands.
-    for m in module.macros:
-        if any(name in finders for name, *_ in m.called()):
-            bodies.setdefault(m.name, set()).add(MODULE_STATE)
+    for m in macros_calling(module, finders):
+        bodies.setdefault(m.name, set()).add(MODULE_STATE)
     return graph.close(bodies)
 
 
@@ -281,9 +283,8 @@ def _reach(module: ExtensionModule, movable: dict[GlobalKey, Global], base_bodie
         if passing.helpers:
             needs, helpers = thread_helpers(functions, access, direct, passing.helpers, through_slots)
         # One defined only under a condition porter cannot evaluate is reported instead.
-        now = {m.name for m in module.macros
-               if m.active is not None and m.file not in unsure_files
-               and any(name in helpers for name, *_ in m.called())}
+        now = {m.name for m in macros_calling(module, helpers)
+               if m.active is not None and m.file not in unsure_files}
         if now <= calling:
             return _Reached(access, needs, helpers, macro_bodies, direct, passing, checks)
         calling |= now
@@ -349,3 +350,20 @@ def state_finders(module: ExtensionModule) -> set[str]:
 
 
 __all__ = ["Decisions", "decide", "state_finders", "MODULE_STATE", "RoleKind"]
+
+
+def macros_calling(module: ExtensionModule, names: Iterable[str]) -> list[Macro]:
+    """The module's macros whose body calls one of `names`, in their order. The macros' calls
+    are read once for every module of the files (shared_index): a search of every macro's body
+    per module, once per round, was quadratic in a unity file of many macros."""
+    callers = shared_index(module.macros, "callers by callee", _callers_by_callee)
+    found = {pos: m for name in callers.keys() & set(names) for pos, m in callers[name]}
+    return [found[pos] for pos in sorted(found)]
+
+
+def _callers_by_callee(macros) -> dict[str, list[tuple[int, Macro]]]:
+    out: dict[str, list[tuple[int, Macro]]] = {}
+    for pos, m in enumerate(macros):
+        for name in dict.fromkeys(name for name, *_ in m.called()):
+            out.setdefault(name, []).append((pos, m))
+    return out

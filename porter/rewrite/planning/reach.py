@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from porter.model import ExtensionModule, Function, Global, UseAccess
+from porter.model import ExtensionModule, Function, Global, UseAccess, shared_index
 from porter.rewrite.planning.access import NO_ACCESS, Access
 from porter.rewrite.planning.getset_closures import eligible_rows
 from porter.rewrite.planning.own_type import freed_through_own_type
@@ -13,6 +13,18 @@ from porter.rewrite.vocab import AccessKind
 GlobalKey = tuple[str | None, str]
 # What `PyModule_GetState(PyState_FindModule(&def))` gave: needs state like a moved global does.
 MODULE_STATE: GlobalKey = (None, "<module state>")
+
+
+def _mentions(macros) -> tuple[dict[str, frozenset[str]], dict[str, list[frozenset[str]]]]:
+    """Each macro's names of other macros, and the identifiers of each of its definitions."""
+    names = {m.name for m in macros}
+    mentions: dict[str, set[str]] = {}
+    identifiers: dict[str, list[frozenset[str]]] = {}
+    for m in macros:
+        idents = m.identifiers
+        identifiers.setdefault(m.name, []).append(idents)
+        mentions.setdefault(m.name, set()).update(i for i in idents if i in names and i != m.name)
+    return {k: frozenset(v) for k, v in mentions.items()}, identifiers
 
 
 def key_order(key: GlobalKey) -> tuple[str, str]:
@@ -29,7 +41,9 @@ class MacroGraph:
 
     @classmethod
     def of(cls, module: ExtensionModule) -> MacroGraph:
-        names = {m.name for m in module.macros}
+        # Which macros each body names depends on the files only: read once for every module
+        # of a unity file (shared_index), not once per module.
+        mentions, identifiers = shared_index(module.macros, "macro mentions", _mentions)
         # A body's name means the global unless every expansion site declares it (the facts
         # then hold no macro use of it).
         named_in: dict[str, set[str]] = {}
@@ -38,14 +52,12 @@ class MacroGraph:
                 for u in g.uses:
                     if u.access is UseAccess.MACRO and u.macro is not None:
                         named_in.setdefault(u.macro, set()).add(g.name)
-        mentions: dict[str, set[str]] = {}
         direct: dict[str, set[GlobalKey]] = {}
-        for m in module.macros:
-            idents = m.identifiers
-            mentions.setdefault(m.name, set()).update(i for i in idents if i in names and i != m.name)
-            direct.setdefault(m.name, set()).update((None, i) for i in idents if i in named_in.get(m.name, ()))
-        graph = cls({k: frozenset(v) for k, v in mentions.items()}, {})
-        closed = graph.close({k: set(v) for k, v in direct.items()})
+        for name, globals_named in named_in.items():
+            for idents in identifiers.get(name, ()):
+                direct.setdefault(name, set()).update((None, i) for i in idents if i in globals_named)
+        graph = cls(mentions, {})
+        closed = graph.close(direct) if any(direct.values()) else {}
         return cls(graph.mentions, {k: frozenset(v) for k, v in closed.items() if v})
 
     def reaching(self, name: str) -> set[str]:
