@@ -412,6 +412,14 @@ def first_by_name(facts: Iterable) -> dict:
     return found
 
 
+def all_by_name(facts: Iterable) -> dict[str, list]:
+    """Each name's facts, in their order (a macro defined in several #if branches or files)."""
+    found: dict[str, list] = {}
+    for fact in facts:
+        found.setdefault(fact.name, []).append(fact)
+    return found
+
+
 def c_name(key: str) -> str:
     """The C name of the function with this key (a C name holds no ':')."""
     return key.rpartition(":")[2]

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from porter import capi
-from porter.model import ExtensionModule, Location, Macro, Span, TypeDefinition, shared_index
+from porter.model import ExtensionModule, Location, Macro, Span, TypeDefinition, all_by_name, shared_index
 from porter.rewrite.layout import FileLayout
 from porter.rewrite.planning.decide import Decisions
 from porter.rewrite.planning.guards import BuildGuards
@@ -152,7 +152,7 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts,
     hoisted: dict[str, TypeDefinition] = {}
     vetoes: dict[GlobalKey, Reason] = {}
     macro_units: dict[tuple[str, int], MacroUnit] = {}
-    macro_defs: dict[str, list[Macro]] = shared_index(module.macros, "all by name", _all_by_name)
+    macro_defs: dict[str, list[Macro]] = shared_index(module.macros, "all by name", all_by_name)
     for f in fields:
         g = f.source
         if g is None:
@@ -194,13 +194,6 @@ def late_types(module: ExtensionModule, fields, placement: Placement, layouts,
                                    "state, and porter cannot move that definition up")
     return LateTypes(tuple(sorted(hoisted.values(), key=lambda d: d.statement.start)), vetoes,
                      tuple(macro_units[k] for k in sorted(macro_units)))
-
-
-def _all_by_name(macros) -> dict[str, list[Macro]]:
-    found: dict[str, list[Macro]] = {}
-    for m in macros:
-        found.setdefault(m.name, []).append(m)
-    return found
 
 
 def _unseen_macros(macro_defs: dict[str, list[Macro]], text: str, placement: Placement, visible: frozenset[str],
